@@ -1,0 +1,59 @@
+# Scepter — the whole set-up is two commands on a fresh Debian 12 machine:
+#   make run    install what is missing, build, start the server (SQLite, dev certificates)
+#   make test   install what tests need, build with sanitizers, run every test
+# Other targets: make build, make bench, make lint, make format, make clean.
+
+BUILD_DIR ?= build
+TEST_BUILD_DIR ?= build-test
+BENCH_BUILD_DIR ?= build-bench
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE ?= cmake
+
+.PHONY: all build run test bench lint format check-banned clean deps-build deps-run deps-test
+
+all: build
+
+deps-build:
+	@scripts/deps.sh build
+
+deps-run:
+	@scripts/deps.sh run
+
+deps-test:
+	@scripts/deps.sh test
+
+build: deps-build
+	@echo "== configure $(BUILD_DIR) (release)"
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCEPTER_TESTS=OFF >/dev/null
+	@echo "== build"
+	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
+
+run: deps-run build
+	@scripts/run-dev.sh $(BUILD_DIR)
+
+test: deps-test check-banned
+	@echo "== configure $(TEST_BUILD_DIR) (ASan + UBSan, -Werror)"
+	$(CMAKE) -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 \
+		-DSCEPTER_SANITIZE=ON -DSCEPTER_WERROR=ON -DSCEPTER_TESTS=ON >/dev/null
+	@echo "== build"
+	$(CMAKE) --build $(TEST_BUILD_DIR) -j $(JOBS)
+	@echo "== run every test (ctest)"
+	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: deps-test
+	@echo "== configure $(BENCH_BUILD_DIR) (release)"
+	$(CMAKE) -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DSCEPTER_TESTS=ON >/dev/null
+	$(CMAKE) --build $(BENCH_BUILD_DIR) -j $(JOBS)
+	@scripts/bench.sh $(BENCH_BUILD_DIR)
+
+check-banned:
+	@scripts/check-banned.sh
+
+lint: check-banned
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR)

@@ -1,0 +1,94 @@
+/*
+ * Bounded string helpers.
+ */
+#include "str.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+size_t str_copy(char *dst, size_t size, const char *src)
+{
+    size_t len = strlen(src);
+
+    if (size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+    }
+    return len;
+}
+
+size_t str_append(char *dst, size_t size, const char *src)
+{
+    size_t dlen = strnlen(dst, size);
+
+    if (dlen == size)
+        return size + strlen(src);
+    return dlen + str_copy(dst + dlen, size - dlen, src);
+}
+
+int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+    long long v;
+
+    if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int str_to_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "yes", "true", "on"};
+    static const char *const no[] = {"0", "no", "false", "off"};
+
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+bool str_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool str_empty(const char *s)
+{
+    return s == NULL || *s == '\0';
+}
+
+char *str_trim(char *s)
+{
+    size_t len;
+    char *p = s;
+
+    while (*p && isspace((unsigned char)*p))
+        p++;
+    len = strlen(p);
+    while (len && isspace((unsigned char)p[len - 1]))
+        len--;
+    memmove(s, p, len);
+    s[len] = '\0';
+    return s;
+}
+
+bool str_eq_nocase(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0;
+}

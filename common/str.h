@@ -1,0 +1,28 @@
+/*
+ * Small string helpers that replace the banned strcpy/strcat/atoi family.
+ */
+#ifndef SCEPTER_COMMON_STR_H
+#define SCEPTER_COMMON_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attr.h"
+
+/* Copy src into dst (size bytes), always NUL-terminating; returns strlen(src) like strlcpy. */
+size_t str_copy(char *dst, size_t size, const char *src);
+/* Append src to the NUL-terminated dst, truncating; returns the length it tried to create. */
+size_t str_append(char *dst, size_t size, const char *src);
+/* Parse a whole decimal integer in [min, max]; 0 on success, -1 otherwise. */
+int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *out) WUR;
+/* Parse "yes/no/true/false/on/off/1/0" (any case); 0 on success, -1 otherwise. */
+int str_to_bool(const char *s, bool *out) WUR;
+bool str_has_prefix(const char *s, const char *prefix);
+bool str_empty(const char *s);
+/* Remove leading and trailing ASCII whitespace in place; returns s. */
+char *str_trim(char *s);
+/* Compare without regard to ASCII case. */
+bool str_eq_nocase(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,587 @@
+/*
+ * store/store.h — everything Scepter knows, behind one interface.
+ *
+ * Two backends, chosen by URL at store_open():
+ *   sqlite:PATH            embedded default (WAL, busy timeout), one file
+ *   postgres://...         production; several scepter processes may share one database
+ * Both pass the same conformance suite (tests/unit/store/).  Each backend applies its numbered
+ * migrations (store/sql/<backend>/NNN_*.sql) at open, in a transaction, recorded in a
+ * schema-version table; a database newer than the binary is refused with SCEPTER_EVERSION.
+ *
+ * A struct store is one connection: it is not thread-safe, and each worker thread opens its
+ * own.  Every function is atomic: it commits all of its writes or none.  PostgreSQL
+ * serialization failures and deadlocks are retried inside the store and never surface; a
+ * connection that went away (server restart) makes the failing call return SCEPTER_ESTORE and
+ * is re-established on the next call.
+ *
+ * Conventions: functions return 0 (or a documented positive value) on success and a negative
+ * SCEPTER_E* code with *err filled on failure.  Strings passed in are borrowed.  Structs
+ * returned through out-parameters own their heap fields; release them with the matching
+ * store_*_clear() / store_*_free() function.  Times are UNIX seconds, passed in by the caller
+ * (`now`) so tests control them.
+ *
+ * Identifiers:
+ *   device id       the UDID, or the EnrollmentID of a user enrollment
+ *   enrollment id   a channel that receives commands: the device channel's id is the device id;
+ *                   a user channel's id is "<device id>:<UserID>" (or :<EnrollmentUserID>)
+ */
+#ifndef SCEPTER_STORE_STORE_H
+#define SCEPTER_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/attr.h"
+#include "common/error.h"
+#include "common/uuid.h"
+
+struct store;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lifecycle                                                                                 */
+
+/*
+ * Open the store at url and apply pending migrations.  Errors: SCEPTER_EINVAL (bad URL),
+ * SCEPTER_ESTORE (cannot connect / migration failed), SCEPTER_EVERSION (database newer than
+ * this binary).
+ */
+int store_open(const char *url, struct store **out, struct scepter_error *err) WUR;
+void store_close(struct store *s);
+/* "sqlite" or "postgres". */
+const char *store_backend(const struct store *s);
+/* The schema version in the database and the newest this binary knows. */
+int store_schema_version(struct store *s, int *db_version, int *binary_version,
+                         struct scepter_error *err) WUR;
+/* A cheap round trip (for /healthz). */
+int store_ping(struct store *s, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Devices and enrollments (check-in)                                                        */
+
+enum store_platform {
+    STORE_PLATFORM_UNKNOWN = 0,
+    STORE_PLATFORM_MACOS,
+    STORE_PLATFORM_IOS, /* iPhone, iPod touch */
+    STORE_PLATFORM_IPADOS,
+    STORE_PLATFORM_TVOS,
+    STORE_PLATFORM_WATCHOS,
+    STORE_PLATFORM_VISIONOS,
+};
+/* "unknown", "macos", "ios", "ipados", "tvos", "watchos", "visionos". */
+const char *store_platform_name(enum store_platform p);
+/* The inverse of store_platform_name; STORE_PLATFORM_UNKNOWN for anything else. */
+enum store_platform store_platform_parse(const char *name);
+/*
+ * The platform from Authenticate's ProductName ("iPhone14,2", "iPad13,4", "MacBookPro18,3"),
+ * Model ("iMac14,2") and ModelName ("iMac", "iPhone", "iPad"); any may be NULL.
+ */
+enum store_platform store_platform_guess(const char *product_name, const char *model,
+                                         const char *model_name);
+
+enum store_enroll_type {
+    STORE_ENROLL_DEVICE = 1,            /* device channel, UDID */
+    STORE_ENROLL_USER_ENROLLMENT = 2,   /* device channel of a user enrollment, EnrollmentID */
+    STORE_ENROLL_USER = 3,              /* macOS user channel */
+    STORE_ENROLL_USER_ENROLLMENT_USER = 4,
+    STORE_ENROLL_SHARED_IPAD_USER = 5,
+};
+
+/* Device facts, as Authenticate (or a DeviceInformation result) reports them. */
+struct store_device_facts {
+    const char *serial_number;
+    const char *device_name;
+    const char *model;
+    const char *model_name;
+    const char *product_name;
+    const char *os_version;
+    const char *build_version;
+    const char *imei;
+    const char *meid;
+    enum store_platform platform;
+};
+
+struct store_authenticate {
+    const char *device_id;    /* UDID or EnrollmentID */
+    enum store_enroll_type type; /* STORE_ENROLL_DEVICE or STORE_ENROLL_USER_ENROLLMENT */
+    const char *topic;
+    const char *cert_hash;    /* SHA-256 hex of the identity certificate */
+    struct store_device_facts facts;
+};
+
+/*
+ * Authenticate: create or update the device, bind cert_hash to it, and (re)start its device
+ * enrollment: the enrollment is disabled until its first TokenUpdate, its push token,
+ * PushMagic and unlock token are cleared, and commands still queued for it and its user
+ * channels are deactivated (a re-enrolling device starts with a clean queue).
+ * SCEPTER_EFORBIDDEN if cert_hash is already bound to another device (nothing is changed).
+ */
+int store_authenticate(struct store *s, const struct store_authenticate *a, int64_t now,
+                       struct scepter_error *err) WUR;
+
+/*
+ * Is cert_hash bound to device_id?  Returns 1 (bound), 0 (bound to nothing), or
+ * SCEPTER_EFORBIDDEN (bound to another device; err names it).
+ */
+int store_cert_check(struct store *s, const char *cert_hash, const char *device_id,
+                     struct scepter_error *err) WUR;
+
+struct store_token_update {
+    const char *enrollment_id;
+    const char *device_id;
+    enum store_enroll_type type;
+    const char *topic;
+    const unsigned char *token; /* APNs device token bytes */
+    size_t token_len;
+    const char *push_magic;
+    const unsigned char *unlock_token; /* NULL keeps the stored one */
+    size_t unlock_token_len;
+    const char *user_id;         /* user channels */
+    const char *user_short_name;
+    const char *user_long_name;
+    bool awaiting_configuration;
+};
+
+/*
+ * TokenUpdate: store the channel's token and PushMagic, enable it and clear a push-token
+ * invalid mark.  A user channel's enrollment is created on its first TokenUpdate.
+ * *first is true when the channel was not enabled before (the first TokenUpdate after
+ * Authenticate): the caller then pushes and queues what targets the device.
+ * SCEPTER_ENOTFOUND if the device never authenticated.
+ */
+int store_token_update(struct store *s, const struct store_token_update *t, int64_t now,
+                       bool *first, struct scepter_error *err) WUR;
+
+/* CheckOut: disable the device and all its channels; queued commands are deactivated. */
+int store_checkout(struct store *s, const char *device_id, int64_t now,
+                   struct scepter_error *err) WUR;
+
+/* Update the stored facts of a device (after a DeviceInformation result); NULL keeps one. */
+int store_device_update_facts(struct store *s, const char *device_id,
+                              const struct store_device_facts *f, int64_t now,
+                              struct scepter_error *err) WUR;
+
+/* SetBootstrapToken (len 0 deletes) and GetBootstrapToken (*data NULL when none). */
+int store_bootstrap_set(struct store *s, const char *device_id, const unsigned char *data,
+                        size_t len, struct scepter_error *err) WUR;
+int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **data,
+                        size_t *len, struct scepter_error *err) WUR;
+
+/* Batched last-seen: set last_seen = now for the n enrollments, in one statement. */
+int store_touch(struct store *s, const char *const *enrollment_ids, size_t n, int64_t now,
+                struct scepter_error *err) WUR;
+
+struct store_enrollment {
+    char *id;
+    char *device_id;
+    enum store_enroll_type type;
+    char *topic;
+    char *user_id, *user_short_name, *user_long_name;
+    bool enabled;        /* authenticated and TokenUpdate received, not checked out */
+    bool token_valid;    /* has a push token not reported invalid by APNs */
+    int64_t last_seen, token_updated_at, created;
+};
+void store_enrollment_clear(struct store_enrollment *e);
+/* SCEPTER_ENOTFOUND if unknown. */
+int store_enrollment_get(struct store *s, const char *enrollment_id,
+                         struct store_enrollment *out, struct scepter_error *err) WUR;
+
+struct store_device {
+    char *id;              /* UDID or EnrollmentID */
+    enum store_enroll_type type;
+    char *serial_number, *device_name, *model, *model_name, *product_name, *os_version,
+        *build_version;
+    enum store_platform platform;
+    char *topic;
+    bool enrolled;         /* device channel enabled */
+    bool token_valid;
+    bool has_bootstrap_token;
+    int64_t last_seen, authenticated_at, token_updated_at, checked_out_at, created;
+    char **groups;         /* names of its device groups */
+    size_t n_groups;
+};
+void store_device_clear(struct store_device *d);
+void store_devices_free(struct store_device *d, size_t n);
+int store_device_get(struct store *s, const char *device_id, struct store_device *out,
+                     struct scepter_error *err) WUR;
+
+struct store_device_filter {
+    enum store_platform platform; /* STORE_PLATFORM_UNKNOWN = any */
+    int enrolled;                 /* -1 any, 0 not enrolled, 1 enrolled */
+    int64_t seen_after;           /* 0 = no bound */
+    int64_t seen_before;          /* 0 = no bound */
+    const char *group;            /* NULL = any */
+    size_t limit;                 /* 0 = no limit */
+    size_t offset;
+};
+/* Devices ordered by id. */
+int store_device_list(struct store *s, const struct store_device_filter *f,
+                      struct store_device **out, size_t *n, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The command queue                                                                         */
+
+enum store_status {
+    STORE_STATUS_IDLE = 0,
+    STORE_STATUS_ACKNOWLEDGED,
+    STORE_STATUS_ERROR,
+    STORE_STATUS_COMMAND_FORMAT_ERROR,
+    STORE_STATUS_NOTNOW,
+};
+/* Apple's spelling: "Idle", "Acknowledged", "Error", "CommandFormatError", "NotNow". */
+const char *store_status_name(enum store_status st);
+/* -1 for an unknown name. */
+int store_status_parse(const char *name);
+
+enum store_policy_action { STORE_POLICY_NONE = 0, STORE_POLICY_INSTALL, STORE_POLICY_REMOVE };
+
+struct store_command {
+    char uuid[UUID_STR_LEN];
+    const char *request_type;
+    const unsigned char *plist; /* the whole {CommandUUID, Command} plist sent to the device */
+    size_t plist_len;
+    int priority;               /* higher first; 0 is normal */
+    /* Policy bookkeeping: which policy this command installs or removes (0 = none). */
+    int64_t policy_id;
+    int64_t policy_version;
+    enum store_policy_action policy_action;
+};
+
+/*
+ * Queue one command for n enrollments in one transaction (one command row, n queue rows).
+ * Fast for 100,000 enrollments.  SCEPTER_ENOTFOUND (naming it) if an enrollment is unknown;
+ * SCEPTER_ECONFLICT if the UUID exists.  Nothing is written on error.
+ */
+int store_enqueue(struct store *s, const struct store_command *cmd,
+                  const char *const *enrollment_ids, size_t n, int64_t now,
+                  struct scepter_error *err) WUR;
+/* Queue cmds[i] for enrollment_ids[i], i < n, in one transaction. */
+int store_enqueue_each(struct store *s, const struct store_command *cmds,
+                       const char *const *enrollment_ids, size_t n, int64_t now,
+                       struct scepter_error *err) WUR;
+
+/* A command handed to a device. */
+struct store_next {
+    char uuid[UUID_STR_LEN];
+    char *request_type;
+    unsigned char *plist;
+    size_t plist_len;
+};
+void store_next_clear(struct store_next *n);
+
+/* A report from the device on the connect endpoint. */
+struct store_report {
+    const char *enrollment_id;
+    const char *device_id;
+    const char *cert_hash;        /* non-NULL: refuse unless bound to device_id */
+    enum store_status status;
+    const char *command_uuid;     /* NULL for Idle */
+    const unsigned char *raw;     /* the result plist as received (not for Idle) */
+    size_t raw_len;
+    const char *error_chain_json; /* ErrorChain as JSON text, or NULL */
+};
+
+enum store_report_outcome {
+    STORE_REPORT_IDLE = 0,       /* Idle: nothing recorded */
+    STORE_REPORT_RECORDED,       /* the result was stored */
+    STORE_REPORT_DUPLICATE,      /* a final result for it already existed: nothing changed */
+    STORE_REPORT_UNKNOWN_COMMAND /* not queued for this enrollment (e.g. cancelled): ignored */
+};
+
+/*
+ * The connect exchange, in one transaction (one round trip on the Idle path):
+ *   1. with report->cert_hash, check the binding (SCEPTER_EFORBIDDEN) and that the enrollment
+ *      exists and is enabled (SCEPTER_ENOTFOUND);
+ *   2. record the report: Acknowledged / Error / CommandFormatError finish the command for
+ *      this enrollment; NotNow records the result, bumps its NotNow count and time, and skips
+ *      the command for the rest of the exchange; Idle starts a new exchange, making NotNow
+ *      commands eligible again;
+ *   3. fetch the next command: the oldest active one of the highest priority without a final
+ *      result, not skipped in this exchange.  A command handed out but never answered is
+ *      offered again (at-least-once).
+ * Returns 1 with *next filled, 0 when nothing is queued; *outcome says what happened to the
+ * report.  An Idle poll with an empty queue writes nothing.
+ */
+int store_connect(struct store *s, const struct store_report *report, int64_t now,
+                  struct store_next *next, enum store_report_outcome *outcome,
+                  struct scepter_error *err) WUR;
+
+struct store_queue_item {
+    char uuid[UUID_STR_LEN];
+    char *request_type;
+    int priority;
+    int64_t created;
+    /* "queued", "NotNow", "Acknowledged", "Error", "CommandFormatError", "cancelled" */
+    char *status;
+    int notnow_count;
+    int64_t last_notnow_at; /* 0 = never */
+    int64_t result_at;      /* 0 = no result */
+    bool active;
+};
+void store_queue_items_free(struct store_queue_item *items, size_t n);
+/* The enrollment's commands, oldest first; finished ones too when include_finished. */
+int store_queue_list(struct store *s, const char *enrollment_id, bool include_finished,
+                     struct store_queue_item **out, size_t *n, struct scepter_error *err) WUR;
+/* Cancel one queued command: SCEPTER_ENOTFOUND if it is not queued for the enrollment,
+ * SCEPTER_ECONFLICT if it already has a final result. */
+int store_queue_cancel(struct store *s, const char *enrollment_id, const char *uuid,
+                       struct scepter_error *err) WUR;
+/* Cancel every queued command of the enrollment; *cancelled says how many. */
+int store_queue_clear(struct store *s, const char *enrollment_id, size_t *cancelled,
+                      struct scepter_error *err) WUR;
+
+struct store_result {
+    char uuid[UUID_STR_LEN];
+    char *request_type;
+    char *status;           /* as in store_queue_item */
+    unsigned char *raw;     /* the last result plist, or NULL */
+    size_t raw_len;
+    char *error_chain_json; /* or NULL */
+    int notnow_count;
+    int64_t created, result_at;
+};
+void store_result_clear(struct store_result *r);
+int store_result_get(struct store *s, const char *enrollment_id, const char *uuid,
+                     struct store_result *out, struct scepter_error *err) WUR;
+
+/*
+ * Retention: delete finished queue entries and results older than `before`, and commands no
+ * longer referenced, in batches of `batch` rows (each its own short transaction, so check-ins
+ * are not blocked).  *deleted counts queue entries removed.
+ */
+int store_retention(struct store *s, int64_t before, size_t batch, size_t *deleted,
+                     struct scepter_error *err) WUR;
+
+/* Number of active queue entries without a final result (for /metrics). */
+int store_queue_depth(struct store *s, int64_t *depth, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Push                                                                                      */
+
+struct store_push_target {
+    char *enrollment_id;
+    char *topic;
+    char *token_hex;   /* lower-case hex of the device token */
+    char *push_magic;
+};
+void store_push_targets_free(struct store_push_target *t, size_t n);
+/* Push data of the given enrollments that are enabled and hold a valid token. */
+int store_push_targets(struct store *s, const char *const *enrollment_ids, size_t n,
+                       struct store_push_target **out, size_t *nout,
+                       struct scepter_error *err) WUR;
+/* APNs said the token is dead (410, BadDeviceToken...): mark it invalid, if it is still the
+ * stored token.  A later TokenUpdate revives the enrollment. */
+int store_push_token_invalidate(struct store *s, const char *enrollment_id,
+                                const char *token_hex, int64_t now,
+                                struct scepter_error *err) WUR;
+/* Enabled enrollments with a valid token and pending commands that have not been seen since
+ * `seen_before`, at most `limit`, for the periodic re-push.  Caller frees each and the array. */
+int store_repush_candidates(struct store *s, int64_t seen_before, size_t limit, char ***ids,
+                            size_t *n, struct scepter_error *err) WUR;
+
+struct store_pushcert {
+    char *topic;
+    char *cert_pem;
+    char *key_pem;
+    int64_t version;   /* bumped on every change: pollers reload when it moves */
+    int64_t not_after;
+    int64_t updated;
+};
+void store_pushcert_clear(struct store_pushcert *p);
+/*
+ * Save the push certificate.  If enabled enrollments use another topic and !force,
+ * SCEPTER_ECONFLICT naming the topic in use (a silent topic change strands every device).
+ */
+int store_pushcert_put(struct store *s, const struct store_pushcert *p, bool force, int64_t now,
+                       struct scepter_error *err) WUR;
+/* SCEPTER_ENOTFOUND when none is stored. */
+int store_pushcert_get(struct store *s, struct store_pushcert *out, struct scepter_error *err) WUR;
+/* The version only (cheap, for hot-reload polling); 0 when none. */
+int store_pushcert_version(struct store *s, int64_t *version, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Device groups                                                                             */
+
+struct store_group {
+    int64_t id;
+    char *name;
+    size_t members;
+    int64_t created;
+};
+void store_groups_free(struct store_group *g, size_t n);
+/* SCEPTER_ECONFLICT if the name exists. */
+int store_group_create(struct store *s, const char *name, int64_t now, int64_t *id,
+                       struct scepter_error *err) WUR;
+int store_group_rename(struct store *s, const char *name, const char *new_name,
+                       struct scepter_error *err) WUR;
+int store_group_delete(struct store *s, const char *name, struct scepter_error *err) WUR;
+int store_group_list(struct store *s, struct store_group **out, size_t *n,
+                     struct scepter_error *err) WUR;
+int store_group_get(struct store *s, const char *name, struct store_group *out,
+                    struct scepter_error *err) WUR;
+/* Device ids of a group, sorted. */
+int store_group_members(struct store *s, const char *name, char ***device_ids, size_t *n,
+                        struct scepter_error *err) WUR;
+/* Add/remove devices; SCEPTER_ENOTFOUND naming an unknown device or group.  *changed counts
+ * memberships actually added/removed. */
+int store_group_add(struct store *s, const char *name, const char *const *device_ids,
+                    size_t n, size_t *changed, struct scepter_error *err) WUR;
+int store_group_remove(struct store *s, const char *name, const char *const *device_ids,
+                       size_t n, size_t *changed, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Policies (Mac / iOS SCEP Profiles)                                                        */
+
+struct store_policy {
+    int64_t id;             /* 0 before creation */
+    char *type;             /* "scep" */
+    char *platform;         /* "macos" or "ios" */
+    char *name;
+    char *notes;
+    /* SCEP fields, as the policy model validated them */
+    char *scep_url;
+    char *scep_name;
+    char *scep_challenge;
+    char *scep_fingerprint; /* canonical lower-case hex, or NULL */
+    char *scep_subject;     /* the subject statement as entered, or NULL */
+    int64_t key_size;
+    int64_t retries;
+    int64_t retry_delay;
+    bool key_extractable;
+    int64_t key_usage;      /* bitmask: 1 signing, 4 encryption */
+    unsigned char *root_cert; /* DER, or NULL */
+    size_t root_cert_len;
+    char *san_dns, *san_ntpn, *san_rfc822, *san_uri; /* NULL when unset */
+    char **target_devices;  /* device ids */
+    size_t n_target_devices;
+    char **target_groups;   /* group names */
+    size_t n_target_groups;
+    int64_t version;        /* 1 at creation, +1 per update */
+    int64_t created, updated;
+};
+void store_policy_clear(struct store_policy *p);
+void store_policies_free(struct store_policy *p, size_t n);
+
+/* A device a policy reaches, with the facts needed to render its profile. */
+struct store_target_device {
+    char *device_id;
+    char *enrollment_id;    /* its device channel */
+    enum store_platform platform;
+    char *serial_number, *device_name, *model, *product_name, *os_version;
+};
+void store_target_devices_free(struct store_target_device *t, size_t n);
+
+/*
+ * The enrolled devices (device channel enabled) named directly or through the groups, whose
+ * platform is one of platforms[0..nplat), deduplicated, sorted by id.  Unknown device ids or
+ * group names: SCEPTER_ENOTFOUND, err->field "targets.devices" / "targets.device_groups".
+ */
+int store_targets_resolve(struct store *s, const char *const *device_ids, size_t ndev,
+                          const char *const *groups, size_t ngroups,
+                          const enum store_platform *platforms, size_t nplat,
+                          struct store_target_device **out, size_t *n,
+                          struct scepter_error *err) WUR;
+
+/*
+ * Save a policy and queue what the save implies, in one transaction.
+ *   p->id == 0: create (p->id, version, created and updated are filled in);
+ *   otherwise: update that policy (SCEPTER_ENOTFOUND if gone), version + 1.
+ * cmds[i] is queued for enrollment_ids[i] (i < n) and linked to the policy (policy_id and
+ * policy_version are filled in by the store).  A duplicate (platform, name) is
+ * SCEPTER_ECONFLICT with field "name".
+ */
+int store_policy_save(struct store *s, struct store_policy *p, const struct store_command *cmds,
+                      const char *const *enrollment_ids, size_t n, int64_t now,
+                      struct scepter_error *err) WUR;
+/* Delete a policy and queue the given (RemoveProfile) commands, in one transaction. */
+int store_policy_delete(struct store *s, int64_t id, const struct store_command *cmds,
+                        const char *const *enrollment_ids, size_t n, int64_t now,
+                        struct scepter_error *err) WUR;
+int store_policy_get(struct store *s, int64_t id, struct store_policy *out,
+                     struct scepter_error *err) WUR;
+/* platform NULL = all; ordered by id. */
+int store_policy_list(struct store *s, const char *platform, struct store_policy **out,
+                      size_t *n, struct scepter_error *err) WUR;
+/* Ids of the policies that target the device directly or through one of its groups. */
+int store_policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
+                              struct scepter_error *err) WUR;
+
+/* Where a policy stands on one device, from its latest install/remove command there. */
+struct store_policy_device_status {
+    char *device_id;
+    char *enrollment_id;
+    char uuid[UUID_STR_LEN]; /* the latest linked command */
+    enum store_policy_action action;
+    int64_t policy_version;
+    /* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled" */
+    char *state;
+    char *error_chain_json;  /* when failed */
+    int notnow_count;
+    int64_t updated;
+};
+void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
+int store_policy_status(struct store *s, int64_t policy_id,
+                        struct store_policy_device_status **out, size_t *n,
+                        struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* API keys (only SHA-256 hashes are stored)                                                 */
+
+struct store_apikey {
+    int64_t id;
+    char *name;
+    char *hash_prefix; /* first 8 hex digits, to tell keys apart */
+    int64_t created, last_used;
+};
+void store_apikeys_free(struct store_apikey *k, size_t n);
+int store_apikey_create(struct store *s, const char *name, const char *hash_hex, int64_t now,
+                        int64_t *id, struct scepter_error *err) WUR;
+/* 0 when the hash belongs to a key (its id in *id), SCEPTER_EAUTH otherwise. */
+int store_apikey_check(struct store *s, const char *hash_hex, int64_t *id,
+                       struct scepter_error *err) WUR;
+int store_apikey_list(struct store *s, struct store_apikey **out, size_t *n,
+                      struct scepter_error *err) WUR;
+int store_apikey_delete(struct store *s, int64_t id, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Outbox (events that must be delivered later, e.g. webhooks)                               */
+
+struct store_outbox_item {
+    int64_t id;
+    char *kind;
+    char *body;
+    int attempts;
+    int64_t created, next_at;
+};
+void store_outbox_items_free(struct store_outbox_item *items, size_t n);
+int store_outbox_add(struct store *s, const char *kind, const char *body, int64_t now,
+                     struct scepter_error *err) WUR;
+/*
+ * Claim up to max items due at `now`: their next_at moves to now + lease so no other process
+ * claims them meanwhile (PostgreSQL: FOR UPDATE SKIP LOCKED).
+ */
+int store_outbox_claim(struct store *s, int64_t now, int64_t lease, size_t max,
+                       struct store_outbox_item **out, size_t *n,
+                       struct scepter_error *err) WUR;
+int store_outbox_done(struct store *s, int64_t id, struct scepter_error *err) WUR;
+int store_outbox_retry(struct store *s, int64_t id, int64_t next_at, const char *last_error,
+                       struct scepter_error *err) WUR;
+int store_outbox_pending(struct store *s, int64_t *count, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Background-job leases: one process runs a job at a time, whatever the number of processes */
+
+/*
+ * Take or renew the lease on `job` for `holder` until now + ttl.  Returns 1 if this holder
+ * has it, 0 if another holder's lease is still valid.
+ */
+int store_lease(struct store *s, const char *job, const char *holder, int64_t now, int64_t ttl,
+                struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Test hooks                                                                                */
+
+/* Make the nth store call from now on fail with SCEPTER_ESTORE (0 = off).  Tests only. */
+void store_fail_after(struct store *s, int n);
+
+#endif
