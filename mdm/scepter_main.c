@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "mdm/mdm.h"
 
 extern char **environ;
 
@@ -51,7 +52,21 @@ int main(int argc, char **argv)
         cfg_free(cfg);
         return 0;
     }
-    fprintf(stderr, "scepter: the server is not built yet\n");
-    cfg_free(cfg);
-    return 1;
+    {
+        enum log_level lvl = LOG_LVL_INFO;
+        enum log_format fmt = LOG_FMT_TEXT;
+        if (log_level_parse(cfg->log_level, &lvl) != 0 ||
+            log_format_parse(cfg->log_format, &fmt) != 0)
+            fatalx("bad log settings");
+        log_init(lvl, fmt);
+    }
+#ifdef SCEPTER_CONFIG_ONLY
+    fatalx("built without the store module: only `scepter config` works");
+#endif
+    if (mdm_serve(cfg, &err) != 0) {
+        log_error("scepter: %s", err.msg);
+        fprintf(stderr, "scepter: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
 }

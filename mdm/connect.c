@@ -1,0 +1,225 @@
+/*
+ * The command channel (PUT /mdm/connect, application/x-apple-aspen-mdm): the device reports
+ * the result of the last command (or Idle) and gets the next one as a plist
+ * {CommandUUID, Command}, or a zero-byte 200 when nothing is queued.
+ *
+ * The store does the exchange in one transaction (store_connect): certificate binding, result
+ * recording and next-command lookup.  A result for a command that is not queued for the
+ * enrollment (an operator cancelled it meanwhile) is logged and answered like any other:
+ * the device resends a result until it gets a 2xx, so a 4xx here would loop forever.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/plistx.h"
+#include "common/str.h"
+#include "common/xmalloc.h"
+#include "mdm/mdm_int.h"
+
+/*
+ * ErrorChain (array of dicts: ErrorCode, ErrorDomain, LocalizedDescription,
+ * USEnglishDescription) as JSON text, or NULL when absent.  Unknown keys are kept as strings;
+ * a malformed chain is an error (the device sent a broken result).
+ */
+char *mdm_error_chain_json(plist_t result, struct scepter_error *err)
+{
+    plist_t chain = NULL;
+    json_t *arr;
+    char *out;
+
+    if (plistx_get_array(result, "ErrorChain", false, &chain, err) != 0)
+        return NULL;
+    arr = json_array();
+    for (uint32_t i = 0; i < plist_array_get_size(chain); i++) {
+        plist_t item = plist_array_get_item(chain, i);
+        plist_dict_iter it = NULL;
+        char *key = NULL;
+        plist_t val = NULL;
+        json_t *obj;
+
+        if (plist_get_node_type(item) != PLIST_DICT) {
+            json_decref(arr);
+            scepter_err(err, SCEPTER_EINVAL, "ErrorChain", "ErrorChain[%u]: expected dict", i);
+            return NULL;
+        }
+        obj = json_object();
+        plist_dict_new_iter(item, &it);
+        for (;;) {
+            plist_dict_next_item(item, it, &key, &val);
+            if (val == NULL)
+                break;
+            switch (plist_get_node_type(val)) {
+            case PLIST_UINT: {
+                uint64_t v = 0;
+                plist_get_uint_val(val, &v);
+                json_object_set_new(obj, key, json_integer((json_int_t)v));
+                break;
+            }
+            case PLIST_STRING:
+                json_object_set_new(obj, key, json_string(plist_get_string_ptr(val, NULL)));
+                break;
+            case PLIST_BOOLEAN:
+                json_object_set_new(obj, key, json_boolean(plist_bool_val_is_true(val)));
+                break;
+            default:
+                break; /* nested values are kept in the raw result only */
+            }
+            free(key);
+            key = NULL;
+        }
+        free(it);
+        json_array_append_new(arr, obj);
+    }
+    out = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (out) {
+        char *copy = xstrdup(out);
+        free(out); /* banned-ok: jansson's allocation */
+        out = copy;
+    }
+    return out;
+}
+
+/* A DeviceInformation result refreshes the facts the store keeps about the device. */
+static void update_facts(struct mdm_ctx *ctx, const char *device_id, plist_t result, int64_t now)
+{
+    plist_t q = NULL;
+    struct store_device_facts f;
+    struct scepter_error err;
+
+    if (plistx_get_dict(result, "QueryResponses", false, &q, &err) != 0)
+        return;
+    memset(&f, 0, sizeof(f));
+    if (plistx_get_string(q, "SerialNumber", false, &f.serial_number, &err) < 0 ||
+        plistx_get_string(q, "DeviceName", false, &f.device_name, &err) < 0 ||
+        plistx_get_string(q, "Model", false, &f.model, &err) < 0 ||
+        plistx_get_string(q, "ModelName", false, &f.model_name, &err) < 0 ||
+        plistx_get_string(q, "ProductName", false, &f.product_name, &err) < 0 ||
+        plistx_get_string(q, "OSVersion", false, &f.os_version, &err) < 0 ||
+        plistx_get_string(q, "BuildVersion", false, &f.build_version, &err) < 0) {
+        log_kv(LOG_LVL_WARN, "device_info", "device", device_id, "msg", err.msg, NULL);
+        return;
+    }
+    f.platform = store_platform_guess(f.product_name, f.model, f.model_name);
+    if (store_device_update_facts(ctx->store, device_id, &f, now, &err) < 0)
+        log_kv(LOG_LVL_WARN, "device_info", "device", device_id, "msg", err.msg, NULL);
+}
+
+void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+                        struct mdm_reply *reply)
+{
+    struct scepter_error err;
+    struct mdm_identity identity;
+    struct mdm_ids ids;
+    struct store_report rep;
+    struct store_next next;
+    enum store_report_outcome outcome = STORE_REPORT_IDLE;
+    plist_t body = NULL;
+    const char *status = NULL, *uuid = NULL;
+    char *chain = NULL;
+    int st, rc;
+
+    memset(&identity, 0, sizeof(identity));
+    memset(&next, 0, sizeof(next));
+    reply->event = "connect";
+    if (req->method != MDM_PUT) {
+        mdm_reply_error(reply, 405, "connect: method must be PUT");
+        mdm_reply_header(reply, "Allow", "PUT");
+        return;
+    }
+    if (!mdm_content_type_is(mdm_header(req, "Content-Type"), "application/x-apple-aspen-mdm")) {
+        mdm_reply_error(reply, 415, "connect: Content-Type must be application/x-apple-aspen-mdm");
+        return;
+    }
+    if (plistx_parse_dict(req->body, req->body_len, &body, &err) != 0) {
+        mdm_reply_error(reply, 400, "connect: %s", err.msg);
+        return;
+    }
+    if (plistx_get_string(body, "Status", true, &status, &err) < 0) {
+        mdm_reply_error(reply, 400, "connect: %s", err.msg);
+        goto out;
+    }
+    if ((st = store_status_parse(status)) < 0) {
+        mdm_reply_error(reply, 400, "connect: unknown Status '%.64s'", status);
+        goto out;
+    }
+    reply->message_type = store_status_name((enum store_status)st);
+    if (mdm_ids_from_plist(body, &ids, &err) != 0) {
+        mdm_reply_error(reply, 400, "connect: %s", err.msg);
+        goto out;
+    }
+    str_copy(reply->enrollment, sizeof(reply->enrollment), ids.enrollment_id);
+    if (st != STORE_STATUS_IDLE) {
+        if (plistx_get_string(body, "CommandUUID", true, &uuid, &err) < 0) {
+            mdm_reply_error(reply, 400, "connect: %s: %s", status, err.msg);
+            goto out;
+        }
+        if (*uuid == '\0' || strlen(uuid) >= UUID_STR_LEN + 64) {
+            mdm_reply_error(reply, 400, "connect: CommandUUID: empty or too long");
+            goto out;
+        }
+        str_copy(reply->command_uuid, sizeof(reply->command_uuid), uuid);
+        err.msg[0] = '\0';
+        chain = mdm_error_chain_json(body, &err);
+        if (chain == NULL && err.msg[0] != '\0') {
+            mdm_reply_error(reply, 400, "connect: %s", err.msg);
+            goto out;
+        }
+    }
+    if (mdm_identity_get(&ctx->srv->idcfg, req, now, &identity, &err) != 0) {
+        log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "device", ids.device_id, "msg",
+               err.msg, NULL);
+        mdm_reply_error(reply, 403, "connect: %s", err.msg);
+        goto out;
+    }
+
+    memset(&rep, 0, sizeof(rep));
+    rep.enrollment_id = ids.enrollment_id;
+    rep.device_id = ids.device_id;
+    rep.cert_hash = identity.hash;
+    rep.status = (enum store_status)st;
+    rep.command_uuid = uuid;
+    if (st != STORE_STATUS_IDLE) {
+        rep.raw = req->body;
+        rep.raw_len = req->body_len;
+    }
+    rep.error_chain_json = chain;
+    rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
+    if (rc == SCEPTER_EFORBIDDEN) {
+        log_kv(LOG_LVL_WARN, "identity_mismatch", "req", req->id, "device", ids.device_id,
+               "cert", identity.hash, "msg", err.msg, NULL);
+        mdm_reply_error(reply, 403, "connect: %s", err.msg);
+        goto out;
+    }
+    if (rc == SCEPTER_ENOTFOUND) {
+        mdm_reply_unrecognized(reply, err.msg);
+        goto out;
+    }
+    if (rc < 0) {
+        mdm_reply_error(reply, 503, "connect: %s", err.msg);
+        goto out;
+    }
+    if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
+        log_kv(LOG_LVL_WARN, "result_ignored", "req", req->id, "enrollment", ids.enrollment_id,
+               "command", uuid, "status", status,
+               "msg", "no such command queued for this enrollment (cancelled?); not stored", NULL);
+    else if (outcome == STORE_REPORT_RECORDED && st == STORE_STATUS_ACKNOWLEDGED &&
+             ids.type != STORE_ENROLL_USER && ids.type != STORE_ENROLL_SHARED_IPAD_USER &&
+             ids.type != STORE_ENROLL_USER_ENROLLMENT_USER)
+        update_facts(ctx, ids.device_id, body, now);
+    if (rc == 1) {
+        mdm_reply_plist(reply, (const char *)next.plist, next.plist_len);
+        str_copy(reply->command_uuid, sizeof(reply->command_uuid), next.uuid);
+    } else {
+        mdm_reply_empty(reply);
+    }
+    mdm_touch(ctx, ids.enrollment_id);
+out:
+    store_next_clear(&next);
+    mdm_identity_clear(&identity);
+    free(chain);
+    plist_free(body);
+}

@@ -1,0 +1,277 @@
+/*
+ * Device identity: which certificate a request comes with, and whether it chains to the
+ * device CA.  Three sources, each enabled by the `identity` setting:
+ *   signature  the Mdm-Signature header: base64 of a detached CMS SignedData over the exact
+ *              body bytes, the signer certificate embedded (Apple's SignMessage);
+ *   mtls       the TLS client certificate;
+ *   header     a certificate a TLS-terminating proxy forwards (RFC 9440 Client-Cert as
+ *              :base64-DER:, or URL-escaped PEM as nginx's $ssl_client_escaped_cert), only
+ *              from the configured proxy addresses.
+ * A source that is present but does not verify refuses the request; it never falls through to
+ * a weaker one.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
+
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xmalloc.h"
+#include "config/config.h"
+#include "mdm/mdm_int.h"
+
+unsigned mdm_identity_parse(const char *list)
+{
+    unsigned bits = 0;
+
+    if (cfg_list_has(list, "mtls"))
+        bits |= MDM_ID_MTLS;
+    if (cfg_list_has(list, "signature"))
+        bits |= MDM_ID_SIGNATURE;
+    if (cfg_list_has(list, "header"))
+        bits |= MDM_ID_HEADER;
+    return bits;
+}
+
+X509_STORE *mdm_ca_store_load(const char *path, struct scepter_error *err)
+{
+    STACK_OF(X509) *certs = crypto_certs_load(path, err);
+    X509_STORE *store;
+
+    if (certs == NULL)
+        return NULL;
+    store = X509_STORE_new();
+    for (int i = 0; i < sk_X509_num(certs); i++)
+        X509_STORE_add_cert(store, sk_X509_value(certs, i));
+    sk_X509_pop_free(certs, X509_free);
+    /* Device identities carry no particular extended key usage; an intermediate named in the
+     * file is a trust anchor on its own (the issuing CA of a SCEP server, say). */
+    X509_STORE_set_purpose(store, X509_PURPOSE_ANY);
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+    return store;
+}
+
+static int verify_chain(X509_STORE *store, X509 *cert, STACK_OF(X509) *untrusted, int64_t now,
+                        const char *source, struct scepter_error *err)
+{
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int rc;
+
+    if (store == NULL) {
+        X509_STORE_CTX_free(ctx);
+        return scepter_err(err, SCEPTER_EFORBIDDEN, NULL,
+                           "no device CA configured (device_ca_file): cannot verify devices");
+    }
+    if (!X509_STORE_CTX_init(ctx, store, cert, untrusted)) {
+        X509_STORE_CTX_free(ctx);
+        ERR_clear_error();
+        return scepter_err(err, SCEPTER_EINTERNAL, NULL, "X509_STORE_CTX_init failed");
+    }
+    X509_STORE_CTX_set_time(ctx, 0, (time_t)now);
+    if (X509_verify_cert(ctx) == 1) {
+        rc = 0;
+    } else {
+        int e = X509_STORE_CTX_get_error(ctx);
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, NULL,
+                         "%s certificate does not verify against the device CA: %s", source,
+                         X509_verify_cert_error_string(e));
+    }
+    X509_STORE_CTX_free(ctx);
+    ERR_clear_error();
+    return rc;
+}
+
+static int from_signature(const char *value, const struct mdm_request *req, X509 **cert,
+                          STACK_OF(X509) **chain, struct scepter_error *err)
+{
+    unsigned char *der = NULL;
+    size_t len = 0;
+    CMS_ContentInfo *cms = NULL;
+    BIO *content = NULL;
+    STACK_OF(X509) *signers = NULL;
+    const unsigned char *p;
+    int rc;
+
+    if (base64_decode(value, strlen(value), false, &der, &len) != 0) {
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature", "Mdm-Signature: not base64");
+        goto out;
+    }
+    p = der;
+    if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
+                         "Mdm-Signature: not a CMS/PKCS#7 structure");
+        goto out;
+    }
+    content = BIO_new_mem_buf(req->body ? (const void *)req->body : "", (int)req->body_len);
+    if (!CMS_verify(cms, NULL, NULL, content, NULL,
+                    CMS_DETACHED | CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY)) {
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
+                         "Mdm-Signature: the signature does not match the body");
+        goto out;
+    }
+    signers = CMS_get0_signers(cms);
+    if (signers == NULL || sk_X509_num(signers) != 1) {
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
+                         "Mdm-Signature: expected exactly one signer certificate");
+        goto out;
+    }
+    *cert = sk_X509_value(signers, 0);
+    X509_up_ref(*cert);
+    *chain = CMS_get1_certs(cms);
+    rc = 0;
+out:
+    sk_X509_free(signers);
+    BIO_free(content);
+    CMS_ContentInfo_free(cms);
+    free(der);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Decode %XX escapes (nginx's $ssl_client_escaped_cert); the result is the caller's. */
+static char *url_unescape(const char *s)
+{
+    size_t len = strlen(s), o = 0;
+    char *out = xmalloc(len + 1);
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], 0};
+            out[o++] = (char)strtol(hex, NULL, 16);
+            i += 2;
+        } else if (s[i] == '+') {
+            out[o++] = ' ';
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* One RFC 8941 byte sequence ":base64:" into a certificate. */
+static X509 *sf_binary_cert(const char *s, size_t len)
+{
+    unsigned char *der = NULL;
+    size_t dlen = 0;
+    const unsigned char *p;
+    X509 *cert = NULL;
+
+    while (len && isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    if (len < 2 || s[0] != ':' || s[len - 1] != ':')
+        return NULL;
+    if (base64_decode(s + 1, len - 2, true, &der, &dlen) != 0)
+        return NULL;
+    p = der;
+    cert = d2i_X509(NULL, &p, (long)dlen);
+    free(der);
+    ERR_clear_error();
+    return cert;
+}
+
+static int from_proxy_header(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,
+                             const char *value, X509 **cert, STACK_OF(X509) **chain,
+                             struct scepter_error *err)
+{
+    if (req->peer_addr == NULL || !cfg_list_has(cfg->proxy_addrs ? cfg->proxy_addrs : "",
+                                                req->peer_addr))
+        return scepter_err(err, SCEPTER_EFORBIDDEN, cfg->proxy_header,
+                           "%s header from %s, which is not in trusted_proxy_addrs",
+                           cfg->proxy_header, req->peer_addr ? req->peer_addr : "?");
+    if (value[0] == ':') {
+        *cert = sf_binary_cert(value, strlen(value));
+        /* RFC 9440 Client-Cert-Chain: a list of byte sequences. */
+        const char *chainv = mdm_header(req, "Client-Cert-Chain");
+        if (*cert && chainv) {
+            *chain = sk_X509_new_null();
+            const char *p = chainv;
+            while (*p) {
+                const char *comma = strchr(p, ',');
+                size_t n = comma ? (size_t)(comma - p) : strlen(p);
+                X509 *c = sf_binary_cert(p, n);
+                if (c)
+                    sk_X509_push(*chain, c);
+                if (!comma)
+                    break;
+                p = comma + 1;
+            }
+        }
+    } else {
+        char *pem = url_unescape(value);
+        BIO *bio = BIO_new_mem_buf(pem, -1);
+        *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+        free(pem);
+        ERR_clear_error();
+    }
+    if (*cert == NULL)
+        return scepter_err(err, SCEPTER_EFORBIDDEN, cfg->proxy_header,
+                           "%s: not a certificate (RFC 9440 :base64: or URL-escaped PEM)",
+                           cfg->proxy_header);
+    return 0;
+}
+
+int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,
+                     int64_t now, struct mdm_identity *out, struct scepter_error *err)
+{
+    X509 *cert = NULL;
+    STACK_OF(X509) *chain = NULL;
+    const char *source = NULL, *v;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((cfg->accepted & MDM_ID_SIGNATURE) && (v = mdm_header(req, "Mdm-Signature")) != NULL) {
+        source = "signature";
+        if ((rc = from_signature(v, req, &cert, &chain, err)) != 0)
+            goto out;
+    } else if ((cfg->accepted & MDM_ID_MTLS) && req->peer_cert != NULL) {
+        source = "mtls";
+        cert = req->peer_cert;
+        X509_up_ref(cert);
+    } else if ((cfg->accepted & MDM_ID_HEADER) && cfg->proxy_header &&
+               (v = mdm_header(req, cfg->proxy_header)) != NULL && *v) {
+        source = "header";
+        if ((rc = from_proxy_header(cfg, req, v, &cert, &chain, err)) != 0)
+            goto out;
+    } else {
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, NULL,
+                         "no device identity: expected %s%s%s",
+                         (cfg->accepted & MDM_ID_SIGNATURE) ? "an Mdm-Signature header " : "",
+                         (cfg->accepted & MDM_ID_MTLS) ? "a TLS client certificate " : "",
+                         (cfg->accepted & MDM_ID_HEADER) ? "a proxy certificate header" : "");
+        goto out;
+    }
+    if ((rc = verify_chain(cfg->device_ca, cert,
+                           chain ? chain : (strcmp(source, "mtls") == 0 ? req->peer_chain : NULL),
+                           now, source, err)) != 0)
+        goto out;
+    out->cert = cert;
+    cert = NULL;
+    out->source = source;
+    crypto_cert_sha256_hex(out->cert, out->hash);
+    rc = 0;
+out:
+    X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
+    return rc;
+}
+
+void mdm_identity_clear(struct mdm_identity *id)
+{
+    if (id == NULL)
+        return;
+    X509_free(id->cert);
+    memset(id, 0, sizeof(*id));
+}

@@ -1,0 +1,212 @@
+/*
+ * Private to mdm/: the request and reply values the HTTP layer hands to the pure handlers, the
+ * per-worker context, and the device-identity helpers.  Handlers never touch a socket: they
+ * take a struct mdm_request, the time, and fill a struct mdm_reply.
+ */
+#ifndef SCEPTER_MDM_INT_H
+#define SCEPTER_MDM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <plist/plist.h>
+
+#include "common/buf.h"
+#include "common/crypto.h"
+#include "common/error.h"
+#include "config/config.h"
+#include "store/store.h"
+
+struct mdm_server;
+struct mdm_worker;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Request and reply                                                                         */
+
+enum mdm_method {
+    MDM_GET = 1,
+    MDM_POST,
+    MDM_PUT,
+    MDM_DELETE,
+    MDM_PATCH,
+    MDM_HEAD,
+    MDM_OTHER,
+};
+
+/* A header lookup: the HTTP layer passes evhttp's header list; tests pass a fixed table. */
+typedef const char *(*mdm_header_fn)(const void *arg, const char *name);
+
+struct mdm_request {
+    enum mdm_method method;
+    const char *path;            /* decoded path, without the query */
+    const char *query;           /* raw query string or NULL */
+    const unsigned char *body;
+    size_t body_len;
+    mdm_header_fn header;        /* never NULL */
+    const void *header_arg;
+    const char *peer_addr;       /* "127.0.0.1" */
+    bool tls;
+    X509 *peer_cert;             /* TLS client certificate (borrowed) or NULL */
+    STACK_OF(X509) *peer_chain;  /* certificates the client sent (borrowed) or NULL */
+    char id[24];                 /* request id for the logs */
+};
+
+#define MDM_MAX_HEADERS 8
+
+struct mdm_reply {
+    int status;
+    const char *content_type;    /* static string or NULL */
+    struct buf body;
+    struct {
+        const char *name;        /* static */
+        char *value;             /* owned */
+    } headers[MDM_MAX_HEADERS];
+    int nheaders;
+    /* For the request log line. */
+    const char *event;           /* e.g. "checkin" */
+    const char *message_type;    /* MessageType / Status / route */
+    char enrollment[160];
+    char command_uuid[UUID_STR_LEN];
+    char reason[256];            /* why a 4xx/5xx was sent (logged, never the body for devices) */
+};
+
+void mdm_reply_init(struct mdm_reply *r);
+void mdm_reply_free(struct mdm_reply *r);
+void mdm_reply_header(struct mdm_reply *r, const char *name, const char *value);
+/* An empty 200 (Content-Length: 0). */
+void mdm_reply_empty(struct mdm_reply *r);
+/* A status with a reason that goes to the log; the body is a short text for people. */
+void mdm_reply_error(struct mdm_reply *r, int status, const char *fmt, ...) PRINTF(3, 4);
+/* Apple's 403 com.apple.unrecognized.device error body (the device unenrolls). */
+void mdm_reply_unrecognized(struct mdm_reply *r, const char *why);
+/* A plist reply from an XML buffer (copied). */
+void mdm_reply_plist(struct mdm_reply *r, const char *xml, size_t len);
+
+const char *mdm_header(const struct mdm_request *req, const char *name);
+/* Does a Content-Type header name this media type (parameters ignored, any case)? */
+bool mdm_content_type_is(const char *have, const char *want);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Device identity (mdm/identity.c)                                                          */
+
+#define MDM_ID_MTLS      0x1
+#define MDM_ID_SIGNATURE 0x2
+#define MDM_ID_HEADER    0x4
+
+struct mdm_identity_cfg {
+    unsigned accepted;            /* MDM_ID_* */
+    X509_STORE *device_ca;        /* trust anchors of device identities (owned by server) */
+    const char *proxy_header;     /* trusted_proxy_header or NULL */
+    const char *proxy_addrs;      /* comma-separated peer addresses allowed to send it */
+};
+
+struct mdm_identity {
+    X509 *cert;                   /* the device certificate (owned reference) */
+    char hash[CRYPTO_SHA256_HEX_LEN]; /* SHA-256 hex of its DER */
+    const char *source;           /* "mtls", "signature", "header" */
+};
+
+/*
+ * Find the device certificate of a request — Mdm-Signature (detached CMS over the exact body),
+ * TLS client certificate, or the trusted proxy header, as configured — and verify its chain
+ * against the device CA.  SCEPTER_EFORBIDDEN with a reason when there is none or it does
+ * not verify.  On success release *out with mdm_identity_clear().
+ */
+int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,
+                     int64_t now, struct mdm_identity *out, struct scepter_error *err) WUR;
+void mdm_identity_clear(struct mdm_identity *id);
+/* Parse the identity list of the configuration ("mtls,signature") into MDM_ID_* bits. */
+unsigned mdm_identity_parse(const char *list);
+/* Load a PEM bundle into a new X509_STORE (purpose: any; the caller frees it). */
+X509_STORE *mdm_ca_store_load(const char *path, struct scepter_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* The server (mdm/server.c)                                                                 */
+
+struct mdm_server {
+    struct cfg *cfg;                 /* owned */
+    struct mdm_identity_cfg idcfg;   /* device_ca owned */
+    X509 *signing_cert;              /* profile signing identity, or NULL */
+    EVP_PKEY *signing_key;
+    STACK_OF(X509) *signing_chain;
+    X509 *device_ca_cert;            /* issues PKCS#12 identities when device_ca_key is set */
+    EVP_PKEY *device_ca_key;
+    unsigned char *tls_ca_der;       /* root of the TLS certificate for the enrollment profile */
+    size_t tls_ca_der_len;
+    pthread_mutex_t lock;            /* guards the fields below */
+    char topic[256];                 /* APNs topic in use ("" when unknown) */
+    struct mdm_push *push;           /* the APNs glue (mdm/push.c), or NULL */
+    struct mdm_runtime *rt;          /* listeners and workers (mdm/server.c), NULL in tests */
+};
+
+/*
+ * A server value without listeners, for handlers and tests: loads the device CA, signing
+ * identity and TLS CA named by cfg (which it takes ownership of).  NULL with err on a bad file.
+ */
+struct mdm_server *mdm_server_core_new(struct cfg *cfg, struct scepter_error *err);
+void mdm_server_core_free(struct mdm_server *srv);
+/* The topic devices enroll with: the loaded push certificate's, else push_topic. */
+void mdm_server_topic(struct mdm_server *srv, char *out, size_t outlen);
+void mdm_server_set_topic(struct mdm_server *srv, const char *topic);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Handlers                                                                                  */
+
+/* What a handler needs besides the request: the worker's store and the server's settings. */
+struct mdm_ctx {
+    struct mdm_server *srv;
+    const struct cfg *cfg;
+    struct store *store;
+    struct mdm_worker *worker;    /* NULL in unit tests */
+};
+
+/* PUT /mdm/checkin */
+void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+                        struct mdm_reply *reply);
+/* PUT /mdm/connect */
+void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+                        struct mdm_reply *reply);
+/* GET /mdm/enroll */
+void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+                       struct mdm_reply *reply);
+/* Everything: routes to the handlers above, /v1, /healthz, /metrics. */
+void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+               struct mdm_reply *reply);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Enrollment ids (mdm/checkin.c)                                                            */
+
+struct mdm_ids {
+    char device_id[128];          /* UDID or EnrollmentID */
+    char enrollment_id[256];      /* device id, or "<device id>:<user>" for a user channel */
+    enum store_enroll_type type;
+    const char *user_id, *user_short_name, *user_long_name; /* borrowed from the plist */
+};
+
+/*
+ * Read UDID / EnrollmentID and the user-channel keys (UserID, EnrollmentUserID, UserShortName,
+ * UserLongName) of a check-in or connect body.  SCEPTER_EINVAL naming the key when the device
+ * id is missing or a key has the wrong type.
+ */
+int mdm_ids_from_plist(plist_t dict, struct mdm_ids *ids, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Hooks between the protocol and the rest (mdm/push.c, mdm/policy.c)                        */
+
+/* Ask APNs to wake these enrollments (coalesced, asynchronous); a no-op without APNs. */
+void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids, size_t n);
+/*
+ * A device channel just got its first TokenUpdate: queue what targets the device (policies)
+ * and push it.  Errors are logged; the check-in still succeeds.
+ */
+void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now);
+/* ErrorChain of a result as JSON text (caller frees), NULL when absent or malformed (err set
+ * then). */
+char *mdm_error_chain_json(plist_t result, struct scepter_error *err);
+/* Remember that an enrollment checked in (batched last_seen). */
+void mdm_touch(struct mdm_ctx *ctx, const char *enrollment_id);
+
+#endif

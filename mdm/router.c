@@ -1,0 +1,52 @@
+/*
+ * Routing: which handler answers which path.  Devices use /mdm/checkin, /mdm/connect (or
+ * /mdm, dispatched on the content type) and /mdm/enroll; operators use /v1; /healthz and
+ * /metrics need no key.
+ */
+#include <string.h>
+
+#include "common/str.h"
+#include "mdm/mdm_int.h"
+
+static void healthz(struct mdm_ctx *ctx, const struct mdm_request *req, struct mdm_reply *reply)
+{
+    struct scepter_error err;
+
+    reply->event = "healthz";
+    if (req->method != MDM_GET && req->method != MDM_HEAD) {
+        mdm_reply_error(reply, 405, "healthz: GET only");
+        return;
+    }
+    if (store_ping(ctx->store, &err) != 0) {
+        mdm_reply_error(reply, 503, "store unreachable: %s", err.msg);
+        return;
+    }
+    reply->status = 200;
+    reply->content_type = "application/json";
+    buf_printf(&reply->body, "{\"status\":\"ok\",\"store\":\"%s\"}\n", store_backend(ctx->store));
+}
+
+void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+               struct mdm_reply *reply)
+{
+    const char *p = req->path;
+
+    if (strcmp(p, "/mdm/checkin") == 0 || strcmp(p, "/checkin") == 0) {
+        mdm_checkin_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/mdm/connect") == 0 || strcmp(p, "/connect") == 0) {
+        mdm_command_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/mdm") == 0) {
+        const char *ct = mdm_header(req, "Content-Type");
+        if (mdm_content_type_is(ct, "application/x-apple-aspen-mdm-checkin"))
+            mdm_checkin_handle(ctx, req, now, reply);
+        else
+            mdm_command_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/mdm/enroll") == 0) {
+        mdm_enroll_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/healthz") == 0) {
+        healthz(ctx, req, reply);
+    } else {
+        reply->event = "http";
+        mdm_reply_error(reply, 404, "no such endpoint: %.100s", p);
+    }
+}

@@ -1,0 +1,623 @@
+/*
+ * The scepter daemon's runtime: listeners, TLS, worker threads and shutdown.
+ *
+ * Each worker thread has its own event_base, its own evhttp bound to the shared port with
+ * SO_REUSEPORT (the kernel spreads connections), and its own store connection; store calls are
+ * synchronous inside a worker, so there are no locks on the request path.  An evhttp callback
+ * gathers the request into a struct mdm_request, calls the pure router, and sends exactly one
+ * reply.  The main thread owns signals and the background jobs.
+ *
+ * Shutdown (SIGTERM/SIGINT): every worker stops accepting, answers "Connection: close" from
+ * then on, waits for in-flight requests to finish (bounded by request_timeout), flushes its
+ * batched last-seen times, and exits; the process exits 0.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "common/file.h"
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xmalloc.h"
+#include "mdm/mdm.h"
+#include "mdm/mdm_int.h"
+#include "mdm/server_int.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* The set of enrollments seen since the last flush (batched last_seen)                     */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void touchset_add(struct touchset *t, const char *id)
+{
+    size_t i;
+
+    if (t->cap == 0 || (t->n + 1) * 2 > t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 256;
+        char **nslots = xcalloc(ncap, sizeof(char *));
+        for (size_t j = 0; j < t->cap; j++) {
+            if (t->slots[j] == NULL)
+                continue;
+            for (i = hash_str(t->slots[j]) & (ncap - 1); nslots[i]; i = (i + 1) & (ncap - 1))
+                ;
+            nslots[i] = t->slots[j];
+        }
+        free(t->slots);
+        t->slots = nslots;
+        t->cap = ncap;
+    }
+    for (i = hash_str(id) & (t->cap - 1); t->slots[i]; i = (i + 1) & (t->cap - 1))
+        if (strcmp(t->slots[i], id) == 0)
+            return;
+    t->slots[i] = xstrdup(id);
+    t->n++;
+}
+
+static void touchset_flush(struct mdm_worker *w)
+{
+    struct touchset *t = &w->touched;
+    struct scepter_error err;
+    const char **ids;
+    size_t n = 0;
+
+    if (t->n == 0)
+        return;
+    ids = xcalloc(t->n, sizeof(char *));
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i])
+            ids[n++] = t->slots[i];
+    if (store_touch(w->store, ids, n, (int64_t)time(NULL), &err) < 0)
+        log_warnx("worker %d: last-seen flush of %zu enrollments failed: %s", w->index, n,
+                  err.msg);
+    for (size_t i = 0; i < t->cap; i++) {
+        free(t->slots[i]);
+        t->slots[i] = NULL;
+    }
+    t->n = 0;
+    free(ids);
+}
+
+void mdm_touch(struct mdm_ctx *ctx, const char *enrollment_id)
+{
+    if (ctx->worker == NULL) {
+        const char *ids[1] = {enrollment_id};
+        struct scepter_error err;
+        if (store_touch(ctx->store, ids, 1, (int64_t)time(NULL), &err) < 0)
+            log_warnx("last-seen update failed: %s", err.msg);
+        return;
+    }
+    touchset_add(&ctx->worker->touched, enrollment_id);
+    if (ctx->worker->touched.n >= 50000)
+        touchset_flush(ctx->worker);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Request plumbing                                                                          */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *evhttp_header_fn(const void *arg, const char *name)
+{
+    return evhttp_find_header((struct evkeyvalq *)(uintptr_t)arg, name);
+}
+
+static enum mdm_method method_of(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET:
+        return MDM_GET;
+    case EVHTTP_REQ_POST:
+        return MDM_POST;
+    case EVHTTP_REQ_PUT:
+        return MDM_PUT;
+    case EVHTTP_REQ_DELETE:
+        return MDM_DELETE;
+    case EVHTTP_REQ_PATCH:
+        return MDM_PATCH;
+    case EVHTTP_REQ_HEAD:
+        return MDM_HEAD;
+    default:
+        return MDM_OTHER;
+    }
+}
+
+static void on_complete(struct evhttp_request *req, void *arg)
+{
+    struct mdm_worker *w = arg;
+    (void)req;
+    w->inflight--;
+    w->last_activity_ms = now_ms();
+}
+
+static void log_request(const struct mdm_request *r, const struct mdm_reply *reply,
+                        int64_t elapsed_us)
+{
+    char status[8], us[24];
+    enum log_level lvl = LOG_LVL_INFO;
+
+    if (reply->status >= 500)
+        lvl = LOG_LVL_WARN;
+    else if (reply->status == 200 && reply->event && strcmp(reply->event, "connect") == 0 &&
+             reply->message_type && strcmp(reply->message_type, "Idle") == 0 &&
+             reply->body.len == 0)
+        lvl = LOG_LVL_DEBUG; /* empty-queue polls: thousands per second */
+    if (!log_enabled(lvl))
+        return;
+    snprintf(status, sizeof(status), "%d", reply->status);
+    snprintf(us, sizeof(us), "%lld", (long long)elapsed_us);
+    log_kv(lvl, reply->event ? reply->event : "http", "req", r->id, "peer", r->peer_addr,
+           "path", r->path, "type", reply->message_type,
+           "enrollment", reply->enrollment[0] ? reply->enrollment : NULL,
+           "command", reply->command_uuid[0] ? reply->command_uuid : NULL, "status", status,
+           "us", us, "reason", reply->reason[0] ? reply->reason : NULL, NULL);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct mdm_worker *w = arg;
+    struct mdm_request r;
+    struct mdm_reply reply;
+    struct mdm_ctx ctx;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    struct evkeyvalq *out_headers = evhttp_request_get_output_headers(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    char *peer = NULL, *path = NULL;
+    ev_uint16_t port = 0;
+    int64_t t0 = now_ms();
+    struct timespec ts0, ts1;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    w->inflight++;
+    w->last_activity_ms = t0;
+    evhttp_request_set_on_complete_cb(req, on_complete, w);
+
+    memset(&r, 0, sizeof(r));
+    r.method = method_of(evhttp_request_get_command(req));
+    path = evhttp_uridecode(evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/", 0, NULL);
+    r.path = path ? path : "/";
+    r.query = evhttp_uri_get_query(uri);
+    r.body_len = evbuffer_get_length(in);
+    r.body = r.body_len ? evbuffer_pullup(in, -1) : NULL;
+    r.header = evhttp_header_fn;
+    r.header_arg = evhttp_request_get_input_headers(req);
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &peer, &port);
+    r.peer_addr = peer;
+    r.tls = ssl != NULL;
+    if (ssl) {
+        r.peer_cert = SSL_get0_peer_certificate(ssl);
+        r.peer_chain = SSL_get_peer_cert_chain(ssl);
+    }
+    snprintf(r.id, sizeof(r.id), "%d-%llu", w->index, (unsigned long long)++w->seq);
+
+    ctx.srv = w->srv;
+    ctx.cfg = w->srv->cfg;
+    ctx.store = w->store;
+    ctx.worker = w;
+    mdm_reply_init(&reply);
+    mdm_route(&ctx, &r, (int64_t)time(NULL), &reply);
+
+    if (reply.content_type)
+        evhttp_add_header(out_headers, "Content-Type", reply.content_type);
+    for (int i = 0; i < reply.nheaders; i++)
+        evhttp_add_header(out_headers, reply.headers[i].name, reply.headers[i].value);
+    if (w->draining)
+        evhttp_add_header(out_headers, "Connection", "close");
+    struct evbuffer *body = evbuffer_new();
+    if (reply.body.len)
+        evbuffer_add(body, reply.body.data, reply.body.len);
+    evhttp_send_reply(req, reply.status, NULL, body);
+    evbuffer_free(body);
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    log_request(&r, &reply,
+                (int64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000 + (ts1.tv_nsec - ts0.tv_nsec) / 1000);
+    mdm_metrics_request(w->srv, &reply,
+                        (int64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000 +
+                            (ts1.tv_nsec - ts0.tv_nsec) / 1000);
+    mdm_reply_free(&reply);
+    free(path);
+}
+
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+    struct mdm_worker *w = arg;
+    SSL *ssl = SSL_new(w->rt->ssl);
+
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Listeners                                                                                 */
+
+/* Split "host:port" / "[v6]:port" / ":port". */
+static int split_hostport(const char *s, char *host, size_t hlen, char *port, size_t plen)
+{
+    const char *colon;
+
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':')
+            return -1;
+        snprintf(host, hlen, "%.*s", (int)(end - s - 1), s + 1);
+        str_copy(port, plen, end + 2);
+        return 0;
+    }
+    if ((colon = strrchr(s, ':')) == NULL)
+        return -1;
+    snprintf(host, hlen, "%.*s", (int)(colon - s), s);
+    str_copy(port, plen, colon + 1);
+    return 0;
+}
+
+/*
+ * A listening socket with SO_REUSEPORT on addr; *port is the port to bind (0 = ephemeral) and
+ * receives the bound port.
+ */
+static int listen_socket(const char *addr, int *port, struct scepter_error *err)
+{
+    char host[256], portstr[16];
+    struct addrinfo hints, *res = NULL;
+    int fd = -1, one = 1, rc;
+
+    if (split_hostport(addr, host, sizeof(host), portstr, sizeof(portstr)) != 0)
+        return scepter_err(err, SCEPTER_EINVAL, "listen",
+                           "listen: '%s' is not host:port or [v6]:port", addr);
+    if (*port > 0)
+        snprintf(portstr, sizeof(portstr), "%d", *port);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if ((rc = getaddrinfo(*host ? host : NULL, portstr, &hints, &res)) != 0)
+        return scepter_err(err, SCEPTER_EINVAL, "listen", "listen: %s: %s", addr,
+                           gai_strerror(rc));
+    fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = scepter_err(err, SCEPTER_EIO, "listen", "socket: %s", strerror(errno));
+        goto out;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        rc = scepter_err(err, SCEPTER_EIO, "listen", "bind %s: %s", addr, strerror(errno));
+        goto out;
+    }
+    if (listen(fd, 4096) < 0) {
+        rc = scepter_err(err, SCEPTER_EIO, "listen", "listen %s: %s", addr, strerror(errno));
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    rc = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
+static int verify_accept_all(int ok, X509_STORE_CTX *ctx)
+{
+    /* Client certificates are verified against the device CA per request
+     * (mdm/identity.c), so a bad one gets a logged 403 rather than a TLS alert. */
+    (void)ok;
+    (void)ctx;
+    return 1;
+}
+
+static SSL_CTX *tls_context(const struct cfg *cfg, struct scepter_error *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
+        scepter_err(err, SCEPTER_ECRYPTO, "tls_cert_file", "tls_cert_file: cannot load %s",
+                    cfg->tls_cert_file);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {
+        scepter_err(err, SCEPTER_ECRYPTO, "tls_key_file", "tls_key_file: cannot load %s",
+                    cfg->tls_key_file);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        scepter_err(err, SCEPTER_ECRYPTO, "tls_key_file",
+                    "tls_key_file: does not match the certificate in tls_cert_file");
+        goto fail;
+    }
+    if (!str_empty(cfg->device_ca_file)) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->device_ca_file);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_accept_all);
+    }
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"scepter", 7);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 100000);
+    ERR_clear_error();
+    return ctx;
+fail:
+    scepter_err_openssl(err);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Workers                                                                                   */
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    touchset_flush(arg);
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct mdm_worker *w = arg;
+    int64_t t = now_ms();
+
+    (void)fd;
+    (void)what;
+    if ((w->inflight <= 0 && t - w->last_activity_ms > 250) || t >= w->drain_deadline_ms) {
+        if (w->inflight > 0)
+            log_warnx("worker %d: %d requests still in flight at the shutdown deadline",
+                      w->index, w->inflight);
+        touchset_flush(w);
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct mdm_worker *w = arg;
+    struct timeval tv = {0, 50000};
+
+    (void)fd;
+    (void)what;
+    if (w->draining)
+        return;
+    w->draining = true;
+    if (w->https_sock)
+        evhttp_del_accept_socket(w->https, w->https_sock);
+    if (w->http_sock)
+        evhttp_del_accept_socket(w->http, w->http_sock);
+    w->https_sock = w->http_sock = NULL;
+    w->drain_deadline_ms = now_ms() + w->srv->cfg->request_timeout * 1000;
+    w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_cb, w);
+    event_add(w->drain_ev, &tv);
+}
+
+static struct evhttp *make_http(struct mdm_worker *w, bool tls)
+{
+    struct evhttp *http = evhttp_new(w->base);
+    const struct cfg *cfg = w->srv->cfg;
+
+    evhttp_set_gencb(http, on_request, w);
+    evhttp_set_max_body_size(http, cfg->max_body_bytes);
+    evhttp_set_max_headers_size(http, 64 * 1024);
+    evhttp_set_timeout(http, (int)cfg->request_timeout);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                         EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                         EVHTTP_REQ_HEAD);
+    if (tls)
+        evhttp_set_bevcb(http, tls_bevcb, w);
+    return http;
+}
+
+static void *worker_main(void *arg)
+{
+    struct mdm_worker *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static void worker_free(struct mdm_worker *w)
+{
+    if (w->flush_ev)
+        event_free(w->flush_ev);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
+    if (w->https)
+        evhttp_free(w->https);
+    if (w->http)
+        evhttp_free(w->http);
+    if (w->base)
+        event_base_free(w->base);
+    store_close(w->store);
+    for (size_t i = 0; i < w->touched.cap; i++)
+        free(w->touched.slots[i]);
+    free(w->touched.slots);
+}
+
+static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
+                       struct scepter_error *err)
+{
+    const struct cfg *cfg = rt->srv->cfg;
+    struct timeval flush = {cfg->last_seen_flush_ms / 1000,
+                            (cfg->last_seen_flush_ms % 1000) * 1000};
+    int fd, rc;
+
+    w->index = index;
+    w->rt = rt;
+    w->srv = rt->srv;
+    if ((rc = store_open(cfg->store, &w->store, err)) != 0)
+        return rc;
+    w->base = event_base_new();
+    if (rt->ssl) {
+        w->https = make_http(w, true);
+        if ((fd = listen_socket(cfg->listen, &rt->https_port, err)) < 0)
+            return fd;
+        w->https_sock = evhttp_accept_socket_with_handle(w->https, fd);
+    }
+    if (!str_empty(cfg->listen_http)) {
+        w->http = make_http(w, false);
+        if ((fd = listen_socket(cfg->listen_http, &rt->http_port, err)) < 0)
+            return fd;
+        w->http_sock = evhttp_accept_socket_with_handle(w->http, fd);
+    }
+    w->flush_ev = event_new(w->base, -1, EV_PERSIST, flush_cb, w);
+    event_add(w->flush_ev, &flush);
+    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The server                                                                                */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct mdm_runtime *rt = arg;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        mdm_reload(rt);
+        return;
+    }
+    log_info("signal %d: shutting down (finishing in-flight requests)", (int)sig);
+    for (int i = 0; i < rt->nworkers; i++)
+        event_active(rt->workers[i].stop_ev, 0, 0);
+    rt->stopping = true;
+    event_base_loopbreak(rt->base);
+}
+
+static int write_port_file(const struct mdm_runtime *rt, struct scepter_error *err)
+{
+    char line[64];
+
+    if (str_empty(rt->srv->cfg->port_file))
+        return 0;
+    snprintf(line, sizeof(line), "https=%d http=%d\n", rt->https_port, rt->http_port);
+    return file_write(rt->srv->cfg->port_file, line, strlen(line), 0644, err);
+}
+
+int mdm_serve(struct cfg *cfg, struct scepter_error *err)
+{
+    struct mdm_runtime rt;
+    struct store *main_store = NULL;
+    struct event *sigs[4] = {NULL, NULL, NULL, NULL};
+    static const int signums[4] = {SIGTERM, SIGINT, SIGHUP, 0};
+    int rc, nworkers;
+
+    memset(&rt, 0, sizeof(rt));
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+    /* Migrations first, once, so the workers' connections open on the current schema. */
+    if ((rc = store_open(cfg->store, &main_store, err)) != 0) {
+        cfg_free(cfg);
+        return rc;
+    }
+    if ((rt.srv = mdm_server_core_new(cfg, err)) == NULL) {
+        store_close(main_store);
+        return err ? err->code : SCEPTER_EINVAL;
+    }
+    rt.srv->rt = &rt;
+    rt.store = main_store;
+    if (str_empty(cfg->listen) && str_empty(cfg->listen_http)) {
+        rc = scepter_err(err, SCEPTER_EINVAL, "listen", "listen and listen_http are both empty");
+        goto out;
+    }
+    if (!str_empty(cfg->listen)) {
+        if (str_empty(cfg->tls_cert_file)) {
+            rc = scepter_err(err, SCEPTER_EINVAL, "tls_cert_file",
+                             "tls_cert_file: required for the HTTPS listener '%s' (or set "
+                             "listen to empty and serve plain HTTP behind a TLS proxy with "
+                             "listen_http)",
+                             cfg->listen);
+            goto out;
+        }
+        if ((rt.ssl = tls_context(cfg, err)) == NULL) {
+            rc = err ? err->code : SCEPTER_ECRYPTO;
+            goto out;
+        }
+    }
+    if ((rc = mdm_runtime_start(&rt, err)) != 0)
+        goto out;
+    nworkers = cfg_workers(cfg);
+    rt.workers = xcalloc((size_t)nworkers, sizeof(*rt.workers));
+    for (int i = 0; i < nworkers; i++) {
+        rt.nworkers = i + 1;
+        if ((rc = worker_init(&rt.workers[i], &rt, i, err)) != 0)
+            goto out;
+    }
+    if ((rc = write_port_file(&rt, err)) != 0)
+        goto out;
+    for (int i = 0; i < nworkers; i++)
+        pthread_create(&rt.workers[i].thread, NULL, worker_main, &rt.workers[i]);
+    rt.started = true;
+    log_kv(LOG_LVL_INFO, "listening", "https", rt.ssl ? cfg->listen : NULL, "http",
+           str_empty(cfg->listen_http) ? NULL : cfg->listen_http, "store",
+           store_backend(main_store), "public_url", cfg->public_url, NULL);
+    if (rt.ssl)
+        log_info("HTTPS on port %d, %d workers", rt.https_port, nworkers);
+    if (!str_empty(cfg->listen_http))
+        log_info("plain HTTP on port %d", rt.http_port);
+
+    for (int i = 0; signums[i]; i++) {
+        sigs[i] = evsignal_new(rt.base, signums[i], on_signal, &rt);
+        event_add(sigs[i], NULL);
+    }
+    event_base_dispatch(rt.base);
+    rc = 0;
+out:
+    if (rt.started)
+        for (int i = 0; i < rt.nworkers; i++) {
+            event_active(rt.workers[i].stop_ev, 0, 0);
+            pthread_join(rt.workers[i].thread, NULL);
+        }
+    mdm_runtime_stop(&rt);
+    for (int i = 0; i < rt.nworkers; i++)
+        worker_free(&rt.workers[i]);
+    free(rt.workers);
+    for (int i = 0; i < 4; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    if (rt.base)
+        event_base_free(rt.base);
+    SSL_CTX_free(rt.ssl);
+    store_close(rt.store);
+    mdm_server_core_free(rt.srv);
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
+}

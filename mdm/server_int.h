@@ -1,0 +1,70 @@
+/*
+ * Private to mdm/: the runtime behind struct mdm_server — workers, listeners, the main
+ * thread's event loop and its background jobs.
+ */
+#ifndef SCEPTER_MDM_SERVER_INT_H
+#define SCEPTER_MDM_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "mdm/mdm_int.h"
+
+struct event_base;
+struct event;
+struct evhttp;
+struct evhttp_bound_socket;
+
+/* Enrollment ids seen since the last flush: an open-addressing string set. */
+struct touchset {
+    char **slots;
+    size_t cap; /* power of two */
+    size_t n;
+};
+
+struct mdm_worker {
+    int index;
+    struct mdm_server *srv;
+    struct mdm_runtime *rt;
+    struct event_base *base;
+    struct evhttp *https, *http;
+    struct evhttp_bound_socket *https_sock, *http_sock;
+    struct store *store;
+    pthread_t thread;
+    struct event *flush_ev, *stop_ev, *drain_ev;
+    struct touchset touched;
+    unsigned long long seq;    /* requests served, for request ids */
+    int inflight;              /* replies not yet fully written */
+    int64_t last_activity_ms;
+    int64_t drain_deadline_ms;
+    bool draining;
+};
+
+struct mdm_runtime {
+    struct mdm_server *srv;
+    struct mdm_worker *workers;
+    int nworkers;
+    SSL_CTX *ssl;
+    int https_port, http_port; /* bound ports */
+    struct event_base *base;   /* the main thread: signals and background jobs */
+    struct store *store;       /* the main thread's store connection */
+    struct mdm_jobs *jobs;
+    bool started, stopping;
+};
+
+/* Create the main event loop and the background jobs (mdm/jobs.c). */
+int mdm_runtime_start(struct mdm_runtime *rt, struct scepter_error *err) WUR;
+void mdm_runtime_stop(struct mdm_runtime *rt);
+/* Run `run` every `interval` seconds in the main thread, in one process at a time. */
+void mdm_jobs_add(struct mdm_runtime *rt, const char *name, int64_t interval,
+                  void (*run)(struct mdm_runtime *rt, int64_t now));
+/* SIGHUP: re-read the configuration and apply what can change without a restart. */
+void mdm_reload(struct mdm_runtime *rt);
+/* Count a served request for /metrics. */
+void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply,
+                         int64_t elapsed_us);
+
+#endif
