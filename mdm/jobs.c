@@ -16,6 +16,7 @@
 #include "common/str.h"
 #include "common/uuid.h"
 #include "common/xmalloc.h"
+#include "mdm/push_int.h"
 #include "mdm/server_int.h"
 
 struct mdm_job {
@@ -93,7 +94,6 @@ int mdm_runtime_start(struct mdm_runtime *rt, struct scepter_error *err)
 {
     char host[64] = "host";
 
-    (void)err;
     rt->base = event_base_new();
     rt->jobs = xcalloc(1, sizeof(*rt->jobs));
     gethostname(host, sizeof(host) - 1);
@@ -102,11 +102,12 @@ int mdm_runtime_start(struct mdm_runtime *rt, struct scepter_error *err)
     snprintf(rt->jobs->holder, sizeof(rt->jobs->holder), "%.24s/%ld/%.8s", host,
              (long)getpid(), id);
     mdm_jobs_add(rt, "retention", rt->srv->cfg->retention_interval, retention_run);
-    return 0;
+    return mdm_push_start(rt, err);
 }
 
 void mdm_runtime_stop(struct mdm_runtime *rt)
 {
+    mdm_push_stop(rt->srv);
     if (rt->jobs == NULL)
         return;
     for (int i = 0; i < rt->jobs->n; i++)

@@ -176,6 +176,10 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
 void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                struct mdm_reply *reply);
 
+/* A fresh PKCS#12 device identity from the device CA (mdm/enroll.c); outputs are the caller's. */
+int mdm_issue_pkcs12(struct mdm_server *srv, int64_t now, unsigned char **p12, size_t *p12_len,
+                     char **password, struct scepter_error *err) WUR;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Enrollment ids (mdm/checkin.c)                                                            */
 

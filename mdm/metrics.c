@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "mdm/push_int.h"
 #include "mdm/server_int.h"
 
 void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply,
@@ -13,4 +14,13 @@ void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply,
     (void)srv;
     (void)reply;
     (void)elapsed_us;
+}
+
+void mdm_metrics_push(struct mdm_server *srv, enum apns_kind kind, const char *reason,
+                      int64_t latency_ms)
+{
+    (void)srv;
+    (void)kind;
+    (void)reason;
+    (void)latency_ms;
 }

@@ -1,0 +1,81 @@
+/*
+ * scepterctl — the operator CLI.  A table-driven dispatcher: the first argument names a
+ * command group (profile, and later policy, device, ...), whose own table names the action.
+ * Groups live in cmd_<group>.c; see ctl.h for how to add one.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "mdm/ctl/ctl.h"
+
+static const struct ctl_cmd g_groups[] = {
+    {"profile", cmd_profile,
+     "profile render|check|variables|verify ...  -- SCEP Profiles policies as .mobileconfig"},
+};
+
+int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc,
+                 char **argv)
+{
+    bool help = argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+                strcmp(argv[0], "help") == 0;
+
+    if (!help) {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(table[i].name, argv[0]) == 0)
+                return table[i].run(argc, argv);
+        fprintf(stderr, "%s: unknown command \"%s\"\n", what, argv[0]);
+    }
+    FILE *fp = help && argc >= 1 ? stdout : stderr;
+    fprintf(fp, "usage:\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(fp, "  %s %s\n", what, table[i].usage);
+    return help && argc >= 1 ? CTL_OK : CTL_USAGE;
+}
+
+int ctl_parse_opts(const char *what, int argc, char **argv, const struct ctl_opt *opts,
+                   const char **pos, size_t maxpos, size_t *npos)
+{
+    *npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (*npos == maxpos) {
+                fprintf(stderr, "%s: unexpected argument \"%s\"\n", what, a);
+                return CTL_USAGE;
+            }
+            pos[(*npos)++] = a;
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const struct ctl_opt *o = opts;
+        while (o->name && !(strlen(o->name) == nlen && strncmp(o->name, name, nlen) == 0))
+            o++;
+        if (o->name == NULL) {
+            fprintf(stderr, "%s: unknown option --%.*s\n", what, (int)nlen, name);
+            return CTL_USAGE;
+        }
+        if (!o->has_arg) {
+            if (eq) {
+                fprintf(stderr, "%s: --%s takes no value\n", what, o->name);
+                return CTL_USAGE;
+            }
+            *o->value = "1";
+        } else if (eq) {
+            *o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            *o->value = argv[++i];
+        } else {
+            fprintf(stderr, "%s: --%s needs a value\n", what, o->name);
+            return CTL_USAGE;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_init(LOG_LVL_WARN, LOG_FMT_TEXT);
+    return ctl_dispatch("scepterctl", g_groups, ARRAY_LEN(g_groups), argc - 1, argv + 1);
+}
