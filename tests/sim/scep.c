@@ -11,6 +11,8 @@
  */
 #include "sim.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include <event2/http.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
@@ -573,10 +576,16 @@ static bool attr_nonce(CMS_SignerInfo *si, const char *oid, unsigned char out[16
 {
     ASN1_TYPE *t = signed_attr(si, oid);
 
-    if (t == NULL || t->type != V_ASN1_OCTET_STRING ||
-        ASN1_STRING_length(t->value.octet_string) != 16)
+    int n;
+
+    /* RFC 8894 nonces are 16 bytes; some clients send 8 (kept zero-padded). */
+    if (t == NULL || t->type != V_ASN1_OCTET_STRING)
         return false;
-    memcpy(out, ASN1_STRING_get0_data(t->value.octet_string), 16);
+    n = ASN1_STRING_length(t->value.octet_string);
+    if (n <= 0 || n > 16)
+        return false;
+    memset(out, 0, 16);
+    memcpy(out, ASN1_STRING_get0_data(t->value.octet_string), (size_t)n);
     return true;
 }
 
@@ -685,6 +694,29 @@ const char *sim_scep_fail_info_name(int fi)
     }
 }
 
+/*
+ * Many SCEP servers (micromdm's scep among them) still encrypt the CertRep with single DES,
+ * which OpenSSL 3 keeps in its legacy provider: load it, with the default one, once per
+ * process (library state, like common/crypto.c does for PKCS#12).
+ */
+static pthread_once_t legacy_once = PTHREAD_ONCE_INIT;
+static OSSL_PROVIDER *legacy_prov, *default_prov;
+
+static void unload_legacy(void)
+{
+    if (legacy_prov)
+        OSSL_PROVIDER_unload(legacy_prov);
+    if (default_prov)
+        OSSL_PROVIDER_unload(default_prov);
+}
+
+static void load_legacy(void)
+{
+    legacy_prov = OSSL_PROVIDER_load(NULL, "legacy");
+    default_prov = OSSL_PROVIDER_load(NULL, "default");
+    atexit(unload_legacy);
+}
+
 /* Decrypt a SUCCESS CertRep's envelope and find the certificate for key. */
 static X509 *issued_cert(const struct sim_scep_msg *m, X509 *signer, EVP_PKEY *key,
                          struct scepter_error *err)
@@ -695,6 +727,7 @@ static X509 *issued_cert(const struct sim_scep_msg *m, X509 *signer, EVP_PKEY *k
     X509 *found = NULL;
     BIO *degbio = NULL;
 
+    pthread_once(&legacy_once, load_legacy);
     env = d2i_CMS_bio(in, NULL);
     if (env == NULL || CMS_decrypt(env, key, signer, NULL, out, CMS_BINARY) != 1) {
         scepter_err(err, SCEPTER_ECRYPTO, "CertRep",
