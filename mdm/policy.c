@@ -1,14 +1,758 @@
 /*
- * Policies reaching devices: what happens when a device enrolls (or joins a group) later.
+ * Mac / iOS SCEP Profiles policies reaching devices — the flow of the admin guide
+ * (../shared/seed/scep-profiles-policy.txt):
+ *
+ * - Saving a policy queues an InstallProfile (the profile rendered for that device, variables
+ *   resolved) for every targeted, enrolled device of the policy's platform — a macOS policy
+ *   reaches Macs only, an iOS policy iPhones and iPads; a group with several platforms gets
+ *   the policy only on the supported ones — and pushes those devices.  The policy and every
+ *   command are written in one transaction (store_policy_save).  A policy without targets is
+ *   saved, and the answer says it takes no effect.
+ * - Updating re-queues the new profile (same PayloadIdentifier, so it replaces the installed
+ *   one); removing a target or deleting the policy queues RemoveProfile for the devices that
+ *   had it.
+ * - A device that enrolls later, or joins a targeted group later, gets the profile then; a
+ *   device that leaves a group gets RemoveProfile for what no longer reaches it.
+ *
+ * The profile's PayloadIdentifier is "<payload_identifier_prefix>.policy.<policy uid>", the
+ * uid being fixed when the policy is created, so renames and edits replace the profile.
  */
+#include <string.h>
+
+#include "common/jsonx.h"
 #include "common/log.h"
-#include "mdm/mdm_int.h"
+#include "common/str.h"
+#include "common/xmalloc.h"
+#include "mdm/api_int.h"
+#include "mdm/commands_int.h"
+#include "profiles/profiles.h"
+
+#define CHALLENGE_MASK "********"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Model conversions                                                                         */
+
+static const char *platform_name(enum profile_platform p)
+{
+    return profile_platform_name(p);
+}
+
+/* The store's view of a policy, borrowing every pointer from pp (never store_policy_clear). */
+static void borrow_store(const struct profile_policy *pp, struct store_policy *sp)
+{
+    sp->type = (char *)"scep";
+    sp->platform = (char *)platform_name(pp->platform);
+    sp->name = pp->name;
+    sp->notes = pp->notes;
+    sp->scep_url = pp->scep_url;
+    sp->scep_name = pp->scep_name;
+    sp->scep_challenge = pp->scep_challenge;
+    sp->scep_fingerprint = pp->scep_fingerprint;
+    sp->scep_subject = pp->scep_subject;
+    sp->key_size = pp->key_size;
+    sp->retries = pp->retries;
+    sp->retry_delay = pp->retry_delay;
+    sp->key_extractable = pp->key_extractable;
+    sp->key_usage = pp->key_usage;
+    sp->root_cert = pp->root_cert;
+    sp->root_cert_len = pp->root_cert_len;
+    sp->san_dns = pp->san_dns;
+    sp->san_ntpn = pp->san_ntpn;
+    sp->san_rfc822 = pp->san_rfc822;
+    sp->san_uri = pp->san_uri;
+    sp->target_devices = pp->target_devices;
+    sp->n_target_devices = pp->n_target_devices;
+    sp->target_groups = pp->target_groups;
+    sp->n_target_groups = pp->n_target_groups;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+static char **dup_list(char *const *v, size_t n)
+{
+    char **out = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        out[i] = xstrdup(v[i]);
+    return out;
+}
+
+/* A deep copy of a stored policy into the profiles model. */
+static void from_store(const struct store_policy *sp, struct profile_policy *pp)
+{
+    profile_policy_init(pp);
+    pp->name = dup_or_null(sp->name);
+    pp->platform = profile_platform_parse(sp->platform);
+    pp->notes = dup_or_null(sp->notes);
+    pp->scep_url = dup_or_null(sp->scep_url);
+    pp->scep_name = dup_or_null(sp->scep_name);
+    pp->scep_challenge = dup_or_null(sp->scep_challenge);
+    pp->scep_fingerprint = dup_or_null(sp->scep_fingerprint);
+    pp->scep_subject = dup_or_null(sp->scep_subject);
+    pp->key_size = sp->key_size;
+    pp->retries = sp->retries;
+    pp->retry_delay = sp->retry_delay;
+    pp->key_extractable = sp->key_extractable;
+    pp->key_usage = sp->key_usage;
+    if (sp->root_cert) {
+        pp->root_cert = xmemdup(sp->root_cert, sp->root_cert_len);
+        pp->root_cert_len = sp->root_cert_len;
+    }
+    pp->san_dns = dup_or_null(sp->san_dns);
+    pp->san_ntpn = dup_or_null(sp->san_ntpn);
+    pp->san_rfc822 = dup_or_null(sp->san_rfc822);
+    pp->san_uri = dup_or_null(sp->san_uri);
+    pp->target_devices = dup_list(sp->target_devices, sp->n_target_devices);
+    pp->n_target_devices = sp->n_target_devices;
+    pp->target_groups = dup_list(sp->target_groups, sp->n_target_groups);
+    pp->n_target_groups = sp->n_target_groups;
+}
+
+static char *identifier_of(const struct cfg *cfg, const char *uid)
+{
+    return xasprintf("%s.policy.%s", cfg->payload_identifier_prefix, uid);
+}
+
+/* The platforms a policy reaches: Macs, or iPhones and iPads. */
+static size_t platforms_of(enum profile_platform p, enum store_platform out[2])
+{
+    if (p == PROFILE_PLATFORM_MACOS) {
+        out[0] = STORE_PLATFORM_MACOS;
+        return 1;
+    }
+    out[0] = STORE_PLATFORM_IOS;
+    out[1] = STORE_PLATFORM_IPADOS;
+    return 2;
+}
+
+static bool platform_reached(enum profile_platform pol, enum store_platform dev)
+{
+    enum store_platform p[2];
+    size_t n = platforms_of(pol, p);
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == dev)
+            return true;
+    return false;
+}
+
+static json_t *policy_json(const struct store_policy *sp, const struct cfg *cfg, bool secrets)
+{
+    struct profile_policy pp;
+    json_t *j;
+    char *ident = identifier_of(cfg, sp->uid);
+
+    from_store(sp, &pp);
+    j = profile_policy_to_json(&pp, secrets ? 0 : PROFILE_JSON_MASK_CHALLENGE);
+    profile_policy_clear(&pp);
+    json_object_set_new(j, "id", json_integer((json_int_t)sp->id));
+    json_object_set_new(j, "type", json_string(sp->type ? sp->type : "scep"));
+    json_object_set_new(j, "version", json_integer((json_int_t)sp->version));
+    json_object_set_new(j, "payload_identifier", json_string(ident));
+    json_object_set_new(j, "created", api_time(sp->created));
+    json_object_set_new(j, "updated", api_time(sp->updated));
+    free(ident);
+    return j;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Planning the commands a save implies                                                      */
+
+struct plan {
+    struct mdm_command *cmds;   /* owned */
+    struct store_command *sc;   /* parallel to ids; sc[i].plist points into cmds */
+    const char **ids;           /* enrollment ids (owned strings) */
+    size_t *cmd_of;             /* parallel to ids: index into cmds (which may move) */
+    size_t n, cap;
+    size_t ncmds, cmdcap;
+    size_t installs, removals;
+    json_t *skipped;            /* devices that could not get the profile, with why */
+};
+
+static void plan_init(struct plan *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->skipped = json_array();
+}
+
+static void plan_free(struct plan *p)
+{
+    for (size_t i = 0; i < p->ncmds; i++)
+        mdm_command_clear(&p->cmds[i]);
+    for (size_t i = 0; i < p->n; i++)
+        free((char *)p->ids[i]);
+    free(p->cmds);
+    free(p->sc);
+    free(p->ids);
+    free(p->cmd_of);
+    json_decref(p->skipped);
+}
+
+static struct mdm_command *plan_new_command(struct plan *p)
+{
+    if (p->ncmds == p->cmdcap) {
+        p->cmdcap = p->cmdcap ? p->cmdcap * 2 : 16;
+        p->cmds = xreallocarray(p->cmds, p->cmdcap, sizeof(*p->cmds));
+    }
+    return &p->cmds[p->ncmds++];
+}
+
+/* Queue command cmd (by index: the array may move) for one enrollment. */
+static void plan_add(struct plan *p, size_t cmd, const char *enrollment_id,
+                     enum store_policy_action action)
+{
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 64;
+        p->sc = xreallocarray(p->sc, p->cap, sizeof(*p->sc));
+        p->ids = xreallocarray(p->ids, p->cap, sizeof(*p->ids));
+        p->cmd_of = xreallocarray(p->cmd_of, p->cap, sizeof(*p->cmd_of));
+    }
+    memset(&p->sc[p->n], 0, sizeof(p->sc[p->n]));
+    p->sc[p->n].policy_action = action;
+    p->cmd_of[p->n] = cmd;
+    p->ids[p->n] = xstrdup(enrollment_id);
+    p->n++;
+    if (action == STORE_POLICY_INSTALL)
+        p->installs++;
+    else
+        p->removals++;
+}
+
+/* Point every store command at its (now stable) command buffer. */
+static void plan_finish(struct plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        struct mdm_command *c = &p->cmds[p->cmd_of[i]];
+        str_copy(p->sc[i].uuid, sizeof(p->sc[i].uuid), c->uuid);
+        p->sc[i].request_type = c->request_type;
+        p->sc[i].plist = (const unsigned char *)c->plist.data;
+        p->sc[i].plist_len = c->plist.len;
+    }
+}
+
+static void target_device(const struct store_target_device *t, struct profile_device *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->udid = t->device_id;
+    d->serial_number = t->serial_number;
+    d->device_name = t->device_name;
+    d->model = t->model;
+    d->product_name = t->product_name;
+    d->os_version = t->os_version;
+    d->platform = store_platform_name(t->platform);
+}
+
+/* InstallProfile for each target: one shared command when the profile is uniform. */
+static void plan_installs(struct plan *p, const struct profile_template *t,
+                          const struct store_target_device *targets, size_t nt)
+{
+    struct buf xml = BUF_INIT;
+    struct scepter_error err;
+    size_t shared = (size_t)-1;
+
+    for (size_t i = 0; i < nt; i++) {
+        if (profile_template_is_uniform(t)) {
+            if (shared == (size_t)-1) {
+                if (profile_template_render(t, NULL, &xml, &err) != 0) {
+                    json_array_append_new(p->skipped,
+                                          json_pack("{s:s,s:s}", "device", targets[i].device_id,
+                                                    "error", err.msg));
+                    continue;
+                }
+                shared = p->ncmds;
+                mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
+            }
+            plan_add(p, shared, targets[i].enrollment_id, STORE_POLICY_INSTALL);
+            continue;
+        }
+        struct profile_device d;
+        target_device(&targets[i], &d);
+        buf_reset(&xml);
+        if (profile_template_render(t, &d, &xml, &err) != 0) {
+            json_array_append_new(p->skipped, json_pack("{s:s,s:s}", "device",
+                                                         targets[i].device_id, "error",
+                                                         err.msg));
+            continue;
+        }
+        size_t k = p->ncmds;
+        mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
+        plan_add(p, k, targets[i].enrollment_id, STORE_POLICY_INSTALL);
+    }
+    buf_free(&xml);
+}
+
+/* RemoveProfile for the devices in `had` that are not among the targets. */
+static void plan_removals(struct plan *p, const char *identifier,
+                          const struct store_policy_device_status *had, size_t nhad,
+                          const struct store_target_device *targets, size_t nt)
+{
+    size_t shared = (size_t)-1;
+
+    for (size_t i = 0; i < nhad; i++) {
+        bool keep = false;
+        if (had[i].action != STORE_POLICY_INSTALL)
+            continue; /* already removed or being removed */
+        if (strcmp(had[i].state, "installed") != 0 && strcmp(had[i].state, "pending") != 0)
+            continue; /* failed or cancelled: nothing on the device */
+        for (size_t j = 0; j < nt && !keep; j++)
+            keep = strcmp(targets[j].device_id, had[i].device_id) == 0;
+        if (keep)
+            continue;
+        if (shared == (size_t)-1) {
+            shared = p->ncmds;
+            mdm_command_remove_profile(identifier, NULL, plan_new_command(p));
+        }
+        plan_add(p, shared, had[i].enrollment_id, STORE_POLICY_REMOVE);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Save, update, delete                                                                      */
+
+static void reply_problems(struct api_call *c, const struct profile_problems *pr)
+{
+    api_reply_json(c, 400, profile_problems_to_json(pr));
+    const struct profile_problem *first = profile_problems_first_error(pr);
+    if (first)
+        str_copy(c->reply->reason, sizeof(c->reply->reason), first->msg);
+}
+
+static json_t *warnings_json(const struct profile_problems *pr)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < pr->n; i++)
+        if (pr->v[i].warning)
+            json_array_append_new(arr, json_pack("{s:s,s:s}", "field", pr->v[i].field,
+                                                 "message", pr->v[i].msg));
+    return arr;
+}
+
+static void push_plan(struct mdm_ctx *ctx, const struct plan *p)
+{
+    if (p->n)
+        mdm_push_enrollments(ctx, p->ids, p->n);
+}
+
+/*
+ * Create (id 0) or update the policy from the operator's JSON; existing is the stored policy
+ * on update.
+ */
+static void policy_save(struct api_call *c, const struct store_policy *existing)
+{
+    struct profile_policy pp;
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct profile_template *t = NULL;
+    struct profile_render_opts ro;
+    struct store_policy sp;
+    struct store_target_device *targets = NULL;
+    struct store_policy_device_status *had = NULL;
+    struct scepter_error err;
+    enum store_platform plats[2];
+    struct plan plan;
+    char uid[UUID_STR_LEN];
+    char *ident = NULL;
+    size_t nt = 0, nhad = 0, np;
+    json_t *j;
+
+    plan_init(&plan);
+    if (profile_policy_from_json_value(c->body, &pp, &pr) != 0) {
+        reply_problems(c, &pr);
+        goto out;
+    }
+    if (existing && pp.scep_challenge && strcmp(pp.scep_challenge, CHALLENGE_MASK) == 0) {
+        /* A GET's masked challenge sent back: keep the stored secret. */
+        free(pp.scep_challenge);
+        pp.scep_challenge = dup_or_null(existing->scep_challenge);
+    }
+    if (existing)
+        str_copy(uid, sizeof(uid), existing->uid);
+    else
+        uuid_new(uid);
+    ident = identifier_of(c->ctx->cfg, uid);
+    memset(&ro, 0, sizeof(ro));
+    ro.identifier = ident;
+    ro.organization = c->ctx->cfg->org_name;
+    if (profile_template_new(&pp, &ro, &t, &pr) != 0) {
+        reply_problems(c, &pr);
+        goto out;
+    }
+    np = platforms_of(pp.platform, plats);
+    if (store_targets_resolve(c->ctx->store, (const char *const *)pp.target_devices,
+                              pp.n_target_devices, (const char *const *)pp.target_groups,
+                              pp.n_target_groups, plats, np, &targets, &nt, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    if (existing && store_policy_status(c->ctx->store, existing->id, &had, &nhad, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    plan_installs(&plan, t, targets, nt);
+    if (existing)
+        plan_removals(&plan, ident, had, nhad, targets, nt);
+    plan_finish(&plan);
+
+    memset(&sp, 0, sizeof(sp));
+    borrow_store(&pp, &sp);
+    sp.uid = uid;
+    sp.id = existing ? existing->id : 0;
+    if (store_policy_save(c->ctx->store, &sp, plan.sc, plan.ids, plan.n, c->now, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    push_plan(c->ctx, &plan);
+    log_kv(LOG_LVL_INFO, existing ? "policy_updated" : "policy_created", "policy", pp.name,
+           "platform", platform_name(pp.platform), NULL);
+
+    j = policy_json(&sp, c->ctx->cfg, false);
+    json_object_set_new(j, "queued_installs", json_integer((json_int_t)plan.installs));
+    json_object_set_new(j, "queued_removals", json_integer((json_int_t)plan.removals));
+    json_object_set_new(j, "targeted_devices", json_integer((json_int_t)nt));
+    json_object_set_new(j, "not_rendered", json_incref(plan.skipped));
+    json_object_set_new(j, "warnings", warnings_json(&pr));
+    json_object_set_new(j, "takes_effect", json_boolean(pp.n_target_devices +
+                                                            pp.n_target_groups > 0));
+    if (pp.n_target_devices + pp.n_target_groups == 0)
+        json_object_set_new(j, "message",
+                            json_string("saved, but the policy has no devices or device groups "
+                                        "and takes no effect until you add a target"));
+    else if (nt == 0)
+        json_object_set_new(j, "message",
+                            json_string("saved; no enrolled device of this platform is targeted "
+                                        "yet: devices get the profile when they enroll or join "
+                                        "a targeted group"));
+    /* Free the borrowed view before pp goes. */
+    api_reply_json(c, existing ? 200 : 201, j);
+out:
+    store_policy_statuses_free(had, nhad);
+    store_target_devices_free(targets, nt);
+    profile_template_free(t);
+    profile_policy_clear(&pp);
+    profile_problems_clear(&pr);
+    plan_free(&plan);
+    free(ident);
+}
+
+static void policy_delete(struct api_call *c, const struct store_policy *existing)
+{
+    struct store_policy_device_status *had = NULL;
+    struct scepter_error err;
+    struct plan plan;
+    size_t nhad = 0;
+    char *ident = identifier_of(c->ctx->cfg, existing->uid);
+
+    plan_init(&plan);
+    if (store_policy_status(c->ctx->store, existing->id, &had, &nhad, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    plan_removals(&plan, ident, had, nhad, NULL, 0);
+    plan_finish(&plan);
+    if (store_policy_delete(c->ctx->store, existing->id, plan.sc, plan.ids, plan.n, c->now,
+                            &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    push_plan(c->ctx, &plan);
+    log_kv(LOG_LVL_INFO, "policy_deleted", "policy", existing->name, NULL);
+    api_reply_json(c, 200, json_pack("{s:I,s:b,s:I}", "id", (json_int_t)existing->id,
+                                     "deleted", 1, "queued_removals",
+                                     (json_int_t)plan.removals));
+out:
+    store_policy_statuses_free(had, nhad);
+    plan_free(&plan);
+    free(ident);
+}
+
+static void policy_status(struct api_call *c, const struct store_policy *sp)
+{
+    struct store_policy_device_status *st = NULL;
+    struct scepter_error err;
+    size_t n = 0;
+    json_t *installed = json_array(), *pending = json_array(), *failed = json_array(),
+           *removed = json_array(), *j;
+
+    if (store_policy_status(c->ctx->store, sp->id, &st, &n, &err) != 0) {
+        json_decref(installed);
+        json_decref(pending);
+        json_decref(failed);
+        json_decref(removed);
+        api_reply_scepter_error(c, &err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command",
+                              st[i].uuid, "state", st[i].state, "policy_version",
+                              (json_int_t)st[i].policy_version, "updated",
+                              api_time(st[i].updated), "notnow_count", st[i].notnow_count);
+        if (st[i].error_chain_json)
+            json_object_set_new(d, "error_chain", json_loads(st[i].error_chain_json, 0, NULL));
+        const char *s = st[i].state;
+        if (strcmp(s, "installed") == 0)
+            json_array_append_new(installed, d);
+        else if (strcmp(s, "pending") == 0 || strcmp(s, "removing") == 0)
+            json_array_append_new(pending, d);
+        else if (strcmp(s, "failed") == 0 || strcmp(s, "remove_failed") == 0)
+            json_array_append_new(failed, d);
+        else
+            json_array_append_new(removed, d);
+    }
+    store_policy_statuses_free(st, n);
+    j = json_pack("{s:I,s:s,s:I,s:{s:I,s:I,s:I},s:o,s:o,s:o,s:o}", "id", (json_int_t)sp->id,
+                  "name", sp->name, "version", (json_int_t)sp->version, "counts", "installed",
+                  (json_int_t)json_array_size(installed), "pending",
+                  (json_int_t)json_array_size(pending), "failed",
+                  (json_int_t)json_array_size(failed), "installed", installed, "pending",
+                  pending, "failed", failed, "removed", removed);
+    api_reply_json(c, 200, j);
+}
+
+void api_policies(struct api_call *c)
+{
+    struct store_policy sp;
+    struct scepter_error err;
+    int64_t id;
+
+    memset(&sp, 0, sizeof(sp));
+    if (c->nseg == 1) {
+        if (c->req->method == MDM_GET) {
+            struct store_policy *list = NULL;
+            size_t n = 0;
+            char *platform = api_query(c, "platform");
+            if (platform && profile_platform_parse(platform) == PROFILE_PLATFORM_NONE) {
+                api_reply_error(c, 400, "platform", "platform: '%s' is not macos or ios",
+                                platform);
+                free(platform);
+                return;
+            }
+            int rc = store_policy_list(c->ctx->store, platform, &list, &n, &err);
+            free(platform);
+            if (rc != 0) {
+                api_reply_scepter_error(c, &err);
+                return;
+            }
+            json_t *arr = json_array();
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(arr, policy_json(&list[i], c->ctx->cfg, false));
+            store_policies_free(list, n);
+            api_reply_json(c, 200, json_pack("{s:o}", "policies", arr));
+        } else if (c->req->method == MDM_POST) {
+            if (api_need_body(c))
+                policy_save(c, NULL);
+        } else {
+            mdm_reply_header(c->reply, "Allow", "GET, POST");
+            api_reply_error(c, 405, NULL, "use GET or POST");
+        }
+        return;
+    }
+    if (c->nseg > 3 || (c->nseg == 3 && strcmp(c->seg[2], "status") != 0)) {
+        api_reply_error(c, 404, NULL, "no such endpoint");
+        return;
+    }
+    if (str_to_i64(c->seg[1], 1, INT64_MAX, &id) != 0) {
+        api_reply_error(c, 404, "id", "no policy %s", c->seg[1]);
+        return;
+    }
+    if (store_policy_get(c->ctx->store, id, &sp, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        return;
+    }
+    if (c->nseg == 3) {
+        if (c->req->method != MDM_GET) {
+            mdm_reply_header(c->reply, "Allow", "GET");
+            api_reply_error(c, 405, NULL, "use GET");
+        } else {
+            policy_status(c, &sp);
+        }
+    } else if (c->req->method == MDM_GET) {
+        bool secrets = false;
+        char *v = api_query(c, "show_secrets");
+        if (v && str_to_bool(v, &secrets) != 0)
+            secrets = false;
+        free(v);
+        api_reply_json(c, 200, policy_json(&sp, c->ctx->cfg, secrets));
+    } else if (c->req->method == MDM_PUT) {
+        if (api_need_body(c))
+            policy_save(c, &sp);
+    } else if (c->req->method == MDM_DELETE) {
+        policy_delete(c, &sp);
+    } else {
+        mdm_reply_header(c->reply, "Allow", "GET, PUT, DELETE");
+        api_reply_error(c, 405, NULL, "use GET, PUT or DELETE");
+    }
+    store_policy_clear(&sp);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Devices arriving later                                                                    */
+
+/*
+ * Bring one device in line with the policies that target it now: InstallProfile for each
+ * that reaches it and it does not have (installed or pending at the current version), and
+ * RemoveProfile for policies it has but that no longer target it.  Queued in one
+ * transaction per policy, then pushed.
+ */
+static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t now,
+                             bool push)
+{
+    struct scepter_error err;
+    struct store_device dev;
+    struct store_policy *all = NULL;
+    int64_t *ids = NULL;
+    size_t nall = 0, nids = 0;
+    bool queued = false;
+
+    memset(&dev, 0, sizeof(dev));
+    if (store_device_get(ctx->store, device_id, &dev, &err) != 0 ||
+        store_policies_for_device(ctx->store, device_id, &ids, &nids, &err) != 0 ||
+        store_policy_list(ctx->store, NULL, &all, &nall, &err) != 0) {
+        log_warnx("policies for %s: %s", device_id, err.msg);
+        goto out;
+    }
+    for (size_t i = 0; i < nall; i++) {
+        struct store_policy *sp = &all[i];
+        struct profile_policy pp;
+        bool targeted = false, has = false, current = false;
+        struct store_policy_device_status *st = NULL;
+        size_t nst = 0;
+
+        for (size_t k = 0; k < nids && !targeted; k++)
+            targeted = ids[k] == sp->id;
+        from_store(sp, &pp);
+        if (targeted && !platform_reached(pp.platform, dev.platform))
+            targeted = false;
+        if (store_policy_status(ctx->store, sp->id, &st, &nst, &err) != 0) {
+            log_warnx("policy %lld status: %s", (long long)sp->id, err.msg);
+            profile_policy_clear(&pp);
+            continue;
+        }
+        for (size_t k = 0; k < nst; k++) {
+            if (strcmp(st[k].device_id, device_id) != 0)
+                continue;
+            has = st[k].action == STORE_POLICY_INSTALL &&
+                  (strcmp(st[k].state, "installed") == 0 || strcmp(st[k].state, "pending") == 0);
+            current = has && st[k].policy_version == sp->version;
+        }
+        store_policy_statuses_free(st, nst);
+        if (targeted == has && (!targeted || current)) {
+            profile_policy_clear(&pp);
+            continue;
+        }
+
+        char *ident = identifier_of(ctx->cfg, sp->uid);
+        struct plan plan;
+        plan_init(&plan);
+        if (targeted) {
+            struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+            struct profile_template *t = NULL;
+            struct profile_render_opts ro = {ident, ctx->cfg->org_name};
+            struct store_target_device td;
+            memset(&td, 0, sizeof(td));
+            td.device_id = dev.id;
+            td.enrollment_id = dev.id;
+            td.platform = dev.platform;
+            td.serial_number = dev.serial_number;
+            td.device_name = dev.device_name;
+            td.model = dev.model;
+            td.product_name = dev.product_name;
+            td.os_version = dev.os_version;
+            if (profile_template_new(&pp, &ro, &t, &pr) == 0)
+                plan_installs(&plan, t, &td, 1);
+            else
+                log_warnx("policy %s: stored policy no longer valid: %s", sp->name,
+                          profile_problems_first_error(&pr)->msg);
+            profile_template_free(t);
+            profile_problems_clear(&pr);
+        } else {
+            struct store_policy_device_status me;
+            memset(&me, 0, sizeof(me));
+            me.device_id = dev.id;
+            me.enrollment_id = dev.id;
+            me.action = STORE_POLICY_INSTALL;
+            me.state = (char *)"installed";
+            plan_removals(&plan, ident, &me, 1, NULL, 0);
+        }
+        plan_finish(&plan);
+        for (size_t k = 0; k < plan.n; k++) {
+            plan.sc[k].policy_id = sp->id;
+            plan.sc[k].policy_version = sp->version;
+        }
+        if (json_array_size(plan.skipped))
+            log_kv(LOG_LVL_WARN, "policy_not_rendered", "policy", sp->name, "device", device_id,
+                   "error",
+                   json_string_value(json_object_get(json_array_get(plan.skipped, 0), "error")),
+                   NULL);
+        if (plan.n && store_enqueue_each(ctx->store, plan.sc, plan.ids, plan.n, now, &err) != 0)
+            log_warnx("policy %s for %s: %s", sp->name, device_id, err.msg);
+        else if (plan.n) {
+            queued = true;
+            log_kv(LOG_LVL_INFO, targeted ? "policy_install_queued" : "policy_remove_queued",
+                   "policy", sp->name, "device", device_id, NULL);
+        }
+        plan_free(&plan);
+        free(ident);
+        profile_policy_clear(&pp);
+    }
+    if (queued && push) {
+        const char *e[1] = {device_id};
+        mdm_push_enrollments(ctx, e, 1);
+    }
+out:
+    store_device_clear(&dev);
+    store_policies_free(all, nall);
+    free(ids);
+}
 
 void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now)
 {
     const char *ids[1] = {device_id};
 
-    (void)now;
     log_kv(LOG_LVL_INFO, "enrolled", "device", device_id, NULL);
+    reconcile_device(ctx, device_id, now, false);
+    /* Apple: a device polls only after a push, so push after the first TokenUpdate. */
     mdm_push_enrollments(ctx, ids, 1);
+}
+
+void mdm_policy_group_changed(struct mdm_ctx *ctx, const char *const *device_ids, size_t n,
+                              int64_t now)
+{
+    for (size_t i = 0; i < n; i++)
+        reconcile_device(ctx, device_ids[i], now, true);
+}
+
+json_t *api_device_policies(struct api_call *c, const char *device_id)
+{
+    struct scepter_error err;
+    struct store_policy *all = NULL;
+    int64_t *ids = NULL;
+    size_t nall = 0, nids = 0;
+    json_t *arr = json_array();
+
+    if (store_policies_for_device(c->ctx->store, device_id, &ids, &nids, &err) != 0 ||
+        store_policy_list(c->ctx->store, NULL, &all, &nall, &err) != 0)
+        goto out;
+    for (size_t i = 0; i < nall; i++) {
+        struct store_policy_device_status *st = NULL;
+        size_t nst = 0;
+        const char *state = NULL;
+        bool targeted = false;
+        for (size_t k = 0; k < nids; k++)
+            targeted = targeted || ids[k] == all[i].id;
+        if (store_policy_status(c->ctx->store, all[i].id, &st, &nst, &err) != 0)
+            continue;
+        for (size_t k = 0; k < nst; k++)
+            if (strcmp(st[k].device_id, device_id) == 0)
+                state = st[k].state;
+        if (targeted || state)
+            json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:b,s:s?}", "id",
+                                                 (json_int_t)all[i].id, "name", all[i].name,
+                                                 "platform", all[i].platform, "targeted",
+                                                 targeted, "state", state));
+        store_policy_statuses_free(st, nst);
+    }
+out:
+    store_policies_free(all, nall);
+    free(ids);
+    return arr;
 }

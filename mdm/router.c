@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/str.h"
-#include "mdm/mdm_int.h"
+#include "mdm/api_int.h"
 
 static void healthz(struct mdm_ctx *ctx, const struct mdm_request *req, struct mdm_reply *reply)
 {
@@ -43,6 +43,8 @@ void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
             mdm_command_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/mdm/enroll") == 0) {
         mdm_enroll_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/v1") == 0 || strncmp(p, "/v1/", 4) == 0) {
+        mdm_api_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/healthz") == 0) {
         healthz(ctx, req, reply);
     } else {

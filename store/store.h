@@ -434,6 +434,8 @@ int store_group_remove(struct store *s, const char *name, const char *const *dev
 
 struct store_policy {
     int64_t id;             /* 0 before creation */
+    char *uid;              /* caller-chosen UUID fixed at creation (the profile's
+                               PayloadIdentifier derives from it); never changes */
     char *type;             /* "scep" */
     char *platform;         /* "macos" or "ios" */
     char *name;

@@ -1,0 +1,52 @@
+/*
+ * Private to mdm/: the operator JSON API under /v1 (mdm/api.c, mdm/policy.c).
+ */
+#ifndef SCEPTER_MDM_API_INT_H
+#define SCEPTER_MDM_API_INT_H
+
+#include <jansson.h>
+
+#include "mdm/mdm_int.h"
+
+/* A routed /v1 request: the path split into segments, the parsed body. */
+struct api_call {
+    struct mdm_ctx *ctx;
+    const struct mdm_request *req;
+    struct mdm_reply *reply;
+    int64_t now;
+    const char *seg[6];          /* path segments after /v1 (decoded) */
+    int nseg;
+    json_t *body;                /* parsed JSON body, or NULL */
+};
+
+/* /v1 entry point (mdm/api.c). */
+void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+                    struct mdm_reply *reply);
+
+/* Replies: JSON (steals j), and {"error", "field"} errors. */
+void api_reply_json(struct api_call *c, int status, json_t *j);
+void api_reply_error(struct api_call *c, int status, const char *field, const char *fmt, ...)
+    PRINTF(4, 5);
+void api_reply_scepter_error(struct api_call *c, const struct scepter_error *err);
+/* UNIX seconds as "2026-11-25T18:00:00Z", or JSON null for 0. */
+json_t *api_time(int64_t t);
+/* A query parameter (caller frees) or NULL. */
+char *api_query(const struct api_call *c, const char *name);
+/* The body must be a JSON object: sets an error reply and returns false otherwise. */
+bool api_need_body(struct api_call *c);
+/* Read a JSON array of strings ("devices") into a new array of borrowed pointers. */
+int api_string_array(json_t *obj, const char *key, bool required, const char ***out, size_t *n,
+                     struct scepter_error *err) WUR;
+
+/* Policies (mdm/policy.c): /v1/policies[/{id}[/status]]. */
+void api_policies(struct api_call *c);
+/* A device's policies and their state on it (for GET /v1/devices/{udid}). */
+json_t *api_device_policies(struct api_call *c, const char *device_id);
+/*
+ * Devices joined (added = true) or left a group: queue the policies that now reach them, or
+ * RemoveProfile for those that no longer do; push them.
+ */
+void mdm_policy_group_changed(struct mdm_ctx *ctx, const char *const *device_ids, size_t n,
+                              int64_t now);
+
+#endif

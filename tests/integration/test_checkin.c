@@ -1,0 +1,538 @@
+/*
+ * The MDM server end to end over real HTTPS: enrollment, check-in messages, the command
+ * exchange, device identity (mTLS and Mdm-Signature) and every bad input, on the store
+ * backend named by SCEPTER_TEST_STORE (ctest runs this file once per backend).
+ * Device bodies are the real plists in ../shared/peer-vectors/nanomdm/mdm/testdata/.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/codec.h"
+#include "common/plistx.h"
+#include "common/xmalloc.h"
+#include "harness.h"
+#include "profiles/profiles.h"
+#include "support/support.h"
+
+#define UDID2 "66ADE930-5FDF-5EC4-8429-15640684C489"
+
+static struct h_server S;
+
+static void setup(void)
+{
+    h_start(&S, NULL);
+}
+
+static void teardown(void)
+{
+    h_stop(&S);
+}
+
+TestSuite(checkin, .init = setup, .fini = teardown, .timeout = 120);
+
+static char *fixture(const char *name)
+{
+    char *rel = xasprintf("peer-vectors/nanomdm/mdm/testdata/%s", name);
+    char *data = (char *)tu_read_shared(rel, NULL);
+    free(rel);
+    return data;
+}
+
+static bool is_unrecognized(const struct tu_http_resp *r)
+{
+    return r->status == 403 && r->body &&
+           strstr((const char *)r->body, "com.apple.unrecognized.device") != NULL;
+}
+
+/* Queue a DeviceInformation command through the API; returns its UUID (caller frees). */
+static char *queue_device_info(const char *udid)
+{
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/devices/%s/commands", udid);
+    int st = h_api(&S, "POST", path,
+                   "{\"command\":{\"request_type\":\"DeviceInformation\",\"queries\":"
+                   "[\"DeviceName\",\"OSVersion\"]},\"push\":false}",
+                   &j);
+    cr_assert_eq(st, 201, "enqueue: %d %s", st, j ? json_dumps(j, 0) : "");
+    char *uuid = xstrdup(json_string_value(json_object_get(j, "uuid")));
+    json_decref(j);
+    free(path);
+    return uuid;
+}
+
+Test(checkin, real_device_plists_enroll_and_fetch_a_command)
+{
+    struct tu_cert id = h_device_cert(&S, UDID2);
+    struct tu_http_resp r;
+    char *auth = fixture("Authenticate.2.plist"), *tok = fixture("TokenUpdate.2.plist");
+
+    cr_assert_eq(h_checkin(&S, &id, auth, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    cr_assert_eq(r.body_len, 0, "Authenticate answers an empty body");
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_checkin(&S, &id, tok, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    cr_assert_eq(r.body_len, 0);
+    tu_http_resp_free(&r);
+
+    /* Empty queue: 200 with a zero-byte body. */
+    char *idle = h_plist("Status", "Idle", "UDID", UDID2, NULL);
+    cr_assert_eq(h_connect(&S, &id, idle, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, 0, "no command: zero bytes, not an empty plist");
+    tu_http_resp_free(&r);
+
+    /* A queued command comes back as {CommandUUID, Command}. */
+    char *uuid = queue_device_info(UDID2);
+    cr_assert_eq(h_connect(&S, &id, idle, &r), 0);
+    cr_assert_eq(r.status, 200);
+    plist_t d = NULL;
+    struct scepter_error err;
+    cr_assert_eq(plistx_parse_dict(r.body, r.body_len, &d, &err), 0, "%s", err.msg);
+    const char *got = NULL, *type = NULL;
+    plist_t cmd = NULL;
+    cr_assert_eq(plistx_get_string(d, "CommandUUID", true, &got, &err), 0);
+    cr_assert_str_eq(got, uuid);
+    cr_assert_eq(plistx_get_dict(d, "Command", true, &cmd, &err), 0);
+    cr_assert_eq(plistx_get_string(cmd, "RequestType", true, &type, &err), 0);
+    cr_assert_str_eq(type, "DeviceInformation");
+    plist_free(d);
+    tu_http_resp_free(&r);
+
+    /* The real DeviceInformation result, with our UUID: stored, and the queue drains. */
+    char *result = fixture("DeviceInformation.1.plist");
+    char *at = strstr(result, "76eda240-5488-4989-8339-f2ae160113c4");
+    cr_assert_not_null(at);
+    memcpy(at, uuid, 36);
+    cr_assert_eq(h_connect(&S, &id, result, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, 0);
+    tu_http_resp_free(&r);
+
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/devices/%s/commands/%s", UDID2, uuid);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "Acknowledged");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
+                         json_object_get(j, "result"), "QueryResponses"), "HostName")),
+                     "fruit.example.com");
+    json_decref(j);
+
+    /* The device as the API shows it: facts from Authenticate, enrolled. */
+    free(path);
+    path = xasprintf("/v1/devices/%s", UDID2);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "serial_number")), "C02MT66KFLHH");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "platform")), "macos");
+    cr_assert(json_is_true(json_object_get(j, "enrolled")));
+    json_decref(j);
+
+    free(path);
+    free(result);
+    free(uuid);
+    free(idle);
+    free(auth);
+    free(tok);
+    tu_cert_free(&id);
+}
+
+Test(checkin, mdm_signature_identity)
+{
+    struct tu_cert id = h_device_cert(&S, "sig-device");
+    struct tu_http_resp r;
+    char *auth = h_plist("MessageType", "Authenticate", "Topic", H_TOPIC, "UDID", "SIG-1",
+                         "ProductName", "iPhone14,2", NULL);
+    char *idle = h_plist("Status", "Idle", "UDID", "SIG-1", NULL);
+
+    cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm/checkin",
+                              "application/x-apple-aspen-mdm-checkin", auth, strlen(auth), &r),
+                 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    /* /mdm dispatches on the content type */
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "SIG-1",
+                        "Token", "data:abcdefabcdef", "PushMagic", "PM-1", NULL);
+    cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm",
+                              "application/x-apple-aspen-mdm-checkin", tok, strlen(tok), &r),
+                 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm", "application/x-apple-aspen-mdm",
+                              idle, strlen(idle), &r),
+                 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    /* no identity at all: refused, and never with 401 */
+    cr_assert_eq(h_device_put(&S, NULL, H_NONE, "/mdm/connect", "application/x-apple-aspen-mdm",
+                              idle, strlen(idle), &r),
+                 0);
+    cr_assert_eq(r.status, 403);
+    tu_http_resp_free(&r);
+    free(auth);
+    free(tok);
+    free(idle);
+    tu_cert_free(&id);
+}
+
+Test(checkin, certificate_bound_to_a_cannot_speak_for_b)
+{
+    struct tu_cert a = h_device_cert(&S, "A"), b = h_device_cert(&S, "B");
+    struct tu_http_resp r;
+
+    h_enroll(&S, &a, "DEV-A", "MacBookPro18,3");
+    h_enroll(&S, &b, "DEV-B", "MacBookPro18,3");
+    /* A's certificate names B: refused (403, not the unenroll code) */
+    char *idle_b = h_plist("Status", "Idle", "UDID", "DEV-B", NULL);
+    cr_assert_eq(h_connect(&S, &a, idle_b, &r), 0);
+    cr_assert_eq(r.status, 403);
+    cr_assert_not(is_unrecognized(&r), "must not tell A to unenroll");
+    tu_http_resp_free(&r);
+    char *auth_b = h_plist("MessageType", "Authenticate", "Topic", H_TOPIC, "UDID", "DEV-B",
+                           NULL);
+    cr_assert_eq(h_checkin(&S, &a, auth_b, &r), 0);
+    cr_assert_eq(r.status, 403, "re-Authenticate of B with A's certificate");
+    tu_http_resp_free(&r);
+    /* A and B still work */
+    char *idle_a = h_plist("Status", "Idle", "UDID", "DEV-A", NULL);
+    cr_assert_eq(h_connect(&S, &a, idle_a, &r), 0);
+    cr_assert_eq(r.status, 200, "A still enrolled");
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_connect(&S, &b, idle_b, &r), 0);
+    cr_assert_eq(r.status, 200, "B still enrolled");
+    tu_http_resp_free(&r);
+    /* A certificate from another CA is refused */
+    struct tu_cert_opts o = {.cn = "Rogue CA"};
+    struct tu_cert rogue_ca = tu_ca_new(&o);
+    struct tu_cert rogue = tu_cert_issue(&rogue_ca, NULL);
+    cr_assert_eq(h_connect(&S, &rogue, idle_a, &r), 0);
+    cr_assert_eq(r.status, 403);
+    tu_http_resp_free(&r);
+    tu_cert_free(&rogue);
+    tu_cert_free(&rogue_ca);
+    free(idle_a);
+    free(idle_b);
+    free(auth_b);
+    tu_cert_free(&a);
+    tu_cert_free(&b);
+}
+
+Test(checkin, renewed_certificate_on_reauthenticate_and_clean_queue)
+{
+    struct tu_cert old = h_device_cert(&S, "R"), renewed = h_device_cert(&S, "R");
+    struct tu_http_resp r;
+    char *idle = h_plist("Status", "Idle", "UDID", "DEV-R", NULL);
+
+    h_enroll(&S, &old, "DEV-R", "iPad13,4");
+    char *uuid = queue_device_info("DEV-R");
+    /* The device re-enrolls with a renewed identity from the same CA. */
+    h_enroll(&S, &renewed, "DEV-R", "iPad13,4");
+    cr_assert_eq(h_connect(&S, &renewed, idle, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, 0, "the stale queue was deactivated by re-Authenticate");
+    tu_http_resp_free(&r);
+    free(uuid);
+    free(idle);
+    tu_cert_free(&old);
+    tu_cert_free(&renewed);
+}
+
+Test(checkin, unknown_device_gets_unrecognized_403)
+{
+    struct tu_cert id = h_device_cert(&S, "ghost");
+    struct tu_http_resp r;
+    char *idle = h_plist("Status", "Idle", "UDID", "GHOST", NULL);
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "GHOST",
+                        "Token", "data:abc", "PushMagic", "x", NULL);
+
+    cr_assert_eq(h_connect(&S, &id, idle, &r), 0);
+    cr_assert(is_unrecognized(&r), "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_checkin(&S, &id, tok, &r), 0);
+    cr_assert(is_unrecognized(&r), "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    free(idle);
+    free(tok);
+    tu_cert_free(&id);
+}
+
+Test(checkin, notnow_skips_for_the_exchange_and_returns_on_idle)
+{
+    struct tu_cert id = h_device_cert(&S, "N");
+    struct tu_http_resp r;
+    h_enroll(&S, &id, "DEV-N", "iPhone14,2");
+    char *u1 = queue_device_info("DEV-N");
+    char *u2 = queue_device_info("DEV-N");
+    char *idle = h_plist("Status", "Idle", "UDID", "DEV-N", NULL);
+    char *notnow = h_plist("Status", "NotNow", "UDID", "DEV-N", "CommandUUID", u1, NULL);
+    char *ack2 = h_plist("Status", "Acknowledged", "UDID", "DEV-N", "CommandUUID", u2, NULL);
+    char *ack1 = h_plist("Status", "Acknowledged", "UDID", "DEV-N", "CommandUUID", u1, NULL);
+
+    cr_assert_eq(h_connect(&S, &id, idle, &r), 0);
+    cr_assert(strstr((char *)r.body, u1) != NULL, "first command first");
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_connect(&S, &id, notnow, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr((char *)r.body, u2) != NULL, "NotNow: the next one, not u1 again");
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_connect(&S, &id, ack2, &r), 0);
+    cr_assert_eq(r.body_len, 0, "u1 is skipped for the rest of this exchange");
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_connect(&S, &id, idle, &r), 0);
+    cr_assert(r.body_len && strstr((char *)r.body, u1) != NULL, "offered again on Idle");
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_connect(&S, &id, ack1, &r), 0);
+    cr_assert_eq(r.body_len, 0);
+    tu_http_resp_free(&r);
+    /* A duplicate report changes nothing and still gets a 2xx. */
+    cr_assert_eq(h_connect(&S, &id, ack1, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/devices/DEV-N/commands/%s", u1);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "Acknowledged");
+    cr_assert_eq(json_integer_value(json_object_get(j, "notnow_count")), 1);
+    json_decref(j);
+    free(path);
+    free(u1);
+    free(u2);
+    free(idle);
+    free(notnow);
+    free(ack1);
+    free(ack2);
+    tu_cert_free(&id);
+}
+
+Test(checkin, result_for_a_cancelled_command_gets_2xx_and_is_not_stored)
+{
+    struct tu_cert id = h_device_cert(&S, "C");
+    struct tu_http_resp r;
+    h_enroll(&S, &id, "DEV-C", "iPhone14,2");
+    char *u = queue_device_info("DEV-C");
+    char *path = xasprintf("/v1/devices/DEV-C/commands/%s", u);
+    cr_assert_eq(h_api(&S, "DELETE", path, NULL, NULL), 200);
+    char *ack = h_plist("Status", "Acknowledged", "UDID", "DEV-C", "CommandUUID", u, NULL);
+    cr_assert_eq(h_connect(&S, &id, ack, &r), 0);
+    cr_assert_eq(r.status, 200, "never a 4xx loop");
+    cr_assert_eq(r.body_len, 0);
+    tu_http_resp_free(&r);
+    char *ghost = h_plist("Status", "Error", "UDID", "DEV-C", "CommandUUID",
+                          "11111111-2222-3333-4444-555555555555", NULL);
+    cr_assert_eq(h_connect(&S, &id, ghost, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    free(ghost);
+    free(ack);
+    free(path);
+    free(u);
+    tu_cert_free(&id);
+}
+
+Test(checkin, other_message_types)
+{
+    struct tu_cert id = h_device_cert(&S, "O");
+    struct tu_http_resp r;
+    h_enroll(&S, &id, "DEV-O", "MacBookPro18,3");
+
+    char *set = h_plist("MessageType", "SetBootstrapToken", "UDID", "DEV-O", "BootstrapToken",
+                        "data:bootstrap-secret", NULL);
+    cr_assert_eq(h_checkin(&S, &id, set, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    char *get = h_plist("MessageType", "GetBootstrapToken", "UDID", "DEV-O", NULL);
+    cr_assert_eq(h_checkin(&S, &id, get, &r), 0);
+    cr_assert_eq(r.status, 200);
+    plist_t d = NULL;
+    struct scepter_error err;
+    const unsigned char *tok;
+    size_t len;
+    cr_assert_eq(plistx_parse_dict(r.body, r.body_len, &d, &err), 0);
+    cr_assert_eq(plistx_get_data(d, "BootstrapToken", true, &tok, &len, &err), 0);
+    cr_assert_eq(len, strlen("bootstrap-secret"));
+    plist_free(d);
+    tu_http_resp_free(&r);
+
+    char *gettoken = h_plist("MessageType", "GetToken", "UDID", "DEV-O", "TokenServiceType",
+                             "com.example.unknown", NULL);
+    cr_assert_eq(h_checkin(&S, &id, gettoken, &r), 0);
+    cr_assert_eq(r.status, 400, "unknown token service");
+    tu_http_resp_free(&r);
+    char *ua = h_plist("MessageType", "UserAuthenticate", "UDID", "DEV-O", "UserID", "U1",
+                       NULL);
+    cr_assert_eq(h_checkin(&S, &id, ua, &r), 0);
+    cr_assert_eq(r.status, 410, "user channels are declined unless configured");
+    tu_http_resp_free(&r);
+    char *dm = h_plist("MessageType", "DeclarativeManagement", "UDID", "DEV-O", "Endpoint",
+                       "tokens", NULL);
+    cr_assert_eq(h_checkin(&S, &id, dm, &r), 0);
+    cr_assert_eq(r.status, 404);
+    tu_http_resp_free(&r);
+
+    /* User channel TokenUpdate (macOS): its own enrollment id */
+    char *utok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "DEV-O",
+                         "UserID", "USER-GUID-1", "UserShortName", "jane", "Token", "data:ut",
+                         "PushMagic", "PM-U", NULL);
+    cr_assert_eq(h_checkin(&S, &id, utok, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+
+    char *out = h_plist("MessageType", "CheckOut", "Topic", H_TOPIC, "UDID", "DEV-O", NULL);
+    cr_assert_eq(h_checkin(&S, &id, out, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    char *idle = h_plist("Status", "Idle", "UDID", "DEV-O", NULL);
+    cr_assert_eq(h_connect(&S, &id, idle, &r), 0);
+    cr_assert(is_unrecognized(&r), "checked out: %d", r.status);
+    tu_http_resp_free(&r);
+    free(set);
+    free(get);
+    free(gettoken);
+    free(ua);
+    free(dm);
+    free(utok);
+    free(out);
+    free(idle);
+    tu_cert_free(&id);
+}
+
+Test(checkin, bad_input_gets_4xx_and_changes_nothing)
+{
+    struct tu_cert id = h_device_cert(&S, "X");
+    struct tu_http_resp r;
+    h_enroll(&S, &id, "DEV-X", "iPhone14,2");
+    char *u = queue_device_info("DEV-X");
+    char *good = h_plist("Status", "Idle", "UDID", "DEV-X", NULL);
+
+    /* wrong method */
+    cr_assert_eq(tu_http(S.port, true, id.cert, id.key, "GET", "/mdm/connect", NULL, NULL, 0, &r),
+                 0);
+    cr_assert_eq(r.status, 405);
+    tu_http_resp_free(&r);
+    /* wrong content type */
+    cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/connect", "text/plain", good, strlen(good),
+                              &r),
+                 0);
+    cr_assert_eq(r.status, 415);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/checkin", "application/x-apple-aspen-mdm",
+                              good, strlen(good), &r),
+                 0);
+    cr_assert_eq(r.status, 415);
+    tu_http_resp_free(&r);
+    /* malformed / truncated plists */
+    cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/connect", "application/x-apple-aspen-mdm",
+                              "hello", 5, &r),
+                 0);
+    cr_assert_eq(r.status, 400);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/connect", "application/x-apple-aspen-mdm",
+                              good, strlen(good) / 2, &r),
+                 0);
+    cr_assert_eq(r.status, 400);
+    tu_http_resp_free(&r);
+    /* missing keys, wrong types, unknown values */
+    const char *bad[] = {
+        h_plist("UDID", "DEV-X", NULL),                                     /* no Status */
+        h_plist("Status", "Idle", NULL),                                    /* no UDID */
+        h_plist("Status", "Sleeping", "UDID", "DEV-X", NULL),               /* unknown Status */
+        h_plist("Status", "Acknowledged", "UDID", "DEV-X", NULL),           /* no CommandUUID */
+        h_plist("Status", "data:Idle", "UDID", "DEV-X", NULL),              /* wrong type */
+        h_plist("Status", "Idle", "UDID", "true", NULL),                    /* UDID a bool */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(h_connect(&S, &id, bad[i], &r), 0);
+        cr_assert_eq(r.status, 400, "case %zu: %d %s", i, r.status, r.body);
+        tu_http_resp_free(&r);
+        free((char *)bad[i]);
+    }
+    const char *badc[] = {
+        h_plist("UDID", "DEV-X", NULL),                                       /* no MessageType */
+        h_plist("MessageType", "Dance", "UDID", "DEV-X", NULL),               /* unknown type */
+        h_plist("MessageType", "TokenUpdate", "UDID", "DEV-X", "Topic", H_TOPIC, NULL), /* keys */
+        h_plist("MessageType", "TokenUpdate", "UDID", "DEV-X", "Topic", H_TOPIC, "Token",
+                "not-data", "PushMagic", "x", NULL),                           /* Token type */
+    };
+    for (size_t i = 0; i < sizeof(badc) / sizeof(badc[0]); i++) {
+        cr_assert_eq(h_checkin(&S, &id, badc[i], &r), 0);
+        cr_assert_eq(r.status, 400, "check-in case %zu: %d %s", i, r.status, r.body);
+        tu_http_resp_free(&r);
+        free((char *)badc[i]);
+    }
+    /* a body over max_body_bytes */
+    size_t big = 5 * 1024 * 1024;
+    char *huge = xmalloc(big);
+    memset(huge, 'a', big);
+    cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/connect", "application/x-apple-aspen-mdm",
+                              huge, big, &r),
+                 0);
+    cr_assert_eq(r.status, 413);
+    tu_http_resp_free(&r);
+    free(huge);
+    /* nothing changed: the command is still queued and the device enrolled */
+    cr_assert_eq(h_connect(&S, &id, good, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert(r.body_len && strstr((char *)r.body, u) != NULL);
+    tu_http_resp_free(&r);
+    free(good);
+    free(u);
+    tu_cert_free(&id);
+}
+
+Test(checkin, enrollment_profile_with_pkcs12_identity)
+{
+    struct tu_http_resp r;
+    cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/mdm/enroll", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    unsigned char *inner = NULL;
+    size_t ilen = 0;
+    struct scepter_error err;
+    cr_assert_eq(profile_unwrap(r.body, r.body_len, NULL, &inner, &ilen, NULL, &err), 0, "%s",
+                 err.msg);
+    plist_t p = NULL;
+    cr_assert_eq(plistx_parse_dict(inner, ilen, &p, &err), 0, "%s", err.msg);
+    plist_t content = NULL;
+    cr_assert_eq(plistx_get_array(p, "PayloadContent", true, &content, &err), 0);
+    bool mdm = false, p12 = false, root = false;
+    for (uint32_t i = 0; i < plist_array_get_size(content); i++) {
+        plist_t item = plist_array_get_item(content, i);
+        const char *t = NULL;
+        cr_assert_eq(plistx_get_string(item, "PayloadType", true, &t, &err), 0);
+        if (strcmp(t, "com.apple.mdm") == 0) {
+            const char *url = NULL, *topic = NULL;
+            bool sign = false;
+            cr_assert_eq(plistx_get_string(item, "ServerURL", true, &url, &err), 0);
+            cr_assert_str_eq(url, "https://127.0.0.1:8443/mdm/connect");
+            cr_assert_eq(plistx_get_string(item, "Topic", true, &topic, &err), 0);
+            cr_assert_str_eq(topic, H_TOPIC);
+            cr_assert_eq(plistx_get_bool(item, "SignMessage", true, &sign, &err), 0);
+            cr_assert(sign);
+            mdm = true;
+        } else if (strcmp(t, "com.apple.security.pkcs12") == 0) {
+            p12 = true;
+        } else if (strcmp(t, "com.apple.security.root") == 0) {
+            root = true;
+            cr_assert_not(mdm || p12, "the root CA is installed first");
+        }
+    }
+    cr_assert(mdm && p12 && root);
+    plist_free(p);
+    free(inner);
+    tu_http_resp_free(&r);
+}
+
+Test(checkin, sigterm_is_a_clean_shutdown)
+{
+    /* h_stop asserts exit status 0 after SIGTERM; make it do so with a connection open. */
+    struct tu_http_conn *c = tu_http_connect(S.port, true, NULL, NULL);
+    cr_assert_not_null(c);
+    struct tu_http_resp r;
+    cr_assert_eq(tu_http_do(c, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    int rc = tu_proc_stop(&S.proc, SIGTERM, 20000);
+    cr_assert_eq(rc, 0, "exit status %d", rc);
+    tu_http_close(c);
+}
