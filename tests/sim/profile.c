@@ -84,6 +84,22 @@ out:
     return rc;
 }
 
+/* PayloadVersion: an integer; an integral <real> (seen in the wild) is read as one too. */
+static int get_version(plist_t d, uint64_t *out, struct scepter_error *err)
+{
+    plist_t n = plist_dict_get_item(d, "PayloadVersion");
+
+    if (n && plist_get_node_type(n) == PLIST_REAL) {
+        double v = 0;
+        plist_get_real_val(n, &v);
+        if (v >= 0 && v < 1e9 && v == (double)(uint64_t)v) {
+            *out = (uint64_t)v;
+            return 0;
+        }
+    }
+    return plistx_get_uint(d, "PayloadVersion", true, out, err);
+}
+
 static int check_payload(plist_t d, size_t i, struct sim_payload *pl, struct scepter_error *err)
 {
     char field[128];
@@ -97,7 +113,7 @@ static int check_payload(plist_t d, size_t i, struct sim_payload *pl, struct sce
     if ((rc = plistx_get_string(d, "PayloadType", true, &pl->type, &e2)) != 0 ||
         (rc = plistx_get_string(d, "PayloadIdentifier", true, &pl->identifier, &e2)) != 0 ||
         (rc = plistx_get_string(d, "PayloadUUID", true, &pl->uuid, &e2)) != 0 ||
-        (rc = plistx_get_uint(d, "PayloadVersion", true, &pl->version, &e2)) != 0 ||
+        (rc = get_version(d, &pl->version, &e2)) != 0 ||
         (rc = plistx_get_string(d, "PayloadDisplayName", false, &pl->display_name, &e2)) < 0) {
         snprintf(field, sizeof(field), "PayloadContent[%zu].%s", i, e2.field);
         return scepter_err(err, SCEPTER_EINVAL, field, "PayloadContent[%zu].%s", i, e2.msg);
@@ -146,7 +162,7 @@ int sim_profile_parse(const void *data, size_t len, X509_STORE *trust,
         goto out;
     }
     if ((rc = plistx_get_string(p->root, "PayloadType", true, &ptype, err)) != 0 ||
-        (rc = plistx_get_uint(p->root, "PayloadVersion", true, &version, err)) != 0 ||
+        (rc = get_version(p->root, &version, err)) != 0 ||
         (rc = plistx_get_string(p->root, "PayloadIdentifier", true, &p->identifier, err)) != 0 ||
         (rc = plistx_get_string(p->root, "PayloadUUID", true, &p->uuid, err)) != 0)
         goto out;
