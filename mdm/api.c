@@ -32,6 +32,7 @@
 #include "common/xmalloc.h"
 #include "mdm/api_int.h"
 #include "mdm/commands_int.h"
+#include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -465,6 +466,7 @@ static void device_commands(struct api_call *c, const char *udid)
             mdm_command_clear(&cmd);
             goto out;
         }
+        mdm_metrics_command(c->ctx->srv, MDM_CMD_QUEUED, cmd.request_type, 1);
         if (push)
             mdm_push_enrollments(c->ctx, ids, 1);
         log_kv(LOG_LVL_INFO, "command_queued", "enrollment", eid, "command", cmd.uuid, "type",
@@ -633,6 +635,7 @@ static void commands_many(struct api_call *c)
         api_reply_scepter_error(c, &err);
         goto out;
     }
+    mdm_metrics_command(c->ctx->srv, MDM_CMD_QUEUED, cmd.request_type, n);
     if (push)
         mdm_push_enrollments(c->ctx, (const char *const *)ids, n);
     api_reply_json(c, 201, json_pack("{s:s,s:s,s:I,s:b}", "uuid", cmd.uuid, "request_type",

@@ -17,7 +17,7 @@
 #include "common/plistx.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
-#include "mdm/mdm_int.h"
+#include "mdm/metrics_int.h"
 
 /*
  * ErrorChain (array of dicts: ErrorCode, ErrorDomain, LocalizedDescription,
@@ -210,7 +210,18 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
              ids.type != STORE_ENROLL_USER && ids.type != STORE_ENROLL_SHARED_IPAD_USER &&
              ids.type != STORE_ENROLL_USER_ENROLLMENT_USER)
         update_facts(ctx, ids.device_id, body, now);
+    if (outcome == STORE_REPORT_RECORDED) {
+        const char *rt = NULL;
+        struct scepter_error ignore;
+        enum mdm_command_event ev = st == STORE_STATUS_ACKNOWLEDGED ? MDM_CMD_ACKNOWLEDGED
+                                    : st == STORE_STATUS_NOTNOW     ? MDM_CMD_NOTNOW
+                                                                    : MDM_CMD_ERRORED;
+        if (plistx_get_string(body, "RequestType", false, &rt, &ignore) != 0)
+            rt = NULL; /* devices before iOS 17 do not echo it */
+        mdm_metrics_command(ctx->srv, ev, rt, 1);
+    }
     if (rc == 1) {
+        mdm_metrics_command(ctx->srv, MDM_CMD_DELIVERED, next.request_type, 1);
         mdm_reply_plist(reply, (const char *)next.plist, next.plist_len);
         str_copy(reply->command_uuid, sizeof(reply->command_uuid), next.uuid);
     } else {

@@ -11,13 +11,14 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
-#include "mdm/mdm_int.h"
+#include "mdm/metrics_int.h"
 
 struct mdm_server *mdm_server_core_new(struct cfg *cfg, struct scepter_error *err)
 {
     struct mdm_server *srv = xcalloc(1, sizeof(*srv));
 
     srv->cfg = cfg;
+    srv->metrics = mdm_metrics_new();
     pthread_mutex_init(&srv->lock, NULL);
     str_copy(srv->topic, sizeof(srv->topic), cfg->push_topic);
     srv->idcfg.accepted = mdm_identity_parse(cfg->identity);
@@ -80,6 +81,7 @@ void mdm_server_core_free(struct mdm_server *srv)
     sk_X509_pop_free(srv->signing_chain, X509_free);
     free(srv->tls_ca_der);
     pthread_mutex_destroy(&srv->lock);
+    mdm_metrics_free(srv->metrics);
     cfg_free(srv->cfg);
     free(srv);
 }

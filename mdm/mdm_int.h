@@ -140,6 +140,7 @@ struct mdm_server {
     char topic[256];                 /* APNs topic in use ("" when unknown) */
     struct mdm_push *push;           /* the APNs glue (mdm/push.c), or NULL */
     struct mdm_runtime *rt;          /* listeners and workers (mdm/server.c), NULL in tests */
+    struct mdm_metrics *metrics;     /* counters for /metrics (mdm/metrics.c) */
 };
 
 /*

@@ -1,26 +1,231 @@
 /*
- * Counters for /metrics.  Workers update them with relaxed atomic increments; nothing on the
- * request path takes a lock.
+ * Metrics: counters the workers bump with relaxed atomic increments (no lock on the request
+ * path) and GET /metrics, which renders them in the Prometheus text format together with
+ * values read at scrape time (queue depth from the store, APNs counters from the client).
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "common/str.h"
+#include "common/xmalloc.h"
+#include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
 #include "mdm/server_int.h"
+
+static const char *const checkin_types[MDM_M_CHECKIN_TYPES] = {
+    "Authenticate",     "TokenUpdate", "CheckOut",         "SetBootstrapToken",
+    "GetBootstrapToken", "GetToken",   "UserAuthenticate", "DeclarativeManagement",
+    "other"};
+static const char *const connect_statuses[MDM_M_CONNECT_STATUSES] = {
+    "Idle", "Acknowledged", "Error", "CommandFormatError", "NotNow", "other"};
+static const char *const results[MDM_M_RESULTS] = {"ok", "refused", "unrecognized", "failed"};
+static const char *const request_types[MDM_M_REQUEST_TYPES] = {
+    "InstallProfile",  "RemoveProfile",     "ProfileList", "DeviceInformation",
+    "CertificateList", "DeviceConfigured", "other"};
+static const char *const command_events[MDM_M_COMMAND_EVENTS] = {
+    "queued", "delivered", "acknowledged", "errored", "notnow"};
+static const char *const routes[MDM_M_ROUTES] = {"checkin", "connect", "enroll", "api",
+                                                 "healthz", "metrics", "other"};
+/* Request latency buckets, seconds. */
+static const double buckets[MDM_M_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                              0.05,   0.1,   0.25,   0.5,   1,    2.5};
+
+struct mdm_metrics *mdm_metrics_new(void)
+{
+    return xcalloc(1, sizeof(struct mdm_metrics));
+}
+
+void mdm_metrics_free(struct mdm_metrics *m)
+{
+    free(m);
+}
+
+static size_t index_of(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; name && i + 1 < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return n - 1; /* "other" */
+}
+
+static void inc(atomic_ullong *c, unsigned long long by)
+{
+    atomic_fetch_add_explicit(c, by, memory_order_relaxed);
+}
+
+static unsigned long long get(atomic_ullong *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
 
 void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply,
                          int64_t elapsed_us)
 {
-    (void)srv;
-    (void)reply;
-    (void)elapsed_us;
+    struct mdm_metrics *m = srv->metrics;
+    size_t route, res, b;
+
+    if (m == NULL)
+        return;
+    route = index_of(routes, MDM_M_ROUTES, reply->event);
+    inc(&m->requests[route], 1);
+    inc(&m->latency_sum_us[route], (unsigned long long)elapsed_us);
+    for (b = 0; b < MDM_M_BUCKETS && (double)elapsed_us / 1e6 > buckets[b]; b++)
+        ;
+    inc(&m->latency[route][b], 1);
+    if (reply->status < 400)
+        res = 0;
+    else if (reply->status == 403 && reply->content_type &&
+             strcmp(reply->content_type, "application/xml") == 0)
+        res = 2; /* com.apple.unrecognized.device */
+    else if (reply->status < 500)
+        res = 1;
+    else
+        res = 3;
+    if (route == 0)
+        inc(&m->checkins[index_of(checkin_types, MDM_M_CHECKIN_TYPES, reply->message_type)][res],
+            1);
+    else if (route == 1)
+        inc(&m->connects[index_of(connect_statuses, MDM_M_CONNECT_STATUSES,
+                                  reply->message_type)][res],
+            1);
+    if (reply->status == 503)
+        inc(&m->store_errors, 1);
+}
+
+void mdm_metrics_command(struct mdm_server *srv, enum mdm_command_event ev,
+                         const char *request_type, size_t n)
+{
+    struct mdm_metrics *m = srv->metrics;
+
+    if (m == NULL || n == 0)
+        return;
+    inc(&m->commands[ev][index_of(request_types, MDM_M_REQUEST_TYPES, request_type)], n);
 }
 
 void mdm_metrics_push(struct mdm_server *srv, enum apns_kind kind, const char *reason,
                       int64_t latency_ms)
 {
+    /* The APNs client keeps its own counters (apns_client_stats); nothing to add here. */
     (void)srv;
     (void)kind;
     (void)reason;
     (void)latency_ms;
+}
+
+void mdm_metrics_connection(struct mdm_server *srv, int delta)
+{
+    if (srv->metrics == NULL)
+        return;
+    if (delta > 0) {
+        inc(&srv->metrics->connections_opened, 1);
+        atomic_fetch_add_explicit(&srv->metrics->connections_open, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_sub_explicit(&srv->metrics->connections_open, 1, memory_order_relaxed);
+    }
+}
+
+void mdm_metrics_webhook(struct mdm_server *srv, bool delivered)
+{
+    if (srv->metrics)
+        inc(delivered ? &srv->metrics->webhooks_delivered : &srv->metrics->webhooks_failed, 1);
+}
+
+static void help(struct buf *b, const char *name, const char *type, const char *text)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
+{
+    struct mdm_metrics *m = ctx->srv->metrics;
+    struct scepter_error err;
+    struct apns_stats st;
+    int64_t depth = 0, outbox = 0;
+
+    help(b, "scepter_checkins_total", "counter", "Check-in messages by type and result.");
+    for (size_t t = 0; t < MDM_M_CHECKIN_TYPES; t++)
+        for (size_t r = 0; r < MDM_M_RESULTS; r++)
+            buf_printf(b, "scepter_checkins_total{message_type=\"%s\",result=\"%s\"} %llu\n",
+                       checkin_types[t], results[r], get(&m->checkins[t][r]));
+    help(b, "scepter_connects_total", "counter", "Command-channel requests by status and result.");
+    for (size_t t = 0; t < MDM_M_CONNECT_STATUSES; t++)
+        for (size_t r = 0; r < MDM_M_RESULTS; r++)
+            buf_printf(b, "scepter_connects_total{status=\"%s\",result=\"%s\"} %llu\n",
+                       connect_statuses[t], results[r], get(&m->connects[t][r]));
+    help(b, "scepter_commands_total", "counter",
+         "Commands queued, delivered, acknowledged, errored and NotNow, by request type.");
+    for (size_t e = 0; e < MDM_M_COMMAND_EVENTS; e++)
+        for (size_t t = 0; t < MDM_M_REQUEST_TYPES; t++)
+            buf_printf(b, "scepter_commands_total{event=\"%s\",request_type=\"%s\"} %llu\n",
+                       command_events[e], request_types[t], get(&m->commands[e][t]));
+    help(b, "scepter_queue_depth", "gauge", "Queued commands without a final result.");
+    if (store_queue_depth(ctx->store, &depth, &err) == 0)
+        buf_printf(b, "scepter_queue_depth %lld\n", (long long)depth);
+    help(b, "scepter_http_request_duration_seconds", "histogram",
+         "Time to answer a request, by route.");
+    for (size_t r = 0; r < MDM_M_ROUTES; r++) {
+        unsigned long long cum = 0;
+        for (size_t i = 0; i < MDM_M_BUCKETS; i++) {
+            cum += get(&m->latency[r][i]);
+            buf_printf(b,
+                       "scepter_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
+                       "%llu\n",
+                       routes[r], buckets[i], cum);
+        }
+        cum += get(&m->latency[r][MDM_M_BUCKETS]);
+        buf_printf(b, "scepter_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
+                      "%llu\n",
+                   routes[r], cum);
+        buf_printf(b, "scepter_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+                   routes[r], (double)get(&m->latency_sum_us[r]) / 1e6);
+        buf_printf(b, "scepter_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                   routes[r], get(&m->requests[r]));
+    }
+    help(b, "scepter_store_errors_total", "counter",
+         "Requests that failed because the store did (answered 503).");
+    buf_printf(b, "scepter_store_errors_total %llu\n", get(&m->store_errors));
+    help(b, "scepter_open_connections", "gauge", "Open TLS connections.");
+    buf_printf(b, "scepter_open_connections %lld\n",
+               (long long)atomic_load_explicit(&m->connections_open, memory_order_relaxed));
+    help(b, "scepter_connections_total", "counter", "TLS connections accepted.");
+    buf_printf(b, "scepter_connections_total %llu\n", get(&m->connections_opened));
+    help(b, "scepter_webhooks_total", "counter", "Webhook deliveries by result.");
+    buf_printf(b, "scepter_webhooks_total{result=\"delivered\"} %llu\n",
+               get(&m->webhooks_delivered));
+    buf_printf(b, "scepter_webhooks_total{result=\"failed\"} %llu\n", get(&m->webhooks_failed));
+    help(b, "scepter_outbox_pending", "gauge", "Events waiting in the outbox.");
+    if (store_outbox_pending(ctx->store, &outbox, &err) == 0)
+        buf_printf(b, "scepter_outbox_pending %lld\n", (long long)outbox);
+
+    if (mdm_push_state(ctx->srv, &st) == 0) {
+        help(b, "scepter_push_results_total", "counter", "Final push results by kind.");
+        for (size_t k = 0; k < APNS_KIND_COUNT; k++)
+            buf_printf(b, "scepter_push_results_total{result=\"%s\"} %llu\n",
+                       apns_kind_name((enum apns_kind)k), (unsigned long long)st.results[k]);
+        help(b, "scepter_push_responses_total", "counter", "APNs answers by reason.");
+        for (size_t i = 0; i < APNS_REASON_SLOTS; i++)
+            if (st.by_reason[i])
+                buf_printf(b, "scepter_push_responses_total{reason=\"%s\"} %llu\n",
+                           apns_reason_slot_name(i), (unsigned long long)st.by_reason[i]);
+        for (size_t i = 0; i < APNS_STATUS_SLOTS; i++)
+            if (st.by_status[i])
+                buf_printf(b, "scepter_push_status_total{status=\"%d\"} %llu\n",
+                           apns_status_slot_code(i), (unsigned long long)st.by_status[i]);
+        help(b, "scepter_push_latency_seconds", "histogram", "APNs round trip per request.");
+        unsigned long long cum = 0;
+        for (size_t i = 0; i < APNS_LATENCY_BUCKETS; i++) {
+            cum += st.latency[i];
+            buf_printf(b, "scepter_push_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                       apns_latency_bound_ms(i) / 1000.0, cum);
+        }
+        cum += st.latency[APNS_LATENCY_BUCKETS];
+        buf_printf(b, "scepter_push_latency_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+        buf_printf(b, "scepter_push_latency_seconds_sum %.3f\n", st.latency_sum_ms / 1000.0);
+        buf_printf(b, "scepter_push_latency_seconds_count %llu\n", cum);
+        help(b, "scepter_push_queued", "gauge", "Pushes waiting to be sent.");
+        buf_printf(b, "scepter_push_queued %zu\n", st.queued);
+        help(b, "scepter_push_connections", "gauge", "HTTP/2 connections to APNs that are up.");
+        buf_printf(b, "scepter_push_connections %d\n", st.conns_up);
+    }
 }

@@ -25,6 +25,7 @@
 #include "common/xmalloc.h"
 #include "mdm/api_int.h"
 #include "mdm/commands_int.h"
+#include "mdm/metrics_int.h"
 #include "profiles/profiles.h"
 
 #define CHALLENGE_MASK "********"
@@ -330,6 +331,8 @@ static json_t *warnings_json(const struct profile_problems *pr)
 
 static void push_plan(struct mdm_ctx *ctx, const struct plan *p)
 {
+    mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED, "InstallProfile", p->installs);
+    mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED, "RemoveProfile", p->removals);
     if (p->n)
         mdm_push_enrollments(ctx, p->ids, p->n);
 }
@@ -687,6 +690,8 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             log_warnx("policy %s for %s: %s", sp->name, device_id, err.msg);
         else if (plan.n) {
             queued = true;
+            mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED,
+                                targeted ? "InstallProfile" : "RemoveProfile", plan.n);
             log_kv(LOG_LVL_INFO, targeted ? "policy_install_queued" : "policy_remove_queued",
                    "policy", sp->name, "device", device_id, NULL);
         }

@@ -7,6 +7,8 @@
 
 #include "common/str.h"
 #include "mdm/api_int.h"
+#include "mdm/metrics_int.h"
+#include "mdm/push_int.h"
 
 static void healthz(struct mdm_ctx *ctx, const struct mdm_request *req, struct mdm_reply *reply)
 {
@@ -21,9 +23,24 @@ static void healthz(struct mdm_ctx *ctx, const struct mdm_request *req, struct m
         mdm_reply_error(reply, 503, "store unreachable: %s", err.msg);
         return;
     }
+    struct apns_stats st;
+    const char *apns = mdm_push_state(ctx->srv, &st) == 0 ? apns_state_name(st.state) : "none";
     reply->status = 200;
     reply->content_type = "application/json";
-    buf_printf(&reply->body, "{\"status\":\"ok\",\"store\":\"%s\"}\n", store_backend(ctx->store));
+    buf_printf(&reply->body, "{\"status\":\"ok\",\"store\":\"%s\",\"apns\":\"%s\"}\n",
+               store_backend(ctx->store), apns);
+}
+
+static void metrics(struct mdm_ctx *ctx, const struct mdm_request *req, struct mdm_reply *reply)
+{
+    reply->event = "metrics";
+    if (req->method != MDM_GET) {
+        mdm_reply_error(reply, 405, "metrics: GET only");
+        return;
+    }
+    reply->status = 200;
+    reply->content_type = "text/plain; version=0.0.4";
+    mdm_metrics_render(ctx, &reply->body);
 }
 
 void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
@@ -47,6 +64,8 @@ void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
         mdm_api_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/healthz") == 0) {
         healthz(ctx, req, reply);
+    } else if (strcmp(p, "/metrics") == 0) {
+        metrics(ctx, req, reply);
     } else {
         reply->event = "http";
         mdm_reply_error(reply, 404, "no such endpoint: %.100s", p);

@@ -38,6 +38,7 @@
 #include "common/xmalloc.h"
 #include "mdm/mdm.h"
 #include "mdm/mdm_int.h"
+#include "mdm/metrics_int.h"
 #include "mdm/server_int.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -249,11 +250,28 @@ static void on_request(struct evhttp_request *req, void *arg)
     free(path);
 }
 
+/* Count open TLS connections: the SSL object lives exactly as long as the connection. */
+static int conn_ex_index = -1;
+
+static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (ptr)
+        mdm_metrics_connection(ptr, -1);
+}
+
 static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 {
     struct mdm_worker *w = arg;
     SSL *ssl = SSL_new(w->rt->ssl);
 
+    SSL_set_ex_data(ssl, conn_ex_index, w->srv);
+    mdm_metrics_connection(w->srv, +1);
     return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                           BEV_OPT_CLOSE_ON_FREE);
 }
@@ -541,6 +559,8 @@ int mdm_serve(struct cfg *cfg, struct scepter_error *err)
 
     memset(&rt, 0, sizeof(rt));
     evthread_use_pthreads();
+    if (conn_ex_index < 0)
+        conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
     signal(SIGPIPE, SIG_IGN);
     /* Migrations first, once, so the workers' connections open on the current schema. */
     if ((rc = store_open(cfg->store, &main_store, err)) != 0) {
