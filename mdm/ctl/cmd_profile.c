@@ -19,7 +19,7 @@
 #include "mdm/ctl/ctl.h"
 #include "profiles/profiles.h"
 
-#define MAX_POLICY_FILE (64 * 1024 * 1024)
+#define MAX_POLICY_FILE  (64 * 1024 * 1024)
 #define MAX_PROFILE_FILE (16 * 1024 * 1024)
 
 static void print_problems(const struct profile_problems *pr)
@@ -29,8 +29,7 @@ static void print_problems(const struct profile_problems *pr)
 }
 
 /* Read and validate the policy file; prints problems.  CTL_OK, CTL_USAGE or CTL_FAIL. */
-static int load_policy(const char *path, struct profile_policy *p,
-                       struct profile_problems *pr)
+static int load_policy(const char *path, struct profile_policy *p, struct profile_problems *pr)
 {
     struct scepter_error err;
     unsigned char *data = NULL;
@@ -70,10 +69,14 @@ static int cmd_render(int argc, char **argv)
     const char *policy = NULL, *device = NULL, *cert = NULL, *key = NULL, *keypw = NULL,
                *ident = NULL, *org = NULL, *outp = NULL;
     const struct ctl_opt opts[] = {
-        {"policy", true, &policy},        {"device", true, &device},
-        {"sign-cert", true, &cert},       {"sign-key", true, &key},
-        {"sign-key-password", true, &keypw}, {"identifier", true, &ident},
-        {"organization", true, &org},     {"out", true, &outp},
+        {"policy", true, &policy},
+        {"device", true, &device},
+        {"sign-cert", true, &cert},
+        {"sign-key", true, &key},
+        {"sign-key-password", true, &keypw},
+        {"identifier", true, &ident},
+        {"organization", true, &org},
+        {"out", true, &outp},
         {NULL, false, NULL},
     };
     struct profile_policy p;
@@ -90,8 +93,7 @@ static int cmd_render(int argc, char **argv)
     int rc;
 
     profile_policy_init(&p);
-    if ((rc = ctl_parse_opts("scepterctl profile render", argc, argv, opts, NULL, 0, &npos)) !=
-        0)
+    if ((rc = ctl_parse_opts("scepterctl profile render", argc, argv, opts, NULL, 0, &npos)) != 0)
         goto out;
     if (policy == NULL || (cert == NULL) != (key == NULL)) {
         fprintf(stderr, "usage: scepterctl profile render --policy POLICY.json "
@@ -131,8 +133,9 @@ static int cmd_render(int argc, char **argv)
     if (!profile_template_is_uniform(t) && devp == NULL) {
         size_t n;
         const char *const *vars = profile_template_variables(t, &n);
-        fprintf(stderr, "error: the policy uses variables Scepter fills in per device (%%%s%%%s); "
-                        "give the device's facts with --device DEVICE.json\n",
+        fprintf(stderr,
+                "error: the policy uses variables Scepter fills in per device (%%%s%%%s); "
+                "give the device's facts with --device DEVICE.json\n",
                 vars[0], n > 1 ? ", ..." : "");
         rc = CTL_USAGE;
         goto out;
@@ -180,8 +183,7 @@ static int cmd_check(int argc, char **argv)
     int rc;
 
     profile_policy_init(&p);
-    if ((rc = ctl_parse_opts("scepterctl profile check", argc, argv, opts, NULL, 0, &npos)) !=
-        0)
+    if ((rc = ctl_parse_opts("scepterctl profile check", argc, argv, opts, NULL, 0, &npos)) != 0)
         goto out;
     if (policy == NULL) {
         fprintf(stderr, "usage: scepterctl profile check --policy POLICY.json [--json "
@@ -219,10 +221,9 @@ static int cmd_variables(int argc, char **argv)
     }
     printf("%-22s %-28s %-28s %s\n", "VARIABLE", "MACOS POLICY", "IOS POLICY", "VALUE");
     for (size_t i = 0; i < n; i++) {
-        const char *mac = v[i].scope == PROFILE_VAR_SERVER ? "Scepter substitutes"
-                                                           : "left for the Mac";
-        const char *ios = v[i].scope == PROFILE_VAR_APPLE_MACOS ? "refused"
-                                                                : "Scepter substitutes";
+        const char *mac =
+            v[i].scope == PROFILE_VAR_SERVER ? "Scepter substitutes" : "left for the Mac";
+        const char *ios = v[i].scope == PROFILE_VAR_APPLE_MACOS ? "refused" : "Scepter substitutes";
         char name[40];
         snprintf(name, sizeof(name), "%%%s%%", v[i].name);
         printf("%-22s %-28s %-28s %s\n", name, mac, ios, v[i].description);
@@ -246,8 +247,7 @@ static int cmd_verify(int argc, char **argv)
     X509 *signer = NULL;
     int rc;
 
-    if ((rc = ctl_parse_opts("scepterctl profile verify", argc, argv, opts, pos, 1, &npos)) !=
-        0)
+    if ((rc = ctl_parse_opts("scepterctl profile verify", argc, argv, opts, pos, 1, &npos)) != 0)
         goto out;
     if (npos != 1) {
         fprintf(stderr, "usage: scepterctl profile verify PROFILE [--ca CA.pem] [--out FILE]\n");
@@ -304,6 +304,6 @@ static const struct ctl_cmd g_profile_cmds[] = {
 
 int cmd_profile(int argc, char **argv)
 {
-    return ctl_dispatch("scepterctl profile", g_profile_cmds, ARRAY_LEN(g_profile_cmds),
-                        argc - 1, argv + 1);
+    return ctl_dispatch("scepterctl profile", g_profile_cmds, ARRAY_LEN(g_profile_cmds), argc - 1,
+                        argv + 1);
 }

@@ -33,12 +33,11 @@ struct ctl_cmd {
  * command or an unknown one (exit CTL_USAGE for the last two).  what names the level in
  * messages ("scepterctl", "scepterctl profile").
  */
-int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc,
-                 char **argv);
+int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc, char **argv);
 
 /* An option spec for ctl_parse_opts: "--name" taking a value, or a flag when !has_arg. */
 struct ctl_opt {
-    const char *name;  /* without the dashes */
+    const char *name; /* without the dashes */
     bool has_arg;
     const char **value; /* set to the argument (or "1" for a flag) */
 };

@@ -14,8 +14,7 @@ static const struct ctl_cmd g_groups[] = {
      "profile render|check|variables|verify ...  -- SCEP Profiles policies as .mobileconfig"},
 };
 
-int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc,
-                 char **argv)
+int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc, char **argv)
 {
     bool help = argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
                 strcmp(argv[0], "help") == 0;

@@ -1,0 +1,84 @@
+/*
+ * profiles/profiles_int.h — private to profiles/: the pieces the policy parser, the template
+ * builder and the enrollment renderer share (subject parsing into RDNs, variable scanning and
+ * templating, payload-building helpers, text checks).  Not for other modules.
+ */
+#ifndef SCEPTER_PROFILES_PROFILES_INT_H
+#define SCEPTER_PROFILES_PROFILES_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "profiles/profiles.h"
+
+/* The byte that brackets a variable marker in template XML: "\x7f<index>\x7f".  Policy text
+ * and device values never contain it (control characters are refused). */
+#define PV_MARK '\x7f'
+
+/* Which device fact a server-substituted variable reads. */
+enum pv_fact {
+    PV_FACT_NONE = 0, /* resolved by the Mac only */
+    PV_FACT_UDID,
+    PV_FACT_SERIAL,
+    PV_FACT_NAME,
+    PV_FACT_MODEL,
+    PV_FACT_PRODUCT,
+    PV_FACT_OS,
+    PV_FACT_PLATFORM,
+};
+
+/* Parallel to profile_variables(): what the server reads for variable i. */
+struct pv_entry {
+    enum pv_fact fact;     /* what the server fills in (when it does) */
+    const char *fact_name; /* "serial_number", ... for error messages */
+};
+
+/* The variable table entry at index i (i < n of profile_variables()). */
+const struct pv_entry *pv_entry(size_t i);
+/* The device's value for a fact, or NULL. */
+const char *pv_fact_value(const struct profile_device *d, enum pv_fact f);
+
+/*
+ * Check the %Name% tokens of s for a policy on platform: unknown names and (on iOS) Apple names
+ * nothing can resolve are added to pr as errors naming field.  Returns the number of problems.
+ */
+size_t pv_check(const char *s, enum profile_platform platform, const char *field,
+                struct profile_problems *pr);
+/*
+ * Append s to out with every token the server substitutes on platform replaced by a marker
+ * (PV_MARK index PV_MARK); *used gets bit index set.  Tokens left for the device stay text.
+ */
+void pv_templatize(const char *s, enum profile_platform platform, struct buf *out, uint64_t *used);
+
+/* One attribute of a subject: name (upper-case short name or OID) and value. */
+struct subj_attr {
+    char *name;
+    char *value;
+};
+/* Parse a statement into attrs (caller frees with subj_free). */
+int subj_parse(const char *stmt, const char *field, struct subj_attr **out, size_t *n,
+               struct scepter_error *err);
+void subj_free(struct subj_attr *a, size_t n);
+
+/* Text checks.  has_ctl: a C0 control character or DEL (tab/newline allowed if allow_ws). */
+bool txt_has_ctl(const char *s, bool allow_ws);
+bool txt_valid_utf8(const char *s, size_t len);
+
+/* Problems: add a message verbatim (it already names the field). */
+void pp_add_raw(struct profile_problems *pr, bool warning, const char *field, const char *msg);
+/* Append the problems of src that dst does not already hold (same field and message). */
+void pp_merge(struct profile_problems *dst, const struct profile_problems *src);
+/* Is there already a problem recorded for field (or a sub-field of it)? */
+bool pp_has_field(const struct profile_problems *pr, const char *field);
+
+/* Build the common keys of a payload dict. */
+void pl_payload_common(plist_t d, const char *type, const char *identifier, const char *uuid,
+                       const char *display_name, const char *organization);
+/* Check a reverse-DNS identifier (letters, digits, '.', '-', '_'; 1..200 bytes). */
+bool pl_identifier_ok(const char *s);
+/* A display name for a certificate: its CN, else the one-line subject (caller frees). */
+char *pl_cert_display_name(const unsigned char *der, size_t len);
+
+#endif
