@@ -169,9 +169,9 @@ static bool authorized(struct api_call *c)
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0')
         goto refuse;
     key = auth + 7;
-    const char *boot = c->ctx->cfg->api_key;
-    if (!str_empty(boot) && strlen(boot) == strlen(key) &&
-        CRYPTO_memcmp(boot, key, strlen(key)) == 0)
+    char boot[256];
+    mdm_live_get(c->ctx->srv, MDM_LIVE_API_KEY, boot, sizeof(boot));
+    if (*boot && strlen(boot) == strlen(key) && CRYPTO_memcmp(boot, key, strlen(key)) == 0)
         return true;
     crypto_sha256(key, strlen(key), md);
     hex_encode_to(md, sizeof(md), hex, false);

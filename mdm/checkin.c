@@ -20,7 +20,7 @@
 #include "common/plistx.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
-#include "mdm/mdm_int.h"
+#include "mdm/webhook_int.h"
 
 #define SHARED_IPAD_USER_ID "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"
 
@@ -547,8 +547,12 @@ void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         goto out;
     }
     handlers[i].fn(&c);
-    if (reply->status == 200)
+    if (reply->status == 200) {
         mdm_touch(ctx, c.ids.enrollment_id);
+        if (handlers[i].fn == do_authenticate || handlers[i].fn == do_token_update ||
+            handlers[i].fn == do_checkout || handlers[i].fn == do_set_bootstrap)
+            mdm_webhook_checkin(ctx, c.type, &c.ids, req->body, req->body_len, now);
+    }
 out:
     mdm_identity_clear(&c.identity);
     plist_free(c.body);

@@ -18,6 +18,7 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 #include "mdm/metrics_int.h"
+#include "mdm/webhook_int.h"
 
 /*
  * ErrorChain (array of dicts: ErrorCode, ErrorDomain, LocalizedDescription,
@@ -219,6 +220,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         if (plistx_get_string(body, "RequestType", false, &rt, &ignore) != 0)
             rt = NULL; /* devices before iOS 17 do not echo it */
         mdm_metrics_command(ctx->srv, ev, rt, 1);
+        mdm_webhook_result(ctx, &ids, status, uuid, req->body, req->body_len, now);
     }
     if (rc == 1) {
         mdm_metrics_command(ctx->srv, MDM_CMD_DELIVERED, next.request_type, 1);

@@ -20,6 +20,7 @@ struct mdm_server *mdm_server_core_new(struct cfg *cfg, struct scepter_error *er
     srv->cfg = cfg;
     srv->metrics = mdm_metrics_new();
     pthread_mutex_init(&srv->lock, NULL);
+    mdm_live_set(srv, cfg);
     str_copy(srv->topic, sizeof(srv->topic), cfg->push_topic);
     srv->idcfg.accepted = mdm_identity_parse(cfg->identity);
     srv->idcfg.proxy_header = str_empty(cfg->trusted_proxy_header) ? NULL
@@ -81,6 +82,8 @@ void mdm_server_core_free(struct mdm_server *srv)
     sk_X509_pop_free(srv->signing_chain, X509_free);
     free(srv->tls_ca_der);
     pthread_mutex_destroy(&srv->lock);
+    for (size_t i = 0; i < ARRAY_LEN(srv->live); i++)
+        free(srv->live[i]);
     mdm_metrics_free(srv->metrics);
     cfg_free(srv->cfg);
     free(srv);
@@ -97,5 +100,24 @@ void mdm_server_set_topic(struct mdm_server *srv, const char *topic)
 {
     pthread_mutex_lock(&srv->lock);
     str_copy(srv->topic, sizeof(srv->topic), topic ? topic : "");
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void mdm_live_get(struct mdm_server *srv, enum mdm_live which, char *out, size_t outlen)
+{
+    pthread_mutex_lock(&srv->lock);
+    str_copy(out, outlen, srv->live[which] ? srv->live[which] : "");
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void mdm_live_set(struct mdm_server *srv, const struct cfg *cfg)
+{
+    const char *v[3] = {cfg->webhook_url, cfg->webhook_secret, cfg->api_key};
+
+    pthread_mutex_lock(&srv->lock);
+    for (size_t i = 0; i < ARRAY_LEN(srv->live); i++) {
+        free(srv->live[i]);
+        srv->live[i] = xstrdup(v[i] ? v[i] : "");
+    }
     pthread_mutex_unlock(&srv->lock);
 }

@@ -18,6 +18,7 @@
 #include "common/xmalloc.h"
 #include "mdm/push_int.h"
 #include "mdm/server_int.h"
+#include "mdm/webhook_int.h"
 
 struct mdm_job {
     const char *name;
@@ -102,6 +103,7 @@ int mdm_runtime_start(struct mdm_runtime *rt, struct scepter_error *err)
     snprintf(rt->jobs->holder, sizeof(rt->jobs->holder), "%.24s/%ld/%.8s", host,
              (long)getpid(), id);
     mdm_jobs_add(rt, "retention", rt->srv->cfg->retention_interval, retention_run);
+    mdm_webhook_start(rt);
     return mdm_push_start(rt, err);
 }
 

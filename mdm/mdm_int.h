@@ -141,6 +141,8 @@ struct mdm_server {
     struct mdm_push *push;           /* the APNs glue (mdm/push.c), or NULL */
     struct mdm_runtime *rt;          /* listeners and workers (mdm/server.c), NULL in tests */
     struct mdm_metrics *metrics;     /* counters for /metrics (mdm/metrics.c) */
+    /* Settings SIGHUP may change (guarded by lock); read them with mdm_live_get(). */
+    char *live[3];
 };
 
 /*
@@ -152,6 +154,12 @@ void mdm_server_core_free(struct mdm_server *srv);
 /* The topic devices enroll with: the loaded push certificate's, else push_topic. */
 void mdm_server_topic(struct mdm_server *srv, char *out, size_t outlen);
 void mdm_server_set_topic(struct mdm_server *srv, const char *topic);
+
+enum mdm_live { MDM_LIVE_WEBHOOK_URL = 0, MDM_LIVE_WEBHOOK_SECRET, MDM_LIVE_API_KEY };
+/* Copy a live setting into out ("" when unset). */
+void mdm_live_get(struct mdm_server *srv, enum mdm_live which, char *out, size_t outlen);
+/* Replace the live settings from a (re)loaded configuration. */
+void mdm_live_set(struct mdm_server *srv, const struct cfg *cfg);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Handlers                                                                                  */

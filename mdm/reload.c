@@ -27,7 +27,8 @@ void mdm_reload(struct mdm_runtime *rt)
         log_warnx("SIGHUP: changes to %s need a restart and were not applied", restart);
     if (log_level_parse(next->log_level, &lvl) == 0 && log_format_parse(next->log_format, &fmt) == 0)
         log_init(lvl, fmt);
+    mdm_live_set(rt->srv, next);
     log_kv(LOG_LVL_INFO, "reload", "log_level", next->log_level, "log_format", next->log_format,
-           NULL);
+           "webhook_url", *next->webhook_url ? next->webhook_url : NULL, NULL);
     cfg_free(next);
 }
