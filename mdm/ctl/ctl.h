@@ -15,9 +15,12 @@
 
 #include "common/attr.h"
 
-#define CTL_OK    0
-#define CTL_FAIL  1
-#define CTL_USAGE 2
+#define CTL_OK       0
+#define CTL_FAIL     1 /* network, TLS, or a server error (5xx) */
+#define CTL_USAGE    2 /* bad usage, or the server refused the input (400) */
+#define CTL_NOTFOUND 3 /* 404: no such policy, device, group, command */
+#define CTL_CONFLICT 4 /* 409: duplicate name, topic change refused, state conflict */
+#define CTL_AUTH     5 /* 401/403: missing or wrong API key */
 
 /* A subcommand: argv[0] is its own name. */
 typedef int (*ctl_run_fn)(int argc, char **argv);
@@ -51,5 +54,42 @@ int ctl_parse_opts(const char *what, int argc, char **argv, const struct ctl_opt
 
 /* The command groups. */
 int cmd_profile(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_device(int argc, char **argv);
+int cmd_group(int argc, char **argv);
+int cmd_command(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_pushcert(int argc, char **argv);
+int cmd_apikey(int argc, char **argv);
+
+/* ---------------------------------------------------------------------------------------- */
+/* The operator API (mdm/ctl/client.c)                                                       */
+
+#include <jansson.h>
+
+struct ctl_conn {
+    const char *server;  /* https://host:port (--server, SCEPTER_SERVER) */
+    const char *api_key; /* --api-key, SCEPTER_API_KEY */
+    const char *ca_file; /* --ca, SCEPTER_CA: verifies the server */
+    bool insecure;       /* --insecure: do not verify the server (development) */
+    bool json;           /* --json: print the API's JSON instead of tables */
+};
+const struct ctl_conn *ctl_conn(void);
+/* Take the global options out of argv (anywhere); 0 or CTL_USAGE. */
+int ctl_global_opts(int *argc, char **argv) WUR;
+/*
+ * One API call; body may be NULL.  On 2xx *out is the reply (caller json_decref()s) and
+ * CTL_OK is returned; otherwise the server's error (every problem of a refused policy) is
+ * printed on stderr and the exit code for its status returned.
+ */
+int ctl_call(const char *method, const char *path, json_t *body, json_t **out) WUR;
+int ctl_exit_for_status(int status);
+void ctl_print_json(json_t *j);
+/* A table of rows (array of objects), columns cols with headings heads (NULL-terminated). */
+void ctl_print_table(json_t *rows, const char *const *cols, const char *const *heads);
+/* A JSON file ("-" = stdin); NULL after printing why. */
+json_t *ctl_read_json_file(const char *path);
+/* printf into a URL path, escaping spaces and other unsafe bytes; caller frees. */
+char *ctl_path(const char *fmt, ...) PRINTF(1, 2);
 
 #endif

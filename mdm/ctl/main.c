@@ -12,6 +12,15 @@
 static const struct ctl_cmd g_groups[] = {
     {"profile", cmd_profile,
      "profile render|check|variables|verify ...  -- SCEP Profiles policies as .mobileconfig"},
+    {"policy", cmd_policy,
+     "policy list|show|create|update|delete|status ...  -- SCEP Profiles policies on the server"},
+    {"device", cmd_device, "device list|show|commands|enqueue|cancel|clear|result ...  -- devices "
+                           "and their command queues"},
+    {"group", cmd_group, "group list|create|show|rename|delete|add|remove ...  -- device groups"},
+    {"command", cmd_command, "command send ...  -- one command to many devices and groups"},
+    {"push", cmd_push, "push UDID... [--group G]  -- wake devices now"},
+    {"pushcert", cmd_pushcert, "pushcert show|upload ...  -- the APNs push certificate"},
+    {"apikey", cmd_apikey, "apikey list|create|delete ...  -- operator API keys"},
 };
 
 int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc, char **argv)
@@ -75,6 +84,19 @@ int ctl_parse_opts(const char *what, int argc, char **argv, const struct ctl_opt
 
 int main(int argc, char **argv)
 {
+    int n = argc - 1;
+
     log_init(LOG_LVL_WARN, LOG_FMT_TEXT);
-    return ctl_dispatch("scepterctl", g_groups, ARRAY_LEN(g_groups), argc - 1, argv + 1);
+    /* --server, --api-key, --ca, --insecure and --json may appear anywhere. */
+    if (ctl_global_opts(&n, argv + 1) != 0)
+        return CTL_USAGE;
+    if (n < 1) {
+        fputs("scepterctl — operate a Scepter MDM server.\n"
+              "Global options: --server URL (SCEPTER_SERVER), --api-key KEY (SCEPTER_API_KEY),\n"
+              "  --ca FILE (SCEPTER_CA), --insecure, --json.\n"
+              "Exit codes: 0 ok, 1 failure (network, server), 2 usage or input refused (400),\n"
+              "  3 not found (404), 4 conflict (409), 5 API key refused (401/403).\n",
+              stderr);
+    }
+    return ctl_dispatch("scepterctl", g_groups, ARRAY_LEN(g_groups), n, argv + 1);
 }
