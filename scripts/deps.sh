@@ -7,7 +7,8 @@ set -eu
 BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libplist-dev libjansson-dev
 libinih-dev libsqlite3-dev libpq-dev libnghttp2-dev"
 RUN="$BUILD openssl"
-TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-certificates"
+TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-certificates
+libyaml-dev"
 BENCH="$TEST"
 # The shared libraries the runtime image needs (docker/Dockerfile uses this list).
 RUNTIME="libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 libssl3 libplist3
