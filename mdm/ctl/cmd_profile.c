@@ -170,10 +170,11 @@ out:
 
 static int cmd_check(int argc, char **argv)
 {
-    const char *policy = NULL, *json = NULL, *mask = NULL;
+    const char *policy = NULL, *mask = NULL;
+    /* --json is scepterctl's global option (ctl_conn()->json). */
+    bool json = ctl_conn()->json;
     const struct ctl_opt opts[] = {
         {"policy", true, &policy},
-        {"json", false, &json},
         {"mask-challenge", false, &mask},
         {NULL, false, NULL},
     };
@@ -233,9 +234,10 @@ static int cmd_variables(int argc, char **argv)
 
 static int cmd_verify(int argc, char **argv)
 {
+    /* --trust, not --ca: --ca is the global option that verifies the API server. */
     const char *ca = NULL, *outp = NULL, *pos[1];
     const struct ctl_opt opts[] = {
-        {"ca", true, &ca},
+        {"trust", true, &ca},
         {"out", true, &outp},
         {NULL, false, NULL},
     };
@@ -250,7 +252,7 @@ static int cmd_verify(int argc, char **argv)
     if ((rc = ctl_parse_opts("scepterctl profile verify", argc, argv, opts, pos, 1, &npos)) != 0)
         goto out;
     if (npos != 1) {
-        fprintf(stderr, "usage: scepterctl profile verify PROFILE [--ca CA.pem] [--out FILE]\n");
+        fprintf(stderr, "usage: scepterctl profile verify PROFILE [--trust CA.pem] [--out FILE]\n");
         rc = CTL_USAGE;
         goto out;
     }
@@ -299,7 +301,7 @@ static const struct ctl_cmd g_profile_cmds[] = {
      "check --policy POLICY.json [--json [--mask-challenge]]  -- validate, list every problem"},
     {"variables", cmd_variables, "variables  -- device variables for subjects and SANs"},
     {"verify", cmd_verify,
-     "verify PROFILE [--ca CA.pem] [--out FILE]  -- check a signed profile, print its plist"},
+     "verify PROFILE [--trust CA.pem] [--out FILE]  -- check a signed profile, print its plist"},
 };
 
 int cmd_profile(int argc, char **argv)

@@ -151,7 +151,7 @@ Test(cli, signed_render_verifies)
                            "--sign-key s.key --out signed.mobileconfig 2>/dev/null && "
                            "openssl cms -verify -inform DER -binary -in signed.mobileconfig "
                            "-CAfile s.pem -out content.xml 2>&1 && '%s' profile verify "
-                           "signed.mobileconfig --ca s.pem --out content2.xml 2>&1 && "
+                           "signed.mobileconfig --trust s.pem --out content2.xml 2>&1 && "
                            "cmp content.xml content2.xml && echo same",
                            g_examples, g_ctl);
     rc = ctl(&out, args);
@@ -193,4 +193,26 @@ Test(cli, dispatcher_usage)
     cr_assert(strstr(out, "%SerialNumber%") != NULL, "%s", out);
     cr_assert(strstr(out, "%UDID%") != NULL, "%s", out);
     free(out);
+}
+
+Test(cli, check_prints_the_canonical_json)
+{
+    char *out = NULL;
+    char *args = xasprintf("profile check --policy '%s/policy-ios.json' --json --mask-challenge "
+                           "2>/dev/null",
+                           g_examples);
+    cr_assert_eq(ctl(&out, args), 0);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "%s\n%s", jerr.text, out);
+    json_t *scep = json_object_get(j, "scep");
+    cr_assert_str_eq(json_string_value(json_object_get(scep, "fingerprint")),
+                     "11223344aabbccddeeff00112233445566778899");
+    cr_assert_str_eq(json_string_value(json_object_get(scep, "challenge")), "********");
+    cr_assert_eq(json_integer_value(json_object_get(scep, "retries")), 3);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(scep, "key_usage"), 1)),
+                     "encryption");
+    json_decref(j);
+    free(out);
+    free(args);
 }
