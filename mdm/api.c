@@ -486,9 +486,6 @@ static void device_commands(struct api_call *c, const char *udid)
         }
         api_reply_json(c, 200, json_pack("{s:s,s:I}", "enrollment", eid, "cancelled",
                                          (json_int_t)n));
-    } else {
-        mdm_reply_header(c->reply, "Allow", "GET, POST, DELETE");
-        api_reply_error(c, 405, NULL, "use GET, POST or DELETE");
     }
 out:
     free(eid);
@@ -542,9 +539,6 @@ static void device_command(struct api_call *c, const char *udid, const char *uui
         log_kv(LOG_LVL_INFO, "command_cancelled", "enrollment", eid, "command", uuid, NULL);
         api_reply_json(c, 200, json_pack("{s:s,s:s,s:b}", "uuid", uuid, "enrollment", eid,
                                          "cancelled", 1));
-    } else {
-        mdm_reply_header(c->reply, "Allow", "GET, DELETE");
-        api_reply_error(c, 405, NULL, "use GET or DELETE");
     }
 out:
     free(eid);
@@ -596,11 +590,6 @@ static void commands_many(struct api_call *c)
     int priority;
 
     memset(&cmd, 0, sizeof(cmd));
-    if (c->req->method != MDM_POST) {
-        mdm_reply_header(c->reply, "Allow", "POST");
-        api_reply_error(c, 405, NULL, "use POST");
-        return;
-    }
     if (!api_need_body(c))
         return;
     if (jsonx_only_keys(c->body, keys, "", &err) != 0 ||
@@ -656,12 +645,6 @@ static void push_now(struct api_call *c)
     size_t nd = 0, ng = 0, n = 0;
     char **ids = NULL;
     struct apns_stats st;
-
-    if (c->req->method != MDM_POST) {
-        mdm_reply_header(c->reply, "Allow", "POST");
-        api_reply_error(c, 405, NULL, "use POST");
-        return;
-    }
     if (!api_need_body(c))
         return;
     if (jsonx_only_keys(c->body, keys, "", &err) != 0 ||
@@ -760,9 +743,6 @@ static void groups_root(struct api_call *c)
                                          "members", (json_int_t)changed));
     out:
         free(devs);
-    } else {
-        mdm_reply_header(c->reply, "Allow", "GET, POST");
-        api_reply_error(c, 405, NULL, "use GET or POST");
     }
 }
 
@@ -820,9 +800,6 @@ static void group_one(struct api_call *c, const char *name)
         mdm_policy_group_changed(c->ctx, (const char *const *)members, n, c->now);
         free_ids(members, n);
         api_reply_json(c, 200, json_pack("{s:s,s:b}", "name", name, "deleted", 1));
-    } else {
-        mdm_reply_header(c->reply, "Allow", "GET, PATCH, DELETE");
-        api_reply_error(c, 405, NULL, "use GET, PATCH or DELETE");
     }
 }
 
@@ -833,12 +810,6 @@ static void group_members(struct api_call *c, const char *name)
     const char **devs = NULL;
     size_t nd = 0, changed = 0;
     int rc;
-
-    if (c->req->method != MDM_POST && c->req->method != MDM_DELETE) {
-        mdm_reply_header(c->reply, "Allow", "POST, DELETE");
-        api_reply_error(c, 405, NULL, "use POST (add) or DELETE (remove)");
-        return;
-    }
     if (!api_need_body(c))
         return;
     if (jsonx_only_keys(c->body, keys, "", &err) != 0 ||
@@ -937,9 +908,6 @@ static void pushcert(struct api_call *c)
                                          "not_after", api_time(apns_identity_not_after(id)),
                                          "subject", apns_identity_subject(id)));
         apns_identity_free(id);
-    } else {
-        mdm_reply_header(c->reply, "Allow", "GET, PUT");
-        api_reply_error(c, 405, NULL, "use GET or PUT");
     }
 }
 
@@ -952,11 +920,6 @@ static void apikeys(struct api_call *c, const char *id_text)
 
     if (id_text != NULL) {
         int64_t id;
-        if (c->req->method != MDM_DELETE) {
-            mdm_reply_header(c->reply, "Allow", "DELETE");
-            api_reply_error(c, 405, NULL, "use DELETE");
-            return;
-        }
         if (str_to_i64(id_text, 1, INT64_MAX, &id) != 0) {
             api_reply_error(c, 404, "id", "no API key %s", id_text);
             return;
@@ -1018,18 +981,115 @@ static void apikeys(struct api_call *c, const char *id_text)
                                          "the key is shown once; only its hash is stored"));
         OPENSSL_cleanse(key, strlen(key));
         free(key);
-    } else {
-        mdm_reply_header(c->reply, "Allow", "GET, POST");
-        api_reply_error(c, 405, NULL, "use GET or POST");
     }
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Routing                                                                                   */
 
+static void r_devices(struct api_call *c)
+{
+    devices_list(c);
+}
+
+static void r_device(struct api_call *c)
+{
+    device_show(c, c->seg[1]);
+}
+
+static void r_device_commands(struct api_call *c)
+{
+    device_commands(c, c->seg[1]);
+}
+
+static void r_device_command(struct api_call *c)
+{
+    device_command(c, c->seg[1], c->seg[3]);
+}
+
+static void r_group(struct api_call *c)
+{
+    group_one(c, c->seg[1]);
+}
+
+static void group_members_route(struct api_call *c)
+{
+    group_members(c, c->seg[1]);
+}
+
+static void r_apikeys(struct api_call *c)
+{
+    apikeys(c, NULL);
+}
+
+static void r_apikey(struct api_call *c)
+{
+    apikeys(c, c->seg[1]);
+}
+
+#define M(x) (1u << MDM_##x)
+
+/* Every /v1 route; docs/openapi.yaml describes exactly these (a test compares them). */
+static const struct api_route routes[] = {
+    {"/v1/policies", M(GET) | M(POST), api_policies},
+    {"/v1/policies/{id}", M(GET) | M(PUT) | M(DELETE), api_policies},
+    {"/v1/policies/{id}/status", M(GET), api_policies},
+    {"/v1/devices", M(GET), r_devices},
+    {"/v1/devices/{udid}", M(GET), r_device},
+    {"/v1/devices/{udid}/commands", M(GET) | M(POST) | M(DELETE), r_device_commands},
+    {"/v1/devices/{udid}/commands/{uuid}", M(GET) | M(DELETE), r_device_command},
+    {"/v1/commands", M(POST), commands_many},
+    {"/v1/device-groups", M(GET) | M(POST), groups_root},
+    {"/v1/device-groups/{name}", M(GET) | M(PATCH) | M(DELETE), r_group},
+    {"/v1/device-groups/{name}/members", M(POST) | M(DELETE), group_members_route},
+    {"/v1/push", M(POST), push_now},
+    {"/v1/pushcert", M(GET) | M(PUT), pushcert},
+    {"/v1/apikeys", M(GET) | M(POST), r_apikeys},
+    {"/v1/apikeys/{id}", M(DELETE), r_apikey},
+};
+
+static const char *const method_names[] = {
+    [MDM_GET] = "GET",       [MDM_POST] = "POST",   [MDM_PUT] = "PUT",  [MDM_DELETE] = "DELETE",
+    [MDM_PATCH] = "PATCH",   [MDM_HEAD] = "HEAD",   [MDM_OTHER] = "OTHER"};
+
+const struct api_route *mdm_api_routes(size_t *n)
+{
+    *n = ARRAY_LEN(routes);
+    return routes;
+}
+
+const char *mdm_method_name(enum mdm_method m)
+{
+    return m <= MDM_OTHER && method_names[m] ? method_names[m] : "OTHER";
+}
+
+/* The route whose pattern matches the segments ("{x}" matches any one segment). */
+static const struct api_route *match_route(const struct api_call *c)
+{
+    for (size_t r = 0; r < ARRAY_LEN(routes); r++) {
+        const char *p = routes[r].pattern + 3; /* after "/v1" */
+        int i = 0;
+        bool ok = true;
+        while (*p == '/' && ok) {
+            const char *end = strchr(p + 1, '/');
+            size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
+            if (i >= c->nseg)
+                ok = false;
+            else if (p[1] != '{' && (strlen(c->seg[i]) != len || strncmp(p + 1, c->seg[i], len)))
+                ok = false;
+            i++;
+            p += len + 1;
+        }
+        if (ok && i == c->nseg)
+            return &routes[r];
+    }
+    return NULL;
+}
+
 void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                     struct mdm_reply *reply)
 {
+    const struct api_route *route;
     struct api_call c;
     struct scepter_error err;
     char *path = xstrdup(req->path + 3); /* after "/v1" */
@@ -1063,47 +1123,21 @@ void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t 
             goto out;
         }
     }
-    if (c.nseg == 0) {
+    route = match_route(&c);
+    if (route == NULL) {
         api_reply_error(&c, 404, NULL, "no such endpoint: see docs/openapi.yaml");
-    } else if (strcmp(c.seg[0], "policies") == 0) {
-        api_policies(&c);
-    } else if (strcmp(c.seg[0], "devices") == 0 && c.nseg == 1) {
-        if (req->method != MDM_GET) {
-            mdm_reply_header(reply, "Allow", "GET");
-            api_reply_error(&c, 405, NULL, "use GET");
-        } else {
-            devices_list(&c);
-        }
-    } else if (strcmp(c.seg[0], "devices") == 0 && c.nseg == 2) {
-        if (req->method != MDM_GET) {
-            mdm_reply_header(reply, "Allow", "GET");
-            api_reply_error(&c, 405, NULL, "use GET");
-        } else {
-            device_show(&c, c.seg[1]);
-        }
-    } else if (strcmp(c.seg[0], "devices") == 0 && c.nseg == 3 &&
-               strcmp(c.seg[2], "commands") == 0) {
-        device_commands(&c, c.seg[1]);
-    } else if (strcmp(c.seg[0], "devices") == 0 && c.nseg == 4 &&
-               strcmp(c.seg[2], "commands") == 0) {
-        device_command(&c, c.seg[1], c.seg[3]);
-    } else if (strcmp(c.seg[0], "commands") == 0 && c.nseg == 1) {
-        commands_many(&c);
-    } else if (strcmp(c.seg[0], "device-groups") == 0 && c.nseg == 1) {
-        groups_root(&c);
-    } else if (strcmp(c.seg[0], "device-groups") == 0 && c.nseg == 2) {
-        group_one(&c, c.seg[1]);
-    } else if (strcmp(c.seg[0], "device-groups") == 0 && c.nseg == 3 &&
-               strcmp(c.seg[2], "members") == 0) {
-        group_members(&c, c.seg[1]);
-    } else if (strcmp(c.seg[0], "push") == 0 && c.nseg == 1) {
-        push_now(&c);
-    } else if (strcmp(c.seg[0], "pushcert") == 0 && c.nseg == 1) {
-        pushcert(&c);
-    } else if (strcmp(c.seg[0], "apikeys") == 0 && c.nseg <= 2) {
-        apikeys(&c, c.nseg == 2 ? c.seg[1] : NULL);
+    } else if (!(route->methods & (1u << req->method))) {
+        char allow[64] = "";
+        for (enum mdm_method m = MDM_GET; m <= MDM_HEAD; m++)
+            if (route->methods & (1u << m)) {
+                if (*allow)
+                    str_append(allow, sizeof(allow), ", ");
+                str_append(allow, sizeof(allow), method_names[m]);
+            }
+        mdm_reply_header(reply, "Allow", allow);
+        api_reply_error(&c, 405, NULL, "%s: use %s", route->pattern, allow);
     } else {
-        api_reply_error(&c, 404, NULL, "no such endpoint: see docs/openapi.yaml");
+        route->fn(&c);
     }
 out:
     json_decref(c.body);

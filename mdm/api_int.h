@@ -19,6 +19,16 @@ struct api_call {
     json_t *body;                /* parsed JSON body, or NULL */
 };
 
+/* A /v1 route: a pattern such as "/v1/devices/{udid}" and the methods it answers. */
+struct api_route {
+    const char *pattern;
+    unsigned methods;             /* bit (1 << enum mdm_method) per method */
+    void (*fn)(struct api_call *c);
+};
+/* Every route (docs/openapi.yaml describes exactly these). */
+const struct api_route *mdm_api_routes(size_t *n);
+const char *mdm_method_name(enum mdm_method m);
+
 /* /v1 entry point (mdm/api.c). */
 void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                     struct mdm_reply *reply);

@@ -543,14 +543,7 @@ void api_policies(struct api_call *c)
         } else if (c->req->method == MDM_POST) {
             if (api_need_body(c))
                 policy_save(c, NULL);
-        } else {
-            mdm_reply_header(c->reply, "Allow", "GET, POST");
-            api_reply_error(c, 405, NULL, "use GET or POST");
         }
-        return;
-    }
-    if (c->nseg > 3 || (c->nseg == 3 && strcmp(c->seg[2], "status") != 0)) {
-        api_reply_error(c, 404, NULL, "no such endpoint");
         return;
     }
     if (str_to_i64(c->seg[1], 1, INT64_MAX, &id) != 0) {
@@ -562,12 +555,7 @@ void api_policies(struct api_call *c)
         return;
     }
     if (c->nseg == 3) {
-        if (c->req->method != MDM_GET) {
-            mdm_reply_header(c->reply, "Allow", "GET");
-            api_reply_error(c, 405, NULL, "use GET");
-        } else {
-            policy_status(c, &sp);
-        }
+        policy_status(c, &sp);
     } else if (c->req->method == MDM_GET) {
         bool secrets = false;
         char *v = api_query(c, "show_secrets");
@@ -580,9 +568,6 @@ void api_policies(struct api_call *c)
             policy_save(c, &sp);
     } else if (c->req->method == MDM_DELETE) {
         policy_delete(c, &sp);
-    } else {
-        mdm_reply_header(c->reply, "Allow", "GET, PUT, DELETE");
-        api_reply_error(c, 405, NULL, "use GET, PUT or DELETE");
     }
     store_policy_clear(&sp);
 }
