@@ -345,7 +345,6 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     d->retry_armed = 0;
-    d->e->active--;
     if (d->state == DEV_ENROLLED)
         slot_acquire(d);
 }
@@ -356,8 +355,8 @@ static void arm_retry(struct dev *d)
 
     if (d->retry_armed)
         return;
+    /* Not counted as activity: --until-idle may end with re-polls still pending. */
     d->retry_armed = 1;
-    d->e->active++;
     event_base_once(d->e->base, -1, EV_TIMEOUT, retry_cb, d, &tv);
 }
 
