@@ -849,6 +849,18 @@ char *profile_default_identifier(const struct profile_policy *p, const char *pre
         }
     }
     if (b.data[b.len - 1] == '.')
-        buf_puts(&b, "unnamed");
+        buf_puts(&b, "policy");
+    /* Names that differ only in characters the slug drops (non-ASCII, punctuation) must not
+     * share an identifier: add a short hash of the whole name then. */
+    for (const unsigned char *c = (const unsigned char *)(p->name ? p->name : ""); *c; c++) {
+        if (*c >= 0x80 || !(isalnum(*c) || *c == ' ' || *c == '-' || *c == '_' || *c == '.')) {
+            unsigned char sum[CRYPTO_SHA256_LEN];
+            char hex[9];
+            crypto_sha256(p->name, strlen(p->name), sum);
+            hex_encode_to(sum, 4, hex, false);
+            buf_printf(&b, "-%s", hex);
+            break;
+        }
+    }
     return buf_steal(&b, NULL);
 }

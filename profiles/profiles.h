@@ -156,7 +156,8 @@ void profile_policy_copy(struct profile_policy *dst, const struct profile_policy
  * types, bad values — is added to *pr.  Returns 0 when there is no error (warnings may be
  * present), SCEPTER_EINVAL otherwise.  Conversions done for the user: fingerprint in base64
  * or hex (any delimiters, any case) -> lower-case hex; key_usage names -> bitmask;
- * root_certificate base64 of DER or PEM -> DER.
+ * root_certificate base64 of the .cer/.crt file (DER or PEM), or PEM text -> DER.  An empty
+ * string or null in an optional field means "not set" (what web forms send).
  */
 int profile_policy_from_json(const char *text, size_t len, struct profile_policy *out,
                              struct profile_problems *pr) WUR;
@@ -190,15 +191,21 @@ int profile_fingerprint_parse(const char *text, const char *field, unsigned char
  * Parse a subject statement ("/C=US/O=Example/CN=foo/", slashes at either end optional) into
  * Apple's Subject array [[["C","US"]],[["O","Example"]],[["CN","foo"]]] (a new plist the caller
  * plist_free()s).  Names: C, L, ST, O, OU, CN (any case, written upper-case) or dotted OIDs.
- * Escapes: "\/" "\=" "\\".  Empty names, empty values, unknown short names, a bad OID or a
+ * Escapes: "\/" "\=" "\\".  One attribute per RDN ('+' is literal text, not a multi-valued
+ * RDN); at most 32 components.  Empty names, empty values, unknown short names, a bad OID or a
  * C that is not two letters are refused with err naming field.  Values are kept verbatim
  * (variables are not checked here).
  */
 int profile_subject_parse(const char *stmt, const char *field, plist_t *out,
                           struct scepter_error *err) WUR;
 
-/* "com.scepter.policy.<platform>.<name slug>": a stable identifier for a policy with no id;
- * prefix NULL = "com.scepter".  Caller frees. */
+/*
+ * "com.scepter.policy.<platform>.<name slug>": a stable identifier for a policy with no id
+ * (the CLI's default).  The slug keeps ASCII letters and digits, lower-cased, joined by '-';
+ * a name with other characters (beyond space, '-', '_', '.') gets "-<8 hex of SHA-256(name)>"
+ * appended so distinct names never share an identifier.  prefix NULL = "com.scepter".
+ * Caller frees.
+ */
 char *profile_default_identifier(const struct profile_policy *p, const char *prefix);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -348,8 +348,8 @@ static void xml_escape(struct buf *b, const char *v, size_t len)
 
 static bool platform_matches(enum profile_platform policy, const char *dev)
 {
-    if (dev == NULL || dev[0] == '\0')
-        return true;
+    if (dev == NULL || dev[0] == '\0' || strcmp(dev, "unknown") == 0)
+        return true; /* nothing known to contradict the policy */
     if (policy == PROFILE_PLATFORM_MACOS)
         return strcmp(dev, "macos") == 0;
     return strcmp(dev, "ios") == 0 || strcmp(dev, "ipados") == 0;

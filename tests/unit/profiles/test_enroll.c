@@ -33,7 +33,7 @@ static plist_t render(const struct profile_enroll_opts *o)
     size_t len;
     struct scepter_error err;
     cr_assert_eq(profile_enroll_render(o, &xml, &len, &err), 0, "%s", err.msg);
-    plist_t p = tp_plist(xml, len);
+    plist_t p = tp_round_trip(xml, len);
     free(xml);
     return p;
 }

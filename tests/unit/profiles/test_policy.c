@@ -554,5 +554,25 @@ Test(policy, default_identifier_is_stable)
     a = profile_default_identifier(&p, "org.example");
     cr_assert_str_eq(a, "org.example.policy.ios.corp-wi-fi-certificate");
     free(a);
+    /* names the slug cannot tell apart get a hash of the whole name */
+    free(p.name);
+    p.name = xstrdup("WLAN Büro");
+    a = profile_default_identifier(&p, NULL);
+    free(p.name);
+    p.name = xstrdup("WLAN Böro");
+    b = profile_default_identifier(&p, NULL);
+    cr_assert(strncmp(a, "com.scepter.policy.ios.wlan-b-ro-", 33) == 0, "%s", a);
+    cr_assert_str_neq(a, b);
+    struct profile_render_opts o = {a, NULL};
+    struct profile_template *t = NULL;
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    free(p.scep_url);
+    p.scep_url = xstrdup("https://scep.example.com/");
+    p.key_size = 2048;
+    cr_assert_eq(profile_template_new(&p, &o, &t, &pr), 0, "%s", pr.n ? pr.v[0].msg : "");
+    profile_template_free(t);
+    profile_problems_clear(&pr);
+    free(a);
+    free(b);
     profile_policy_clear(&p);
 }

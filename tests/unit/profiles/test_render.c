@@ -21,20 +21,6 @@ static void parse_ok(json_t *j, struct profile_policy *p)
     json_decref(j);
 }
 
-/* libplist parses the bytes and writes exactly the same bytes back. */
-static plist_t round_trip(const char *xml, size_t len)
-{
-    plist_t p = tp_plist(xml, len);
-    char *again = NULL;
-    uint32_t alen = 0;
-    plist_to_xml(p, &again, &alen);
-    cr_assert_eq(alen, len, "re-serialised length differs");
-    cr_assert_eq(memcmp(again, xml, len), 0, "re-serialised bytes differ:\n%s\n---\n%s", xml,
-                 again);
-    plist_to_xml_free(again);
-    return p;
-}
-
 Test(render, outer_profile_and_payloads_key_by_key)
 {
     json_t *j = tp_base();
@@ -51,7 +37,7 @@ Test(render, outer_profile_and_payloads_key_by_key)
     tp_set(j, "scep.subject_alt_name.nt_principal_name", json_string("host@EXAMPLE"));
     parse_ok(j, &p);
     char *xml = tp_render(&p, NULL, &len);
-    plist_t prof = round_trip(xml, len);
+    plist_t prof = tp_round_trip(xml, len);
 
     cr_assert_str_eq(tp_str(prof, "PayloadType"), "Configuration");
     cr_assert_eq(tp_uint(prof, "PayloadVersion"), 1);
@@ -225,7 +211,7 @@ Test(render, server_variables_are_substituted_and_escaped)
                                  .platform = "macos"};
     cr_assert_eq(profile_template_render(t, &dev, &out, &err), 0, "%s", err.msg);
     cr_assert(strstr(out.data, "Bob's &lt;Mac&gt; &amp; \"co\" (UDID-1)") != NULL, "%s", out.data);
-    plist_t prof = round_trip(out.data, out.len);
+    plist_t prof = tp_round_trip(out.data, out.len);
     plist_t c = tp_scep_content(prof);
     plist_t cn =
         plist_array_get_item(plist_array_get_item(plist_dict_get_item(c, "Subject"), 1), 0);
@@ -290,7 +276,7 @@ Test(render, ios_substitutes_apple_names_and_refuses_the_rest)
                                  .platform = "ipados"};
     cr_assert_eq(profile_template_render(t, &dev, &out, &err), 0, "%s", err.msg);
     cr_assert(strstr(out.data, "%") == NULL, "iOS resolves nothing: %s", out.data);
-    plist_t prof = round_trip(out.data, out.len);
+    plist_t prof = tp_round_trip(out.data, out.len);
     plist_t c = tp_scep_content(prof);
     cr_assert_str_eq(tp_str(plist_dict_get_item(c, "SubjectAltName"), "dNSName"),
                      "Ana's iPad.example.com");
@@ -363,7 +349,7 @@ Test(render, uniform_profiles_need_no_device)
     cr_assert_eq(profile_template_render(t, &dev, &b, &err), 0);
     cr_assert_eq(a.len, b.len);
     cr_assert_eq(memcmp(a.data, b.data, a.len), 0);
-    plist_free(round_trip(a.data, a.len));
+    plist_free(tp_round_trip(a.data, a.len));
     buf_free(&a);
     buf_free(&b);
     profile_template_free(t);
@@ -382,7 +368,7 @@ Test(render, policy_text_with_xml_specials_round_trips)
     parse_ok(j, &p);
     size_t len;
     char *xml = tp_render(&p, NULL, &len);
-    plist_t prof = round_trip(xml, len);
+    plist_t prof = tp_round_trip(xml, len);
     cr_assert_str_eq(tp_str(prof, "PayloadDisplayName"), "R&D <lab> \"certs\"");
     cr_assert_str_eq(tp_str(tp_scep_content(prof), "Challenge"), "a<b>&c]]>d");
     plist_free(prof);

@@ -14,7 +14,7 @@
 
 static void expect_clean(const char *xml, size_t len, const char *os)
 {
-    plist_t prof = tp_plist(xml, len);
+    plist_t prof = tp_round_trip(xml, len);
     struct buf problems = BUF_INIT;
     size_t n = schema_check_profile(prof, os, &problems);
     cr_assert_eq(n, 0, "%zu schema problems on %s:\n%s\n%s", n, os, problems.data, xml);

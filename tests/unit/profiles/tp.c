@@ -133,6 +133,19 @@ plist_t tp_plist(const char *xml, size_t len)
     return p;
 }
 
+plist_t tp_round_trip(const char *xml, size_t len)
+{
+    plist_t p = tp_plist(xml, len);
+    char *again = NULL;
+    uint32_t alen = 0;
+    plist_to_xml(p, &again, &alen);
+    cr_assert_eq(alen, len, "re-serialised length differs");
+    cr_assert_eq(memcmp(again, xml, len), 0, "re-serialised bytes differ:\n%s\n---\n%s", xml,
+                 again);
+    plist_to_xml_free(again);
+    return p;
+}
+
 const char *tp_str(plist_t dict, const char *key)
 {
     plist_t n = plist_dict_get_item(dict, key);

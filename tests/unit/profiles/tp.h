@@ -31,6 +31,8 @@ void tp_expect_error(json_t *root, const char *field, const char *reason);
 void tp_expect_ok(json_t *root);
 /* Parse an XML plist (asserts), caller plist_free()s. */
 plist_t tp_plist(const char *xml, size_t len);
+/* tp_plist, and assert libplist writes exactly the same bytes back. */
+plist_t tp_round_trip(const char *xml, size_t len);
 /* The string at a key of a dict (asserts presence and type); borrowed. */
 const char *tp_str(plist_t dict, const char *key);
 uint64_t tp_uint(plist_t dict, const char *key);
