@@ -1,16 +1,22 @@
 /*
  * scepter — the MDM server daemon.
- *   scepter [--config FILE] [--key=value ...]     serve
- *   scepter config [--example]                    print the effective configuration
+ *   scepter [--config FILE] [--key=value ...]     serve (migrations are applied at start)
+ *   scepter config [--example]                    print the effective configuration (secrets
+ *                                                 masked), or the documented example file
+ *   scepter migrate                               apply the store's migrations and exit
+ *   scepter healthcheck [--url URL]               GET /healthz of the local server (Docker)
  *   scepter --help
  */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/httpc.h"
 #include "common/log.h"
+#include "common/str.h"
 #include "config/config.h"
 #include "mdm/mdm.h"
+#include "store/store.h"
 
 extern char **environ;
 
@@ -18,39 +24,106 @@ static void usage(FILE *fp)
 {
     fputs("usage: scepter [--config FILE] [--KEY=VALUE ...]\n"
           "       scepter config [--example] [--config FILE] [--KEY=VALUE ...]\n"
+          "       scepter migrate [--config FILE] [--KEY=VALUE ...]\n"
+          "       scepter healthcheck [--url URL] [--config FILE]\n"
           "\n"
           "Scepter, an Apple MDM server.  Every configuration key can be given in the INI\n"
-          "file, as SCEPTER_<KEY> in the environment, or as a flag:\n\n",
+          "file (--config, $SCEPTER_CONFIG, ./scepter.conf or /etc/scepter/scepter.conf), as\n"
+          "SCEPTER_<KEY> in the environment (SCEPTER_<KEY>_FILE reads it from a file), or as\n"
+          "a flag:\n\n",
           fp);
     cfg_print_help(fp);
 }
+
+/* The URL of the local server's /healthz, from the listen settings. */
+static void health_url(const struct cfg *cfg, char *out, size_t outlen)
+{
+    const char *listen = !str_empty(cfg->listen) ? cfg->listen : cfg->listen_http;
+    const char *colon = strrchr(listen, ':');
+
+    snprintf(out, outlen, "%s://127.0.0.1:%s/healthz", !str_empty(cfg->listen) ? "https" : "http",
+             colon ? colon + 1 : "8443");
+}
+
+static int healthcheck(const struct cfg *cfg, const char *url)
+{
+    /* The local server's certificate is for its public name, not 127.0.0.1: liveness only. */
+    struct httpc_opts o = {.insecure = true, .timeout_ms = 4000};
+    struct httpc_response r;
+    struct scepter_error err;
+    char def[256];
+
+    if (url == NULL) {
+        health_url(cfg, def, sizeof(def));
+        url = def;
+    }
+    if (httpc_request(url, "GET", NULL, NULL, 0, &o, &r, &err) != 0) {
+        fprintf(stderr, "scepter healthcheck: %s\n", err.msg);
+        return 1;
+    }
+    int ok = r.status == 200;
+    printf("%d %s", r.status, r.body ? r.body : "");
+    httpc_response_clear(&r);
+    return ok ? 0 : 1;
+}
+
+#ifndef SCEPTER_CONFIG_ONLY
+static int migrate(const struct cfg *cfg)
+{
+    struct scepter_error err;
+    struct store *s = NULL;
+    int dbv = 0, binv = 0;
+
+    if (store_open(cfg->store, &s, &err) != 0 ||
+        store_schema_version(s, &dbv, &binv, &err) != 0) {
+        fprintf(stderr, "scepter migrate: %s\n", err.msg);
+        store_close(s);
+        return 1;
+    }
+    printf("%s store at schema version %d (this binary knows %d)\n", store_backend(s), dbv, binv);
+    store_close(s);
+    return 0;
+}
+#endif
 
 int main(int argc, char **argv)
 {
     struct scepter_error err;
     struct cfg *cfg;
-    int config_cmd = 0;
+    const char *cmd = NULL, *url = NULL;
+    int skip = 1;
 
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
     }
-    if (argc > 1 && strcmp(argv[1], "config") == 0) {
-        if (argc > 2 && strcmp(argv[2], "--example") == 0) {
+    if (argc > 1 && (strcmp(argv[1], "config") == 0 || strcmp(argv[1], "migrate") == 0 ||
+                     strcmp(argv[1], "healthcheck") == 0)) {
+        cmd = argv[1];
+        skip = 2;
+        if (strcmp(cmd, "config") == 0 && argc > 2 && strcmp(argv[2], "--example") == 0) {
             cfg_print_example(stdout);
             return 0;
         }
-        config_cmd = 1;
+        if (strcmp(cmd, "healthcheck") == 0 && argc > 3 && strcmp(argv[2], "--url") == 0) {
+            url = argv[3];
+            skip = 4;
+        }
     }
-    cfg = cfg_load(NULL, argc - 1 - config_cmd, argv + 1 + config_cmd, environ, &err);
+    cfg = cfg_load(NULL, argc - skip, argv + skip, environ, &err);
     if (cfg == NULL) {
         fprintf(stderr, "scepter: %s\n", err.msg);
         return 2;
     }
-    if (config_cmd) {
+    if (cmd && strcmp(cmd, "config") == 0) {
         cfg_print(cfg, stdout, true);
         cfg_free(cfg);
         return 0;
+    }
+    if (cmd && strcmp(cmd, "healthcheck") == 0) {
+        int rc = healthcheck(cfg, url);
+        cfg_free(cfg);
+        return rc;
     }
     {
         enum log_level lvl = LOG_LVL_INFO;
@@ -62,10 +135,15 @@ int main(int argc, char **argv)
     }
 #ifdef SCEPTER_CONFIG_ONLY
     fatalx("built without the store module: only `scepter config` works");
+#else
+    if (cmd && strcmp(cmd, "migrate") == 0) {
+        int rc = migrate(cfg);
+        cfg_free(cfg);
+        return rc;
+    }
 #endif
     if (mdm_serve(cfg, &err) != 0) {
         log_error("scepter: %s", err.msg);
-        fprintf(stderr, "scepter: %s\n", err.msg);
         return 1;
     }
     return 0;
