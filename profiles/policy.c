@@ -739,7 +739,7 @@ int profile_policy_from_json(const char *text, size_t len, struct profile_policy
 
     if (root == NULL) {
         profile_policy_init(out);
-        pp_add_raw(pr, false, err.field, err.msg);
+        profile_problems_add(pr, false, "body", "%s", err.msg);
         return SCEPTER_EINVAL;
     }
     rc = profile_policy_from_json_value(root, out, pr);

@@ -235,3 +235,42 @@ Test(sign, enrollment_profile_signs_too)
     free(xml);
     profile_signer_free(s);
 }
+
+Test(sign, damaged_signed_profiles_never_yield_other_content)
+{
+    size_t len, slen;
+    char *xml = sample_profile(&len);
+    struct profile_signer *s = load_signer();
+    unsigned char *der = NULL;
+    struct scepter_error err;
+    uint64_t state = 0x243f6a8885a308d3ull;
+
+    cr_assert_eq(profile_sign(s, xml, len, &der, &slen, &err), 0);
+    X509_STORE *trust = store_of("ca.pem");
+    for (int iter = 0; iter < 300; iter++) {
+        unsigned char *bad = xmemdup(der, slen), *plist = NULL;
+        size_t plen = 0, blen = slen;
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        if (iter % 3 == 2)
+            blen = (size_t)(state % slen); /* truncated */
+        else
+            bad[state % slen] ^= (unsigned char)(1u << (state >> 40) % 8);
+        int rc = profile_unwrap(bad, blen, iter % 2 ? trust : NULL, &plist, &plen, NULL, &err);
+        if (rc == 0) {
+            /* a flip outside what the signature covers (e.g. an unused certificate field) */
+            cr_assert_eq(plen, len);
+            cr_assert_eq(memcmp(plist, xml, len), 0, "altered content passed verification");
+        } else {
+            cr_assert_null(plist);
+            cr_assert(rc == SCEPTER_EINVAL || rc == SCEPTER_ECRYPTO, "rc %d", rc);
+        }
+        free(plist);
+        free(bad);
+    }
+    X509_STORE_free(trust);
+    free(der);
+    free(xml);
+    profile_signer_free(s);
+}
