@@ -99,7 +99,7 @@ static long long cnt(json_t *r, const char *k)
     return (long long)json_integer_value(json_object_get(json_object_get(r, "counters"), k));
 }
 
-Test(engine, push_with_right_magic_starts_a_session_wrong_magic_is_ignored, .timeout = 60)
+Test(engine, push_with_right_magic_starts_a_session_wrong_magic_is_ignored)
 {
     struct sim_engine_opts o;
     struct sim_engine *e;
@@ -151,7 +151,7 @@ Test(engine, push_with_right_magic_starts_a_session_wrong_magic_is_ignored, .tim
     sim_engine_free(e);
 }
 
-Test(engine, concurrency_is_bounded, .timeout = 120)
+Test(engine, concurrency_is_bounded)
 {
     enum { N = 50 };
     struct sim_engine_opts o;

@@ -90,7 +90,7 @@ static bool san_has_dns(X509 *c, const char *name)
     return found;
 }
 
-Test(scep, enrolls_against_scepserver_with_requested_key_subject_and_san, .timeout = 120)
+Test(scep, enrolls_against_scepserver_with_requested_key_subject_and_san)
 {
     struct scep_srv s;
     struct sim_scep_request req;
@@ -136,7 +136,7 @@ Test(scep, enrolls_against_scepserver_with_requested_key_subject_and_san, .timeo
     ts_scep_stop(&s);
 }
 
-Test(scep, keysize_1024_and_sha1_fingerprint, .timeout = 120)
+Test(scep, keysize_1024_and_sha1_fingerprint)
 {
     struct scep_srv s;
     struct sim_scep_request req;
@@ -160,7 +160,7 @@ Test(scep, keysize_1024_and_sha1_fingerprint, .timeout = 120)
     ts_scep_stop(&s);
 }
 
-Test(scep, wrong_challenge_is_rejected_with_reason, .timeout = 120)
+Test(scep, wrong_challenge_is_rejected_with_reason)
 {
     struct scep_srv s;
     struct sim_scep_request req;
@@ -180,7 +180,7 @@ Test(scep, wrong_challenge_is_rejected_with_reason, .timeout = 120)
     ts_scep_stop(&s);
 }
 
-Test(scep, fingerprint_mismatch_fails_before_sending_the_request, .timeout = 120)
+Test(scep, fingerprint_mismatch_fails_before_sending_the_request)
 {
     struct scep_srv s;
     struct sim_scep_request req;
@@ -204,7 +204,7 @@ Test(scep, fingerprint_mismatch_fails_before_sending_the_request, .timeout = 120
     ts_scep_stop(&s);
 }
 
-Test(scep, unreachable_url_fails_with_reason, .timeout = 60)
+Test(scep, unreachable_url_fails_with_reason)
 {
     struct sim_scep_request req;
     struct sim_scep_result res;
@@ -433,7 +433,7 @@ static void run_install(struct scep_srv *s, const char *challenge, bool sign, pl
     free(cmd);
 }
 
-Test(scep, brain_installs_signed_scep_profile_and_lists_the_identity, .timeout = 120)
+Test(scep, brain_installs_signed_scep_profile_and_lists_the_identity)
 {
     struct scep_srv s;
     plist_t r, list;
@@ -501,7 +501,7 @@ static void assert_scep_error(plist_t r, const char *needle)
     cr_assert_not_null(plist_dict_get_item(cause, "LocalizedDescription"));
 }
 
-Test(scep, brain_wrong_challenge_gives_error_chain_and_installs_nothing, .timeout = 120)
+Test(scep, brain_wrong_challenge_gives_error_chain_and_installs_nothing)
 {
     struct scep_srv s;
     plist_t r;
@@ -519,7 +519,7 @@ Test(scep, brain_wrong_challenge_gives_error_chain_and_installs_nothing, .timeou
     ts_scep_stop(&s);
 }
 
-Test(scep, brain_unreachable_scep_url_gives_error_chain, .timeout = 60)
+Test(scep, brain_unreachable_scep_url_gives_error_chain)
 {
     struct scep_srv s;
     plist_t r;
