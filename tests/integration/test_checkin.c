@@ -30,7 +30,7 @@ static void teardown(void)
     h_stop(&S);
 }
 
-TestSuite(checkin, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(checkin, .init = setup, .fini = teardown);
 
 static char *fixture(const char *name)
 {
