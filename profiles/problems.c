@@ -173,7 +173,7 @@ bool txt_valid_utf8(const char *s, size_t len)
             cp = (cp << 6) | (p[i] & 0x3f);
         }
         if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
             return false;
         p += n + 1;
     }

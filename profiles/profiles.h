@@ -359,7 +359,9 @@ int profile_sign(const struct profile_signer *s, const void *data, size_t len, u
  * against trust when trust is non-NULL — and its content returned with the signer
  * (X509_free() it; pass signer NULL if not wanted).  *plist (caller frees) is NUL-terminated.
  * SCEPTER_EINVAL for bytes that are neither, SCEPTER_ECRYPTO for a bad signature or an
- * untrusted signer.
+ * untrusted signer.  The chain is checked for S/MIME signing unless trust carries another
+ * purpose (X509_STORE_set_purpose(trust, X509_PURPOSE_ANY) for a TLS certificate used as the
+ * signer, as devices accept).
  */
 int profile_unwrap(const void *data, size_t len, X509_STORE *trust, unsigned char **plist,
                    size_t *plist_len, X509 **signer, struct scepter_error *err) WUR;

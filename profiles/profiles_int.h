@@ -64,6 +64,7 @@ void subj_free(struct subj_attr *a, size_t n);
 
 /* Text checks.  has_ctl: a C0 control character or DEL (tab/newline allowed if allow_ws). */
 bool txt_has_ctl(const char *s, bool allow_ws);
+/* Valid UTF-8 without surrogates and without U+FFFE/U+FFFF (not characters in XML 1.0). */
 bool txt_valid_utf8(const char *s, size_t len);
 
 /* Problems: add a message verbatim (it already names the field). */

@@ -10,6 +10,7 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "common/crypto.h"
 #include "common/xmalloc.h"
@@ -36,6 +37,11 @@ static void make_pki(void)
         "  -subj '/O=Example/CN=Profile Signer' && "
         "openssl x509 -req -in signer.csr -CA int.pem -CAkey int.key -CAcreateserial -days 2 "
         "  -out signer.pem && cat signer.pem int.pem > chain.pem && "
+        "printf 'extendedKeyUsage=serverAuth\\n' > tls.ext && "
+        "openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj '/CN=mdm.example' "
+        "&& "
+        "openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+        "  -extfile tls.ext -out tls.pem && "
         "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 "
         "  -subj '/CN=Other Root'",
         g_dir);
@@ -272,5 +278,32 @@ Test(sign, damaged_signed_profiles_never_yield_other_content)
     X509_STORE_free(trust);
     free(der);
     free(xml);
+    profile_signer_free(s);
+}
+
+Test(sign, tls_certificate_as_signer_needs_purpose_any)
+{
+    char *c = path("tls.pem"), *k = path("tls.key");
+    struct profile_signer *s = NULL;
+    struct scepter_error err;
+    size_t len, slen, plen;
+    unsigned char *der = NULL, *plist = NULL;
+    char *xml = sample_profile(&len);
+
+    cr_assert_eq(profile_signer_load(c, k, NULL, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(profile_sign(s, xml, len, &der, &slen, &err), 0, "%s", err.msg);
+    X509_STORE *trust = store_of("ca.pem");
+    /* serverAuth only: not an S/MIME signer by default ... */
+    cr_assert_eq(profile_unwrap(der, slen, trust, &plist, &plen, NULL, &err), SCEPTER_ECRYPTO);
+    /* ... but accepted when the trust store allows any purpose, as devices do */
+    X509_STORE_set_purpose(trust, X509_PURPOSE_ANY);
+    cr_assert_eq(profile_unwrap(der, slen, trust, &plist, &plen, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(plen, len);
+    free(plist);
+    X509_STORE_free(trust);
+    free(der);
+    free(xml);
+    free(c);
+    free(k);
     profile_signer_free(s);
 }
