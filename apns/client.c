@@ -639,8 +639,11 @@ static void on_goaway(void *arg, uint32_t error_code, int32_t last_stream_id, co
 static void on_ping_ack(void *arg)
 {
     struct conn *k = arg;
+    int64_t t = k->c->cfg.ping_interval_ms;
 
     k->ping_out = false;
+    if (t > 0) /* the next PING after another idle interval */
+        event_add(k->timer, &(struct timeval){t / 1000, (t % 1000) * 1000});
 }
 
 static const struct apns_session_cbs session_cbs = {
@@ -1020,8 +1023,8 @@ static void expire_queued(struct apns_client *c, int64_t now)
         any_up |= k->state == CS_READY && !k->draining;
     if (any_up || c->cfg.queue_timeout_ms <= 0)
         return;
-    snprintf(reason, sizeof(reason), "no connection to APNs for %d s (%.200s)",
-             c->cfg.queue_timeout_ms / 1000, c->last_error[0] ? c->last_error : "connecting");
+    snprintf(reason, sizeof(reason), "no connection to APNs for %.1f s (%.200s)",
+             c->cfg.queue_timeout_ms / 1000.0, c->last_error[0] ? c->last_error : "connecting");
     for (r = c->ready.head; r; r = next) {
         next = r->next;
         if (now - r->t_submit >= c->cfg.queue_timeout_ms) {

@@ -83,6 +83,33 @@ static STACK_OF(X509) *pem_certs(const void *data, size_t len)
     return sk;
 }
 
+/* An encrypted PEM key (PKCS#8 "ENCRYPTED PRIVATE KEY" or legacy "Proc-Type: 4,ENCRYPTED"). */
+static bool pem_key_encrypted(const void *data, size_t len)
+{
+    return memmem(data, len, "ENCRYPTED PRIVATE KEY-----", 26) != NULL ||
+           memmem(data, len, "Proc-Type: 4,ENCRYPTED", 22) != NULL;
+}
+
+/* Parse a key, telling a wrong or missing password apart from a broken key. */
+static EVP_PKEY *key_parse(const void *data, size_t len, const char *password, const char *fkey,
+                           const char *fpw, struct scepter_error *err)
+{
+    struct scepter_error kerr;
+    EVP_PKEY *key = crypto_key_parse(data, len, password, &kerr);
+
+    if (key != NULL)
+        return key;
+    if (pem_key_encrypted(data, len) && password == NULL)
+        scepter_err(err, SCEPTER_ECRYPTO, fkey,
+                    "%s: the private key is encrypted; give its password (%s)", fkey, fpw);
+    else if (pem_key_encrypted(data, len))
+        scepter_err(err, SCEPTER_ECRYPTO, fpw, "%s: wrong password for the encrypted private key",
+                    fpw);
+    else
+        scepter_err(err, kerr.code, fkey, "%s: %s", fkey, kerr.msg);
+    return NULL;
+}
+
 static bool is_pkcs12(const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -160,10 +187,9 @@ static struct apns_identity *identity_parse(const void *cert, size_t cert_len, c
         }
         id->cert = sk_X509_shift(id->chain);
         if (!have_key && memmem(cert, cert_len, "PRIVATE KEY-----", 16) != NULL) {
-            id->key = crypto_key_parse(cert, cert_len, password, &kerr);
+            id->key = key_parse(cert, cert_len, password, f->cert, f->password, err);
             if (id->key == NULL) {
-                rc = scepter_err(err, kerr.code, password ? f->password : f->cert, "%s: %s",
-                                 f->cert, kerr.msg);
+                rc = err ? err->code : SCEPTER_ECRYPTO;
                 goto out;
             }
         }
@@ -201,11 +227,9 @@ static struct apns_identity *identity_parse(const void *cert, size_t cert_len, c
     if (id->chain == NULL)
         id->chain = sk_X509_new_null();
     if (have_key) {
-        id->key = crypto_key_parse(key, key_len, password, &kerr);
+        id->key = key_parse(key, key_len, password, f->key, f->password, err);
         if (id->key == NULL) {
-            bool pw = strstr(kerr.msg, "password") != NULL;
-            rc = scepter_err(err, kerr.code, pw ? f->password : f->key, "%s: %s",
-                             pw ? f->password : f->key, kerr.msg);
+            rc = err ? err->code : SCEPTER_ECRYPTO;
             goto out;
         }
     }

@@ -45,6 +45,8 @@ struct apns_session {
     bool got_goaway;
     bool shut_down; /* we sent GOAWAY */
     bool ids_exhausted;
+    bool broken;            /* nghttp2 ended the session over a protocol error */
+    uint32_t broken_code;
 };
 
 static void stream_unlink(struct apns_session *s, struct h2_stream *st)
@@ -205,7 +207,13 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *
 
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *user_data)
 {
-    (void)user_data;
+    struct apns_session *s = user_data;
+
+    if (frame->hd.type == NGHTTP2_GOAWAY && !s->shut_down) {
+        /* Not ours: nghttp2 answers a protocol violation of the peer with GOAWAY. */
+        s->broken = true;
+        s->broken_code = frame->goaway.error_code;
+    }
     if (frame->hd.type == NGHTTP2_HEADERS) {
         struct h2_stream *st = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
         if (st)
@@ -343,6 +351,9 @@ int64_t apns_session_send(struct apns_session *s, apns_sink_fn sink, void *arg, 
         sink(arg, data, (size_t)n);
         total += n;
     }
+    if (s->broken)
+        return scepter_err(err, SCEPTER_EIO, NULL, "HTTP/2: the peer broke the protocol (%s)",
+                           nghttp2_http2_strerror(s->broken_code));
     return total;
 }
 
