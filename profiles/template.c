@@ -377,24 +377,23 @@ int profile_template_render(const struct profile_template *t, const struct profi
         const char *name = profile_variables(&n)[s->var].name;
         const char *v = pv_fact_value(dev, e->fact);
         size_t vlen = v ? strlen(v) : 0;
-        char field[64];
-        int code = 0;
-        snprintf(field, sizeof(field), "%%%s%%", name);
+        const char *why = NULL;
         if (vlen == 0)
-            code = scepter_err(err, SCEPTER_EINVAL, field, "%s: device %s has no %s to substitute",
-                               field, dev && dev->udid ? dev->udid : "(unknown)", e->fact_name);
+            why = "has no";
         else if (vlen > MAX_DEVICE_VALUE)
-            code = scepter_err(err, SCEPTER_EINVAL, field, "%s: the device's %s is too long", field,
-                               e->fact_name);
+            why = "has too long a";
         else if (!txt_valid_utf8(v, vlen) || txt_has_ctl(v, false))
-            code = scepter_err(err, SCEPTER_EINVAL, field,
-                               "%s: the device's %s has control characters or invalid UTF-8", field,
-                               e->fact_name);
-        if (code != 0) {
+            why = "has control characters or invalid UTF-8 in its";
+        if (why != NULL) {
+            /* Only the failure path pays for formatting. */
+            char field[64];
+            snprintf(field, sizeof(field), "%%%s%%", name);
             out->len = start;
             if (out->data)
                 out->data[start] = '\0';
-            return code;
+            return scepter_err(err, SCEPTER_EINVAL, field, "%s: device %s %s %s to substitute",
+                               field, dev && dev->udid ? dev->udid : "(unknown)", why,
+                               e->fact_name);
         }
         xml_escape(out, v, vlen);
     }
