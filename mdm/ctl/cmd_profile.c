@@ -24,8 +24,14 @@
 
 static void print_problems(const struct profile_problems *pr)
 {
-    for (size_t i = 0; i < pr->n; i++)
+    size_t listed = 0;
+
+    for (size_t i = 0; i < pr->n; i++) {
         fprintf(stderr, "%s: %s\n", pr->v[i].warning ? "warning" : "error", pr->v[i].msg);
+        listed += !pr->v[i].warning;
+    }
+    if (pr->n_errors > listed)
+        fprintf(stderr, "error: %zu errors in all\n", pr->n_errors);
 }
 
 /* Read and validate the policy file; prints problems.  CTL_OK, CTL_USAGE or CTL_FAIL. */

@@ -576,3 +576,23 @@ Test(policy, default_identifier_is_stable)
     free(b);
     profile_policy_clear(&p);
 }
+
+Test(policy, long_problem_lists_are_capped_but_counted)
+{
+    json_t *j = tp_base(), *devs = json_array();
+    struct profile_policy p;
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+
+    for (int i = 0; i < 300; i++)
+        json_array_append_new(devs, json_sprintf("bad id %d", i));
+    tp_set(j, "targets.devices", devs);
+    cr_assert_eq(tp_parse(j, &p, &pr), SCEPTER_EINVAL);
+    cr_assert_eq(pr.n_errors, 300);
+    cr_assert_lt(pr.n, 300);
+    cr_assert_str_eq(pr.v[0].field, "targets.devices[0]");
+    cr_assert(strstr(pr.v[pr.n - 1].msg, "more problems not listed") != NULL, "%s",
+              pr.v[pr.n - 1].msg);
+    profile_policy_clear(&p);
+    profile_problems_clear(&pr);
+    json_decref(j);
+}
