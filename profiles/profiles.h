@@ -256,9 +256,13 @@ struct profile_template;
 
 /*
  * Validate the policy and prepare its profile: the XML is built once with libplist, fresh
- * PayloadUUIDs included, and split where server-side variables go.  Problems (and warnings,
- * e.g. weak key size, no targets) are added to *pr; on error *out is NULL and SCEPTER_EINVAL
- * is returned.  Free with profile_template_free().
+ * PayloadUUIDs included (new for every template, shared by the devices rendered from it), and
+ * split where server-side variables go.  Layout: Configuration (PayloadIdentifier o->identifier,
+ * PayloadDisplayName the policy name, PayloadScope System, TargetDeviceType 5 for macOS or 1 for
+ * iOS) holding "<identifier>.root" (com.apple.security.root, when root_cert is set) and then
+ * "<identifier>.scep" (com.apple.security.scep, KeyIsExtractable always written).  Problems (and
+ * warnings, e.g. weak key size, no targets) are added to *pr; on error *out is NULL and
+ * SCEPTER_EINVAL is returned.  Free with profile_template_free().
  */
 int profile_template_new(const struct profile_policy *p, const struct profile_render_opts *o,
                          struct profile_template **out, struct profile_problems *pr) WUR;
