@@ -208,8 +208,8 @@ int store_device_get(struct store *s, const char *device_id, struct store_device
 struct store_device_filter {
     enum store_platform platform; /* STORE_PLATFORM_UNKNOWN = any */
     int enrolled;                 /* -1 any, 0 not enrolled, 1 enrolled */
-    int64_t seen_after;           /* 0 = no bound */
-    int64_t seen_before;          /* 0 = no bound */
+    int64_t seen_after;           /* last_seen >= this; 0 = no bound */
+    int64_t seen_before;          /* last_seen < this; 0 = no bound */
     const char *group;            /* NULL = any */
     size_t limit;                 /* 0 = no limit */
     size_t offset;
@@ -475,7 +475,7 @@ void store_target_devices_free(struct store_target_device *t, size_t n);
 
 /*
  * The enrolled devices (device channel enabled) named directly or through the groups, whose
- * platform is one of platforms[0..nplat), deduplicated, sorted by id.  Unknown device ids or
+ * platform is one of platforms[0..nplat) (nplat 0: any platform), deduplicated, sorted by id.  Unknown device ids or
  * group names: SCEPTER_ENOTFOUND, err->field "targets.devices" / "targets.device_groups".
  */
 int store_targets_resolve(struct store *s, const char *const *device_ids, size_t ndev,
@@ -541,6 +541,8 @@ int store_apikey_create(struct store *s, const char *name, const char *hash_hex,
 /* 0 when the hash belongs to a key (its id in *id), SCEPTER_EAUTH otherwise. */
 int store_apikey_check(struct store *s, const char *hash_hex, int64_t *id,
                        struct scepter_error *err) WUR;
+/* Record that key id was used at now (written at most once a minute per key). */
+int store_apikey_touch(struct store *s, int64_t id, int64_t now, struct scepter_error *err) WUR;
 int store_apikey_list(struct store *s, struct store_apikey **out, size_t *n,
                       struct scepter_error *err) WUR;
 int store_apikey_delete(struct store *s, int64_t id, struct scepter_error *err) WUR;
@@ -585,5 +587,14 @@ int store_lease(struct store *s, const char *job, const char *holder, int64_t no
 
 /* Make the nth store call from now on fail with SCEPTER_ESTORE (0 = off).  Tests only. */
 void store_fail_after(struct store *s, int n);
+/*
+ * Make the nth database statement from now on fail with SCEPTER_ESTORE (0 = off), counting
+ * BEGIN, COMMIT and every statement inside calls: a failure in the middle of a call shows
+ * that the call keeps nothing.  Tests only.
+ */
+void store_fail_statement_after(struct store *s, int n);
+/* Run raw SQL (several statements, no result) on the connection.  Tests and benchmarks
+ * only: to set up large fixtures fast, or to simulate a newer schema. */
+int store_exec_sql(struct store *s, const char *sql, struct scepter_error *err) WUR;
 
 #endif

@@ -1,0 +1,354 @@
+/*
+ * store/db.c — the backend-independent half of the SQL layer: rendering store SQL into each
+ * dialect, the per-connection prepared-statement cache, running statements and reading rows
+ * through the driver vtable, transactions, and the call wrapper that reconnects a lost
+ * connection, injects test failures and retries serialization failures and deadlocks.
+ */
+#include "store/store_int.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#define STORE_MAX_TRIES 12
+
+/* ---------------------------------------------------------------------------------------- */
+/* Rendering                                                                                 */
+
+/* Parse the digits at p (after '$' or "{ARR"); returns the count of digits consumed. */
+static size_t read_num(const char *p, unsigned *n)
+{
+    size_t k = 0;
+
+    *n = 0;
+    while (isdigit((unsigned char)p[k]) && k < 4) {
+        *n = *n * 10 + (unsigned)(p[k] - '0');
+        k++;
+    }
+    return k;
+}
+
+char *db_render(const struct store_sql *q, bool pg)
+{
+    const char *sql = pg ? (q->pg ? q->pg : q->sql) : (q->sqlite ? q->sqlite : q->sql);
+    struct buf b = BUF_INIT;
+    bool quoted = false;
+    const char *p;
+    unsigned n;
+    size_t k;
+
+    if (sql == NULL)
+        return NULL;
+    for (p = sql; *p; p++) {
+        if (*p == '\'') {
+            quoted = !quoted;
+            buf_putc(&b, *p);
+            continue;
+        }
+        if (!quoted && strncmp(p, "{ARR", 4) == 0 && (k = read_num(p + 4, &n)) > 0 &&
+            p[4 + k] == '}') {
+            if (pg)
+                buf_printf(&b, "(SELECT unnest($%u) AS value)", n);
+            else
+                buf_printf(&b, "(SELECT value FROM json_each(?%u))", n);
+            p += 4 + k;
+            continue;
+        }
+        if (!quoted && !pg && *p == '$' && isdigit((unsigned char)p[1])) {
+            buf_putc(&b, '?');
+            continue;
+        }
+        buf_putc(&b, *p);
+    }
+    return buf_steal(&b, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Statement cache                                                                           */
+
+static size_t slot_hash(const void *key, size_t nslots)
+{
+    uint64_t h = (uint64_t)(uintptr_t)key;
+
+    h ^= h >> 17;
+    h *= 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h >> 20) & (nslots - 1);
+}
+
+static struct stmt_slot *slot_find(struct store *s, const struct store_sql *key)
+{
+    size_t i;
+
+    if (s->used * 2 >= s->nslots) {
+        size_t old_n = s->nslots;
+        struct stmt_slot *old = s->slots;
+
+        s->nslots = old_n ? old_n * 2 : 128;
+        s->slots = xcalloc(s->nslots, sizeof(*s->slots));
+        for (i = 0; i < old_n; i++) {
+            if (old[i].key == NULL)
+                continue;
+            size_t j = slot_hash(old[i].key, s->nslots);
+            while (s->slots[j].key != NULL)
+                j = (j + 1) & (s->nslots - 1);
+            s->slots[j] = old[i];
+        }
+        free(old);
+    }
+    i = slot_hash(key, s->nslots);
+    while (s->slots[i].key != NULL && s->slots[i].key != key)
+        i = (i + 1) & (s->nslots - 1);
+    if (s->slots[i].key == NULL) {
+        s->slots[i].key = key;
+        s->slots[i].ready = false;
+        s->used++;
+    }
+    return &s->slots[i];
+}
+
+void db_cache_clear(struct store *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->nslots; i++) {
+        if (s->slots[i].key != NULL && s->slots[i].ready && s->conn != NULL)
+            s->ops->finalize(s, &s->slots[i]);
+    }
+    free(s->slots);
+    s->slots = NULL;
+    s->nslots = 0;
+    s->used = 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Running statements                                                                        */
+
+int db_query(struct store *s, const struct store_sql *q, const struct dbv *params, size_t np,
+             struct dbres *r, struct scepter_error *err)
+{
+    struct stmt_slot *slot;
+    char *sql = NULL;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    r->s = s;
+    if (s->fail_stmts > 0 && --s->fail_stmts == 0)
+        return scepter_err(err, SCEPTER_ESTORE, NULL, "store: injected failure in %s",
+                           q->name);
+    if (s->conn == NULL || s->broken)
+        return scepter_err(err, SCEPTER_ESTORE, NULL,
+                           "store: the database connection was lost");
+    slot = slot_find(s, q);
+    if (!slot->ready) {
+        sql = db_render(q, s->pg);
+        if (sql == NULL)
+            return scepter_err(err, SCEPTER_EINTERNAL, NULL,
+                               "store: statement %s has no %s form", q->name, s->ops->name);
+        rc = s->ops->prepare(s, slot, sql, params, np, err);
+        free(sql);
+        if (rc != 0)
+            return rc;
+        slot->ready = true;
+    }
+    return s->ops->run(s, slot, params, np, r, err);
+}
+
+int db_exec(struct store *s, const struct store_sql *q, const struct dbv *params, size_t np,
+            int64_t *changes, struct scepter_error *err)
+{
+    struct dbres r;
+    int rc;
+
+    rc = db_query(s, q, params, np, &r, err);
+    while (rc == 0 && (rc = db_next(&r, err)) > 0)
+        rc = 0;
+    if (rc == 0 && changes)
+        *changes = r.changes;
+    db_res_clear(&r);
+    return rc;
+}
+
+int db_next(struct dbres *r, struct scepter_error *err)
+{
+    if (r->h == NULL)
+        return 0;
+    return r->s->ops->next(r, err);
+}
+
+void db_res_clear(struct dbres *r)
+{
+    if (r->s != NULL && r->h != NULL)
+        r->s->ops->res_clear(r);
+    r->h = NULL;
+}
+
+bool db_isnull(const struct dbres *r, int col)
+{
+    return r->s->ops->isnull(r, col);
+}
+
+int64_t db_int(const struct dbres *r, int col)
+{
+    return r->s->ops->get_int(r, col);
+}
+
+bool db_bool(const struct dbres *r, int col)
+{
+    return r->s->ops->get_int(r, col) != 0;
+}
+
+const char *db_text(const struct dbres *r, int col)
+{
+    return r->s->ops->get_text(r, col);
+}
+
+char *db_strdup(const struct dbres *r, int col)
+{
+    const char *t = r->s->ops->get_text(r, col);
+
+    return t ? xstrdup(t) : NULL;
+}
+
+const unsigned char *db_blob(const struct dbres *r, int col, size_t *len)
+{
+    return r->s->ops->get_blob(r, col, len);
+}
+
+unsigned char *db_blobdup(const struct dbres *r, int col, size_t *len)
+{
+    size_t n = 0;
+    const unsigned char *p = r->s->ops->get_blob(r, col, &n);
+
+    *len = p ? n : 0;
+    return p ? xmemdup(p, n) : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Transactions and the call wrapper                                                         */
+
+int db_begin(struct store *s, struct scepter_error *err)
+{
+    int rc;
+
+    if (s->in_tx)
+        return scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: nested transaction");
+    if (s->fail_stmts > 0 && --s->fail_stmts == 0)
+        return scepter_err(err, SCEPTER_ESTORE, NULL, "store: injected failure in BEGIN");
+    rc = s->ops->begin(s, err);
+    if (rc == 0)
+        s->in_tx = true;
+    return rc;
+}
+
+int db_commit(struct store *s, struct scepter_error *err)
+{
+    int rc;
+
+    if (s->fail_stmts > 0 && --s->fail_stmts == 0) {
+        db_rollback(s);
+        return scepter_err(err, SCEPTER_ESTORE, NULL, "store: injected failure in COMMIT");
+    }
+    rc = s->ops->commit(s, err);
+    s->in_tx = false;
+    return rc;
+}
+
+void db_rollback(struct store *s)
+{
+    if (s->in_tx && !s->broken)
+        s->ops->rollback(s);
+    s->in_tx = false;
+}
+
+int store_call_begin(struct store *s, struct scepter_error *err)
+{
+    int rc;
+
+    scepter_err_clear(err);
+    s->retry = false;
+    if (s->fail_calls > 0 && --s->fail_calls == 0)
+        return scepter_err(err, SCEPTER_ESTORE, NULL, "store: injected failure");
+    if (s->broken || s->conn == NULL) {
+        db_cache_clear(s);
+        s->in_tx = false;
+        rc = s->ops->reconnect(s, err);
+        if (rc != 0)
+            return rc;
+        s->broken = false;
+        log_info("store: reconnected to the %s database", s->ops->name);
+    }
+    return 0;
+}
+
+int store_call_again(struct store *s, int *rc, int attempt, struct scepter_error *err)
+{
+    bool retry = s->retry && !s->broken;
+
+    if (s->in_tx) {
+        db_rollback(s);
+        if (*rc == 0) /* a body that forgot to commit is a bug: nothing was kept */
+            *rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: transaction left open");
+    }
+    s->retry = false;
+    if (*rc == 0 || !retry)
+        return 0;
+    if (attempt >= STORE_MAX_TRIES) {
+        log_warnx("store: giving up after %d serialization failures/deadlocks: %s", attempt,
+                  err ? err->msg : "");
+        return 0;
+    }
+    log_debug("store: retrying after a serialization failure or deadlock (attempt %d)",
+              attempt);
+    /* Back off a little, more each time, staggered per connection. */
+    usleep((useconds_t)(200 * attempt * attempt + ((uintptr_t)s >> 4) % 500));
+    *rc = 0;
+    scepter_err_clear(err);
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Small helpers                                                                             */
+
+int store_check_str(const char *s, size_t max, const char *field, struct scepter_error *err)
+{
+    size_t i, len;
+
+    if (s == NULL || *s == '\0')
+        return scepter_err(err, SCEPTER_EINVAL, field, "%s: missing", field);
+    len = strlen(s);
+    if (len > max)
+        return scepter_err(err, SCEPTER_EINVAL, field, "%s: longer than %zu bytes", field,
+                           max);
+    for (i = 0; i < len; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return scepter_err(err, SCEPTER_EINVAL, field,
+                               "%s: contains a control character at byte %zu", field, i);
+    }
+    return 0;
+}
+
+void store_strv_push(char ***v, size_t *n, size_t *cap, char *str)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *v = xreallocarray(*v, *cap, sizeof(**v));
+    }
+    (*v)[(*n)++] = str;
+}
+
+void store_strv_free(char **v, size_t n)
+{
+    size_t i;
+
+    if (v == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}

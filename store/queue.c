@@ -1,0 +1,1005 @@
+/*
+ * store/queue.c — the command queue: enqueueing one command for many enrollments or one
+ * command per enrollment, the connect exchange (record the device's report, hand out the
+ * next command), the operator's view of a queue (list, cancel, clear, read a result),
+ * retention and queue depth.
+ *
+ * A queue row is one (enrollment, command) pair and also holds its result.  state 0 is
+ * pending (no final result), 1 finished (Acknowledged / Error / CommandFormatError), 2
+ * cancelled or deactivated.  NotNow keeps the row pending, records the result and sets its
+ * `notnow` flag: flagged rows are skipped by non-Idle lookups, and the next Idle clears the
+ * enrollment's flags with an UPDATE that matches no row in the common case, so an Idle poll
+ * with an empty queue writes nothing.  On PostgreSQL the whole exchange is one prepared
+ * statement (one round trip, one implicit transaction): data-modifying CTEs record the report
+ * (or clear the NotNow flags) and the outer SELECT checks the certificate binding and the
+ * enrollment and returns the next command.  On SQLite, which is in-process, the same steps run
+ * as separate statements in one transaction (none on the empty Idle path).
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xmalloc.h"
+
+#define MAX_ID_LEN      512
+#define MAX_PLIST_LEN   (64 * 1024 * 1024)
+#define PG_CHUNK_ROWS   20000
+#define PG_CHUNK_BYTES  (32 * 1024 * 1024)
+
+/* ---------------------------------------------------------------------------------------- */
+/* Enqueue                                                                                   */
+
+int store_check_command(const struct store_command *c, struct scepter_error *err)
+{
+    int rc;
+
+    if (!uuid_valid(c->uuid))
+        return scepter_err(err, SCEPTER_EINVAL, "CommandUUID",
+                           "CommandUUID: '%.40s' is not a UUID", c->uuid);
+    if ((rc = store_check_str(c->request_type, 128, "RequestType", err)) != 0)
+        return rc;
+    if (c->plist == NULL || c->plist_len == 0)
+        return scepter_err(err, SCEPTER_EINVAL, "plist", "plist: the command is empty");
+    if (c->plist_len > MAX_PLIST_LEN)
+        return scepter_err(err, SCEPTER_ETOOBIG, "plist", "plist: larger than %d MiB",
+                           MAX_PLIST_LEN / (1024 * 1024));
+    if (c->priority < -1000 || c->priority > 1000)
+        return scepter_err(err, SCEPTER_EINVAL, "priority",
+                           "priority: %d is outside -1000..1000", c->priority);
+    return 0;
+}
+
+static int check_ids(const char *const *ids, size_t n, const char *field,
+                     struct scepter_error *err)
+{
+    size_t i;
+    int rc;
+
+    if (n == 0)
+        return scepter_err(err, SCEPTER_EINVAL, field, "%s: no enrollment given", field);
+    for (i = 0; i < n; i++) {
+        if ((rc = store_check_str(ids[i], MAX_ID_LEN, field, err)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct store_sql SQL_COMMAND_INSERT = {
+    "command_insert",
+    "INSERT INTO commands (uuid, request_type, plist, priority, created, policy_id,"
+    " policy_version, policy_action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    " ON CONFLICT (uuid) DO NOTHING",
+    NULL, NULL};
+
+static const struct store_sql SQL_QUEUE_INSERT_MANY = {
+    "queue_insert_many",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated)"
+    " SELECT e.id, $2, $3, $4, $4 FROM enrollments e WHERE e.id IN {ARR1}",
+    NULL, NULL};
+
+static const struct store_sql SQL_FIRST_UNKNOWN_ENROLLMENT = {
+    "first_unknown_enrollment",
+    "SELECT a.value FROM {ARR1} AS a"
+    " WHERE NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.id = a.value) LIMIT 1",
+    NULL, NULL};
+
+static const struct store_sql SQL_FIRST_EXISTING_COMMAND = {
+    "first_existing_command",
+    "SELECT c.uuid FROM commands c WHERE c.uuid IN {ARR1} LIMIT 1", NULL, NULL};
+
+/* ENOTFOUND naming the first of ids that is not an enrollment; 0 if all exist. */
+static int unknown_enrollment(struct store *s, const char *const *ids, size_t n,
+                              struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXTS(ids, n)};
+    struct dbres r;
+    int rc = db_query(s, &SQL_FIRST_UNKNOWN_ENROLLMENT, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 1)
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_ids",
+                         "enrollment_ids: %s is not enrolled here", db_text(&r, 0));
+    db_res_clear(&r);
+    return rc;
+}
+
+/* ECONFLICT naming the first command UUID that exists already or is repeated in uuids. */
+static int conflicting_uuid(struct store *s, const char *const *uuids, size_t n,
+                            struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXTS(uuids, n)};
+    struct dbres r;
+    int rc = db_query(s, &SQL_FIRST_EXISTING_COMMAND, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 1)
+        rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID",
+                         "CommandUUID: %s exists already", db_text(&r, 0));
+    db_res_clear(&r);
+    if (rc == 0) /* nothing stored has it: the list repeats a UUID */
+        rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID",
+                         "CommandUUID: the same UUID is given twice");
+    return rc;
+}
+
+static int insert_command(struct store *s, const struct store_command *c, int64_t now,
+                          int64_t policy_id, int64_t policy_version,
+                          enum store_policy_action action, struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(c->uuid),     P_TEXT(c->request_type),
+                      P_BLOB(c->plist, c->plist_len), P_INT(c->priority),
+                      P_INT(now),          P_INT(policy_id),
+                      P_INT(policy_version), P_INT(action)};
+    int64_t changes = 0;
+    int rc;
+
+    p[5].null = p[6].null = policy_id == 0; /* no policy: NULL columns */
+    rc = db_exec(s, &SQL_COMMAND_INSERT, p, ARRAY_LEN(p), &changes, err);
+    if (rc == 0 && changes == 0)
+        rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID", "CommandUUID: %s exists already",
+                         c->uuid);
+    return rc;
+}
+
+static int enqueue(struct store *s, const struct store_command *cmd, const char *const *ids,
+                   size_t n, int64_t now, struct scepter_error *err)
+{
+    int64_t changes = 0;
+    int rc;
+
+    if ((rc = db_begin(s, err)) != 0)
+        return rc;
+    if ((rc = insert_command(s, cmd, now, cmd->policy_id, cmd->policy_version,
+                             cmd->policy_action, err)) != 0)
+        return rc;
+    {
+        struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(cmd->uuid), P_INT(cmd->priority), P_INT(now)};
+        if ((rc = db_exec(s, &SQL_QUEUE_INSERT_MANY, p, ARRAY_LEN(p), &changes, err)) != 0)
+            return rc;
+    }
+    /* Fewer rows than ids: an unknown enrollment, or the same id twice (harmless). */
+    if ((size_t)changes < n && (rc = unknown_enrollment(s, ids, n, err)) != 0)
+        return rc;
+    return db_commit(s, err);
+}
+
+int store_enqueue(struct store *s, const struct store_command *cmd,
+                  const char *const *enrollment_ids, size_t n, int64_t now,
+                  struct scepter_error *err)
+{
+    int rc;
+
+    if ((rc = store_check_command(cmd, err)) != 0 ||
+        (rc = check_ids(enrollment_ids, n, "enrollment_ids", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    rc = enqueue(s, cmd, enrollment_ids, n, now, err);
+    return rc;
+}
+
+/* PostgreSQL: whole chunks of rows per statement, from parallel arrays. */
+static const struct store_sql SQL_COMMANDS_INSERT_ARRAYS = {
+    "commands_insert_arrays", NULL,
+    "INSERT INTO commands (uuid, request_type, plist, priority, created, policy_id,"
+    " policy_version, policy_action)"
+    " SELECT x.u, x.t, x.p, x.pr, $8, nullif(x.pid, 0), nullif(x.pv, 0), x.pa"
+    " FROM unnest($1, $2, $3, $4, $5, $6, $7) AS x(u, t, p, pr, pid, pv, pa)"
+    " ON CONFLICT (uuid) DO NOTHING",
+    NULL};
+
+static const struct store_sql SQL_QUEUE_INSERT_ARRAYS = {
+    "queue_insert_arrays", NULL,
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated)"
+    " SELECT x.e, x.u, x.pr, $4, $4 FROM unnest($1, $2, $3) AS x(e, u, pr)"
+    " JOIN enrollments en ON en.id = x.e",
+    NULL};
+
+/* SQLite: one row per statement, prepared once. */
+static const struct store_sql SQL_QUEUE_INSERT_ONE = {
+    "queue_insert_one",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated)"
+    " SELECT e.id, $2, $3, $4, $4 FROM enrollments e WHERE e.id = $1",
+    NULL, NULL};
+
+static int enqueue_each_pg(struct store *s, const struct store_command *cmds,
+                           const char *const *ids, size_t n, int64_t now, int64_t policy_id,
+                           int64_t policy_version, enum store_policy_action action,
+                           struct scepter_error *err)
+{
+    const char **uuids = xcalloc(n, sizeof(*uuids));
+    const char **types = xcalloc(n, sizeof(*types));
+    const unsigned char **plists = xcalloc(n, sizeof(*plists));
+    size_t *lens = xcalloc(n, sizeof(*lens));
+    int64_t *prios = xcalloc(n, sizeof(*prios));
+    int64_t *pids = xcalloc(n, sizeof(*pids));
+    int64_t *pvers = xcalloc(n, sizeof(*pvers));
+    int64_t *acts = xcalloc(n, sizeof(*acts));
+    size_t i, start, end, bytes;
+    int64_t changes;
+    int rc = 0;
+
+    for (i = 0; i < n; i++) {
+        uuids[i] = cmds[i].uuid;
+        types[i] = cmds[i].request_type;
+        plists[i] = cmds[i].plist;
+        lens[i] = cmds[i].plist_len;
+        prios[i] = cmds[i].priority;
+        pids[i] = policy_id ? policy_id : cmds[i].policy_id;
+        pvers[i] = policy_id ? policy_version : cmds[i].policy_version;
+        acts[i] = policy_id && cmds[i].policy_action == STORE_POLICY_NONE
+                      ? (int64_t)action
+                      : (int64_t)cmds[i].policy_action;
+    }
+    for (start = 0; start < n; start = end) {
+        for (end = start, bytes = 0;
+             end < n && end - start < PG_CHUNK_ROWS && (end == start || bytes < PG_CHUNK_BYTES);
+             end++)
+            bytes += lens[end];
+        size_t m = end - start;
+        struct dbv pc[] = {P_TEXTS(uuids + start, m),
+                           P_TEXTS(types + start, m),
+                           P_BLOBS(plists + start, lens + start, m),
+                           P_INTS(prios + start, m),
+                           P_INTS(pids + start, m),
+                           P_INTS(pvers + start, m),
+                           P_INTS(acts + start, m),
+                           P_INT(now)};
+        changes = 0;
+        if ((rc = db_exec(s, &SQL_COMMANDS_INSERT_ARRAYS, pc, ARRAY_LEN(pc), &changes, err)) != 0)
+            goto out;
+        if ((size_t)changes < m) {
+            rc = conflicting_uuid(s, uuids + start, m, err);
+            goto out;
+        }
+        struct dbv pq[] = {P_TEXTS(ids + start, m), P_TEXTS(uuids + start, m),
+                           P_INTS(prios + start, m), P_INT(now)};
+        changes = 0;
+        if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ARRAYS, pq, ARRAY_LEN(pq), &changes, err)) != 0)
+            goto out;
+        if ((size_t)changes < m) {
+            rc = unknown_enrollment(s, ids + start, m, err);
+            if (rc == 0)
+                rc = scepter_err(err, SCEPTER_EINTERNAL, "enrollment_ids",
+                                 "enrollment_ids: rows went missing");
+            goto out;
+        }
+    }
+out:
+    free(uuids);
+    free(types);
+    free(plists);
+    free(lens);
+    free(prios);
+    free(pids);
+    free(pvers);
+    free(acts);
+    return rc;
+}
+
+static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds,
+                               const char *const *ids, size_t n, int64_t now,
+                               int64_t policy_id, int64_t policy_version,
+                               enum store_policy_action action, struct scepter_error *err)
+{
+    int64_t changes;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        const struct store_command *c = &cmds[i];
+
+        if (policy_id)
+            rc = insert_command(s, c, now, policy_id, policy_version,
+                                c->policy_action != STORE_POLICY_NONE ? c->policy_action
+                                                                      : action,
+                                err);
+        else
+            rc = insert_command(s, c, now, c->policy_id, c->policy_version, c->policy_action,
+                                err);
+        if (rc != 0)
+            return rc;
+        struct dbv p[] = {P_TEXT(ids[i]), P_TEXT(c->uuid), P_INT(c->priority), P_INT(now)};
+        changes = 0;
+        if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ONE, p, ARRAY_LEN(p), &changes, err)) != 0)
+            return rc;
+        if (changes == 0)
+            return scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_ids",
+                               "enrollment_ids: %s is not enrolled here", ids[i]);
+    }
+    return 0;
+}
+
+int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
+                          const char *const *ids, size_t n, int64_t now, int64_t policy_id,
+                          int64_t policy_version, enum store_policy_action action,
+                          struct scepter_error *err)
+{
+    if (n == 0)
+        return 0;
+    if (s->pg)
+        return enqueue_each_pg(s, cmds, ids, n, now, policy_id, policy_version, action, err);
+    return enqueue_each_sqlite(s, cmds, ids, n, now, policy_id, policy_version, action, err);
+}
+
+static int enqueue_each(struct store *s, const struct store_command *cmds,
+                        const char *const *ids, size_t n, int64_t now, struct scepter_error *err)
+{
+    int rc;
+
+    if ((rc = db_begin(s, err)) != 0)
+        return rc;
+    if ((rc = store_enqueue_each_tx(s, cmds, ids, n, now, 0, 0, STORE_POLICY_NONE, err)) != 0)
+        return rc;
+    return db_commit(s, err);
+}
+
+int store_enqueue_each(struct store *s, const struct store_command *cmds,
+                       const char *const *enrollment_ids, size_t n, int64_t now,
+                       struct scepter_error *err)
+{
+    size_t i;
+    int rc;
+
+    if ((rc = check_ids(enrollment_ids, n, "enrollment_ids", err)) != 0)
+        return rc;
+    for (i = 0; i < n; i++) {
+        if ((rc = store_check_command(&cmds[i], err)) != 0)
+            return rc;
+    }
+    STORE_CALL(s, rc, err)
+    rc = enqueue_each(s, cmds, enrollment_ids, n, now, err);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The connect exchange                                                                      */
+
+void store_next_clear(struct store_next *n)
+{
+    if (n == NULL)
+        return;
+    free(n->request_type);
+    free(n->plist);
+    memset(n, 0, sizeof(*n));
+}
+
+/* What the database said about the enrollment, the certificate and the reported command. */
+struct exchange {
+    bool have_enrollment;
+    char *edev;       /* the enrollment's device */
+    bool enabled;
+    char *bound;      /* the device the certificate is bound to */
+    bool have_row;    /* the reported command is queued for the enrollment */
+    int row_state;
+    bool row_notnow;
+    bool recorded;    /* this call stored the report */
+    bool flagged;     /* SQLite Idle: NotNow flags to clear */
+};
+
+static void exchange_clear(struct exchange *x)
+{
+    free(x->edev);
+    free(x->bound);
+    memset(x, 0, sizeof(*x));
+}
+
+/* Refusals, in the order a device should learn about them. */
+static int exchange_check(const struct store_report *rep, const struct exchange *x,
+                          struct scepter_error *err)
+{
+    if (!x->have_enrollment)
+        return scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_id", "enrollment %s is unknown",
+                           rep->enrollment_id);
+    if (rep->cert_hash &&
+        (x->bound == NULL || strcmp(x->bound, rep->device_id ? rep->device_id : x->edev) != 0))
+        return scepter_err(err, SCEPTER_EFORBIDDEN, "cert_hash",
+                           "the device certificate is not bound to %s",
+                           rep->device_id ? rep->device_id : x->edev);
+    if (rep->device_id && strcmp(x->edev, rep->device_id) != 0)
+        return scepter_err(err, SCEPTER_EFORBIDDEN, "enrollment_id",
+                           "enrollment %s does not belong to device %s", rep->enrollment_id,
+                           rep->device_id);
+    if (!x->enabled)
+        return scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_id",
+                           "enrollment %s is not enabled (no TokenUpdate since Authenticate, "
+                           "or checked out)",
+                           rep->enrollment_id);
+    return 0;
+}
+
+static enum store_report_outcome exchange_outcome(const struct store_report *rep,
+                                                  const struct exchange *x)
+{
+    if (rep->status == STORE_STATUS_IDLE)
+        return STORE_REPORT_IDLE;
+    if (x->recorded)
+        return STORE_REPORT_RECORDED;
+    if (!x->have_row || x->row_state == QSTATE_CANCELLED)
+        return STORE_REPORT_UNKNOWN_COMMAND;
+    return STORE_REPORT_DUPLICATE; /* final already, or a NotNow repeated in one exchange */
+}
+
+/* Fill *next from columns col, col+1, col+2 (uuid, request type, plist); 1 if present. */
+static int read_next(const struct dbres *r, int col, struct store_next *next)
+{
+    const char *uuid;
+
+    if (db_isnull(r, col))
+        return 0;
+    uuid = db_text(r, col);
+    str_copy(next->uuid, sizeof(next->uuid), uuid);
+    next->request_type = db_strdup(r, col + 1);
+    next->plist = db_blobdup(r, col + 2, &next->plist_len);
+    return 1;
+}
+
+#define PG_NEXT_COMMAND                                                                      \
+    " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"       \
+    "  JOIN commands c ON c.uuid = q.command_uuid"                                           \
+    "  WHERE q.enrollment_id = $1 AND q.state = 0 AND e.enabled"
+
+/*
+ * PostgreSQL Idle: $1 enrollment, $2 cert hash, $3 device.  The CTE clears NotNow flags (it
+ * matches no row unless a NotNow happened in the last exchange, and then only when the
+ * request is allowed); the SELECT returns
+ *   0 enrollment's device, 1 enabled, 2 the certificate's device, 3-5 next command.
+ */
+static const struct store_sql SQL_PG_CONNECT_IDLE = {
+    "connect_idle", NULL,
+    "WITH clr AS (UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow"
+    "  AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.enabled"
+    "   AND ($3 IS NULL OR e.device_id = $3)"
+    "   AND ($2 IS NULL OR EXISTS (SELECT 1 FROM cert_bindings b"
+    "    WHERE b.cert_hash = $2 AND b.device_id = e.device_id)))"
+    "  RETURNING 1)"
+    " SELECT e.device_id, e.enabled,"
+    "  (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
+    "  n.command_uuid, n.request_type, n.plist"
+    " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1" PG_NEXT_COMMAND
+    "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
+    NULL};
+
+/*
+ * PostgreSQL report: $1 enrollment, $2 cert hash, $3 device, $4 command UUID, $5 status,
+ * $6 raw result, $7 error chain, $8 now.  Columns 0-2 as above, then 3 the row's state,
+ * 4 its NotNow flag (before this report), 5 rows updated, 6-8 next command.
+ */
+static const struct store_sql SQL_PG_CONNECT_REPORT = {
+    "connect_report", NULL,
+    "WITH ok AS (SELECT e.device_id AS edev, e.enabled,"
+    "   (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2) AS bound"
+    "  FROM enrollments e WHERE e.id = $1),"
+    " cur AS (SELECT q.state, q.notnow FROM queue q"
+    "  WHERE q.enrollment_id = $1 AND q.command_uuid = $4),"
+    " upd AS (UPDATE queue q SET status = $5,"
+    "   state = CASE WHEN $5 = 4 THEN 0 ELSE 1 END, notnow = ($5 = 4),"
+    "   notnow_count = q.notnow_count + CASE WHEN $5 = 4 THEN 1 ELSE 0 END,"
+    "   last_notnow_at = CASE WHEN $5 = 4 THEN $8 ELSE q.last_notnow_at END,"
+    "   raw = $6, error_chain = $7, result_at = $8, updated = $8"
+    "  FROM ok WHERE q.enrollment_id = $1 AND q.command_uuid = $4 AND q.state = 0"
+    "   AND NOT ($5 = 4 AND q.notnow) AND ok.enabled"
+    "   AND ($3 IS NULL OR ok.edev = $3) AND ($2 IS NULL OR ok.bound = ok.edev)"
+    "  RETURNING 1)"
+    " SELECT ok.edev, ok.enabled, ok.bound, cur.state, cur.notnow,"
+    "  (SELECT count(*) FROM upd), n.command_uuid, n.request_type, n.plist"
+    " FROM (SELECT 1) AS one LEFT JOIN ok ON true LEFT JOIN cur ON true"
+    " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
+    "  JOIN commands c ON c.uuid = q.command_uuid"
+    "  WHERE q.enrollment_id = $1 AND q.state = 0 AND NOT q.notnow AND q.command_uuid <> $4"
+    "   AND ok.enabled"
+    "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
+    NULL};
+
+static int connect_pg(struct store *s, const struct store_report *rep, const char *hash,
+                      int64_t now, struct store_next *next, struct exchange *x,
+                      struct scepter_error *err)
+{
+    struct dbres r;
+    int rc, ncol;
+
+    if (rep->status == STORE_STATUS_IDLE) {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash), P_TEXT(rep->device_id)};
+        rc = db_query(s, &SQL_PG_CONNECT_IDLE, p, ARRAY_LEN(p), &r, err);
+        ncol = 3;
+    } else {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash),
+                          P_TEXT(rep->device_id),     P_TEXT(rep->command_uuid),
+                          P_INT(rep->status),         P_BLOB(rep->raw, rep->raw_len),
+                          P_TEXT(rep->error_chain_json), P_INT(now)};
+        rc = db_query(s, &SQL_PG_CONNECT_REPORT, p, ARRAY_LEN(p), &r, err);
+        ncol = 6;
+    }
+    if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+        rc = 0;
+        x->have_enrollment = !db_isnull(&r, 0);
+        x->edev = db_strdup(&r, 0);
+        x->enabled = db_bool(&r, 1);
+        x->bound = db_strdup(&r, 2);
+        if (ncol == 6) {
+            x->have_row = !db_isnull(&r, 3);
+            x->row_state = (int)db_int(&r, 3);
+            x->row_notnow = db_bool(&r, 4);
+            x->recorded = db_int(&r, 5) > 0;
+        }
+        if ((rc = exchange_check(rep, x, err)) == 0)
+            rc = read_next(&r, ncol, next);
+    } else if (rc == 0) {
+        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
+    }
+    db_res_clear(&r);
+    return rc;
+}
+
+/* SQLite: $1 enrollment, $2 cert hash, $3 command UUID (NULL for Idle). */
+static const struct store_sql SQL_SQ_EXCHANGE = {
+    "connect_state", NULL, NULL,
+    "SELECT e.device_id, e.enabled,"
+    " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
+    " q.state, q.notnow,"
+    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow)"
+    " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
+    " LEFT JOIN queue q ON q.enrollment_id = $1 AND q.command_uuid = $3"};
+
+static const struct store_sql SQL_SQ_CLEAR_NOTNOW = {
+    "clear_notnow", NULL, NULL,
+    "UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow"};
+
+static const struct store_sql SQL_SQ_RECORD = {
+    "record_result", NULL, NULL,
+    "UPDATE queue SET status = $3, state = CASE WHEN $3 = 4 THEN 0 ELSE 1 END,"
+    " notnow = ($3 = 4), notnow_count = notnow_count + CASE WHEN $3 = 4 THEN 1 ELSE 0 END,"
+    " last_notnow_at = CASE WHEN $3 = 4 THEN $6 ELSE last_notnow_at END,"
+    " raw = $4, error_chain = $5, result_at = $6, updated = $6"
+    " WHERE enrollment_id = $1 AND command_uuid = $2 AND state = 0"};
+
+/* $1 enrollment, $2 UUID to leave out (or NULL), $3 skip NotNow-flagged rows. */
+static const struct store_sql SQL_SQ_NEXT = {
+    "next_command", NULL, NULL,
+    "SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
+    " JOIN commands c ON c.uuid = q.command_uuid"
+    " WHERE q.enrollment_id = $1 AND q.state = 0 AND (NOT $3 OR NOT q.notnow)"
+    " AND ($2 IS NULL OR q.command_uuid <> $2)"
+    " ORDER BY q.priority DESC, q.created, q.seq LIMIT 1"};
+
+static int connect_sqlite(struct store *s, const struct store_report *rep, const char *hash,
+                          int64_t now, struct store_next *next, struct exchange *x,
+                          struct scepter_error *err)
+{
+    bool idle = rep->status == STORE_STATUS_IDLE;
+    struct dbres r = {0};
+    int rc;
+
+    /* A report writes: take the write lock first so the checks and the update agree. */
+    if (!idle && (rc = db_begin(s, err)) != 0)
+        goto out;
+    {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash),
+                          P_TEXT(idle ? NULL : rep->command_uuid)};
+        if ((rc = db_query(s, &SQL_SQ_EXCHANGE, p, ARRAY_LEN(p), &r, err)) != 0)
+            goto out;
+    }
+    if ((rc = db_next(&r, err)) != 1) {
+        if (rc == 0)
+            rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
+        goto out;
+    }
+    x->have_enrollment = !db_isnull(&r, 0);
+    x->edev = db_strdup(&r, 0);
+    x->enabled = db_bool(&r, 1);
+    x->bound = db_strdup(&r, 2);
+    x->have_row = !db_isnull(&r, 3);
+    x->row_state = (int)db_int(&r, 3);
+    x->row_notnow = db_bool(&r, 4);
+    x->flagged = db_bool(&r, 5);
+    db_res_clear(&r);
+    if ((rc = exchange_check(rep, x, err)) != 0)
+        goto out;
+    if (idle && x->flagged) {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id)};
+        if ((rc = db_begin(s, err)) != 0 ||
+            (rc = db_exec(s, &SQL_SQ_CLEAR_NOTNOW, p, ARRAY_LEN(p), NULL, err)) != 0)
+            goto out;
+    }
+    if (!idle && x->have_row && x->row_state == QSTATE_PENDING &&
+        !(rep->status == STORE_STATUS_NOTNOW && x->row_notnow)) {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(rep->command_uuid),
+                          P_INT(rep->status),         P_BLOB(rep->raw, rep->raw_len),
+                          P_TEXT(rep->error_chain_json), P_INT(now)};
+        int64_t changes = 0;
+        if ((rc = db_exec(s, &SQL_SQ_RECORD, p, ARRAY_LEN(p), &changes, err)) != 0)
+            goto out;
+        x->recorded = changes > 0;
+    }
+    {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(idle ? NULL : rep->command_uuid),
+                          P_BOOL(!idle)};
+        if ((rc = db_query(s, &SQL_SQ_NEXT, p, ARRAY_LEN(p), &r, err)) != 0)
+            goto out;
+    }
+    if ((rc = db_next(&r, err)) < 0)
+        goto out;
+    rc = rc == 1 ? read_next(&r, 0, next) : 0;
+    db_res_clear(&r);
+    if (s->in_tx) {
+        int crc = db_commit(s, err);
+        if (crc != 0) {
+            rc = crc;
+            store_next_clear(next);
+        }
+    }
+out:
+    db_res_clear(&r);
+    return rc;
+}
+
+int store_connect(struct store *s, const struct store_report *report, int64_t now,
+                  struct store_next *next, enum store_report_outcome *outcome,
+                  struct scepter_error *err)
+{
+    struct exchange x = {0};
+    char hash[65];
+    const char *h = NULL;
+    int rc;
+    size_t i;
+
+    memset(next, 0, sizeof(*next));
+    *outcome = STORE_REPORT_IDLE;
+    if ((rc = store_check_str(report->enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
+        return rc;
+    if (report->device_id &&
+        (rc = store_check_str(report->device_id, MAX_ID_LEN, "device_id", err)) != 0)
+        return rc;
+    if (report->cert_hash) {
+        if (strlen(report->cert_hash) != 64)
+            return scepter_err(err, SCEPTER_EINVAL, "cert_hash",
+                               "cert_hash: want the 64 hex digits of a SHA-256 digest");
+        for (i = 0; i < 64; i++)
+            hash[i] = (char)(report->cert_hash[i] >= 'A' && report->cert_hash[i] <= 'F'
+                                 ? report->cert_hash[i] - 'A' + 'a'
+                                 : report->cert_hash[i]);
+        hash[64] = '\0';
+        h = hash;
+    }
+    if ((unsigned)report->status > STORE_STATUS_NOTNOW)
+        return scepter_err(err, SCEPTER_EINVAL, "Status", "Status: unknown value %d",
+                           (int)report->status);
+    if (report->status != STORE_STATUS_IDLE &&
+        (rc = store_check_str(report->command_uuid, 128, "CommandUUID", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        exchange_clear(&x);
+        store_next_clear(next);
+        if (s->pg)
+            rc = connect_pg(s, report, h, now, next, &x, err);
+        else
+            rc = connect_sqlite(s, report, h, now, next, &x, err);
+    }
+    if (rc >= 0)
+        *outcome = exchange_outcome(report, &x);
+    else
+        store_next_clear(next);
+    exchange_clear(&x);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Operators: list, cancel, clear, results                                                   */
+
+static const char *item_status(int state, int status)
+{
+    if (state == QSTATE_CANCELLED)
+        return "cancelled";
+    if (state == QSTATE_PENDING)
+        return status == STORE_STATUS_NOTNOW ? "NotNow" : "queued";
+    return store_status_name((enum store_status)status);
+}
+
+void store_queue_items_free(struct store_queue_item *items, size_t n)
+{
+    size_t i;
+
+    if (items == NULL)
+        return;
+    for (i = 0; i < n; i++) {
+        free(items[i].request_type);
+        free(items[i].status);
+    }
+    free(items);
+}
+
+static const struct store_sql SQL_ENROLLMENT_EXISTS = {
+    "enrollment_exists", "SELECT 1 FROM enrollments WHERE id = $1", NULL, NULL};
+
+static int enrollment_exists(struct store *s, const char *id, struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(id)};
+    struct dbres r;
+    int rc = db_query(s, &SQL_ENROLLMENT_EXISTS, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 0)
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_id", "enrollment %s is unknown", id);
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+static const struct store_sql SQL_QUEUE_LIST = {
+    "queue_list",
+    "SELECT q.command_uuid, c.request_type, q.priority, q.created, q.state, q.status,"
+    " q.notnow_count, q.last_notnow_at, q.result_at FROM queue q"
+    " JOIN commands c ON c.uuid = q.command_uuid"
+    " WHERE q.enrollment_id = $1 AND ($2 OR q.state = 0) ORDER BY q.created, q.seq",
+    NULL, NULL};
+
+static int queue_list(struct store *s, const char *id, bool all, struct store_queue_item **out,
+                      size_t *n, struct scepter_error *err)
+{
+    struct store_queue_item *items = NULL;
+    size_t count = 0, cap = 0;
+    struct dbres r = {0};
+    int rc;
+
+    if ((rc = enrollment_exists(s, id, err)) != 0)
+        goto out;
+    {
+        struct dbv p[] = {P_TEXT(id), P_BOOL(all)};
+        if ((rc = db_query(s, &SQL_QUEUE_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
+            goto out;
+    }
+    while ((rc = db_next(&r, err)) == 1) {
+        struct store_queue_item *it;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            items = xreallocarray(items, cap, sizeof(*items));
+        }
+        it = &items[count++];
+        memset(it, 0, sizeof(*it));
+        str_copy(it->uuid, sizeof(it->uuid), db_text(&r, 0));
+        it->request_type = db_strdup(&r, 1);
+        it->priority = (int)db_int(&r, 2);
+        it->created = db_int(&r, 3);
+        it->status = xstrdup(item_status((int)db_int(&r, 4), (int)db_int(&r, 5)));
+        it->active = db_int(&r, 4) == QSTATE_PENDING;
+        it->notnow_count = (int)db_int(&r, 6);
+        it->last_notnow_at = db_int(&r, 7);
+        it->result_at = db_int(&r, 8);
+    }
+out:
+    db_res_clear(&r);
+    if (rc < 0) {
+        store_queue_items_free(items, count);
+        return rc;
+    }
+    *out = items;
+    *n = count;
+    return 0;
+}
+
+int store_queue_list(struct store *s, const char *enrollment_id, bool include_finished,
+                     struct store_queue_item **out, size_t *n, struct scepter_error *err)
+{
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    rc = queue_list(s, enrollment_id, include_finished, out, n, err);
+    return rc;
+}
+
+/* A cancelled row keeps its last-activity time: retention counts from it. */
+static const struct store_sql SQL_QUEUE_CANCEL = {
+    "queue_cancel",
+    "UPDATE queue SET state = 2, notnow = false"
+    " WHERE enrollment_id = $1 AND command_uuid = $2 AND state = 0",
+    NULL, NULL};
+static const struct store_sql SQL_QUEUE_ROW_STATE = {
+    "queue_row_state",
+    "SELECT state FROM queue WHERE enrollment_id = $1 AND command_uuid = $2", NULL, NULL};
+
+static int queue_cancel(struct store *s, const char *id, const char *uuid,
+                        struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(id), P_TEXT(uuid)};
+    struct dbres r;
+    int64_t changes = 0;
+    int rc;
+
+    if ((rc = db_exec(s, &SQL_QUEUE_CANCEL, p, ARRAY_LEN(p), &changes, err)) != 0 || changes > 0)
+        return rc;
+    if ((rc = db_query(s, &SQL_QUEUE_ROW_STATE, p, ARRAY_LEN(p), &r, err)) != 0)
+        return rc;
+    if ((rc = db_next(&r, err)) == 1 && db_int(&r, 0) == QSTATE_FINISHED)
+        rc = scepter_err(err, SCEPTER_ECONFLICT, "uuid",
+                         "command %s already has a final result on %s", uuid, id);
+    else if (rc >= 0)
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "uuid", "command %s is not queued for %s",
+                         uuid, id);
+    db_res_clear(&r);
+    return rc;
+}
+
+int store_queue_cancel(struct store *s, const char *enrollment_id, const char *uuid,
+                       struct scepter_error *err)
+{
+    int rc;
+
+    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0 ||
+        (rc = store_check_str(uuid, 128, "uuid", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    rc = queue_cancel(s, enrollment_id, uuid, err);
+    return rc;
+}
+
+static const struct store_sql SQL_QUEUE_CLEAR = {
+    "queue_clear",
+    "UPDATE queue SET state = 2, notnow = false WHERE enrollment_id = $1 AND state = 0", NULL,
+    NULL};
+
+int store_queue_clear(struct store *s, const char *enrollment_id, size_t *cancelled,
+                      struct scepter_error *err)
+{
+    int64_t changes = 0;
+    int rc;
+
+    *cancelled = 0;
+    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(enrollment_id)};
+        rc = enrollment_exists(s, enrollment_id, err);
+        if (rc == 0)
+            rc = db_exec(s, &SQL_QUEUE_CLEAR, p, ARRAY_LEN(p), &changes, err);
+    }
+    if (rc == 0)
+        *cancelled = (size_t)changes;
+    return rc;
+}
+
+void store_result_clear(struct store_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->request_type);
+    free(r->status);
+    free(r->raw);
+    free(r->error_chain_json);
+    memset(r, 0, sizeof(*r));
+}
+
+static const struct store_sql SQL_RESULT_GET = {
+    "result_get",
+    "SELECT q.command_uuid, c.request_type, q.state, q.status, q.raw, q.error_chain,"
+    " q.notnow_count, q.created, q.result_at FROM queue q"
+    " JOIN commands c ON c.uuid = q.command_uuid"
+    " WHERE q.enrollment_id = $1 AND q.command_uuid = $2",
+    NULL, NULL};
+
+int store_result_get(struct store *s, const char *enrollment_id, const char *uuid,
+                     struct store_result *out, struct scepter_error *err)
+{
+    struct dbres r;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0 ||
+        (rc = store_check_str(uuid, 128, "uuid", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(enrollment_id), P_TEXT(uuid)};
+        store_result_clear(out);
+        rc = db_query(s, &SQL_RESULT_GET, p, ARRAY_LEN(p), &r, err);
+        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+            str_copy(out->uuid, sizeof(out->uuid), db_text(&r, 0));
+            out->request_type = db_strdup(&r, 1);
+            out->status = xstrdup(item_status((int)db_int(&r, 2), (int)db_int(&r, 3)));
+            out->raw = db_blobdup(&r, 4, &out->raw_len);
+            out->error_chain_json = db_strdup(&r, 5);
+            out->notnow_count = (int)db_int(&r, 6);
+            out->created = db_int(&r, 7);
+            out->result_at = db_int(&r, 8);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = scepter_err(err, SCEPTER_ENOTFOUND, "uuid", "command %s is not queued for %s",
+                             uuid, enrollment_id);
+        }
+        db_res_clear(&r);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Retention and depth                                                                       */
+
+/*
+ * Finished or cancelled rows whose last activity is older than $1, at most $2 of them.
+ * The newest row linking an enrollment to an existing policy is kept whatever its age: it is
+ * what store_policy_status() reports for that device.
+ */
+#define RETENTION_VICTIMS(col)                                                               \
+    "SELECT q." col " FROM queue q WHERE q.state <> 0 AND q.updated < $1"                    \
+    " AND NOT EXISTS (SELECT 1 FROM commands c JOIN policies p ON p.id = c.policy_id"        \
+    "  WHERE c.uuid = q.command_uuid AND NOT EXISTS (SELECT 1 FROM queue q2"                 \
+    "   JOIN commands c2 ON c2.uuid = q2.command_uuid"                                       \
+    "   WHERE q2.enrollment_id = q.enrollment_id AND c2.policy_id = c.policy_id"             \
+    "   AND q2.seq > q.seq))"                                                                \
+    " LIMIT $2"
+
+static const struct store_sql SQL_RETENTION_QUEUE = {
+    "retention_queue", NULL,
+    "DELETE FROM queue WHERE ctid = ANY (ARRAY(" RETENTION_VICTIMS("ctid") "))"
+    " AND state <> 0 AND updated < $1",
+    "DELETE FROM queue WHERE seq IN (" RETENTION_VICTIMS("seq") ")"};
+
+static const struct store_sql SQL_RETENTION_COMMANDS = {
+    "retention_commands",
+    "DELETE FROM commands WHERE uuid IN (SELECT c.uuid FROM commands c WHERE c.created < $1"
+    " AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.command_uuid = c.uuid) LIMIT $2)",
+    NULL, NULL};
+
+/* Bound on batches per call, so one call cannot run forever on a table growing as fast. */
+#define RETENTION_MAX_BATCHES 100000
+
+int store_retention(struct store *s, int64_t before, size_t batch, size_t *deleted,
+                    struct scepter_error *err)
+{
+    struct dbv p[] = {P_INT(before), P_INT(0)};
+    int64_t changes;
+    size_t i, total = 0;
+    int rc = 0;
+
+    *deleted = 0;
+    if (batch == 0 || batch > 1000000)
+        return scepter_err(err, SCEPTER_EINVAL, "batch", "batch: want 1 to 1000000 rows");
+    p[1] = P_INT(batch);
+    /* Each batch is its own short statement and transaction: check-ins go on meanwhile. */
+    for (i = 0; i < RETENTION_MAX_BATCHES; i++) {
+        changes = 0;
+        STORE_CALL(s, rc, err)
+        rc = db_exec(s, &SQL_RETENTION_QUEUE, p, ARRAY_LEN(p), &changes, err);
+        if (rc != 0)
+            goto out;
+        total += (size_t)changes;
+        if ((size_t)changes < batch)
+            break;
+    }
+    for (i = 0; i < RETENTION_MAX_BATCHES; i++) {
+        changes = 0;
+        STORE_CALL(s, rc, err)
+        rc = db_exec(s, &SQL_RETENTION_COMMANDS, p, ARRAY_LEN(p), &changes, err);
+        if (rc != 0 || (size_t)changes < batch)
+            break;
+    }
+    if (total > 0)
+        log_info("store: retention removed %zu finished queue entries", total);
+out:
+    *deleted = total;
+    return rc;
+}
+
+static const struct store_sql SQL_QUEUE_DEPTH = {
+    "queue_depth", "SELECT count(*) FROM queue WHERE state = 0", NULL, NULL};
+
+int store_queue_depth(struct store *s, int64_t *depth, struct scepter_error *err)
+{
+    struct dbres r;
+    int rc;
+
+    *depth = 0;
+    STORE_CALL(s, rc, err)
+    {
+        rc = db_query(s, &SQL_QUEUE_DEPTH, NULL, 0, &r, err);
+        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+            *depth = db_int(&r, 0);
+            rc = 0;
+        }
+        db_res_clear(&r);
+    }
+    return rc;
+}

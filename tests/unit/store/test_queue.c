@@ -1,0 +1,635 @@
+/*
+ * The command queue and the connect exchange: order, acknowledgement, duplicates, results
+ * for commands that are not queued, the NotNow exchange rules, at-least-once delivery,
+ * re-Authenticate, bulk enqueue, operator views, retention, and two connections racing on
+ * one queue.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "fixture.h"
+
+TestSuite(queue, .init = tf_setup, .fini = tf_teardown);
+
+static void enqueue_one(struct store *s, const char *enrollment, unsigned n, int priority,
+                        int64_t now, char uuid[37])
+{
+    struct scepter_error err;
+    const char *ids[] = {enrollment};
+    struct store_command c;
+
+    tf_uuid(n, uuid);
+    c = tf_cmd(uuid, "ProfileList", priority);
+    cr_assert_eq(store_enqueue(s, &c, ids, 1, now, &err), 0, "enqueue: %s", err.msg);
+}
+
+Test(queue, fifo_within_priority_and_ack_finishes)
+{
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    char u1[37], u2[37], u3[37], u4[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0, &next, &out), 0);
+    cr_assert_eq(out, STORE_REPORT_IDLE);
+    enqueue_one(s, "D", 1, 0, T0 + 1, u1);
+    enqueue_one(s, "D", 2, 0, T0 + 1, u2);  /* same second: insertion order decides */
+    enqueue_one(s, "D", 3, 5, T0 + 2, u3);  /* higher priority first */
+    enqueue_one(s, "D", 4, 0, T0 + 0, u4);  /* older */
+
+    const char *expect[] = {u3, u4, u1, u2};
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 3, &next, &out), 1);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(next.uuid, expect[i], "step %d", i);
+        cr_assert_str_eq(next.request_type, "ProfileList");
+        cr_assert_gt(next.plist_len, 10);
+        cr_assert(memmem(next.plist, next.plist_len, "<plist", 6) != NULL);
+        char done[37];
+        memcpy(done, next.uuid, sizeof(done));
+        store_next_clear(&next);
+        int rc = tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, done, T0 + 4, &next, &out);
+        cr_assert_eq(out, STORE_REPORT_RECORDED);
+        cr_assert_eq(rc, i < 3 ? 1 : 0);
+    }
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 5, &next, &out), 0);
+    store_close(s);
+}
+
+Test(queue, duplicate_and_unknown_reports_change_nothing)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_result res;
+    char u1[37], u2[37], ghost[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_enroll(s, "E", "iPhone14,2", T0);
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    enqueue_one(s, "D", 2, 0, T0, u2);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ERROR, u1, T0 + 1, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_RECORDED);
+    cr_assert_str_eq(next.uuid, u2);
+    store_next_clear(&next);
+    /* The device did not get our 2xx and sends the same result again. */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u1, T0 + 2, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_DUPLICATE);
+    store_next_clear(&next);
+    cr_assert_eq(store_result_get(s, "D", u1, &res, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(res.status, "Error", "a duplicate must not overwrite the result");
+    cr_assert_str_eq(res.error_chain_json, "[{\"ErrorCode\":12021}]");
+    cr_assert_eq(res.result_at, T0 + 1);
+    cr_assert_not_null(res.raw);
+    store_result_clear(&res);
+
+    /* A result for a command that was never queued here. */
+    tf_uuid(99, ghost);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, ghost, T0 + 3, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_UNKNOWN_COMMAND);
+    store_next_clear(&next);
+    cr_assert_eq(store_result_get(s, "D", ghost, &res, &err), SCEPTER_ENOTFOUND);
+    /* Another device's command. */
+    cr_assert_eq(tf_connect(s, "E", STORE_STATUS_ACKNOWLEDGED, u2, T0 + 3, &next, &out), 0);
+    cr_assert_eq(out, STORE_REPORT_UNKNOWN_COMMAND);
+    /* Cancelled meanwhile: ignored, not stored. */
+    cr_assert_eq(store_queue_cancel(s, "D", u2, &err), 0, "%s", err.msg);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u2, T0 + 4, &next, &out), 0);
+    cr_assert_eq(out, STORE_REPORT_UNKNOWN_COMMAND);
+    cr_assert_eq(store_result_get(s, "D", u2, &res, &err), 0);
+    cr_assert_str_eq(res.status, "cancelled");
+    cr_assert_null(res.raw);
+    cr_assert_eq(res.result_at, 0);
+    store_result_clear(&res);
+    store_close(s);
+}
+
+Test(queue, notnow_skips_for_the_exchange_and_returns_on_idle)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_queue_item *items;
+    size_t n;
+    char u1[37], u2[37], u3[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    enqueue_one(s, "D", 2, 0, T0, u2);
+    enqueue_one(s, "D", 3, 0, T0, u3);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 1, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u1);
+    store_next_clear(&next);
+    /* NotNow: recorded, the next command is the following one. */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_NOTNOW, u1, T0 + 2, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_RECORDED);
+    cr_assert_str_eq(next.uuid, u2);
+    store_next_clear(&next);
+    /* A repeated NotNow in the same exchange is a duplicate (counted once). */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_NOTNOW, u1, T0 + 2, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_DUPLICATE);
+    store_next_clear(&next);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_NOTNOW, u2, T0 + 3, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u3);
+    store_next_clear(&next);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u3, T0 + 4, &next, &out), 0,
+                 "NotNow commands are skipped for the rest of the exchange");
+    cr_assert_eq(out, STORE_REPORT_RECORDED);
+
+    cr_assert_eq(store_queue_list(s, "D", false, &items, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(items[0].uuid, u1);
+    cr_assert_str_eq(items[0].status, "NotNow");
+    cr_assert_eq(items[0].notnow_count, 1);
+    cr_assert_eq(items[0].last_notnow_at, T0 + 2);
+    cr_assert(items[0].active);
+    store_queue_items_free(items, n);
+
+    /* The next Idle starts a new exchange: both are offered again, in order. */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 10, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u1);
+    store_next_clear(&next);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_NOTNOW, u1, T0 + 11, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_RECORDED);
+    cr_assert_str_eq(next.uuid, u2);
+    store_next_clear(&next);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u2, T0 + 12, &next, &out), 0);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 20, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u1);
+    store_next_clear(&next);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u1, T0 + 21, &next, &out), 0);
+
+    struct store_result res;
+    cr_assert_eq(store_result_get(s, "D", u1, &res, &err), 0);
+    cr_assert_str_eq(res.status, "Acknowledged");
+    cr_assert_eq(res.notnow_count, 2);
+    store_result_clear(&res);
+    store_close(s);
+}
+
+Test(queue, unanswered_command_is_offered_again)
+{
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    char u1[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + i, &next, &out), 1);
+        cr_assert_str_eq(next.uuid, u1);
+        store_next_clear(&next);
+    }
+    store_close(s);
+}
+
+Test(queue, reauthenticate_clears_queue_and_tokens)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_enrollment e;
+    struct store_queue_item *items;
+    struct store_push_target *pt;
+    const char *ids[] = {"D"};
+    size_t n;
+    char u1[37], u2[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    tf_authenticate(s, "D", "iPhone14,2", T0 + 10);
+    cr_assert_eq(store_enrollment_get(s, "D", &e, &err), 0);
+    cr_assert_not(e.enabled);
+    cr_assert_not(e.token_valid);
+    store_enrollment_clear(&e);
+    cr_assert_eq(store_push_targets(s, ids, 1, &pt, &n, &err), 0);
+    cr_assert_eq(n, 0);
+    store_push_targets_free(pt, n);
+    /* Not enabled until the next TokenUpdate: connect is refused. */
+    struct store_report rep = {.enrollment_id = "D", .device_id = "D",
+                               .status = STORE_STATUS_IDLE};
+    cr_assert_eq(store_connect(s, &rep, T0 + 11, &next, &out, &err), SCEPTER_ENOTFOUND);
+    cr_assert(strstr(err.msg, "not enabled"), "%s", err.msg);
+    tf_enroll(s, "D", "iPhone14,2", T0 + 12);
+    cr_assert_eq(store_queue_list(s, "D", true, &items, &n, &err), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(items[0].status, "cancelled");
+    store_queue_items_free(items, n);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 13, &next, &out), 0,
+                 "the stale command must not be delivered");
+    /* The old command's late result is ignored. */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u1, T0 + 14, &next, &out), 0);
+    cr_assert_eq(out, STORE_REPORT_UNKNOWN_COMMAND);
+    enqueue_one(s, "D", 2, 0, T0 + 15, u2);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 16, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u2);
+    store_next_clear(&next);
+    store_close(s);
+}
+
+Test(queue, connect_refusals)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    char hash[65];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_enroll(s, "E", "iPhone14,2", T0);
+    tf_hash("cert-E", hash);
+    struct store_report rep = {.enrollment_id = "D", .device_id = "D", .cert_hash = hash,
+                               .status = STORE_STATUS_IDLE};
+    cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EFORBIDDEN);
+    cr_assert_str_eq(err.field, "cert_hash");
+    rep.device_id = "E"; /* E's certificate and id, D's channel */
+    cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EFORBIDDEN);
+    rep.enrollment_id = "nobody";
+    cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_ENOTFOUND);
+    rep.enrollment_id = "E";
+    rep.status = STORE_STATUS_ACKNOWLEDGED;
+    rep.command_uuid = NULL;
+    cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "CommandUUID");
+    rep.status = (enum store_status)17;
+    cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EINVAL);
+    rep.status = STORE_STATUS_IDLE;
+    rep.cert_hash = "xyz";
+    cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EINVAL);
+    store_close(s);
+}
+
+Test(queue, refused_report_records_nothing)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_result res;
+    char hash[65], u1[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_enroll(s, "E", "iPhone14,2", T0);
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    tf_hash("cert-E", hash);
+    struct store_report rep = {.enrollment_id = "D", .device_id = "D", .cert_hash = hash,
+                               .status = STORE_STATUS_ACKNOWLEDGED, .command_uuid = u1,
+                               .raw = (const unsigned char *)"x", .raw_len = 1};
+    cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EFORBIDDEN);
+    cr_assert_eq(store_result_get(s, "D", u1, &res, &err), 0);
+    cr_assert_str_eq(res.status, "queued");
+    store_result_clear(&res);
+    store_close(s);
+}
+
+Test(queue, enqueue_errors_write_nothing)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_command c;
+    int64_t depth;
+    const char *ids[] = {"D", "ghost"};
+    char u1[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_uuid(1, u1);
+    c = tf_cmd(u1, "ProfileList", 0);
+    cr_assert_eq(store_enqueue(s, &c, ids, 2, T0, &err), SCEPTER_ENOTFOUND);
+    cr_assert(strstr(err.msg, "ghost"), "%s", err.msg);
+    cr_assert_str_eq(err.field, "enrollment_ids");
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 0);
+    /* The UUID was not kept either: the same command can be queued now. */
+    cr_assert_eq(store_enqueue(s, &c, ids, 1, T0, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_enqueue(s, &c, ids, 1, T0, &err), SCEPTER_ECONFLICT);
+    cr_assert_str_eq(err.field, "CommandUUID");
+    /* Duplicated ids are queued once. */
+    const char *dup[] = {"D", "D"};
+    tf_uuid(2, u1);
+    c = tf_cmd(u1, "ProfileList", 0);
+    cr_assert_eq(store_enqueue(s, &c, dup, 2, T0, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 2);
+    /* Bad input. */
+    c = tf_cmd("not-a-uuid", "ProfileList", 0);
+    cr_assert_eq(store_enqueue(s, &c, ids, 1, T0, &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "CommandUUID");
+    tf_uuid(3, u1);
+    c = tf_cmd(u1, "", 0);
+    cr_assert_eq(store_enqueue(s, &c, ids, 1, T0, &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "RequestType");
+    c = tf_cmd(u1, "ProfileList", 0);
+    c.plist_len = 0;
+    cr_assert_eq(store_enqueue(s, &c, ids, 1, T0, &err), SCEPTER_EINVAL);
+    c = tf_cmd(u1, "ProfileList", 0);
+    cr_assert_eq(store_enqueue(s, &c, ids, 0, T0, &err), SCEPTER_EINVAL);
+    store_close(s);
+}
+
+Test(queue, bulk_enqueue_and_enqueue_each)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    enum { N = 300 };
+    char *ids[N];
+    struct store_command cmds[N];
+    struct store_command one;
+    char uuid[37];
+    int64_t depth;
+    int i;
+
+    for (i = 0; i < N; i++) {
+        ids[i] = xasprintf("DEV-%04d", i);
+        tf_enroll(s, ids[i], i % 2 ? "iPhone14,2" : "MacBookPro18,3", T0);
+    }
+    tf_uuid(100000, uuid);
+    one = tf_cmd(uuid, "DeviceInformation", 0);
+    cr_assert_eq(store_enqueue(s, &one, (const char *const *)ids, N, T0 + 1, &err), 0, "%s",
+                 err.msg);
+    for (i = 0; i < N; i++) {
+        char u[37];
+        tf_uuid((unsigned)i + 1, u);
+        cmds[i] = tf_cmd(u, "InstallProfile", 0);
+    }
+    cr_assert_eq(store_enqueue_each(s, cmds, (const char *const *)ids, N, T0 + 2, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 2 * N);
+    /* Each device gets the shared command, then its own. */
+    cr_assert_eq(tf_connect(s, "DEV-0123", STORE_STATUS_IDLE, NULL, T0 + 3, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, uuid);
+    store_next_clear(&next);
+    cr_assert_eq(tf_connect(s, "DEV-0123", STORE_STATUS_ACKNOWLEDGED, uuid, T0 + 3, &next, &out),
+                 1);
+    cr_assert_str_eq(next.uuid, cmds[123].uuid);
+    cr_assert_str_eq(next.request_type, "InstallProfile");
+    store_next_clear(&next);
+
+    /* An unknown enrollment or a repeated UUID in enqueue_each writes nothing. */
+    struct store_command more[2];
+    const char *more_ids[] = {"DEV-0001", "ghost"};
+    char u[37];
+    tf_uuid(5000, u);
+    more[0] = tf_cmd(u, "InstallProfile", 0);
+    tf_uuid(5001, u);
+    more[1] = tf_cmd(u, "InstallProfile", 0);
+    cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), SCEPTER_ENOTFOUND);
+    cr_assert(strstr(err.msg, "ghost"), "%s", err.msg);
+    more_ids[1] = "DEV-0002";
+    more[1] = cmds[7]; /* already exists */
+    cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), SCEPTER_ECONFLICT);
+    cr_assert(strstr(err.msg, cmds[7].uuid), "%s", err.msg);
+    more[1] = more[0]; /* the same UUID twice */
+    cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), SCEPTER_ECONFLICT);
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 2 * N - 1);
+    for (i = 0; i < N; i++)
+        free(ids[i]);
+    store_close(s);
+}
+
+Test(queue, operator_list_cancel_clear)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_queue_item *items;
+    size_t n, cancelled;
+    char u1[37], u2[37], u3[37];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    enqueue_one(s, "D", 2, 0, T0 + 1, u2);
+    enqueue_one(s, "D", 3, 0, T0 + 2, u3);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u1, T0 + 3, &next, &out), 1);
+    store_next_clear(&next);
+    cr_assert_eq(store_queue_list(s, "D", false, &items, &n, &err), 0);
+    cr_assert_eq(n, 2);
+    store_queue_items_free(items, n);
+    cr_assert_eq(store_queue_list(s, "D", true, &items, &n, &err), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(items[0].status, "Acknowledged");
+    cr_assert_eq(items[0].result_at, T0 + 3);
+    cr_assert_not(items[0].active);
+    cr_assert_str_eq(items[1].status, "queued");
+    cr_assert_eq(items[1].created, T0 + 1);
+    store_queue_items_free(items, n);
+
+    cr_assert_eq(store_queue_cancel(s, "D", u1, &err), SCEPTER_ECONFLICT);
+    cr_assert_eq(store_queue_cancel(s, "D", "00000000-0000-4000-8000-00000000FFFF", &err),
+                 SCEPTER_ENOTFOUND);
+    cr_assert_eq(store_queue_cancel(s, "D", u2, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_queue_cancel(s, "D", u2, &err), SCEPTER_ENOTFOUND);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 4, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u3);
+    store_next_clear(&next);
+    cr_assert_eq(store_queue_clear(s, "D", &cancelled, &err), 0);
+    cr_assert_eq(cancelled, 1);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 5, &next, &out), 0);
+    cr_assert_eq(store_queue_clear(s, "ghost", &cancelled, &err), SCEPTER_ENOTFOUND);
+    cr_assert_eq(store_queue_list(s, "ghost", true, &items, &n, &err), SCEPTER_ENOTFOUND);
+    store_close(s);
+}
+
+Test(queue, retention_deletes_old_finished_entries_in_batches)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_queue_item *items;
+    struct store_result res;
+    size_t n, deleted;
+    char u[37], keep[37], fresh[37];
+    int i;
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    for (i = 0; i < 25; i++) {
+        enqueue_one(s, "D", (unsigned)i + 1, 0, T0, u);
+        cr_assert_geq(tf_connect(s, "D", i % 2 ? STORE_STATUS_ERROR : STORE_STATUS_ACKNOWLEDGED,
+                                 u, T0 + 10, &next, &out), 0);
+        store_next_clear(&next);
+    }
+    enqueue_one(s, "D", 100, 0, T0, keep);     /* pending: kept whatever its age */
+    enqueue_one(s, "D", 101, 0, T0 + 50, fresh);
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, fresh, T0 + 100, &next, &out), 1);
+    store_next_clear(&next);
+
+    cr_assert_eq(store_retention(s, T0 + 50, 4, &deleted, &err), 0, "%s", err.msg);
+    cr_assert_eq(deleted, 25);
+    cr_assert_eq(store_queue_list(s, "D", true, &items, &n, &err), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(items[0].uuid, keep);
+    cr_assert_str_eq(items[1].uuid, fresh);
+    store_queue_items_free(items, n);
+    cr_assert_eq(store_result_get(s, "D", fresh, &res, &err), 0);
+    store_result_clear(&res);
+    /* The commands went too: the UUIDs can be reused. */
+    tf_uuid(1, u);
+    struct store_command c = tf_cmd(u, "ProfileList", 0);
+    const char *ids[] = {"D"};
+    cr_assert_eq(store_enqueue(s, &c, ids, 1, T0 + 200, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_retention(s, T0 + 50, 0, &deleted, &err), SCEPTER_EINVAL);
+    cr_assert_eq(store_retention(s, T0 + 50, 100, &deleted, &err), 0);
+    cr_assert_eq(deleted, 0);
+    store_close(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Two connections racing on the same queue while a third enqueues.                          */
+
+enum { RACE_DEVICES = 8, RACE_COMMANDS = 30 };
+
+struct racer {
+    int id;
+    _Atomic int *enqueued; /* set by the enqueuer when it is done */
+    int errors, recorded, duplicates, unknown;
+    char msg[256];
+};
+
+static void *race_enqueue(void *arg)
+{
+    struct racer *r = arg;
+    struct scepter_error err;
+    struct store *s = NULL;
+    const char *ids[RACE_DEVICES];
+    char names[RACE_DEVICES][16];
+    int i;
+
+    if (store_open(tf_url(), &s, &err) != 0) {
+        r->errors++;
+        memcpy(r->msg, err.msg, sizeof(r->msg));
+        *r->enqueued = 1;
+        return NULL;
+    }
+    for (i = 0; i < RACE_DEVICES; i++) {
+        snprintf(names[i], sizeof(names[i]), "R%d", i);
+        ids[i] = names[i];
+    }
+    for (i = 0; i < RACE_COMMANDS; i++) {
+        char u[37];
+        tf_uuid(10000 + (unsigned)i, u);
+        struct store_command c = tf_cmd(u, "ProfileList", i % 3);
+        if (store_enqueue(s, &c, ids, RACE_DEVICES, T0 + i, &err) != 0) {
+            r->errors++;
+            memcpy(r->msg, err.msg, sizeof(r->msg));
+        }
+    }
+    store_close(s);
+    *r->enqueued = 1;
+    return NULL;
+}
+
+/* Poll every device and acknowledge what comes back, until nothing is left or the bound. */
+static void *race_deliver(void *arg)
+{
+    struct racer *r = arg;
+    struct scepter_error err;
+    struct store *s = NULL;
+    int round, i, idle_rounds = 0;
+
+    if (store_open(tf_url(), &s, &err) != 0) {
+        r->errors++;
+        memcpy(r->msg, err.msg, sizeof(r->msg));
+        return NULL;
+    }
+    /* Bounded: at most 20000 rounds; done after 3 empty rounds once the enqueuer is. */
+    for (round = 0; round < 20000 && !(*r->enqueued && idle_rounds >= 3); round++) {
+        int got = 0;
+        for (i = 0; i < RACE_DEVICES; i++) {
+            char dev[16], hash[65], seed[32];
+            struct store_next next = {0};
+            enum store_report_outcome out;
+            int rc, steps;
+
+            snprintf(dev, sizeof(dev), "R%d", (i + r->id * 3) % RACE_DEVICES);
+            snprintf(seed, sizeof(seed), "cert-%s", dev);
+            tf_hash(seed, hash);
+            struct store_report rep = {.enrollment_id = dev, .device_id = dev,
+                                       .cert_hash = hash, .status = STORE_STATUS_IDLE};
+            rc = store_connect(s, &rep, T0 + 1000, &next, &out, &err);
+            for (steps = 0; rc == 1 && steps < 10; steps++) {
+                char uuid[37];
+                got++;
+                memcpy(uuid, next.uuid, sizeof(uuid));
+                store_next_clear(&next);
+                rep.status = STORE_STATUS_ACKNOWLEDGED;
+                rep.command_uuid = uuid;
+                rep.raw = (const unsigned char *)"ok";
+                rep.raw_len = 2;
+                rc = store_connect(s, &rep, T0 + 1000, &next, &out, &err);
+                if (rc >= 0) {
+                    r->recorded += out == STORE_REPORT_RECORDED;
+                    r->duplicates += out == STORE_REPORT_DUPLICATE;
+                    r->unknown += out == STORE_REPORT_UNKNOWN_COMMAND;
+                }
+            }
+            store_next_clear(&next);
+            if (rc < 0) {
+                r->errors++;
+                memcpy(r->msg, err.msg, sizeof(r->msg));
+            }
+        }
+        idle_rounds = got ? 0 : idle_rounds + 1;
+    }
+    store_close(s);
+    return NULL;
+}
+
+Test(queue, two_connections_race_on_one_queue, .timeout = 240)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct racer r[3];
+    pthread_t t[3];
+    int64_t depth;
+    int i;
+
+    for (i = 0; i < RACE_DEVICES; i++) {
+        char dev[16];
+        snprintf(dev, sizeof(dev), "R%d", i);
+        tf_enroll(s, dev, "iPhone14,2", T0);
+    }
+    _Atomic int enqueued = 0;
+    memset(r, 0, sizeof(r));
+    for (i = 0; i < 3; i++) {
+        r[i].id = i;
+        r[i].enqueued = &enqueued;
+    }
+    cr_assert_eq(pthread_create(&t[0], NULL, race_enqueue, &r[0]), 0);
+    cr_assert_eq(pthread_create(&t[1], NULL, race_deliver, &r[1]), 0);
+    cr_assert_eq(pthread_create(&t[2], NULL, race_deliver, &r[2]), 0);
+    for (i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    for (i = 0; i < 3; i++)
+        cr_assert_eq(r[i].errors, 0, "thread %d: %d errors, last: %s", i, r[i].errors, r[i].msg);
+    /* Whatever the interleaving: each command recorded exactly once per device, none lost. */
+    cr_assert_eq(r[1].recorded + r[2].recorded, RACE_DEVICES * RACE_COMMANDS,
+                 "recorded %d + %d", r[1].recorded, r[2].recorded);
+    cr_assert_eq(r[1].unknown + r[2].unknown, 0);
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 0);
+    for (i = 0; i < RACE_DEVICES; i++) {
+        char dev[16];
+        struct store_queue_item *items;
+        size_t n;
+        snprintf(dev, sizeof(dev), "R%d", i);
+        cr_assert_eq(store_queue_list(s, dev, true, &items, &n, &err), 0);
+        cr_assert_eq(n, RACE_COMMANDS);
+        for (size_t k = 0; k < n; k++)
+            cr_assert_str_eq(items[k].status, "Acknowledged");
+        store_queue_items_free(items, n);
+    }
+    store_close(s);
+}
