@@ -31,6 +31,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -45,6 +47,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -119,6 +122,7 @@ struct conn {
     struct apns_session *sess;
     struct event *timer; /* connect timeout, then PING */
     char *topic;         /* of the identity it authenticated with */
+    struct buf out; /* frames of one flush, handed to TLS as one block */
     int64_t opened_ms, last_rx_ms, ping_sent_ms;
     bool ping_out;
     char fail[256];
@@ -658,10 +662,14 @@ static const struct apns_session_cbs session_cbs = {
 
 static void conn_sink(void *arg, const uint8_t *data, size_t len)
 {
-    evbuffer_add(arg, data, len);
+    buf_append(arg, data, len);
 }
 
-/* Move pending frames to the socket; mark the connection dead on a protocol error. */
+/*
+ * Move pending frames to the socket; mark the connection dead on a protocol error.  The
+ * frames of one pass go to the bufferevent as one block: one TLS record per 16 KB rather
+ * than one per frame.
+ */
 static void conn_flush(struct conn *k)
 {
     struct evbuffer *out;
@@ -672,9 +680,13 @@ static void conn_flush(struct conn *k)
     out = bufferevent_get_output(k->bev);
     if (evbuffer_get_length(out) >= CONN_OUT_HIGH)
         return; /* the write callback calls again once it drained */
-    if (apns_session_send(k->sess, conn_sink, out, CONN_OUT_HIGH, &err) < 0) {
+    if (apns_session_send(k->sess, conn_sink, &k->out, CONN_OUT_HIGH, &err) < 0) {
         snprintf(k->fail, sizeof(k->fail), "%s", err.msg);
         k->dead = true;
+    }
+    if (k->out.len > 0) {
+        evbuffer_add(out, k->out.data, k->out.len);
+        buf_reset(&k->out);
     }
 }
 
@@ -695,7 +707,12 @@ static bool describe_failure(struct conn *k, short what, char *out, size_t len)
             r == SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE || r == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
             r == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED || r == SSL_R_TLSV1_ALERT_ACCESS_DENIED)
             cert_refused = true;
-        if (tls[0] == '\0')
+        if (tls[0] != '\0')
+            continue;
+        if (e < 256) /* libevent keeps SSL_get_error() codes for socket-level failures */
+            snprintf(tls, sizeof(tls), "the connection was closed or reset during TLS (%s)",
+                     e == SSL_ERROR_SYSCALL ? "SSL_ERROR_SYSCALL" : "SSL_ERROR");
+        else
             ERR_error_string_n(e, tls, sizeof(tls));
     }
     if (dns != 0) {
@@ -793,6 +810,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             conn_fail(k, why);
             return;
         }
+        /* Many small frames in both directions: do not let Nagle hold them back. */
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         k->state = CS_HANDSHAKE;
         k->sess = apns_session_new(c->ep.authority, &session_cbs, k);
         conn_flush(k);
@@ -906,6 +925,7 @@ static void conn_free(struct conn *k)
     if (k->bev)
         bufferevent_free(k->bev);
     event_free(k->timer);
+    buf_free(&k->out);
     free(k->topic);
     free(k);
 }
@@ -983,6 +1003,12 @@ static void dispatch(struct apns_client *c, int64_t now)
 {
     int64_t exp = c->cfg.expiration_s > 0 ? (int64_t)time(NULL) + c->cfg.expiration_s : 0;
     struct scepter_error err;
+    char expiration[24], priority[8];
+
+    if (c->ready.n == 0)
+        return;
+    snprintf(expiration, sizeof(expiration), "%" PRId64, exp);
+    snprintf(priority, sizeof(priority), "%d", c->cfg.priority);
 
     for (struct conn *k = c->conns; k && c->ready.n > 0; k = k->next) {
         size_t slots, sent = 0;
@@ -995,8 +1021,8 @@ static void dispatch(struct apns_client *c, int64_t now)
                 .token_hex = r->token,
                 .push_magic = r->magic,
                 .topic = r->topic ? r->topic : k->topic,
-                .priority = c->cfg.priority,
-                .expiration = exp,
+                .priority = priority,
+                .expiration = expiration,
                 .user = r,
             };
             if (apns_session_submit(k->sess, &h, &err) != 0)

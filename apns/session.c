@@ -8,7 +8,6 @@
  */
 #include "session_int.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -379,7 +378,9 @@ int apns_session_submit(struct apns_session *s, const struct apns_h2_request *r,
 {
     static const char prefix[] = "/3/device/";
     size_t tlen = strlen(r->token_hex), mlen = strlen(r->push_magic), toplen = strlen(r->topic);
-    size_t cap = sizeof(prefix) + tlen + 8 + mlen + 3 + toplen + 1 + 24 + 8;
+    size_t elen = r->expiration ? strlen(r->expiration) + 1 : 0;
+    size_t plen = r->priority ? strlen(r->priority) + 1 : 0;
+    size_t cap = sizeof(prefix) + tlen + 8 + mlen + 3 + toplen + 1 + elen + plen;
     struct h2_stream *st;
     char *p, *path, *body, *topic, *exp = NULL, *prio = NULL;
     nghttp2_nv nva[9];
@@ -411,13 +412,14 @@ int apns_session_submit(struct apns_session *s, const struct apns_h2_request *r,
     topic = p;
     memcpy(p, r->topic, toplen + 1);
     p += toplen + 1;
-    if (r->expiration >= 0) {
+    if (elen) {
         exp = p;
-        p += snprintf(p, 24, "%" PRId64, r->expiration) + 1;
+        memcpy(p, r->expiration, elen);
+        p += elen;
     }
-    if (r->priority > 0) {
+    if (plen) {
         prio = p;
-        p += snprintf(p, 8, "%d", r->priority) + 1;
+        memcpy(p, r->priority, plen);
     }
 
 #define NV(n, v, f)                                                                            \

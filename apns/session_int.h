@@ -30,8 +30,8 @@ struct apns_h2_request {
     const char *token_hex;  /* path /3/device/<token_hex> */
     const char *push_magic; /* body {"mdm":"<push_magic>"} */
     const char *topic;      /* apns-topic */
-    int priority;           /* apns-priority; 0 = omit */
-    int64_t expiration;     /* apns-expiration (UNIX seconds); < 0 = omit */
+    const char *priority;   /* apns-priority ("10", "5", "1"); NULL = omit */
+    const char *expiration; /* apns-expiration (UNIX seconds, decimal); NULL = omit */
     void *user;             /* handed back in the callbacks */
 };
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -151,6 +152,7 @@ struct sconn {
     nghttp2_session *h2;
     struct sstream *streams;
     char uid[160];
+    struct buf out; /* frames of one flush, written as one block */
     bool handshake_done, closing;
     struct event *linger; /* after our last byte: wait for the client to close */
     uint64_t requests;
@@ -403,6 +405,7 @@ static void conn_free(struct sconn *k)
         nghttp2_session_del(k->h2);
     if (k->linger)
         event_free(k->linger);
+    buf_free(&k->out);
     if (k->bev)
         bufferevent_free(k->bev);
     srv->open_conns--;
@@ -422,7 +425,11 @@ static void conn_flush(struct sconn *k)
         }
         if (n == 0)
             break;
-        evbuffer_add(out, data, (size_t)n);
+        buf_append(&k->out, data, (size_t)n);
+    }
+    if (k->out.len > 0) {
+        evbuffer_add(out, k->out.data, k->out.len);
+        buf_reset(&k->out);
     }
     if (!nghttp2_session_want_read(k->h2) && !nghttp2_session_want_write(k->h2))
         k->closing = true;
@@ -879,6 +886,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
         nghttp2_submit_settings(k->h2, NGHTTP2_FLAG_NONE, iv, 1);
+        /* A connection window far above the 64 KB default: 1000 streams of request bodies
+         * must not wait for a WINDOW_UPDATE round trip. */
+        nghttp2_session_set_local_window_size(k->h2, NGHTTP2_FLAG_NONE, 0, 1 << 24);
         conn_flush(k);
         return;
     }
@@ -898,6 +908,7 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     (void)lis;
     (void)sa;
     (void)salen;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     k->srv = srv;
     k->id = ++srv->next_conn;
     srv->connections++;

@@ -28,7 +28,7 @@
 struct done {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    size_t n, ok;
+    size_t n, ok, want;
 };
 
 static void on_result(const struct apns_result *r, void *arg)
@@ -38,7 +38,8 @@ static void on_result(const struct apns_result *r, void *arg)
     pthread_mutex_lock(&d->mu);
     d->n++;
     d->ok += r->kind == APNS_KIND_OK;
-    pthread_cond_signal(&d->cv);
+    if (d->n == d->want) /* one wake-up, not one per push */
+        pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -92,7 +93,7 @@ static int bench(struct ts_server *ts, struct apns_identity *id, const char *ca,
 {
     struct apns_config cfg;
     struct scepter_error err;
-    struct done d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    struct done d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 1};
     struct apns_client *c;
     struct apns_push *p = xcalloc(r->count, sizeof(*p));
     char *strs = xmalloc(r->count * 64), url[64];
@@ -126,6 +127,7 @@ static int bench(struct ts_server *ts, struct apns_identity *id, const char *ca,
         while (d.n < 1)
             pthread_cond_wait(&d.cv, &d.mu);
         d.n = d.ok = 0;
+        d.want = r->count;
         pthread_mutex_unlock(&d.mu);
     }
     c0 = self_cpu_s();

@@ -296,8 +296,8 @@ static int submit(struct cli *c, int i, const char *token, const char *magic)
         .token_hex = token,
         .push_magic = magic,
         .topic = "com.apple.mgmt.External.test",
-        .priority = 10,
-        .expiration = 1700000000,
+        .priority = "10",
+        .expiration = "1700000000",
         .user = &c->out[i],
     };
     return apns_session_submit(c->s, &r, &err);
