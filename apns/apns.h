@@ -37,9 +37,9 @@
 
 /* Bounds on what a push may carry (checked by apns_push_validate). */
 #define APNS_MAX_ENROLLMENT_ID 255 /* characters */
-#define APNS_MAX_TOKEN_HEX 512     /* hex digits; Apple promises no length, today 64 */
-#define APNS_MAX_MAGIC 255         /* PushMagic; a UUID in practice */
-#define APNS_MAX_TOPIC 255
+#define APNS_MAX_TOKEN_HEX     512 /* hex digits; Apple promises no length, today 64 */
+#define APNS_MAX_MAGIC         255 /* PushMagic; a UUID in practice */
+#define APNS_MAX_TOPIC         255
 
 /* ---------------------------------------------------------------------------------------- */
 /* Push certificates                                                                         */
@@ -123,16 +123,16 @@ enum apns_kind apns_classify(int status, const char *reason);
  * duration of the call. */
 struct apns_result {
     const char *enrollment_id;
-    const char *token_hex;   /* lower-case */
-    const char *topic;       /* the apns-topic sent, or that would have been sent */
-    enum apns_kind kind;     /* never APNS_KIND_RETRY */
-    int status;              /* HTTP status of the last answer; 0 if none came */
-    const char *reason;      /* APNs reason, or a local explanation; "" on success */
-    const char *apns_id;     /* apns-id of the answer; "" if none */
-    int attempts;            /* answers received (1 + retries); 0 if never answered */
-    int merged;              /* submissions coalesced into this push (>= 1) */
-    int64_t latency_ms;      /* from the first submission to this result */
-    int64_t timestamp_ms;    /* the "timestamp" of a 410 (token invalid since), or 0 */
+    const char *token_hex; /* lower-case */
+    const char *topic;     /* the apns-topic sent, or that would have been sent */
+    enum apns_kind kind;   /* never APNS_KIND_RETRY */
+    int status;            /* HTTP status of the last answer; 0 if none came */
+    const char *reason;    /* APNs reason, or a local explanation; "" on success */
+    const char *apns_id;   /* apns-id of the answer; "" if none */
+    int attempts;          /* answers received (1 + retries); 0 if never answered */
+    int merged;            /* submissions coalesced into this push (>= 1) */
+    int64_t latency_ms;    /* from the first submission to this result */
+    int64_t timestamp_ms;  /* the "timestamp" of a 410 (token invalid since), or 0 */
 };
 
 /* Called on the APNs thread, once per push.  It may call apns_client_push. */
@@ -147,23 +147,23 @@ typedef void (*apns_result_fn)(const struct apns_result *r, void *arg);
  * apns_priority, apns_expiration).  Strings are copied by apns_client_new.
  */
 struct apns_config {
-    const char *url;         /* https://api.push.apple.com, https://api.sandbox.push.apple.com,
-                                or https://host:port / host:port; default port 443 */
-    const char *ca_file;     /* PEM bundle that verifies the server; NULL/"" = system store */
-    int connections;         /* 1..64 HTTP/2 connections */
-    int coalesce_ms;         /* 0..60000: pushes for one enrollment within this window merge */
-    int priority;            /* apns-priority: 10, 5 or 1 */
-    int expiration_s;        /* apns-expiration = now + this; 0 sends "0" (try once) */
-    int max_attempts;        /* answers (and dropped sends) per push before GAVE_UP; >= 1 */
-    int retry_base_ms;       /* first 429/5xx retry delay (doubles, full jitter) */
-    int retry_max_ms;        /* cap of the retry delay */
-    int reconnect_base_ms;   /* first reconnect delay after a failure (doubles, jitter) */
-    int reconnect_max_ms;    /* cap of the reconnect delay */
-    int connect_timeout_ms;  /* DNS + TCP + TLS + first SETTINGS */
-    int ping_interval_ms;    /* PING a connection idle this long */
-    int ping_timeout_ms;     /* drop it when the PING is not answered within this */
-    int queue_timeout_ms;    /* a push waiting this long without a connection gives up */
-    size_t max_queue;        /* pushes waiting at most; apns_client_push refuses more */
+    const char *url;        /* https://api.push.apple.com, https://api.sandbox.push.apple.com,
+                               or https://host:port / host:port; default port 443 */
+    const char *ca_file;    /* PEM bundle that verifies the server; NULL/"" = system store */
+    int connections;        /* 1..64 HTTP/2 connections */
+    int coalesce_ms;        /* 0..60000: pushes for one enrollment within this window merge */
+    int priority;           /* apns-priority: 10, 5 or 1 */
+    int expiration_s;       /* apns-expiration = now + this; 0 sends "0" (try once) */
+    int max_attempts;       /* answers (and dropped sends) per push before GAVE_UP; >= 1 */
+    int retry_base_ms;      /* first 429/5xx retry delay (doubles, full jitter) */
+    int retry_max_ms;       /* cap of the retry delay */
+    int reconnect_base_ms;  /* first reconnect delay after a failure (doubles, jitter) */
+    int reconnect_max_ms;   /* cap of the reconnect delay */
+    int connect_timeout_ms; /* DNS + TCP + TLS + first SETTINGS */
+    int ping_interval_ms;   /* PING a connection idle this long */
+    int ping_timeout_ms;    /* drop it when the PING is not answered within this */
+    int queue_timeout_ms;   /* a push waiting this long without a connection gives up */
+    size_t max_queue;       /* pushes waiting at most; apns_client_push refuses more */
 };
 void apns_config_init(struct apns_config *cfg);
 
@@ -192,30 +192,30 @@ const char *apns_reason_slot_name(size_t i);
 
 /* A snapshot for /metrics and /healthz. */
 struct apns_stats {
-    uint64_t submitted;                          /* pushes passed to apns_client_push */
-    uint64_t coalesced;                          /* of those, merged into another push */
-    uint64_t requests;                           /* HTTP/2 requests sent */
-    uint64_t results[APNS_KIND_COUNT];           /* final results by kind */
-    uint64_t retries;                            /* 429/5xx answers scheduled again */
-    uint64_t resent;                             /* unanswered requests sent again */
-    uint64_t by_status[APNS_STATUS_SLOTS];       /* answers by :status */
-    uint64_t by_reason[APNS_REASON_SLOTS];       /* error answers by reason */
-    uint64_t latency[APNS_LATENCY_BUCKETS + 1];  /* answers per bucket (not cumulative) */
+    uint64_t submitted;                         /* pushes passed to apns_client_push */
+    uint64_t coalesced;                         /* of those, merged into another push */
+    uint64_t requests;                          /* HTTP/2 requests sent */
+    uint64_t results[APNS_KIND_COUNT];          /* final results by kind */
+    uint64_t retries;                           /* 429/5xx answers scheduled again */
+    uint64_t resent;                            /* unanswered requests sent again */
+    uint64_t by_status[APNS_STATUS_SLOTS];      /* answers by :status */
+    uint64_t by_reason[APNS_REASON_SLOTS];      /* error answers by reason */
+    uint64_t latency[APNS_LATENCY_BUCKETS + 1]; /* answers per bucket (not cumulative) */
     uint64_t latency_sum_ms;
-    uint64_t connects;                           /* connections that became ready */
-    uint64_t connect_failures;                   /* DNS, TCP, TLS or HTTP/2 set-up failures */
-    uint64_t goaways;                            /* GOAWAY frames received */
-    uint64_t drops;                              /* ready connections lost */
-    uint64_t pings;                              /* PINGs sent */
-    int conns_up;                                /* ready connections */
+    uint64_t connects;         /* connections that became ready */
+    uint64_t connect_failures; /* DNS, TCP, TLS or HTTP/2 set-up failures */
+    uint64_t goaways;          /* GOAWAY frames received */
+    uint64_t drops;            /* ready connections lost */
+    uint64_t pings;            /* PINGs sent */
+    int conns_up;              /* ready connections */
     int conns_connecting;
-    int conns_draining;                          /* after GOAWAY or a certificate change */
-    uint32_t peer_max_streams;                   /* sum of the peers' concurrency limits */
-    size_t in_flight;                            /* requests awaiting an answer */
-    size_t queued;                               /* pushes waiting (window, stream, retry) */
+    int conns_draining;        /* after GOAWAY or a certificate change */
+    uint32_t peer_max_streams; /* sum of the peers' concurrency limits */
+    size_t in_flight;          /* requests awaiting an answer */
+    size_t queued;             /* pushes waiting (window, stream, retry) */
     enum apns_state state;
-    char last_error[256];                        /* the latest connection or cert problem */
-    char topic[APNS_MAX_TOPIC + 1];              /* of the loaded certificate */
+    char last_error[256];           /* the latest connection or cert problem */
+    char topic[APNS_MAX_TOPIC + 1]; /* of the loaded certificate */
     int64_t cert_not_after;
 };
 

@@ -16,10 +16,10 @@
 #include "apns/apns.h"
 
 struct apns_identity {
-    atomic_int refs;        /* the caller's and every client's */
+    atomic_int refs; /* the caller's and every client's */
     X509 *cert;
     EVP_PKEY *key;
-    STACK_OF(X509) *chain;  /* intermediates sent after the leaf; may be empty */
+    STACK_OF(X509) * chain; /* intermediates sent after the leaf; may be empty */
     char *topic;            /* subject UID */
     char *subject;
     char sha256[65];
@@ -44,10 +44,10 @@ SSL_CTX *apns_tls_ctx_new(const struct apns_identity *id, const char *ca_file,
 
 /* Where to connect. */
 struct apns_endpoint {
-    char host[256];       /* name or IP literal, without brackets */
+    char host[256]; /* name or IP literal, without brackets */
     char port[8];
-    char authority[272];  /* :authority — "host" when the port is 443, else "host:port" */
-    bool host_is_ip;      /* no SNI, verify the IP address instead of a name */
+    char authority[272]; /* :authority — "host" when the port is 443, else "host:port" */
+    bool host_is_ip;     /* no SNI, verify the IP address instead of a name */
 };
 /*
  * Parse "https://host[:port][/]", "host:port" or "[v6]:port" (default port 443).  Errors

@@ -54,7 +54,7 @@
 
 /* Output buffered per connection before we stop asking nghttp2 for more frames. */
 #define CONN_OUT_HIGH (512 * 1024)
-#define CONN_OUT_LOW (128 * 1024)
+#define CONN_OUT_LOW  (128 * 1024)
 /* How often queued pushes are checked against queue_timeout_ms. */
 #define HOUSEKEEPING_MS 1000
 
@@ -69,18 +69,18 @@ struct req {
     struct req *hnext;       /* coalescing map chain */
     uint32_t hash;
     enum req_state state;
-    size_t heap_idx;       /* in the retry heap */
-    char *strs;            /* the four strings below, one allocation */
+    size_t heap_idx;                         /* in the retry heap */
+    char *strs;                              /* the four strings below, one allocation */
     const char *eid, *token, *magic, *topic; /* topic NULL: the identity's */
-    int64_t t_submit;      /* first submission (monotonic ms) */
-    int64_t t_due;         /* held: release; retry: next try */
-    int64_t t_sent;        /* latest send */
-    int attempts;          /* answers received */
-    int lost;              /* sends lost with their connection or reset */
-    int merged;            /* submissions folded into this one */
-    int status;            /* latest answer */
+    int64_t t_submit;                        /* first submission (monotonic ms) */
+    int64_t t_due;                           /* held: release; retry: next try */
+    int64_t t_sent;                          /* latest send */
+    int attempts;                            /* answers received */
+    int lost;                                /* sends lost with their connection or reset */
+    int merged;                              /* submissions folded into this one */
+    int status;                              /* latest answer */
     char reason[64];
-    struct conn *conn;     /* while in flight */
+    struct conn *conn; /* while in flight */
 };
 
 struct rlist {
@@ -122,7 +122,7 @@ struct conn {
     struct apns_session *sess;
     struct event *timer; /* connect timeout, then PING */
     char *topic;         /* of the identity it authenticated with */
-    struct buf out; /* frames of one flush, handed to TLS as one block */
+    struct buf out;      /* frames of one flush, handed to TLS as one block */
     int64_t opened_ms, last_rx_ms, ping_sent_ms;
     bool ping_out;
     char fail[256];
@@ -139,7 +139,7 @@ struct apns_client {
     /* Shared with other threads, under mu. */
     pthread_mutex_t mu;
     struct batch *in_head, *in_tail;
-    size_t in_count;          /* pushes in the inbox */
+    size_t in_count; /* pushes in the inbox */
     struct apns_identity *new_id;
     SSL_CTX *new_ctx;
     bool stop_requested;
@@ -413,8 +413,8 @@ static void req_final(struct apns_client *c, struct req *r, enum apns_kind kind,
         snprintf(att, sizeof(att), "%d", r->attempts);
         snprintf(lat, sizeof(lat), "%" PRId64, res.latency_ms);
         log_kv(lvl, "apns_push", "enrollment", r->eid, "token",
-               log_mask(r->token, masked, sizeof(masked)), "result", apns_kind_name(kind),
-               "status", st, "reason", *res.reason ? res.reason : NULL, "apns_id",
+               log_mask(r->token, masked, sizeof(masked)), "result", apns_kind_name(kind), "status",
+               st, "reason", *res.reason ? res.reason : NULL, "apns_id",
                *res.apns_id ? res.apns_id : NULL, "attempts", att, "latency_ms", lat, NULL);
     }
     c->cb(&res, c->cb_arg);
@@ -437,11 +437,11 @@ static void count_answer(struct apns_client *c, int status, const char *reason, 
     pthread_mutex_unlock(&c->mu);
 }
 
-#define STAT_ADD(c, field, v)                                                                  \
-    do {                                                                                       \
-        pthread_mutex_lock(&(c)->mu);                                                          \
-        (c)->stats.field += (v);                                                               \
-        pthread_mutex_unlock(&(c)->mu);                                                        \
+#define STAT_ADD(c, field, v)                                                                      \
+    do {                                                                                           \
+        pthread_mutex_lock(&(c)->mu);                                                              \
+        (c)->stats.field += (v);                                                                   \
+        pthread_mutex_unlock(&(c)->mu);                                                            \
     } while (0)
 
 /* --- queueing ------------------------------------------------------------------------------ */
@@ -467,8 +467,7 @@ static void req_requeue(struct apns_client *c, struct req *r, bool front)
         rl_push_back(&c->ready, r);
 }
 
-static void intake(struct apns_client *c, const struct apns_push *p, int64_t t_submit,
-                   int64_t now)
+static void intake(struct apns_client *c, const struct apns_push *p, int64_t t_submit, int64_t now)
 {
     uint32_t h = hash_str(p->enrollment_id);
     struct req *r = map_find(&c->map, p->enrollment_id, h);
@@ -558,17 +557,16 @@ static void on_response(void *arg, void *user, const struct apns_h2_response *re
             return;
         }
         r->state = RQ_RETRY;
-        r->t_due = now + apns_backoff_ms(c->cfg.retry_base_ms, c->cfg.retry_max_ms,
-                                         r->attempts, apns_rand_next(&c->rng));
+        r->t_due = now + apns_backoff_ms(c->cfg.retry_base_ms, c->cfg.retry_max_ms, r->attempts,
+                                         apns_rand_next(&c->rng));
         map_insert(&c->map, r);
         heap_push(&c->retry, r);
         return;
     }
     if (kind == APNS_KIND_FATAL && !c->halt_pending) {
         c->halt_pending = true;
-        snprintf(c->halt_reason, sizeof(c->halt_reason),
-                 "APNs refused the push certificate: %d %s", resp->status,
-                 *resp->reason ? resp->reason : "(no reason)");
+        snprintf(c->halt_reason, sizeof(c->halt_reason), "APNs refused the push certificate: %d %s",
+                 resp->status, *resp->reason ? resp->reason : "(no reason)");
     }
     req_final(c, r, kind, resp->status, resp->reason, resp->apns_id, resp->timestamp_ms);
 }
@@ -614,8 +612,7 @@ static void on_settings(void *arg, uint32_t max_streams)
         else
             event_del(k->timer);
     } else {
-        log_debug("apns: connection %u: peer now allows %" PRIu32 " streams", k->id,
-                  max_streams);
+        log_debug("apns: connection %u: peer now allows %" PRIu32 " streams", k->id, max_streams);
     }
 }
 
@@ -628,8 +625,8 @@ static void on_goaway(void *arg, uint32_t error_code, int32_t last_stream_id, co
     k->draining = true;
     if (error_code != 0) /* NO_ERROR is a graceful close; reconnect at once */
         c->fail_streak++;
-    log_info("apns: connection %u: GOAWAY (error %" PRIu32 ", last stream %" PRId32 "%s%s)",
-             k->id, error_code, last_stream_id, *reason ? ", reason " : "", reason);
+    log_info("apns: connection %u: GOAWAY (error %" PRIu32 ", last stream %" PRId32 "%s%s)", k->id,
+             error_code, last_stream_id, *reason ? ", reason " : "", reason);
     if (*reason)
         snprintf(k->fail, sizeof(k->fail), "GOAWAY: %s", reason);
     if (strcmp(reason, "BadCertificate") == 0 || strcmp(reason, "BadCertificateEnvironment") == 0 ||
@@ -806,7 +803,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
         SSL_get0_alpn_selected(ssl, &alpn, &alen);
         if (alen != 2 || memcmp(alpn, "h2", 2) != 0) {
-            snprintf(why, sizeof(why), "%.200s did not negotiate HTTP/2 (ALPN h2)", c->ep.authority);
+            snprintf(why, sizeof(why), "%.200s did not negotiate HTTP/2 (ALPN h2)",
+                     c->ep.authority);
             conn_fail(k, why);
             return;
         }
@@ -857,8 +855,8 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     {
-        int64_t next = k->ping_out ? c->cfg.ping_timeout_ms
-                                   : c->cfg.ping_interval_ms - (now - k->last_rx_ms);
+        int64_t next =
+            k->ping_out ? c->cfg.ping_timeout_ms : c->cfg.ping_interval_ms - (now - k->last_rx_ms);
         if (next < 1)
             next = 1;
         event_add(k->timer, &(struct timeval){next / 1000, (next % 1000) * 1000});
@@ -1316,16 +1314,15 @@ static int config_check(const struct apns_config *cfg, struct scepter_error *err
         return scepter_err(err, SCEPTER_EINVAL, "apns_expiration",
                            "apns_expiration: %d is not in 0..2592000 seconds", cfg->expiration_s);
     if (cfg->max_attempts < 1 || cfg->max_attempts > 100)
-        return scepter_err(err, SCEPTER_EINVAL, "max_attempts",
-                           "max_attempts: %d is not in 1..100", cfg->max_attempts);
+        return scepter_err(err, SCEPTER_EINVAL, "max_attempts", "max_attempts: %d is not in 1..100",
+                           cfg->max_attempts);
     if (cfg->retry_base_ms < 1 || cfg->retry_max_ms < cfg->retry_base_ms ||
         cfg->reconnect_base_ms < 1 || cfg->reconnect_max_ms < cfg->reconnect_base_ms)
         return scepter_err(err, SCEPTER_EINVAL, "retry_base_ms",
                            "back-off: base delays must be >= 1 ms and not above their maximum");
     if (cfg->connect_timeout_ms < 1 || cfg->ping_timeout_ms < 1 || cfg->ping_interval_ms < 0 ||
         cfg->queue_timeout_ms < 0)
-        return scepter_err(err, SCEPTER_EINVAL, "connect_timeout_ms",
-                           "timeouts must be positive");
+        return scepter_err(err, SCEPTER_EINVAL, "connect_timeout_ms", "timeouts must be positive");
     if (cfg->max_queue < 1)
         return scepter_err(err, SCEPTER_EINVAL, "max_queue", "max_queue must be at least 1");
     return 0;
@@ -1339,8 +1336,9 @@ struct apns_client *apns_client_new(const struct apns_config *cfg, struct apns_i
     SSL_CTX *ctx = NULL;
 
     if (cb == NULL || id == NULL) {
-        scepter_err(err, SCEPTER_EINVAL, NULL, "apns: a push identity and a result callback "
-                                               "are required");
+        scepter_err(err, SCEPTER_EINVAL, NULL,
+                    "apns: a push identity and a result callback "
+                    "are required");
         return NULL;
     }
     if (config_check(cfg, err) != 0 || apns_endpoint_parse(cfg->url, &ep, err) != 0)
@@ -1364,8 +1362,8 @@ struct apns_client *apns_client_new(const struct apns_config *cfg, struct apns_i
     c->base = event_base_new();
     if (c->base == NULL)
         fatalx("apns: cannot create an event base");
-    c->dns = evdns_base_new(c->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                         EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    c->dns = evdns_base_new(c->base,
+                            EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (c->dns == NULL) /* no resolv.conf: names from /etc/hosts and IP literals still work */
         c->dns = evdns_base_new(c->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (c->dns == NULL)
@@ -1430,8 +1428,8 @@ int apns_client_push(struct apns_client *c, const struct apns_push *pushes, size
         const struct apns_push *p = &pushes[i];
         const char *src[4] = {p->enrollment_id, p->token_hex, p->push_magic,
                               p->topic ? p->topic : ""};
-        const char **dst[4] = {&b->p[i].enrollment_id, &b->p[i].token_hex,
-                               &b->p[i].push_magic, &b->p[i].topic};
+        const char **dst[4] = {&b->p[i].enrollment_id, &b->p[i].token_hex, &b->p[i].push_magic,
+                               &b->p[i].topic};
         for (int j = 0; j < 4; j++) {
             size_t len = strlen(src[j]) + 1;
             memcpy(s, src[j], len);
@@ -1445,8 +1443,8 @@ int apns_client_push(struct apns_client *c, const struct apns_push *pushes, size
         rc = scepter_err(err, SCEPTER_EUNAVAIL, NULL, "apns: the client is stopping");
     } else if (queued + n > c->cfg.max_queue) {
         rc = scepter_err(err, SCEPTER_EUNAVAIL, NULL,
-                         "apns: push queue full (%zu waiting, limit %zu); try again later",
-                         queued, c->cfg.max_queue);
+                         "apns: push queue full (%zu waiting, limit %zu); try again later", queued,
+                         c->cfg.max_queue);
     } else {
         if (c->in_tail)
             c->in_tail->next = b;

@@ -66,7 +66,7 @@ static void fmt_time(int64_t t, char *out, size_t len)
 }
 
 /* Every certificate of a PEM text (the leaf first); NULL when there is none. */
-static STACK_OF(X509) *pem_certs(const void *data, size_t len)
+static STACK_OF(X509) * pem_certs(const void *data, size_t len)
 {
     BIO *bio = BIO_new_mem_buf(data, (int)len);
     STACK_OF(X509) *sk = sk_X509_new_null();
@@ -157,8 +157,8 @@ static int identity_check(struct apns_identity *id, int64_t now, const struct id
     }
     if (!crypto_cert_matches_key(id->cert, id->key))
         return scepter_err(err, SCEPTER_ECRYPTO, f->key,
-                           "%s: the private key does not belong to the push certificate %s",
-                           f->key, id->topic);
+                           "%s: the private key does not belong to the push certificate %s", f->key,
+                           id->topic);
     crypto_cert_sha256_hex(id->cert, id->sha256);
     return 0;
 }
@@ -181,8 +181,8 @@ static struct apns_identity *identity_parse(const void *cert, size_t cert_len, c
     if (looks_pem(cert, cert_len)) {
         id->chain = pem_certs(cert, cert_len);
         if (id->chain == NULL) {
-            rc = scepter_err(err, SCEPTER_ECRYPTO, f->cert, "%s: no PEM certificate found",
-                             f->cert);
+            rc =
+                scepter_err(err, SCEPTER_ECRYPTO, f->cert, "%s: no PEM certificate found", f->cert);
             goto out;
         }
         id->cert = sk_X509_shift(id->chain);
@@ -204,9 +204,9 @@ static struct apns_identity *identity_parse(const void *cert, size_t cert_len, c
         }
         if (id->cert == NULL) {
             if (!is_pkcs12(cert, cert_len)) {
-                rc = scepter_err(err, SCEPTER_ECRYPTO, f->cert,
-                                 "%s: not a certificate (PEM or DER) nor a PKCS#12 bundle",
-                                 f->cert);
+                rc =
+                    scepter_err(err, SCEPTER_ECRYPTO, f->cert,
+                                "%s: not a certificate (PEM or DER) nor a PKCS#12 bundle", f->cert);
                 goto out;
             }
             if (have_key) {
@@ -258,8 +258,8 @@ struct apns_identity *apns_identity_parse(const void *cert, size_t cert_len, con
     return identity_parse(cert, cert_len, key, key_len, password, now, &byte_fields, err);
 }
 
-static int read_field_file(const char *path, const char *field, unsigned char **data,
-                           size_t *len, struct scepter_error *err)
+static int read_field_file(const char *path, const char *field, unsigned char **data, size_t *len,
+                           struct scepter_error *err)
 {
     struct scepter_error ferr;
 
@@ -278,8 +278,7 @@ struct apns_identity *apns_identity_load(const char *cert_file, const char *key_
 
     if (str_empty(cert_file)) {
         scepter_err(err, SCEPTER_EINVAL, file_fields.cert,
-                    "%s: not set; give the MDM push certificate (PEM or .p12)",
-                    file_fields.cert);
+                    "%s: not set; give the MDM push certificate (PEM or .p12)", file_fields.cert);
         goto out;
     }
     if (read_field_file(cert_file, file_fields.cert, &cert, &cert_len, err) != 0)
@@ -398,8 +397,8 @@ SSL_CTX *apns_tls_ctx_new(const struct apns_identity *id, const char *ca_file,
         scepter_err_openssl(err);
         goto out;
     }
-    if (SSL_CTX_use_certificate(ctx, id->cert) != 1 ||
-        SSL_CTX_use_PrivateKey(ctx, id->key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    if (SSL_CTX_use_certificate(ctx, id->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, id->key) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
         scepter_err(err, SCEPTER_ECRYPTO, "apns_cert_file",
                     "apns_cert_file: TLS refuses the push certificate or key: ");
         scepter_err_openssl(err);

@@ -81,8 +81,7 @@ int apns_push_validate(const struct apns_push *p, struct scepter_error *err)
     n = strlen(p->enrollment_id);
     if (n > APNS_MAX_ENROLLMENT_ID)
         return scepter_err(err, SCEPTER_EINVAL, "enrollment_id",
-                           "enrollment_id: %zu characters, at most %d", n,
-                           APNS_MAX_ENROLLMENT_ID);
+                           "enrollment_id: %zu characters, at most %d", n, APNS_MAX_ENROLLMENT_ID);
     if (str_empty(p->token_hex))
         return scepter_err(err, SCEPTER_EINVAL, "token", "token: missing (no TokenUpdate yet?)");
     n = strlen(p->token_hex);
@@ -112,8 +111,8 @@ int apns_push_validate(const struct apns_push *p, struct scepter_error *err)
     if (!str_empty(p->topic)) {
         n = strlen(p->topic);
         if (n > APNS_MAX_TOPIC)
-            return scepter_err(err, SCEPTER_EINVAL, "topic", "topic: %zu characters, at most %d",
-                               n, APNS_MAX_TOPIC);
+            return scepter_err(err, SCEPTER_EINVAL, "topic", "topic: %zu characters, at most %d", n,
+                               APNS_MAX_TOPIC);
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)p->topic[i];
             if (c <= 0x20 || c > 0x7e || c == '"' || c == '\\')
@@ -215,12 +214,11 @@ int apns_endpoint_parse(const char *url, struct apns_endpoint *ep, struct scepte
     }
     snprintf(ep->port, sizeof(ep->port), "%d", (int)portnum);
     if (portnum == 443)
-        snprintf(ep->authority, sizeof(ep->authority), ep->host_is_ip && strchr(ep->host, ':')
-                                                           ? "[%s]" : "%s", ep->host);
+        snprintf(ep->authority, sizeof(ep->authority),
+                 ep->host_is_ip && strchr(ep->host, ':') ? "[%s]" : "%s", ep->host);
     else
         snprintf(ep->authority, sizeof(ep->authority),
-                 ep->host_is_ip && strchr(ep->host, ':') ? "[%s]:%s" : "%s:%s", ep->host,
-                 ep->port);
+                 ep->host_is_ip && strchr(ep->host, ':') ? "[%s]:%s" : "%s:%s", ep->host, ep->port);
     return 0;
 }
 
@@ -256,7 +254,7 @@ int64_t apns_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const int latency_bounds[APNS_LATENCY_BUCKETS] = {5,   10,   25,   50,   100,  250,
+static const int latency_bounds[APNS_LATENCY_BUCKETS] = {5,   10,   25,   50,   100,   250,
                                                          500, 1000, 2500, 5000, 10000, 30000};
 
 int apns_latency_bound_ms(size_t i)

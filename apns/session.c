@@ -27,10 +27,10 @@ struct h2_stream {
     bool remote_end; /* the peer ended its side */
     int status;
     char apns_id[64];
-    struct buf body;     /* response body, at most APNS_MAX_RESPONSE_BODY */
+    struct buf body; /* response body, at most APNS_MAX_RESPONSE_BODY */
     const char *req_body;
     size_t req_body_len, req_body_off;
-    char data[];         /* path, body, topic, expiration, priority: NUL-separated */
+    char data[]; /* path, body, topic, expiration, priority: NUL-separated */
 };
 
 struct apns_session {
@@ -44,7 +44,7 @@ struct apns_session {
     bool got_goaway;
     bool shut_down; /* we sent GOAWAY */
     bool ids_exhausted;
-    bool broken;            /* nghttp2 ended the session over a protocol error */
+    bool broken; /* nghttp2 ended the session over a protocol error */
     uint32_t broken_code;
 };
 
@@ -96,15 +96,15 @@ static void stream_finish(struct apns_session *s, struct h2_stream *st, uint32_t
     stream_unlink(s, st);
     if (st->status >= 200 && st->remote_end && error_code == NGHTTP2_NO_ERROR) {
         char reason[128];
-        struct apns_h2_response r = {.status = st->status, .reason = reason,
-                                     .apns_id = st->apns_id};
+        struct apns_h2_response r = {
+            .status = st->status, .reason = reason, .apns_id = st->apns_id};
         if (st->status != 200)
             parse_error_body(&st->body, reason, sizeof(reason), &r.timestamp_ms);
         else
             reason[0] = '\0';
         s->cbs.response(s->arg, st->user, &r);
     } else {
-        enum apns_unanswered why = !st->sent                          ? APNS_UNSENT
+        enum apns_unanswered why = !st->sent                              ? APNS_UNSENT
                                    : error_code == NGHTTP2_REFUSED_STREAM ? APNS_REFUSED
                                                                           : APNS_LOST;
         s->cbs.unanswered(s->arg, st->user, why, error_code);
@@ -141,8 +141,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
     return 0;
 }
 
-static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
-                         const uint8_t *data, size_t len, void *user_data)
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *user_data)
 {
     struct h2_stream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
 
@@ -422,8 +422,8 @@ int apns_session_submit(struct apns_session *s, const struct apns_h2_request *r,
         memcpy(p, r->priority, plen);
     }
 
-#define NV(n, v, f)                                                                            \
-    nva[nv++] = (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),        \
+#define NV(n, v, f)                                                                                \
+    nva[nv++] = (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),             \
                              NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE | (f)}
     NV(":method", "POST", 0);
     NV(":scheme", "https", 0);
@@ -500,7 +500,6 @@ void apns_session_shutdown(struct apns_session *s)
     if (s->shut_down)
         return;
     s->shut_down = true;
-    nghttp2_submit_goaway(s->h2, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(s->h2), NGHTTP2_NO_ERROR,
-                          NULL, 0);
+    nghttp2_submit_goaway(s->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->h2),
+                          NGHTTP2_NO_ERROR, NULL, 0);
 }

@@ -45,11 +45,11 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define MAX_BODY 4096           /* APNs' payload limit */
-#define MAX_PATH 1024
-#define MAX_FORWARDS 10000      /* callbacks queued or in flight */
-#define MAX_REASONS 64          /* distinct reasons counted */
-#define MAX_UIDS 16
+#define MAX_BODY     4096 /* APNs' payload limit */
+#define MAX_PATH     1024
+#define MAX_FORWARDS 10000 /* callbacks queued or in flight */
+#define MAX_REASONS  64    /* distinct reasons counted */
+#define MAX_UIDS     16
 
 struct opts {
     const char *listen, *cert, *key, *client_ca, *topic, *script, *control;
@@ -232,7 +232,8 @@ static int rules_parse(const char *text, size_t len, struct rule **out, size_t *
         goto out;
     }
     rules = xcalloc(json_array_size(arr) + 1, sizeof(*rules));
-    json_array_foreach(arr, i, item) {
+    json_array_foreach(arr, i, item)
+    {
         json_t *p = json_object_get(item, "prefix"), *s = json_object_get(item, "status"),
                *r = json_object_get(item, "reason"), *t = json_object_get(item, "times");
         if (!json_is_object(item) || !json_is_string(p) || !json_is_integer(s) ||
@@ -335,8 +336,7 @@ static void forward_done(struct evhttp_request *req, void *arg)
         srv->forwards_failed++;
 }
 
-static void forward_push(struct server *srv, const char *token, const char *topic,
-                         const char *body)
+static void forward_push(struct server *srv, const char *token, const char *topic, const char *body)
 {
     for (struct registration *r = srv->regs; r; r = r->next) {
         struct evhttp_request *req;
@@ -487,8 +487,8 @@ static void respond(struct server *srv, struct sconn *k, struct sstream *st, int
         snprintf(st->apns_id, sizeof(st->apns_id), "%08" PRIx64 "-0000-4000-8000-%012" PRIx64,
                  (uint64_t)((n >> 48) & 0xffffffffu), (uint64_t)(n & 0xffffffffffffull));
     }
-#define NV(n, v)                                                                               \
-    nva[nv++] = (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),        \
+#define NV(n, v)                                                                                   \
+    nva[nv++] = (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),             \
                              NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
     NV(":status", st->status_str);
     NV("apns-id", st->apns_id);
@@ -499,8 +499,8 @@ static void respond(struct server *srv, struct sconn *k, struct sstream *st, int
                                             "{\"reason\":\"%.48s\",\"timestamp\":%lld}", reason,
                                             (long long)time(NULL) * 1000);
         else
-            st->resp_len = (size_t)snprintf(st->resp, sizeof(st->resp), "{\"reason\":\"%.48s\"}",
-                                            reason);
+            st->resp_len =
+                (size_t)snprintf(st->resp, sizeof(st->resp), "{\"reason\":\"%.48s\"}", reason);
     }
 #undef NV
     st->answered = true;
@@ -755,8 +755,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
     return 0;
 }
 
-static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
-                         const uint8_t *data, size_t len, void *user_data)
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *user_data)
 {
     struct sstream *st = nghttp2_session_get_stream_user_data(h2, stream_id);
 
@@ -790,7 +790,8 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *
     struct sconn *k = user_data;
 
     (void)h2;
-    if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
         k->srv->streams_refused++;
     return 0;
 }
@@ -941,8 +942,7 @@ static void reply_json(struct evhttp_request *req, int code, json_t *j)
 
     evbuffer_add(out, text, strlen(text));
     evbuffer_add(out, "\n", 1);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_send_reply(req, code, code == 200 ? "OK" : "Bad Request", out);
     evbuffer_free(out);
     free(text);
@@ -969,25 +969,24 @@ static void ctl_stats(struct server *srv, struct evhttp_request *req)
 
     for (size_t i = 0; i < srv->nuids; i++)
         json_array_append_new(uids, json_string(srv->uids[i]));
-    reply_json(req, 200,
-               json_pack("{s:I, s:o, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                         " s:I, s:I, s:I, s:o}",
-                         "received", (json_int_t)srv->received, "by_status",
-                         counts_json(srv->by_status, srv->nstatus), "by_reason",
-                         counts_json(srv->by_reason, srv->nreason), "bad_requests",
-                         (json_int_t)srv->bad_requests, "bad_by_reason",
-                         counts_json(srv->bad_by_reason, srv->nbad), "max_concurrent_streams",
-                         (json_int_t)srv->max_streams_seen, "max_concurrent_streams_total",
-                         (json_int_t)srv->max_streams_total, "streams_refused",
-                         (json_int_t)srv->streams_refused, "connections",
-                         (json_int_t)srv->connections, "open_connections",
-                         (json_int_t)srv->open_conns, "tls_failures",
-                         (json_int_t)srv->tls_failures, "goaways", (json_int_t)srv->goaways,
-                         "refused_after_goaway", (json_int_t)srv->refused_after_goaway,
-                         "forwards_ok", (json_int_t)srv->forwards_ok, "forwards_failed",
-                         (json_int_t)srv->forwards_failed, "forwards_dropped",
-                         (json_int_t)srv->forwards_dropped, "forwards_pending",
-                         (json_int_t)srv->forwards_pending, "client_uids", uids));
+    reply_json(
+        req, 200,
+        json_pack("{s:I, s:o, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+                  " s:I, s:I, s:I, s:o}",
+                  "received", (json_int_t)srv->received, "by_status",
+                  counts_json(srv->by_status, srv->nstatus), "by_reason",
+                  counts_json(srv->by_reason, srv->nreason), "bad_requests",
+                  (json_int_t)srv->bad_requests, "bad_by_reason",
+                  counts_json(srv->bad_by_reason, srv->nbad), "max_concurrent_streams",
+                  (json_int_t)srv->max_streams_seen, "max_concurrent_streams_total",
+                  (json_int_t)srv->max_streams_total, "streams_refused",
+                  (json_int_t)srv->streams_refused, "connections", (json_int_t)srv->connections,
+                  "open_connections", (json_int_t)srv->open_conns, "tls_failures",
+                  (json_int_t)srv->tls_failures, "goaways", (json_int_t)srv->goaways,
+                  "refused_after_goaway", (json_int_t)srv->refused_after_goaway, "forwards_ok",
+                  (json_int_t)srv->forwards_ok, "forwards_failed", (json_int_t)srv->forwards_failed,
+                  "forwards_dropped", (json_int_t)srv->forwards_dropped, "forwards_pending",
+                  (json_int_t)srv->forwards_pending, "client_uids", uids));
 }
 
 static void ctl_log(struct server *srv, struct evhttp_request *req)
@@ -1001,8 +1000,7 @@ static void ctl_log(struct server *srv, struct evhttp_request *req)
 
     TAILQ_INIT(&q);
     if (qs && evhttp_parse_query_str(qs + 1, &q) == 0 &&
-        (nstr = evhttp_find_header(&q, "n")) != NULL &&
-        str_to_i64(nstr, 0, 1000000, &n) != 0) {
+        (nstr = evhttp_find_header(&q, "n")) != NULL && str_to_i64(nstr, 0, 1000000, &n) != 0) {
         evhttp_clear_headers(&q);
         json_decref(arr);
         reply_error(req, 400, "n: expected a count 0..1000000");
@@ -1018,10 +1016,9 @@ static void ctl_log(struct server *srv, struct evhttp_request *req)
             arr, json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}",
                            "seq", (json_int_t)e->seq, "conn", (json_int_t)e->conn, "stream",
                            (json_int_t)e->stream, "method", e->method, "path", e->path,
-                           "apns_topic", e->topic, "apns_push_type", e->push_type,
-                           "apns_priority", e->priority, "apns_expiration", e->expiration,
-                           "body", e->body, "client_uid", e->uid, "status", e->status, "reason",
-                           e->reason));
+                           "apns_topic", e->topic, "apns_push_type", e->push_type, "apns_priority",
+                           e->priority, "apns_expiration", e->expiration, "body", e->body,
+                           "client_uid", e->uid, "status", e->status, "reason", e->reason));
     }
     reply_json(req, 200, json_pack("{s:o}", "entries", arr));
 }
@@ -1077,9 +1074,8 @@ static void ctl_register(struct server *srv, struct evhttp_request *req)
     r->url = xstrdup(json_string_value(cb));
     r->host = xstrdup(evhttp_uri_get_host(uri));
     r->port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
-    r->path = xstrdup(evhttp_uri_get_path(uri) && *evhttp_uri_get_path(uri)
-                          ? evhttp_uri_get_path(uri)
-                          : "/");
+    r->path = xstrdup(
+        evhttp_uri_get_path(uri) && *evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/");
     evhttp_uri_free(uri);
     if (prefix) {
         r->prefix = xstrdup(json_string_value(prefix));
@@ -1088,7 +1084,8 @@ static void ctl_register(struct server *srv, struct evhttp_request *req)
                 *c = (char)(*c + 32);
     } else {
         r->tokens = xcalloc(json_array_size(tokens) + 1, sizeof(char *));
-        json_array_foreach(tokens, i, t) {
+        json_array_foreach(tokens, i, t)
+        {
             if (!json_is_string(t)) {
                 registration_free(r);
                 json_decref(j);
@@ -1162,12 +1159,13 @@ static void ctl_cb(struct evhttp_request *req, void *arg)
     else if (PATH_IS("/healthz"))
         reply_json(req, 200, json_pack("{s:b}", "ok", 1));
     else
-        reply_json(req, 404, json_pack("{s:s}", "error",
-                                       "unknown route; see tests/apns-server/README.md"));
+        reply_json(req, 404,
+                   json_pack("{s:s}", "error", "unknown route; see tests/apns-server/README.md"));
 #undef PATH_IS
 }
 
-/* --- set-up ------------------------------------------------------------------------------------ */
+/* --- set-up ------------------------------------------------------------------------------------
+ */
 
 static int refuse_verify_cb(int ok, X509_STORE_CTX *ctx)
 {
@@ -1257,24 +1255,25 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 
 static void usage(FILE *fp)
 {
-    fputs("usage: apns-test-server --cert PEM --key PEM [options]\n"
-          "  --listen HOST:PORT       HTTP/2 TLS listener (default 127.0.0.1:0)\n"
-          "  --port-file F            write the bound port to F\n"
-          "  --control HOST:PORT      HTTP/1.1 control API (GET /stats, /log; POST /register,\n"
-          "                           /script, /reset)\n"
-          "  --control-port-file F    write the control port to F\n"
-          "  --client-ca F            require a client certificate issued by F\n"
-          "  --refuse-client-cert     reject every client certificate (TLS alert)\n"
-          "  --topic T                expected apns-topic (default: the client cert's UID)\n"
-          "  --max-streams N          SETTINGS_MAX_CONCURRENT_STREAMS (default 100)\n"
-          "  --delay-ms N             answer every request N ms late\n"
-          "  --goaway-after N         GOAWAY after N requests on a connection\n"
-          "  --script F               JSON rules: {\"rules\":[{\"prefix\":\"dead\",\"status\":410,\n"
-          "                           \"reason\":\"Unregistered\",\"times\":N}]}\n"
-          "  --log-size N             requests kept for GET /log (default 1000)\n"
-          "  --max-lifetime S         exit after S seconds (a safety net for tests)\n"
-          "  --quiet                  do not print the ports\n",
-          fp);
+    fputs(
+        "usage: apns-test-server --cert PEM --key PEM [options]\n"
+        "  --listen HOST:PORT       HTTP/2 TLS listener (default 127.0.0.1:0)\n"
+        "  --port-file F            write the bound port to F\n"
+        "  --control HOST:PORT      HTTP/1.1 control API (GET /stats, /log; POST /register,\n"
+        "                           /script, /reset)\n"
+        "  --control-port-file F    write the control port to F\n"
+        "  --client-ca F            require a client certificate issued by F\n"
+        "  --refuse-client-cert     reject every client certificate (TLS alert)\n"
+        "  --topic T                expected apns-topic (default: the client cert's UID)\n"
+        "  --max-streams N          SETTINGS_MAX_CONCURRENT_STREAMS (default 100)\n"
+        "  --delay-ms N             answer every request N ms late\n"
+        "  --goaway-after N         GOAWAY after N requests on a connection\n"
+        "  --script F               JSON rules: {\"rules\":[{\"prefix\":\"dead\",\"status\":410,\n"
+        "                           \"reason\":\"Unregistered\",\"times\":N}]}\n"
+        "  --log-size N             requests kept for GET /log (default 1000)\n"
+        "  --max-lifetime S         exit after S seconds (a safety net for tests)\n"
+        "  --quiet                  do not print the ports\n",
+        fp);
 }
 
 static int parse_long(const char *s, long min, long max, long *out, const char *name)
@@ -1282,8 +1281,7 @@ static int parse_long(const char *s, long min, long max, long *out, const char *
     int64_t v;
 
     if (str_to_i64(s, min, max, &v) != 0) {
-        fprintf(stderr, "apns-test-server: %s: expected an integer in %ld..%ld\n", name, min,
-                max);
+        fprintf(stderr, "apns-test-server: %s: expected an integer in %ld..%ld\n", name, min, max);
         return -1;
     }
     *out = (long)v;
@@ -1292,8 +1290,25 @@ static int parse_long(const char *s, long min, long max, long *out, const char *
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    enum { O_LISTEN = 256, O_CERT, O_KEY, O_CA, O_TOPIC, O_STREAMS, O_DELAY, O_GOAWAY, O_SCRIPT,
-           O_REFUSE, O_CONTROL, O_PORTF, O_CPORTF, O_LOGSIZE, O_LIFE, O_QUIET, O_HELP };
+    enum {
+        O_LISTEN = 256,
+        O_CERT,
+        O_KEY,
+        O_CA,
+        O_TOPIC,
+        O_STREAMS,
+        O_DELAY,
+        O_GOAWAY,
+        O_SCRIPT,
+        O_REFUSE,
+        O_CONTROL,
+        O_PORTF,
+        O_CPORTF,
+        O_LOGSIZE,
+        O_LIFE,
+        O_QUIET,
+        O_HELP
+    };
     static const struct option lo[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"cert", required_argument, NULL, O_CERT},
@@ -1321,11 +1336,21 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     o->log_size = 1000;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case O_LISTEN: o->listen = optarg; break;
-        case O_CERT: o->cert = optarg; break;
-        case O_KEY: o->key = optarg; break;
-        case O_CA: o->client_ca = optarg; break;
-        case O_TOPIC: o->topic = optarg; break;
+        case O_LISTEN:
+            o->listen = optarg;
+            break;
+        case O_CERT:
+            o->cert = optarg;
+            break;
+        case O_KEY:
+            o->key = optarg;
+            break;
+        case O_CA:
+            o->client_ca = optarg;
+            break;
+        case O_TOPIC:
+            o->topic = optarg;
+            break;
         case O_STREAMS:
             if (parse_long(optarg, 0, 1000000, &o->max_streams, "--max-streams") != 0)
                 return -1;
@@ -1338,11 +1363,21 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (parse_long(optarg, 0, 1000000000, &o->goaway_after, "--goaway-after") != 0)
                 return -1;
             break;
-        case O_SCRIPT: o->script = optarg; break;
-        case O_REFUSE: o->refuse_client_cert = true; break;
-        case O_CONTROL: o->control = optarg; break;
-        case O_PORTF: o->port_file = optarg; break;
-        case O_CPORTF: o->control_port_file = optarg; break;
+        case O_SCRIPT:
+            o->script = optarg;
+            break;
+        case O_REFUSE:
+            o->refuse_client_cert = true;
+            break;
+        case O_CONTROL:
+            o->control = optarg;
+            break;
+        case O_PORTF:
+            o->port_file = optarg;
+            break;
+        case O_CPORTF:
+            o->control_port_file = optarg;
+            break;
         case O_LOGSIZE:
             if (parse_long(optarg, 0, 10000000, &o->log_size, "--log-size") != 0)
                 return -1;
@@ -1351,9 +1386,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (parse_long(optarg, 0, 86400 * 7, &o->max_lifetime_s, "--max-lifetime") != 0)
                 return -1;
             break;
-        case O_QUIET: o->quiet = true; break;
-        case O_HELP: usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case O_QUIET:
+            o->quiet = true;
+            break;
+        case O_HELP:
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind != argc || o->cert == NULL || o->key == NULL) {

@@ -41,8 +41,8 @@ static char *pki_dir(void)
     free(marker);
     if (rc == 0)
         return dir;
-    cmd = xasprintf("'%s/tests/apns-server/make-test-pki.sh' '%s' >/dev/null", src ? src : ".",
-                    dir);
+    cmd =
+        xasprintf("'%s/tests/apns-server/make-test-pki.sh' '%s' >/dev/null", src ? src : ".", dir);
     rc = system(cmd);
     free(cmd);
     if (rc != 0) {

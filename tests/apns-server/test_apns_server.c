@@ -61,8 +61,8 @@ static struct resp *find(struct h2c *c, int32_t id)
     return NULL;
 }
 
-static int cb_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *u)
+static int cb_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *u)
 {
     struct resp *r = find(u, f->hd.stream_id);
     (void)h2;
@@ -74,8 +74,8 @@ static int cb_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
     return 0;
 }
 
-static int cb_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
-                   size_t len, void *u)
+static int cb_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *u)
 {
     struct resp *r = find(u, id);
     (void)h2;
@@ -111,8 +111,8 @@ static int cb_frame(nghttp2_session *h2, const nghttp2_frame *f, void *u)
     return 0;
 }
 
-static ssize_t body_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len,
-                         uint32_t *flags, nghttp2_data_source *src, void *u)
+static ssize_t body_read(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *u)
 {
     struct resp *r = src->ptr;
     size_t n = r->req_len - r->req_off;
@@ -196,8 +196,7 @@ static struct resp *h2c_req(struct h2c *c, const char *method, const char *path,
     struct resp *r = &c->r[c->n];
     nghttp2_data_provider prd = {.source.ptr = r, .read_callback = body_read};
 
-#define NV(a, b)                                                                               \
-    nva[n++] = (nghttp2_nv){(uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), 0}
+#define NV(a, b) nva[n++] = (nghttp2_nv){(uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), 0}
     NV(":method", method);
     NV(":scheme", "https");
     NV(":authority", "localhost");
@@ -355,20 +354,17 @@ Test(apns_server, refuses_what_apns_refuses)
     struct resp *hex = h2c_req(c, "POST", "/3/device/zz", hdrs_with(topic, "mdm", "10"), body);
     struct resp *odd = h2c_req(c, "POST", "/3/device/abc", hdrs_with(topic, "mdm", "10"), body);
     struct resp *notok = h2c_req(c, "POST", "/3/device/", hdrs_with(topic, "mdm", "10"), body);
-    struct resp *notopic = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(NULL, "mdm", "10"),
-                                   body);
-    struct resp *wrongtopic = h2c_req(c, "POST", "/3/device/00aa",
-                                      hdrs_with("com.apple.mgmt.External.other", "mdm", "10"),
-                                      body);
-    struct resp *alert = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(topic, "alert", "10"),
-                                 body);
+    struct resp *notopic = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(NULL, "mdm", "10"), body);
+    struct resp *wrongtopic = h2c_req(
+        c, "POST", "/3/device/00aa", hdrs_with("com.apple.mgmt.External.other", "mdm", "10"), body);
+    struct resp *alert =
+        h2c_req(c, "POST", "/3/device/00aa", hdrs_with(topic, "alert", "10"), body);
     struct resp *prio = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(topic, "mdm", "7"), body);
     struct resp *aps = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(topic, "mdm", "10"),
                                "{\"aps\":{},\"mdm\":\"m\"}");
-    struct resp *empty = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(topic, "mdm", "10"),
-                                 NULL);
+    struct resp *empty = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(topic, "mdm", "10"), NULL);
     struct resp *huge = h2c_req(c, "POST", "/3/device/00aa", hdrs_with(topic, "mdm", "10"), big);
-    static const char *const dup[] = {"apns-topic", "t", "apns-topic", "t",
+    static const char *const dup[] = {"apns-topic",     "t",   "apns-topic", "t",
                                       "apns-push-type", "mdm", NULL};
     struct resp *dups = h2c_req(c, "POST", "/3/device/00aa", dup, body);
     h2c_run(c);
@@ -565,9 +561,8 @@ Test(apns_server, control_api_refuses_bad_input)
                          "{\"callback\":\"http://127.0.0.1:9/x\"}", &resp),
                  400);
     free(resp);
-    cr_assert_eq(ts_http(ts->control_port, "POST", "/script", "{\"rules\":[{\"status\":200}]}",
-                         &resp),
-                 400);
+    cr_assert_eq(
+        ts_http(ts->control_port, "POST", "/script", "{\"rules\":[{\"status\":200}]}", &resp), 400);
     cr_assert(strstr(resp, "rules[0]") != NULL, "names the rule: %s", resp);
     free(resp);
     cr_assert_eq(ts_http(ts->control_port, "GET", "/nope", NULL, &resp), 404);

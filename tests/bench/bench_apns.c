@@ -75,8 +75,8 @@ static double proc_cpu_s(pid_t pid)
     fclose(fp);
     buf[n] = '\0';
     p = strrchr(buf, ')'); /* fields after the command name */
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -226,9 +226,9 @@ int main(int argc, char **argv)
         ts_stop(ts);
         printf("  %d connection%s: %8.0f pushes/s  (%.3f s wall; submit %.1f ms; client CPU "
                "%.2f s = %3.0f%%, sink CPU %.2f s = %3.0f%% of wall; max streams seen %lld)\n",
-               r.connections, r.connections > 1 ? "s" : " ", r.rate, r.wall_s,
-               r.submit_s * 1000, r.client_cpu_s, 100 * r.client_cpu_s / r.wall_s,
-               r.server_cpu_s, 100 * r.server_cpu_s / r.wall_s, r.server_max_streams);
+               r.connections, r.connections > 1 ? "s" : " ", r.rate, r.wall_s, r.submit_s * 1000,
+               r.client_cpu_s, 100 * r.client_cpu_s / r.wall_s, r.server_cpu_s,
+               100 * r.server_cpu_s / r.wall_s, r.server_max_streams);
         if (json)
             printf("{\"bench\":\"apns\",\"connections\":%d,\"pushes\":%zu,\"pushes_per_s\":%.0f,"
                    "\"wall_s\":%.3f,\"submit_ms\":%.1f,\"client_cpu_s\":%.2f,"

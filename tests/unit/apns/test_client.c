@@ -49,10 +49,14 @@ static void on_result(const struct apns_result *r, void *arg)
         s->cap = s->cap ? s->cap * 2 : 256;
         s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
     }
-    s->v[s->n++] = (struct got){xstrdup(r->enrollment_id), xstrdup(r->token_hex),
-                                xstrdup(r->reason),        xstrdup(r->topic),
-                                r->kind,                   r->status,
-                                r->attempts,               r->merged,
+    s->v[s->n++] = (struct got){xstrdup(r->enrollment_id),
+                                xstrdup(r->token_hex),
+                                xstrdup(r->reason),
+                                xstrdup(r->topic),
+                                r->kind,
+                                r->status,
+                                r->attempts,
+                                r->merged,
                                 r->timestamp_ms};
     pthread_mutex_unlock(&s->mu);
 }
@@ -131,7 +135,7 @@ static void teardown(void)
     free(topic);
 }
 
-TestSuite(apns_client, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(apns_client, .init = setup, .fini = teardown);
 
 static struct apns_identity *identity(const char *cert, const char *key)
 {
@@ -359,8 +363,9 @@ Test(apns_client, transient_errors_are_retried_and_bounded)
 
 Test(apns_client, nothing_is_lost_across_goaway)
 {
-    const char *extra[] = {"--goaway-after", "25", "--max-streams", "20", "--delay-ms", "10",
-                           "--log-size", "1000", NULL};
+    const char *extra[] = {
+        "--goaway-after", "25", "--max-streams", "20", "--delay-ms", "10", "--log-size",
+        "1000",           NULL};
     struct apns_config cfg;
     struct apns_stats st;
 
@@ -370,8 +375,9 @@ Test(apns_client, nothing_is_lost_across_goaway)
     push_n("ga-", "0a", 0, 200);
     wait_results(200);
     cr_assert_eq(count_kind(APNS_KIND_OK), 200, "every push delivered");
-    cr_assert_eq(ts_stat(ts, "by_status.200"), 200, "each exactly once: refused streams were "
-                                                      "resent, answered ones were not");
+    cr_assert_eq(ts_stat(ts, "by_status.200"), 200,
+                 "each exactly once: refused streams were "
+                 "resent, answered ones were not");
     cr_assert_eq(ts_stat(ts, "received"), 200);
     cr_assert_geq(ts_stat(ts, "goaways"), 7, "a GOAWAY every 25 requests");
     cr_assert_geq(ts_stat(ts, "connections"), 8, "re-established after each GOAWAY");
@@ -386,7 +392,8 @@ Test(apns_client, nothing_is_lost_across_goaway)
     char seen[200] = {0};
     size_t i;
     json_t *e;
-    json_array_foreach(log, i, e) {
+    json_array_foreach(log, i, e)
+    {
         const char *path = json_string_value(json_object_get(e, "path"));
         unsigned long idx = strtoul(path + strlen("/3/device/0a"), NULL, 16);
         cr_assert_lt(idx, 200);
@@ -493,8 +500,7 @@ Test(apns_client, refused_client_certificate_halts_pushing)
               results.v[0].reason);
     apns_client_stats(client, &st);
     cr_assert_eq(st.state, APNS_STATE_HALTED);
-    cr_assert(strstr(st.last_error, "refused the push certificate") != NULL, "%s",
-              st.last_error);
+    cr_assert(strstr(st.last_error, "refused the push certificate") != NULL, "%s", st.last_error);
     cr_assert_eq(ts_stat(ts, "received"), 0);
     cr_assert_geq(ts_stat(ts, "tls_failures"), 1);
     /* While halted, new pushes fail at once. */
@@ -642,8 +648,8 @@ Test(apns_client, unverifiable_server_and_queue_timeout)
     cr_assert_eq(count_kind(APNS_KIND_GAVE_UP), 3);
     cr_assert(strstr(results.v[0].reason, "no connection to APNs") != NULL, "%s",
               results.v[0].reason);
-    cr_assert(strstr(results.v[0].reason, "not trusted") != NULL,
-              "the reason says why: %s", results.v[0].reason);
+    cr_assert(strstr(results.v[0].reason, "not trusted") != NULL, "the reason says why: %s",
+              results.v[0].reason);
     apns_client_stats(client, &st);
     cr_assert(strstr(st.last_error, "hostname mismatch") != NULL, "%s", st.last_error);
     cr_assert_neq(st.state, APNS_STATE_HALTED, "a server problem is not our certificate's");

@@ -16,7 +16,7 @@
 #include "harness.h"
 #include "support/support.h"
 
-#define MOCK "peer-vectors/micromdm/pkg/crypto/testdata/"
+#define MOCK  "peer-vectors/micromdm/pkg/crypto/testdata/"
 #define MICRO "peer-vectors/micromdm/server/testdata/"
 
 static int64_t now(void)
@@ -69,9 +69,8 @@ Test(apns_identity, topic_is_the_subject_uid)
 Test(apns_identity, refuses_a_certificate_without_uid)
 {
     struct scepter_error err;
-    struct apns_identity *id =
-        load_shared(MOCK "mock_push_cert_no_uid.pem", MICRO "ProviderPrivateKey.key", "secret",
-                    &err);
+    struct apns_identity *id = load_shared(MOCK "mock_push_cert_no_uid.pem",
+                                           MICRO "ProviderPrivateKey.key", "secret", &err);
 
     cr_assert_null(id);
     cr_assert_eq(err.code, SCEPTER_ECRYPTO);
@@ -95,9 +94,8 @@ Test(apns_identity, refuses_an_expired_certificate)
 {
     struct scepter_error err;
     /* nanomdm's push.pem expired in 2022; the key does not matter, expiry is checked first. */
-    struct apns_identity *id =
-        load_shared("peer-vectors/nanomdm/test/e2e/testdata/push.pem", MICRO
-                    "ProviderPrivateKey.key", "secret", &err);
+    struct apns_identity *id = load_shared("peer-vectors/nanomdm/test/e2e/testdata/push.pem",
+                                           MICRO "ProviderPrivateKey.key", "secret", &err);
 
     cr_assert_null(id);
     cr_assert_str_eq(err.field, "apns_cert_file");
@@ -109,8 +107,8 @@ Test(apns_identity, refuses_an_expired_certificate)
 Test(apns_identity, refuses_a_key_that_does_not_match)
 {
     struct scepter_error err;
-    struct apns_identity *id = load_shared(MOCK "mock_push_cert.pem", MICRO "ProviderPrivateKey.key",
-                                           "secret", &err);
+    struct apns_identity *id =
+        load_shared(MOCK "mock_push_cert.pem", MICRO "ProviderPrivateKey.key", "secret", &err);
 
     cr_assert_null(id);
     cr_assert_str_eq(err.field, "apns_key_file");
@@ -146,12 +144,9 @@ Test(apns_identity, loads_every_shape_of_a_valid_push_certificate)
     static const struct {
         const char *cert, *key, *pw;
     } shapes[] = {
-        {"push.pem", "push.key", NULL},
-        {"push.pem", "push-pkcs1.key", NULL},
-        {"push.pem", "push-pkcs8.key", NULL},
-        {"push.pem", "push-enc.key", "secret"},
-        {"push-combined.pem", NULL, NULL},
-        {"push.p12", NULL, "secret"},
+        {"push.pem", "push.key", NULL},       {"push.pem", "push-pkcs1.key", NULL},
+        {"push.pem", "push-pkcs8.key", NULL}, {"push.pem", "push-enc.key", "secret"},
+        {"push-combined.pem", NULL, NULL},    {"push.p12", NULL, "secret"},
     };
     char *topic = ts_pki_text("topic");
     char first_sha[65] = "";
@@ -159,8 +154,8 @@ Test(apns_identity, loads_every_shape_of_a_valid_push_certificate)
     cr_assert_not_null(topic);
     for (size_t i = 0; i < ARRAY_LEN(shapes); i++) {
         struct scepter_error err;
-        struct apns_identity *id = load_pki(shapes[i].cert, shapes[i].key, shapes[i].pw, now(),
-                                            &err);
+        struct apns_identity *id =
+            load_pki(shapes[i].cert, shapes[i].key, shapes[i].pw, now(), &err);
         cr_assert_not_null(id, "%s + %s: %s", shapes[i].cert, shapes[i].key ? shapes[i].key : "-",
                            err.msg);
         cr_assert_str_eq(apns_identity_topic(id), topic);

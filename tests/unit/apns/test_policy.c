@@ -42,8 +42,8 @@ Test(apns_policy, classifies_answers_like_apple_says)
         {302, NULL, APNS_KIND_REJECTED},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-        cr_assert_eq(apns_classify(cases[i].status, cases[i].reason), cases[i].kind,
-                     "%d %s -> %s", cases[i].status, cases[i].reason ? cases[i].reason : "",
+        cr_assert_eq(apns_classify(cases[i].status, cases[i].reason), cases[i].kind, "%d %s -> %s",
+                     cases[i].status, cases[i].reason ? cases[i].reason : "",
                      apns_kind_name(cases[i].kind));
 }
 
@@ -107,9 +107,10 @@ Test(apns_policy, parses_apns_url)
     cr_assert_str_eq(ep.host, "::1");
     cr_assert_str_eq(ep.authority, "[::1]:9443");
 
-    static const char *const bad[] = {"", "http://api.push.apple.com", "https://",
-                                      "https://host:0", "host:99999", "https://h/3/device",
-                                      "https://ho st", "[::1", "https://h:x"};
+    static const char *const bad[] = {
+        "",           "http://api.push.apple.com", "https://",      "https://host:0",
+        "host:99999", "https://h/3/device",        "https://ho st", "[::1",
+        "https://h:x"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         cr_assert_eq(apns_endpoint_parse(bad[i], &ep, &err), SCEPTER_EINVAL, "%s", bad[i]);
         cr_assert_str_eq(err.field, "apns_url");

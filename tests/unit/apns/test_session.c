@@ -63,8 +63,8 @@ static void copy(char *dst, size_t size, const uint8_t *v, size_t n)
     dst[n] = '\0';
 }
 
-static int s_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
-                    size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *u)
+static int s_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                    const uint8_t *value, size_t vlen, uint8_t flags, void *u)
 {
     struct sreq *r = sfind(u, f->hd.stream_id);
     (void)h2;
@@ -151,8 +151,8 @@ struct body_src {
     size_t len, off;
 };
 
-static ssize_t s_body(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len,
-                      uint32_t *flags, nghttp2_data_source *src, void *u)
+static ssize_t s_body(nghttp2_session *h2, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
+                      nghttp2_data_source *src, void *u)
 {
     struct body_src *b = src->ptr;
     size_t n = b->len - b->off;
@@ -240,8 +240,7 @@ static void c_ping(void *arg)
     ((struct cli *)arg)->ping_acks++;
 }
 
-static const struct apns_session_cbs cbs = {c_response, c_unanswered, c_settings, c_goaway,
-                                            c_ping};
+static const struct apns_session_cbs cbs = {c_response, c_unanswered, c_settings, c_goaway, c_ping};
 
 static struct cli *cli_new(void)
 {
@@ -270,16 +269,14 @@ static void pump(struct cli *c, struct msrv *s)
 
         cr_assert_geq(apns_session_send(c->s, sink, &b, SIZE_MAX, &err), 0);
         if (b.len) {
-            cr_assert_eq(nghttp2_session_mem_recv(s->h2, (uint8_t *)b.data, b.len),
-                         (ssize_t)b.len);
+            cr_assert_eq(nghttp2_session_mem_recv(s->h2, (uint8_t *)b.data, b.len), (ssize_t)b.len);
             moved += b.len;
         }
         buf_reset(&b);
         while ((n = nghttp2_session_mem_send(s->h2, &data)) > 0)
             buf_append(&b, data, (size_t)n);
         if (b.len) {
-            cr_assert_eq(apns_session_recv(c->s, (uint8_t *)b.data, b.len, &err), 0, "%s",
-                         err.msg);
+            cr_assert_eq(apns_session_recv(c->s, (uint8_t *)b.data, b.len, &err), 0, "%s", err.msg);
             moved += b.len;
         }
         buf_free(&b);
