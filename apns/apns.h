@@ -135,7 +135,11 @@ struct apns_result {
     int64_t timestamp_ms;  /* the "timestamp" of a 410 (token invalid since), or 0 */
 };
 
-/* Called on the APNs thread, once per push.  It may call apns_client_push. */
+/*
+ * Called on the APNs thread, once per push.  It may call apns_client_push (and the other
+ * thread-safe functions) but not apns_client_stop or apns_client_free.  Keep it short: the
+ * thread multiplexes every connection.
+ */
 typedef void (*apns_result_fn)(const struct apns_result *r, void *arg);
 
 /* ---------------------------------------------------------------------------------------- */

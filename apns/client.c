@@ -736,8 +736,12 @@ static void conn_fail(struct conn *k, const char *why)
     struct apns_client *c = k->c;
     bool was_ready = k->state == CS_READY;
 
-    if (was_ready && k->draining && (k->sess == NULL || apns_session_open_streams(k->sess) == 0)) {
-        log_debug("apns: connection %u closed after GOAWAY: %s", k->id, why);
+    if (was_ready && (k->sess == NULL || apns_session_open_streams(k->sess) == 0)) {
+        /* Nothing was lost: a drained connection, or one the peer closed while idle. */
+        if (k->draining)
+            log_debug("apns: connection %u closed after GOAWAY: %s", k->id, why);
+        else
+            log_info("apns: idle connection %u to %s closed: %s", k->id, c->ep.authority, why);
         conn_free(k);
         return;
     }
@@ -1170,14 +1174,16 @@ static void apply_identity(struct apns_client *c, struct apns_identity *id, SSL_
     str_copy(c->stats.topic, sizeof(c->stats.topic), c->topic);
     c->stats.cert_not_after = apns_identity_not_after(id);
     pthread_mutex_unlock(&c->mu);
-    for (struct conn *k = c->conns; k; k = k->next) {
-        if (!k->draining) {
-            k->draining = true; /* finish what it carries, then close */
-            if (k->sess)
-                apns_session_shutdown(k->sess);
-            else
-                k->dead = true;
+    for (struct conn *k = c->conns, *next; k; k = next) {
+        next = k->next;
+        if (k->draining)
+            continue;
+        if (k->sess == NULL) { /* still connecting with the old certificate: start over */
+            conn_free(k);
+            continue;
         }
+        k->draining = true; /* finish what it carries, then close */
+        apns_session_shutdown(k->sess);
     }
     if (c->halted)
         log_info("apns: new push certificate for %s loaded; pushing resumes", c->topic);
