@@ -70,7 +70,7 @@ struct req {
     uint32_t hash;
     enum req_state state;
     size_t heap_idx;                         /* in the retry heap */
-    char *strs;                              /* the four strings below, one allocation */
+    char *strs;                              /* the strings below: inl, or a block of their own */
     const char *eid, *token, *magic, *topic; /* topic NULL: the identity's */
     int64_t t_submit;                        /* first submission (monotonic ms) */
     int64_t t_due;                           /* held: release; retry: next try */
@@ -79,8 +79,8 @@ struct req {
     int lost;                                /* sends lost with their connection or reset */
     int merged;                              /* submissions folded into this one */
     int status;                              /* latest answer */
-    char reason[64];
-    struct conn *conn; /* while in flight */
+    struct conn *conn;                       /* while in flight */
+    char inl[];                              /* the strings as first submitted */
 };
 
 struct rlist {
@@ -333,11 +333,17 @@ static void map_remove(struct rmap *m, struct req *r)
     }
 }
 
-static void req_set_strings(struct req *r, const struct apns_push *p)
+static size_t push_strlen(const struct apns_push *p)
+{
+    return strlen(p->enrollment_id) + strlen(p->token_hex) + strlen(p->push_magic) +
+           (str_empty(p->topic) ? 0 : strlen(p->topic) + 1) + 3;
+}
+
+/* Copy the strings of p into s (push_strlen(p) bytes) and point r at them. */
+static void req_fill_strings(struct req *r, const struct apns_push *p, char *s)
 {
     size_t le = strlen(p->enrollment_id) + 1, lt = strlen(p->token_hex) + 1,
            lm = strlen(p->push_magic) + 1, lp = str_empty(p->topic) ? 0 : strlen(p->topic) + 1;
-    char *s = xmalloc(le + lt + lm + lp);
 
     memcpy(s, p->enrollment_id, le);
     memcpy(s + le, p->token_hex, lt);
@@ -347,7 +353,8 @@ static void req_set_strings(struct req *r, const struct apns_push *p)
     memcpy(s + le + lt, p->push_magic, lm);
     if (lp)
         memcpy(s + le + lt + lm, p->topic, lp);
-    free(r->strs);
+    if (r->strs != r->inl)
+        free(r->strs);
     r->strs = s;
     r->eid = s;
     r->token = s + le;
@@ -355,10 +362,31 @@ static void req_set_strings(struct req *r, const struct apns_push *p)
     r->topic = lp ? s + le + lt + lm : NULL;
 }
 
+/* A request for p: one allocation holding the record and its strings. */
+static struct req *req_new(const struct apns_push *p, int64_t t_submit)
+{
+    size_t n = push_strlen(p);
+    struct req *r = xmalloc(sizeof(*r) + n);
+
+    memset(r, 0, sizeof(*r));
+    r->strs = r->inl;
+    req_fill_strings(r, p, r->inl);
+    r->merged = 1;
+    r->t_submit = t_submit;
+    return r;
+}
+
+/* Newer strings for a waiting request (a coalesced push with another token or magic). */
+static void req_set_strings(struct req *r, const struct apns_push *p)
+{
+    req_fill_strings(r, p, xmalloc(push_strlen(p)));
+}
+
 static void req_free(struct req *r)
 {
     if (r) {
-        free(r->strs);
+        if (r->strs != r->inl)
+            free(r->strs);
         free(r);
     }
 }
@@ -482,11 +510,8 @@ static void intake(struct apns_client *c, const struct apns_push *p, int64_t t_s
         STAT_ADD(c, coalesced, 1);
         return;
     }
-    r = xcalloc(1, sizeof(*r));
-    req_set_strings(r, p);
+    r = req_new(p, t_submit);
     r->hash = h;
-    r->merged = 1;
-    r->t_submit = t_submit;
     if (c->halted) {
         req_final(c, r, APNS_KIND_FATAL, 0, c->halt_reason, NULL, 0);
         return;
@@ -541,7 +566,6 @@ static void on_response(void *arg, void *user, const struct apns_h2_response *re
     count_answer(c, resp->status, resp->reason, now - r->t_sent);
     r->attempts++;
     r->status = resp->status;
-    str_copy(r->reason, sizeof(r->reason), resp->reason);
     if (kind == APNS_KIND_RETRY) {
         if (r->attempts >= c->cfg.max_attempts) {
             char why[160];
@@ -1541,10 +1565,7 @@ void apns_client_stop(struct apns_client *c, int timeout_ms)
         for (; b; b = next) {
             next = b->next;
             for (size_t i = 0; i < b->n; i++) {
-                struct req *r = xcalloc(1, sizeof(*r));
-                req_set_strings(r, &b->p[i]);
-                r->merged = 1;
-                r->t_submit = b->t_submit;
+                struct req *r = req_new(&b->p[i], b->t_submit);
                 req_final(c, r, APNS_KIND_GAVE_UP, 0,
                           "the APNs client stopped before it was started", NULL, 0);
             }

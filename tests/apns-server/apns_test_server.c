@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,8 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define MAX_BODY     4096 /* APNs' payload limit */
-#define MAX_PATH     1024
+#define MAX_BODY     4096  /* APNs' payload limit */
+#define MAX_PATH     600   /* "/3/device/" and the longest token Scepter sends */
 #define MAX_FORWARDS 10000 /* callbacks queued or in flight */
 #define MAX_REASONS  64    /* distinct reasons counted */
 #define MAX_UIDS     16
@@ -114,8 +115,9 @@ struct server {
     uint64_t received, bad_requests, goaways, refused_after_goaway, connections, tls_failures;
     uint64_t streams_refused, forwards_ok, forwards_failed, forwards_dropped;
     long open_conns, cur_streams_total, max_streams_seen, max_streams_total;
-    struct count by_status[32], by_reason[MAX_REASONS], bad_by_reason[MAX_REASONS];
-    size_t nstatus, nreason, nbad;
+    uint64_t by_status[600]; /* indexed by status code */
+    struct count by_reason[MAX_REASONS], bad_by_reason[MAX_REASONS];
+    size_t nreason, nbad;
     char uids[MAX_UIDS][160];
     size_t nuids;
     /* request log ring */
@@ -132,17 +134,28 @@ struct server {
 };
 
 struct sstream {
+    /* Scalars first: stream_new() zeroes them and only the first byte of each string. */
     struct sstream *prev, *next;
     int32_t id;
+    bool has_method, has_path, has_topic, has_push_type, dup, answered, body_too_big;
+    struct buf body;
+    size_t resp_len, resp_off;
     char method[8], path[MAX_PATH], topic[256], push_type[32], priority[8], expiration[24];
     char apns_id[48];
-    bool has_method, has_path, has_topic, has_push_type, dup, answered;
-    struct buf body;
-    bool body_too_big;
     char status_str[4];
     char resp[160];
-    size_t resp_len, resp_off;
 };
+
+static struct sstream *stream_new(int32_t id)
+{
+    struct sstream *st = xmalloc(sizeof(*st));
+
+    memset(st, 0, offsetof(struct sstream, method));
+    st->id = id;
+    st->method[0] = st->path[0] = st->topic[0] = st->push_type[0] = '\0';
+    st->priority[0] = st->expiration[0] = st->apns_id[0] = '\0';
+    return st;
+}
 
 struct sconn {
     struct sconn *prev, *next;
@@ -605,11 +618,8 @@ static void answer(struct server *srv, struct sconn *k, struct sstream *st)
             forward_push(srv, lower, st->topic, st->body.data);
     }
     srv->received++;
-    {
-        char code[8];
-        snprintf(code, sizeof(code), "%d", status);
-        count_add(srv->by_status, &srv->nstatus, ARRAY_LEN(srv->by_status), code);
-    }
+    if (status >= 0 && status < (int)ARRAY_LEN(srv->by_status))
+        srv->by_status[status]++;
     if (reason)
         count_add(srv->by_reason, &srv->nreason, MAX_REASONS, reason);
     log_request(srv, k, st, status, reason);
@@ -693,8 +703,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, voi
 
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    st = xcalloc(1, sizeof(*st));
-    st->id = frame->hd.stream_id;
+    st = stream_new(frame->hd.stream_id);
     st->next = k->streams;
     if (k->streams)
         k->streams->prev = st;
@@ -965,7 +974,15 @@ static json_t *counts_json(const struct count *arr, size_t n)
 
 static void ctl_stats(struct server *srv, struct evhttp_request *req)
 {
-    json_t *uids = json_array();
+    json_t *uids = json_array(), *by_status = json_object();
+
+    for (size_t i = 0; i < ARRAY_LEN(srv->by_status); i++) {
+        char code[8];
+        if (srv->by_status[i] == 0)
+            continue;
+        snprintf(code, sizeof(code), "%zu", i);
+        json_object_set_new(by_status, code, json_integer((json_int_t)srv->by_status[i]));
+    }
 
     for (size_t i = 0; i < srv->nuids; i++)
         json_array_append_new(uids, json_string(srv->uids[i]));
@@ -973,8 +990,7 @@ static void ctl_stats(struct server *srv, struct evhttp_request *req)
         req, 200,
         json_pack("{s:I, s:o, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
                   " s:I, s:I, s:I, s:o}",
-                  "received", (json_int_t)srv->received, "by_status",
-                  counts_json(srv->by_status, srv->nstatus), "by_reason",
+                  "received", (json_int_t)srv->received, "by_status", by_status, "by_reason",
                   counts_json(srv->by_reason, srv->nreason), "bad_requests",
                   (json_int_t)srv->bad_requests, "bad_by_reason",
                   counts_json(srv->bad_by_reason, srv->nbad), "max_concurrent_streams",
@@ -1133,7 +1149,8 @@ static void ctl_reset(struct server *srv, struct evhttp_request *req)
     srv->connections = srv->tls_failures = srv->streams_refused = 0;
     srv->forwards_ok = srv->forwards_failed = srv->forwards_dropped = 0;
     srv->max_streams_seen = srv->max_streams_total = 0;
-    srv->nstatus = srv->nreason = srv->nbad = srv->nuids = 0;
+    memset(srv->by_status, 0, sizeof(srv->by_status));
+    srv->nreason = srv->nbad = srv->nuids = 0;
     srv->ring_next = srv->ring_count = 0;
     reply_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
