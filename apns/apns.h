@@ -165,7 +165,9 @@ struct apns_config {
     int reconnect_max_ms;   /* cap of the reconnect delay */
     int connect_timeout_ms; /* DNS + TCP + TLS + first SETTINGS */
     int ping_interval_ms;   /* PING a connection idle this long */
-    int ping_timeout_ms;    /* drop it when the PING is not answered within this */
+    int ping_timeout_ms;    /* drop it when the PING is not answered within this; a
+                               connection silent this long with requests in flight is
+                               PINGed too (a black hole is found in 2 x this) */
     int queue_timeout_ms;   /* a push waiting this long without a connection gives up */
     size_t max_queue;       /* pushes waiting at most; apns_client_push refuses more */
 };

@@ -1176,8 +1176,13 @@ static void schedule(struct apns_client *c)
         arm(c->held_ev, c->held.head->t_due, now);
     if (c->retry.n > 0)
         arm(c->retry_ev, c->retry.v[0]->t_due, now);
-    if (c->ready.n + c->held.n + c->retry.n > 0 && !event_pending(c->house_ev, EV_TIMEOUT, NULL))
-        arm(c->house_ev, now + HOUSEKEEPING_MS, now);
+    if (c->ready.n + c->held.n + c->retry.n + c->in_flight > 0 &&
+        !event_pending(c->house_ev, EV_TIMEOUT, NULL))
+        arm(c->house_ev,
+            now + (c->cfg.ping_timeout_ms / 2 < HOUSEKEEPING_MS
+                       ? (c->cfg.ping_timeout_ms / 2 > 10 ? c->cfg.ping_timeout_ms / 2 : 10)
+                       : HOUSEKEEPING_MS),
+            now);
     publish_gauges(c);
     c->in_schedule = false;
     if (c->stopping && c->ready.n + c->held.n + c->retry.n + c->in_flight == 0)
@@ -1286,13 +1291,44 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     schedule(c);
 }
 
+/*
+ * A connection with requests in flight that has been silent for ping_timeout_ms gets a
+ * PING; no answer within another ping_timeout_ms and it is dropped (its requests go out
+ * again elsewhere).  This finds black holes long before the idle PING would.
+ */
+static void check_silent(struct apns_client *c, int64_t now)
+{
+    struct scepter_error err;
+
+    for (struct conn *k = c->conns; k; k = k->next) {
+        if (k->state != CS_READY || k->dead || k->sess == NULL ||
+            apns_session_open_streams(k->sess) == 0)
+            continue;
+        if (k->ping_out) {
+            if (now - k->ping_sent_ms >= c->cfg.ping_timeout_ms) {
+                snprintf(k->fail, sizeof(k->fail),
+                         "PING not answered within %d ms with %zu requests in flight",
+                         c->cfg.ping_timeout_ms, apns_session_open_streams(k->sess));
+                k->dead = true;
+            }
+        } else if (now - k->last_rx_ms >= c->cfg.ping_timeout_ms &&
+                   apns_session_ping(k->sess, &err) == 0) {
+            k->ping_out = true;
+            k->ping_sent_ms = now;
+            STAT_ADD(c, pings, 1);
+        }
+    }
+}
+
 static void house_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct apns_client *c = arg;
+    int64_t now = apns_now_ms();
 
     (void)fd;
     (void)what;
-    expire_queued(c, apns_now_ms());
+    expire_queued(c, now);
+    check_silent(c, now);
     schedule(c);
 }
 

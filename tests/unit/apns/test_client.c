@@ -640,6 +640,35 @@ Test(apns_client, reconnects_after_a_drop_and_resends)
     free(pushca);
 }
 
+Test(apns_client, a_silent_connection_is_pinged_and_dropped)
+{
+    struct apns_config cfg;
+    struct apns_stats st;
+
+    server(NULL);
+    cfg = config("localhost");
+    cfg.ping_timeout_ms = 200;
+    cfg.connect_timeout_ms = 500;
+    start_client(&cfg);
+    push_n("bh-", "0b", 0, 3);
+    wait_results(3);
+    /* The server freezes: TCP stays up, nothing is read or answered (a black hole). */
+    cr_assert_eq(kill(ts->pid, SIGSTOP), 0);
+    push_n("bh-", "0b", 3, 5);
+    for (int i = 0; i < 1000; i++) {
+        apns_client_stats(client, &st);
+        if (st.drops >= 1)
+            break;
+        sleep_ms(10);
+    }
+    cr_assert_geq(st.drops, 1, "the silent connection was given up");
+    cr_assert(strstr(st.last_error, "PING not answered") != NULL, "%s", st.last_error);
+    cr_assert_eq(nresults(), 3, "the five pushes wait, not lost");
+    cr_assert_eq(kill(ts->pid, SIGCONT), 0);
+    wait_results(8);
+    cr_assert_eq(count_kind(APNS_KIND_OK), 8);
+}
+
 Test(apns_client, unverifiable_server_and_queue_timeout)
 {
     char *cert = ts_pki("wrongname.pem"), *key = ts_pki("wrongname.key");
