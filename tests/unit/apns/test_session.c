@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <nghttp2/nghttp2.h>
 
+#include "apns/apns_int.h"
 #include "apns/session_int.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
@@ -549,4 +550,56 @@ Test(apns_session, send_stops_near_the_limit)
         cr_assert_eq(c->out[i].calls, 1);
     msrv_free(s);
     free(c);
+}
+
+/*
+ * Damaged answers: the server's real frames (HEADERS, HPACK, a JSON error body) with a few
+ * bytes flipped, and pure noise.  Whatever arrives, the core must not crash (ASan watches)
+ * and every request must still end in exactly one callback.
+ */
+Test(apns_session, damaged_frames_never_lose_a_request)
+{
+    uint64_t rng = 0x5eed;
+    struct body_src gone = {"{\"reason\":\"Unregistered\",\"timestamp\":1700000000123}", 0, 0};
+
+    gone.len = strlen(gone.p);
+    for (int round = 0; round < 400; round++) {
+        struct cli *c = cli_new();
+        struct msrv *s = msrv_new(10);
+        struct scepter_error err;
+        struct buf b = BUF_INIT;
+        const uint8_t *data;
+        ssize_t n;
+
+        pump(c, s);
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(submit(c, i, "abcdef", "magic"), 0);
+        pump(c, s);
+        for (int i = 0; i < 3; i++) {
+            gone.off = 0;
+            msrv_answer(s, s->req[i].id, i == 1 ? "200" : "410", "id", i == 1 ? NULL : &gone);
+        }
+        while ((n = nghttp2_session_mem_send(s->h2, &data)) > 0)
+            buf_append(&b, data, (size_t)n);
+        if (round % 4 == 3) { /* pure noise */
+            for (size_t i = 0; i < b.len; i++)
+                b.data[i] = (char)apns_rand_next(&rng);
+        } else {
+            int flips = 1 + (int)(apns_rand_next(&rng) % 3);
+            for (int f = 0; f < flips && b.len > 0; f++)
+                b.data[apns_rand_next(&rng) % b.len] ^= (char)(1 + apns_rand_next(&rng) % 255);
+        }
+        if (apns_session_recv(c->s, (uint8_t *)b.data, b.len, &err) == 0) {
+            struct buf out = BUF_INIT;
+            (void)apns_session_send(c->s, sink, &out, SIZE_MAX, &err);
+            buf_free(&out);
+        }
+        apns_session_free(c->s);
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(c->out[i].calls, 1, "round %d request %d: %d callbacks", round, i,
+                         c->out[i].calls);
+        buf_free(&b);
+        msrv_free(s);
+        free(c);
+    }
 }
