@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +342,7 @@ int httpc_request(const char *url, const char *method, const char *headers, cons
     memset(resp, 0, sizeof(*resp));
     memset(&c, 0, sizeof(c));
     c.fd = -1;
+    signal(SIGPIPE, SIG_IGN); /* a peer closing early is an error return, not a signal */
     c.timeout_ms = o && o->timeout_ms ? o->timeout_ms : 10000;
     if (parse_url(url, &tls, host, sizeof(host), port, sizeof(port), &path) != 0)
         return scepter_err(err, SCEPTER_EINVAL, "url", "'%s' is not an http(s):// URL", url);

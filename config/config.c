@@ -295,9 +295,10 @@ int cfg_load_env(struct cfg *cfg, char *const *envp, struct scepter_error *err)
         if (cfg_key_find(key) == NULL && klen > 5 && strcmp(key + klen - 5, "_file") == 0) {
             /* SCEPTER_<KEY>_FILE: the value lives in a (secret) file. */
             key[klen - 5] = '\0';
-            if (cfg_key_find(key) == NULL)
-                return scepter_err(err, SCEPTER_EINVAL, key, "%s: unknown configuration key",
-                                   origin);
+            if (cfg_key_find(key) == NULL) {
+                log_warnx("%s: not a configuration key; ignored", origin);
+                continue;
+            }
             unsigned char *data = NULL;
             size_t len = 0;
             if ((rc = file_read(eq + 1, 64 * 1024, &data, &len, err)) != 0)
@@ -307,6 +308,11 @@ int cfg_load_env(struct cfg *cfg, char *const *envp, struct scepter_error *err)
             rc = cfg_set(cfg, key, (const char *)data, origin, err);
             OPENSSL_cleanse(data, len);
             free(data);
+        } else if (cfg_key_find(key) == NULL) {
+            /* The SCEPTER_ namespace is shared with scepterctl (SCEPTER_SERVER) and the test
+             * harness: an unknown variable is not an error, but say so in case of a typo. */
+            log_warnx("%s: not a configuration key; ignored", origin);
+            continue;
         } else {
             rc = cfg_set(cfg, key, eq + 1, origin, err);
         }

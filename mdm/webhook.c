@@ -101,7 +101,9 @@ void mdm_webhook_result(struct mdm_ctx *ctx, const struct mdm_ids *ids, const ch
 }
 
 /* sha256=<hex> of the body keyed with the secret. */
-static void signature(const char *secret, const char *body, char out[80])
+#define SIG_LEN (7 + 2 * EVP_MAX_MD_SIZE + 1)
+
+static void signature(const char *secret, const char *body, char out[SIG_LEN])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -110,7 +112,7 @@ static void signature(const char *secret, const char *body, char out[80])
     HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, strlen(body),
          md, &len);
     hex_encode_to(md, len, hex, false);
-    snprintf(out, 80, "sha256=%s", hex);
+    snprintf(out, SIG_LEN, "sha256=%s", hex);
 }
 
 /* Back-off after `attempts` failures: 2^attempts seconds, at most an hour, with jitter. */
@@ -144,7 +146,7 @@ static void deliver_run(struct mdm_runtime *rt, int64_t now)
     }
     for (size_t i = 0; i < n && !rt->stopping; i++) {
         struct httpc_response resp;
-        char sig[80], *headers;
+        char sig[SIG_LEN], *headers;
         json_t *env = json_loads(items[i].body, 0, NULL);
         const char *topic = env ? json_string_value(json_object_get(env, "topic")) : NULL;
         int rc;

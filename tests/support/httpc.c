@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -35,6 +36,7 @@ struct tu_http_conn *tu_http_connect(int port, bool tls, X509 *client_cert, EVP_
     struct timeval tv = {20, 0};
     int one = 1;
 
+    signal(SIGPIPE, SIG_IGN); /* a server may answer and close before the body is sent */
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -175,17 +177,15 @@ int tu_http_do(struct tu_http_conn *c, const char *method, const char *path, con
                const void *body, size_t body_len, struct tu_http_resp *resp)
 {
     struct buf req = BUF_INIT;
-    int rc;
 
     buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n%s\r\n",
                method, path, body_len, headers ? headers : "");
     if (body_len)
         buf_append(&req, body, body_len);
-    rc = tu_http_send_raw(c, req.data, req.len);
+    (void)tu_http_send_raw(c, req.data, req.len);
     buf_free(&req);
-    if (rc != 0)
-        return -1;
-    return tu_http_read(c, resp);
+    /* Even when sending failed, the server may have answered (413) before closing. */
+    return tu_http_read(c, resp) == 0 ? 0 : -1;
 }
 
 int tu_http(int port, bool tls, X509 *cert, EVP_PKEY *key, const char *method, const char *path,

@@ -4,12 +4,14 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/x509_vfy.h>
 
 #include "common/codec.h"
+#include "common/plistx.h"
 #include "common/xmalloc.h"
 #include "mdm/mdm_int.h"
 #include "support/pki.h"
