@@ -244,37 +244,26 @@ static void target_device(const struct store_target_device *t, struct profile_de
     d->platform = store_platform_name(t->platform);
 }
 
-/* InstallProfile for each target: one shared command when the profile is uniform. */
+/* InstallProfile for each target; a uniform profile is rendered once for all of them. */
 static void plan_installs(struct plan *p, const struct profile_template *t,
                           const struct store_target_device *targets, size_t nt)
 {
     struct buf xml = BUF_INIT;
     struct scepter_error err;
-    size_t shared = (size_t)-1;
+    bool uniform = profile_template_is_uniform(t), rendered = false;
 
     for (size_t i = 0; i < nt; i++) {
-        if (profile_template_is_uniform(t)) {
-            if (shared == (size_t)-1) {
-                if (profile_template_render(t, NULL, &xml, &err) != 0) {
-                    json_array_append_new(p->skipped,
-                                          json_pack("{s:s,s:s}", "device", targets[i].device_id,
-                                                    "error", err.msg));
-                    continue;
-                }
-                shared = p->ncmds;
-                mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
+        if (!uniform || !rendered) {
+            struct profile_device d;
+            target_device(&targets[i], &d);
+            buf_reset(&xml);
+            if (profile_template_render(t, uniform ? NULL : &d, &xml, &err) != 0) {
+                json_array_append_new(p->skipped,
+                                      json_pack("{s:s,s:s}", "device", targets[i].device_id,
+                                                "error", err.msg));
+                continue;
             }
-            plan_add(p, shared, targets[i].enrollment_id, STORE_POLICY_INSTALL);
-            continue;
-        }
-        struct profile_device d;
-        target_device(&targets[i], &d);
-        buf_reset(&xml);
-        if (profile_template_render(t, &d, &xml, &err) != 0) {
-            json_array_append_new(p->skipped, json_pack("{s:s,s:s}", "device",
-                                                         targets[i].device_id, "error",
-                                                         err.msg));
-            continue;
+            rendered = true;
         }
         size_t k = p->ncmds;
         mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
@@ -288,8 +277,6 @@ static void plan_removals(struct plan *p, const char *identifier,
                           const struct store_policy_device_status *had, size_t nhad,
                           const struct store_target_device *targets, size_t nt)
 {
-    size_t shared = (size_t)-1;
-
     for (size_t i = 0; i < nhad; i++) {
         bool keep = false;
         if (had[i].action != STORE_POLICY_INSTALL)
@@ -300,11 +287,9 @@ static void plan_removals(struct plan *p, const char *identifier,
             keep = strcmp(targets[j].device_id, had[i].device_id) == 0;
         if (keep)
             continue;
-        if (shared == (size_t)-1) {
-            shared = p->ncmds;
-            mdm_command_remove_profile(identifier, NULL, plan_new_command(p));
-        }
-        plan_add(p, shared, had[i].enrollment_id, STORE_POLICY_REMOVE);
+        size_t k = p->ncmds;
+        mdm_command_remove_profile(identifier, NULL, plan_new_command(p));
+        plan_add(p, k, had[i].enrollment_id, STORE_POLICY_REMOVE);
     }
 }
 

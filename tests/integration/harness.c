@@ -101,6 +101,7 @@ void h_start(struct h_server *s, const struct h_opts *o)
     char *p, *k;
 
     memset(s, 0, sizeof(*s));
+    snprintf(s->topic, sizeof(s->topic), "%s", o && o->topic ? o->topic : H_TOPIC);
     s->dir = tu_tmpdir();
     s->conf = xasprintf("%s/scepter.conf", s->dir);
     s->backend = backend();
@@ -244,12 +245,13 @@ void h_enroll(struct h_server *s, const struct tu_cert *id, const char *udid,
               const char *product)
 {
     struct tu_http_resp r;
-    char *auth = h_plist("MessageType", "Authenticate", "Topic", H_TOPIC, "UDID", udid,
+    char *auth = h_plist("MessageType", "Authenticate", "Topic", s->topic, "UDID", udid,
                          "ProductName", product, "SerialNumber", "SN-TEST", "DeviceName",
                          "Test device", NULL);
-    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", udid, "Token",
-                        "data:0123456789abcdef0123456789abcdef", "PushMagic",
-                        "00000000-1111-2222-3333-444444444444", NULL);
+    char token[64];
+    snprintf(token, sizeof(token), "data:tok-%.40s", udid);
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", s->topic, "UDID", udid, "Token",
+                        token, "PushMagic", "00000000-1111-2222-3333-444444444444", NULL);
 
     cr_assert_eq(h_checkin(s, id, auth, &r), 0);
     cr_assert_eq(r.status, 200, "Authenticate %s: %d %s", udid, r.status, r.body);

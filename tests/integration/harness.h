@@ -28,6 +28,7 @@ struct h_server {
     int port;            /* HTTPS */
     int http_port;       /* plain HTTP (when enabled) */
     struct tu_cert tls_ca, tls, dev_ca;
+    char topic[160];     /* the push topic devices enroll with */
 };
 
 struct h_opts {
@@ -35,6 +36,7 @@ struct h_opts {
     const char *extra;      /* more config lines */
     bool plain_http;        /* also listen_http */
     bool no_push_topic;     /* leave push_topic unset */
+    const char *topic;      /* the topic devices use (default H_TOPIC) */
 };
 
 /* Start scepter (asserts it comes up). */
