@@ -102,7 +102,7 @@ static int sq_connect(struct store *s, const char *path, struct scepter_error *e
      * synced at checkpoints (a power loss can lose the last commits, never corrupt). */
     if (sqlite3_exec(db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                     "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+                     "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         rc = scepter_err(err, SCEPTER_ESTORE, "store", "store: cannot set up %s: %s", path,
                          msg ? msg : "?");

@@ -74,10 +74,11 @@ static const struct store_sql SQL_COMMAND_INSERT = {
     " ON CONFLICT (uuid) DO NOTHING",
     NULL, NULL};
 
+/* ids sorted and distinct: rows go into queue_next in key order. */
 static const struct store_sql SQL_QUEUE_INSERT_MANY = {
     "queue_insert_many",
     "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated)"
-    " SELECT e.id, $2, $3, $4, $4 FROM enrollments e WHERE e.id IN {ARR1}",
+    " SELECT e.id, $2, $3, $4, $4 FROM {ARR1} AS a JOIN enrollments e ON e.id = a.value",
     NULL, NULL};
 
 static const struct store_sql SQL_FIRST_UNKNOWN_ENROLLMENT = {
@@ -142,6 +143,27 @@ static int insert_command(struct store *s, const struct store_command *c, int64_
     return rc;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ids sorted (byte order, as the "C" collation and SQLite compare) without repeats; *m is
+ * the count.  The caller frees the array (not the strings). */
+static const char **sorted_unique(const char *const *ids, size_t n, size_t *m)
+{
+    const char **v = xmemdup(ids, n * sizeof(*v));
+    size_t i, k = 0;
+
+    qsort(v, n, sizeof(*v), cmp_str);
+    for (i = 0; i < n; i++) {
+        if (k == 0 || strcmp(v[k - 1], v[i]) != 0)
+            v[k++] = v[i];
+    }
+    *m = k;
+    return v;
+}
+
 static int enqueue(struct store *s, const struct store_command *cmd, const char *const *ids,
                    size_t n, int64_t now, struct scepter_error *err)
 {
@@ -158,8 +180,10 @@ static int enqueue(struct store *s, const struct store_command *cmd, const char 
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_MANY, p, ARRAY_LEN(p), &changes, err)) != 0)
             return rc;
     }
-    /* Fewer rows than ids: an unknown enrollment, or the same id twice (harmless). */
-    if ((size_t)changes < n && (rc = unknown_enrollment(s, ids, n, err)) != 0)
+    if ((size_t)changes < n && (rc = unknown_enrollment(s, ids, n, err)) == 0)
+        rc = scepter_err(err, SCEPTER_EINTERNAL, "enrollment_ids",
+                         "enrollment_ids: rows went missing");
+    if (rc != 0)
         return rc;
     return db_commit(s, err);
 }
@@ -168,13 +192,17 @@ int store_enqueue(struct store *s, const struct store_command *cmd,
                   const char *const *enrollment_ids, size_t n, int64_t now,
                   struct scepter_error *err)
 {
+    const char **ids;
+    size_t m;
     int rc;
 
     if ((rc = store_check_command(cmd, err)) != 0 ||
         (rc = check_ids(enrollment_ids, n, "enrollment_ids", err)) != 0)
         return rc;
+    ids = sorted_unique(enrollment_ids, n, &m);
     STORE_CALL(s, rc, err)
-    rc = enqueue(s, cmd, enrollment_ids, n, now, err);
+    rc = enqueue(s, cmd, ids, m, now, err);
+    free(ids);
     return rc;
 }
 
@@ -310,16 +338,48 @@ static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds
     return 0;
 }
 
+struct pair {
+    const struct store_command *cmd;
+    const char *id;
+};
+
+static int cmp_pair(const void *a, const void *b)
+{
+    return strcmp(((const struct pair *)a)->id, ((const struct pair *)b)->id);
+}
+
 int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
                           const char *const *ids, size_t n, int64_t now, int64_t policy_id,
                           int64_t policy_version, enum store_policy_action action,
                           struct scepter_error *err)
 {
+    struct store_command *sc;
+    const char **sid;
+    struct pair *pairs;
+    size_t i;
+    int rc;
+
     if (n == 0)
         return 0;
+    /* In enrollment order, so the rows go into queue_next in key order. */
+    pairs = xcalloc(n, sizeof(*pairs));
+    sc = xcalloc(n, sizeof(*sc));
+    sid = xcalloc(n, sizeof(*sid));
+    for (i = 0; i < n; i++)
+        pairs[i] = (struct pair){&cmds[i], ids[i]};
+    qsort(pairs, n, sizeof(*pairs), cmp_pair);
+    for (i = 0; i < n; i++) {
+        sc[i] = *pairs[i].cmd;
+        sid[i] = pairs[i].id;
+    }
     if (s->pg)
-        return enqueue_each_pg(s, cmds, ids, n, now, policy_id, policy_version, action, err);
-    return enqueue_each_sqlite(s, cmds, ids, n, now, policy_id, policy_version, action, err);
+        rc = enqueue_each_pg(s, sc, sid, n, now, policy_id, policy_version, action, err);
+    else
+        rc = enqueue_each_sqlite(s, sc, sid, n, now, policy_id, policy_version, action, err);
+    free(pairs);
+    free(sc);
+    free(sid);
+    return rc;
 }
 
 static int enqueue_each(struct store *s, const struct store_command *cmds,
@@ -434,29 +494,28 @@ static int read_next(const struct dbres *r, int col, struct store_next *next)
     return 1;
 }
 
-#define PG_NEXT_COMMAND                                                                      \
-    " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"       \
-    "  JOIN commands c ON c.uuid = q.command_uuid"                                           \
-    "  WHERE q.enrollment_id = $1 AND q.state = 0 AND e.enabled"
-
 /*
- * PostgreSQL Idle: $1 enrollment, $2 cert hash, $3 device.  The CTE clears NotNow flags (it
- * matches no row unless a NotNow happened in the last exchange, and then only when the
- * request is allowed); the SELECT returns
- *   0 enrollment's device, 1 enabled, 2 the certificate's device, 3-5 next command.
+ * PostgreSQL Idle: $1 enrollment, $2 cert hash, $3 device.  `ok` reads the enrollment and
+ * the certificate's device once; the UPDATE clears NotNow flags (through the tiny partial
+ * index queue_notnow it matches no row unless the last exchange had a NotNow, and then only
+ * when the request is allowed: an UPDATE that changes nothing takes no transaction id); the
+ * SELECT returns 0 enrollment's device, 1 enabled, 2 the certificate's device, 3-5 the next
+ * command.
  */
 static const struct store_sql SQL_PG_CONNECT_IDLE = {
     "connect_idle", NULL,
-    "WITH clr AS (UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow"
-    "  AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.enabled"
-    "   AND ($3 IS NULL OR e.device_id = $3)"
-    "   AND ($2 IS NULL OR EXISTS (SELECT 1 FROM cert_bindings b"
-    "    WHERE b.cert_hash = $2 AND b.device_id = e.device_id)))"
+    "WITH ok AS (SELECT e.device_id AS edev, e.enabled,"
+    "   (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2) AS bound"
+    "  FROM enrollments e WHERE e.id = $1),"
+    " clr AS (UPDATE queue q SET notnow = false FROM ok"
+    "  WHERE q.enrollment_id = $1 AND q.notnow AND ok.enabled"
+    "   AND ($3 IS NULL OR ok.edev = $3) AND ($2 IS NULL OR ok.bound = ok.edev)"
     "  RETURNING 1)"
-    " SELECT e.device_id, e.enabled,"
-    "  (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
-    "  n.command_uuid, n.request_type, n.plist"
-    " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1" PG_NEXT_COMMAND
+    " SELECT ok.edev, ok.enabled, ok.bound, n.command_uuid, n.request_type, n.plist"
+    " FROM (SELECT 1) AS one LEFT JOIN ok ON true"
+    " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
+    "  JOIN commands c ON c.uuid = q.command_uuid"
+    "  WHERE q.enrollment_id = $1 AND q.state = 0 AND ok.enabled"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
     NULL};
 

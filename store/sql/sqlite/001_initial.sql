@@ -74,6 +74,9 @@ CREATE INDEX commands_policy ON commands (policy_id) WHERE policy_id IS NOT NULL
 --   state  0 pending (no final result), 1 finished, 2 cancelled/deactivated
 --   status the last report: 0 none, 1 Acknowledged, 2 Error, 3 CommandFormatError, 4 NotNow
 --   notnow skipped for the rest of the current exchange (NotNow); cleared by Idle
+-- Two indexes are written per queued row: the key (command, enrollment) answers results and
+-- per-command questions; queue_next (enrollment, state, order) answers "next command" and
+-- an enrollment's whole queue.  The partial indexes only hold rows in rare states.
 CREATE TABLE queue (
     seq            INTEGER PRIMARY KEY,
     enrollment_id  TEXT NOT NULL,
@@ -89,11 +92,10 @@ CREATE TABLE queue (
     raw            BLOB,
     error_chain    TEXT,
     updated        INTEGER NOT NULL,
-    UNIQUE (enrollment_id, command_uuid)
+    UNIQUE (command_uuid, enrollment_id)
 );
-CREATE INDEX queue_next ON queue (enrollment_id, priority DESC, created, seq) WHERE state = 0;
+CREATE INDEX queue_next ON queue (enrollment_id, state, priority DESC, created);
 CREATE INDEX queue_notnow ON queue (enrollment_id) WHERE notnow;
-CREATE INDEX queue_command ON queue (command_uuid);
 CREATE INDEX queue_done ON queue (updated) WHERE state <> 0;
 
 CREATE TABLE device_groups (

@@ -292,7 +292,7 @@ static int64_t xid_now(PGconn *c)
     return x;
 }
 
-Test(pg_only, private_server_restart_and_idle_writes_nothing, .timeout = 120)
+Test(pg_only, private_server_restart_and_idle_writes_nothing)
 {
     struct scepter_error err;
     struct store *s = NULL;

@@ -587,7 +587,7 @@ static void *race_deliver(void *arg)
     return NULL;
 }
 
-Test(queue, two_connections_race_on_one_queue, .timeout = 240)
+Test(queue, two_connections_race_on_one_queue)
 {
     struct scepter_error err;
     struct store *s = tf_open();
