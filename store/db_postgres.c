@@ -70,8 +70,12 @@ static int pg_err(struct store *s, PGresult *res, const char *what, struct scept
         s->retry = true;
         return scepter_err(err, SCEPTER_ESTORE, NULL, "store: %s: %s", what, msg);
     }
-    if (state && strcmp(state, "23505") == 0)
-        return scepter_err(err, SCEPTER_ECONFLICT, NULL, "already exists (%s: %s)", what, msg);
+    if (state && strcmp(state, "23505") == 0) {
+        /* DETAIL names the key: "Key (uuid)=(...) already exists." */
+        const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        return scepter_err(err, SCEPTER_ECONFLICT, NULL, "already exists (%s: %s)", what,
+                           detail ? detail : msg);
+    }
     if (state && strcmp(state, "23503") == 0)
         return scepter_err(err, SCEPTER_ENOTFOUND, NULL,
                            "refers to something that does not exist (%s: %s)", what, msg);

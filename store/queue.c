@@ -212,8 +212,7 @@ static const struct store_sql SQL_COMMANDS_INSERT_ARRAYS = {
     "INSERT INTO commands (uuid, request_type, plist, priority, created, policy_id,"
     " policy_version, policy_action)"
     " SELECT x.u, x.t, x.p, x.pr, $8, nullif(x.pid, 0), nullif(x.pv, 0), x.pa"
-    " FROM unnest($1, $2, $3, $4, $5, $6, $7) AS x(u, t, p, pr, pid, pv, pa)"
-    " ON CONFLICT (uuid) DO NOTHING",
+    " FROM unnest($1, $2, $3, $4, $5, $6, $7) AS x(u, t, p, pr, pid, pv, pa)",
     NULL};
 
 static const struct store_sql SQL_QUEUE_INSERT_ARRAYS = {
@@ -274,8 +273,14 @@ static int enqueue_each_pg(struct store *s, const struct store_command *cmds,
                            P_INTS(acts + start, m),
                            P_INT(now)};
         changes = 0;
-        if ((rc = db_exec(s, &SQL_COMMANDS_INSERT_ARRAYS, pc, ARRAY_LEN(pc), &changes, err)) != 0)
+        /* A plain INSERT (ON CONFLICT costs a speculative insertion per row): a UUID that
+         * exists, or repeats in the list, is a unique violation naming the key. */
+        if ((rc = db_exec(s, &SQL_COMMANDS_INSERT_ARRAYS, pc, ARRAY_LEN(pc), &changes, err)) != 0) {
+            if (rc == SCEPTER_ECONFLICT && err)
+                str_copy(err->field, sizeof(err->field), "CommandUUID");
             goto out;
+        }
+
         if ((size_t)changes < m) {
             rc = conflicting_uuid(s, uuids + start, m, err);
             goto out;
@@ -285,6 +290,7 @@ static int enqueue_each_pg(struct store *s, const struct store_command *cmds,
         changes = 0;
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ARRAYS, pq, ARRAY_LEN(pq), &changes, err)) != 0)
             goto out;
+
         if ((size_t)changes < m) {
             rc = unknown_enrollment(s, ids + start, m, err);
             if (rc == 0)
@@ -993,51 +999,75 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
 static const struct store_sql SQL_RETENTION_QUEUE = {
     "retention_queue", NULL,
     "DELETE FROM queue WHERE ctid = ANY (ARRAY(" RETENTION_VICTIMS("ctid") "))"
-    " AND state <> 0 AND updated < $1",
-    "DELETE FROM queue WHERE seq IN (" RETENTION_VICTIMS("seq") ")"};
+    " AND state <> 0 AND updated < $1 RETURNING command_uuid",
+    "DELETE FROM queue WHERE seq IN (" RETENTION_VICTIMS("seq") ") RETURNING command_uuid"};
 
+/* Commands of the deleted rows that no queue row refers to any more. */
 static const struct store_sql SQL_RETENTION_COMMANDS = {
     "retention_commands",
-    "DELETE FROM commands WHERE uuid IN (SELECT c.uuid FROM commands c WHERE c.created < $1"
-    " AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.command_uuid = c.uuid) LIMIT $2)",
+    "DELETE FROM commands WHERE uuid IN {ARR1}"
+    " AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.command_uuid = commands.uuid)",
     NULL, NULL};
 
 /* Bound on batches per call, so one call cannot run forever on a table growing as fast. */
 #define RETENTION_MAX_BATCHES 100000
 
+/* One batch, one short transaction: up to `batch` queue rows and their orphaned commands. */
+static int retention_batch(struct store *s, int64_t before, size_t batch, size_t *deleted,
+                           struct scepter_error *err)
+{
+    struct dbv p[] = {P_INT(before), P_INT(batch)};
+    char **uuids = NULL;
+    size_t n = 0, cap = 0, m;
+    struct dbres r = {0};
+    const char **u = NULL;
+    int rc;
+
+    *deleted = 0;
+    if ((rc = db_begin(s, err)) != 0 ||
+        (rc = db_query(s, &SQL_RETENTION_QUEUE, p, ARRAY_LEN(p), &r, err)) != 0)
+        goto out;
+    while ((rc = db_next(&r, err)) == 1)
+        store_strv_push(&uuids, &n, &cap, db_strdup(&r, 0));
+    db_res_clear(&r);
+    if (rc < 0)
+        goto out;
+    if (n > 0) {
+        u = sorted_unique((const char *const *)uuids, n, &m);
+        struct dbv q[] = {P_TEXTS(u, m)};
+        if ((rc = db_exec(s, &SQL_RETENTION_COMMANDS, q, ARRAY_LEN(q), NULL, err)) != 0)
+            goto out;
+    }
+    if ((rc = db_commit(s, err)) == 0)
+        *deleted = n;
+out:
+    db_res_clear(&r);
+    free(u);
+    store_strv_free(uuids, n);
+    return rc;
+}
+
 int store_retention(struct store *s, int64_t before, size_t batch, size_t *deleted,
                     struct scepter_error *err)
 {
-    struct dbv p[] = {P_INT(before), P_INT(0)};
-    int64_t changes;
-    size_t i, total = 0;
+    size_t i, n = 0, total = 0;
     int rc = 0;
 
     *deleted = 0;
     if (batch == 0 || batch > 1000000)
         return scepter_err(err, SCEPTER_EINVAL, "batch", "batch: want 1 to 1000000 rows");
-    p[1] = P_INT(batch);
-    /* Each batch is its own short statement and transaction: check-ins go on meanwhile. */
+    /* Each batch is its own short transaction: check-ins go on meanwhile. */
     for (i = 0; i < RETENTION_MAX_BATCHES; i++) {
-        changes = 0;
         STORE_CALL(s, rc, err)
-        rc = db_exec(s, &SQL_RETENTION_QUEUE, p, ARRAY_LEN(p), &changes, err);
+        rc = retention_batch(s, before, batch, &n, err);
         if (rc != 0)
-            goto out;
-        total += (size_t)changes;
-        if ((size_t)changes < batch)
             break;
-    }
-    for (i = 0; i < RETENTION_MAX_BATCHES; i++) {
-        changes = 0;
-        STORE_CALL(s, rc, err)
-        rc = db_exec(s, &SQL_RETENTION_COMMANDS, p, ARRAY_LEN(p), &changes, err);
-        if (rc != 0 || (size_t)changes < batch)
+        total += n;
+        if (n < batch)
             break;
     }
     if (total > 0)
         log_info("store: retention removed %zu finished queue entries", total);
-out:
     *deleted = total;
     return rc;
 }

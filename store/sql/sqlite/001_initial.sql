@@ -67,7 +67,6 @@ CREATE TABLE commands (
     policy_version INTEGER,
     policy_action  INTEGER NOT NULL DEFAULT 0    -- enum store_policy_action
 );
-CREATE INDEX commands_created ON commands (created);
 CREATE INDEX commands_policy ON commands (policy_id) WHERE policy_id IS NOT NULL;
 
 -- The per-enrollment queue and its results, one row per (enrollment, command).
