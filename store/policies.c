@@ -158,6 +158,7 @@ void store_policy_clear(struct store_policy *p)
 {
     if (p == NULL)
         return;
+    free(p->uid);
     free(p->type);
     free(p->platform);
     free(p->name);
@@ -192,9 +193,10 @@ static const struct store_sql SQL_POLICY_INSERT = {
     "policy_insert",
     "INSERT INTO policies (type, platform, name, notes, scep_url, scep_name, scep_challenge,"
     " scep_fingerprint, scep_subject, key_size, retries, retry_delay, key_extractable,"
-    " key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri, version, created, updated)"
+    " key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri, version, created, updated,"
+    " uid)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-    " $18, $19, 1, $20, $20) ON CONFLICT (platform, name) DO NOTHING RETURNING id, version",
+    " $18, $19, 1, $20, $20, $21) ON CONFLICT (platform, name) DO NOTHING RETURNING id, version",
     NULL, NULL};
 
 static const struct store_sql SQL_POLICY_UPDATE = {
@@ -282,8 +284,11 @@ static int policy_save(struct store *s, struct store_policy *p, const struct sto
                           P_TEXT(p->san_uri),
                           P_INT(now),
                           P_INT(p->id)};
-        rc = db_query(s, p->id ? &SQL_POLICY_UPDATE : &SQL_POLICY_INSERT, q,
-                      p->id ? ARRAY_LEN(q) : ARRAY_LEN(q) - 1, &r, err);
+        /* $21 is the id of the policy to update, or the uid of a new one. */
+        if (p->id == 0)
+            q[20] = P_TEXT(p->uid);
+        rc = db_query(s, p->id ? &SQL_POLICY_UPDATE : &SQL_POLICY_INSERT, q, ARRAY_LEN(q), &r,
+                      err);
         if (rc == SCEPTER_ECONFLICT) /* a concurrent save took the name */
             rc = name_conflict(p, err);
         if (rc != 0)
@@ -349,6 +354,8 @@ static int check_policy(const struct store_policy *p, struct scepter_error *err)
     if (p->id < 0)
         return scepter_err(err, SCEPTER_EINVAL, "id", "id: %lld is not a policy id",
                            (long long)p->id);
+    if (p->id == 0 && (rc = store_check_str(p->uid, 64, "uid", err)) != 0)
+        return rc;
     if ((rc = check_list((const char *const *)p->target_devices, p->n_target_devices,
                          "targets.devices", err)) != 0 ||
         (rc = check_list((const char *const *)p->target_groups, p->n_target_groups,
@@ -432,7 +439,7 @@ int store_policy_delete(struct store *s, int64_t id, const struct store_command 
     "SELECT id, type, platform, name, notes, scep_url, scep_name, scep_challenge,"          \
     " scep_fingerprint, scep_subject, key_size, retries, retry_delay, key_extractable,"     \
     " key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri, version, created,"      \
-    " updated FROM policies"
+    " updated, uid FROM policies"
 
 /* $1 platform or NULL, $2 id or 0. */
 #define POLICY_FILTER "($1 IS NULL OR p.platform = $1) AND ($2 = 0 OR p.id = $2)"
@@ -476,6 +483,7 @@ static void read_policy(const struct dbres *r, struct store_policy *p)
     p->version = db_int(r, 20);
     p->created = db_int(r, 21);
     p->updated = db_int(r, 22);
+    p->uid = db_strdup(r, 23);
 }
 
 /* Attach (policy id, value) rows, sorted by policy id, to pols (sorted by id). */

@@ -229,7 +229,7 @@ static const struct store_sql SQL_QUEUE_INSERT_ONE = {
     " SELECT e.id, $2, $3, $4, $4 FROM enrollments e WHERE e.id = $1",
     NULL, NULL};
 
-static int enqueue_each_pg(struct store *s, const struct store_command *cmds,
+static int enqueue_each_pg(struct store *s, const struct store_command *cmds, const bool *first,
                            const char *const *ids, size_t n, int64_t now, int64_t policy_id,
                            int64_t policy_version, enum store_policy_action action,
                            struct scepter_error *err)
@@ -246,21 +246,26 @@ static int enqueue_each_pg(struct store *s, const struct store_command *cmds,
     int64_t changes;
     int rc = 0;
 
+    /* Command rows (each UUID once: repeated entries share one command), then queue rows. */
+    size_t nc = 0;
     for (i = 0; i < n; i++) {
-        uuids[i] = cmds[i].uuid;
-        types[i] = cmds[i].request_type;
-        plists[i] = cmds[i].plist;
-        lens[i] = cmds[i].plist_len;
-        prios[i] = cmds[i].priority;
-        pids[i] = policy_id ? policy_id : cmds[i].policy_id;
-        pvers[i] = policy_id ? policy_version : cmds[i].policy_version;
-        acts[i] = policy_id && cmds[i].policy_action == STORE_POLICY_NONE
-                      ? (int64_t)action
-                      : (int64_t)cmds[i].policy_action;
+        if (!first[i])
+            continue;
+        uuids[nc] = cmds[i].uuid;
+        types[nc] = cmds[i].request_type;
+        plists[nc] = cmds[i].plist;
+        lens[nc] = cmds[i].plist_len;
+        prios[nc] = cmds[i].priority;
+        pids[nc] = policy_id ? policy_id : cmds[i].policy_id;
+        pvers[nc] = policy_id ? policy_version : cmds[i].policy_version;
+        acts[nc] = policy_id && cmds[i].policy_action == STORE_POLICY_NONE
+                       ? (int64_t)action
+                       : (int64_t)cmds[i].policy_action;
+        nc++;
     }
-    for (start = 0; start < n; start = end) {
+    for (start = 0; start < nc; start = end) {
         for (end = start, bytes = 0;
-             end < n && end - start < PG_CHUNK_ROWS && (end == start || bytes < PG_CHUNK_BYTES);
+             end < nc && end - start < PG_CHUNK_ROWS && (end == start || bytes < PG_CHUNK_BYTES);
              end++)
             bytes += lens[end];
         size_t m = end - start;
@@ -273,24 +278,25 @@ static int enqueue_each_pg(struct store *s, const struct store_command *cmds,
                            P_INTS(acts + start, m),
                            P_INT(now)};
         changes = 0;
-        /* A plain INSERT (ON CONFLICT costs a speculative insertion per row): a UUID that
-         * exists, or repeats in the list, is a unique violation naming the key. */
-        if ((rc = db_exec(s, &SQL_COMMANDS_INSERT_ARRAYS, pc, ARRAY_LEN(pc), &changes, err)) != 0) {
-            if (rc == SCEPTER_ECONFLICT && err)
-                str_copy(err->field, sizeof(err->field), "CommandUUID");
+        if ((rc = db_exec(s, &SQL_COMMANDS_INSERT_ARRAYS, pc, ARRAY_LEN(pc), &changes, err)) != 0)
             goto out;
-        }
-
         if ((size_t)changes < m) {
             rc = conflicting_uuid(s, uuids + start, m, err);
             goto out;
         }
+    }
+    for (i = 0; i < n; i++) {
+        uuids[i] = cmds[i].uuid;
+        prios[i] = cmds[i].priority;
+    }
+    for (start = 0; start < n; start = end) {
+        end = start + PG_CHUNK_ROWS < n ? start + PG_CHUNK_ROWS : n;
+        size_t m = end - start;
         struct dbv pq[] = {P_TEXTS(ids + start, m), P_TEXTS(uuids + start, m),
                            P_INTS(prios + start, m), P_INT(now)};
         changes = 0;
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ARRAYS, pq, ARRAY_LEN(pq), &changes, err)) != 0)
             goto out;
-
         if ((size_t)changes < m) {
             rc = unknown_enrollment(s, ids + start, m, err);
             if (rc == 0)
@@ -312,7 +318,7 @@ out:
 }
 
 static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds,
-                               const char *const *ids, size_t n, int64_t now,
+                               const bool *first, const char *const *ids, size_t n, int64_t now,
                                int64_t policy_id, int64_t policy_version,
                                enum store_policy_action action, struct scepter_error *err)
 {
@@ -323,7 +329,9 @@ static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds
     for (i = 0; i < n; i++) {
         const struct store_command *c = &cmds[i];
 
-        if (policy_id)
+        if (!first[i])
+            rc = 0; /* a repeated UUID: the command row exists, only queue it */
+        else if (policy_id)
             rc = insert_command(s, c, now, policy_id, policy_version,
                                 c->policy_action != STORE_POLICY_NONE ? c->policy_action
                                                                       : action,
@@ -354,6 +362,12 @@ static int cmp_pair(const void *a, const void *b)
     return strcmp(((const struct pair *)a)->id, ((const struct pair *)b)->id);
 }
 
+static int cmp_uuid_index(const void *a, const void *b, void *arg)
+{
+    const struct store_command *sc = arg;
+    return strcmp(sc[*(const size_t *)a].uuid, sc[*(const size_t *)b].uuid);
+}
+
 int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
                           const char *const *ids, size_t n, int64_t now, int64_t policy_id,
                           int64_t policy_version, enum store_policy_action action,
@@ -362,7 +376,8 @@ int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
     struct store_command *sc;
     const char **sid;
     struct pair *pairs;
-    size_t i;
+    size_t i, *order;
+    bool *first;
     int rc;
 
     if (n == 0)
@@ -378,10 +393,21 @@ int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
         sc[i] = *pairs[i].cmd;
         sid[i] = pairs[i].id;
     }
+    /* The same command (same UUID) may go to many enrollments: one command row for it. */
+    order = xcalloc(n, sizeof(*order));
+    first = xcalloc(n, sizeof(*first));
+    for (i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof(*order), cmp_uuid_index, sc);
+    for (i = 0; i < n; i++)
+        first[order[i]] = i == 0 || strcmp(sc[order[i - 1]].uuid, sc[order[i]].uuid) != 0;
     if (s->pg)
-        rc = enqueue_each_pg(s, sc, sid, n, now, policy_id, policy_version, action, err);
+        rc = enqueue_each_pg(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
     else
-        rc = enqueue_each_sqlite(s, sc, sid, n, now, policy_id, policy_version, action, err);
+        rc = enqueue_each_sqlite(s, sc, first, sid, n, now, policy_id, policy_version, action,
+                                 err);
+    free(order);
+    free(first);
     free(pairs);
     free(sc);
     free(sid);
@@ -596,15 +622,28 @@ static int connect_pg(struct store *s, const struct store_report *rep, const cha
     return rc;
 }
 
-/* SQLite: $1 enrollment, $2 cert hash, $3 command UUID (NULL for Idle). */
+/*
+ * SQLite: $1 enrollment, $2 cert hash, $3 reported command UUID (NULL for Idle), $4 Idle.
+ * One read answers the whole exchange: 0 enrollment's device, 1 enabled, 2 certificate's
+ * device, 3-4 the reported row's state and NotNow flag, 5 NotNow flags to clear, 6-8 the next
+ * command.  The next command leaves out the reported one and, unless this is an Idle (which
+ * clears the flags), the ones flagged NotNow; recording the report changes only the reported
+ * row, so the answer stays right after the UPDATE.
+ */
 static const struct store_sql SQL_SQ_EXCHANGE = {
-    "connect_state", NULL, NULL,
+    "connect_exchange", NULL, NULL,
     "SELECT e.device_id, e.enabled,"
     " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
     " q.state, q.notnow,"
-    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow)"
+    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow),"
+    " n.command_uuid, c.request_type, c.plist"
     " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
-    " LEFT JOIN queue q ON q.enrollment_id = $1 AND q.command_uuid = $3"};
+    " LEFT JOIN queue q ON q.command_uuid = $3 AND q.enrollment_id = $1"
+    " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
+    "  WHERE n2.enrollment_id = $1 AND n2.state = 0 AND ($4 OR NOT n2.notnow)"
+    "  AND ($3 IS NULL OR n2.command_uuid <> $3)"
+    "  ORDER BY n2.priority DESC, n2.created, n2.seq LIMIT 1)"
+    " LEFT JOIN commands c ON c.uuid = n.command_uuid"};
 
 static const struct store_sql SQL_SQ_CLEAR_NOTNOW = {
     "clear_notnow", NULL, NULL,
@@ -616,16 +655,7 @@ static const struct store_sql SQL_SQ_RECORD = {
     " notnow = ($3 = 4), notnow_count = notnow_count + CASE WHEN $3 = 4 THEN 1 ELSE 0 END,"
     " last_notnow_at = CASE WHEN $3 = 4 THEN $6 ELSE last_notnow_at END,"
     " raw = $4, error_chain = $5, result_at = $6, updated = $6"
-    " WHERE enrollment_id = $1 AND command_uuid = $2 AND state = 0"};
-
-/* $1 enrollment, $2 UUID to leave out (or NULL), $3 skip NotNow-flagged rows. */
-static const struct store_sql SQL_SQ_NEXT = {
-    "next_command", NULL, NULL,
-    "SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
-    " JOIN commands c ON c.uuid = q.command_uuid"
-    " WHERE q.enrollment_id = $1 AND q.state = 0 AND (NOT $3 OR NOT q.notnow)"
-    " AND ($2 IS NULL OR q.command_uuid <> $2)"
-    " ORDER BY q.priority DESC, q.created, q.seq LIMIT 1"};
+    " WHERE command_uuid = $2 AND enrollment_id = $1 AND state = 0"};
 
 static int connect_sqlite(struct store *s, const struct store_report *rep, const char *hash,
                           int64_t now, struct store_next *next, struct exchange *x,
@@ -633,14 +663,14 @@ static int connect_sqlite(struct store *s, const struct store_report *rep, const
 {
     bool idle = rep->status == STORE_STATUS_IDLE;
     struct dbres r = {0};
-    int rc;
+    int rc, have_next = 0;
 
     /* A report writes: take the write lock first so the checks and the update agree. */
     if (!idle && (rc = db_begin(s, err)) != 0)
         goto out;
     {
         struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash),
-                          P_TEXT(idle ? NULL : rep->command_uuid)};
+                          P_TEXT(idle ? NULL : rep->command_uuid), P_BOOL(idle)};
         if ((rc = db_query(s, &SQL_SQ_EXCHANGE, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }
@@ -657,9 +687,10 @@ static int connect_sqlite(struct store *s, const struct store_report *rep, const
     x->row_state = (int)db_int(&r, 3);
     x->row_notnow = db_bool(&r, 4);
     x->flagged = db_bool(&r, 5);
-    db_res_clear(&r);
     if ((rc = exchange_check(rep, x, err)) != 0)
         goto out;
+    have_next = read_next(&r, 6, next);
+    db_res_clear(&r);
     if (idle && x->flagged) {
         struct dbv p[] = {P_TEXT(rep->enrollment_id)};
         if ((rc = db_begin(s, err)) != 0 ||
@@ -676,25 +707,13 @@ static int connect_sqlite(struct store *s, const struct store_report *rep, const
             goto out;
         x->recorded = changes > 0;
     }
-    {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(idle ? NULL : rep->command_uuid),
-                          P_BOOL(!idle)};
-        if ((rc = db_query(s, &SQL_SQ_NEXT, p, ARRAY_LEN(p), &r, err)) != 0)
-            goto out;
-    }
-    if ((rc = db_next(&r, err)) < 0)
+    if (s->in_tx && (rc = db_commit(s, err)) != 0)
         goto out;
-    rc = rc == 1 ? read_next(&r, 0, next) : 0;
-    db_res_clear(&r);
-    if (s->in_tx) {
-        int crc = db_commit(s, err);
-        if (crc != 0) {
-            rc = crc;
-            store_next_clear(next);
-        }
-    }
+    rc = have_next;
 out:
     db_res_clear(&r);
+    if (rc < 0)
+        store_next_clear(next);
     return rc;
 }
 

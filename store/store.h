@@ -255,7 +255,10 @@ struct store_command {
 int store_enqueue(struct store *s, const struct store_command *cmd,
                   const char *const *enrollment_ids, size_t n, int64_t now,
                   struct scepter_error *err) WUR;
-/* Queue cmds[i] for enrollment_ids[i], i < n, in one transaction. */
+/*
+ * Queue cmds[i] for enrollment_ids[i], i < n, in one transaction.  Entries may repeat a
+ * command (same UUID, same content) for several enrollments: it is stored once.
+ */
 int store_enqueue_each(struct store *s, const struct store_command *cmds,
                        const char *const *enrollment_ids, size_t n, int64_t now,
                        struct scepter_error *err) WUR;

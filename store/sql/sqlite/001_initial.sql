@@ -112,6 +112,7 @@ CREATE INDEX group_members_device ON group_members (device_id);
 
 CREATE TABLE policies (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid              TEXT NOT NULL UNIQUE,
     type             TEXT NOT NULL,
     platform         TEXT NOT NULL,
     name             TEXT NOT NULL,
