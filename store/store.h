@@ -303,7 +303,10 @@ enum store_report_outcome {
  *      result, not skipped in this exchange.  A command handed out but never answered is
  *      offered again (at-least-once).
  * Returns 1 with *next filled, 0 when nothing is queued; *outcome says what happened to the
- * report.  An Idle poll with an empty queue writes nothing.
+ * report.  An Idle poll with an empty queue writes nothing (PostgreSQL: no transaction id is
+ * taken; the whole exchange is one prepared statement, one round trip).  Delivery is
+ * at-least-once: two sessions of one enrollment polling at the same moment may both be
+ * handed the same command; its result is recorded once (the second is a DUPLICATE).
  */
 int store_connect(struct store *s, const struct store_report *report, int64_t now,
                   struct store_next *next, enum store_report_outcome *outcome,
@@ -326,7 +329,8 @@ void store_queue_items_free(struct store_queue_item *items, size_t n);
 int store_queue_list(struct store *s, const char *enrollment_id, bool include_finished,
                      struct store_queue_item **out, size_t *n, struct scepter_error *err) WUR;
 /* Cancel one queued command: SCEPTER_ENOTFOUND if it is not queued for the enrollment,
- * SCEPTER_ECONFLICT if it already has a final result. */
+ * SCEPTER_ECONFLICT if it already has a final result.  A cancelled entry keeps the time of
+ * its last activity (enqueue or NotNow): retention counts its age from there. */
 int store_queue_cancel(struct store *s, const char *enrollment_id, const char *uuid,
                        struct scepter_error *err) WUR;
 /* Cancel every queued command of the enrollment; *cancelled says how many. */
@@ -350,7 +354,9 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
 /*
  * Retention: delete finished queue entries and results older than `before`, and commands no
  * longer referenced, in batches of `batch` rows (each its own short transaction, so check-ins
- * are not blocked).  *deleted counts queue entries removed.
+ * are not blocked).  *deleted counts queue entries removed.  Pending entries are never
+ * deleted, nor the newest entry linking an enrollment to an existing policy (it is what
+ * store_policy_status() reports).  SCEPTER_EINVAL unless 1 <= batch <= 1,000,000.
  */
 int store_retention(struct store *s, int64_t before, size_t batch, size_t *deleted,
                      struct scepter_error *err) WUR;
