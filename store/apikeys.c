@@ -104,8 +104,8 @@ int store_apikey_check(struct store *s, const char *hash_hex, int64_t *id,
 
 /* Written at most once a minute per key: checking a key stays a read. */
 static const struct store_sql SQL_APIKEY_TOUCH = {
-    "apikey_touch", "UPDATE apikeys SET last_used = $2 WHERE id = $1 AND last_used < $2 - 60",
-    NULL, NULL};
+    "apikey_touch", "UPDATE apikeys SET last_used = $2 WHERE id = $1 AND last_used < $2 - 60", NULL,
+    NULL};
 
 int store_apikey_touch(struct store *s, int64_t id, int64_t now, struct scepter_error *err)
 {
@@ -121,8 +121,7 @@ int store_apikey_touch(struct store *s, int64_t id, int64_t now, struct scepter_
 
 static const struct store_sql SQL_APIKEY_LIST = {
     "apikey_list",
-    "SELECT id, name, substr(hash, 1, 8), created, last_used FROM apikeys ORDER BY id", NULL,
-    NULL};
+    "SELECT id, name, substr(hash, 1, 8), created, last_used FROM apikeys ORDER BY id", NULL, NULL};
 
 static int apikey_list(struct store *s, struct store_apikey **out, size_t *n,
                        struct scepter_error *err)
@@ -168,8 +167,8 @@ int store_apikey_list(struct store *s, struct store_apikey **out, size_t *n,
     return rc;
 }
 
-static const struct store_sql SQL_APIKEY_DELETE = {
-    "apikey_delete", "DELETE FROM apikeys WHERE id = $1", NULL, NULL};
+static const struct store_sql SQL_APIKEY_DELETE = {"apikey_delete",
+                                                   "DELETE FROM apikeys WHERE id = $1", NULL, NULL};
 
 int store_apikey_delete(struct store *s, int64_t id, struct scepter_error *err)
 {

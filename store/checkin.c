@@ -79,8 +79,8 @@ static int norm_hash(const char *in, char out[65], const char *field, struct sce
                            "%s: want the 64 hex digits of a SHA-256 digest", field);
     for (i = 0; i < 64; i++) {
         if (!isxdigit((unsigned char)in[i]))
-            return scepter_err(err, SCEPTER_EINVAL, field, "%s: '%c' is not a hex digit",
-                               field, in[i]);
+            return scepter_err(err, SCEPTER_EINVAL, field, "%s: '%c' is not a hex digit", field,
+                               in[i]);
         out[i] = (char)tolower((unsigned char)in[i]);
     }
     out[64] = '\0';
@@ -92,18 +92,22 @@ static int check_facts(const struct store_device_facts *f, struct scepter_error 
     const struct {
         const char *v, *name;
     } fields[] = {
-        {f->serial_number, "SerialNumber"}, {f->device_name, "DeviceName"},
-        {f->model, "Model"},                {f->model_name, "ModelName"},
-        {f->product_name, "ProductName"},   {f->os_version, "OSVersion"},
-        {f->build_version, "BuildVersion"}, {f->imei, "IMEI"},
+        {f->serial_number, "SerialNumber"},
+        {f->device_name, "DeviceName"},
+        {f->model, "Model"},
+        {f->model_name, "ModelName"},
+        {f->product_name, "ProductName"},
+        {f->os_version, "OSVersion"},
+        {f->build_version, "BuildVersion"},
+        {f->imei, "IMEI"},
         {f->meid, "MEID"},
     };
     size_t i;
 
     for (i = 0; i < ARRAY_LEN(fields); i++) {
         if (fields[i].v && strlen(fields[i].v) > MAX_FACT_LEN)
-            return scepter_err(err, SCEPTER_EINVAL, fields[i].name,
-                               "%s: longer than %d bytes", fields[i].name, MAX_FACT_LEN);
+            return scepter_err(err, SCEPTER_EINVAL, fields[i].name, "%s: longer than %d bytes",
+                               fields[i].name, MAX_FACT_LEN);
     }
     if ((unsigned)f->platform > STORE_PLATFORM_VISIONOS)
         return scepter_err(err, SCEPTER_EINVAL, "platform", "platform: unknown value %d",
@@ -223,8 +227,7 @@ int store_authenticate(struct store *s, const struct store_authenticate *a, int6
                            "enrollment), not type %d",
                            (int)a->type);
     if (strchr(a->device_id, ':') != NULL)
-        return scepter_err(err, SCEPTER_EINVAL, "device_id",
-                           "device_id: must not contain ':'");
+        return scepter_err(err, SCEPTER_EINVAL, "device_id", "device_id: must not contain ':'");
     STORE_CALL(s, rc, err)
     rc = authenticate(s, a, hash, now, err);
     return rc;
@@ -242,8 +245,9 @@ int store_cert_check(struct store *s, const char *cert_hash, const char *device_
     STORE_CALL(s, rc, err)
     rc = cert_owner(s, hash, &owner, err);
     if (rc == 0)
-        rc = owner == NULL ? 0 : strcmp(owner, device_id) == 0 ? 1
-                                                               : forbid_cert(owner, device_id, err);
+        rc = owner == NULL                   ? 0
+             : strcmp(owner, device_id) == 0 ? 1
+                                             : forbid_cert(owner, device_id, err);
     free(owner);
     return rc;
 }
@@ -274,8 +278,7 @@ static const struct store_sql SQL_TOKEN_UPDATE = {
     NULL, NULL};
 
 static const struct store_sql SQL_UNLOCK_TOKEN = {
-    "unlock_token", "UPDATE devices SET unlock_token = $2, updated = $3 WHERE id = $1", NULL,
-    NULL};
+    "unlock_token", "UPDATE devices SET unlock_token = $2, updated = $3 WHERE id = $1", NULL, NULL};
 
 static int token_update(struct store *s, const struct store_token_update *t, int64_t now,
                         bool *first, struct scepter_error *err)
@@ -304,16 +307,21 @@ static int token_update(struct store *s, const struct store_token_update *t, int
     }
     db_res_clear(&r);
     if (!found) {
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id",
-                         "device %s never authenticated", t->device_id);
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s never authenticated",
+                         t->device_id);
         goto out;
     }
     {
-        struct dbv p[] = {P_TEXT(t->enrollment_id), P_TEXT(t->device_id),
-                          P_INT(t->type),           P_TEXT(t->topic),
-                          P_TEXT(t->user_id),       P_TEXT(t->user_short_name),
-                          P_TEXT(t->user_long_name), P_BLOB(t->token, t->token_len),
-                          P_TEXT(t->push_magic),    P_BOOL(t->awaiting_configuration),
+        struct dbv p[] = {P_TEXT(t->enrollment_id),
+                          P_TEXT(t->device_id),
+                          P_INT(t->type),
+                          P_TEXT(t->topic),
+                          P_TEXT(t->user_id),
+                          P_TEXT(t->user_short_name),
+                          P_TEXT(t->user_long_name),
+                          P_BLOB(t->token, t->token_len),
+                          P_TEXT(t->push_magic),
+                          P_BOOL(t->awaiting_configuration),
                           P_INT(now)};
         if ((rc = db_exec(s, &SQL_TOKEN_UPDATE, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
@@ -355,14 +363,13 @@ int store_token_update(struct store *s, const struct store_token_update *t, int6
 }
 
 static const struct store_sql SQL_CHECKOUT_DEVICE = {
-    "checkout_device", "UPDATE devices SET checked_out_at = $2, updated = $2 WHERE id = $1",
-    NULL, NULL};
+    "checkout_device", "UPDATE devices SET checked_out_at = $2, updated = $2 WHERE id = $1", NULL,
+    NULL};
 static const struct store_sql SQL_CHECKOUT_ENROLLMENTS = {
     "checkout_enrollments", "UPDATE enrollments SET enabled = false WHERE device_id = $1", NULL,
     NULL};
 
-static int checkout(struct store *s, const char *device_id, int64_t now,
-                    struct scepter_error *err)
+static int checkout(struct store *s, const char *device_id, int64_t now, struct scepter_error *err)
 {
     struct dbv p[] = {P_TEXT(device_id), P_INT(now)};
     int64_t changes = 0;
@@ -373,16 +380,14 @@ static int checkout(struct store *s, const char *device_id, int64_t now,
     if ((rc = db_exec(s, &SQL_CHECKOUT_DEVICE, p, 2, &changes, err)) != 0)
         return rc;
     if (changes == 0)
-        return scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown",
-                           device_id);
+        return scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
     if ((rc = db_exec(s, &SQL_CHECKOUT_ENROLLMENTS, p, 1, NULL, err)) != 0 ||
         (rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, 2, NULL, err)) != 0)
         return rc;
     return db_commit(s, err);
 }
 
-int store_checkout(struct store *s, const char *device_id, int64_t now,
-                   struct scepter_error *err)
+int store_checkout(struct store *s, const char *device_id, int64_t now, struct scepter_error *err)
 {
     int rc;
 
@@ -416,16 +421,14 @@ int store_device_update_facts(struct store *s, const char *device_id,
         return rc;
     STORE_CALL(s, rc, err)
     {
-        struct dbv p[] = {P_TEXT(device_id),       P_TEXT(f->serial_number),
-                          P_TEXT(f->device_name),  P_TEXT(f->model),
-                          P_TEXT(f->model_name),   P_TEXT(f->product_name),
-                          P_TEXT(f->os_version),   P_TEXT(f->build_version),
-                          P_TEXT(f->imei),         P_TEXT(f->meid),
-                          P_TEXT(facts_platform(f)), P_INT(now)};
+        struct dbv p[] = {P_TEXT(device_id),     P_TEXT(f->serial_number),  P_TEXT(f->device_name),
+                          P_TEXT(f->model),      P_TEXT(f->model_name),     P_TEXT(f->product_name),
+                          P_TEXT(f->os_version), P_TEXT(f->build_version),  P_TEXT(f->imei),
+                          P_TEXT(f->meid),       P_TEXT(facts_platform(f)), P_INT(now)};
         rc = db_exec(s, &SQL_UPDATE_FACTS, p, ARRAY_LEN(p), &changes, err);
         if (rc == 0 && changes == 0)
-            rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown",
-                             device_id);
+            rc =
+                scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
     }
     return rc;
 }
@@ -454,14 +457,14 @@ int store_bootstrap_set(struct store *s, const char *device_id, const unsigned c
         struct dbv p[] = {P_TEXT(device_id), P_BLOB(len ? data : NULL, len)};
         rc = db_exec(s, &SQL_BOOTSTRAP_SET, p, ARRAY_LEN(p), &changes, err);
         if (rc == 0 && changes == 0)
-            rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown",
-                             device_id);
+            rc =
+                scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
     }
     return rc;
 }
 
-int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **data,
-                        size_t *len, struct scepter_error *err)
+int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **data, size_t *len,
+                        struct scepter_error *err)
 {
     struct dbres r;
     int rc;
@@ -478,8 +481,8 @@ int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **
             *data = db_blobdup(&r, 0, len);
             rc = 0;
         } else if (rc == 0) {
-            rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown",
-                             device_id);
+            rc =
+                scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
         }
         db_res_clear(&r);
     }
@@ -487,8 +490,7 @@ int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **
 }
 
 static const struct store_sql SQL_TOUCH = {
-    "touch",
-    "UPDATE enrollments SET last_seen = $2 WHERE id IN {ARR1} AND last_seen < $2", NULL,
+    "touch", "UPDATE enrollments SET last_seen = $2 WHERE id IN {ARR1} AND last_seen < $2", NULL,
     NULL};
 
 static int cmp_str(const void *a, const void *b)
@@ -545,8 +547,8 @@ static const struct store_sql SQL_ENROLLMENT_GET = {
     " FROM enrollments WHERE id = $1",
     NULL, NULL};
 
-int store_enrollment_get(struct store *s, const char *enrollment_id,
-                         struct store_enrollment *out, struct scepter_error *err)
+int store_enrollment_get(struct store *s, const char *enrollment_id, struct store_enrollment *out,
+                         struct scepter_error *err)
 {
     struct dbres r;
     int rc;
@@ -573,8 +575,8 @@ int store_enrollment_get(struct store *s, const char *enrollment_id,
             out->created = db_int(&r, 11);
             rc = 0;
         } else if (rc == 0) {
-            rc = scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_id",
-                             "enrollment %s is unknown", enrollment_id);
+            rc = scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_id", "enrollment %s is unknown",
+                             enrollment_id);
         }
         db_res_clear(&r);
     }
@@ -609,12 +611,12 @@ void store_devices_free(struct store_device *d, size_t n)
     free(d);
 }
 
-#define DEVICE_COLUMNS                                                                       \
-    "d.id, d.type, d.serial_number, d.device_name, d.model, d.model_name, d.product_name,"  \
-    " d.os_version, d.build_version, d.platform, d.topic, coalesce(e.enabled, false),"      \
-    " coalesce(e.token_valid AND e.push_token IS NOT NULL, false),"                          \
-    " d.bootstrap_token IS NOT NULL, coalesce(e.last_seen, 0), d.authenticated_at,"         \
-    " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created"                         \
+#define DEVICE_COLUMNS                                                                             \
+    "d.id, d.type, d.serial_number, d.device_name, d.model, d.model_name, d.product_name,"         \
+    " d.os_version, d.build_version, d.platform, d.topic, coalesce(e.enabled, false),"             \
+    " coalesce(e.token_valid AND e.push_token IS NOT NULL, false),"                                \
+    " d.bootstrap_token IS NOT NULL, coalesce(e.last_seen, 0), d.authenticated_at,"                \
+    " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created"                                \
     " FROM devices d LEFT JOIN enrollments e ON e.id = d.id"
 
 static void read_device(const struct dbres *r, struct store_device *d)
@@ -640,9 +642,8 @@ static void read_device(const struct dbres *r, struct store_device *d)
     d->created = db_int(r, 18);
 }
 
-static const struct store_sql SQL_DEVICE_GET = {"device_get",
-                                                "SELECT " DEVICE_COLUMNS " WHERE d.id = $1",
-                                                NULL, NULL};
+static const struct store_sql SQL_DEVICE_GET = {
+    "device_get", "SELECT " DEVICE_COLUMNS " WHERE d.id = $1", NULL, NULL};
 
 /* Group names of the devices ids[0..n), in the order the devices come back (by id). */
 static const struct store_sql SQL_DEVICE_GROUPS = {
@@ -703,8 +704,7 @@ static int device_get(struct store *s, const char *device_id, struct store_devic
         read_device(&r, out);
         rc = 0;
     } else if (rc == 0) {
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown",
-                         device_id);
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
     }
     db_res_clear(&r);
     if (rc == 0)
@@ -760,15 +760,11 @@ static int device_list(struct store *s, const struct store_device_filter *f,
             goto out;
     }
     {
-        const char *platform = f->platform == STORE_PLATFORM_UNKNOWN
-                                   ? NULL
-                                   : store_platform_name(f->platform);
-        struct dbv p[] = {P_TEXT(platform),
-                          P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
-                          P_INT(f->seen_after),
-                          P_INT(f->seen_before),
-                          P_TEXT(f->group),
-                          P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
+        const char *platform =
+            f->platform == STORE_PLATFORM_UNKNOWN ? NULL : store_platform_name(f->platform);
+        struct dbv p[] = {P_TEXT(platform),     P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
+                          P_INT(f->seen_after), P_INT(f->seen_before),
+                          P_TEXT(f->group),     P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
                           P_INT(f->offset)};
         if ((rc = db_query(s, &SQL_DEVICE_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;

@@ -139,17 +139,15 @@ int db_query(struct store *s, const struct store_sql *q, const struct dbv *param
     memset(r, 0, sizeof(*r));
     r->s = s;
     if (s->fail_stmts > 0 && --s->fail_stmts == 0)
-        return scepter_err(err, SCEPTER_ESTORE, NULL, "store: injected failure in %s",
-                           q->name);
+        return scepter_err(err, SCEPTER_ESTORE, NULL, "store: injected failure in %s", q->name);
     if (s->conn == NULL || s->broken)
-        return scepter_err(err, SCEPTER_ESTORE, NULL,
-                           "store: the database connection was lost");
+        return scepter_err(err, SCEPTER_ESTORE, NULL, "store: the database connection was lost");
     slot = slot_find(s, q);
     if (!slot->ready) {
         sql = db_render(q, s->pg);
         if (sql == NULL)
-            return scepter_err(err, SCEPTER_EINTERNAL, NULL,
-                               "store: statement %s has no %s form", q->name, s->ops->name);
+            return scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: statement %s has no %s form",
+                               q->name, s->ops->name);
         rc = s->ops->prepare(s, slot, sql, params, np, err);
         free(sql);
         if (rc != 0)
@@ -303,8 +301,7 @@ int store_call_again(struct store *s, int *rc, int attempt, struct scepter_error
                   err ? err->msg : "");
         return 0;
     }
-    log_debug("store: retrying after a serialization failure or deadlock (attempt %d)",
-              attempt);
+    log_debug("store: retrying after a serialization failure or deadlock (attempt %d)", attempt);
     /* Back off a little, more each time, staggered per connection. */
     usleep((useconds_t)(200 * attempt * attempt + ((uintptr_t)s >> 4) % 500));
     *rc = 0;
@@ -323,8 +320,7 @@ int store_check_str(const char *s, size_t max, const char *field, struct scepter
         return scepter_err(err, SCEPTER_EINVAL, field, "%s: missing", field);
     len = strlen(s);
     if (len > max)
-        return scepter_err(err, SCEPTER_EINVAL, field, "%s: longer than %zu bytes", field,
-                           max);
+        return scepter_err(err, SCEPTER_EINVAL, field, "%s: longer than %zu bytes", field, max);
     for (i = 0; i < len; i++) {
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return scepter_err(err, SCEPTER_EINVAL, field,

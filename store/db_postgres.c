@@ -24,10 +24,10 @@
 #define PG_MAX_PARAMS 32
 
 /* Type OIDs (pg_type.dat); stable across PostgreSQL versions. */
-#define OID_BOOL   16
-#define OID_BYTEA  17
-#define OID_INT8   20
-#define OID_TEXT   25
+#define OID_BOOL        16
+#define OID_BYTEA       17
+#define OID_INT8        20
+#define OID_TEXT        25
 #define OID_BYTEA_ARRAY 1001
 #define OID_TEXT_ARRAY  1009
 #define OID_INT8_ARRAY  1016
@@ -222,8 +222,8 @@ static void array_send(struct buf *b, const struct dbv *p)
     }
 }
 
-static int pg_run(struct store *s, struct stmt_slot *slot, const struct dbv *params,
-                  size_t np, struct dbres *r, struct scepter_error *err)
+static int pg_run(struct store *s, struct stmt_slot *slot, const struct dbv *params, size_t np,
+                  struct dbres *r, struct scepter_error *err)
 {
     const char *values[PG_MAX_PARAMS];
     int lengths[PG_MAX_PARAMS], formats[PG_MAX_PARAMS];
@@ -285,8 +285,7 @@ static int pg_run(struct store *s, struct stmt_slot *slot, const struct dbv *par
     r->h = res;
     r->nrows = PQntuples(res);
     r->row = -1;
-    if (*PQcmdTuples(res) &&
-        str_to_i64(PQcmdTuples(res), 0, INT64_MAX, &r->changes) != 0)
+    if (*PQcmdTuples(res) && str_to_i64(PQcmdTuples(res), 0, INT64_MAX, &r->changes) != 0)
         r->changes = 0;
     return 0;
 }

@@ -2,8 +2,8 @@
  * store/db_sqlite.c — the SQLite driver: one database file in WAL mode with a busy timeout,
  * so several connections (one per worker thread, or several processes) can share it; write
  * transactions start with BEGIN IMMEDIATE so two writers queue on the busy handler (about
- * 10 s) instead of deadlocking on a lock upgrade.  Array parameters are passed as JSON arrays and expanded
- * with json_each().  Prepared statements persist for the life of the connection.
+ * 10 s) instead of deadlocking on a lock upgrade.  Array parameters are passed as JSON arrays and
+ * expanded with json_each().  Prepared statements persist for the life of the connection.
  */
 #include "store/store_int.h"
 
@@ -39,13 +39,12 @@ static int sq_err(struct store *s, int rc, const char *what, struct scepter_erro
         return scepter_err(err, SCEPTER_ESTORE, NULL, "store: database is busy (%s)", what);
     case SQLITE_CONSTRAINT:
         if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-            return scepter_err(err, SCEPTER_ECONFLICT, NULL, "already exists (%s: %s)", what,
-                               msg);
+            return scepter_err(err, SCEPTER_ECONFLICT, NULL, "already exists (%s: %s)", what, msg);
         if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
             return scepter_err(err, SCEPTER_ENOTFOUND, NULL,
                                "refers to something that does not exist (%s)", what);
-        return scepter_err(err, SCEPTER_EINVAL, NULL, "refused by the database (%s: %s)",
-                           what, msg);
+        return scepter_err(err, SCEPTER_EINVAL, NULL, "refused by the database (%s: %s)", what,
+                           msg);
     default:
         return scepter_err(err, SCEPTER_ESTORE, NULL, "store: sqlite: %s (%s)", msg, what);
     }
@@ -114,8 +113,8 @@ static int sq_connect(struct store *s, const char *path, struct scepter_error *e
 
     if (strcmp(path, ":memory:") != 0 && (rc = make_parent_dirs(path, err)) != 0)
         return rc;
-    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                        SQLITE_OPEN_NOMUTEX, NULL);
+    rc = sqlite3_open_v2(path, &db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = scepter_err(err, SCEPTER_ESTORE, "store", "store: cannot open %s: %s", path,
                          db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -242,8 +241,7 @@ static int bind_params(struct store *s, sqlite3_stmt *st, const struct dbv *p, s
         default:
             buf_free(&b);
             return scepter_err(err, SCEPTER_EINTERNAL, NULL,
-                               "store: %s: parameter %d has a type SQLite cannot take", name,
-                               k);
+                               "store: %s: parameter %d has a type SQLite cannot take", name, k);
         }
     }
     buf_free(&b);
@@ -252,8 +250,8 @@ static int bind_params(struct store *s, sqlite3_stmt *st, const struct dbv *p, s
     return 0;
 }
 
-static int sq_run(struct store *s, struct stmt_slot *slot, const struct dbv *params,
-                  size_t np, struct dbres *r, struct scepter_error *err)
+static int sq_run(struct store *s, struct stmt_slot *slot, const struct dbv *params, size_t np,
+                  struct dbres *r, struct scepter_error *err)
 {
     sqlite3_stmt *st = (sqlite3_stmt *)slot->handle;
     int rc;
@@ -407,8 +405,8 @@ static int sq_migrate(struct store *s, const struct store_migration *m, size_t n
         log_info("store: applying sqlite migration %03d_%s", m[i].version, m[i].name);
         if (sqlite3_exec(db_of(s), m[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
             rc = scepter_err(err, SCEPTER_ESTORE, "store",
-                             "store: sqlite migration %03d_%s failed: %s", m[i].version,
-                             m[i].name, sqlite3_errmsg(db_of(s)));
+                             "store: sqlite migration %03d_%s failed: %s", m[i].version, m[i].name,
+                             sqlite3_errmsg(db_of(s)));
             goto out;
         }
         if ((rc = sqlite3_prepare_v2(db_of(s),

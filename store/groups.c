@@ -69,8 +69,8 @@ static int group_id(struct store *s, const char *name, const char *field, int64_
         *id = db_int(&r, 0);
         rc = 0;
     } else if (rc == 0) {
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, field, "%s: no device group is named '%s'",
-                         field, name);
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, field, "%s: no device group is named '%s'", field,
+                         name);
     }
     db_res_clear(&r);
     return rc;
@@ -100,8 +100,7 @@ static int group_rename(struct store *s, const char *name, const char *new_name,
         if ((rc = db_exec(s, &SQL_GROUP_RENAME, p, ARRAY_LEN(p), NULL, err)) != 0) {
             if (rc == SCEPTER_ECONFLICT) /* created meanwhile */
                 rc = scepter_err(err, SCEPTER_ECONFLICT, "new_name",
-                                 "new_name: a device group named '%s' exists already",
-                                 new_name);
+                                 "new_name: a device group named '%s' exists already", new_name);
             return rc;
         }
     }
@@ -142,8 +141,8 @@ int store_group_delete(struct store *s, const char *name, struct scepter_error *
     return rc;
 }
 
-#define GROUP_COLUMNS                                                                        \
-    "SELECT g.id, g.name, (SELECT count(*) FROM group_members m WHERE m.group_id = g.id),"  \
+#define GROUP_COLUMNS                                                                              \
+    "SELECT g.id, g.name, (SELECT count(*) FROM group_members m WHERE m.group_id = g.id),"         \
     " g.created FROM device_groups g"
 
 static const struct store_sql SQL_GROUP_LIST = {"group_list", GROUP_COLUMNS " ORDER BY g.name",
@@ -283,8 +282,8 @@ static const struct store_sql SQL_GROUP_ADD = {
     NULL, NULL};
 
 static const struct store_sql SQL_GROUP_REMOVE = {
-    "group_remove", "DELETE FROM group_members WHERE group_id = $2 AND device_id IN {ARR1}",
-    NULL, NULL};
+    "group_remove", "DELETE FROM group_members WHERE group_id = $2 AND device_id IN {ARR1}", NULL,
+    NULL};
 
 /* ENOTFOUND naming the first of ids that is not a device; 0 if all are. */
 static int unknown_device(struct store *s, const char *const *ids, size_t n, const char *field,
@@ -319,8 +318,7 @@ static int group_change(struct store *s, const char *name, const char *const *id
         return rc;
     {
         struct dbv p[] = {P_TEXTS(ids, n), P_INT(id)};
-        rc = db_exec(s, add ? &SQL_GROUP_ADD : &SQL_GROUP_REMOVE, p, ARRAY_LEN(p), &changes,
-                     err);
+        rc = db_exec(s, add ? &SQL_GROUP_ADD : &SQL_GROUP_REMOVE, p, ARRAY_LEN(p), &changes, err);
         if (rc != 0)
             return rc;
     }
@@ -329,8 +327,8 @@ static int group_change(struct store *s, const char *name, const char *const *id
     return rc;
 }
 
-static int group_change_call(struct store *s, const char *name, const char *const *ids,
-                             size_t n, bool add, size_t *changed, struct scepter_error *err)
+static int group_change_call(struct store *s, const char *name, const char *const *ids, size_t n,
+                             bool add, size_t *changed, struct scepter_error *err)
 {
     size_t i;
     int rc;
@@ -347,14 +345,14 @@ static int group_change_call(struct store *s, const char *name, const char *cons
     return rc;
 }
 
-int store_group_add(struct store *s, const char *name, const char *const *device_ids,
-                    size_t n, size_t *changed, struct scepter_error *err)
+int store_group_add(struct store *s, const char *name, const char *const *device_ids, size_t n,
+                    size_t *changed, struct scepter_error *err)
 {
     return group_change_call(s, name, device_ids, n, true, changed, err);
 }
 
-int store_group_remove(struct store *s, const char *name, const char *const *device_ids,
-                       size_t n, size_t *changed, struct scepter_error *err)
+int store_group_remove(struct store *s, const char *name, const char *const *device_ids, size_t n,
+                       size_t *changed, struct scepter_error *err)
 {
     return group_change_call(s, name, device_ids, n, false, changed, err);
 }

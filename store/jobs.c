@@ -27,8 +27,8 @@ void store_outbox_items_free(struct store_outbox_item *items, size_t n)
 }
 
 static const struct store_sql SQL_OUTBOX_ADD = {
-    "outbox_add", "INSERT INTO outbox (kind, body, created, next_at) VALUES ($1, $2, $3, $3)",
-    NULL, NULL};
+    "outbox_add", "INSERT INTO outbox (kind, body, created, next_at) VALUES ($1, $2, $3, $3)", NULL,
+    NULL};
 
 int store_outbox_add(struct store *s, const char *kind, const char *body, int64_t now,
                      struct scepter_error *err)
@@ -104,15 +104,15 @@ static int outbox_claim(struct store *s, int64_t now, int64_t lease, size_t max,
 }
 
 int store_outbox_claim(struct store *s, int64_t now, int64_t lease, size_t max,
-                       struct store_outbox_item **out, size_t *n,
-                       struct scepter_error *err)
+                       struct store_outbox_item **out, size_t *n, struct scepter_error *err)
 {
     int rc;
 
     *out = NULL;
     *n = 0;
     if (lease <= 0)
-        return scepter_err(err, SCEPTER_EINVAL, "lease", "lease: want a positive number of seconds");
+        return scepter_err(err, SCEPTER_EINVAL, "lease",
+                           "lease: want a positive number of seconds");
     if (max == 0)
         return 0;
     if (max > 100000)
@@ -122,11 +122,10 @@ int store_outbox_claim(struct store *s, int64_t now, int64_t lease, size_t max,
     return rc;
 }
 
-static const struct store_sql SQL_OUTBOX_DONE = {
-    "outbox_done", "DELETE FROM outbox WHERE id = $1", NULL, NULL};
+static const struct store_sql SQL_OUTBOX_DONE = {"outbox_done", "DELETE FROM outbox WHERE id = $1",
+                                                 NULL, NULL};
 static const struct store_sql SQL_OUTBOX_RETRY = {
-    "outbox_retry", "UPDATE outbox SET next_at = $2, last_error = $3 WHERE id = $1", NULL,
-    NULL};
+    "outbox_retry", "UPDATE outbox SET next_at = $2, last_error = $3 WHERE id = $1", NULL, NULL};
 
 int store_outbox_done(struct store *s, int64_t id, struct scepter_error *err)
 {
@@ -161,8 +160,8 @@ int store_outbox_retry(struct store *s, int64_t id, int64_t next_at, const char 
     return rc;
 }
 
-static const struct store_sql SQL_OUTBOX_PENDING = {
-    "outbox_pending", "SELECT count(*) FROM outbox", NULL, NULL};
+static const struct store_sql SQL_OUTBOX_PENDING = {"outbox_pending", "SELECT count(*) FROM outbox",
+                                                    NULL, NULL};
 
 int store_outbox_pending(struct store *s, int64_t *count, struct scepter_error *err)
 {

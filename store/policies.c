@@ -53,8 +53,8 @@ static int check_groups(struct store *s, const char *const *names, size_t n, con
         return 0;
     rc = db_query(s, &SQL_FIRST_UNKNOWN_GROUP, p, ARRAY_LEN(p), &r, err);
     if (rc == 0 && (rc = db_next(&r, err)) == 1)
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, field, "%s: no device group is named '%s'",
-                         field, db_text(&r, 0));
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, field, "%s: no device group is named '%s'", field,
+                         db_text(&r, 0));
     db_res_clear(&r);
     return rc;
 }
@@ -72,8 +72,7 @@ static const struct store_sql SQL_TARGETS = {
 static int targets_resolve(struct store *s, const char *const *devs, size_t ndev,
                            const char *const *groups, size_t ngroups,
                            const enum store_platform *plats, size_t nplat,
-                           struct store_target_device **out, size_t *n,
-                           struct scepter_error *err)
+                           struct store_target_device **out, size_t *n, struct scepter_error *err)
 {
     struct store_target_device *t = NULL;
     const char **pnames = NULL;
@@ -88,8 +87,8 @@ static int targets_resolve(struct store *s, const char *const *devs, size_t ndev
     for (i = 0; i < nplat; i++)
         pnames[i] = store_platform_name(plats[i]);
     {
-        struct dbv p[] = {P_TEXTS(devs, ndev), P_TEXTS(groups, ngroups),
-                          P_TEXTS(pnames, nplat), P_BOOL(nplat == 0)};
+        struct dbv p[] = {P_TEXTS(devs, ndev), P_TEXTS(groups, ngroups), P_TEXTS(pnames, nplat),
+                          P_BOOL(nplat == 0)};
         if ((rc = db_query(s, &SQL_TARGETS, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }
@@ -120,8 +119,7 @@ out:
     return 0;
 }
 
-static int check_list(const char *const *v, size_t n, const char *field,
-                      struct scepter_error *err)
+static int check_list(const char *const *v, size_t n, const char *field, struct scepter_error *err)
 {
     size_t i;
     int rc;
@@ -136,8 +134,7 @@ static int check_list(const char *const *v, size_t n, const char *field,
 int store_targets_resolve(struct store *s, const char *const *device_ids, size_t ndev,
                           const char *const *groups, size_t ngroups,
                           const enum store_platform *platforms, size_t nplat,
-                          struct store_target_device **out, size_t *n,
-                          struct scepter_error *err)
+                          struct store_target_device **out, size_t *n, struct scepter_error *err)
 {
     int rc;
 
@@ -210,15 +207,13 @@ static const struct store_sql SQL_POLICY_UPDATE = {
     NULL, NULL};
 
 static const struct store_sql SQL_POLICY_NAME_TAKEN = {
-    "policy_name_taken",
-    "SELECT id FROM policies WHERE platform = $1 AND name = $2 AND id <> $3", NULL, NULL};
+    "policy_name_taken", "SELECT id FROM policies WHERE platform = $1 AND name = $2 AND id <> $3",
+    NULL, NULL};
 
 static const struct store_sql SQL_POLICY_TARGETS_CLEAR_DEV = {
-    "policy_targets_clear_devices", "DELETE FROM policy_devices WHERE policy_id = $1", NULL,
-    NULL};
+    "policy_targets_clear_devices", "DELETE FROM policy_devices WHERE policy_id = $1", NULL, NULL};
 static const struct store_sql SQL_POLICY_TARGETS_CLEAR_GRP = {
-    "policy_targets_clear_groups", "DELETE FROM policy_groups WHERE policy_id = $1", NULL,
-    NULL};
+    "policy_targets_clear_groups", "DELETE FROM policy_groups WHERE policy_id = $1", NULL, NULL};
 static const struct store_sql SQL_POLICY_TARGETS_DEV = {
     "policy_targets_devices",
     "INSERT INTO policy_devices (policy_id, device_id) SELECT DISTINCT $2, a.value"
@@ -287,8 +282,7 @@ static int policy_save(struct store *s, struct store_policy *p, const struct sto
         /* $21 is the id of the policy to update, or the uid of a new one. */
         if (p->id == 0)
             q[20] = P_TEXT(p->uid);
-        rc = db_query(s, p->id ? &SQL_POLICY_UPDATE : &SQL_POLICY_INSERT, q, ARRAY_LEN(q), &r,
-                      err);
+        rc = db_query(s, p->id ? &SQL_POLICY_UPDATE : &SQL_POLICY_INSERT, q, ARRAY_LEN(q), &r, err);
         if (rc == SCEPTER_ECONFLICT) /* a concurrent save took the name */
             rc = name_conflict(p, err);
         if (rc != 0)
@@ -387,8 +381,7 @@ static const struct store_sql SQL_POLICY_DELETE = {
     "policy_delete", "DELETE FROM policies WHERE id = $1 RETURNING version", NULL, NULL};
 
 static int policy_delete(struct store *s, int64_t id, const struct store_command *cmds,
-                         const char *const *ids, size_t n, int64_t now,
-                         struct scepter_error *err)
+                         const char *const *ids, size_t n, int64_t now, struct scepter_error *err)
 {
     struct dbv q[] = {P_INT(id)};
     struct dbres r = {0};
@@ -406,8 +399,8 @@ static int policy_delete(struct store *s, int64_t id, const struct store_command
     }
     version = db_int(&r, 0);
     db_res_clear(&r);
-    if ((rc = store_enqueue_each_tx(s, cmds, ids, n, now, id, version, STORE_POLICY_REMOVE,
-                                    err)) != 0)
+    if ((rc = store_enqueue_each_tx(s, cmds, ids, n, now, id, version, STORE_POLICY_REMOVE, err)) !=
+        0)
         goto out;
     rc = db_commit(s, err);
 out:
@@ -435,10 +428,10 @@ int store_policy_delete(struct store *s, int64_t id, const struct store_command 
 /* ---------------------------------------------------------------------------------------- */
 /* Reading                                                                                   */
 
-#define POLICY_COLUMNS                                                                       \
-    "SELECT id, type, platform, name, notes, scep_url, scep_name, scep_challenge,"          \
-    " scep_fingerprint, scep_subject, key_size, retries, retry_delay, key_extractable,"     \
-    " key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri, version, created,"      \
+#define POLICY_COLUMNS                                                                             \
+    "SELECT id, type, platform, name, notes, scep_url, scep_name, scep_challenge,"                 \
+    " scep_fingerprint, scep_subject, key_size, retries, retry_delay, key_extractable,"            \
+    " key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri, version, created,"             \
     " updated, uid FROM policies"
 
 /* $1 platform or NULL, $2 id or 0. */
@@ -566,8 +559,7 @@ int store_policy_get(struct store *s, int64_t id, struct store_policy *out,
     STORE_CALL(s, rc, err)
     rc = policies_read(s, NULL, id, &pols, &n, err);
     if (rc == 0 && n == 0)
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, "id", "policy %lld does not exist",
-                         (long long)id);
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "id", "policy %lld does not exist", (long long)id);
     if (rc == 0) {
         *out = pols[0];
         free(pols);
@@ -577,8 +569,8 @@ int store_policy_get(struct store *s, int64_t id, struct store_policy *out,
     return rc;
 }
 
-int store_policy_list(struct store *s, const char *platform, struct store_policy **out,
-                      size_t *n, struct scepter_error *err)
+int store_policy_list(struct store *s, const char *platform, struct store_policy **out, size_t *n,
+                      struct scepter_error *err)
 {
     int rc;
 
@@ -600,8 +592,8 @@ static const struct store_sql SQL_POLICIES_FOR_DEVICE = {
     " ORDER BY 1",
     NULL, NULL};
 
-static int policies_for_device(struct store *s, const char *device_id, int64_t **ids,
-                               size_t *n, struct scepter_error *err)
+static int policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
+                               struct scepter_error *err)
 {
     struct dbv q[] = {P_TEXT(device_id)};
     int64_t *v = NULL;
@@ -736,8 +728,7 @@ static int policy_status(struct store *s, int64_t id, struct store_policy_device
     }
     db_res_clear(&r);
     if (rc == 0 && count == 0 && !exists)
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, "id", "policy %lld does not exist",
-                         (long long)id);
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "id", "policy %lld does not exist", (long long)id);
     if (rc < 0) {
         store_policy_statuses_free(st, count);
         return rc;
@@ -747,9 +738,8 @@ static int policy_status(struct store *s, int64_t id, struct store_policy_device
     return 0;
 }
 
-int store_policy_status(struct store *s, int64_t policy_id,
-                        struct store_policy_device_status **out, size_t *n,
-                        struct scepter_error *err)
+int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_device_status **out,
+                        size_t *n, struct scepter_error *err)
 {
     int rc;
 

@@ -70,8 +70,7 @@ static int push_targets(struct store *s, const char *const *ids, size_t n,
 }
 
 int store_push_targets(struct store *s, const char *const *enrollment_ids, size_t n,
-                       struct store_push_target **out, size_t *nout,
-                       struct scepter_error *err)
+                       struct store_push_target **out, size_t *nout, struct scepter_error *err)
 {
     size_t i;
     int rc;
@@ -95,9 +94,8 @@ static const struct store_sql SQL_TOKEN_INVALIDATE = {
     " WHERE id = $1 AND push_token = $2 AND token_valid",
     NULL, NULL};
 
-int store_push_token_invalidate(struct store *s, const char *enrollment_id,
-                                const char *token_hex, int64_t now,
-                                struct scepter_error *err)
+int store_push_token_invalidate(struct store *s, const char *enrollment_id, const char *token_hex,
+                                int64_t now, struct scepter_error *err)
 {
     unsigned char *tok = NULL;
     size_t len = 0;
@@ -188,8 +186,8 @@ static const struct store_sql SQL_PUSHCERT_PUT = {
     "  OR pushcerts.not_after <> excluded.not_after THEN 1 ELSE 0 END",
     NULL, NULL};
 
-static int pushcert_put(struct store *s, const struct store_pushcert *pc, bool force,
-                        int64_t now, struct scepter_error *err)
+static int pushcert_put(struct store *s, const struct store_pushcert *pc, bool force, int64_t now,
+                        struct scepter_error *err)
 {
     struct dbres r = {0};
     int rc;
@@ -263,8 +261,7 @@ int store_pushcert_get(struct store *s, struct store_pushcert *out, struct scept
             out->updated = db_int(&r, 5);
             rc = 0;
         } else if (rc == 0) {
-            rc = scepter_err(err, SCEPTER_ENOTFOUND, "pushcert",
-                             "no push certificate is stored");
+            rc = scepter_err(err, SCEPTER_ENOTFOUND, "pushcert", "no push certificate is stored");
         }
         db_res_clear(&r);
     }

@@ -24,10 +24,10 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define MAX_ID_LEN      512
-#define MAX_PLIST_LEN   (64 * 1024 * 1024)
-#define PG_CHUNK_ROWS   20000
-#define PG_CHUNK_BYTES  (32 * 1024 * 1024)
+#define MAX_ID_LEN     512
+#define MAX_PLIST_LEN  (64 * 1024 * 1024)
+#define PG_CHUNK_ROWS  20000
+#define PG_CHUNK_BYTES (32 * 1024 * 1024)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Enqueue                                                                                   */
@@ -37,8 +37,8 @@ int store_check_command(const struct store_command *c, struct scepter_error *err
     int rc;
 
     if (!uuid_valid(c->uuid))
-        return scepter_err(err, SCEPTER_EINVAL, "CommandUUID",
-                           "CommandUUID: '%.40s' is not a UUID", c->uuid);
+        return scepter_err(err, SCEPTER_EINVAL, "CommandUUID", "CommandUUID: '%.40s' is not a UUID",
+                           c->uuid);
     if ((rc = store_check_str(c->request_type, 128, "RequestType", err)) != 0)
         return rc;
     if (c->plist == NULL || c->plist_len == 0)
@@ -47,13 +47,12 @@ int store_check_command(const struct store_command *c, struct scepter_error *err
         return scepter_err(err, SCEPTER_ETOOBIG, "plist", "plist: larger than %d MiB",
                            MAX_PLIST_LEN / (1024 * 1024));
     if (c->priority < -1000 || c->priority > 1000)
-        return scepter_err(err, SCEPTER_EINVAL, "priority",
-                           "priority: %d is outside -1000..1000", c->priority);
+        return scepter_err(err, SCEPTER_EINVAL, "priority", "priority: %d is outside -1000..1000",
+                           c->priority);
     return 0;
 }
 
-static int check_ids(const char *const *ids, size_t n, const char *field,
-                     struct scepter_error *err)
+static int check_ids(const char *const *ids, size_t n, const char *field, struct scepter_error *err)
 {
     size_t i;
     int rc;
@@ -88,8 +87,8 @@ static const struct store_sql SQL_FIRST_UNKNOWN_ENROLLMENT = {
     NULL, NULL};
 
 static const struct store_sql SQL_FIRST_EXISTING_COMMAND = {
-    "first_existing_command",
-    "SELECT c.uuid FROM commands c WHERE c.uuid IN {ARR1} LIMIT 1", NULL, NULL};
+    "first_existing_command", "SELECT c.uuid FROM commands c WHERE c.uuid IN {ARR1} LIMIT 1", NULL,
+    NULL};
 
 /* ENOTFOUND naming the first of ids that is not an enrollment; 0 if all exist. */
 static int unknown_enrollment(struct store *s, const char *const *ids, size_t n,
@@ -115,8 +114,8 @@ static int conflicting_uuid(struct store *s, const char *const *uuids, size_t n,
     int rc = db_query(s, &SQL_FIRST_EXISTING_COMMAND, p, ARRAY_LEN(p), &r, err);
 
     if (rc == 0 && (rc = db_next(&r, err)) == 1)
-        rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID",
-                         "CommandUUID: %s exists already", db_text(&r, 0));
+        rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID", "CommandUUID: %s exists already",
+                         db_text(&r, 0));
     db_res_clear(&r);
     if (rc == 0) /* nothing stored has it: the list repeats a UUID */
         rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID",
@@ -128,10 +127,14 @@ static int insert_command(struct store *s, const struct store_command *c, int64_
                           int64_t policy_id, int64_t policy_version,
                           enum store_policy_action action, struct scepter_error *err)
 {
-    struct dbv p[] = {P_TEXT(c->uuid),     P_TEXT(c->request_type),
-                      P_BLOB(c->plist, c->plist_len), P_INT(c->priority),
-                      P_INT(now),          P_INT(policy_id),
-                      P_INT(policy_version), P_INT(action)};
+    struct dbv p[] = {P_TEXT(c->uuid),
+                      P_TEXT(c->request_type),
+                      P_BLOB(c->plist, c->plist_len),
+                      P_INT(c->priority),
+                      P_INT(now),
+                      P_INT(policy_id),
+                      P_INT(policy_version),
+                      P_INT(action)};
     int64_t changes = 0;
     int rc;
 
@@ -172,8 +175,8 @@ static int enqueue(struct store *s, const struct store_command *cmd, const char 
 
     if ((rc = db_begin(s, err)) != 0)
         return rc;
-    if ((rc = insert_command(s, cmd, now, cmd->policy_id, cmd->policy_version,
-                             cmd->policy_action, err)) != 0)
+    if ((rc = insert_command(s, cmd, now, cmd->policy_id, cmd->policy_version, cmd->policy_action,
+                             err)) != 0)
         return rc;
     {
         struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(cmd->uuid), P_INT(cmd->priority), P_INT(now)};
@@ -317,10 +320,10 @@ out:
     return rc;
 }
 
-static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds,
-                               const bool *first, const char *const *ids, size_t n, int64_t now,
-                               int64_t policy_id, int64_t policy_version,
-                               enum store_policy_action action, struct scepter_error *err)
+static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds, const bool *first,
+                               const char *const *ids, size_t n, int64_t now, int64_t policy_id,
+                               int64_t policy_version, enum store_policy_action action,
+                               struct scepter_error *err)
 {
     int64_t changes;
     size_t i;
@@ -333,12 +336,10 @@ static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds
             rc = 0; /* a repeated UUID: the command row exists, only queue it */
         else if (policy_id)
             rc = insert_command(s, c, now, policy_id, policy_version,
-                                c->policy_action != STORE_POLICY_NONE ? c->policy_action
-                                                                      : action,
+                                c->policy_action != STORE_POLICY_NONE ? c->policy_action : action,
                                 err);
         else
-            rc = insert_command(s, c, now, c->policy_id, c->policy_version, c->policy_action,
-                                err);
+            rc = insert_command(s, c, now, c->policy_id, c->policy_version, c->policy_action, err);
         if (rc != 0)
             return rc;
         struct dbv p[] = {P_TEXT(ids[i]), P_TEXT(c->uuid), P_INT(c->priority), P_INT(now)};
@@ -368,10 +369,9 @@ static int cmp_uuid_index(const void *a, const void *b, void *arg)
     return strcmp(sc[*(const size_t *)a].uuid, sc[*(const size_t *)b].uuid);
 }
 
-int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
-                          const char *const *ids, size_t n, int64_t now, int64_t policy_id,
-                          int64_t policy_version, enum store_policy_action action,
-                          struct scepter_error *err)
+int store_enqueue_each_tx(struct store *s, const struct store_command *cmds, const char *const *ids,
+                          size_t n, int64_t now, int64_t policy_id, int64_t policy_version,
+                          enum store_policy_action action, struct scepter_error *err)
 {
     struct store_command *sc;
     const char **sid;
@@ -404,8 +404,7 @@ int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
     if (s->pg)
         rc = enqueue_each_pg(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
     else
-        rc = enqueue_each_sqlite(s, sc, first, sid, n, now, policy_id, policy_version, action,
-                                 err);
+        rc = enqueue_each_sqlite(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
     free(order);
     free(first);
     free(pairs);
@@ -414,8 +413,8 @@ int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
     return rc;
 }
 
-static int enqueue_each(struct store *s, const struct store_command *cmds,
-                        const char *const *ids, size_t n, int64_t now, struct scepter_error *err)
+static int enqueue_each(struct store *s, const struct store_command *cmds, const char *const *ids,
+                        size_t n, int64_t now, struct scepter_error *err)
 {
     int rc;
 
@@ -459,14 +458,14 @@ void store_next_clear(struct store_next *n)
 /* What the database said about the enrollment, the certificate and the reported command. */
 struct exchange {
     bool have_enrollment;
-    char *edev;       /* the enrollment's device */
+    char *edev; /* the enrollment's device */
     bool enabled;
-    char *bound;      /* the device the certificate is bound to */
-    bool have_row;    /* the reported command is queued for the enrollment */
+    char *bound;   /* the device the certificate is bound to */
+    bool have_row; /* the reported command is queued for the enrollment */
     int row_state;
     bool row_notnow;
-    bool recorded;    /* this call stored the report */
-    bool flagged;     /* SQLite Idle: NotNow flags to clear */
+    bool recorded; /* this call stored the report */
+    bool flagged;  /* SQLite Idle: NotNow flags to clear */
 };
 
 static void exchange_clear(struct exchange *x)
@@ -594,10 +593,10 @@ static int connect_pg(struct store *s, const struct store_report *rep, const cha
         rc = db_query(s, &SQL_PG_CONNECT_IDLE, p, ARRAY_LEN(p), &r, err);
         ncol = 3;
     } else {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash),
-                          P_TEXT(rep->device_id),     P_TEXT(rep->command_uuid),
-                          P_INT(rep->status),         P_BLOB(rep->raw, rep->raw_len),
-                          P_TEXT(rep->error_chain_json), P_INT(now)};
+        struct dbv p[] = {
+            P_TEXT(rep->enrollment_id),    P_TEXT(hash),       P_TEXT(rep->device_id),
+            P_TEXT(rep->command_uuid),     P_INT(rep->status), P_BLOB(rep->raw, rep->raw_len),
+            P_TEXT(rep->error_chain_json), P_INT(now)};
         rc = db_query(s, &SQL_PG_CONNECT_REPORT, p, ARRAY_LEN(p), &r, err);
         ncol = 6;
     }
@@ -699,9 +698,9 @@ static int connect_sqlite(struct store *s, const struct store_report *rep, const
     }
     if (!idle && x->have_row && x->row_state == QSTATE_PENDING &&
         !(rep->status == STORE_STATUS_NOTNOW && x->row_notnow)) {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(rep->command_uuid),
-                          P_INT(rep->status),         P_BLOB(rep->raw, rep->raw_len),
-                          P_TEXT(rep->error_chain_json), P_INT(now)};
+        struct dbv p[] = {
+            P_TEXT(rep->enrollment_id),     P_TEXT(rep->command_uuid),     P_INT(rep->status),
+            P_BLOB(rep->raw, rep->raw_len), P_TEXT(rep->error_chain_json), P_INT(now)};
         int64_t changes = 0;
         if ((rc = db_exec(s, &SQL_SQ_RECORD, p, ARRAY_LEN(p), &changes, err)) != 0)
             goto out;
@@ -881,8 +880,8 @@ static const struct store_sql SQL_QUEUE_CANCEL = {
     " WHERE enrollment_id = $1 AND command_uuid = $2 AND state = 0",
     NULL, NULL};
 static const struct store_sql SQL_QUEUE_ROW_STATE = {
-    "queue_row_state",
-    "SELECT state FROM queue WHERE enrollment_id = $1 AND command_uuid = $2", NULL, NULL};
+    "queue_row_state", "SELECT state FROM queue WHERE enrollment_id = $1 AND command_uuid = $2",
+    NULL, NULL};
 
 static int queue_cancel(struct store *s, const char *id, const char *uuid,
                         struct scepter_error *err)
@@ -900,8 +899,8 @@ static int queue_cancel(struct store *s, const char *id, const char *uuid,
         rc = scepter_err(err, SCEPTER_ECONFLICT, "uuid",
                          "command %s already has a final result on %s", uuid, id);
     else if (rc >= 0)
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, "uuid", "command %s is not queued for %s",
-                         uuid, id);
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "uuid", "command %s is not queued for %s", uuid,
+                         id);
     db_res_clear(&r);
     return rc;
 }
@@ -1006,19 +1005,20 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
  * The newest row linking an enrollment to an existing policy is kept whatever its age: it is
  * what store_policy_status() reports for that device.
  */
-#define RETENTION_VICTIMS(col)                                                               \
-    "SELECT q." col " FROM queue q WHERE q.state <> 0 AND q.updated < $1"                    \
-    " AND NOT EXISTS (SELECT 1 FROM commands c JOIN policies p ON p.id = c.policy_id"        \
-    "  WHERE c.uuid = q.command_uuid AND NOT EXISTS (SELECT 1 FROM queue q2"                 \
-    "   JOIN commands c2 ON c2.uuid = q2.command_uuid"                                       \
-    "   WHERE q2.enrollment_id = q.enrollment_id AND c2.policy_id = c.policy_id"             \
-    "   AND q2.seq > q.seq))"                                                                \
+#define RETENTION_VICTIMS(col)                                                                     \
+    "SELECT q." col " FROM queue q WHERE q.state <> 0 AND q.updated < $1"                          \
+    " AND NOT EXISTS (SELECT 1 FROM commands c JOIN policies p ON p.id = c.policy_id"              \
+    "  WHERE c.uuid = q.command_uuid AND NOT EXISTS (SELECT 1 FROM queue q2"                       \
+    "   JOIN commands c2 ON c2.uuid = q2.command_uuid"                                             \
+    "   WHERE q2.enrollment_id = q.enrollment_id AND c2.policy_id = c.policy_id"                   \
+    "   AND q2.seq > q.seq))"                                                                      \
     " LIMIT $2"
 
 static const struct store_sql SQL_RETENTION_QUEUE = {
     "retention_queue", NULL,
-    "DELETE FROM queue WHERE ctid = ANY (ARRAY(" RETENTION_VICTIMS("ctid") "))"
-    " AND state <> 0 AND updated < $1 RETURNING command_uuid",
+    "DELETE FROM queue WHERE ctid = ANY (ARRAY(" RETENTION_VICTIMS(
+        "ctid") "))"
+                " AND state <> 0 AND updated < $1 RETURNING command_uuid",
     "DELETE FROM queue WHERE seq IN (" RETENTION_VICTIMS("seq") ") RETURNING command_uuid"};
 
 /* Commands of the deleted rows that no queue row refers to any more. */

@@ -194,8 +194,8 @@ enum store_platform store_platform_guess(const char *product_name, const char *m
     return p;
 }
 
-static const char *const status_names[] = {"Idle", "Acknowledged", "Error",
-                                           "CommandFormatError", "NotNow"};
+static const char *const status_names[] = {"Idle", "Acknowledged", "Error", "CommandFormatError",
+                                           "NotNow"};
 
 const char *store_status_name(enum store_status st)
 {

@@ -48,24 +48,23 @@ enum dbv_type {
 struct dbv {
     enum dbv_type type;
     bool null;
-    int64_t i;                         /* DBV_INT, DBV_BOOL */
-    const char *s;                     /* DBV_TEXT */
-    const void *p;                     /* DBV_BLOB */
-    size_t len;                        /* DBV_BLOB bytes; element count of arrays */
-    const char *const *ss;             /* DBV_TEXTS */
-    const int64_t *is;                 /* DBV_INTS */
-    const unsigned char *const *bs;    /* DBV_BLOBS */
-    const size_t *blens;               /* DBV_BLOBS */
+    int64_t i;                      /* DBV_INT, DBV_BOOL */
+    const char *s;                  /* DBV_TEXT */
+    const void *p;                  /* DBV_BLOB */
+    size_t len;                     /* DBV_BLOB bytes; element count of arrays */
+    const char *const *ss;          /* DBV_TEXTS */
+    const int64_t *is;              /* DBV_INTS */
+    const unsigned char *const *bs; /* DBV_BLOBS */
+    const size_t *blens;            /* DBV_BLOBS */
 };
 
-#define P_TEXT(x)     ((struct dbv){.type = DBV_TEXT, .null = (x) == NULL, .s = (x)})
-#define P_INT(x)      ((struct dbv){.type = DBV_INT, .i = (int64_t)(x)})
-#define P_BOOL(x)     ((struct dbv){.type = DBV_BOOL, .i = (x) ? 1 : 0})
-#define P_BLOB(x, n)  ((struct dbv){.type = DBV_BLOB, .null = (x) == NULL, .p = (x), .len = (n)})
-#define P_TEXTS(a, n) ((struct dbv){.type = DBV_TEXTS, .ss = (a), .len = (n)})
-#define P_INTS(a, n)  ((struct dbv){.type = DBV_INTS, .is = (a), .len = (n)})
-#define P_BLOBS(a, l, n)                                                                     \
-    ((struct dbv){.type = DBV_BLOBS, .bs = (a), .blens = (l), .len = (n)})
+#define P_TEXT(x)        ((struct dbv){.type = DBV_TEXT, .null = (x) == NULL, .s = (x)})
+#define P_INT(x)         ((struct dbv){.type = DBV_INT, .i = (int64_t)(x)})
+#define P_BOOL(x)        ((struct dbv){.type = DBV_BOOL, .i = (x) ? 1 : 0})
+#define P_BLOB(x, n)     ((struct dbv){.type = DBV_BLOB, .null = (x) == NULL, .p = (x), .len = (n)})
+#define P_TEXTS(a, n)    ((struct dbv){.type = DBV_TEXTS, .ss = (a), .len = (n)})
+#define P_INTS(a, n)     ((struct dbv){.type = DBV_INTS, .is = (a), .len = (n)})
+#define P_BLOBS(a, l, n) ((struct dbv){.type = DBV_BLOBS, .bs = (a), .blens = (l), .len = (n)})
 
 /* A result cursor.  Always released with db_res_clear(), even after an error. */
 struct dbres {
@@ -80,9 +79,9 @@ struct dbres {
 /* A cached prepared statement (one per struct store_sql, per connection). */
 struct stmt_slot {
     const struct store_sql *key;
-    bool ready;    /* prepared on this connection */
-    void *handle;  /* sqlite3_stmt *; unused by PostgreSQL */
-    unsigned id;   /* PostgreSQL prepared statement name "s<id>" */
+    bool ready;   /* prepared on this connection */
+    void *handle; /* sqlite3_stmt *; unused by PostgreSQL */
+    unsigned id;  /* PostgreSQL prepared statement name "s<id>" */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -135,18 +134,18 @@ extern const size_t store_migrations_postgres_len;
 
 struct store {
     const struct store_ops *ops;
-    bool pg;                /* the PostgreSQL backend (a few paths differ) */
+    bool pg; /* the PostgreSQL backend (a few paths differ) */
     char *url;
-    void *conn;             /* sqlite3 * or PGconn * */
+    void *conn;              /* sqlite3 * or PGconn * */
     struct stmt_slot *slots; /* open-addressing table keyed by struct store_sql address */
     size_t nslots, used;
     unsigned next_id;
-    bool in_tx;             /* between db_begin and db_commit/rollback */
-    bool broken;            /* the connection was lost: reconnect on the next call */
-    bool retry;             /* the last error is a serialization failure or deadlock */
-    int fail_calls;         /* store_fail_after countdown */
-    int fail_stmts;         /* store_fail_statement_after countdown */
-    int migrations_len;     /* newest migration this binary knows */
+    bool in_tx;         /* between db_begin and db_commit/rollback */
+    bool broken;        /* the connection was lost: reconnect on the next call */
+    bool retry;         /* the last error is a serialization failure or deadlock */
+    int fail_calls;     /* store_fail_after countdown */
+    int fail_stmts;     /* store_fail_statement_after countdown */
+    int migrations_len; /* newest migration this binary knows */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -193,8 +192,8 @@ char *db_render(const struct store_sql *q, bool pg);
  */
 int store_call_begin(struct store *s, struct scepter_error *err);
 int store_call_again(struct store *s, int *rc, int attempt, struct scepter_error *err);
-#define STORE_CALL(s, rc, err)                                                               \
-    for (int try_ = 0, go_ = ((rc) = store_call_begin((s), (err))) == 0; go_;               \
+#define STORE_CALL(s, rc, err)                                                                     \
+    for (int try_ = 0, go_ = ((rc) = store_call_begin((s), (err))) == 0; go_;                      \
          go_ = store_call_again((s), &(rc), ++try_, (err)))
 
 /* SCEPTER_EINVAL naming field unless s is a non-empty string of at most max bytes. */
@@ -207,10 +206,9 @@ void store_strv_free(char **v, size_t n);
 /* Shared between queue.c and policies.c: queue cmds[i] for ids[i] inside the caller's
  * transaction.  With policy_id != 0 every command is linked to that policy and version, with
  * cmds[i].policy_action, or `action` where that is STORE_POLICY_NONE. */
-int store_enqueue_each_tx(struct store *s, const struct store_command *cmds,
-                          const char *const *ids, size_t n, int64_t now, int64_t policy_id,
-                          int64_t policy_version, enum store_policy_action action,
-                          struct scepter_error *err) WUR;
+int store_enqueue_each_tx(struct store *s, const struct store_command *cmds, const char *const *ids,
+                          size_t n, int64_t now, int64_t policy_id, int64_t policy_version,
+                          enum store_policy_action action, struct scepter_error *err) WUR;
 /* ENOTFOUND (naming field and the id) unless every id is a device; inside a call. */
 int store_check_devices(struct store *s, const char *const *ids, size_t n, const char *field,
                         struct scepter_error *err) WUR;

@@ -149,18 +149,17 @@ struct worker {
     const char *url;
     enum job job;
     const char *prefix;
-    long first, count;  /* devices first .. first+count-1 */
+    long first, count; /* devices first .. first+count-1 */
     long hash_offset;
-    double deadline;    /* 0 = run the whole range once */
-    bool random;        /* pick devices at random (else in order) */
+    double deadline; /* 0 = run the whole range once */
+    bool random;     /* pick devices at random (else in order) */
     long ops;
     long errors;
     char msg[256];
 };
 
-static int report(struct store *s, const char *prefix, long i, long offset,
-                  enum store_status st, const char *uuid, struct store_next *next,
-                  struct scepter_error *err)
+static int report(struct store *s, const char *prefix, long i, long offset, enum store_status st,
+                  const char *uuid, struct store_next *next, struct scepter_error *err)
 {
     char id[32], hash[65];
     enum store_report_outcome out;
@@ -254,16 +253,19 @@ static void *work(void *arg)
             bool first;
             dev_id(id, sizeof(id), w->prefix, dev);
             dev_hash(hash, dev + w->hash_offset);
-            struct store_authenticate a = {.device_id = id, .type = STORE_ENROLL_DEVICE,
-                                           .topic = "com.apple.mgmt.External.bench",
-                                           .cert_hash = hash,
-                                           .facts = {.product_name = "iPhone14,2",
-                                                     .serial_number = "SN"}};
+            struct store_authenticate a = {
+                .device_id = id,
+                .type = STORE_ENROLL_DEVICE,
+                .topic = "com.apple.mgmt.External.bench",
+                .cert_hash = hash,
+                .facts = {.product_name = "iPhone14,2", .serial_number = "SN"}};
             memset(tok, (int)(dev & 0xff), sizeof(tok));
-            struct store_token_update t = {.enrollment_id = id, .device_id = id,
+            struct store_token_update t = {.enrollment_id = id,
+                                           .device_id = id,
                                            .type = STORE_ENROLL_DEVICE,
                                            .topic = "com.apple.mgmt.External.bench",
-                                           .token = tok, .token_len = sizeof(tok),
+                                           .token = tok,
+                                           .token_len = sizeof(tok),
                                            .push_magic = "magic"};
             rc = store_authenticate(s, &a, NOW, &err);
             if (rc == 0)
@@ -290,9 +292,9 @@ static void *work(void *arg)
  * random: every thread draws devices at random from the whole range until the time is up;
  * otherwise each thread walks its own slice once (or until the time is up, if timed).
  */
-static long run(const struct opts *o, const char *url, enum job job, const char *prefix,
-                long first, long count, long hash_offset, bool random, bool timed,
-                double *elapsed, double *cpu_s)
+static long run(const struct opts *o, const char *url, enum job job, const char *prefix, long first,
+                long count, long hash_offset, bool random, bool timed, double *elapsed,
+                double *cpu_s)
 {
     double cpu0 = cpu();
     long t, nthreads = o->threads, ops = 0;
@@ -302,8 +304,8 @@ static long run(const struct opts *o, const char *url, enum job job, const char 
 
     for (t = 0; t < nthreads; t++) {
         long share = count / nthreads;
-        w[t] = (struct worker){.o = o, .url = url, .job = job, .prefix = prefix,
-                               .hash_offset = hash_offset};
+        w[t] = (struct worker){
+            .o = o, .url = url, .job = job, .prefix = prefix, .hash_offset = hash_offset};
         if (random) {
             w[t].first = first;
             w[t].count = count;
@@ -362,7 +364,9 @@ static char *profile_plist(const char *uuid, const char *device, size_t *len)
     char *p;
 
     for (int i = 0; i < 2400; i++)
-        pad[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7 + device[10]) % 64];
+        pad[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7 +
+                                                                                     device[10]) %
+                                                                                    64];
     pad[2400] = '\0';
     p = xasprintf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>"
                   "<key>CommandUUID</key><string>%s</string><key>Command</key><dict>"
@@ -392,7 +396,8 @@ static void bench_backend(const struct opts *o, const char *url, bool pg)
     setup_devices(s, pg, "IDLE", m, 10000000);
     printf("  setup (raw SQL)                          %10.2f s\n", mono() - t0);
 
-    ops = run(o, url, JOB_CHECKIN, "CHECKIN", 1, m < 2000 ? m : 2000, 20000000, false, false, &el, &cs);
+    ops = run(o, url, JOB_CHECKIN, "CHECKIN", 1, m < 2000 ? m : 2000, 20000000, false, false, &el,
+              &cs);
     printf("  Authenticate + TokenUpdate               %10.0f devices/s (%ld in %.2f s, "
            "cpu %.1f us each)\n",
            (double)ops / el, ops, el, cs * 1e6 / (double)ops);
@@ -460,9 +465,11 @@ static void bench_backend(const struct opts *o, const char *url, bool pg)
     {
         struct store_command *cmds = xcalloc((size_t)n, sizeof(*cmds));
         char **plists = xcalloc((size_t)n, sizeof(*plists));
-        struct store_policy p = {.uid = (char *)"bench-policy", .type = (char *)"scep",
+        struct store_policy p = {.uid = (char *)"bench-policy",
+                                 .type = (char *)"scep",
                                  .platform = (char *)"ios",
-                                 .name = (char *)"bench", .scep_url = (char *)"http://scep/",
+                                 .name = (char *)"bench",
+                                 .scep_url = (char *)"http://scep/",
                                  .key_size = 2048};
         for (long i = 0; i < n; i++) {
             cmd_uuid(cmds[i].uuid, 5000, i + 1);
@@ -472,8 +479,8 @@ static void bench_backend(const struct opts *o, const char *url, bool pg)
         }
         t0 = mono();
         c0 = cpu();
-        if (store_policy_save(s, &p, cmds, (const char *const *)ids, (size_t)n, NOW + 200,
-                              &err) != 0)
+        if (store_policy_save(s, &p, cmds, (const char *const *)ids, (size_t)n, NOW + 200, &err) !=
+            0)
             die("store_policy_save", &err);
         el = mono() - t0;
         printf("  policy save, %ld InstallProfile (%zu B)  %10.3f s (cpu %.3f s)\n", n,
@@ -532,8 +539,12 @@ static int sh(const char *cmd)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.backend = "both", .devices = 100000, .rounds = 10, .idle_devices = 10000,
-                     .threads = 2, .seconds = 5};
+    struct opts o = {.backend = "both",
+                     .devices = 100000,
+                     .rounds = 10,
+                     .idle_devices = 10000,
+                     .threads = 2,
+                     .seconds = 5};
     char *own_pg = NULL, *tmpdir = NULL;
     int i;
 

@@ -198,8 +198,7 @@ int tf_connect(struct store *s, const char *enrollment, enum store_status st, co
     struct scepter_error err;
     char hash[65], seed[300];
     const char *colon = strchr(enrollment, ':');
-    char *device = colon ? xstrndup(enrollment, (size_t)(colon - enrollment))
-                         : xstrdup(enrollment);
+    char *device = colon ? xstrndup(enrollment, (size_t)(colon - enrollment)) : xstrdup(enrollment);
     static const char raw[] = "<plist><dict><key>Status</key></dict></plist>";
 
     snprintf(seed, sizeof(seed), "cert-%s", device);

@@ -35,9 +35,8 @@ struct store_command tf_cmd(const char *uuid, const char *request_type, int prio
 /* A deterministic UUID from n (upper-case, canonical). */
 void tf_uuid(unsigned n, char out[37]);
 /* One connect exchange; asserts success and returns 1/0 (command or not). */
-int tf_connect(struct store *s, const char *enrollment, enum store_status st,
-               const char *uuid, int64_t now, struct store_next *next,
-               enum store_report_outcome *outcome);
+int tf_connect(struct store *s, const char *enrollment, enum store_status st, const char *uuid,
+               int64_t now, struct store_next *next, enum store_report_outcome *outcome);
 /* Run a shell command as the PostgreSQL server user would (as root: runuser -u postgres). */
 int tf_pg_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A libpq connection to the fixture's admin database (for SQL the store does not offer). */

@@ -96,9 +96,11 @@ Test(checkin, certificate_bound_to_another_device_is_refused)
     upper[64] = '\0';
     cr_assert_eq(store_cert_check(s, upper, "UDID-A", &err), 1);
     /* A connect from B's channel with A's certificate is refused too. */
-    struct store_report rep = {.enrollment_id = "UDID-A", .device_id = "UDID-A",
-                               .cert_hash = "0000000000000000000000000000000000000000000000000000000000000000",
-                               .status = STORE_STATUS_IDLE};
+    struct store_report rep = {
+        .enrollment_id = "UDID-A",
+        .device_id = "UDID-A",
+        .cert_hash = "0000000000000000000000000000000000000000000000000000000000000000",
+        .status = STORE_STATUS_IDLE};
     struct store_next next;
     enum store_report_outcome out;
     cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EFORBIDDEN);
@@ -224,9 +226,13 @@ Test(checkin, checkout_disables_every_channel_and_the_queue)
     size_t n;
 
     tf_enroll(s, "MAC-1", "MacBookPro18,3", T0);
-    struct store_token_update t = {.enrollment_id = "MAC-1:U", .device_id = "MAC-1",
-                                   .type = STORE_ENROLL_USER, .topic = "com.apple.mgmt.External.test",
-                                   .token = tok, .token_len = 1, .push_magic = "pm"};
+    struct store_token_update t = {.enrollment_id = "MAC-1:U",
+                                   .device_id = "MAC-1",
+                                   .type = STORE_ENROLL_USER,
+                                   .topic = "com.apple.mgmt.External.test",
+                                   .token = tok,
+                                   .token_len = 1,
+                                   .push_magic = "pm"};
     cr_assert_eq(store_token_update(s, &t, T0, &first, &err), 0, "%s", err.msg);
     tf_uuid(1, uuid);
     c = tf_cmd(uuid, "ProfileList", 0);
@@ -259,8 +265,8 @@ Test(checkin, facts_update_keeps_what_is_not_given)
     cr_assert_eq(store_device_get(s, "UDID-1", &d, &err), 0);
     cr_assert_eq(d.platform, STORE_PLATFORM_UNKNOWN);
     store_device_clear(&d);
-    struct store_device_facts f = {.device_name = "Kiosk", .product_name = "iPad13,4",
-                                   .model_name = "iPad"};
+    struct store_device_facts f = {
+        .device_name = "Kiosk", .product_name = "iPad13,4", .model_name = "iPad"};
     cr_assert_eq(store_device_update_facts(s, "UDID-1", &f, T0 + 5, &err), 0, "%s", err.msg);
     struct store_device_facts g = {.os_version = "17.2"};
     cr_assert_eq(store_device_update_facts(s, "UDID-1", &g, T0 + 6, &err), 0, "%s", err.msg);

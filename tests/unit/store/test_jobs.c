@@ -27,9 +27,10 @@ Test(jobs, apikeys)
     cr_assert_str_eq(err.field, "hash");
     cr_assert_eq(store_apikey_check(s, h2, &got, &err), 0);
     cr_assert_eq(got, id2);
-    cr_assert_eq(store_apikey_check(s, "0000000000000000000000000000000000000000000000000000000000000000",
-                                    &got, &err),
-                 SCEPTER_EAUTH);
+    cr_assert_eq(
+        store_apikey_check(s, "0000000000000000000000000000000000000000000000000000000000000000",
+                           &got, &err),
+        SCEPTER_EAUTH);
     cr_assert_eq(err.http_status, 401);
     cr_assert_eq(store_apikey_check(s, "short", &got, &err), SCEPTER_EAUTH);
     cr_assert_eq(store_apikey_touch(s, id2, T0 + 500, &err), 0);
@@ -55,8 +56,7 @@ Test(jobs, outbox_claim_lease_retry_done)
     size_t na, nb;
     int64_t pending;
 
-    cr_assert_eq(store_outbox_add(s, "webhook", "{\"event\":\"one\"}", T0, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_outbox_add(s, "webhook", "{\"event\":\"one\"}", T0, &err), 0, "%s", err.msg);
     cr_assert_eq(store_outbox_add(s, "webhook", "{\"event\":\"two\"}", T0 + 1, &err), 0);
     cr_assert_eq(store_outbox_add(s, "webhook", "{\"event\":\"later\"}", T0 + 100, &err), 0);
     cr_assert_eq(store_outbox_add(s, "", "{}", T0, &err), SCEPTER_EINVAL);

@@ -365,8 +365,7 @@ Test(pg_only, private_server_restart_and_idle_writes_nothing)
     cr_assert_eq(tf_connect(s, "DEV-R", STORE_STATUS_IDLE, NULL, T0 + 6, &next, &out), 1);
     cr_assert_str_eq(next.uuid, uuid);
     store_next_clear(&next);
-    cr_assert_eq(tf_connect(s, "DEV-R", STORE_STATUS_ACKNOWLEDGED, uuid, T0 + 7, &next, &out),
-                 0);
+    cr_assert_eq(tf_connect(s, "DEV-R", STORE_STATUS_ACKNOWLEDGED, uuid, T0 + 7, &next, &out), 0);
     cr_assert_eq(out, STORE_REPORT_RECORDED);
     store_close(s);
     free(pgctl);
@@ -392,11 +391,11 @@ Test(sqlite_only, idle_writes_nothing)
     /* PRAGMA data_version moves when another connection commits a change. */
     cr_assert_eq(sqlite3_open(tf_url() + 7, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL), SQLITE_OK);
-#define DATA_VERSION(v)                                                                      \
-    do {                                                                                     \
-        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);                                          \
-        (v) = sqlite3_column_int(st, 0);                                                     \
-        sqlite3_reset(st);                                                                   \
+#define DATA_VERSION(v)                                                                            \
+    do {                                                                                           \
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);                                                \
+        (v) = sqlite3_column_int(st, 0);                                                           \
+        sqlite3_reset(st);                                                                         \
     } while (0)
     DATA_VERSION(v0);
     for (i = 0; i < 100; i++)

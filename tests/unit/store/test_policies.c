@@ -4,6 +4,7 @@
  * produce, deletion with RemoveProfile commands, and retention keeping what status needs.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,12 @@ TestSuite(policies, .init = tf_setup, .fini = tf_teardown);
 static struct store_policy policy(const char *platform, const char *name)
 {
     static unsigned char root[] = {0x30, 0x82, 0x01, 0x0a, 0x00};
+    static char uids[16][96];
+    static unsigned k;
+    char *uid = uids[k++ % 16];
+    snprintf(uid, sizeof(uids[0]), "uid-%s-%s", platform, name);
     struct store_policy p = {
+        .uid = uid,
         .type = (char *)"scep",
         .platform = (char *)platform,
         .name = (char *)name,
@@ -124,6 +130,7 @@ Test(policies, save_update_get_list_and_name_conflicts)
 
     cr_assert_eq(store_policy_get(s, p.id, &got, &err), 0, "%s", err.msg);
     cr_assert_str_eq(got.name, "WiFi");
+    cr_assert_str_eq(got.uid, "uid-ios-WiFi", "the uid fixed at creation comes back");
     cr_assert_str_eq(got.platform, "ios");
     cr_assert_str_eq(got.scep_challenge, "s3cret");
     cr_assert_str_eq(got.scep_subject, "/C=US/O=ABCEnterprise/CN=foo/");
@@ -234,7 +241,8 @@ Test(policies, save_queues_commands_and_status_follows_results)
     store_policy_statuses_free(st, n);
 
     /* I1 installs, I2 fails, P1 says NotNow. */
-    cr_assert_eq(tf_connect(s, "I1", STORE_STATUS_ACKNOWLEDGED, cmds[0].uuid, T0 + 2, &next, &out), 0);
+    cr_assert_eq(tf_connect(s, "I1", STORE_STATUS_ACKNOWLEDGED, cmds[0].uuid, T0 + 2, &next, &out),
+                 0);
     cr_assert_eq(tf_connect(s, "I2", STORE_STATUS_ERROR, cmds[1].uuid, T0 + 2, &next, &out), 0);
     cr_assert_eq(tf_connect(s, "P1", STORE_STATUS_NOTNOW, cmds[2].uuid, T0 + 2, &next, &out), 0);
     cr_assert_eq(store_policy_status(s, p.id, &st, &n, &err), 0);

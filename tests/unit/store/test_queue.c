@@ -38,9 +38,9 @@ Test(queue, fifo_within_priority_and_ack_finishes)
     cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0, &next, &out), 0);
     cr_assert_eq(out, STORE_REPORT_IDLE);
     enqueue_one(s, "D", 1, 0, T0 + 1, u1);
-    enqueue_one(s, "D", 2, 0, T0 + 1, u2);  /* same second: insertion order decides */
-    enqueue_one(s, "D", 3, 5, T0 + 2, u3);  /* higher priority first */
-    enqueue_one(s, "D", 4, 0, T0 + 0, u4);  /* older */
+    enqueue_one(s, "D", 2, 0, T0 + 1, u2); /* same second: insertion order decides */
+    enqueue_one(s, "D", 3, 5, T0 + 2, u3); /* higher priority first */
+    enqueue_one(s, "D", 4, 0, T0 + 0, u4); /* older */
 
     const char *expect[] = {u3, u4, u1, u2};
     cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 3, &next, &out), 1);
@@ -214,8 +214,7 @@ Test(queue, reauthenticate_clears_queue_and_tokens)
     cr_assert_eq(n, 0);
     store_push_targets_free(pt, n);
     /* Not enabled until the next TokenUpdate: connect is refused. */
-    struct store_report rep = {.enrollment_id = "D", .device_id = "D",
-                               .status = STORE_STATUS_IDLE};
+    struct store_report rep = {.enrollment_id = "D", .device_id = "D", .status = STORE_STATUS_IDLE};
     cr_assert_eq(store_connect(s, &rep, T0 + 11, &next, &out, &err), SCEPTER_ENOTFOUND);
     cr_assert(strstr(err.msg, "not enabled"), "%s", err.msg);
     tf_enroll(s, "D", "iPhone14,2", T0 + 12);
@@ -246,8 +245,8 @@ Test(queue, connect_refusals)
     tf_enroll(s, "D", "iPhone14,2", T0);
     tf_enroll(s, "E", "iPhone14,2", T0);
     tf_hash("cert-E", hash);
-    struct store_report rep = {.enrollment_id = "D", .device_id = "D", .cert_hash = hash,
-                               .status = STORE_STATUS_IDLE};
+    struct store_report rep = {
+        .enrollment_id = "D", .device_id = "D", .cert_hash = hash, .status = STORE_STATUS_IDLE};
     cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EFORBIDDEN);
     cr_assert_str_eq(err.field, "cert_hash");
     rep.device_id = "E"; /* E's certificate and id, D's channel */
@@ -280,9 +279,13 @@ Test(queue, refused_report_records_nothing)
     tf_enroll(s, "E", "iPhone14,2", T0);
     enqueue_one(s, "D", 1, 0, T0, u1);
     tf_hash("cert-E", hash);
-    struct store_report rep = {.enrollment_id = "D", .device_id = "D", .cert_hash = hash,
-                               .status = STORE_STATUS_ACKNOWLEDGED, .command_uuid = u1,
-                               .raw = (const unsigned char *)"x", .raw_len = 1};
+    struct store_report rep = {.enrollment_id = "D",
+                               .device_id = "D",
+                               .cert_hash = hash,
+                               .status = STORE_STATUS_ACKNOWLEDGED,
+                               .command_uuid = u1,
+                               .raw = (const unsigned char *)"x",
+                               .raw_len = 1};
     cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EFORBIDDEN);
     cr_assert_eq(store_result_get(s, "D", u1, &res, &err), 0);
     cr_assert_str_eq(res.status, "queued");
@@ -361,8 +364,8 @@ Test(queue, bulk_enqueue_and_enqueue_each)
         tf_uuid((unsigned)i + 1, u);
         cmds[i] = tf_cmd(u, "InstallProfile", 0);
     }
-    cr_assert_eq(store_enqueue_each(s, cmds, (const char *const *)ids, N, T0 + 2, &err), 0,
-                 "%s", err.msg);
+    cr_assert_eq(store_enqueue_each(s, cmds, (const char *const *)ids, N, T0 + 2, &err), 0, "%s",
+                 err.msg);
     cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
     cr_assert_eq(depth, 2 * N);
     /* Each device gets the shared command, then its own. */
@@ -389,10 +392,17 @@ Test(queue, bulk_enqueue_and_enqueue_each)
     more[1] = cmds[7]; /* already exists */
     cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), SCEPTER_ECONFLICT);
     cr_assert(strstr(err.msg, cmds[7].uuid), "%s", err.msg);
-    more[1] = more[0]; /* the same UUID twice */
-    cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), SCEPTER_ECONFLICT);
     cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
-    cr_assert_eq(depth, 2 * N - 1);
+    cr_assert_eq(depth, 2 * N - 1, "nothing written by the refused calls");
+    /* The same command (same UUID) for two enrollments: stored once, queued for both. */
+    more[1] = more[0];
+    cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 2 * N + 1);
+    struct store_result shared;
+    cr_assert_eq(store_result_get(s, "DEV-0002", more[0].uuid, &shared, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(shared.status, "queued");
+    store_result_clear(&shared);
     for (i = 0; i < N; i++)
         free(ids[i]);
     store_close(s);
@@ -457,11 +467,12 @@ Test(queue, retention_deletes_old_finished_entries_in_batches)
     tf_enroll(s, "D", "iPhone14,2", T0);
     for (i = 0; i < 25; i++) {
         enqueue_one(s, "D", (unsigned)i + 1, 0, T0, u);
-        cr_assert_geq(tf_connect(s, "D", i % 2 ? STORE_STATUS_ERROR : STORE_STATUS_ACKNOWLEDGED,
-                                 u, T0 + 10, &next, &out), 0);
+        cr_assert_geq(tf_connect(s, "D", i % 2 ? STORE_STATUS_ERROR : STORE_STATUS_ACKNOWLEDGED, u,
+                                 T0 + 10, &next, &out),
+                      0);
         store_next_clear(&next);
     }
-    enqueue_one(s, "D", 100, 0, T0, keep);     /* pending: kept whatever its age */
+    enqueue_one(s, "D", 100, 0, T0, keep); /* pending: kept whatever its age */
     enqueue_one(s, "D", 101, 0, T0 + 50, fresh);
     cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, fresh, T0 + 100, &next, &out), 1);
     store_next_clear(&next);
@@ -556,8 +567,10 @@ static void *race_deliver(void *arg)
             snprintf(dev, sizeof(dev), "R%d", (i + r->id * 3) % RACE_DEVICES);
             snprintf(seed, sizeof(seed), "cert-%s", dev);
             tf_hash(seed, hash);
-            struct store_report rep = {.enrollment_id = dev, .device_id = dev,
-                                       .cert_hash = hash, .status = STORE_STATUS_IDLE};
+            struct store_report rep = {.enrollment_id = dev,
+                                       .device_id = dev,
+                                       .cert_hash = hash,
+                                       .status = STORE_STATUS_IDLE};
             rc = store_connect(s, &rep, T0 + 1000, &next, &out, &err);
             for (steps = 0; rc == 1 && steps < 10; steps++) {
                 char uuid[37];
@@ -615,8 +628,8 @@ Test(queue, two_connections_race_on_one_queue)
     for (i = 0; i < 3; i++)
         cr_assert_eq(r[i].errors, 0, "thread %d: %d errors, last: %s", i, r[i].errors, r[i].msg);
     /* Whatever the interleaving: each command recorded exactly once per device, none lost. */
-    cr_assert_eq(r[1].recorded + r[2].recorded, RACE_DEVICES * RACE_COMMANDS,
-                 "recorded %d + %d", r[1].recorded, r[2].recorded);
+    cr_assert_eq(r[1].recorded + r[2].recorded, RACE_DEVICES * RACE_COMMANDS, "recorded %d + %d",
+                 r[1].recorded, r[2].recorded);
     cr_assert_eq(r[1].unknown + r[2].unknown, 0);
     cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
     cr_assert_eq(depth, 0);
