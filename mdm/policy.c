@@ -244,30 +244,38 @@ static void target_device(const struct store_target_device *t, struct profile_de
     d->platform = store_platform_name(t->platform);
 }
 
-/* InstallProfile for each target; a uniform profile is rendered once for all of them. */
+/*
+ * InstallProfile for each target.  A uniform profile (no server-side variable) is rendered
+ * once and is one command queued for every target (the store keeps one row for it); otherwise
+ * each device gets its own rendering.
+ */
 static void plan_installs(struct plan *p, const struct profile_template *t,
                           const struct store_target_device *targets, size_t nt)
 {
     struct buf xml = BUF_INIT;
     struct scepter_error err;
-    bool uniform = profile_template_is_uniform(t), rendered = false;
+    bool uniform = profile_template_is_uniform(t);
+    size_t shared = (size_t)-1;
 
     for (size_t i = 0; i < nt; i++) {
-        if (!uniform || !rendered) {
-            struct profile_device d;
-            target_device(&targets[i], &d);
-            buf_reset(&xml);
-            if (profile_template_render(t, uniform ? NULL : &d, &xml, &err) != 0) {
-                json_array_append_new(p->skipped,
-                                      json_pack("{s:s,s:s}", "device", targets[i].device_id,
-                                                "error", err.msg));
-                continue;
-            }
-            rendered = true;
+        if (uniform && shared != (size_t)-1) {
+            plan_add(p, shared, targets[i].enrollment_id, STORE_POLICY_INSTALL);
+            continue;
+        }
+        struct profile_device d;
+        target_device(&targets[i], &d);
+        buf_reset(&xml);
+        if (profile_template_render(t, uniform ? NULL : &d, &xml, &err) != 0) {
+            json_array_append_new(p->skipped, json_pack("{s:s,s:s}", "device",
+                                                         targets[i].device_id, "error",
+                                                         err.msg));
+            continue;
         }
         size_t k = p->ncmds;
         mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
         plan_add(p, k, targets[i].enrollment_id, STORE_POLICY_INSTALL);
+        if (uniform)
+            shared = k;
     }
     buf_free(&xml);
 }
@@ -277,6 +285,8 @@ static void plan_removals(struct plan *p, const char *identifier,
                           const struct store_policy_device_status *had, size_t nhad,
                           const struct store_target_device *targets, size_t nt)
 {
+    size_t shared = (size_t)-1;
+
     for (size_t i = 0; i < nhad; i++) {
         bool keep = false;
         if (had[i].action != STORE_POLICY_INSTALL)
@@ -287,9 +297,11 @@ static void plan_removals(struct plan *p, const char *identifier,
             keep = strcmp(targets[j].device_id, had[i].device_id) == 0;
         if (keep)
             continue;
-        size_t k = p->ncmds;
-        mdm_command_remove_profile(identifier, NULL, plan_new_command(p));
-        plan_add(p, k, had[i].enrollment_id, STORE_POLICY_REMOVE);
+        if (shared == (size_t)-1) { /* one RemoveProfile command for all of them */
+            shared = p->ncmds;
+            mdm_command_remove_profile(identifier, NULL, plan_new_command(p));
+        }
+        plan_add(p, shared, had[i].enrollment_id, STORE_POLICY_REMOVE);
     }
 }
 

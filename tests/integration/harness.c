@@ -282,3 +282,13 @@ int h_api(struct h_server *s, const char *method, const char *path, const char *
     tu_http_resp_free(&r);
     return status;
 }
+
+const char *h_json(const json_t *j)
+{
+    static char buf[8192];
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+    snprintf(buf, sizeof(buf), "%s", s ? s : "null");
+    free(s); /* jansson's allocation */
+    return buf;
+}

@@ -71,4 +71,7 @@ void h_enroll(struct h_server *s, const struct tu_cert *id, const char *udid,
 int h_api(struct h_server *s, const char *method, const char *path, const char *body,
           json_t **out);
 
+/* JSON text for assertion messages (a static buffer; truncated at 8 KiB). */
+const char *h_json(const json_t *j);
+
 #endif

@@ -158,7 +158,7 @@ Test(api, policy_life_cycle_reaches_exactly_the_right_devices)
     /* macOS policy: a Mac directly and the mixed group */
     char *body = policy_body("Corp Wi-Fi", "macos",
                              "{\"devices\":[\"MAC-1\"],\"device_groups\":[\"Mixed Lab\"]}", 2048);
-    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 201, "%s", json_dumps(j, 0));
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 201, "%s", h_json(j));
     free(body);
     cr_assert_eq(json_integer_value(json_object_get(j, "queued_installs")), 2);
     cr_assert(json_is_true(json_object_get(j, "takes_effect")));
@@ -237,14 +237,14 @@ Test(api, policy_life_cycle_reaches_exactly_the_right_devices)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "counts"), "failed")), 1);
     json_t *failed = json_array_get(json_object_get(j, "failed"), 0);
     cr_assert_str_eq(json_string_value(json_object_get(failed, "device")), "MAC-2");
-    cr_assert(strstr(json_dumps(json_object_get(failed, "error_chain"), 0), "rejected the challenge"));
+    cr_assert(strstr(h_json(json_object_get(failed, "error_chain")), "rejected the challenge"));
     json_decref(j);
 
     /* Update: new key size, re-queued for both Macs with the same PayloadIdentifier. */
     char *policy_path = xasprintf("/v1/policies/%lld", (long long)mac_id);
     body = policy_body("Corp Wi-Fi", "macos",
                        "{\"devices\":[\"MAC-1\"],\"device_groups\":[\"Mixed Lab\"]}", 4096);
-    cr_assert_eq(h_api(&S, "PUT", policy_path, body, &j), 200, "%s", json_dumps(j, 0));
+    cr_assert_eq(h_api(&S, "PUT", policy_path, body, &j), 200, "%s", h_json(j));
     free(body);
     cr_assert_eq(json_integer_value(json_object_get(j, "version")), 2);
     cr_assert_eq(json_integer_value(json_object_get(j, "queued_installs")), 2);
@@ -322,7 +322,7 @@ Test(api, policy_without_targets_is_saved_and_says_so)
     cr_assert(json_is_false(json_object_get(j, "takes_effect")));
     cr_assert(strstr(json_string_value(json_object_get(j, "message")), "no effect") != NULL);
     /* 1024-bit keys are the guide's default, but weak: a warning */
-    cr_assert(strstr(json_dumps(json_object_get(j, "warnings"), 0), "1024") != NULL);
+    cr_assert(strstr(h_json(json_object_get(j, "warnings")), "1024") != NULL);
     json_decref(j);
     free(body);
 }
@@ -468,7 +468,7 @@ Test(api, groups_commands_push_and_api_keys)
     cr_assert_eq(r.status, 200);
     tu_http_resp_free(&r);
     cr_assert_eq(h_api(&S, "GET", "/v1/apikeys", NULL, &j), 200);
-    cr_assert(strstr(json_dumps(j, 0), key) == NULL, "the key is never shown again");
+    cr_assert(strstr(h_json(j), key) == NULL, "the key is never shown again");
     json_decref(j);
     char *path = xasprintf("/v1/apikeys/%lld", (long long)id);
     cr_assert_eq(h_api(&S, "DELETE", path, NULL, NULL), 200);

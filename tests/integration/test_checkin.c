@@ -55,7 +55,7 @@ static char *queue_device_info(const char *udid)
                    "{\"command\":{\"request_type\":\"DeviceInformation\",\"queries\":"
                    "[\"DeviceName\",\"OSVersion\"]},\"push\":false}",
                    &j);
-    cr_assert_eq(st, 201, "enqueue: %d %s", st, j ? json_dumps(j, 0) : "");
+    cr_assert_eq(st, 201, "enqueue: %d %s", st, j ? h_json(j) : "");
     char *uuid = xstrdup(json_string_value(json_object_get(j, "uuid")));
     json_decref(j);
     free(path);

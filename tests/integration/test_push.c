@@ -193,7 +193,7 @@ Test(push, certificate_swap_without_restart_and_topic_change_guard)
     char *c2 = read_text("push2.pem"), *k2 = read_text("push2.key");
     json_t *body = json_pack("{s:s,s:s}", "cert_pem", c2, "key_pem", k2);
     char *text = json_dumps(body, 0);
-    cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", text, &j), 200, "%s", json_dumps(j, 0));
+    cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", text, &j), 200, "%s", h_json(j));
     cr_assert_str_eq(json_string_value(json_object_get(j, "topic")), topic);
     json_decref(j);
     free(text);
@@ -208,7 +208,7 @@ Test(push, certificate_swap_without_restart_and_topic_change_guard)
     text = json_dumps(body, 0);
     cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", text, &j), 409);
     cr_assert(strstr(json_string_value(json_object_get(j, "error")), topic) != NULL,
-              "names the topic in use: %s", json_dumps(j, 0));
+              "names the topic in use: %s", h_json(j));
     json_decref(j);
     cr_assert_eq(h_api(&S, "GET", "/v1/pushcert", NULL, &j), 200);
     cr_assert_str_eq(json_string_value(json_object_get(j, "topic")), topic, "unchanged");
