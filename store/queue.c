@@ -363,6 +363,14 @@ static int cmp_pair(const void *a, const void *b)
     return strcmp(((const struct pair *)a)->id, ((const struct pair *)b)->id);
 }
 
+/* Two entries of one UUID must carry the same command. */
+static bool same_command(const struct store_command *a, const struct store_command *b)
+{
+    return strcmp(a->request_type, b->request_type) == 0 && a->plist_len == b->plist_len &&
+           (a->plist == b->plist || memcmp(a->plist, b->plist, a->plist_len) == 0) &&
+           a->priority == b->priority && a->policy_action == b->policy_action;
+}
+
 static int cmp_uuid_index(const void *a, const void *b, void *arg)
 {
     const struct store_command *sc = arg;
@@ -399,11 +407,17 @@ int store_enqueue_each_tx(struct store *s, const struct store_command *cmds, con
     for (i = 0; i < n; i++)
         order[i] = i;
     qsort_r(order, n, sizeof(*order), cmp_uuid_index, sc);
-    for (i = 0; i < n; i++)
-        first[order[i]] = i == 0 || strcmp(sc[order[i - 1]].uuid, sc[order[i]].uuid) != 0;
-    if (s->pg)
+    rc = 0;
+    for (i = 0; i < n && rc == 0; i++) {
+        const struct store_command *a = i ? &sc[order[i - 1]] : NULL, *b = &sc[order[i]];
+        first[order[i]] = a == NULL || strcmp(a->uuid, b->uuid) != 0;
+        if (!first[order[i]] && !same_command(a, b))
+            rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID",
+                             "CommandUUID: %s is given twice with different commands", b->uuid);
+    }
+    if (rc == 0 && s->pg)
         rc = enqueue_each_pg(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
-    else
+    else if (rc == 0)
         rc = enqueue_each_sqlite(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
     free(order);
     free(first);
@@ -1003,15 +1017,17 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
 /*
  * Finished or cancelled rows whose last activity is older than $1, at most $2 of them.
  * The newest row linking an enrollment to an existing policy is kept whatever its age: it is
- * what store_policy_status() reports for that device.
+ * what store_policy_status() reports for that device.  The policy test is a scalar subquery
+ * on purpose: it runs per candidate row through the commands key, where an anti-join could be
+ * planned as a scan of every command.
  */
 #define RETENTION_VICTIMS(col)                                                                     \
     "SELECT q." col " FROM queue q WHERE q.state <> 0 AND q.updated < $1"                          \
-    " AND NOT EXISTS (SELECT 1 FROM commands c JOIN policies p ON p.id = c.policy_id"              \
-    "  WHERE c.uuid = q.command_uuid AND NOT EXISTS (SELECT 1 FROM queue q2"                       \
-    "   JOIN commands c2 ON c2.uuid = q2.command_uuid"                                             \
-    "   WHERE q2.enrollment_id = q.enrollment_id AND c2.policy_id = c.policy_id"                   \
-    "   AND q2.seq > q.seq))"                                                                      \
+    " AND coalesce((SELECT NOT EXISTS (SELECT 1 FROM policies p WHERE p.id = c.policy_id)"         \
+    "   OR EXISTS (SELECT 1 FROM queue q2 JOIN commands c2 ON c2.uuid = q2.command_uuid"           \
+    "    WHERE q2.enrollment_id = q.enrollment_id AND q2.seq > q.seq"                              \
+    "    AND c2.policy_id = c.policy_id)"                                                          \
+    "  FROM commands c WHERE c.uuid = q.command_uuid AND c.policy_id IS NOT NULL), true)"          \
     " LIMIT $2"
 
 static const struct store_sql SQL_RETENTION_QUEUE = {

@@ -394,6 +394,12 @@ Test(queue, bulk_enqueue_and_enqueue_each)
     cr_assert(strstr(err.msg, cmds[7].uuid), "%s", err.msg);
     cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
     cr_assert_eq(depth, 2 * N - 1, "nothing written by the refused calls");
+    /* The same UUID carrying two different commands is refused. */
+    more[1] = more[0];
+    more[1].request_type = "RemoveProfile";
+    cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), SCEPTER_ECONFLICT);
+    cr_assert(strstr(err.msg, "different"), "%s", err.msg);
+    cr_assert_str_eq(err.field, "CommandUUID");
     /* The same command (same UUID) for two enrollments: stored once, queued for both. */
     more[1] = more[0];
     cr_assert_eq(store_enqueue_each(s, more, more_ids, 2, T0, &err), 0, "%s", err.msg);
