@@ -484,8 +484,9 @@ void store_target_devices_free(struct store_target_device *t, size_t n);
 
 /*
  * The enrolled devices (device channel enabled) named directly or through the groups, whose
- * platform is one of platforms[0..nplat) (nplat 0: any platform), deduplicated, sorted by id.  Unknown device ids or
- * group names: SCEPTER_ENOTFOUND, err->field "targets.devices" / "targets.device_groups".
+ * platform is one of platforms[0..nplat) (nplat 0: any platform), deduplicated, sorted by id.
+ * Unknown device ids or group names: SCEPTER_ENOTFOUND, err->field "targets.devices" /
+ * "targets.device_groups".
  */
 int store_targets_resolve(struct store *s, const char *const *device_ids, size_t ndev,
                           const char *const *groups, size_t ngroups,
