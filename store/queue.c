@@ -76,8 +76,8 @@ static const struct store_sql SQL_COMMAND_INSERT = {
 /* ids sorted and distinct: rows go into queue_next in key order. */
 static const struct store_sql SQL_QUEUE_INSERT_MANY = {
     "queue_insert_many",
-    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated)"
-    " SELECT e.id, $2, $3, $4, $4 FROM {ARR1} AS a JOIN enrollments e ON e.id = a.value",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
+    " SELECT e.id, $2, $3, $4, $4, $5 FROM {ARR1} AS a JOIN enrollments e ON e.id = a.value",
     NULL, NULL};
 
 static const struct store_sql SQL_FIRST_UNKNOWN_ENROLLMENT = {
@@ -179,7 +179,9 @@ static int enqueue(struct store *s, const struct store_command *cmd, const char 
                              err)) != 0)
         return rc;
     {
-        struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(cmd->uuid), P_INT(cmd->priority), P_INT(now)};
+        struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(cmd->uuid), P_INT(cmd->priority), P_INT(now),
+                          P_INT(cmd->policy_id)};
+        p[4].null = cmd->policy_id == 0;
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_MANY, p, ARRAY_LEN(p), &changes, err)) != 0)
             return rc;
     }
@@ -220,16 +222,17 @@ static const struct store_sql SQL_COMMANDS_INSERT_ARRAYS = {
 
 static const struct store_sql SQL_QUEUE_INSERT_ARRAYS = {
     "queue_insert_arrays", NULL,
-    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated)"
-    " SELECT x.e, x.u, x.pr, $4, $4 FROM unnest($1, $2, $3) AS x(e, u, pr)"
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
+    " SELECT x.e, x.u, x.pr, $4, $4, nullif(x.pid, 0) FROM unnest($1, $2, $3, $5) AS x(e, u, pr, "
+    "pid)"
     " JOIN enrollments en ON en.id = x.e",
     NULL};
 
 /* SQLite: one row per statement, prepared once. */
 static const struct store_sql SQL_QUEUE_INSERT_ONE = {
     "queue_insert_one",
-    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated)"
-    " SELECT e.id, $2, $3, $4, $4 FROM enrollments e WHERE e.id = $1",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
+    " SELECT e.id, $2, $3, $4, $4, $5 FROM enrollments e WHERE e.id = $1",
     NULL, NULL};
 
 static int enqueue_each_pg(struct store *s, const struct store_command *cmds, const bool *first,
@@ -291,12 +294,13 @@ static int enqueue_each_pg(struct store *s, const struct store_command *cmds, co
     for (i = 0; i < n; i++) {
         uuids[i] = cmds[i].uuid;
         prios[i] = cmds[i].priority;
+        pids[i] = policy_id ? policy_id : cmds[i].policy_id;
     }
     for (start = 0; start < n; start = end) {
         end = start + PG_CHUNK_ROWS < n ? start + PG_CHUNK_ROWS : n;
         size_t m = end - start;
         struct dbv pq[] = {P_TEXTS(ids + start, m), P_TEXTS(uuids + start, m),
-                           P_INTS(prios + start, m), P_INT(now)};
+                           P_INTS(prios + start, m), P_INT(now), P_INTS(pids + start, m)};
         changes = 0;
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ARRAYS, pq, ARRAY_LEN(pq), &changes, err)) != 0)
             goto out;
@@ -342,7 +346,10 @@ static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds
             rc = insert_command(s, c, now, c->policy_id, c->policy_version, c->policy_action, err);
         if (rc != 0)
             return rc;
-        struct dbv p[] = {P_TEXT(ids[i]), P_TEXT(c->uuid), P_INT(c->priority), P_INT(now)};
+        int64_t pid = policy_id ? policy_id : c->policy_id;
+        struct dbv p[] = {P_TEXT(ids[i]), P_TEXT(c->uuid), P_INT(c->priority), P_INT(now),
+                          P_INT(pid)};
+        p[4].null = pid == 0;
         changes = 0;
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ONE, p, ARRAY_LEN(p), &changes, err)) != 0)
             return rc;
@@ -1017,17 +1024,15 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
 /*
  * Finished or cancelled rows whose last activity is older than $1, at most $2 of them.
  * The newest row linking an enrollment to an existing policy is kept whatever its age: it is
- * what store_policy_status() reports for that device.  The policy test is a scalar subquery
- * on purpose: it runs per candidate row through the commands key, where an anti-join could be
- * planned as a scan of every command.
+ * what store_policy_status() reports for that device.  Queue rows carry their command's policy
+ * so the common case (no policy) is decided without a join.
  */
 #define RETENTION_VICTIMS(col)                                                                     \
     "SELECT q." col " FROM queue q WHERE q.state <> 0 AND q.updated < $1"                          \
-    " AND coalesce((SELECT NOT EXISTS (SELECT 1 FROM policies p WHERE p.id = c.policy_id)"         \
-    "   OR EXISTS (SELECT 1 FROM queue q2 JOIN commands c2 ON c2.uuid = q2.command_uuid"           \
-    "    WHERE q2.enrollment_id = q.enrollment_id AND q2.seq > q.seq"                              \
-    "    AND c2.policy_id = c.policy_id)"                                                          \
-    "  FROM commands c WHERE c.uuid = q.command_uuid AND c.policy_id IS NOT NULL), true)"          \
+    " AND (q.policy_id IS NULL"                                                                    \
+    "  OR NOT EXISTS (SELECT 1 FROM policies p WHERE p.id = q.policy_id)"                          \
+    "  OR EXISTS (SELECT 1 FROM queue q2 WHERE q2.enrollment_id = q.enrollment_id"                 \
+    "   AND q2.policy_id = q.policy_id AND q2.seq > q.seq))"                                       \
     " LIMIT $2"
 
 static const struct store_sql SQL_RETENTION_QUEUE = {

@@ -91,6 +91,7 @@ CREATE TABLE queue (
     result_at      bigint NOT NULL DEFAULT 0,
     raw            bytea,
     error_chain    text COLLATE "C",
+    policy_id      bigint, -- the command's policy (NULL: none), for retention
     updated        bigint NOT NULL,
     PRIMARY KEY (command_uuid, enrollment_id)
 );

@@ -90,6 +90,7 @@ CREATE TABLE queue (
     result_at      INTEGER NOT NULL DEFAULT 0,
     raw            BLOB,
     error_chain    TEXT,
+    policy_id      INTEGER, -- the command's policy (NULL: none), for retention
     updated        INTEGER NOT NULL,
     UNIQUE (command_uuid, enrollment_id)
 );
