@@ -5,7 +5,10 @@
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +46,31 @@ static char *pg_fresh_db(void)
     return newurl;
 }
 
+/* A free loopback port: bound, then closed (devices must know the URL before start). */
+static int free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
 static void write_conf(struct h_server *s, const struct h_opts *o)
 {
     FILE *fp = fopen(s->conf, "w");
+    int port = free_port();
     cr_assert_not_null(fp);
     fprintf(fp,
-            "listen = 127.0.0.1:0\n"
-            "public_url = https://127.0.0.1:8443\n"
+            "listen = 127.0.0.1:%d\n"
+            "public_url = https://127.0.0.1:%d\n"
             "port_file = %s/ports\n"
             "workers = 2\n"
             "tls_cert_file = %s/tls.pem\n"
@@ -63,7 +84,7 @@ static void write_conf(struct h_server *s, const struct h_opts *o)
             "log_level = debug\n"
             "last_seen_flush_ms = 100\n"
             "%s%s%s\n",
-            s->dir, s->dir, s->dir, s->dir, s->dir, s->dir,
+            port, port, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir,
             o && o->identity ? o->identity : "mtls,signature", s->store_url,
             o && o->no_push_topic ? "" : "push_topic = " H_TOPIC "\n",
             o && o->plain_http ? "listen_http = 127.0.0.1:0\n" : "",

@@ -504,7 +504,9 @@ Test(checkin, enrollment_profile_with_pkcs12_identity)
             const char *url = NULL, *topic = NULL;
             bool sign = false;
             cr_assert_eq(plistx_get_string(item, "ServerURL", true, &url, &err), 0);
-            cr_assert_str_eq(url, "https://127.0.0.1:8443/mdm/connect");
+            char want[64];
+            snprintf(want, sizeof(want), "https://127.0.0.1:%d/mdm/connect", S.port);
+            cr_assert_str_eq(url, want);
             cr_assert_eq(plistx_get_string(item, "Topic", true, &topic, &err), 0);
             cr_assert_str_eq(topic, H_TOPIC);
             cr_assert_eq(plistx_get_bool(item, "SignMessage", true, &sign, &err), 0);

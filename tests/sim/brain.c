@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/buf.h"
 #include "common/crypto.h"
 #include "common/plistx.h"
 #include "common/str.h"
@@ -280,6 +281,68 @@ static int scep_failure_code(enum sim_scep_failure f)
     }
 }
 
+/*
+ * A Mac resolves Apple's payload variables itself when it installs a SCEP payload
+ * (../shared/docs/apple-mdm-protocol.md, iii); iOS resolves none.  Replace them in every
+ * string under node (the Subject array, the SubjectAltName dict).
+ */
+static void mac_resolve(plist_t node, const struct sim_facts *f)
+{
+    static const char *const names[] = {"%HardwareUUID%", "%SerialNumber%", "%ComputerName%",
+                                        "%LocalHostName%", "%HostName%", "%MACAddress%"};
+    char host[64];
+
+    snprintf(host, sizeof(host), "%s.local", f->serial);
+    const char *values[] = {f->udid, f->serial, f->device_name, f->serial, host, f->wifi_mac};
+
+    switch (plist_get_node_type(node)) {
+    case PLIST_ARRAY:
+        for (uint32_t i = 0; i < plist_array_get_size(node); i++)
+            mac_resolve(plist_array_get_item(node, i), f);
+        break;
+    case PLIST_DICT: {
+        plist_dict_iter it = NULL;
+        char *key = NULL;
+        plist_t val = NULL;
+        plist_dict_new_iter(node, &it);
+        for (;;) {
+            plist_dict_next_item(node, it, &key, &val);
+            if (val == NULL)
+                break;
+            mac_resolve(val, f);
+            free(key);
+            key = NULL;
+        }
+        free(it);
+        break;
+    }
+    case PLIST_STRING: {
+        struct buf b = BUF_INIT;
+        const char *p = plist_get_string_ptr(node, NULL);
+        bool changed = false;
+        while (*p) {
+            size_t k;
+            for (k = 0; k < ARRAY_LEN(names); k++)
+                if (strncmp(p, names[k], strlen(names[k])) == 0)
+                    break;
+            if (k < ARRAY_LEN(names)) {
+                buf_puts(&b, values[k]);
+                p += strlen(names[k]);
+                changed = true;
+            } else {
+                buf_putc(&b, *p++);
+            }
+        }
+        if (changed)
+            plist_set_string_val(node, b.data);
+        buf_free(&b);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
 static int install_payload(const struct sim_device *d, const struct sim_brain_env *env,
                            const struct sim_payload *pl, struct inst_profile *np,
                            struct install_fail *f)
@@ -330,7 +393,16 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
         struct sim_scep_result res;
         int rc;
 
-        if (sim_scep_request_from_plist(content, &req, &e) != 0)
+        if (d->facts.platform == SIM_MAC && content) {
+            content = plist_copy(content);
+            mac_resolve(plist_dict_get_item(content, "Subject"), &d->facts);
+            mac_resolve(plist_dict_get_item(content, "SubjectAltName"), &d->facts);
+            rc = sim_scep_request_from_plist(content, &req, &e);
+            plist_free(content);
+        } else {
+            rc = sim_scep_request_from_plist(content, &req, &e);
+        }
+        if (rc != 0)
             return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s",
                              pl->identifier, e.msg);
         memset(&res, 0, sizeof(res));

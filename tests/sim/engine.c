@@ -55,7 +55,29 @@ struct dev {
     uint8_t in_pool : 1, waiting : 1, push_pending : 1, slow : 1, retry_armed : 1;
     uint64_t t0_us;         /* when the request in flight was sent */
     char label[20];         /* message type of the request in flight, for the stats */
+    struct unsent *unsent;  /* a result not yet acknowledged with a 2xx, or NULL */
 };
+
+/*
+ * A command result the server has not answered with a 2xx yet.  Like a real device, the
+ * simulator keeps it and sends it again at the start of the next session instead of Idle
+ * (Apple: a device retries a result until it gets a 2xx), rather than running the command
+ * a second time.
+ */
+struct unsent {
+    char *body;
+    size_t len;
+    char label[20];
+};
+
+static void unsent_clear(struct dev *d)
+{
+    if (d->unsent) {
+        free(d->unsent->body);
+        free(d->unsent);
+        d->unsent = NULL;
+    }
+}
 
 struct sim_engine {
     struct sim_engine_opts o;
@@ -260,6 +282,14 @@ static int send_checkin(struct dev *d, char *body, size_t len, const char *label
 
 static int send_connect(struct dev *d, char *body, size_t len, const char *label)
 {
+    if (d->step != STEP_NONE && (d->unsent == NULL || d->unsent->body != body)) {
+        /* A result: keep it until the server answers 2xx. */
+        unsent_clear(d);
+        d->unsent = xcalloc(1, sizeof(*d->unsent));
+        d->unsent->body = xmemdup(body, len);
+        d->unsent->len = len;
+        str_copy(d->unsent->label, sizeof(d->unsent->label), label);
+    }
     int rc = send_put(d, sim_device_mdm(d->sd)->server_url, "application/x-apple-aspen-mdm",
                       body, len, label, d->step == STEP_NONE ? STEP_IDLE : STEP_RESULT);
 
@@ -307,6 +337,18 @@ static void start_session(struct dev *d)
 
     d->step = STEP_NONE;
     d->e->sessions++;
+    if (d->unsent) {
+        /* The last result never got its 2xx: send it again first. */
+        d->step = STEP_RESULT;
+        char *again = xmemdup(d->unsent->body, d->unsent->len);
+        char label[20];
+        str_copy(label, sizeof(label), d->unsent->label);
+        if (send_connect(d, again, d->unsent->len, label) != 0) {
+            d->e->http_errors++;
+            slot_release(d);
+        }
+        return;
+    }
     body = sim_device_idle(d->sd, &len);
     if (send_connect(d, body, len, "Idle") != 0) {
         d->e->http_errors++;
@@ -516,8 +558,11 @@ static void reply_cb(struct evhttp_request *req, void *arg)
         e->enrolled++;
         slot_release(d);
         return;
-    case STEP_IDLE:
     case STEP_RESULT:
+        unsent_clear(d); /* the server took the result */
+        session_next(d, req);
+        return;
+    case STEP_IDLE:
         session_next(d, req);
         return;
     default:
@@ -726,6 +771,7 @@ void sim_engine_free(struct sim_engine *e)
         if (e->devs[i].evcon)
             evhttp_connection_free(e->devs[i].evcon);
         sim_device_free(e->devs[i].sd);
+        unsent_clear(&e->devs[i]);
     }
     free(e->devs);
     if (e->listener)
