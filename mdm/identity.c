@@ -1,9 +1,10 @@
 /*
  * Device identity: which certificate a request comes with, and whether it chains to the
  * device CA.  Three sources, each enabled by the `identity` setting:
+ *   mtls       the TLS client certificate (preferred: it authenticates the connection);
  *   signature  the Mdm-Signature header: base64 of a detached CMS SignedData over the exact
- *              body bytes, the signer certificate embedded (Apple's SignMessage);
- *   mtls       the TLS client certificate;
+ *              body bytes, the signer certificate embedded (Apple's SignMessage), used when
+ *              there is no client certificate (a proxy terminated TLS);
  *   header     a certificate a TLS-terminating proxy forwards (RFC 9440 Client-Cert as
  *              :base64-DER:, or URL-escaped PEM as nginx's $ssl_client_escaped_cert), only
  *              from the configured proxy addresses.
@@ -223,6 +224,33 @@ static int from_proxy_header(const struct mdm_identity_cfg *cfg, const struct md
     return 0;
 }
 
+static size_t idcache_slot(const unsigned char md[CRYPTO_SHA256_LEN])
+{
+    size_t h;
+    memcpy(&h, md, sizeof(h));
+    return h % MDM_IDCACHE_SLOTS;
+}
+
+/* Did this exact certificate chain to the device CA before, and is it still valid? */
+static bool idcache_hit(const struct mdm_idcache *c, const unsigned char md[CRYPTO_SHA256_LEN],
+                        int64_t now)
+{
+    if (c == NULL)
+        return false;
+    size_t s = idcache_slot(md);
+    return c->slot[s].not_after > now && memcmp(c->slot[s].sha256, md, CRYPTO_SHA256_LEN) == 0;
+}
+
+static void idcache_put(struct mdm_idcache *c, const unsigned char md[CRYPTO_SHA256_LEN],
+                        int64_t not_after)
+{
+    if (c == NULL)
+        return;
+    size_t s = idcache_slot(md);
+    memcpy(c->slot[s].sha256, md, CRYPTO_SHA256_LEN);
+    c->slot[s].not_after = not_after;
+}
+
 int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,
                      int64_t now, struct mdm_identity *out, struct scepter_error *err)
 {
@@ -232,14 +260,15 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if ((cfg->accepted & MDM_ID_SIGNATURE) && (v = mdm_header(req, "Mdm-Signature")) != NULL) {
-        source = "signature";
-        if ((rc = from_signature(v, req, &cert, &chain, err)) != 0)
-            goto out;
-    } else if ((cfg->accepted & MDM_ID_MTLS) && req->peer_cert != NULL) {
+    if ((cfg->accepted & MDM_ID_MTLS) && req->peer_cert != NULL) {
         source = "mtls";
         cert = req->peer_cert;
         X509_up_ref(cert);
+    } else if ((cfg->accepted & MDM_ID_SIGNATURE) &&
+               (v = mdm_header(req, "Mdm-Signature")) != NULL) {
+        source = "signature";
+        if ((rc = from_signature(v, req, &cert, &chain, err)) != 0)
+            goto out;
     } else if ((cfg->accepted & MDM_ID_HEADER) && cfg->proxy_header &&
                (v = mdm_header(req, cfg->proxy_header)) != NULL && *v) {
         source = "header";
@@ -253,14 +282,21 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
                          (cfg->accepted & MDM_ID_HEADER) ? "a proxy certificate header" : "");
         goto out;
     }
-    if ((rc = verify_chain(cfg->device_ca, cert,
-                           chain ? chain : (strcmp(source, "mtls") == 0 ? req->peer_chain : NULL),
-                           now, source, err)) != 0)
-        goto out;
+    unsigned char md[CRYPTO_SHA256_LEN];
+    unsigned int mdlen = sizeof(md);
+    X509_digest(cert, EVP_sha256(), md, &mdlen);
+    if (!idcache_hit(req->idcache, md, now)) {
+        if ((rc = verify_chain(cfg->device_ca, cert,
+                               chain ? chain
+                                     : (strcmp(source, "mtls") == 0 ? req->peer_chain : NULL),
+                               now, source, err)) != 0)
+            goto out;
+        idcache_put(req->idcache, md, crypto_cert_not_after(cert));
+    }
     out->cert = cert;
     cert = NULL;
     out->source = source;
-    crypto_cert_sha256_hex(out->cert, out->hash);
+    hex_encode_to(md, sizeof(md), out->hash, false);
     rc = 0;
 out:
     X509_free(cert);

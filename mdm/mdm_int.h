@@ -51,6 +51,7 @@ struct mdm_request {
     bool tls;
     X509 *peer_cert;             /* TLS client certificate (borrowed) or NULL */
     STACK_OF(X509) *peer_chain;  /* certificates the client sent (borrowed) or NULL */
+    struct mdm_idcache *idcache; /* the worker's verified-certificate cache, or NULL */
     char id[24];                 /* request id for the logs */
 };
 
@@ -103,6 +104,19 @@ struct mdm_identity_cfg {
     const char *proxy_addrs;      /* comma-separated peer addresses allowed to send it */
 };
 
+/*
+ * Certificates that already chained to the device CA, keyed by the SHA-256 of their DER, so a
+ * device's later requests skip the chain verification (a direct-mapped table, one per worker,
+ * no lock).  An entry is good until the certificate's notAfter.
+ */
+#define MDM_IDCACHE_SLOTS 8192
+struct mdm_idcache {
+    struct {
+        unsigned char sha256[CRYPTO_SHA256_LEN];
+        int64_t not_after;
+    } slot[MDM_IDCACHE_SLOTS];
+};
+
 struct mdm_identity {
     X509 *cert;                   /* the device certificate (owned reference) */
     char hash[CRYPTO_SHA256_HEX_LEN]; /* SHA-256 hex of its DER */
@@ -110,9 +124,11 @@ struct mdm_identity {
 };
 
 /*
- * Find the device certificate of a request — Mdm-Signature (detached CMS over the exact body),
- * TLS client certificate, or the trusted proxy header, as configured — and verify its chain
- * against the device CA.  SCEPTER_EFORBIDDEN with a reason when there is none or it does
+ * Find the device certificate of a request — the TLS client certificate, else the
+ * Mdm-Signature header (detached CMS over the exact body; its signer), else the trusted proxy
+ * header, as configured — and verify its chain against the device CA.  A client certificate
+ * authenticates the connection the body came on, so when there is one the Mdm-Signature
+ * (which exists to carry the identity through TLS-terminating proxies) is not needed.  SCEPTER_EFORBIDDEN with a reason when there is none or it does
  * not verify.  On success release *out with mdm_identity_clear().
  */
 int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,

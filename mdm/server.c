@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -220,6 +221,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         r.peer_cert = SSL_get0_peer_certificate(ssl);
         r.peer_chain = SSL_get_peer_cert_chain(ssl);
     }
+    r.idcache = w->idcache;
     snprintf(r.id, sizeof(r.id), "%d-%llu", w->index, (unsigned long long)++w->seq);
 
     ctx.srv = w->srv;
@@ -386,6 +388,8 @@ static SSL_CTX *tls_context(const struct cfg *cfg, struct scepter_error *err)
             SSL_CTX_set_client_CA_list(ctx, names);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_accept_all);
     }
+    /* Idle keep-alive connections (thousands of devices) give back their 16 KB buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"scepter", 7);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 100000);
@@ -486,6 +490,7 @@ static void worker_free(struct mdm_worker *w)
     for (size_t i = 0; i < w->touched.cap; i++)
         free(w->touched.slots[i]);
     free(w->touched.slots);
+    free(w->idcache);
 }
 
 static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
@@ -499,6 +504,7 @@ static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
     w->index = index;
     w->rt = rt;
     w->srv = rt->srv;
+    w->idcache = xcalloc(1, sizeof(*w->idcache));
     if ((rc = store_open(cfg->store, &w->store, err)) != 0)
         return rc;
     w->base = event_base_new();
@@ -549,6 +555,23 @@ static int write_port_file(const struct mdm_runtime *rt, struct scepter_error *e
     return file_write(rt->srv->cfg->port_file, line, strlen(line), 0644, err);
 }
 
+/* Allow as many open files as the system lets us: one per device connection. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1048576) {
+        struct rlimit want = {1048576, 1048576};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) /* root may raise the hard limit */
+            return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open-file limit");
+}
+
 int mdm_serve(struct cfg *cfg, struct scepter_error *err)
 {
     struct mdm_runtime rt;
@@ -559,6 +582,7 @@ int mdm_serve(struct cfg *cfg, struct scepter_error *err)
 
     memset(&rt, 0, sizeof(rt));
     evthread_use_pthreads();
+    raise_nofile();
     if (conn_ex_index < 0)
         conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
     signal(SIGPIPE, SIG_IGN);

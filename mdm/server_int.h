@@ -36,6 +36,7 @@ struct mdm_worker {
     pthread_t thread;
     struct event *flush_ev, *stop_ev, *drain_ev;
     struct touchset touched;
+    struct mdm_idcache *idcache;  /* verified device certificates */
     unsigned long long seq;    /* requests served, for request ids */
     int inflight;              /* replies not yet fully written */
     int64_t last_activity_ms;

@@ -113,6 +113,32 @@ Test(identity, mtls_certificate_from_the_device_ca)
     mdm_identity_clear(&id);
 }
 
+Test(identity, verified_certificate_cache_never_admits_another_certificate)
+{
+    static struct mdm_idcache cache;
+    struct hdrs h = {{NULL}, {NULL}};
+    struct mdm_request r = req_with("<plist/>", &h);
+    struct mdm_identity_cfg c = cfg_for(MDM_ID_MTLS);
+    struct mdm_identity id;
+    struct scepter_error err;
+
+    memset(&cache, 0, sizeof(cache));
+    r.idcache = &cache;
+    r.peer_cert = dev.cert;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), 0, "%s", err.msg);
+        mdm_identity_clear(&id);
+    }
+    r.peer_cert = foreign.cert; /* same subject, another CA */
+    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
+    r.peer_cert = expired.cert;
+    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
+    /* a cached certificate past its notAfter is verified again, and refused */
+    r.peer_cert = dev.cert;
+    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL) + 2 * 86400, &id, &err),
+                 SCEPTER_EFORBIDDEN);
+}
+
 Test(identity, refuses_foreign_ca_expired_and_missing)
 {
     struct hdrs h = {{NULL}, {NULL}};
@@ -154,13 +180,18 @@ Test(identity, mdm_signature_over_the_exact_body)
     cr_assert_str_eq(id.source, "signature");
     mdm_identity_clear(&id);
 
-    /* one byte changed: refused, and a valid mTLS certificate does not rescue it */
+    /* one byte changed: refused */
     char *tampered = xstrdup(body);
     tampered[strlen(tampered) - 10] ^= 1;
     r = req_with(tampered, &h);
-    r.peer_cert = dev.cert;
     cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
     cr_assert(strstr(err.msg, "does not match the body") != NULL, "%s", err.msg);
+    /* with a client certificate, the TLS connection is the identity (the signature exists to
+     * cross proxies, which drop client certificates) */
+    r.peer_cert = dev.cert;
+    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(id.source, "mtls");
+    mdm_identity_clear(&id);
     free(tampered);
 
     /* garbage */
