@@ -11,7 +11,9 @@ TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-ce
 libyaml-dev"
 BENCH="$TEST"
 # The shared libraries the runtime image needs (docker/Dockerfile uses this list).
-RUNTIME="libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7 libssl3 libplist3
+RUNTIME="libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7
+libevent-pthreads-2.1-7
+libssl3 libplist3
 libjansson4 libinih1 libsqlite3-0 libpq5 libnghttp2-14 ca-certificates openssl"
 
 case "${1:-}" in
