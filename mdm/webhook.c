@@ -169,13 +169,20 @@ static void deliver_run(struct mdm_runtime *rt, int64_t now)
                 snprintf(why, sizeof(why), "HTTP %d", resp.status);
             else
                 str_copy(why, sizeof(why), err.msg);
-            int64_t next = now + backoff(items[i].attempts + 1);
+            /* attempts counts this one (the claim counted it) */
+            int64_t next = now + backoff(items[i].attempts);
             if (store_outbox_retry(rt->store, items[i].id, next, why, &err) != 0)
                 log_warnx("webhook: %s", err.msg);
             log_kv(LOG_LVL_WARN, "webhook_failed", "error", why, NULL);
             mdm_metrics_webhook(rt->srv, false);
             httpc_response_clear(&resp);
-            break; /* the receiver is unhappy: leave the rest for the next run */
+            /* The receiver is unhappy: the rest of this batch waits as long (in order), instead
+             * of sitting out the claim's lease. */
+            for (size_t k = i + 1; k < n; k++)
+                if (store_outbox_retry(rt->store, items[k].id, next, "not attempted: the "
+                                       "receiver was failing", &err) != 0)
+                    log_warnx("webhook: %s", err.msg);
+            break;
         }
         httpc_response_clear(&resp);
     }

@@ -71,7 +71,7 @@ static void write_conf(struct h_server *s, const struct h_opts *o)
     fprintf(fp,
             "listen = 127.0.0.1:%d\n"
             "public_url = https://127.0.0.1:%d\n"
-            "port_file = %s/ports\n"
+            "port_file = %s\n"
             "workers = 2\n"
             "tls_cert_file = %s/tls.pem\n"
             "tls_key_file = %s/tls.key\n"
@@ -84,7 +84,7 @@ static void write_conf(struct h_server *s, const struct h_opts *o)
             "log_level = debug\n"
             "last_seen_flush_ms = 100\n"
             "%s%s%s\n",
-            port, port, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir,
+            port, port, s->ports_file, s->dir, s->dir, s->dir, s->dir, s->dir,
             o && o->identity ? o->identity : "mtls,signature", s->store_url,
             o && o->no_push_topic ? "" : "push_topic = " H_TOPIC "\n",
             o && o->plain_http ? "listen_http = 127.0.0.1:0\n" : "",
@@ -94,7 +94,7 @@ static void write_conf(struct h_server *s, const struct h_opts *o)
 
 static void launch(struct h_server *s)
 {
-    char *ports = xasprintf("%s/ports", s->dir), *log = xasprintf("%s/scepter.log", s->dir);
+    char *ports = xstrdup(s->ports_file), *log = xstrdup(s->log_file);
     char *bin = tu_binary_path("mdm/scepter");
     const char *argv[] = {bin, "--config", s->conf, NULL};
     char *text = NULL;
@@ -125,6 +125,8 @@ void h_start(struct h_server *s, const struct h_opts *o)
     snprintf(s->topic, sizeof(s->topic), "%s", o && o->topic ? o->topic : H_TOPIC);
     s->dir = tu_tmpdir();
     s->conf = xasprintf("%s/scepter.conf", s->dir);
+    s->ports_file = xasprintf("%s/ports", s->dir);
+    s->log_file = xasprintf("%s/scepter.log", s->dir);
     s->backend = backend();
     if (strcmp(s->backend, "postgres") == 0)
         s->store_url = pg_fresh_db();
@@ -172,10 +174,46 @@ void h_stop(struct h_server *s)
     tu_cert_free(&s->tls_ca);
     tu_cert_free(&s->tls);
     tu_cert_free(&s->dev_ca);
-    tu_rmtree(s->dir);
+    if (!s->peer)
+        tu_rmtree(s->dir);
     free(s->dir);
     free(s->conf);
     free(s->store_url);
+    free(s->ports_file);
+    free(s->log_file);
+}
+
+void h_start_peer(struct h_server *peer, const struct h_server *first, const struct h_opts *o)
+{
+    static int n;
+
+    memset(peer, 0, sizeof(*peer));
+    peer->peer = true;
+    n++;
+    snprintf(peer->topic, sizeof(peer->topic), "%s", first->topic);
+    peer->dir = xstrdup(first->dir);
+    peer->conf = xasprintf("%s/scepter-peer%d.conf", first->dir, n);
+    peer->ports_file = xasprintf("%s/ports-peer%d", first->dir, n);
+    peer->log_file = xasprintf("%s/scepter-peer%d.log", first->dir, n);
+    peer->backend = first->backend;
+    peer->store_url = xstrdup(first->store_url);
+    peer->tls_ca.cert = X509_dup(first->tls_ca.cert);
+    peer->dev_ca.cert = X509_dup(first->dev_ca.cert);
+    write_conf(peer, o);
+    launch(peer);
+}
+
+void h_stop_peer(struct h_server *peer)
+{
+    h_stop(peer);
+}
+
+void h_conf_append(struct h_server *s, const char *lines)
+{
+    FILE *fp = fopen(s->conf, "a");
+    cr_assert_not_null(fp);
+    fputs(lines, fp);
+    fclose(fp);
 }
 
 struct tu_cert h_device_cert(struct h_server *s, const char *cn)

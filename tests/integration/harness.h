@@ -29,6 +29,8 @@ struct h_server {
     int http_port;       /* plain HTTP (when enabled) */
     struct tu_cert tls_ca, tls, dev_ca;
     char topic[160];     /* the push topic devices enroll with */
+    bool peer;           /* shares another instance's directory */
+    char *ports_file, *log_file;
 };
 
 struct h_opts {
@@ -41,6 +43,14 @@ struct h_opts {
 
 /* Start scepter (asserts it comes up). */
 void h_start(struct h_server *s, const struct h_opts *o);
+/*
+ * A second instance sharing first's PKI, store and topic (scale-out), on its own port, with
+ * its own configuration file; stop it with h_stop_peer.
+ */
+void h_start_peer(struct h_server *peer, const struct h_server *first, const struct h_opts *o);
+void h_stop_peer(struct h_server *peer);
+/* Append configuration lines to the server's file (then SIGHUP it, or restart). */
+void h_conf_append(struct h_server *s, const char *lines);
 /* Restart the same server (same store, same PKI). */
 void h_restart(struct h_server *s);
 /* SIGTERM; asserts a clean exit 0 unless allow_fail; frees everything. */
