@@ -32,14 +32,11 @@ done
 # 3. Every shared library the binaries link directly comes from a package the runtime stage
 #    installs (or from libc6, which debian:12-slim has).
 runtime="$("$src/scripts/deps.sh" list-runtime) libc6"
+arch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for b in scepter scepterctl; do
     for lib in $(readelf -d "$work/prefix/bin/$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-        path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
-        [ -n "$path" ] || fail "$b needs $lib, which is not installed here"
-        real=$(readlink -f "$path")
-        pkg=$(dpkg -S "$real" 2>/dev/null | head -n1 | cut -d: -f1) ||
-            pkg=$(dpkg -S "$path" 2>/dev/null | head -n1 | cut -d: -f1) || true
-        [ -n "$pkg" ] || pkg=$(dpkg -S "$(basename "$real")" 2>/dev/null | head -n1 | cut -d: -f1)
+        pkg=$(dpkg -S "*/$lib" 2>/dev/null | grep -E ": .*/$arch/$lib\$" | head -n1 | cut -d: -f1)
+        [ -n "$pkg" ] || fail "$b needs $lib, which no installed package provides"
         case " $runtime " in
         *" $pkg "*) ;;
         *) fail "$b needs $lib from package '$pkg', missing from deps.sh's runtime list" ;;
