@@ -584,14 +584,21 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
     struct scepter_error err;
     struct store_device dev;
     struct store_policy *all = NULL;
+    struct store_policy_device_status *st = NULL;
     int64_t *ids = NULL;
-    size_t nall = 0, nids = 0;
+    size_t nall = 0, nids = 0, nst = 0;
     bool queued = false;
 
     memset(&dev, 0, sizeof(dev));
     if (store_device_get(ctx->store, device_id, &dev, &err) != 0 ||
         store_policies_for_device(ctx->store, device_id, &ids, &nids, &err) != 0 ||
-        store_policy_list(ctx->store, NULL, &all, &nall, &err) != 0) {
+        store_enrollment_policy_status(ctx->store, device_id, &st, &nst, &err) != 0) {
+        log_warnx("policies for %s: %s", device_id, err.msg);
+        goto out;
+    }
+    if (nids == 0 && nst == 0)
+        goto out; /* nothing targets it, nothing was ever queued for it: the common case */
+    if (store_policy_list(ctx->store, NULL, &all, &nall, &err) != 0) {
         log_warnx("policies for %s: %s", device_id, err.msg);
         goto out;
     }
@@ -599,27 +606,19 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
         struct store_policy *sp = &all[i];
         struct profile_policy pp;
         bool targeted = false, has = false, current = false;
-        struct store_policy_device_status *st = NULL;
-        size_t nst = 0;
 
         for (size_t k = 0; k < nids && !targeted; k++)
             targeted = ids[k] == sp->id;
-        from_store(sp, &pp);
-        if (targeted && !platform_reached(pp.platform, dev.platform))
-            targeted = false;
-        if (store_policy_status(ctx->store, sp->id, &st, &nst, &err) != 0) {
-            log_warnx("policy %lld status: %s", (long long)sp->id, err.msg);
-            profile_policy_clear(&pp);
-            continue;
-        }
         for (size_t k = 0; k < nst; k++) {
-            if (strcmp(st[k].device_id, device_id) != 0)
+            if (st[k].policy_id != sp->id)
                 continue;
             has = st[k].action == STORE_POLICY_INSTALL &&
                   (strcmp(st[k].state, "installed") == 0 || strcmp(st[k].state, "pending") == 0);
             current = has && st[k].policy_version == sp->version;
         }
-        store_policy_statuses_free(st, nst);
+        from_store(sp, &pp);
+        if (targeted && !platform_reached(pp.platform, dev.platform))
+            targeted = false;
         if (targeted == has && (!targeted || current)) {
             profile_policy_clear(&pp);
             continue;
@@ -688,6 +687,7 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
 out:
     store_device_clear(&dev);
     store_policies_free(all, nall);
+    store_policy_statuses_free(st, nst);
     free(ids);
 }
 
@@ -712,34 +712,32 @@ json_t *api_device_policies(struct api_call *c, const char *device_id)
 {
     struct scepter_error err;
     struct store_policy *all = NULL;
+    struct store_policy_device_status *st = NULL;
     int64_t *ids = NULL;
-    size_t nall = 0, nids = 0;
+    size_t nall = 0, nids = 0, nst = 0;
     json_t *arr = json_array();
 
     if (store_policies_for_device(c->ctx->store, device_id, &ids, &nids, &err) != 0 ||
+        store_enrollment_policy_status(c->ctx->store, device_id, &st, &nst, &err) != 0 ||
         store_policy_list(c->ctx->store, NULL, &all, &nall, &err) != 0)
         goto out;
     for (size_t i = 0; i < nall; i++) {
-        struct store_policy_device_status *st = NULL;
-        size_t nst = 0;
         const char *state = NULL;
         bool targeted = false;
         for (size_t k = 0; k < nids; k++)
             targeted = targeted || ids[k] == all[i].id;
-        if (store_policy_status(c->ctx->store, all[i].id, &st, &nst, &err) != 0)
-            continue;
         for (size_t k = 0; k < nst; k++)
-            if (strcmp(st[k].device_id, device_id) == 0)
+            if (st[k].policy_id == all[i].id)
                 state = st[k].state;
         if (targeted || state)
             json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:b,s:s?}", "id",
                                                  (json_int_t)all[i].id, "name", all[i].name,
                                                  "platform", all[i].platform, "targeted",
                                                  targeted, "state", state));
-        store_policy_statuses_free(st, nst);
     }
 out:
     store_policies_free(all, nall);
+    store_policy_statuses_free(st, nst);
     free(ids);
     return arr;
 }

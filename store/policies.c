@@ -749,3 +749,73 @@ int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_
     rc = policy_status(s, policy_id, out, n, err);
     return rc;
 }
+
+/* The latest policy-linked queue entry of one enrollment, per policy. */
+static const struct store_sql SQL_ENROLLMENT_POLICY_STATUS = {
+    "enrollment_policy_status",
+    "SELECT policy_id, uuid, action, pversion, state, status, error_chain, notnow_count, updated,"
+    " enrollment_id FROM (SELECT q.policy_id, q.command_uuid AS uuid,"
+    "  c.policy_action AS action, c.policy_version AS pversion, q.state, q.status,"
+    "  q.error_chain, q.notnow_count, q.updated, q.enrollment_id,"
+    "  row_number() OVER (PARTITION BY q.policy_id ORDER BY q.seq DESC) AS rn"
+    "  FROM queue q JOIN commands c ON c.uuid = q.command_uuid"
+    "  WHERE q.enrollment_id = $1 AND q.policy_id IS NOT NULL) AS x"
+    " WHERE rn = 1 ORDER BY policy_id",
+    NULL, NULL};
+
+static int enrollment_policy_status(struct store *s, const char *enrollment_id,
+                                    struct store_policy_device_status **out, size_t *n,
+                                    struct scepter_error *err)
+{
+    struct dbv q[] = {P_TEXT(enrollment_id)};
+    struct store_policy_device_status *st = NULL;
+    size_t count = 0, cap = 0;
+    struct dbres r;
+    int rc;
+
+    if ((rc = db_query(s, &SQL_ENROLLMENT_POLICY_STATUS, q, 1, &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        struct store_policy_device_status *d;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 8;
+            st = xreallocarray(st, cap, sizeof(*st));
+        }
+        d = &st[count++];
+        memset(d, 0, sizeof(*d));
+        d->policy_id = db_int(&r, 0);
+        str_copy(d->uuid, sizeof(d->uuid), db_text(&r, 1));
+        d->action = (enum store_policy_action)db_int(&r, 2);
+        d->policy_version = db_int(&r, 3);
+        d->state = xstrdup(policy_state(d->action, (int)db_int(&r, 4), (int)db_int(&r, 5)));
+        if (strstr(d->state, "failed"))
+            d->error_chain_json = db_strdup(&r, 6);
+        d->notnow_count = (int)db_int(&r, 7);
+        d->updated = db_int(&r, 8);
+        d->enrollment_id = db_strdup(&r, 9);
+        d->device_id = xstrdup(d->enrollment_id);
+    }
+    db_res_clear(&r);
+    if (rc < 0) {
+        store_policy_statuses_free(st, count);
+        return rc;
+    }
+    *out = st;
+    *n = count;
+    return 0;
+}
+
+int store_enrollment_policy_status(struct store *s, const char *enrollment_id,
+                                   struct store_policy_device_status **out, size_t *n,
+                                   struct scepter_error *err)
+{
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = store_check_str(enrollment_id, 256, "enrollment_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    rc = enrollment_policy_status(s, enrollment_id, out, n, err);
+    return rc;
+}

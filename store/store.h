@@ -520,6 +520,7 @@ int store_policies_for_device(struct store *s, const char *device_id, int64_t **
 
 /* Where a policy stands on one device, from its latest install/remove command there. */
 struct store_policy_device_status {
+    int64_t policy_id;       /* set by store_enrollment_policy_status */
     char *device_id;
     char *enrollment_id;
     char uuid[UUID_STR_LEN]; /* the latest linked command */
@@ -535,6 +536,14 @@ void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
 int store_policy_status(struct store *s, int64_t policy_id,
                         struct store_policy_device_status **out, size_t *n,
                         struct scepter_error *err) WUR;
+/*
+ * The other way round: where every policy stands on one enrollment (the policies that ever
+ * queued a command for it), ordered by policy id.  One indexed query, whatever the size of the
+ * policies — what a device's enrollment, group change or page needs.
+ */
+int store_enrollment_policy_status(struct store *s, const char *enrollment_id,
+                                   struct store_policy_device_status **out, size_t *n,
+                                   struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* API keys (only SHA-256 hashes are stored)                                                 */

@@ -254,6 +254,18 @@ Test(policies, save_queues_commands_and_status_follows_results)
     cr_assert_eq(st[2].notnow_count, 1);
     store_policy_statuses_free(st, n);
 
+    /* the same, seen from one enrollment */
+    cr_assert_eq(store_enrollment_policy_status(s, "I2", &st, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(st[0].policy_id, p.id);
+    cr_assert_str_eq(st[0].state, "failed");
+    cr_assert_str_eq(st[0].uuid, cmds[1].uuid);
+    cr_assert_str_eq(st[0].error_chain_json, "[{\"ErrorCode\":12021}]");
+    store_policy_statuses_free(st, n);
+    cr_assert_eq(store_enrollment_policy_status(s, "M1", &st, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 0, "nothing was queued for M1");
+    store_policy_statuses_free(st, n);
+
     cr_assert_eq(store_policies_for_device(s, "P1", &pids, &n, &err), 0, "%s", err.msg);
     cr_assert_eq(n, 1);
     cr_assert_eq(pids[0], p.id);
