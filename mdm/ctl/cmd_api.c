@@ -26,6 +26,14 @@ static int show(int rc, json_t *reply, void (*fn)(json_t *))
     return rc;
 }
 
+/* Call the API, then show the reply (ctl_call must run before the reply is read). */
+static int show_call(const char *method, const char *path, json_t *body, json_t **r,
+                     void (*fn)(json_t *))
+{
+    int rc = ctl_call(method, path, body, r);
+    return show(rc, *r, fn);
+}
+
 static int usage(const char *what, const char *text)
 {
     fprintf(stderr, "usage: scepterctl %s %s\n", what, text);
@@ -122,6 +130,10 @@ int cmd_policy(int argc, char **argv)
     char *path = NULL;
     int rc;
 
+    /* argv[0] is the group ("policy"); the action follows */
+    argc--;
+    argv++;
+
     if (argc < 1)
         return usage("policy", "list|show|create|update|delete|status ...");
     if (ctl_parse_opts("scepterctl policy", argc, argv, opts, pos, 2, &npos) != 0)
@@ -132,7 +144,7 @@ int cmd_policy(int argc, char **argv)
         query_add(&q, "platform", platform);
         path = xasprintf("/v1/policies%s", q.data ? q.data : "");
         buf_free(&q);
-        rc = show(ctl_call("GET", path, NULL, &r), r, print_policies);
+        rc = show_call("GET", path, NULL, &r, print_policies);
     } else if (strcmp(act, "create") == 0 || (strcmp(act, "update") == 0 && npos == 1)) {
         if (file == NULL)
             return usage("policy", "create --file POLICY.json | update ID --file POLICY.json");
@@ -261,6 +273,10 @@ int cmd_device(int argc, char **argv)
     struct buf q = BUF_INIT;
     int rc;
 
+    /* argv[0] is the group ("policy"); the action follows */
+    argc--;
+    argv++;
+
     if (argc < 1)
         return usage("device", "list|show|commands|enqueue|cancel|clear|result ...");
     if (ctl_parse_opts("scepterctl device", argc, argv, opts, pos, 2, &npos) != 0)
@@ -275,14 +291,14 @@ int cmd_device(int argc, char **argv)
         query_add(&q, "seen_before", before);
         query_add(&q, "limit", limit);
         path = xasprintf("/v1/devices%s", q.data ? q.data : "");
-        rc = show(ctl_call("GET", path, NULL, &r), r, print_devices);
+        rc = show_call("GET", path, NULL, &r, print_devices);
     } else if (strcmp(act, "show") == 0 && npos == 1) {
         path = ctl_path("/v1/devices/%s", pos[0]);
-        rc = show(ctl_call("GET", path, NULL, &r), r, NULL);
+        rc = show_call("GET", path, NULL, &r, NULL);
     } else if (strcmp(act, "commands") == 0 && npos == 1) {
         query_add(&q, "all", all ? "true" : NULL);
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
-        rc = show(ctl_call("GET", path, NULL, &r), r, print_queue);
+        rc = show_call("GET", path, NULL, &r, print_queue);
     } else if (strcmp(act, "enqueue") == 0 && npos == 1) {
         json_t *cmd = command_from_flags(type, ident, payload, queries, managed, plist);
         int64_t prio = 0;
@@ -300,11 +316,10 @@ int cmd_device(int argc, char **argv)
         rc = show(rc, r, print_queued);
     } else if ((strcmp(act, "cancel") == 0 || strcmp(act, "result") == 0) && npos == 2) {
         path = ctl_path("/v1/devices/%s/commands/%s%s", pos[0], pos[1], q.data ? q.data : "");
-        rc = show(ctl_call(strcmp(act, "cancel") == 0 ? "DELETE" : "GET", path, NULL, &r), r,
-                  NULL);
+        rc = show_call(strcmp(act, "cancel") == 0 ? "DELETE" : "GET", path, NULL, &r, NULL);
     } else if (strcmp(act, "clear") == 0 && npos == 1) {
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
-        rc = show(ctl_call("DELETE", path, NULL, &r), r, NULL);
+        rc = show_call("DELETE", path, NULL, &r, NULL);
     } else {
         buf_free(&q);
         return usage("device",
@@ -350,30 +365,32 @@ int cmd_group(int argc, char **argv)
     char *path = NULL;
     int rc;
 
+    /* argv[0] is the group ("policy"); the action follows */
+    argc--;
+    argv++;
+
     if (argc < 1)
         return usage("group", "list|create|show|rename|delete|add|remove ...");
     if (ctl_parse_opts("scepterctl group", argc, argv, opts, pos, ARRAY_LEN(pos), &npos) != 0)
         return CTL_USAGE;
     const char *act = argv[0];
     if (strcmp(act, "list") == 0) {
-        rc = show(ctl_call("GET", "/v1/device-groups", NULL, &r), r, print_groups);
+        rc = show_call("GET", "/v1/device-groups", NULL, &r, print_groups);
     } else if (strcmp(act, "create") == 0 && npos >= 1) {
         body = devices_body(pos + 1, npos - 1);
         json_object_set_new(body, "name", json_string(pos[0]));
-        rc = show(ctl_call("POST", "/v1/device-groups", body, &r), r, NULL);
+        rc = show_call("POST", "/v1/device-groups", body, &r, NULL);
     } else if ((strcmp(act, "show") == 0 || strcmp(act, "delete") == 0) && npos == 1) {
         path = ctl_path("/v1/device-groups/%s", pos[0]);
-        rc = show(ctl_call(strcmp(act, "show") == 0 ? "GET" : "DELETE", path, NULL, &r), r,
-                  NULL);
+        rc = show_call(strcmp(act, "show") == 0 ? "GET" : "DELETE", path, NULL, &r, NULL);
     } else if (strcmp(act, "rename") == 0 && npos == 2) {
         path = ctl_path("/v1/device-groups/%s", pos[0]);
         body = json_pack("{s:s}", "name", pos[1]);
-        rc = show(ctl_call("PATCH", path, body, &r), r, NULL);
+        rc = show_call("PATCH", path, body, &r, NULL);
     } else if ((strcmp(act, "add") == 0 || strcmp(act, "remove") == 0) && npos >= 2) {
         path = ctl_path("/v1/device-groups/%s/members", pos[0]);
         body = devices_body(pos + 1, npos - 1);
-        rc = show(ctl_call(strcmp(act, "add") == 0 ? "POST" : "DELETE", path, body, &r), r,
-                  NULL);
+        rc = show_call(strcmp(act, "add") == 0 ? "POST" : "DELETE", path, body, &r, NULL);
     } else {
         return usage("group", "list | create NAME [UDID...] | show NAME | rename NAME NEW | "
                               "delete NAME | add NAME UDID... | remove NAME UDID...");
@@ -412,6 +429,10 @@ int cmd_command(int argc, char **argv)
     size_t npos = 0;
     json_t *r = NULL;
     int64_t prio = 0;
+
+    /* argv[0] is the group ("policy"); the action follows */
+    argc--;
+    argv++;
 
     if (argc < 1 || strcmp(argv[0], "send") != 0)
         return usage("command", "send (--device UDID | --group NAME)... (--type T ... | --plist "
@@ -478,13 +499,17 @@ int cmd_pushcert(int argc, char **argv)
     json_t *r = NULL;
     struct scepter_error err;
 
+    /* argv[0] is the group ("policy"); the action follows */
+    argc--;
+    argv++;
+
     if (argc < 1)
         return usage("pushcert", "show | upload (--cert C --key K | --p12 F [--password P]) "
                                  "[--force]");
     if (ctl_parse_opts("scepterctl pushcert", argc, argv, opts, pos, 0, &npos) != 0)
         return CTL_USAGE;
     if (strcmp(argv[0], "show") == 0)
-        return show(ctl_call("GET", "/v1/pushcert", NULL, &r), r, NULL);
+        return show_call("GET", "/v1/pushcert", NULL, &r, NULL);
     if (strcmp(argv[0], "upload") != 0 || (cert == NULL) == (p12 == NULL))
         return usage("pushcert", "upload (--cert C --key K | --p12 F [--password P]) [--force]");
     json_t *body = json_object();
@@ -538,10 +563,14 @@ int cmd_apikey(int argc, char **argv)
     size_t npos = 0;
     json_t *r = NULL;
 
+    /* argv[0] is the group ("policy"); the action follows */
+    argc--;
+    argv++;
+
     if (argc < 1 || ctl_parse_opts("scepterctl apikey", argc, argv, opts, pos, 1, &npos) != 0)
         return usage("apikey", "list | create NAME | delete ID");
     if (strcmp(argv[0], "list") == 0)
-        return show(ctl_call("GET", "/v1/apikeys", NULL, &r), r, print_keys);
+        return show_call("GET", "/v1/apikeys", NULL, &r, print_keys);
     if (strcmp(argv[0], "create") == 0 && npos == 1) {
         json_t *body = json_pack("{s:s}", "name", pos[0]);
         int rc = ctl_call("POST", "/v1/apikeys", body, &r);
@@ -550,7 +579,7 @@ int cmd_apikey(int argc, char **argv)
     }
     if (strcmp(argv[0], "delete") == 0 && npos == 1) {
         char *path = ctl_path("/v1/apikeys/%s", pos[0]);
-        int rc = show(ctl_call("DELETE", path, NULL, &r), r, NULL);
+        int rc = show_call("DELETE", path, NULL, &r, NULL);
         free(path);
         return rc;
     }
