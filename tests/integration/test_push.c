@@ -32,7 +32,8 @@ static void setup(void)
     cr_assert_not_null(ts, "apns-test-server did not start");
     topic = ts_pki_text("topic");
     char *extra = xasprintf("apns_url = https://localhost:%d\napns_ca_file = %s\n"
-                            "apns_cert_file = %s\napns_key_file = %s\napns_coalesce_ms = 0\n",
+                            "apns_cert_file = %s\napns_key_file = %s\napns_coalesce_ms = 0\n"
+                            "repush_interval = 3\n",
                             ts->port, ca, cert, key);
     struct h_opts o = {.no_push_topic = true, .topic = topic, .extra = extra};
     h_start(&S, &o);
@@ -228,5 +229,26 @@ Test(push, certificate_swap_without_restart_and_topic_change_guard)
     free(k2);
     free(co);
     free(ko);
+    tu_cert_free(&id);
+}
+
+Test(push, quiet_enrollments_with_pending_commands_are_pushed_again)
+{
+    struct tu_cert id = h_device_cert(&S, "PUSH-R");
+    h_enroll(&S, &id, "PUSH-R", "iPad13,4");
+    cr_assert_geq(wait_received(1), 1);
+    /* a command queued without a push; the device stays quiet */
+    cr_assert_eq(h_api(&S, "POST", "/v1/devices/PUSH-R/commands",
+                       "{\"command\":{\"request_type\":\"ProfileList\"},\"push\":false}", NULL),
+                 201);
+    long long before = ts_stat(ts, "received");
+    cr_assert_geq(wait_received(before + 1), before + 1,
+                  "the re-push job wakes an enrollment with pending commands");
+    json_t *log = ts_log(ts, 5);
+    json_t *e = json_array_get(log, json_array_size(log) - 1);
+    char *hex = token_hex("tok-PUSH-R");
+    cr_assert(strstr(json_string_value(json_object_get(e, "path")), hex) != NULL);
+    free(hex);
+    json_decref(log);
     tu_cert_free(&id);
 }
