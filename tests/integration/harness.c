@@ -222,20 +222,6 @@ struct tu_cert h_device_cert(struct h_server *s, const char *cn)
     return tu_cert_issue(&s->dev_ca, &o);
 }
 
-static char *mdm_signature(const struct tu_cert *id, const void *body, size_t len)
-{
-    BIO *in = BIO_new_mem_buf(body, (int)len);
-    CMS_ContentInfo *cms = CMS_sign(id->cert, id->key, NULL, in,
-                                    CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
-    unsigned char *der = NULL;
-    int n = i2d_CMS_ContentInfo(cms, &der);
-    char *b64 = base64_encode(der, (size_t)n);
-    OPENSSL_free(der);
-    CMS_ContentInfo_free(cms);
-    BIO_free(in);
-    return b64;
-}
-
 int h_device_put(struct h_server *s, const struct tu_cert *id, enum h_auth auth,
                  const char *path, const char *content_type, const void *body, size_t len,
                  struct tu_http_resp *resp)
@@ -244,7 +230,7 @@ int h_device_put(struct h_server *s, const struct tu_cert *id, enum h_auth auth,
     int rc;
 
     if (auth == H_SIGNATURE && id) {
-        sig = mdm_signature(id, body, len);
+        sig = tu_mdm_signature(id, body, len);
         headers = xasprintf("Content-Type: %s\r\nMdm-Signature: %s\r\n", content_type, sig);
     } else {
         headers = xasprintf("Content-Type: %s\r\n", content_type);

@@ -113,27 +113,13 @@ Test(cli, scepterctl_exit_codes_tables_and_json)
     tu_cert_free(&mac);
 }
 
-static char *signature(const struct tu_cert *id, const char *body)
-{
-    BIO *in = BIO_new_mem_buf(body, (int)strlen(body));
-    CMS_ContentInfo *cms = CMS_sign(id->cert, id->key, NULL, in,
-                                    CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
-    unsigned char *der = NULL;
-    int n = i2d_CMS_ContentInfo(cms, &der);
-    char *b64 = base64_encode(der, (size_t)n);
-    OPENSSL_free(der);
-    CMS_ContentInfo_free(cms);
-    BIO_free(in);
-    return b64;
-}
-
 Test(cli, plain_http_behind_a_proxy_with_signature_or_client_cert_header)
 {
     struct tu_cert id = h_device_cert(&S, "PROXY-1");
     struct tu_http_resp r;
     char *auth = h_plist("MessageType", "Authenticate", "Topic", H_TOPIC, "UDID", "PROXY-1",
                          "ProductName", "iPhone14,2", NULL);
-    char *sig = signature(&id, auth);
+    char *sig = tu_mdm_signature(&id, auth, strlen(auth));
     char *hdr = xasprintf("Content-Type: application/x-apple-aspen-mdm-checkin\r\n"
                           "Mdm-Signature: %s\r\n",
                           sig);

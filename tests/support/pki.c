@@ -8,11 +8,13 @@
 
 #include <criterion/criterion.h>
 #include <openssl/bn.h>
+#include <openssl/cms.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
+#include "common/codec.h"
 #include "common/crypto.h"
 #include "common/xmalloc.h"
 
@@ -99,6 +101,24 @@ void tu_cert_free(struct tu_cert *c)
     EVP_PKEY_free(c->key);
     c->cert = NULL;
     c->key = NULL;
+}
+
+char *tu_mdm_signature(const struct tu_cert *c, const void *body, size_t len)
+{
+    BIO *in = BIO_new_mem_buf(body, (int)len);
+    CMS_ContentInfo *cms = CMS_sign(c->cert, c->key, NULL, in,
+                                    CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
+    unsigned char *der = NULL;
+    int n;
+    char *b64;
+
+    cr_assert_not_null(cms, "CMS_sign failed");
+    n = i2d_CMS_ContentInfo(cms, &der);
+    b64 = base64_encode(der, (size_t)n);
+    OPENSSL_free(der);
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    return b64;
 }
 
 char *tu_cert_pem(const struct tu_cert *c)

@@ -34,6 +34,9 @@ struct tu_cert tu_cert_issue(const struct tu_cert *ca, const struct tu_cert_opts
 void tu_cert_free(struct tu_cert *c);
 /* Write the certificate (and, with key_path, the key) as PEM. */
 void tu_cert_write(const struct tu_cert *c, const char *cert_path, const char *key_path);
+/* An Mdm-Signature header value: base64 of a detached CMS SignedData over body, signed by c
+ * with its certificate embedded (what a device sends with SignMessage).  Caller frees. */
+char *tu_mdm_signature(const struct tu_cert *c, const void *body, size_t len);
 /* PEM of the certificate; caller frees. */
 char *tu_cert_pem(const struct tu_cert *c);
 

@@ -62,20 +62,6 @@ static void teardown(void)
 
 TestSuite(identity, .init = setup, .fini = teardown);
 
-static char *sign_detached(const struct tu_cert *c, const char *body)
-{
-    BIO *in = BIO_new_mem_buf(body, (int)strlen(body));
-    CMS_ContentInfo *cms = CMS_sign(c->cert, c->key, NULL, in,
-                                    CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
-    unsigned char *der = NULL;
-    int len = i2d_CMS_ContentInfo(cms, &der);
-    char *b64 = base64_encode(der, (size_t)len);
-    OPENSSL_free(der);
-    CMS_ContentInfo_free(cms);
-    BIO_free(in);
-    return b64;
-}
-
 static struct mdm_request req_with(const char *body, struct hdrs *h)
 {
     struct mdm_request r;
@@ -166,7 +152,7 @@ Test(identity, mdm_signature_over_the_exact_body)
 {
     const char *body = "<?xml version=\"1.0\"?><plist><dict><key>MessageType</key>"
                        "<string>Authenticate</string></dict></plist>";
-    char *sig = sign_detached(&dev, body);
+    char *sig = tu_mdm_signature(&dev, body, strlen(body));
     struct hdrs h = {{"Mdm-Signature"}, {sig}};
     struct mdm_request r = req_with(body, &h);
     struct mdm_identity_cfg c = cfg_for(MDM_ID_SIGNATURE | MDM_ID_MTLS);
@@ -204,7 +190,7 @@ Test(identity, mdm_signature_over_the_exact_body)
     free(sig);
 
     /* signed by a device of another CA */
-    sig = sign_detached(&foreign, body);
+    sig = tu_mdm_signature(&foreign, body, strlen(body));
     h.values[0] = sig;
     cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
     cr_assert(strstr(err.msg, "does not verify") != NULL, "%s", err.msg);
