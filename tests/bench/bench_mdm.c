@@ -291,7 +291,7 @@ struct bench {
 
 static void dev_udid(char out[40], long i)
 {
-    snprintf(out, 40, "BE4C0000-0000-4000-8000-%012lX", (unsigned long)i);
+    snprintf(out, 40, "BE4C0000-0000-4000-8000-%012lX", (unsigned long)i & 0xffffffffffffUL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1181,6 +1181,8 @@ static void start_scepter(struct bench *b)
     }
     if (b->port <= 0)
         die("scepter did not start in 30 s (log: %s)", log);
+    fprintf(stderr, "bench_mdm: scepter pid %d, port %d, store %s\n", (int)b->pid, b->port,
+            b->backend);
     free(conf);
     free(ports);
     free(log);
@@ -1582,6 +1584,8 @@ static void setup_places(struct bench *b)
     setenv("SCEPTER_SOURCE_DIR", b->src_dir, 0);
     if (mkdtemp(tmpl) == NULL)
         die("mkdtemp: %s", strerror(errno));
+    /* PostgreSQL runs as the postgres user when we are root: it must reach DIR/pg. */
+    chmod(tmpl, 0755);
     b->dir = xstrdup(tmpl);
 }
 
@@ -1629,10 +1633,11 @@ static void setup_store(struct bench *b)
         return;
     }
     b->pg_dir = xasprintf("%s/pg", b->dir);
-    char *cmd = xasprintf("'%s/scripts/pg-test.sh' start '%s' >/dev/null", b->src_dir, b->pg_dir);
+    char *cmd = xasprintf("'%s/scripts/pg-test.sh' start '%s' >'%s/pg-test.log' 2>&1", b->src_dir,
+                          b->pg_dir, b->dir);
     char *url_file = xasprintf("%s/pg.url", b->pg_dir);
     if (system(cmd) != 0)
-        die("%s failed", cmd);
+        die("%s failed (see %s/pg-test.log; --keep keeps it)", cmd, b->dir);
     if ((b->store_url = read_trimmed(url_file)) == NULL)
         die("%s: no URL", url_file);
     free(cmd);
