@@ -51,7 +51,7 @@ int jsonx_only_keys(json_t *obj, const char *const *allowed, const char *prefix,
                     struct scepter_error *err)
 {
     const char *key;
-    json_t *v;
+    json_t *v = NULL;
 
     json_object_foreach(obj, key, v)
     {
@@ -97,7 +97,7 @@ static int wrong_type(const char *key, const char *prefix, const char *want, con
 int jsonx_get_string(json_t *obj, const char *key, const char *prefix, bool required,
                      const char **out, struct scepter_error *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
 
     if (rc != 0)
@@ -116,7 +116,7 @@ int jsonx_get_string(json_t *obj, const char *key, const char *prefix, bool requ
 int jsonx_get_int(json_t *obj, const char *key, const char *prefix, bool required,
                   int64_t *out, struct scepter_error *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
 
     if (rc != 0)
@@ -130,7 +130,7 @@ int jsonx_get_int(json_t *obj, const char *key, const char *prefix, bool require
 int jsonx_get_bool(json_t *obj, const char *key, const char *prefix, bool required,
                    bool *out, struct scepter_error *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
 
     if (rc != 0)
@@ -144,7 +144,7 @@ int jsonx_get_bool(json_t *obj, const char *key, const char *prefix, bool requir
 int jsonx_get_object(json_t *obj, const char *key, const char *prefix, bool required,
                      json_t **out, struct scepter_error *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
 
     if (rc != 0)
@@ -158,7 +158,7 @@ int jsonx_get_object(json_t *obj, const char *key, const char *prefix, bool requ
 int jsonx_get_array(json_t *obj, const char *key, const char *prefix, bool required,
                     json_t **out, struct scepter_error *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
 
     if (rc != 0)
