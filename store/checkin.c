@@ -149,6 +149,75 @@ static int forbid_cert(const char *owner, const char *device_id, struct scepter_
                        "the device certificate is bound to another device, not %s", device_id);
 }
 
+/*
+ * PostgreSQL: the whole Authenticate in one statement (one round trip, its own transaction).
+ * The binding comes first: ON CONFLICT DO UPDATE locks an existing binding and returns its
+ * device even under concurrency, and every other change is gated on that device being this
+ * one, so a certificate bound to another device changes nothing.  $1 device, $2 type,
+ * $3-$11 facts, $12 platform, $13 topic, $14 now, $15 certificate hash.
+ */
+static const struct store_sql SQL_PG_AUTHENTICATE = {
+    "pg_authenticate", NULL,
+    "WITH bind AS (INSERT INTO cert_bindings (cert_hash, device_id, created)"
+    "  VALUES ($15, $1, $14) ON CONFLICT (cert_hash)"
+    "  DO UPDATE SET device_id = cert_bindings.device_id RETURNING device_id),"
+    " dev AS (INSERT INTO devices (id, type, serial_number, device_name, model, model_name,"
+    "  product_name, os_version, build_version, imei, meid, platform, topic, authenticated_at,"
+    "  created, updated)"
+    "  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14"
+    "  FROM bind WHERE bind.device_id = $1"
+    "  ON CONFLICT (id) DO UPDATE SET type = excluded.type,"
+    "  serial_number = coalesce(excluded.serial_number, devices.serial_number),"
+    "  device_name = coalesce(excluded.device_name, devices.device_name),"
+    "  model = coalesce(excluded.model, devices.model),"
+    "  model_name = coalesce(excluded.model_name, devices.model_name),"
+    "  product_name = coalesce(excluded.product_name, devices.product_name),"
+    "  os_version = coalesce(excluded.os_version, devices.os_version),"
+    "  build_version = coalesce(excluded.build_version, devices.build_version),"
+    "  imei = coalesce(excluded.imei, devices.imei), meid = coalesce(excluded.meid, devices.meid),"
+    "  platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"
+    "   ELSE excluded.platform END,"
+    "  topic = excluded.topic, unlock_token = NULL,"
+    "  authenticated_at = excluded.authenticated_at, updated = excluded.updated RETURNING 1),"
+    " enr AS (INSERT INTO enrollments (id, device_id, type, topic, enabled, token_valid, created)"
+    "  SELECT $1, $1, $2, $13, false, false, $14 FROM bind WHERE bind.device_id = $1"
+    "  ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
+    "  enabled = false, token_valid = false, push_token = NULL, push_magic = NULL,"
+    "  token_invalid_at = 0, awaiting_configuration = false RETURNING 1),"
+    " usr AS (UPDATE enrollments SET enabled = false, token_valid = false, push_token = NULL,"
+    "  push_magic = NULL WHERE device_id = $1 AND id <> $1"
+    "  AND EXISTS (SELECT 1 FROM bind WHERE bind.device_id = $1) RETURNING 1),"
+    " q AS (UPDATE queue SET state = 2, notnow = false, updated = $14"
+    "  WHERE state = 0 AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)"
+    "  AND EXISTS (SELECT 1 FROM bind WHERE bind.device_id = $1) RETURNING 1)"
+    " SELECT device_id FROM bind",
+    NULL};
+
+static int authenticate_pg(struct store *s, const struct store_authenticate *a,
+                           const char *hash, int64_t now, struct scepter_error *err)
+{
+    const struct store_device_facts *f = &a->facts;
+    struct dbv p[] = {P_TEXT(a->device_id),     P_INT(a->type),
+                      P_TEXT(f->serial_number), P_TEXT(f->device_name),
+                      P_TEXT(f->model),         P_TEXT(f->model_name),
+                      P_TEXT(f->product_name),  P_TEXT(f->os_version),
+                      P_TEXT(f->build_version), P_TEXT(f->imei),
+                      P_TEXT(f->meid),          P_TEXT(facts_platform(f)),
+                      P_TEXT(a->topic),         P_INT(now),
+                      P_TEXT(hash)};
+    struct dbres r;
+    int rc = db_query(s, &SQL_PG_AUTHENTICATE, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 1)
+        rc = strcmp(db_text(&r, 0), a->device_id) == 0
+                 ? 0
+                 : forbid_cert(db_text(&r, 0), a->device_id, err);
+    else if (rc == 0)
+        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: Authenticate returned no row");
+    db_res_clear(&r);
+    return rc;
+}
+
 static int authenticate(struct store *s, const struct store_authenticate *a, const char *hash,
                         int64_t now, struct scepter_error *err)
 {
@@ -229,7 +298,7 @@ int store_authenticate(struct store *s, const struct store_authenticate *a, int6
     if (strchr(a->device_id, ':') != NULL)
         return scepter_err(err, SCEPTER_EINVAL, "device_id", "device_id: must not contain ':'");
     STORE_CALL(s, rc, err)
-    rc = authenticate(s, a, hash, now, err);
+    rc = s->pg ? authenticate_pg(s, a, hash, now, err) : authenticate(s, a, hash, now, err);
     return rc;
 }
 
@@ -279,6 +348,73 @@ static const struct store_sql SQL_TOKEN_UPDATE = {
 
 static const struct store_sql SQL_UNLOCK_TOKEN = {
     "unlock_token", "UPDATE devices SET unlock_token = $2, updated = $3 WHERE id = $1", NULL, NULL};
+
+/*
+ * PostgreSQL: TokenUpdate in one statement.  Returns 0 whether the device exists, 1 the
+ * enrollment's device and 2 its enabled flag before this update (NULL: a new channel),
+ * 3 rows written.  $1 enrollment, $2 device, $3 type, $4 topic, $5-$7 user, $8 token,
+ * $9 PushMagic, $10 AwaitingConfiguration, $11 now, $12 unlock token (NULL keeps it).
+ */
+static const struct store_sql SQL_PG_TOKEN_UPDATE = {
+    "pg_token_update", NULL,
+    "WITH d AS (SELECT id FROM devices WHERE id = $2),"
+    " old AS (SELECT device_id, enabled FROM enrollments WHERE id = $1),"
+    " up AS (INSERT INTO enrollments (id, device_id, type, topic, user_id, user_short_name,"
+    "  user_long_name, push_token, push_magic, token_valid, enabled, awaiting_configuration,"
+    "  token_updated_at, last_seen, created)"
+    "  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, true, true, $10, $11, $11, $11 FROM d"
+    "  WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.device_id <> $2)"
+    "  ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
+    "  user_id = coalesce(excluded.user_id, enrollments.user_id),"
+    "  user_short_name = coalesce(excluded.user_short_name, enrollments.user_short_name),"
+    "  user_long_name = coalesce(excluded.user_long_name, enrollments.user_long_name),"
+    "  push_token = excluded.push_token, push_magic = excluded.push_magic,"
+    "  token_valid = true, token_invalid_at = 0, enabled = true,"
+    "  awaiting_configuration = excluded.awaiting_configuration,"
+    "  token_updated_at = excluded.token_updated_at, last_seen = excluded.last_seen"
+    "  WHERE enrollments.device_id = $2 RETURNING 1),"
+    " ul AS (UPDATE devices SET unlock_token = $12, updated = $11"
+    "  WHERE id = $2 AND $12::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM up) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM d), (SELECT device_id FROM old), (SELECT enabled FROM old),"
+    "  (SELECT count(*) FROM up)",
+    NULL};
+
+static int token_update_pg(struct store *s, const struct store_token_update *t, int64_t now,
+                           bool *first, struct scepter_error *err)
+{
+    bool unlock = t->unlock_token != NULL && t->unlock_token_len > 0;
+    struct dbv p[] = {P_TEXT(t->enrollment_id),
+                      P_TEXT(t->device_id),
+                      P_INT(t->type),
+                      P_TEXT(t->topic),
+                      P_TEXT(t->user_id),
+                      P_TEXT(t->user_short_name),
+                      P_TEXT(t->user_long_name),
+                      P_BLOB(t->token, t->token_len),
+                      P_TEXT(t->push_magic),
+                      P_BOOL(t->awaiting_configuration),
+                      P_INT(now),
+                      P_BLOB(unlock ? t->unlock_token : NULL, t->unlock_token_len)};
+    struct dbres r;
+    int rc = db_query(s, &SQL_PG_TOKEN_UPDATE, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+        rc = 0;
+        if (db_int(&r, 0) == 0)
+            rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id",
+                             "device %s never authenticated", t->device_id);
+        else if ((!db_isnull(&r, 1) && strcmp(db_text(&r, 1), t->device_id) != 0) ||
+                 db_int(&r, 3) == 0)
+            rc = scepter_err(err, SCEPTER_EFORBIDDEN, "enrollment_id",
+                             "enrollment %s belongs to another device", t->enrollment_id);
+        else
+            *first = db_isnull(&r, 2) || !db_bool(&r, 2);
+    } else if (rc == 0) {
+        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: TokenUpdate returned no row");
+    }
+    db_res_clear(&r);
+    return rc;
+}
 
 static int token_update(struct store *s, const struct store_token_update *t, int64_t now,
                         bool *first, struct scepter_error *err)
@@ -358,7 +494,7 @@ int store_token_update(struct store *s, const struct store_token_update *t, int6
         return scepter_err(err, SCEPTER_EINVAL, "type", "type: unknown enrollment type %d",
                            (int)t->type);
     STORE_CALL(s, rc, err)
-    rc = token_update(s, t, now, first, err);
+    rc = s->pg ? token_update_pg(s, t, now, first, err) : token_update(s, t, now, first, err);
     return rc;
 }
 

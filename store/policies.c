@@ -581,15 +581,14 @@ int store_policy_list(struct store *s, const char *platform, struct store_policy
     return rc;
 }
 
-static const struct store_sql SQL_DEVICE_EXISTS = {
-    "device_exists", "SELECT 1 FROM devices WHERE id = $1", NULL, NULL};
-
+/* One round trip: 0 whether the device exists (every row), 1 a policy id or NULL. */
 static const struct store_sql SQL_POLICIES_FOR_DEVICE = {
     "policies_for_device",
-    "SELECT policy_id FROM policy_devices WHERE device_id = $1"
-    " UNION SELECT t.policy_id FROM policy_groups t"
-    " JOIN group_members m ON m.group_id = t.group_id WHERE m.device_id = $1"
-    " ORDER BY 1",
+    "SELECT d.id, p.policy_id FROM (SELECT id FROM devices WHERE id = $1) AS d"
+    " LEFT JOIN (SELECT policy_id FROM policy_devices WHERE device_id = $1"
+    "  UNION SELECT t.policy_id FROM policy_groups t"
+    "  JOIN group_members m ON m.group_id = t.group_id WHERE m.device_id = $1) AS p ON true"
+    " ORDER BY 2",
     NULL, NULL};
 
 static int policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
@@ -598,25 +597,25 @@ static int policies_for_device(struct store *s, const char *device_id, int64_t *
     struct dbv q[] = {P_TEXT(device_id)};
     int64_t *v = NULL;
     size_t count = 0, cap = 0;
+    bool exists = false;
     struct dbres r;
     int rc;
 
-    rc = db_query(s, &SQL_DEVICE_EXISTS, q, 1, &r, err);
-    if (rc == 0 && (rc = db_next(&r, err)) == 0)
-        rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
-    db_res_clear(&r);
-    if (rc < 0)
-        return rc;
     if ((rc = db_query(s, &SQL_POLICIES_FOR_DEVICE, q, 1, &r, err)) != 0)
         return rc;
     while ((rc = db_next(&r, err)) == 1) {
+        exists = true;
+        if (db_isnull(&r, 1))
+            continue;
         if (count == cap) {
             cap = cap ? cap * 2 : 8;
             v = xreallocarray(v, cap, sizeof(*v));
         }
-        v[count++] = db_int(&r, 0);
+        v[count++] = db_int(&r, 1);
     }
     db_res_clear(&r);
+    if (rc == 0 && !exists)
+        rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
     if (rc < 0) {
         free(v);
         return rc;
