@@ -275,8 +275,10 @@ static void do_token_update(struct checkin *c)
     }
     mdm_reply_empty(c->reply);
     if (first && (c->ids.type == STORE_ENROLL_DEVICE ||
-                  c->ids.type == STORE_ENROLL_USER_ENROLLMENT))
-        mdm_device_enrolled(c->ctx, c->ids.device_id, c->now);
+                  c->ids.type == STORE_ENROLL_USER_ENROLLMENT)) {
+        struct mdm_push_data pd = {t.enrollment_id, t.token, t.token_len, t.push_magic, t.topic};
+        mdm_device_enrolled(c->ctx, c->ids.device_id, c->now, &pd);
+    }
 }
 
 static void do_checkout(struct checkin *c)

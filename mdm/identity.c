@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
+#include "common/buf.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -88,6 +89,162 @@ static int verify_chain(X509_STORE *store, X509 *cert, STACK_OF(X509) *untrusted
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Mdm-Signature                                                                             */
+
+/*
+ * A DER element at *p (before end): its tag (one byte: low-tag-number form only), its value
+ * and the whole element's extent.  Definite lengths only — an indefinite (BER) length, a long
+ * tag or a length past end is -1, and the caller takes the general path.
+ */
+static int der_element(const unsigned char **p, const unsigned char *end, unsigned *tag,
+                       const unsigned char **val, size_t *vlen)
+{
+    const unsigned char *q = *p;
+    size_t len = 0;
+
+    if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
+        return -1;
+    *tag = q[0];
+    if (q[1] < 0x80) {
+        len = q[1];
+        q += 2;
+    } else {
+        unsigned n = q[1] & 0x7f;
+        if (n == 0 || n > 4 || (size_t)(end - q) < 2 + n)
+            return -1; /* indefinite length, or absurd */
+        for (unsigned i = 0; i < n; i++)
+            len = len << 8 | q[2 + i];
+        q += 2 + n;
+    }
+    if (len > (size_t)(end - q))
+        return -1;
+    *val = q;
+    *vlen = len;
+    *p = q + len;
+    return 0;
+}
+
+static void der_header(struct buf *out, unsigned tag, size_t len)
+{
+    unsigned char h[6];
+    size_t n = 0;
+
+    h[n++] = (unsigned char)tag;
+    if (len < 0x80) {
+        h[n++] = (unsigned char)len;
+    } else {
+        unsigned bytes = len > 0xffffff ? 4 : len > 0xffff ? 3 : len > 0xff ? 2 : 1;
+        h[n++] = (unsigned char)(0x80 | bytes);
+        for (unsigned i = bytes; i > 0; i--)
+            h[n++] = (unsigned char)(len >> (8 * (i - 1)));
+    }
+    buf_append(out, h, n);
+}
+
+#define MAX_SIG_CERTS 8
+
+/*
+ * The Mdm-Signature without its certificates: OpenSSL 3.0 decodes every embedded certificate
+ * (its public key through the provider decoders, ~0.5 ms) each time it parses the CMS, so the
+ * certificates are taken out here — their DER slices go to cert[], the rest is rebuilt in out —
+ * and decoded once per worker (mdm_certcache).  ContentInfo { OID, [0] SignedData { version,
+ * digestAlgorithms, encapContentInfo, [0] certificates, [1] crls, signerInfos } }.
+ * -1 for anything else; the caller then parses the original with OpenSSL.
+ */
+static int cms_split_certs(const unsigned char *der, size_t len, struct buf *out,
+                           const unsigned char **cert, size_t *cert_len, size_t *ncert)
+{
+    const unsigned char *p = der, *end = der + len, *ci, *q, *qend, *sd, *e, *eend, *el;
+    size_t cilen, oidlen, explen, sdlen, vlen;
+    unsigned tag;
+    struct buf body = BUF_INIT;
+    const unsigned char *oid, *expl;
+
+    *ncert = 0;
+    if (der_element(&p, end, &tag, &ci, &cilen) != 0 || tag != 0x30 || p != end)
+        return -1;
+    q = ci;
+    qend = ci + cilen;
+    if (der_element(&q, qend, &tag, &oid, &oidlen) != 0 || tag != 0x06)
+        return -1;
+    const unsigned char *oid_start = ci;
+    size_t oid_tlv = (size_t)(q - ci);
+    if (der_element(&q, qend, &tag, &expl, &explen) != 0 || tag != 0xa0 || q != qend)
+        return -1;
+    e = expl;
+    eend = expl + explen;
+    if (der_element(&e, eend, &tag, &sd, &sdlen) != 0 || tag != 0x30 || e != eend)
+        return -1;
+    /* the SignedData's elements, all but the certificates */
+    for (el = sd; el < sd + sdlen;) {
+        const unsigned char *start = el, *v;
+        if (der_element(&el, sd + sdlen, &tag, &v, &vlen) != 0)
+            goto fail;
+        if (tag != 0xa0) {
+            buf_append(&body, start, (size_t)(el - start));
+            continue;
+        }
+        for (const unsigned char *c = v; c < v + vlen;) {
+            const unsigned char *cstart = c, *cv;
+            size_t cl;
+            if (der_element(&c, v + vlen, &tag, &cv, &cl) != 0 || tag != 0x30 ||
+                *ncert == MAX_SIG_CERTS)
+                goto fail;
+            cert[*ncert] = cstart;
+            cert_len[(*ncert)++] = (size_t)(c - cstart);
+        }
+    }
+    /* ContentInfo { OID, [0] { SignedData } } around the shortened body */
+    size_t sd_tlv = body.len + 1 + (body.len < 0x80 ? 1 : body.len <= 0xff ? 2 : body.len <= 0xffff ? 3 : 4);
+    size_t ex_tlv = sd_tlv + 1 + (sd_tlv < 0x80 ? 1 : sd_tlv <= 0xff ? 2 : sd_tlv <= 0xffff ? 3 : 4);
+    der_header(out, 0x30, oid_tlv + ex_tlv);
+    buf_append(out, oid_start, oid_tlv);
+    der_header(out, 0xa0, sd_tlv);
+    der_header(out, 0x30, body.len);
+    buf_append(out, body.data, body.len);
+    buf_free(&body);
+    return 0;
+fail:
+    buf_free(&body);
+    *ncert = 0;
+    return -1;
+}
+
+/* A decoded certificate for these DER bytes, from the worker's cache (a new reference). */
+static X509 *certcache_get(struct mdm_idcache *c, const unsigned char *der, size_t len)
+{
+    unsigned char md[CRYPTO_SHA256_LEN];
+    const unsigned char *p = der;
+    size_t slot;
+    X509 *x;
+
+    crypto_sha256(der, len, md);
+    memcpy(&slot, md, sizeof(slot));
+    slot %= MDM_CERTCACHE_SLOTS;
+    if (c->cert[slot].x && memcmp(c->cert[slot].sha256, md, sizeof(md)) == 0) {
+        X509_up_ref(c->cert[slot].x);
+        return c->cert[slot].x;
+    }
+    if ((x = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len) {
+        X509_free(x);
+        return NULL;
+    }
+    X509_free(c->cert[slot].x);
+    memcpy(c->cert[slot].sha256, md, sizeof(md));
+    c->cert[slot].x = x;
+    X509_up_ref(x);
+    return x;
+}
+
+void mdm_idcache_clear(struct mdm_idcache *c)
+{
+    for (size_t i = 0; c && i < MDM_CERTCACHE_SLOTS; i++) {
+        X509_free(c->cert[i].x);
+        c->cert[i].x = NULL;
+    }
+}
+
 static int from_signature(const char *value, const struct mdm_request *req, X509 **cert,
                           STACK_OF(X509) **chain, struct scepter_error *err)
 {
@@ -95,22 +252,41 @@ static int from_signature(const char *value, const struct mdm_request *req, X509
     size_t len = 0;
     CMS_ContentInfo *cms = NULL;
     BIO *content = NULL;
-    STACK_OF(X509) *signers = NULL;
-    const unsigned char *p;
+    STACK_OF(X509) *signers = NULL, *certs = NULL;
+    struct buf stripped = BUF_INIT;
+    const unsigned char *p, *slice[MAX_SIG_CERTS];
+    size_t slice_len[MAX_SIG_CERTS], nslice = 0;
     int rc;
 
     if (base64_decode(value, strlen(value), false, &der, &len) != 0) {
         rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature", "Mdm-Signature: not base64");
         goto out;
     }
-    p = der;
-    if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
+    if (req->idcache && cms_split_certs(der, len, &stripped, slice, slice_len, &nslice) == 0 &&
+        nslice > 0) {
+        certs = sk_X509_new_null();
+        for (size_t i = 0; i < nslice; i++) {
+            X509 *x = certcache_get(req->idcache, slice[i], slice_len[i]);
+            if (x == NULL) {
+                rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
+                                 "Mdm-Signature: an embedded certificate does not parse");
+                goto out;
+            }
+            sk_X509_push(certs, x);
+        }
+        p = (const unsigned char *)stripped.data;
+        cms = d2i_CMS_ContentInfo(NULL, &p, (long)stripped.len);
+    } else {
+        p = der;
+        cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+    }
+    if (cms == NULL) {
         rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
                          "Mdm-Signature: not a CMS/PKCS#7 structure");
         goto out;
     }
     content = BIO_new_mem_buf(req->body ? (const void *)req->body : "", (int)req->body_len);
-    if (!CMS_verify(cms, NULL, NULL, content, NULL,
+    if (!CMS_verify(cms, certs, NULL, content, NULL,
                     CMS_DETACHED | CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY)) {
         rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
                          "Mdm-Signature: the signature does not match the body");
@@ -124,12 +300,19 @@ static int from_signature(const char *value, const struct mdm_request *req, X509
     }
     *cert = sk_X509_value(signers, 0);
     X509_up_ref(*cert);
-    *chain = CMS_get1_certs(cms);
+    if (certs) {
+        *chain = certs;
+        certs = NULL;
+    } else {
+        *chain = CMS_get1_certs(cms);
+    }
     rc = 0;
 out:
     sk_X509_free(signers);
+    sk_X509_pop_free(certs, X509_free);
     BIO_free(content);
     CMS_ContentInfo_free(cms);
+    buf_free(&stripped);
     free(der);
     ERR_clear_error();
     return rc;

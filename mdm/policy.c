@@ -590,15 +590,15 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
     bool queued = false;
 
     memset(&dev, 0, sizeof(dev));
-    if (store_device_get(ctx->store, device_id, &dev, &err) != 0 ||
-        store_policies_for_device(ctx->store, device_id, &ids, &nids, &err) != 0 ||
+    if (store_policies_for_device(ctx->store, device_id, &ids, &nids, &err) != 0 ||
         store_enrollment_policy_status(ctx->store, device_id, &st, &nst, &err) != 0) {
         log_warnx("policies for %s: %s", device_id, err.msg);
         goto out;
     }
     if (nids == 0 && nst == 0)
         goto out; /* nothing targets it, nothing was ever queued for it: the common case */
-    if (store_policy_list(ctx->store, NULL, &all, &nall, &err) != 0) {
+    if (store_device_get(ctx->store, device_id, &dev, &err) != 0 ||
+        store_policy_list(ctx->store, NULL, &all, &nall, &err) != 0) {
         log_warnx("policies for %s: %s", device_id, err.msg);
         goto out;
     }
@@ -691,14 +691,14 @@ out:
     free(ids);
 }
 
-void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now)
+void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now,
+                         const struct mdm_push_data *push)
 {
-    const char *ids[1] = {device_id};
-
     log_kv(LOG_LVL_INFO, "enrolled", "device", device_id, NULL);
     reconcile_device(ctx, device_id, now, false);
-    /* Apple: a device polls only after a push, so push after the first TokenUpdate. */
-    mdm_push_enrollments(ctx, ids, 1);
+    /* Apple: a device polls only after a push, so push after the first TokenUpdate — with the
+     * token it just sent, no need to read it back. */
+    mdm_push_one(ctx, push);
 }
 
 void mdm_policy_group_changed(struct mdm_ctx *ctx, const char *const *device_ids, size_t n,

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "apns/apns.h"
+#include "common/codec.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -244,6 +245,31 @@ void mdm_push_stop(struct mdm_server *srv)
     pthread_mutex_destroy(&p->lock);
     free(p);
     srv->push = NULL;
+}
+
+void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d)
+{
+    struct mdm_push *p = ctx->srv->push;
+    struct apns_client *client = NULL;
+    struct scepter_error err;
+    char *hex;
+
+    if (p) {
+        pthread_mutex_lock(&p->lock);
+        client = p->client;
+        pthread_mutex_unlock(&p->lock);
+    }
+    if (client == NULL) {
+        log_debug("push: no push certificate loaded; %s not pushed", d->enrollment_id);
+        return;
+    }
+    hex = hex_encode(d->token, d->token_len, false);
+    struct apns_push ap = {d->enrollment_id, hex, d->push_magic, d->topic};
+    if (apns_client_push(client, &ap, 1, &err) != 0)
+        log_warnx("push: %s not queued: %s", d->enrollment_id, err.msg);
+    else
+        atomic_fetch_add_explicit(&p->pushed, 1, memory_order_relaxed);
+    free(hex);
 }
 
 void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids, size_t n)

@@ -500,6 +500,7 @@ static void worker_free(struct mdm_worker *w)
     for (size_t i = 0; i < w->touched.cap; i++)
         free(w->touched.slots[i]);
     free(w->touched.slots);
+    mdm_idcache_clear(w->idcache);
     free(w->idcache);
 }
 

@@ -197,6 +197,68 @@ Test(identity, mdm_signature_over_the_exact_body)
     free(sig);
 }
 
+Test(identity, mdm_signature_fast_path_with_the_certificate_cache)
+{
+    static struct mdm_idcache cache;
+    const char *body = "<?xml version=\"1.0\"?><plist><dict><key>Status</key>"
+                       "<string>Idle</string></dict></plist>";
+    char *sig = tu_mdm_signature(&dev, body, strlen(body));
+    struct hdrs h = {{"Mdm-Signature"}, {sig}};
+    struct mdm_request r = req_with(body, &h);
+    struct mdm_identity_cfg c = cfg_for(MDM_ID_SIGNATURE);
+    struct mdm_identity id;
+    struct scepter_error err;
+    char want[CRYPTO_SHA256_HEX_LEN];
+
+    memset(&cache, 0, sizeof(cache));
+    r.idcache = &cache;
+    crypto_cert_sha256_hex(dev.cert, want);
+    for (int i = 0; i < 3; i++) { /* the second and third decode nothing */
+        cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), 0, "%s", err.msg);
+        cr_assert_str_eq(id.hash, want);
+        mdm_identity_clear(&id);
+    }
+    /* a changed body, a signature from another CA's device: refused, cache or not */
+    char *tampered = xstrdup(body);
+    tampered[20] ^= 1;
+    r = req_with(tampered, &h);
+    r.idcache = &cache;
+    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
+    cr_assert(strstr(err.msg, "does not match the body") != NULL, "%s", err.msg);
+    char *fsig = tu_mdm_signature(&foreign, body, strlen(body));
+    h.values[0] = fsig;
+    r = req_with(body, &h);
+    r.idcache = &cache;
+    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
+    cr_assert(strstr(err.msg, "does not verify") != NULL, "%s", err.msg);
+    /* the signature of one device with the certificate of another substituted: refused */
+    unsigned char *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    cr_assert_eq(base64_decode(sig, strlen(sig), false, &a, &alen), 0);
+    cr_assert_eq(base64_decode(fsig, strlen(fsig), false, &b, &blen), 0);
+    /* certificates differ but have the same length here (same key type, same names) */
+    unsigned char *dder = NULL, *fder = NULL;
+    int dl = i2d_X509(dev.cert, &dder), fl = i2d_X509(foreign.cert, &fder);
+    unsigned char *at = memmem(a, alen, dder, (size_t)dl);
+    if (at && dl == fl) {
+        memcpy(at, fder, (size_t)fl);
+        char *swapped = base64_encode(a, alen);
+        h.values[0] = swapped;
+        r = req_with(body, &h);
+        r.idcache = &cache;
+        cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
+        free(swapped);
+    }
+    OPENSSL_free(dder);
+    OPENSSL_free(fder);
+    free(a);
+    free(b);
+    mdm_idcache_clear(&cache);
+    free(tampered);
+    free(fsig);
+    free(sig);
+}
+
 Test(identity, proxy_header_rfc9440_and_nginx_from_trusted_proxies_only)
 {
     unsigned char *der = NULL;
