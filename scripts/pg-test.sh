@@ -34,7 +34,7 @@ start)
     as_pg "$PGBIN/initdb" -D "$dir/data" -U scepter -A trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 || {
         cat "$dir/initdb.log"; exit 1; }
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses='' -c unix_socket_directories='$sock' -c fsync=on -c max_connections=200 -c shared_buffers=256MB" \
+        -o "-c listen_addresses='' -c unix_socket_directories='$sock' -c fsync=on -c max_connections=200 -c shared_buffers=256MB ${PG_TEST_OPTS:-}" \
         start >/dev/null || { cat "$dir/server.log"; exit 1; }
     as_pg "$PGBIN/createdb" -h "$sock" -U scepter scepter_test
     url="postgres:///scepter_test?host=$sock&user=scepter"

@@ -1,7 +1,8 @@
 /*
  * bench_mdm — the end-to-end server benchmark.  It starts, as child processes, a throwaway
  * PostgreSQL (scripts/pg-test.sh) or an SQLite file, apns-test-server as the push sink, and
- * the release `scepter` (2 workers, log_level = warn), then plays thousands of devices over
+ * the release `scepter` (its default workers, or --workers N; log_level = warn), then plays
+ * thousands of devices over
  * loopback TLS from one epoll loop (non-blocking OpenSSL) and measures what a user would
  * notice: enrollment rate (Mdm-Signature over keep-alive connections, and mTLS with one
  * connection per device), Idle polls with an empty queue (keep-alive mTLS at two connection
@@ -14,7 +15,7 @@
  * when something did not work (a request failed, a device got no command, a push is missing).
  *
  *   bench_mdm [--backend sqlite|postgres] [--devices N] [--big-devices M] [--mtls-enroll K]
- *             [--seconds S] [--conns 32,64] [--json FILE] [--keep]
+ *             [--seconds S] [--conns 32,64] [--workers N] [--json FILE] [--keep]
  *
  * Device identities are ECDSA P-256 certificates issued here from a throwaway device CA (one
  * shared key; every certificate differs), as the server binds each certificate's SHA-256 at
@@ -267,6 +268,7 @@ struct bench {
     /* options */
     const char *backend;
     long devices, big_devices, mtls_enroll;
+    long workers; /* scepter's workers; 0 = its default */
     double seconds;
     int conns[MAX_CONNS_LIST], nconns;
     const char *json_path;
@@ -1142,15 +1144,15 @@ static void start_scepter(struct bench *b)
         die("configuration");
     fprintf(fp,
             "listen = 127.0.0.1:%d\npublic_url = https://127.0.0.1:%d\nport_file = %s\n"
-            "workers = 2\ntls_cert_file = %s/tls.pem\ntls_key_file = %s/tls.key\n"
+            "workers = %ld\ntls_cert_file = %s/tls.pem\ntls_key_file = %s/tls.key\n"
             "tls_ca_file = %s/tls-ca.pem\ndevice_ca_file = %s/device-ca.pem\n"
             "identity = mtls,signature\nstore = %s\napi_key = " API_KEY "\n"
             "log_level = warn\nmax_body_bytes = 67108864\nrequest_timeout = 900\n"
             "max_connections = 200000\n"
             "apns_url = https://localhost:%d\napns_ca_file = %s\napns_cert_file = %s\n"
             "apns_key_file = %s\nrepush_interval = 0\n",
-            port, port, ports, b->dir, b->dir, b->dir, b->dir, b->store_url, b->sink->port, ca,
-            push_cert, push_key);
+            port, port, ports, b->workers, b->dir, b->dir, b->dir, b->dir, b->store_url,
+            b->sink->port, ca, push_cert, push_key);
     fclose(fp);
     unlink(ports);
     b->pid = fork();
@@ -1502,7 +1504,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_mdm [--backend sqlite|postgres] [--devices N] "
                     "[--big-devices M] [--mtls-enroll K] [--seconds S] [--conns 32,64] "
-                    "[--json FILE] [--keep]\n");
+                    "[--workers N] [--json FILE] [--keep]\n");
     exit(2);
 }
 
@@ -1535,6 +1537,8 @@ static void parse_args(struct bench *b, int argc, char **argv)
             b->big_devices = v;
         else if (strcmp(a, "--mtls-enroll") == 0 && str_to_i64(val, 0, 100000, &v) == 0)
             b->mtls_enroll = v;
+        else if (strcmp(a, "--workers") == 0 && str_to_i64(val, 0, 256, &v) == 0)
+            b->workers = v;
         else if (strcmp(a, "--seconds") == 0 && strtod(val, NULL) > 0)
             b->seconds = strtod(val, NULL);
         else if (strcmp(a, "--json") == 0)
@@ -1693,8 +1697,9 @@ int main(int argc, char **argv)
     }
     setup_places(&b);
     printf("bench_mdm: backend %s, %ld devices (policy also for %ld), %ld CPUs, scepter "
-           "workers 2\n",
-           b.backend, n, b.big_devices, sysconf(_SC_NPROCESSORS_ONLN));
+           "workers %s\n",
+           b.backend, n, b.big_devices, sysconf(_SC_NPROCESSORS_ONLN),
+           b.workers ? "(set)" : "(its default)");
     printf("  %-58s %12s %-7s %-10s\n", "figure", "value", "unit", "target");
     fflush(stdout);
 
