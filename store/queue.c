@@ -486,7 +486,7 @@ struct exchange {
     int row_state;
     bool row_notnow;
     bool recorded; /* this call stored the report */
-    bool flagged;  /* SQLite Idle: NotNow flags to clear */
+    bool flagged;  /* Idle: NotNow flags to clear */
 };
 
 static void exchange_clear(struct exchange *x)
@@ -547,29 +547,29 @@ static int read_next(const struct dbres *r, int col, struct store_next *next)
 }
 
 /*
- * PostgreSQL Idle: $1 enrollment, $2 cert hash, $3 device.  `ok` reads the enrollment and
- * the certificate's device once; the UPDATE clears NotNow flags (through the tiny partial
- * index queue_notnow it matches no row unless the last exchange had a NotNow, and then only
- * when the request is allowed: an UPDATE that changes nothing takes no transaction id); the
- * SELECT returns 0 enrollment's device, 1 enabled, 2 the certificate's device, 3-5 the next
- * command.
+ * PostgreSQL Idle: $1 enrollment, $2 cert hash.  A plain read (no data-modifying CTE: the
+ * executor set-up of one was most of the poll's cost): 0 enrollment's device, 1 enabled,
+ * 2 the certificate's device, 3 whether NotNow flags are set (through the tiny partial index
+ * queue_notnow), 4-6 the next command, flagged or not.  When flags are set and the request
+ * passes the checks, SQL_PG_CLEAR_NOTNOW clears them afterwards; an Idle is the device
+ * saying it can now take what it deferred, so clearing after reading changes no answer.
  */
 static const struct store_sql SQL_PG_CONNECT_IDLE = {
     "connect_idle", NULL,
-    "WITH ok AS (SELECT e.device_id AS edev, e.enabled,"
-    "   (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2) AS bound"
-    "  FROM enrollments e WHERE e.id = $1),"
-    " clr AS (UPDATE queue q SET notnow = false FROM ok"
-    "  WHERE q.enrollment_id = $1 AND q.notnow AND ok.enabled"
-    "   AND ($3 IS NULL OR ok.edev = $3) AND ($2 IS NULL OR ok.bound = ok.edev)"
-    "  RETURNING 1)"
-    " SELECT ok.edev, ok.enabled, ok.bound, n.command_uuid, n.request_type, n.plist"
-    " FROM (SELECT 1) AS one LEFT JOIN ok ON true"
+    "SELECT e.device_id, e.enabled,"
+    " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
+    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow),"
+    " n.command_uuid, n.request_type, n.plist"
+    " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
     "  JOIN commands c ON c.uuid = q.command_uuid"
-    "  WHERE q.enrollment_id = $1 AND q.state = 0 AND ok.enabled"
+    "  WHERE q.enrollment_id = $1 AND q.state = 0 AND e.enabled"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
     NULL};
+
+static const struct store_sql SQL_PG_CLEAR_NOTNOW = {
+    "clear_notnow", NULL,
+    "UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow", NULL};
 
 /*
  * PostgreSQL report: $1 enrollment, $2 cert hash, $3 device, $4 command UUID, $5 status,
@@ -610,9 +610,9 @@ static int connect_pg(struct store *s, const struct store_report *rep, const cha
     int rc, ncol;
 
     if (rep->status == STORE_STATUS_IDLE) {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash), P_TEXT(rep->device_id)};
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash)};
         rc = db_query(s, &SQL_PG_CONNECT_IDLE, p, ARRAY_LEN(p), &r, err);
-        ncol = 3;
+        ncol = 4;
     } else {
         struct dbv p[] = {
             P_TEXT(rep->enrollment_id),    P_TEXT(hash),       P_TEXT(rep->device_id),
@@ -632,6 +632,8 @@ static int connect_pg(struct store *s, const struct store_report *rep, const cha
             x->row_state = (int)db_int(&r, 3);
             x->row_notnow = db_bool(&r, 4);
             x->recorded = db_int(&r, 5) > 0;
+        } else {
+            x->flagged = db_bool(&r, 3);
         }
         if ((rc = exchange_check(rep, x, err)) == 0)
             rc = read_next(&r, ncol, next);
@@ -639,6 +641,14 @@ static int connect_pg(struct store *s, const struct store_report *rep, const cha
         rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
     }
     db_res_clear(&r);
+    if (rc >= 0 && ncol == 4 && x->flagged) {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id)};
+        int crc = db_exec(s, &SQL_PG_CLEAR_NOTNOW, p, ARRAY_LEN(p), NULL, err);
+        if (crc < 0) {
+            store_next_clear(next);
+            rc = crc;
+        }
+    }
     return rc;
 }
 
