@@ -109,6 +109,55 @@ static void update_facts(struct mdm_ctx *ctx, const char *device_id, plist_t res
         log_kv(LOG_LVL_WARN, "device_info", "device", device_id, "msg", err.msg, NULL);
 }
 
+/* A refusal from the store (rc < 0) answered; false when there is none. */
+static bool refused(struct mdm_ctx *ctx, const char *req_id, const char *device_id,
+                    const char *cert_hash, int rc, const struct scepter_error *err,
+                    struct mdm_reply *reply)
+{
+    (void)ctx;
+    if (rc == SCEPTER_EFORBIDDEN) {
+        log_kv(LOG_LVL_WARN, "identity_mismatch", "req", req_id, "device", device_id, "cert",
+               cert_hash, "msg", err->msg, NULL);
+        mdm_reply_error(reply, 403, "connect: %s", err->msg);
+        return true;
+    }
+    if (rc == SCEPTER_ENOTFOUND) {
+        mdm_reply_unrecognized(reply, err->msg);
+        return true;
+    }
+    if (rc < 0) {
+        mdm_reply_error(reply, 503, "connect: %s", err->msg);
+        return true;
+    }
+    return false;
+}
+
+/* The next command (rc == 1) or an empty 200; the enrollment was seen. */
+static void answer_next(struct mdm_ctx *ctx, const char *enrollment_id, int rc,
+                        const struct store_next *next, struct mdm_reply *reply)
+{
+    if (rc == 1) {
+        mdm_metrics_command(ctx->srv, MDM_CMD_DELIVERED, next->request_type, 1);
+        mdm_reply_plist(reply, (const char *)next->plist, next->plist_len);
+        str_copy(reply->command_uuid, sizeof(reply->command_uuid), next->uuid);
+    } else {
+        mdm_reply_empty(reply);
+    }
+    mdm_touch(ctx, enrollment_id);
+}
+
+void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enrollment_id,
+                     const char *device_id, const char *cert_hash, int rc,
+                     const struct scepter_error *err, const struct store_next *next,
+                     struct mdm_reply *reply)
+{
+    reply->event = "connect";
+    reply->message_type = store_status_name(STORE_STATUS_IDLE);
+    str_copy(reply->enrollment, sizeof(reply->enrollment), enrollment_id);
+    if (!refused(ctx, req_id, device_id, cert_hash, rc, err, reply))
+        answer_next(ctx, enrollment_id, rc, next, reply);
+}
+
 void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                         struct mdm_reply *reply)
 {
@@ -188,21 +237,20 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         rep.raw_len = req->body_len;
     }
     rep.error_chain_json = chain;
+    if (st == STORE_STATUS_IDLE) {
+        if (req->defer_idle &&
+            req->defer_idle(req, ids.enrollment_id, ids.device_id, identity.hash) == 0) {
+            reply->status = MDM_REPLY_DEFERRED;
+            goto out;
+        }
+        rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
+        mdm_idle_answer(ctx, req->id, ids.enrollment_id, ids.device_id, identity.hash, rc, &err,
+                        &next, reply);
+        goto out;
+    }
     rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
-    if (rc == SCEPTER_EFORBIDDEN) {
-        log_kv(LOG_LVL_WARN, "identity_mismatch", "req", req->id, "device", ids.device_id,
-               "cert", identity.hash, "msg", err.msg, NULL);
-        mdm_reply_error(reply, 403, "connect: %s", err.msg);
+    if (refused(ctx, req->id, ids.device_id, identity.hash, rc, &err, reply))
         goto out;
-    }
-    if (rc == SCEPTER_ENOTFOUND) {
-        mdm_reply_unrecognized(reply, err.msg);
-        goto out;
-    }
-    if (rc < 0) {
-        mdm_reply_error(reply, 503, "connect: %s", err.msg);
-        goto out;
-    }
     if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
         log_kv(LOG_LVL_WARN, "result_ignored", "req", req->id, "enrollment", ids.enrollment_id,
                "command", uuid, "status", status,
@@ -222,14 +270,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         mdm_metrics_command(ctx->srv, ev, rt, 1);
         mdm_webhook_result(ctx, &ids, status, uuid, req->body, req->body_len, now);
     }
-    if (rc == 1) {
-        mdm_metrics_command(ctx->srv, MDM_CMD_DELIVERED, next.request_type, 1);
-        mdm_reply_plist(reply, (const char *)next.plist, next.plist_len);
-        str_copy(reply->command_uuid, sizeof(reply->command_uuid), next.uuid);
-    } else {
-        mdm_reply_empty(reply);
-    }
-    mdm_touch(ctx, ids.enrollment_id);
+    answer_next(ctx, ids.enrollment_id, rc, &next, reply);
 out:
     store_next_clear(&next);
     mdm_identity_clear(&identity);

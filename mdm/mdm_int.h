@@ -53,7 +53,16 @@ struct mdm_request {
     STACK_OF(X509) *peer_chain;  /* certificates the client sent (borrowed) or NULL */
     struct mdm_idcache *idcache; /* the worker's verified-certificate cache, or NULL */
     char id[24];                 /* request id for the logs */
+    /* Set by the HTTP layer when it can answer an Idle poll later, batched with the other
+     * polls of the same loop turn (PostgreSQL: one statement for all); returns 0 when it
+     * took the poll, and then the handler's reply is MDM_REPLY_DEFERRED. */
+    int (*defer_idle)(const struct mdm_request *req, const char *enrollment_id,
+                      const char *device_id, const char *cert_hash);
+    void *defer_arg;
 };
+
+/* reply->status of a request the HTTP layer will answer later. */
+#define MDM_REPLY_DEFERRED 0
 
 #define MDM_MAX_HEADERS 8
 
@@ -203,6 +212,15 @@ void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
 /* PUT /mdm/connect */
 void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                         struct mdm_reply *reply);
+/*
+ * The reply to an Idle poll once the store answered it (store_connect's rc, err and next):
+ * the next command, an empty 200, or the refusal.  Used by mdm_command_handle and by the
+ * HTTP layer for batched polls.
+ */
+void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enrollment_id,
+                     const char *device_id, const char *cert_hash, int rc,
+                     const struct scepter_error *err, const struct store_next *next,
+                     struct mdm_reply *reply);
 /* GET /mdm/enroll */
 void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                        struct mdm_reply *reply);

@@ -183,6 +183,139 @@ static void log_request(const struct mdm_request *r, const struct mdm_reply *rep
            "us", us, "reason", reply->reason[0] ? reply->reason : NULL, NULL);
 }
 
+/* Send a reply and log it; ts0 is when the request arrived. */
+static void send_reply(struct mdm_worker *w, struct evhttp_request *req, const char *id,
+                       const char *peer, const char *path, struct mdm_reply *reply,
+                       const struct timespec *ts0)
+{
+    struct evkeyvalq *out_headers = evhttp_request_get_output_headers(req);
+    struct mdm_request r;
+    struct timespec ts1;
+    int64_t us;
+
+    if (reply->content_type)
+        evhttp_add_header(out_headers, "Content-Type", reply->content_type);
+    for (int i = 0; i < reply->nheaders; i++)
+        evhttp_add_header(out_headers, reply->headers[i].name, reply->headers[i].value);
+    if (w->draining)
+        evhttp_add_header(out_headers, "Connection", "close");
+    /* A deferred request whose connection closed meanwhile is only freed by evhttp: no
+     * completion callback will count it out. */
+    if (evhttp_request_get_connection(req) == NULL)
+        w->inflight--;
+    struct evbuffer *body = evbuffer_new();
+    if (reply->body.len)
+        evbuffer_add(body, reply->body.data, reply->body.len);
+    evhttp_send_reply(req, reply->status, NULL, body);
+    evbuffer_free(body);
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    us = (int64_t)(ts1.tv_sec - ts0->tv_sec) * 1000000 + (ts1.tv_nsec - ts0->tv_nsec) / 1000;
+    memset(&r, 0, sizeof(r));
+    str_copy(r.id, sizeof(r.id), id);
+    r.peer_addr = peer;
+    r.path = path;
+    log_request(&r, reply, us);
+    mdm_metrics_request(w->srv, reply, us);
+}
+
+/* Answer the Idle polls taken in this loop turn with one store round trip. */
+static void idle_flush(struct mdm_worker *w)
+{
+    struct idle_batch b = w->idle;
+    struct store_report *reps;
+    struct store_next *nexts;
+    struct scepter_error *errs;
+    struct mdm_ctx ctx;
+    int *rcs;
+
+    if (b.n == 0)
+        return;
+    /* Detach: replies sent below must not see a half-answered batch. */
+    w->idle.items = NULL;
+    w->idle.n = w->idle.cap = 0;
+    reps = xcalloc(b.n, sizeof(*reps));
+    nexts = xcalloc(b.n, sizeof(*nexts));
+    errs = xcalloc(b.n, sizeof(*errs));
+    rcs = xcalloc(b.n, sizeof(*rcs));
+    for (size_t i = 0; i < b.n; i++) {
+        reps[i].enrollment_id = b.items[i].enrollment_id;
+        reps[i].device_id = b.items[i].device_id;
+        reps[i].cert_hash = b.items[i].hash[0] ? b.items[i].hash : NULL;
+        reps[i].status = STORE_STATUS_IDLE;
+    }
+    (void)store_connect_idle_many(w->store, reps, b.n, (int64_t)time(NULL), nexts, rcs, errs);
+    ctx.srv = w->srv;
+    ctx.cfg = w->srv->cfg;
+    ctx.store = w->store;
+    ctx.worker = w;
+    for (size_t i = 0; i < b.n; i++) {
+        struct idle_item *it = &b.items[i];
+        struct mdm_reply reply;
+
+        mdm_reply_init(&reply);
+        mdm_idle_answer(&ctx, it->id, it->enrollment_id, it->device_id,
+                        reps[i].cert_hash, rcs[i], &errs[i], &nexts[i], &reply);
+        send_reply(w, it->http, it->id, it->peer, it->path, &reply, &it->t0);
+        mdm_reply_free(&reply);
+        store_next_clear(&nexts[i]);
+        free(it->peer);
+        free(it->path);
+    }
+    free(reps);
+    free(nexts);
+    free(errs);
+    free(rcs);
+    free(b.items);
+}
+
+static void idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    idle_flush(arg);
+}
+
+#define IDLE_BATCH_MAX 256
+
+/* What defer_idle needs besides the request (on on_request's stack). */
+struct defer_ctx {
+    struct mdm_worker *w;
+    struct evhttp_request *req;
+    const struct timespec *t0;
+};
+
+/* mdm_request.defer_idle: take an Idle poll into this turn's batch. */
+static int defer_idle(const struct mdm_request *req, const char *enrollment_id,
+                      const char *device_id, const char *cert_hash)
+{
+    struct defer_ctx *dc = req->defer_arg;
+    struct mdm_worker *w = dc->w;
+    struct idle_item *it;
+
+    if (strlen(enrollment_id) >= sizeof(it->enrollment_id) ||
+        strlen(device_id) >= sizeof(it->device_id))
+        return -1;
+    if (w->idle.n == w->idle.cap) {
+        w->idle.cap = w->idle.cap ? w->idle.cap * 2 : 16;
+        w->idle.items = xreallocarray(w->idle.items, w->idle.cap, sizeof(*w->idle.items));
+    }
+    it = &w->idle.items[w->idle.n++];
+    memset(it, 0, sizeof(*it));
+    it->http = dc->req;
+    str_copy(it->id, sizeof(it->id), req->id);
+    str_copy(it->enrollment_id, sizeof(it->enrollment_id), enrollment_id);
+    str_copy(it->device_id, sizeof(it->device_id), device_id);
+    str_copy(it->hash, sizeof(it->hash), cert_hash ? cert_hash : "");
+    it->peer = req->peer_addr ? xstrdup(req->peer_addr) : NULL;
+    it->path = xstrdup(req->path);
+    it->t0 = *dc->t0;
+    if (w->idle.n >= IDLE_BATCH_MAX)
+        idle_flush(w);
+    else if (w->idle.n == 1)
+        event_active(w->idle.ev, EV_TIMEOUT, 1);
+    return 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct mdm_worker *w = arg;
@@ -192,17 +325,15 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    struct evkeyvalq *out_headers = evhttp_request_get_output_headers(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
     char *peer = NULL, *path = NULL;
     ev_uint16_t port = 0;
-    int64_t t0 = now_ms();
-    struct timespec ts0, ts1;
+    struct timespec ts0;
 
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     w->inflight++;
-    w->last_activity_ms = t0;
+    w->last_activity_ms = now_ms();
     evhttp_request_set_on_complete_cb(req, on_complete, w);
 
     memset(&r, 0, sizeof(r));
@@ -224,6 +355,11 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     r.idcache = w->idcache;
     snprintf(r.id, sizeof(r.id), "%d-%llu", w->index, (unsigned long long)++w->seq);
+    struct defer_ctx dc = {w, req, &ts0};
+    if (w->batch_idle) {
+        r.defer_idle = defer_idle;
+        r.defer_arg = &dc;
+    }
 
     ctx.srv = w->srv;
     ctx.cfg = w->srv->cfg;
@@ -231,24 +367,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     ctx.worker = w;
     mdm_reply_init(&reply);
     mdm_route(&ctx, &r, (int64_t)time(NULL), &reply);
-
-    if (reply.content_type)
-        evhttp_add_header(out_headers, "Content-Type", reply.content_type);
-    for (int i = 0; i < reply.nheaders; i++)
-        evhttp_add_header(out_headers, reply.headers[i].name, reply.headers[i].value);
-    if (w->draining)
-        evhttp_add_header(out_headers, "Connection", "close");
-    struct evbuffer *body = evbuffer_new();
-    if (reply.body.len)
-        evbuffer_add(body, reply.body.data, reply.body.len);
-    evhttp_send_reply(req, reply.status, NULL, body);
-    evbuffer_free(body);
-    clock_gettime(CLOCK_MONOTONIC, &ts1);
-    log_request(&r, &reply,
-                (int64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000 + (ts1.tv_nsec - ts0.tv_nsec) / 1000);
-    mdm_metrics_request(w->srv, &reply,
-                        (int64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000 +
-                            (ts1.tv_nsec - ts0.tv_nsec) / 1000);
+    if (reply.status != MDM_REPLY_DEFERRED)
+        send_reply(w, req, r.id, r.peer_addr, r.path, &reply, &ts0);
     mdm_reply_free(&reply);
     free(path);
 }
@@ -484,6 +604,10 @@ static void *worker_main(void *arg)
 
 static void worker_free(struct mdm_worker *w)
 {
+    idle_flush(w);
+    free(w->idle.items);
+    if (w->idle.ev)
+        event_free(w->idle.ev);
     if (w->flush_ev)
         event_free(w->flush_ev);
     if (w->stop_ev)
@@ -534,6 +658,10 @@ static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
     w->flush_ev = event_new(w->base, -1, EV_PERSIST, flush_cb, w);
     event_add(w->flush_ev, &flush);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->idle.ev = event_new(w->base, -1, 0, idle_cb, w);
+    /* PostgreSQL: the Idle polls of one loop turn share one statement (a round trip and
+     * statement set-up each cost more than the lookup itself).  SQLite is in-process. */
+    w->batch_idle = strcmp(store_backend(w->store), "postgres") == 0;
     return 0;
 }
 

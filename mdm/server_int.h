@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -17,6 +18,25 @@ struct event_base;
 struct event;
 struct evhttp;
 struct evhttp_bound_socket;
+struct evhttp_request;
+
+/* An Idle poll waiting for the batch's store round trip (PostgreSQL). */
+struct idle_item {
+    struct evhttp_request *http;
+    char id[24];
+    char enrollment_id[256];
+    char device_id[128];
+    char hash[CRYPTO_SHA256_HEX_LEN];
+    char *peer, *path; /* for the request log */
+    struct timespec t0;
+};
+
+/* Idle polls taken in this loop turn, answered together when the turn's I/O is done. */
+struct idle_batch {
+    struct idle_item *items;
+    size_t n, cap;
+    struct event *ev; /* activated by the first poll of a batch */
+};
 
 /* Enrollment ids seen since the last flush: an open-addressing string set. */
 struct touchset {
@@ -36,6 +56,8 @@ struct mdm_worker {
     pthread_t thread;
     struct event *flush_ev, *stop_ev, *drain_ev;
     struct touchset touched;
+    struct idle_batch idle;       /* used when batch_idle */
+    bool batch_idle;              /* the store answers many Idle polls in one statement */
     struct mdm_idcache *idcache;  /* verified device certificates */
     unsigned long long seq;    /* requests served, for request ids */
     int inflight;              /* replies not yet fully written */

@@ -625,9 +625,10 @@ int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **
     return rc;
 }
 
+/* STORE_SEEN_GRANULARITY: a row seen less than a minute ago is left as it is. */
 static const struct store_sql SQL_TOUCH = {
-    "touch", "UPDATE enrollments SET last_seen = $2 WHERE id IN {ARR1} AND last_seen < $2", NULL,
-    NULL};
+    "touch", "UPDATE enrollments SET last_seen = $2 WHERE id IN {ARR1} AND last_seen <= $2 - 60",
+    NULL, NULL};
 
 static int cmp_str(const void *a, const void *b)
 {

@@ -747,18 +747,14 @@ out:
     return rc;
 }
 
-int store_connect(struct store *s, const struct store_report *report, int64_t now,
-                  struct store_next *next, enum store_report_outcome *outcome,
-                  struct scepter_error *err)
+/* Check a report's fields; a certificate hash is lower-cased into hash[65] and *h set. */
+static int check_report(const struct store_report *report, char hash[65], const char **h,
+                        struct scepter_error *err)
 {
-    struct exchange x = {0};
-    char hash[65];
-    const char *h = NULL;
     int rc;
     size_t i;
 
-    memset(next, 0, sizeof(*next));
-    *outcome = STORE_REPORT_IDLE;
+    *h = NULL;
     if ((rc = store_check_str(report->enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
         return rc;
     if (report->device_id &&
@@ -773,13 +769,29 @@ int store_connect(struct store *s, const struct store_report *report, int64_t no
                                  ? report->cert_hash[i] - 'A' + 'a'
                                  : report->cert_hash[i]);
         hash[64] = '\0';
-        h = hash;
+        *h = hash;
     }
     if ((unsigned)report->status > STORE_STATUS_NOTNOW)
         return scepter_err(err, SCEPTER_EINVAL, "Status", "Status: unknown value %d",
                            (int)report->status);
     if (report->status != STORE_STATUS_IDLE &&
         (rc = store_check_str(report->command_uuid, 128, "CommandUUID", err)) != 0)
+        return rc;
+    return 0;
+}
+
+int store_connect(struct store *s, const struct store_report *report, int64_t now,
+                  struct store_next *next, enum store_report_outcome *outcome,
+                  struct scepter_error *err)
+{
+    struct exchange x = {0};
+    char hash[65];
+    const char *h;
+    int rc;
+
+    memset(next, 0, sizeof(*next));
+    *outcome = STORE_REPORT_IDLE;
+    if ((rc = check_report(report, hash, &h, err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     {
@@ -796,6 +808,141 @@ int store_connect(struct store *s, const struct store_report *report, int64_t no
         store_next_clear(next);
     exchange_clear(&x);
     return rc;
+}
+
+/*
+ * PostgreSQL: up to IDLE_BATCH Idle polls in one statement.  $1, $3, ... enrollment ids and
+ * $2, $4, ... certificate hashes (NULL for none; unused slots NULL); each row is 0 the slot
+ * (from 1), then the columns of SQL_PG_CONNECT_IDLE.  A fixed number of scalar parameters
+ * rather than arrays: the planner knows the row count, so after a few executions the plan
+ * cache settles on the generic plan (with arrays it re-planned every batch, estimating 10
+ * elements: planning was most of the cost).  Every lookup is a LATERAL subquery with a LIMIT,
+ * which cannot be flattened into a join: each stays an index probe per poll, whatever the
+ * table sizes were when the plan was made.
+ */
+#define IDLE_BATCH 16
+static const struct store_sql SQL_PG_CONNECT_IDLE_MANY = {
+    "connect_idle_many", NULL,
+    "SELECT i.ord, e.device_id, e.enabled, b.device_id, f.flagged IS NOT NULL,"
+    " n.command_uuid, n.request_type, n.plist"
+    " FROM (VALUES"
+    "  (1,$1::text,$2::text),(2,$3::text,$4::text),(3,$5::text,$6::text),(4,$7::text,$8::text),"
+    "  (5,$9::text,$10::text),(6,$11::text,$12::text),(7,$13::text,$14::text),(8,$15::text,$16::text),"
+    "  (9,$17::text,$18::text),(10,$19::text,$20::text),(11,$21::text,$22::text),(12,$23::text,$24::text),"
+    "  (13,$25::text,$26::text),(14,$27::text,$28::text),(15,$29::text,$30::text),(16,$31::text,$32::text)"
+    "  ) AS i(ord, eid, h)"
+    " LEFT JOIN LATERAL (SELECT e.device_id, e.enabled FROM enrollments e WHERE e.id = i.eid"
+    "  LIMIT 1) AS e ON true"
+    " LEFT JOIN LATERAL (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = i.h"
+    "  LIMIT 1) AS b ON true"
+    " LEFT JOIN LATERAL (SELECT true AS flagged FROM queue f"
+    "  WHERE f.enrollment_id = i.eid AND f.notnow LIMIT 1) AS f ON true"
+    " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
+    "  JOIN commands c ON c.uuid = q.command_uuid"
+    "  WHERE q.enrollment_id = i.eid AND q.state = 0 AND e.enabled"
+    "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true"
+    " WHERE i.eid IS NOT NULL",
+    NULL};
+
+/* Answer items idx[0..m) (m <= IDLE_BATCH) of reps in one statement. */
+static int idle_many_pg(struct store *s, const struct store_report *reps, const size_t *idx,
+                        size_t m, const char *const *hashes, struct store_next *nexts, int *rcs,
+                        struct scepter_error *errs, struct scepter_error *err)
+{
+    struct dbv p[2 * IDLE_BATCH];
+    struct dbres r;
+    size_t k;
+    int rc;
+
+    for (k = 0; k < IDLE_BATCH; k++) {
+        p[2 * k] = P_TEXT(k < m ? reps[idx[k]].enrollment_id : NULL);
+        p[2 * k + 1] = P_TEXT(k < m ? hashes[k] : NULL);
+    }
+    for (k = 0; k < m; k++) {
+        store_next_clear(&nexts[idx[k]]);
+        rcs[idx[k]] = scepter_err(&errs[idx[k]], SCEPTER_EINTERNAL, NULL,
+                                  "store: connect returned no row");
+    }
+    if ((rc = db_query(s, &SQL_PG_CONNECT_IDLE_MANY, p, ARRAY_LEN(p), &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        struct exchange x = {0};
+        int64_t ord = db_int(&r, 0);
+        size_t i;
+
+        if (ord < 1 || (size_t)ord > m)
+            continue;
+        i = idx[ord - 1];
+        x.have_enrollment = !db_isnull(&r, 1);
+        x.edev = db_strdup(&r, 1);
+        x.enabled = db_bool(&r, 2);
+        x.bound = db_strdup(&r, 3);
+        x.flagged = db_bool(&r, 4);
+        if ((rcs[i] = exchange_check(&reps[i], &x, &errs[i])) == 0)
+            rcs[i] = read_next(&r, 5, &nexts[i]);
+        if (rcs[i] >= 0 && x.flagged) {
+            /* Rare (the last exchange had a NotNow): clear this enrollment's flags now. */
+            struct dbv cp[] = {P_TEXT(reps[i].enrollment_id)};
+            int crc = db_exec(s, &SQL_PG_CLEAR_NOTNOW, cp, ARRAY_LEN(cp), NULL, &errs[i]);
+            if (crc < 0) {
+                store_next_clear(&nexts[i]);
+                rcs[i] = crc;
+            }
+        }
+        exchange_clear(&x);
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+int store_connect_idle_many(struct store *s, const struct store_report *reports, size_t n,
+                            int64_t now, struct store_next *nexts, int *rcs,
+                            struct scepter_error *errs)
+{
+    struct scepter_error err;
+    char hbuf[IDLE_BATCH][65];
+    const char *hashes[IDLE_BATCH];
+    size_t idx[IDLE_BATCH];
+    size_t m, i, j;
+    int rc = 0, any = 0;
+
+    for (i = 0; i < n; i++)
+        memset(&nexts[i], 0, sizeof(nexts[i]));
+    if (!s->pg || n == 1) {
+        for (i = 0; i < n; i++) {
+            enum store_report_outcome outcome;
+            rcs[i] = store_connect(s, &reports[i], now, &nexts[i], &outcome, &errs[i]);
+        }
+        return 0;
+    }
+    for (i = 0; i < n;) {
+        /* Take the next IDLE_BATCH valid reports. */
+        for (m = 0; i < n && m < IDLE_BATCH; i++) {
+            const char *h;
+            if (reports[i].status != STORE_STATUS_IDLE) {
+                rcs[i] = scepter_err(&errs[i], SCEPTER_EINVAL, "Status",
+                                     "store_connect_idle_many: Idle reports only");
+                continue;
+            }
+            if ((rcs[i] = check_report(&reports[i], hbuf[m], &h, &errs[i])) != 0)
+                continue;
+            hashes[m] = h;
+            idx[m++] = i;
+        }
+        if (m == 0)
+            continue;
+        STORE_CALL(s, rc, &err)
+        rc = idle_many_pg(s, reports, idx, m, hashes, nexts, rcs, errs, &err);
+        if (rc < 0) {
+            any = rc;
+            for (j = 0; j < m; j++) {
+                store_next_clear(&nexts[idx[j]]);
+                rcs[idx[j]] = rc;
+                errs[idx[j]] = err;
+            }
+        }
+    }
+    return any;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -652,3 +652,93 @@ Test(queue, two_connections_race_on_one_queue)
     }
     store_close(s);
 }
+
+/* Many Idle polls answered at once (one statement on PostgreSQL) answer each poll exactly as
+ * store_connect would: next command, refusals, unknown or disabled enrollments, bad input,
+ * and a NotNow flag cleared for a new exchange. */
+Test(queue, idle_many_answers_each_poll_like_store_connect)
+{
+    struct store *s = tf_open();
+    struct store_next next, nexts[9];
+    struct scepter_error errs[9];
+    enum store_report_outcome out;
+    char u1[37], u2[37], u3[37], u4[37];
+    char hd[65], he[65], hf[65], ha[65];
+    int rcs[9];
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_enroll(s, "E", "iPhone14,2", T0);
+    tf_enroll(s, "F", "Mac14,2", T0);
+    tf_authenticate(s, "A", "iPhone14,2", T0); /* no TokenUpdate: not enabled */
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    enqueue_one(s, "D", 2, 5, T0, u2);
+    enqueue_one(s, "F", 3, 0, T0, u3);
+    enqueue_one(s, "F", 4, 0, T0, u4);
+    /* F defers u3: flagged for the rest of that exchange. */
+    cr_assert_eq(tf_connect(s, "F", STORE_STATUS_IDLE, NULL, T0 + 1, &next, &out), 1);
+    store_next_clear(&next);
+    cr_assert_eq(tf_connect(s, "F", STORE_STATUS_NOTNOW, u3, T0 + 2, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u4);
+    store_next_clear(&next);
+
+    tf_hash("cert-D", hd);
+    tf_hash("cert-E", he);
+    tf_hash("cert-F", hf);
+    tf_hash("cert-A", ha);
+    struct store_report reps[9] = {
+        {.enrollment_id = "D", .device_id = "D", .cert_hash = hd, .status = STORE_STATUS_IDLE},
+        {.enrollment_id = "E", .device_id = "E", .cert_hash = he, .status = STORE_STATUS_IDLE},
+        {.enrollment_id = "F", .device_id = "F", .cert_hash = hf, .status = STORE_STATUS_IDLE},
+        {.enrollment_id = "D", .device_id = "D", .cert_hash = he, .status = STORE_STATUS_IDLE},
+        {.enrollment_id = "nobody", .device_id = "nobody", .status = STORE_STATUS_IDLE},
+        {.enrollment_id = "A", .device_id = "A", .cert_hash = ha, .status = STORE_STATUS_IDLE},
+        {.enrollment_id = "E", .device_id = "E", .cert_hash = "xyz", .status = STORE_STATUS_IDLE},
+        {.enrollment_id = "E", .status = STORE_STATUS_IDLE}, /* no certificate, no device id */
+        {.enrollment_id = "D", .device_id = "D", .cert_hash = hd, .status = STORE_STATUS_IDLE},
+    };
+    cr_assert_eq(store_connect_idle_many(s, reps, 9, T0 + 10, nexts, rcs, errs), 0);
+    cr_assert_eq(rcs[0], 1, "D: %d %s", rcs[0], errs[0].msg);
+    cr_assert_str_eq(nexts[0].uuid, u2, "the highest priority first");
+    cr_assert_str_eq(nexts[0].request_type, "ProfileList");
+    cr_assert(nexts[0].plist_len > 0);
+    cr_assert_eq(rcs[1], 0, "E: empty queue (%d %s)", rcs[1], errs[1].msg);
+    cr_assert_eq(rcs[2], 1, "F: %d %s", rcs[2], errs[2].msg);
+    cr_assert_str_eq(nexts[2].uuid, u3, "a new exchange offers the deferred command again");
+    cr_assert_eq(rcs[3], SCEPTER_EFORBIDDEN, "E's certificate on D's channel");
+    cr_assert_str_eq(errs[3].field, "cert_hash");
+    cr_assert_eq(rcs[4], SCEPTER_ENOTFOUND);
+    cr_assert_eq(rcs[5], SCEPTER_ENOTFOUND, "not enabled before its TokenUpdate");
+    cr_assert_eq(rcs[6], SCEPTER_EINVAL);
+    cr_assert_str_eq(errs[6].field, "cert_hash");
+    cr_assert_eq(rcs[7], 0, "E without a certificate: %d %s", rcs[7], errs[7].msg);
+    cr_assert_eq(rcs[8], 1, "the same enrollment twice in one batch");
+    cr_assert_str_eq(nexts[8].uuid, u2);
+    for (int i = 0; i < 9; i++)
+        store_next_clear(&nexts[i]);
+
+    /* More polls than one statement takes (16): answered in chunks, each in its place. */
+    struct store_report many[40];
+    struct store_next mnext[40];
+    struct scepter_error merr[40];
+    int mrc[40];
+    for (int i = 0; i < 40; i++)
+        many[i] = i % 3 == 0 ? reps[0] : reps[1];
+    many[17] = reps[6]; /* a bad hash in the second chunk */
+    cr_assert_eq(store_connect_idle_many(s, many, 40, T0 + 10, mnext, mrc, merr), 0);
+    for (int i = 0; i < 40; i++) {
+        if (i == 17)
+            cr_assert_eq(mrc[i], SCEPTER_EINVAL);
+        else if (i % 3 == 0)
+            cr_assert(mrc[i] == 1 && strcmp(mnext[i].uuid, u2) == 0, "poll %d: %d", i, mrc[i]);
+        else
+            cr_assert_eq(mrc[i], 0, "poll %d: %d %s", i, mrc[i], merr[i].msg);
+        store_next_clear(&mnext[i]);
+    }
+
+    /* F's flag was cleared: deferring u3 again is a new NotNow, not a duplicate. */
+    cr_assert_eq(tf_connect(s, "F", STORE_STATUS_NOTNOW, u3, T0 + 11, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_RECORDED);
+    cr_assert_str_eq(next.uuid, u4);
+    store_next_clear(&next);
+    store_close(s);
+}
