@@ -379,21 +379,18 @@ static const struct store_sql SQL_PG_TOKEN_UPDATE = {
     "  (SELECT count(*) FROM up)",
     NULL};
 
+/* $1-$11 of both TokenUpdate statements. */
+#define TOKEN_UPDATE_PARAMS(t, now)                                                                \
+    P_TEXT((t)->enrollment_id), P_TEXT((t)->device_id), P_INT((t)->type), P_TEXT((t)->topic),      \
+        P_TEXT((t)->user_id), P_TEXT((t)->user_short_name), P_TEXT((t)->user_long_name),           \
+        P_BLOB((t)->token, (t)->token_len), P_TEXT((t)->push_magic),                               \
+        P_BOOL((t)->awaiting_configuration), P_INT(now)
+
 static int token_update_pg(struct store *s, const struct store_token_update *t, int64_t now,
                            bool *first, struct scepter_error *err)
 {
     bool unlock = t->unlock_token != NULL && t->unlock_token_len > 0;
-    struct dbv p[] = {P_TEXT(t->enrollment_id),
-                      P_TEXT(t->device_id),
-                      P_INT(t->type),
-                      P_TEXT(t->topic),
-                      P_TEXT(t->user_id),
-                      P_TEXT(t->user_short_name),
-                      P_TEXT(t->user_long_name),
-                      P_BLOB(t->token, t->token_len),
-                      P_TEXT(t->push_magic),
-                      P_BOOL(t->awaiting_configuration),
-                      P_INT(now),
+    struct dbv p[] = {TOKEN_UPDATE_PARAMS(t, now),
                       P_BLOB(unlock ? t->unlock_token : NULL, t->unlock_token_len)};
     struct dbres r;
     int rc = db_query(s, &SQL_PG_TOKEN_UPDATE, p, ARRAY_LEN(p), &r, err);
@@ -448,17 +445,7 @@ static int token_update(struct store *s, const struct store_token_update *t, int
         goto out;
     }
     {
-        struct dbv p[] = {P_TEXT(t->enrollment_id),
-                          P_TEXT(t->device_id),
-                          P_INT(t->type),
-                          P_TEXT(t->topic),
-                          P_TEXT(t->user_id),
-                          P_TEXT(t->user_short_name),
-                          P_TEXT(t->user_long_name),
-                          P_BLOB(t->token, t->token_len),
-                          P_TEXT(t->push_magic),
-                          P_BOOL(t->awaiting_configuration),
-                          P_INT(now)};
+        struct dbv p[] = {TOKEN_UPDATE_PARAMS(t, now)};
         if ((rc = db_exec(s, &SQL_TOKEN_UPDATE, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
     }
