@@ -32,26 +32,33 @@ static const struct store_sql SQL_CERT_BIND = {
     " ON CONFLICT (cert_hash) DO NOTHING",
     NULL, NULL};
 
+/* The device row of an Authenticate: $1-$14 (id … authenticated_at), kept facts when the
+ * message leaves them out.  Shared by the SQLite statement and PostgreSQL's single one. */
+#define SQL_DEVICE_COLUMNS                                                                         \
+    "INSERT INTO devices (id, type, serial_number, device_name, model, model_name,"                \
+    " product_name, os_version, build_version, imei, meid, platform, topic, authenticated_at,"     \
+    " created, updated)"
+#define SQL_DEVICE_UPSERT                                                                          \
+    " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"                                        \
+    " serial_number = coalesce(excluded.serial_number, devices.serial_number),"                    \
+    " device_name = coalesce(excluded.device_name, devices.device_name),"                          \
+    " model = coalesce(excluded.model, devices.model),"                                            \
+    " model_name = coalesce(excluded.model_name, devices.model_name),"                             \
+    " product_name = coalesce(excluded.product_name, devices.product_name),"                       \
+    " os_version = coalesce(excluded.os_version, devices.os_version),"                             \
+    " build_version = coalesce(excluded.build_version, devices.build_version),"                    \
+    " imei = coalesce(excluded.imei, devices.imei),"                                               \
+    " meid = coalesce(excluded.meid, devices.meid),"                                               \
+    " platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"                    \
+    "  ELSE excluded.platform END,"                                                                \
+    " topic = excluded.topic, unlock_token = NULL, authenticated_at = excluded.authenticated_at,"  \
+    " updated = excluded.updated"
+
 static const struct store_sql SQL_DEVICE_AUTH = {
     "device_authenticate",
-    "INSERT INTO devices (id, type, serial_number, device_name, model, model_name,"
-    " product_name, os_version, build_version, imei, meid, platform, topic, authenticated_at,"
-    " created, updated)"
+    SQL_DEVICE_COLUMNS
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)"
-    " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"
-    " serial_number = coalesce(excluded.serial_number, devices.serial_number),"
-    " device_name = coalesce(excluded.device_name, devices.device_name),"
-    " model = coalesce(excluded.model, devices.model),"
-    " model_name = coalesce(excluded.model_name, devices.model_name),"
-    " product_name = coalesce(excluded.product_name, devices.product_name),"
-    " os_version = coalesce(excluded.os_version, devices.os_version),"
-    " build_version = coalesce(excluded.build_version, devices.build_version),"
-    " imei = coalesce(excluded.imei, devices.imei),"
-    " meid = coalesce(excluded.meid, devices.meid),"
-    " platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"
-    "  ELSE excluded.platform END,"
-    " topic = excluded.topic, unlock_token = NULL, authenticated_at = excluded.authenticated_at,"
-    " updated = excluded.updated",
+    SQL_DEVICE_UPSERT,
     NULL, NULL};
 
 static const struct store_sql SQL_ENROLLMENT_AUTH = {
@@ -161,24 +168,10 @@ static const struct store_sql SQL_PG_AUTHENTICATE = {
     "WITH bind AS (INSERT INTO cert_bindings (cert_hash, device_id, created)"
     "  VALUES ($15, $1, $14) ON CONFLICT (cert_hash)"
     "  DO UPDATE SET device_id = cert_bindings.device_id RETURNING device_id),"
-    " dev AS (INSERT INTO devices (id, type, serial_number, device_name, model, model_name,"
-    "  product_name, os_version, build_version, imei, meid, platform, topic, authenticated_at,"
-    "  created, updated)"
+    " dev AS (" SQL_DEVICE_COLUMNS
     "  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14"
     "  FROM bind WHERE bind.device_id = $1"
-    "  ON CONFLICT (id) DO UPDATE SET type = excluded.type,"
-    "  serial_number = coalesce(excluded.serial_number, devices.serial_number),"
-    "  device_name = coalesce(excluded.device_name, devices.device_name),"
-    "  model = coalesce(excluded.model, devices.model),"
-    "  model_name = coalesce(excluded.model_name, devices.model_name),"
-    "  product_name = coalesce(excluded.product_name, devices.product_name),"
-    "  os_version = coalesce(excluded.os_version, devices.os_version),"
-    "  build_version = coalesce(excluded.build_version, devices.build_version),"
-    "  imei = coalesce(excluded.imei, devices.imei), meid = coalesce(excluded.meid, devices.meid),"
-    "  platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"
-    "   ELSE excluded.platform END,"
-    "  topic = excluded.topic, unlock_token = NULL,"
-    "  authenticated_at = excluded.authenticated_at, updated = excluded.updated RETURNING 1),"
+    SQL_DEVICE_UPSERT " RETURNING 1),"
     " enr AS (INSERT INTO enrollments (id, device_id, type, topic, enabled, token_valid, created)"
     "  SELECT $1, $1, $2, $13, false, false, $14 FROM bind WHERE bind.device_id = $1"
     "  ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
