@@ -323,21 +323,26 @@ static const struct store_sql SQL_TOKEN_STATE = {
     " LEFT JOIN enrollments e ON e.id = $2 WHERE d.id = $1",
     NULL, NULL};
 
-static const struct store_sql SQL_TOKEN_UPDATE = {
-    "token_update",
-    "INSERT INTO enrollments (id, device_id, type, topic, user_id, user_short_name,"
-    " user_long_name, push_token, push_magic, token_valid, enabled, awaiting_configuration,"
+/* The enrollment row of a TokenUpdate: $1-$11 (see TOKEN_UPDATE_PARAMS); the user names are
+ * kept when the message leaves them out.  Shared by SQLite and PostgreSQL's single statement. */
+#define SQL_TOKEN_COLUMNS                                                                          \
+    "INSERT INTO enrollments (id, device_id, type, topic, user_id, user_short_name,"               \
+    " user_long_name, push_token, push_magic, token_valid, enabled, awaiting_configuration,"       \
     " token_updated_at, last_seen, created)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, true, $10, $11, $11, $11)"
-    " ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
-    " user_id = coalesce(excluded.user_id, enrollments.user_id),"
-    " user_short_name = coalesce(excluded.user_short_name, enrollments.user_short_name),"
-    " user_long_name = coalesce(excluded.user_long_name, enrollments.user_long_name),"
-    " push_token = excluded.push_token, push_magic = excluded.push_magic,"
-    " token_valid = true, token_invalid_at = 0, enabled = true,"
-    " awaiting_configuration = excluded.awaiting_configuration,"
-    " token_updated_at = excluded.token_updated_at, last_seen = excluded.last_seen",
-    NULL, NULL};
+#define SQL_TOKEN_VALUES "$1, $2, $3, $4, $5, $6, $7, $8, $9, true, true, $10, $11, $11, $11"
+#define SQL_TOKEN_UPSERT                                                                           \
+    " ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"                \
+    " user_id = coalesce(excluded.user_id, enrollments.user_id),"                                  \
+    " user_short_name = coalesce(excluded.user_short_name, enrollments.user_short_name),"          \
+    " user_long_name = coalesce(excluded.user_long_name, enrollments.user_long_name),"             \
+    " push_token = excluded.push_token, push_magic = excluded.push_magic,"                         \
+    " token_valid = true, token_invalid_at = 0, enabled = true,"                                   \
+    " awaiting_configuration = excluded.awaiting_configuration,"                                   \
+    " token_updated_at = excluded.token_updated_at, last_seen = excluded.last_seen"
+
+static const struct store_sql SQL_TOKEN_UPDATE = {
+    "token_update", SQL_TOKEN_COLUMNS " VALUES (" SQL_TOKEN_VALUES ")" SQL_TOKEN_UPSERT, NULL,
+    NULL};
 
 static const struct store_sql SQL_UNLOCK_TOKEN = {
     "unlock_token", "UPDATE devices SET unlock_token = $2, updated = $3 WHERE id = $1", NULL, NULL};
@@ -352,19 +357,8 @@ static const struct store_sql SQL_PG_TOKEN_UPDATE = {
     "pg_token_update", NULL,
     "WITH d AS (SELECT id FROM devices WHERE id = $2),"
     " old AS (SELECT device_id, enabled FROM enrollments WHERE id = $1),"
-    " up AS (INSERT INTO enrollments (id, device_id, type, topic, user_id, user_short_name,"
-    "  user_long_name, push_token, push_magic, token_valid, enabled, awaiting_configuration,"
-    "  token_updated_at, last_seen, created)"
-    "  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, true, true, $10, $11, $11, $11 FROM d"
-    "  WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.device_id <> $2)"
-    "  ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
-    "  user_id = coalesce(excluded.user_id, enrollments.user_id),"
-    "  user_short_name = coalesce(excluded.user_short_name, enrollments.user_short_name),"
-    "  user_long_name = coalesce(excluded.user_long_name, enrollments.user_long_name),"
-    "  push_token = excluded.push_token, push_magic = excluded.push_magic,"
-    "  token_valid = true, token_invalid_at = 0, enabled = true,"
-    "  awaiting_configuration = excluded.awaiting_configuration,"
-    "  token_updated_at = excluded.token_updated_at, last_seen = excluded.last_seen"
+    " up AS (" SQL_TOKEN_COLUMNS " SELECT " SQL_TOKEN_VALUES " FROM d"
+    "  WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.device_id <> $2)" SQL_TOKEN_UPSERT
     "  WHERE enrollments.device_id = $2 RETURNING 1),"
     " ul AS (UPDATE devices SET unlock_token = $12, updated = $11"
     "  WHERE id = $2 AND $12::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM up) RETURNING 1)"
