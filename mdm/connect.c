@@ -110,11 +110,9 @@ static void update_facts(struct mdm_ctx *ctx, const char *device_id, plist_t res
 }
 
 /* A refusal from the store (rc < 0) answered; false when there is none. */
-static bool refused(struct mdm_ctx *ctx, const char *req_id, const char *device_id,
-                    const char *cert_hash, int rc, const struct scepter_error *err,
-                    struct mdm_reply *reply)
+static bool refused(const char *req_id, const char *device_id, const char *cert_hash, int rc,
+                    const struct scepter_error *err, struct mdm_reply *reply)
 {
-    (void)ctx;
     if (rc == SCEPTER_EFORBIDDEN) {
         log_kv(LOG_LVL_WARN, "identity_mismatch", "req", req_id, "device", device_id, "cert",
                cert_hash, "msg", err->msg, NULL);
@@ -154,7 +152,7 @@ void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enroll
     reply->event = "connect";
     reply->message_type = store_status_name(STORE_STATUS_IDLE);
     str_copy(reply->enrollment, sizeof(reply->enrollment), enrollment_id);
-    if (!refused(ctx, req_id, device_id, cert_hash, rc, err, reply))
+    if (!refused(req_id, device_id, cert_hash, rc, err, reply))
         answer_next(ctx, enrollment_id, rc, next, reply);
 }
 
@@ -249,7 +247,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         goto out;
     }
     rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
-    if (refused(ctx, req->id, ids.device_id, identity.hash, rc, &err, reply))
+    if (refused(req->id, ids.device_id, identity.hash, rc, &err, reply))
         goto out;
     if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
         log_kv(LOG_LVL_WARN, "result_ignored", "req", req->id, "enrollment", ids.enrollment_id,

@@ -125,6 +125,18 @@ static int der_element(const unsigned char **p, const unsigned char *end, unsign
     return 0;
 }
 
+/* Bytes of the long-form length of len (0: short form). */
+static unsigned der_len_bytes(size_t len)
+{
+    return len < 0x80 ? 0 : len > 0xffffff ? 4 : len > 0xffff ? 3 : len > 0xff ? 2 : 1;
+}
+
+/* The size of a whole element with a one-byte tag and a value of len bytes. */
+static size_t der_tlv_len(size_t len)
+{
+    return 2 + der_len_bytes(len) + len;
+}
+
 static void der_header(struct buf *out, unsigned tag, size_t len)
 {
     unsigned char h[6];
@@ -134,7 +146,7 @@ static void der_header(struct buf *out, unsigned tag, size_t len)
     if (len < 0x80) {
         h[n++] = (unsigned char)len;
     } else {
-        unsigned bytes = len > 0xffffff ? 4 : len > 0xffff ? 3 : len > 0xff ? 2 : 1;
+        unsigned bytes = der_len_bytes(len);
         h[n++] = (unsigned char)(0x80 | bytes);
         for (unsigned i = bytes; i > 0; i--)
             h[n++] = (unsigned char)(len >> (8 * (i - 1)));
@@ -196,8 +208,7 @@ static int cms_split_certs(const unsigned char *der, size_t len, struct buf *out
         }
     }
     /* ContentInfo { OID, [0] { SignedData } } around the shortened body */
-    size_t sd_tlv = body.len + 1 + (body.len < 0x80 ? 1 : body.len <= 0xff ? 2 : body.len <= 0xffff ? 3 : 4);
-    size_t ex_tlv = sd_tlv + 1 + (sd_tlv < 0x80 ? 1 : sd_tlv <= 0xff ? 2 : sd_tlv <= 0xffff ? 3 : 4);
+    size_t sd_tlv = der_tlv_len(body.len), ex_tlv = der_tlv_len(sd_tlv);
     der_header(out, 0x30, oid_tlv + ex_tlv);
     buf_append(out, oid_start, oid_tlv);
     der_header(out, 0xa0, sd_tlv);

@@ -247,28 +247,48 @@ void mdm_push_stop(struct mdm_server *srv)
     srv->push = NULL;
 }
 
-void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d)
+/* The APNs client in use, or NULL (then n pushes are counted as skipped). */
+static struct apns_client *push_client(struct mdm_push *p, size_t n)
 {
-    struct mdm_push *p = ctx->srv->push;
     struct apns_client *client = NULL;
-    struct scepter_error err;
-    char *hex;
 
     if (p) {
         pthread_mutex_lock(&p->lock);
         client = p->client;
         pthread_mutex_unlock(&p->lock);
     }
+    if (client == NULL && p && n > 0)
+        atomic_fetch_add_explicit(&p->skipped, n, memory_order_relaxed);
+    return client;
+}
+
+/* Hand n pushes to the client and count them. */
+static void push_send(struct mdm_push *p, struct apns_client *client,
+                      const struct apns_push *pushes, size_t n)
+{
+    struct scepter_error err;
+
+    if (n == 0)
+        return;
+    if (apns_client_push(client, pushes, n, &err) != 0)
+        log_warnx("push: %zu pushes not queued: %s", n, err.msg);
+    else
+        atomic_fetch_add_explicit(&p->pushed, n, memory_order_relaxed);
+}
+
+void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d)
+{
+    struct mdm_push *p = ctx->srv->push;
+    struct apns_client *client = push_client(p, 1);
+    char *hex;
+
     if (client == NULL) {
         log_debug("push: no push certificate loaded; %s not pushed", d->enrollment_id);
         return;
     }
     hex = hex_encode(d->token, d->token_len, false);
     struct apns_push ap = {d->enrollment_id, hex, d->push_magic, d->topic};
-    if (apns_client_push(client, &ap, 1, &err) != 0)
-        log_warnx("push: %s not queued: %s", d->enrollment_id, err.msg);
-    else
-        atomic_fetch_add_explicit(&p->pushed, 1, memory_order_relaxed);
+    push_send(p, client, &ap, 1);
     free(hex);
 }
 
@@ -277,21 +297,13 @@ void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids
     struct mdm_push *p = ctx->srv->push;
     struct store_push_target *t = NULL;
     struct apns_push *pushes = NULL;
+    struct apns_client *client;
     struct scepter_error err;
     size_t nt = 0;
 
-    struct apns_client *client = NULL;
-
     if (n == 0)
         return;
-    if (p) {
-        pthread_mutex_lock(&p->lock);
-        client = p->client;
-        pthread_mutex_unlock(&p->lock);
-    }
-    if (client == NULL) {
-        if (p)
-            atomic_fetch_add_explicit(&p->skipped, n, memory_order_relaxed);
+    if ((client = push_client(p, n)) == NULL) {
         log_debug("push: no push certificate loaded; %zu enrollments not pushed", n);
         return;
     }
@@ -306,10 +318,7 @@ void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids
         pushes[i].push_magic = t[i].push_magic;
         pushes[i].topic = t[i].topic;
     }
-    if (nt && apns_client_push(client, pushes, nt, &err) != 0)
-        log_warnx("push: %zu pushes not queued: %s", nt, err.msg);
-    else
-        atomic_fetch_add_explicit(&p->pushed, nt, memory_order_relaxed);
+    push_send(p, client, pushes, nt);
     free(pushes);
     store_push_targets_free(t, nt);
 }
@@ -318,14 +327,9 @@ int mdm_push_state(struct mdm_server *srv, struct apns_stats *st)
 {
     struct mdm_push *p = srv->push;
 
-    memset(st, 0, sizeof(*st));
-    struct apns_client *client = NULL;
+    struct apns_client *client = push_client(p, 0);
 
-    if (p) {
-        pthread_mutex_lock(&p->lock);
-        client = p->client;
-        pthread_mutex_unlock(&p->lock);
-    }
+    memset(st, 0, sizeof(*st));
     if (client == NULL)
         return -1;
     apns_client_stats(client, st);

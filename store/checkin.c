@@ -186,18 +186,18 @@ static const struct store_sql SQL_PG_AUTHENTICATE = {
     " SELECT device_id FROM bind",
     NULL};
 
+/* $1-$14 of both Authenticate statements' device row. */
+#define DEVICE_AUTH_PARAMS(a, now)                                                                 \
+    P_TEXT((a)->device_id), P_INT((a)->type), P_TEXT((a)->facts.serial_number),                    \
+        P_TEXT((a)->facts.device_name), P_TEXT((a)->facts.model), P_TEXT((a)->facts.model_name),   \
+        P_TEXT((a)->facts.product_name), P_TEXT((a)->facts.os_version),                            \
+        P_TEXT((a)->facts.build_version), P_TEXT((a)->facts.imei), P_TEXT((a)->facts.meid),        \
+        P_TEXT(facts_platform(&(a)->facts)), P_TEXT((a)->topic), P_INT(now)
+
 static int authenticate_pg(struct store *s, const struct store_authenticate *a,
                            const char *hash, int64_t now, struct scepter_error *err)
 {
-    const struct store_device_facts *f = &a->facts;
-    struct dbv p[] = {P_TEXT(a->device_id),     P_INT(a->type),
-                      P_TEXT(f->serial_number), P_TEXT(f->device_name),
-                      P_TEXT(f->model),         P_TEXT(f->model_name),
-                      P_TEXT(f->product_name),  P_TEXT(f->os_version),
-                      P_TEXT(f->build_version), P_TEXT(f->imei),
-                      P_TEXT(f->meid),          P_TEXT(facts_platform(f)),
-                      P_TEXT(a->topic),         P_INT(now),
-                      P_TEXT(hash)};
+    struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now), P_TEXT(hash)};
     struct dbres r;
     int rc = db_query(s, &SQL_PG_AUTHENTICATE, p, ARRAY_LEN(p), &r, err);
 
@@ -214,7 +214,6 @@ static int authenticate_pg(struct store *s, const struct store_authenticate *a,
 static int authenticate(struct store *s, const struct store_authenticate *a, const char *hash,
                         int64_t now, struct scepter_error *err)
 {
-    const struct store_device_facts *f = &a->facts;
     char *owner = NULL;
     int64_t changes = 0;
     int rc;
@@ -228,13 +227,7 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
         goto out;
     }
     {
-        struct dbv p[] = {P_TEXT(a->device_id),     P_INT(a->type),
-                          P_TEXT(f->serial_number), P_TEXT(f->device_name),
-                          P_TEXT(f->model),         P_TEXT(f->model_name),
-                          P_TEXT(f->product_name),  P_TEXT(f->os_version),
-                          P_TEXT(f->build_version), P_TEXT(f->imei),
-                          P_TEXT(f->meid),          P_TEXT(facts_platform(f)),
-                          P_TEXT(a->topic),         P_INT(now)};
+        struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now)};
         if ((rc = db_exec(s, &SQL_DEVICE_AUTH, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
     }

@@ -2,8 +2,8 @@
  * bench_mdm — the end-to-end server benchmark.  It starts, as child processes, a throwaway
  * PostgreSQL (scripts/pg-test.sh) or an SQLite file, apns-test-server as the push sink, and
  * the release `scepter` (its default workers, or --workers N; log_level = warn), then plays
- * thousands of devices over
- * loopback TLS from one epoll loop (non-blocking OpenSSL) and measures what a user would
+ * thousands of devices over loopback TLS from one epoll loop (non-blocking OpenSSL) and
+ * measures what a user would
  * notice: enrollment rate (Mdm-Signature over keep-alive connections, and mTLS with one
  * connection per device), Idle polls with an empty queue (keep-alive mTLS at two connection
  * counts, keep-alive Mdm-Signature, and one request per new TLS connection) with latency
@@ -1697,9 +1697,10 @@ int main(int argc, char **argv)
     }
     setup_places(&b);
     printf("bench_mdm: backend %s, %ld devices (policy also for %ld), %ld CPUs, scepter "
-           "workers %s\n",
+           "workers %ld%s\n",
            b.backend, n, b.big_devices, sysconf(_SC_NPROCESSORS_ONLN),
-           b.workers ? "(set)" : "(its default)");
+           b.workers ? b.workers : 2 * sysconf(_SC_NPROCESSORS_ONLN),
+           b.workers ? "" : " (its default: 2 per CPU)");
     printf("  %-58s %12s %-7s %-10s\n", "figure", "value", "unit", "target");
     fflush(stdout);
 
