@@ -9,7 +9,8 @@ BENCH_BUILD_DIR ?= build-bench
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
-.PHONY: all build run test bench lint format check-banned clean deps-build deps-run deps-test
+.PHONY: all build run test bench lint format check-banned clean deps-build deps-run deps-test \
+	deps-bench
 
 all: build
 
@@ -21,6 +22,9 @@ deps-run:
 
 deps-test:
 	@scripts/deps.sh test
+
+deps-bench:
+	@scripts/deps.sh bench
 
 build: deps-build
 	@echo "== configure $(BUILD_DIR) (release)"
@@ -40,7 +44,7 @@ test: deps-test check-banned
 	@echo "== run every test (ctest)"
 	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-bench: deps-test
+bench: deps-bench
 	@echo "== configure $(BENCH_BUILD_DIR) (release)"
 	$(CMAKE) -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DSCEPTER_TESTS=ON >/dev/null
 	$(CMAKE) --build $(BENCH_BUILD_DIR) -j $(JOBS)

@@ -8,6 +8,8 @@
 #                  queued rows, result reports)
 #   bench_profiles per-device profile rendering
 #   bench_sim_memory  the simulator's memory per idle device
+#   sim-scale      the simulator's scale mode against a real scepter, scepserver and APNs
+#                  test server (scripts/sim-scale.sh): enrollment by SCEP, a command to all
 # then prints every figure beside its target and writes bench/results.json.  Each program runs
 # under `timeout`; the whole run is bounded (about 15 minutes on 2 cores).  Loopback only.
 #
@@ -15,7 +17,9 @@
 #   BENCH_DEVICES (10000)  BENCH_BIG_DEVICES (100000; PostgreSQL: BENCH_BIG_DEVICES_PG, 20000)
 #   BENCH_SECONDS (5)
 #   BENCH_STORE_DEVICES (100000)  BENCH_STORE_ROUNDS (10)  BENCH_APNS_COUNT (100000)
-#   BENCH_SIM_DEVICES (100000)  BENCH_ONLY ("mdm apns store profiles sim": a subset)
+#   BENCH_SIM_DEVICES (100000)  BENCH_SIM_SCALE_DEVICES (10000; ~4 minutes: every device
+#   does a real SCEP enrollment with Debian's scepserver, ~40 CPU-ms across the processes)
+#   BENCH_ONLY ("mdm apns store profiles sim simscale": a subset)
 set -u
 
 B=${1:?usage: scripts/bench.sh BUILD_DIR}
@@ -40,7 +44,8 @@ STORE_DEVICES=${BENCH_STORE_DEVICES:-100000}
 STORE_ROUNDS=${BENCH_STORE_ROUNDS:-10}
 APNS_COUNT=${BENCH_APNS_COUNT:-100000}
 SIM_DEVICES=${BENCH_SIM_DEVICES:-100000}
-ONLY=${BENCH_ONLY:-mdm apns store profiles sim}
+SIM_SCALE_DEVICES=${BENCH_SIM_SCALE_DEVICES:-10000}
+ONLY=${BENCH_ONLY:-mdm apns store profiles sim simscale}
 FIGS=$TMP/figures.tsv # bench, name, value, unit, target
 : >"$FIGS"
 FAILED=""
@@ -139,6 +144,21 @@ if wants sim; then
                 if (k == "record_bytes_per_device") printf "sim\tsimulator memory per idle device (%s devices)\t%s\tB\t\n", d, v
             }
         }' "$TMP/sim-memory.out" >>"$FIGS"
+fi
+
+if wants simscale; then
+    SIM_SCALE_DEVICES=$SIM_SCALE_DEVICES SIM_SCALE_OUT="$TMP/sim-scale.json" SIM_SCALE_LIMIT_S=1700 \
+        run sim-scale 1800 "$SRC/scripts/sim-scale.sh" "$B"
+    if [ -s "$TMP/sim-scale.json" ]; then
+        cp "$TMP/sim-scale.json" "$OUT_DIR/sim-scale.json"
+        jq -r '
+            "simscale\tsimulated devices enrolled by SCEP (\(.devices), \(.store))\t\(.devices / .enroll_s | floor)\tdevices/s\t",
+            "simscale\tProfileList to \(.devices) simulated devices: queued -> all answered\t\(.command_to_all_s * 100 | round / 100)\ts\t",
+            "simscale\tscepter peak RSS, \(.devices) simulated devices\t\(.scepter_peak_rss_kb / 1024 | round)\tMB\t",
+            (.sim.latency.types | to_entries[] |
+              "simscale\tsim \(.key) p99 (\(.value.count))\t\(.value.p99_us / 1000 | . * 10 | round / 10)\tms\t")
+        ' "$TMP/sim-scale.json" >>"$FIGS"
+    fi
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@
 
 #define MAX_BODY     4096  /* APNs' payload limit */
 #define MAX_PATH     600   /* "/3/device/" and the longest token Scepter sends */
-#define MAX_FORWARDS 10000 /* callbacks queued or in flight */
+#define MAX_FORWARDS 250000 /* callbacks queued or in flight (a scale run pushes 100,000 at once) */
 #define MAX_REASONS  64    /* distinct reasons counted */
 #define MAX_UIDS     16
 

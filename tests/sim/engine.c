@@ -9,17 +9,22 @@
  * an empty body; NotNow as the last status makes the device poll again by itself later.
  *
  * The enrollment profile download and the SCEP exchange are blocking (they run on a private
- * loop inside sim_http_fetch): an enrollment's cost is dominated by RSA key generation, which
- * is CPU-bound either way; --shared-key removes it for scale runs.
+ * loop inside sim_http_fetch), so they run on preparation threads (--enroll-threads), several
+ * devices at once; the loop takes each prepared device and runs its check-ins.  Without
+ * --shared-key an enrollment's cost is dominated by RSA key generation.
  */
 #include "sim_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -88,6 +93,7 @@ struct sim_engine {
     SSL_CTX *ssl;
     X509_STORE *trust;      /* opts' trust plus the profile's root payloads */
     EVP_PKEY *shared_key;
+    pthread_mutex_t pki_lock; /* one PKIOperation at a time (see struct sim_scep_opts) */
     struct dev *devs;
     struct sim_pool *pool;
     struct sim_stats *stats;
@@ -265,6 +271,7 @@ static int send_put(struct dev *d, const char *url, const char *ctype, const cha
         set_error(e, "evhttp_make_request failed");
         return -1;
     }
+    sim_http_nodelay(d->evcon);
     free(target);
     evhttp_uri_free(uri);
     return 0;
@@ -586,6 +593,7 @@ int sim_engine_scep_cb(void *arg, const struct sim_scep_request *req,
     so.https_trust = e->trust;
     so.delay_scale = e->o.scep_delay_scale;
     so.now = (long long)time(NULL);
+    so.pki_lock = &e->pki_lock;
     return sim_scep_enroll(req, &so, res, err);
 }
 
@@ -688,6 +696,7 @@ int sim_engine_new(const struct sim_engine_opts *opts, struct sim_engine **out,
 
     *out = NULL;
     e->o = *opts;
+    pthread_mutex_init(&e->pki_lock, NULL);
     if (e->o.devices == 0)
         e->o.devices = 1000;
     if (e->o.concurrency == 0)
@@ -790,6 +799,7 @@ void sim_engine_free(struct sim_engine *e)
     EVP_PKEY_free(e->shared_key);
     sim_pool_free(e->pool);
     sim_stats_free(e->stats);
+    pthread_mutex_destroy(&e->pki_lock);
     free(e);
 }
 
@@ -855,8 +865,13 @@ int sim_engine_register_apns(struct sim_engine *e, struct scepter_error *err)
     return rc;
 }
 
-/* Download, verify and install the enrollment profile for device i (blocking parts). */
-static int prepare_device(struct sim_engine *e, uint32_t i, struct scepter_error *err)
+/*
+ * Download, verify and install the enrollment profile for device i (the blocking half of an
+ * enrollment).  Runs on a preparation thread: it reads the engine's options, shared key and
+ * trust store (OpenSSL locks the store) and touches nothing else of the engine.
+ */
+static int prepare_device(struct sim_engine *e, uint32_t i, struct sim_device **out,
+                          struct scepter_error *err)
 {
     struct sim_http_reply r;
     struct sim_profile *p = NULL;
@@ -932,7 +947,7 @@ static int prepare_device(struct sim_engine *e, uint32_t i, struct scepter_error
     sd = sim_device_new(&f);
     if ((rc = sim_device_enroll(sd, p, cert, key, err)) != 0)
         goto out;
-    sim_engine_adopt(e, i, sd);
+    *out = sd;
     sd = NULL;
 out:
     sim_device_free(sd);
@@ -944,35 +959,170 @@ out:
     return rc;
 }
 
+/*
+ * Enrollment preparation threads.  Each takes the next device index, runs prepare_device and
+ * hands the result to the event loop through a list and a pipe; the loop adopts the device
+ * and queues its check-ins for a connection slot.
+ */
+struct prepared {
+    struct prepared *next;
+    uint32_t index;
+    struct sim_device *sd; /* NULL when the preparation failed */
+    char error[200];
+};
+
+struct prep {
+    struct sim_engine *e;
+    pthread_mutex_t mu;
+    uint32_t next;          /* next device index to prepare */
+    uint32_t handed_out;    /* indexes taken by threads */
+    uint32_t taken;         /* results the loop has taken */
+    unsigned running;       /* threads not finished */
+    bool stop;
+    struct prepared *head, *tail;
+    int pipe[2];
+};
+
+static void *prep_main(void *arg)
+{
+    struct prep *p = arg;
+    struct sim_engine *e = p->e;
+
+    for (;;) {
+        struct prepared *r;
+        struct scepter_error err;
+        uint32_t i;
+
+        pthread_mutex_lock(&p->mu);
+        if (p->stop || p->next >= e->o.devices) {
+            p->running--;
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        i = p->next++;
+        p->handed_out++;
+        pthread_mutex_unlock(&p->mu);
+
+        r = xcalloc(1, sizeof(*r));
+        r->index = i;
+        memset(&err, 0, sizeof(err));
+        if (prepare_device(e, i, &r->sd, &err) != 0)
+            str_copy(r->error, sizeof(r->error), err.msg[0] ? err.msg : "enrollment failed");
+        ERR_clear_error();
+        pthread_mutex_lock(&p->mu);
+        if (p->tail)
+            p->tail->next = r;
+        else
+            p->head = r;
+        p->tail = r;
+        pthread_mutex_unlock(&p->mu);
+        (void)!write(p->pipe[1], "p", 1);
+    }
+    (void)!write(p->pipe[1], "x", 1);
+    return NULL;
+}
+
+/* On the loop: adopt what the threads prepared and queue the devices' check-ins. */
+static void prep_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct prep *p = arg;
+    struct sim_engine *e = p->e;
+    struct prepared *r;
+    char buf[256];
+
+    (void)what;
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    pthread_mutex_lock(&p->mu);
+    r = p->head;
+    p->head = p->tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (r) {
+        struct prepared *next = r->next;
+        struct dev *d = &e->devs[r->index];
+
+        p->taken++;
+        if (r->sd == NULL) {
+            d->state = DEV_FAILED;
+            e->failed++;
+            set_error(e, r->error);
+            log_warnx("device %u: enrollment failed: %s", r->index, r->error);
+        } else {
+            sim_engine_adopt(e, r->index, r->sd);
+            d->state = DEV_ENROLLING;
+            slot_acquire(d);
+        }
+        free(r);
+        r = next;
+    }
+}
+
 int sim_engine_enroll_all(struct sim_engine *e, double max_s, struct scepter_error *err)
 {
     uint64_t deadline = now_us() + (uint64_t)((max_s > 0 ? max_s : 3600) * 1e6);
-    uint32_t next = 0;
+    unsigned nthreads = e->o.enroll_threads ? e->o.enroll_threads : 4;
+    struct prep p;
+    pthread_t *th;
+    struct event *ev;
+    unsigned started = 0;
 
+    if (nthreads > e->o.devices)
+        nthreads = e->o.devices;
+    memset(&p, 0, sizeof(p));
+    p.e = e;
+    if (pipe(p.pipe) != 0)
+        return scepter_err(err, SCEPTER_EIO, NULL, "pipe: %s", strerror(errno));
+    for (int k = 0; k < 2; k++) {
+        fcntl(p.pipe[k], F_SETFL, fcntl(p.pipe[k], F_GETFL) | O_NONBLOCK);
+        fcntl(p.pipe[k], F_SETFD, FD_CLOEXEC);
+    }
+    pthread_mutex_init(&p.mu, NULL);
+    ev = event_new(e->base, p.pipe[0], EV_READ | EV_PERSIST, prep_drain, &p);
+    event_add(ev, NULL);
+    th = xcalloc(nthreads, sizeof(*th));
     e->until_idle = false;
-    while (next < e->o.devices || e->active > 0 || sim_pool_in_use(e->pool) > 0) {
-        /* Prepare devices while slots are free, then let the loop carry their check-ins. */
-        while (next < e->o.devices && sim_pool_in_use(e->pool) < e->o.concurrency) {
-            struct dev *d = &e->devs[next];
-            struct scepter_error e2;
+    p.running = nthreads;
+    for (unsigned t = 0; t < nthreads; t++) {
+        if (pthread_create(&th[t], NULL, prep_main, &p) != 0)
+            break;
+        started++;
+    }
+    pthread_mutex_lock(&p.mu);
+    p.running = started;
+    if (started == 0)
+        p.stop = true;
+    pthread_mutex_unlock(&p.mu);
+    for (;;) {
+        bool busy;
 
-            if (prepare_device(e, next, &e2) != 0) {
-                d->state = DEV_FAILED;
-                e->failed++;
-                set_error(e, e2.msg);
-                log_warnx("device %u: enrollment failed: %s", next, e2.msg);
-            } else {
-                d->state = DEV_ENROLLING;
-                slot_acquire(d);
-            }
-            next++;
-            if (now_us() > deadline)
-                break;
-        }
+        pthread_mutex_lock(&p.mu);
+        busy = p.running > 0 || p.taken < p.handed_out;
+        pthread_mutex_unlock(&p.mu);
+        if (!busy && e->active == 0 && sim_pool_in_use(e->pool) == 0)
+            break;
         if (now_us() > deadline)
             break;
         event_base_loop(e->base, EVLOOP_ONCE);
     }
+    /* Stop the threads (they finish the device in hand), then drop what they prepared late. */
+    pthread_mutex_lock(&p.mu);
+    p.stop = true;
+    pthread_mutex_unlock(&p.mu);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    while (p.head) {
+        struct prepared *next = p.head->next;
+        sim_device_free(p.head->sd);
+        free(p.head);
+        p.head = next;
+    }
+    event_free(ev);
+    close(p.pipe[0]);
+    close(p.pipe[1]);
+    pthread_mutex_destroy(&p.mu);
+    free(th);
+    if (started == 0)
+        return scepter_err(err, SCEPTER_EINTERNAL, NULL, "cannot start a preparation thread");
     if (e->failed > 0 || e->enrolled < e->o.devices)
         return scepter_err(err, SCEPTER_EIO, "enroll",
                            "%llu of %u devices enrolled; last error: %s",

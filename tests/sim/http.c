@@ -8,7 +8,10 @@
 #include "sim_int.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -20,6 +23,20 @@
 #include "common/xmalloc.h"
 
 #define SIM_HTTP_MAX_BODY (16 * 1024 * 1024)
+
+/*
+ * Call after evhttp_make_request (the socket exists from then on).  A device's TLS record with
+ * the request often follows the handshake's last record in a second small write; with Nagle
+ * the second waits for the ACK of the first, which the server delays by up to 40 ms.
+ */
+void sim_http_nodelay(struct evhttp_connection *evcon)
+{
+    int one = 1;
+    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
 
 SSL_CTX *sim_tls_client_ctx(X509_STORE *trust, struct scepter_error *err)
 {
@@ -244,6 +261,7 @@ int sim_http_fetch(const char *method, const char *url, const char *content_type
         rc = scepter_err(err, SCEPTER_EIO, "url", "cannot send the request to %s", url);
         goto out;
     }
+    sim_http_nodelay(f.evcon);
     /* A hard deadline on top of libevent's per-phase timeout. */
     tv.tv_sec += 2;
     event_base_loopexit(f.base, &tv);

@@ -29,6 +29,8 @@ static void usage(FILE *f)
           "  --platform-mix SPEC    e.g. mac=40,iphone=40,ipad=20 (the default)\n"
           "  --seed N               make UDIDs, serials, tokens and choices reproducible\n"
           "  --concurrency N        devices talking to the server at once (default 64)\n"
+          "  --enroll-threads N     devices downloading the profile and getting their identity\n"
+          "                         at once, on threads of their own (default 4)\n"
           "  --notnow-rate P        chance of NotNow for InstallProfile/RemoveProfile\n"
           "  --slow-rate P --slow-ms MS   share of slow devices and their delay per reply\n"
           "  --drop-rate P          chance of dropping the connection after a command\n"
@@ -41,6 +43,7 @@ static void usage(FILE *f)
           "  --until-idle           serve pushes until idle for --idle-ms (default 3000)\n"
           "  --report json|text     report format on stdout (default json)\n"
           "  --state-file FILE      write the report with every device's state to FILE\n"
+          "  --ready-file FILE      write \"enrolled N\" to FILE once enrollment is over\n"
           "  --log-level LEVEL      error, warn, info, debug\n",
           f);
 }
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
         {"platform-mix", required_argument, NULL, 'm'},
         {"seed", required_argument, NULL, 'S'},
         {"concurrency", required_argument, NULL, 'C'},
+        {"enroll-threads", required_argument, NULL, 'T'},
         {"notnow-rate", required_argument, NULL, 'N'},
         {"slow-rate", required_argument, NULL, 'r'},
         {"slow-ms", required_argument, NULL, 'w'},
@@ -94,6 +98,7 @@ int main(int argc, char **argv)
         {"idle-ms", required_argument, NULL, 'I'},
         {"report", required_argument, NULL, 'o'},
         {"state-file", required_argument, NULL, 'f'},
+        {"ready-file", required_argument, NULL, 'F'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -101,7 +106,8 @@ int main(int argc, char **argv)
     struct sim_engine_opts o;
     struct sim_engine *e = NULL;
     struct scepter_error err;
-    const char *server = NULL, *ca = NULL, *report = "json", *state_file = NULL;
+    const char *server = NULL, *ca = NULL, *report = "json", *state_file = NULL,
+               *ready_file = NULL;
     char *enroll_default = NULL;
     bool enroll_only = false, until_idle = false;
     double duration = 0;
@@ -147,6 +153,11 @@ int main(int argc, char **argv)
             if (parse_int("concurrency", optarg, 1, 100000, &v) != 0)
                 return 2;
             o.concurrency = (unsigned)v;
+            break;
+        case 'T':
+            if (parse_int("enroll-threads", optarg, 1, 256, &v) != 0)
+                return 2;
+            o.enroll_threads = (unsigned)v;
             break;
         case 'N':
             if (parse_double("notnow-rate", optarg, 0, 1, &o.notnow_rate) != 0)
@@ -205,6 +216,9 @@ int main(int argc, char **argv)
         case 'f':
             state_file = optarg;
             break;
+        case 'F':
+            ready_file = optarg;
+            break;
         case 'l':
             if (log_level_parse(optarg, &lvl) != 0) {
                 fprintf(stderr, "scepter-sim: --log-level: \"%s\" is not error, warn, info or "
@@ -261,6 +275,21 @@ int main(int argc, char **argv)
     if (sim_engine_enroll_all(e, duration > 0 ? duration : 3600, &err) != 0) {
         fprintf(stderr, "scepter-sim: %s\n", err.msg);
         rc = 1;
+    }
+    if (ready_file) {
+        /* What a driving script waits for: enrollment is over, pushes are being served. */
+        json_t *now = sim_engine_report(e, false);
+        char *line = xasprintf(
+            "enrolled %lld\n",
+            (long long)json_integer_value(
+                json_object_get(json_object_get(now, "counters"), "enrolled")));
+        struct scepter_error e2;
+        if (file_write(ready_file, line, strlen(line), 0644, &e2) != 0) {
+            fprintf(stderr, "scepter-sim: --ready-file: %s\n", e2.msg);
+            rc = 1;
+        }
+        free(line);
+        json_decref(now);
     }
     if (!enroll_only && rc == 0)
         sim_engine_run(e, duration, until_idle, (int)idle_ms);

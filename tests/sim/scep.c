@@ -786,6 +786,8 @@ static int pki_operation(const struct sim_scep_request *req, const struct sim_sc
     char *u = NULL, *b64 = NULL;
     int rc;
 
+    if (opts->pki_lock)
+        pthread_mutex_lock(opts->pki_lock);
     if (post) {
         u = op_url(req->url, "PKIOperation", NULL);
         rc = sim_http_fetch("POST", u, "application/x-pki-message", msg, msglen,
@@ -796,6 +798,8 @@ static int pki_operation(const struct sim_scep_request *req, const struct sim_sc
         rc = sim_http_fetch("GET", u, NULL, NULL, 0, opts->https_trust, NULL, NULL,
                             opts->timeout_ms, &r, err);
     }
+    if (opts->pki_lock)
+        pthread_mutex_unlock(opts->pki_lock);
     if (rc != 0) {
         res->failure = SIM_SCEP_UNREACHABLE;
         goto out;

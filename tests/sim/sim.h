@@ -22,6 +22,7 @@
 #ifndef SCEPTER_TESTS_SIM_SIM_H
 #define SCEPTER_TESTS_SIM_SIM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -181,6 +182,9 @@ struct sim_scep_opts {
     X509_STORE *https_trust; /* for https:// SCEP URLs; NULL = system default */
     double delay_scale;    /* multiply RetryDelay by this (tests use 0); <0 treated as 1 */
     long long now;         /* for the temporary signer certificate's validity */
+    /* Held around each PKIOperation request when set: Debian's scepserver (2.1.0) keeps its
+     * serial number in a file it rewrites without a lock, so concurrent PKCSReqs fail. */
+    pthread_mutex_t *pki_lock;
 };
 
 /* The outcome: an issued identity, or a failure with a reason. */
@@ -411,6 +415,7 @@ struct sim_engine_opts {
     int push_port;            /* the callback listener's port on 127.0.0.1 (0 = ephemeral) */
     bool shared_key;          /* one RSA key for every device's SCEP identity (scale runs) */
     double scep_delay_scale;  /* multiply SCEP RetryDelay (default 1) */
+    unsigned enroll_threads;  /* devices preparing their enrollment at once (default 4) */
 };
 
 struct sim_engine;
@@ -430,8 +435,9 @@ int sim_engine_push_port(const struct sim_engine *e);
  */
 int sim_engine_register_apns(struct sim_engine *e, struct scepter_error *err) WUR;
 /*
- * Enroll every device: fetch the profile, verify it, obtain the identity (SCEP or PKCS#12),
- * then Authenticate and TokenUpdate (at most `concurrency` at once).  Returns when every
+ * Enroll every device: fetch the profile, verify it, obtain the identity (SCEP or PKCS#12) —
+ * the blocking half, run for `enroll_threads` devices at once on threads of their own —, then
+ * Authenticate and TokenUpdate on the event loop (at most `concurrency` at once).  Returns when every
  * device has enrolled or failed (or max_s seconds passed); 0 when all enrolled.
  */
 int sim_engine_enroll_all(struct sim_engine *e, double max_s, struct scepter_error *err) WUR;

@@ -7,6 +7,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <openssl/ssl.h>
 
 #include "sim.h"
@@ -20,6 +21,7 @@ SSL_CTX *sim_tls_client_ctx(X509_STORE *trust, struct scepter_error *err);
  * A connecting OpenSSL bufferevent for host (SNI + host name check), presenting cert/key when
  * given.  The bufferevent owns the SSL object and the socket.
  */
+void sim_http_nodelay(struct evhttp_connection *evcon);
 struct bufferevent *sim_tls_bev_new(struct event_base *base, SSL_CTX *ctx, const char *host,
                                     X509 *cert, EVP_PKEY *key, struct scepter_error *err);
 
