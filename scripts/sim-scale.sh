@@ -16,6 +16,9 @@
 # writes them to SIM_SCALE_OUT (default bench/sim-scale.json).  Every wait is bounded.
 # Needs curl and jq (scripts/deps.sh bench installs them).
 set -eu
+# The whole script is one compound command, read before it runs: editing the file during a
+# long run cannot change what the running shell reads next.
+{
 
 B=${1:?usage: scripts/sim-scale.sh BUILD_DIR}
 B=$(cd "$B" && pwd)
@@ -238,3 +241,5 @@ jq -e --argjson n "$N" '.sim.counters.enrolled == $n and .sim.counters.failed ==
     .sim.counters.results.Acknowledged >= $n' "$OUT" >/dev/null ||
     die "not every device enrolled and acknowledged (see $OUT)"
 say "done; figures in $OUT"
+exit 0
+}
