@@ -11,7 +11,7 @@
 #   sim-scale      the simulator's scale mode against a real scepter, scepserver and APNs
 #                  test server (scripts/sim-scale.sh): enrollment by SCEP, a command to all
 # then prints every figure beside its target and writes bench/results.json.  Each program runs
-# under `timeout`; the whole run is bounded (about 15 minutes on 2 cores).  Loopback only.
+# under `timeout`; the whole run is bounded (about 20 minutes on 2 cores).  Loopback only.
 #
 # Sizes can be lowered for a quick look:
 #   BENCH_DEVICES (10000)  BENCH_BIG_DEVICES (100000; PostgreSQL: BENCH_BIG_DEVICES_PG, 20000)
