@@ -45,7 +45,7 @@ die() { echo "sim-scale: $*" >&2; exit 1; }
 for t in curl jq openssl scepserver; do command -v $t >/dev/null || die "$t is missing"; done
 left() { echo $((LIMIT_S - ($(date +%s) - START))); }
 
-# Wait (bounded by the run's limit) for a file to exist and be non-empty.
+# Wait (30 s at most) for a file to exist and be non-empty.
 wait_file() {
     i=0
     while [ ! -s "$1" ]; do

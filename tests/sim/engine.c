@@ -974,8 +974,7 @@ struct prepared {
 struct prep {
     struct sim_engine *e;
     pthread_mutex_t mu;
-    uint32_t next;          /* next device index to prepare */
-    uint32_t handed_out;    /* indexes taken by threads */
+    uint32_t next;          /* next device index to prepare (= indexes handed out) */
     uint32_t taken;         /* results the loop has taken */
     unsigned running;       /* threads not finished */
     bool stop;
@@ -1000,7 +999,6 @@ static void *prep_main(void *arg)
             break;
         }
         i = p->next++;
-        p->handed_out++;
         pthread_mutex_unlock(&p->mu);
 
         r = xcalloc(1, sizeof(*r));
@@ -1081,22 +1079,20 @@ int sim_engine_enroll_all(struct sim_engine *e, double max_s, struct scepter_err
     event_add(ev, NULL);
     th = xcalloc(nthreads, sizeof(*th));
     e->until_idle = false;
-    p.running = nthreads;
+    p.running = nthreads; /* before any thread runs: each counts itself out when it ends */
     for (unsigned t = 0; t < nthreads; t++) {
         if (pthread_create(&th[t], NULL, prep_main, &p) != 0)
             break;
         started++;
     }
     pthread_mutex_lock(&p.mu);
-    p.running = started;
-    if (started == 0)
-        p.stop = true;
+    p.running -= nthreads - started;
     pthread_mutex_unlock(&p.mu);
     for (;;) {
         bool busy;
 
         pthread_mutex_lock(&p.mu);
-        busy = p.running > 0 || p.taken < p.handed_out;
+        busy = p.running > 0 || p.taken < p.next;
         pthread_mutex_unlock(&p.mu);
         if (!busy && e->active == 0 && sim_pool_in_use(e->pool) == 0)
             break;
