@@ -140,15 +140,11 @@ URL=https://127.0.0.1:$PORT
 say "scepter on $URL ($STORE)"
 
 api() { # METHOD PATH [BODY-FILE]
-    if [ $# -ge 3 ]; then
-        curl -sS --max-time 120 --cacert "$PKI/ca.pem" -H "Authorization: Bearer $API_KEY" \
-            -H 'Content-Type: application/json' -X "$1" --data-binary "@$3" "$URL$2"
-    else
-        curl -sS --max-time 120 --cacert "$PKI/ca.pem" -H "Authorization: Bearer $API_KEY" \
-            -X "$1" "$URL$2"
-    fi
+    body=()
+    [ $# -ge 3 ] && body=(-H 'Content-Type: application/json' --data-binary "@$3")
+    curl -sS --max-time 120 --cacert "$PKI/ca.pem" -H "Authorization: Bearer $API_KEY" \
+        "${body[@]}" -X "$1" "$URL$2"
 }
-
 
 # --- the simulator ---------------------------------------------------------------------------
 T_ENROLL0=$(date +%s.%N)
