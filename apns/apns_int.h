@@ -19,8 +19,8 @@ struct apns_identity {
     atomic_int refs; /* the caller's and every client's */
     X509 *cert;
     EVP_PKEY *key;
-    STACK_OF(X509) * chain; /* intermediates sent after the leaf; may be empty */
-    char *topic;            /* subject UID */
+    STACK_OF(X509) *chain; /* intermediates sent after the leaf; may be empty */
+    char *topic;           /* subject UID */
     char *subject;
     char sha256[65];
     int64_t not_before, not_after;

@@ -66,7 +66,7 @@ static void fmt_time(int64_t t, char *out, size_t len)
 }
 
 /* Every certificate of a PEM text (the leaf first); NULL when there is none. */
-static STACK_OF(X509) * pem_certs(const void *data, size_t len)
+static STACK_OF(X509) *pem_certs(const void *data, size_t len)
 {
     BIO *bio = BIO_new_mem_buf(data, (int)len);
     STACK_OF(X509) *sk = sk_X509_new_null();

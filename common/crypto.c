@@ -41,8 +41,7 @@ static int count_pem(const void *data, size_t len, const char *label)
     return n;
 }
 
-X509 *crypto_cert_parse(const void *data, size_t len, const char *field,
-                        struct scepter_error *err)
+X509 *crypto_cert_parse(const void *data, size_t len, const char *field, struct scepter_error *err)
 {
     X509 *cert = NULL;
     const char *f = field ? field : "certificate";
@@ -77,8 +76,7 @@ X509 *crypto_cert_parse(const void *data, size_t len, const char *field,
             X509_free(cert);
             ERR_clear_error();
             scepter_err(err, SCEPTER_EINVAL, f,
-                        "%s: trailing bytes after the DER certificate; exactly one is allowed",
-                        f);
+                        "%s: trailing bytes after the DER certificate; exactly one is allowed", f);
             return NULL;
         }
     }

@@ -16,7 +16,7 @@
 #include "attr.h"
 #include "error.h"
 
-#define CRYPTO_SHA256_LEN 32
+#define CRYPTO_SHA256_LEN     32
 #define CRYPTO_SHA256_HEX_LEN 65
 
 /* The largest certificate/key file Scepter will read. */
@@ -26,8 +26,7 @@
  * Parse exactly one X.509 certificate, DER or PEM.  Bytes holding a private key, several
  * certificates or anything else are refused with a reason; field names the input in errors.
  */
-X509 *crypto_cert_parse(const void *data, size_t len, const char *field,
-                        struct scepter_error *err);
+X509 *crypto_cert_parse(const void *data, size_t len, const char *field, struct scepter_error *err);
 /* The first certificate of a PEM or DER file. */
 X509 *crypto_cert_load(const char *path, struct scepter_error *err);
 /* Every certificate of a PEM bundle (or the one of a DER file); at least one. */

@@ -13,25 +13,25 @@
 
 enum scepter_errcode {
     SCEPTER_OK = 0,
-    SCEPTER_EINVAL = -1,    /* bad input: 400 */
-    SCEPTER_ENOTFOUND = -2, /* unknown id: 404 */
-    SCEPTER_ECONFLICT = -3, /* duplicate name, wrong state: 409 */
-    SCEPTER_ESTORE = -4,    /* the database failed: 500 / 503 */
-    SCEPTER_EIO = -5,       /* a file or socket failed */
-    SCEPTER_EAUTH = -6,     /* missing or wrong credentials: 401 */
+    SCEPTER_EINVAL = -1,     /* bad input: 400 */
+    SCEPTER_ENOTFOUND = -2,  /* unknown id: 404 */
+    SCEPTER_ECONFLICT = -3,  /* duplicate name, wrong state: 409 */
+    SCEPTER_ESTORE = -4,     /* the database failed: 500 / 503 */
+    SCEPTER_EIO = -5,        /* a file or socket failed */
+    SCEPTER_EAUTH = -6,      /* missing or wrong credentials: 401 */
     SCEPTER_EFORBIDDEN = -7, /* identity known but not allowed: 403 */
-    SCEPTER_ETOOBIG = -8,   /* over a size limit: 413 */
-    SCEPTER_EINTERNAL = -9, /* a bug or an unexpected library failure: 500 */
-    SCEPTER_EUNAVAIL = -10, /* try again later: 503 */
-    SCEPTER_EVERSION = -11, /* database schema newer than this binary */
-    SCEPTER_ECRYPTO = -12,  /* certificate, key or signature problem */
+    SCEPTER_ETOOBIG = -8,    /* over a size limit: 413 */
+    SCEPTER_EINTERNAL = -9,  /* a bug or an unexpected library failure: 500 */
+    SCEPTER_EUNAVAIL = -10,  /* try again later: 503 */
+    SCEPTER_EVERSION = -11,  /* database schema newer than this binary */
+    SCEPTER_ECRYPTO = -12,   /* certificate, key or signature problem */
 };
 
 struct scepter_error {
-    int code;          /* one of enum scepter_errcode */
-    int http_status;   /* the status an HTTP reply would carry */
-    char field[64];    /* the input field at fault, or "" */
-    char msg[256];     /* human-readable reason */
+    int code;        /* one of enum scepter_errcode */
+    int http_status; /* the status an HTTP reply would carry */
+    char field[64];  /* the input field at fault, or "" */
+    char msg[256];   /* human-readable reason */
 };
 
 /*

@@ -51,8 +51,7 @@ int file_read(const char *path, size_t max, unsigned char **out, size_t *len,
             break;
         n += (size_t)r;
         if (n > max) {
-            rc = scepter_err(err, SCEPTER_ETOOBIG, NULL, "%s: over the %zu-byte limit", path,
-                             max);
+            rc = scepter_err(err, SCEPTER_ETOOBIG, NULL, "%s: over the %zu-byte limit", path, max);
             goto out;
         }
     }
@@ -69,8 +68,7 @@ out:
     return rc;
 }
 
-int file_write(const char *path, const void *data, size_t len, int mode,
-               struct scepter_error *err)
+int file_write(const char *path, const void *data, size_t len, int mode, struct scepter_error *err)
 {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = -1, rc;

@@ -34,8 +34,8 @@ struct conn {
     size_t off; /* consumed bytes of in */
 };
 
-static int parse_url(const char *url, bool *tls, char *host, size_t hlen, char *port,
-                     size_t plen, const char **path)
+static int parse_url(const char *url, bool *tls, char *host, size_t hlen, char *port, size_t plen,
+                     const char **path)
 {
     const char *p, *slash, *colon;
 
@@ -390,8 +390,7 @@ int httpc_request(const char *url, const char *method, const char *headers, cons
     if (body_len)
         buf_append(&req, body, body_len);
     if (conn_write(&c, req.data, req.len) != 0) {
-        rc = scepter_err(err, SCEPTER_EIO, NULL, "sending the request to %s:%s failed", host,
-                         port);
+        rc = scepter_err(err, SCEPTER_EIO, NULL, "sending the request to %s:%s failed", host, port);
         goto out;
     }
     rc = read_response(&c, o, resp, err);

@@ -15,16 +15,16 @@
 #include "error.h"
 
 struct httpc_opts {
-    const char *ca_file;   /* PEM bundle that verifies the server; NULL = system store */
-    bool insecure;         /* skip server verification (development only) */
-    int timeout_ms;        /* connect, and each read/write; 0 = 10000 */
-    size_t max_body;       /* largest response body accepted; 0 = 64 MiB */
+    const char *ca_file; /* PEM bundle that verifies the server; NULL = system store */
+    bool insecure;       /* skip server verification (development only) */
+    int timeout_ms;      /* connect, and each read/write; 0 = 10000 */
+    size_t max_body;     /* largest response body accepted; 0 = 64 MiB */
 };
 
 struct httpc_response {
     int status;
-    char *headers;         /* the raw header block */
-    char *body;            /* NUL-terminated */
+    char *headers; /* the raw header block */
+    char *body;    /* NUL-terminated */
     size_t body_len;
 };
 

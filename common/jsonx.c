@@ -67,8 +67,8 @@ int jsonx_only_keys(json_t *obj, const char *const *allowed, const char *prefix,
     return 0;
 }
 
-static int lookup(json_t *obj, const char *key, const char *prefix, bool required,
-                  json_t **out, struct scepter_error *err)
+static int lookup(json_t *obj, const char *key, const char *prefix, bool required, json_t **out,
+                  struct scepter_error *err)
 {
     json_t *v = json_object_get(obj, key);
 
@@ -113,8 +113,8 @@ int jsonx_get_string(json_t *obj, const char *key, const char *prefix, bool requ
     return 0;
 }
 
-int jsonx_get_int(json_t *obj, const char *key, const char *prefix, bool required,
-                  int64_t *out, struct scepter_error *err)
+int jsonx_get_int(json_t *obj, const char *key, const char *prefix, bool required, int64_t *out,
+                  struct scepter_error *err)
 {
     json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
@@ -127,8 +127,8 @@ int jsonx_get_int(json_t *obj, const char *key, const char *prefix, bool require
     return 0;
 }
 
-int jsonx_get_bool(json_t *obj, const char *key, const char *prefix, bool required,
-                   bool *out, struct scepter_error *err)
+int jsonx_get_bool(json_t *obj, const char *key, const char *prefix, bool required, bool *out,
+                   struct scepter_error *err)
 {
     json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
@@ -141,8 +141,8 @@ int jsonx_get_bool(json_t *obj, const char *key, const char *prefix, bool requir
     return 0;
 }
 
-int jsonx_get_object(json_t *obj, const char *key, const char *prefix, bool required,
-                     json_t **out, struct scepter_error *err)
+int jsonx_get_object(json_t *obj, const char *key, const char *prefix, bool required, json_t **out,
+                     struct scepter_error *err)
 {
     json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);
@@ -155,8 +155,8 @@ int jsonx_get_object(json_t *obj, const char *key, const char *prefix, bool requ
     return 0;
 }
 
-int jsonx_get_array(json_t *obj, const char *key, const char *prefix, bool required,
-                    json_t **out, struct scepter_error *err)
+int jsonx_get_array(json_t *obj, const char *key, const char *prefix, bool required, json_t **out,
+                    struct scepter_error *err)
 {
     json_t *v = NULL;
     int rc = lookup(obj, key, prefix, required, &v, err);

@@ -31,14 +31,14 @@ int jsonx_only_keys(json_t *obj, const char *const *allowed, const char *prefix,
  */
 int jsonx_get_string(json_t *obj, const char *key, const char *prefix, bool required,
                      const char **out, struct scepter_error *err) WUR;
-int jsonx_get_int(json_t *obj, const char *key, const char *prefix, bool required,
-                  int64_t *out, struct scepter_error *err) WUR;
-int jsonx_get_bool(json_t *obj, const char *key, const char *prefix, bool required,
-                   bool *out, struct scepter_error *err) WUR;
-int jsonx_get_object(json_t *obj, const char *key, const char *prefix, bool required,
-                     json_t **out, struct scepter_error *err) WUR;
-int jsonx_get_array(json_t *obj, const char *key, const char *prefix, bool required,
-                    json_t **out, struct scepter_error *err) WUR;
+int jsonx_get_int(json_t *obj, const char *key, const char *prefix, bool required, int64_t *out,
+                  struct scepter_error *err) WUR;
+int jsonx_get_bool(json_t *obj, const char *key, const char *prefix, bool required, bool *out,
+                   struct scepter_error *err) WUR;
+int jsonx_get_object(json_t *obj, const char *key, const char *prefix, bool required, json_t **out,
+                     struct scepter_error *err) WUR;
+int jsonx_get_array(json_t *obj, const char *key, const char *prefix, bool required, json_t **out,
+                    struct scepter_error *err) WUR;
 
 /* Compact serialization (caller frees). */
 char *jsonx_dump(const json_t *json);

@@ -207,15 +207,15 @@ static void vlog_msg(enum log_level level, const char *suffix, const char *fmt, 
     line_end(&l);
 }
 
-#define LOG_FN(name, level, with_errno)                                                      \
-    void name(const char *fmt, ...)                                                          \
-    {                                                                                        \
-        int saved = errno;                                                                   \
-        va_list ap;                                                                          \
-        va_start(ap, fmt);                                                                   \
-        vlog_msg(level, with_errno ? strerror(saved) : NULL, fmt, ap);                       \
-        va_end(ap);                                                                          \
-        errno = saved;                                                                       \
+#define LOG_FN(name, level, with_errno)                                                            \
+    void name(const char *fmt, ...)                                                                \
+    {                                                                                              \
+        int saved = errno;                                                                         \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        vlog_msg(level, with_errno ? strerror(saved) : NULL, fmt, ap);                             \
+        va_end(ap);                                                                                \
+        errno = saved;                                                                             \
     }
 
 LOG_FN(log_warn, LOG_LVL_WARN, 1)

@@ -20,7 +20,7 @@
 
 static const struct cfg_key g_keys[] = {
 #define CFG_SECTION(name, help)
-#define CFG_KEY(type, name, def, min, max, flags, help)                                        \
+#define CFG_KEY(type, name, def, min, max, flags, help)                                            \
     {#name, CFG_TYPE_##type, def, min, max, flags, help, offsetof(struct cfg, name)},
 #include "config/keys.def"
 #undef CFG_KEY
@@ -31,7 +31,7 @@ static const struct cfg_key g_keys[] = {
 static const struct {
     const char *name, *help;
 } g_layout[] = {
-#define CFG_SECTION(name, help) {name, help},
+#define CFG_SECTION(name, help)                         {name, help},
 #define CFG_KEY(type, name, def, min, max, flags, help) {NULL, NULL},
 #include "config/keys.def"
 #undef CFG_KEY
@@ -69,8 +69,8 @@ static int validate_key(const struct cfg_key *k, const char *value, const char *
         enum log_level l;
         if (log_level_parse(value, &l) != 0)
             return scepter_err(err, SCEPTER_EINVAL, k->name,
-                               "%s: log_level: '%s' is not one of error, warn, info, debug",
-                               origin, value);
+                               "%s: log_level: '%s' is not one of error, warn, info, debug", origin,
+                               value);
     } else if (strcmp(k->name, "log_format") == 0) {
         enum log_format f;
         if (log_format_parse(value, &f) != 0)
@@ -84,8 +84,8 @@ static int validate_key(const struct cfg_key *k, const char *value, const char *
             str_trim(tok);
             if (strcmp(tok, "mtls") && strcmp(tok, "signature") && strcmp(tok, "header")) {
                 rc = scepter_err(err, SCEPTER_EINVAL, k->name,
-                                 "%s: identity: '%s' is not one of mtls, signature, header",
-                                 origin, tok);
+                                 "%s: identity: '%s' is not one of mtls, signature, header", origin,
+                                 tok);
                 break;
             }
             n++;
@@ -93,8 +93,7 @@ static int validate_key(const struct cfg_key *k, const char *value, const char *
         free(copy);
         if (rc == 0 && n == 0)
             rc = scepter_err(err, SCEPTER_EINVAL, k->name,
-                             "%s: identity: name at least one of mtls, signature, header",
-                             origin);
+                             "%s: identity: name at least one of mtls, signature, header", origin);
         return rc;
     } else if (strcmp(k->name, "store") == 0) {
         if (!str_has_prefix(value, "sqlite:") && !str_has_prefix(value, "postgres://") &&
@@ -115,8 +114,8 @@ static int validate_key(const struct cfg_key *k, const char *value, const char *
     } else if (strcmp(k->name, "enroll_key_size") == 0) {
         if (strcmp(value, "1024") && strcmp(value, "2048") && strcmp(value, "4096"))
             return scepter_err(err, SCEPTER_EINVAL, k->name,
-                               "%s: enroll_key_size: %s is not one of 1024, 2048, 4096",
-                               origin, value);
+                               "%s: enroll_key_size: %s is not one of 1024, 2048, 4096", origin,
+                               value);
     } else if (strcmp(k->name, "apns_priority") == 0) {
         if (strcmp(value, "10") && strcmp(value, "5") && strcmp(value, "1"))
             return scepter_err(err, SCEPTER_EINVAL, k->name,
@@ -132,8 +131,8 @@ int cfg_set(struct cfg *cfg, const char *key, const char *value, const char *ori
     int rc;
 
     if (k == NULL)
-        return scepter_err(err, SCEPTER_EINVAL, key, "%s: unknown configuration key '%s'",
-                           origin, key);
+        return scepter_err(err, SCEPTER_EINVAL, key, "%s: unknown configuration key '%s'", origin,
+                           key);
     switch (k->type) {
     case CFG_TYPE_STR: {
         if ((rc = validate_key(k, value, origin, err)) != 0)
@@ -147,8 +146,8 @@ int cfg_set(struct cfg *cfg, const char *key, const char *value, const char *ori
         int64_t v;
         if (str_to_i64(value, k->min, k->max, &v) != 0)
             return scepter_err(err, SCEPTER_EINVAL, key,
-                               "%s: %s: '%s' is not an integer between %lld and %lld", origin,
-                               key, value, (long long)k->min, (long long)k->max);
+                               "%s: %s: '%s' is not an integer between %lld and %lld", origin, key,
+                               value, (long long)k->min, (long long)k->max);
         if ((rc = validate_key(k, value, origin, err)) != 0)
             return rc;
         *(int64_t *)field(cfg, k) = v;
@@ -507,7 +506,9 @@ void cfg_print_help(FILE *fp)
     for (size_t i = 0; i < ARRAY_LEN(g_keys); i++) {
         const struct cfg_key *k = &g_keys[i];
         fprintf(fp, "  --%s=%s\n", k->name,
-                k->type == CFG_TYPE_INT ? "N" : k->type == CFG_TYPE_BOOL ? "BOOL" : "VALUE");
+                k->type == CFG_TYPE_INT    ? "N"
+                : k->type == CFG_TYPE_BOOL ? "BOOL"
+                                           : "VALUE");
         fprintf(fp, "        %s", k->help);
         if (*k->def)
             fprintf(fp, " [default: %s]", k->def);

@@ -261,7 +261,7 @@ static int64_t parse_time(const char *s)
 static void devices_list(struct api_call *c)
 {
     static const char *const names[] = {"platform", "enrolled", "seen_after", "seen_before",
-                                        "group", "limit", "offset"};
+                                        "group",    "limit",    "offset"};
     struct store_device_filter f = {.enrolled = -1};
     char *v[7] = {NULL};
     struct store_device *devs = NULL;
@@ -484,8 +484,8 @@ static void device_commands(struct api_call *c, const char *udid)
             api_reply_scepter_error(c, &err);
             goto out;
         }
-        api_reply_json(c, 200, json_pack("{s:s,s:I}", "enrollment", eid, "cancelled",
-                                         (json_int_t)n));
+        api_reply_json(c, 200,
+                       json_pack("{s:s,s:I}", "enrollment", eid, "cancelled", (json_int_t)n));
     }
 out:
     free(eid);
@@ -537,8 +537,8 @@ static void device_command(struct api_call *c, const char *udid, const char *uui
             goto out;
         }
         log_kv(LOG_LVL_INFO, "command_cancelled", "enrollment", eid, "command", uuid, NULL);
-        api_reply_json(c, 200, json_pack("{s:s,s:s,s:b}", "uuid", uuid, "enrollment", eid,
-                                         "cancelled", 1));
+        api_reply_json(c, 200,
+                       json_pack("{s:s,s:s,s:b}", "uuid", uuid, "enrollment", eid, "cancelled", 1));
     }
 out:
     free(eid);
@@ -549,10 +549,10 @@ static int resolve_devices(struct api_call *c, const char *const *devs, size_t n
                            const char *const *groups, size_t ng, char ***ids, size_t *n,
                            struct scepter_error *err)
 {
-    static const enum store_platform all[] = {
-        STORE_PLATFORM_UNKNOWN, STORE_PLATFORM_MACOS,   STORE_PLATFORM_IOS,
-        STORE_PLATFORM_IPADOS,  STORE_PLATFORM_TVOS,    STORE_PLATFORM_WATCHOS,
-        STORE_PLATFORM_VISIONOS};
+    static const enum store_platform all[] = {STORE_PLATFORM_UNKNOWN, STORE_PLATFORM_MACOS,
+                                              STORE_PLATFORM_IOS,     STORE_PLATFORM_IPADOS,
+                                              STORE_PLATFORM_TVOS,    STORE_PLATFORM_WATCHOS,
+                                              STORE_PLATFORM_VISIONOS};
     struct store_target_device *t = NULL;
     size_t nt = 0;
     int rc = store_targets_resolve(c->ctx->store, devs, nd, groups, ng, all, ARRAY_LEN(all), &t,
@@ -577,8 +577,8 @@ static void free_ids(char **ids, size_t n)
 
 static void commands_many(struct api_call *c)
 {
-    static const char *const keys[] = {"devices", "device_groups", "command", "push",
-                                       "priority", NULL};
+    static const char *const keys[] = {"devices", "device_groups", "command",
+                                       "push",    "priority",      NULL};
     struct scepter_error err;
     const char **devs = NULL, **groups = NULL;
     size_t nd = 0, ng = 0, n = 0;
@@ -627,9 +627,10 @@ static void commands_many(struct api_call *c)
     mdm_metrics_command(c->ctx->srv, MDM_CMD_QUEUED, cmd.request_type, n);
     if (push)
         mdm_push_enrollments(c->ctx, (const char *const *)ids, n);
-    api_reply_json(c, 201, json_pack("{s:s,s:s,s:I,s:b}", "uuid", cmd.uuid, "request_type",
-                                     cmd.request_type ? cmd.request_type : "", "queued",
-                                     (json_int_t)n, "pushed", push));
+    api_reply_json(c, 201,
+                   json_pack("{s:s,s:s,s:I,s:b}", "uuid", cmd.uuid, "request_type",
+                             cmd.request_type ? cmd.request_type : "", "queued", (json_int_t)n,
+                             "pushed", push));
 out:
     mdm_command_clear(&cmd);
     free_ids(ids, n);
@@ -684,8 +685,7 @@ static bool group_name_ok(struct api_call *c, const char *name, const char *fiel
     }
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         if (*p < 0x20 || *p == 0x7f || *p == '/') {
-            api_reply_error(c, 400, field, "%s: control characters and '/' are not allowed",
-                            field);
+            api_reply_error(c, 400, field, "%s: control characters and '/' are not allowed", field);
             return false;
         }
     return true;
@@ -739,8 +739,9 @@ static void groups_root(struct api_call *c)
         }
         if (nd)
             mdm_policy_group_changed(c->ctx, devs, nd, c->now);
-        api_reply_json(c, 201, json_pack("{s:I,s:s,s:I}", "id", (json_int_t)id, "name", name,
-                                         "members", (json_int_t)changed));
+        api_reply_json(c, 201,
+                       json_pack("{s:I,s:s,s:I}", "id", (json_int_t)id, "name", name, "members",
+                                 (json_int_t)changed));
     out:
         free(devs);
     }
@@ -826,9 +827,10 @@ static void group_members(struct api_call *c, const char *name)
         return;
     }
     mdm_policy_group_changed(c->ctx, devs, nd, c->now);
-    api_reply_json(c, 200, json_pack("{s:s,s:I}", "name", name,
-                                     c->req->method == MDM_POST ? "added" : "removed",
-                                     (json_int_t)changed));
+    api_reply_json(c, 200,
+                   json_pack("{s:s,s:I}", "name", name,
+                             c->req->method == MDM_POST ? "added" : "removed",
+                             (json_int_t)changed));
     free(devs);
 }
 
@@ -848,13 +850,12 @@ static void pushcert(struct api_call *c)
             api_reply_scepter_error(c, &err);
             return;
         }
-        j = json_pack("{s:s,s:o,s:o,s:I}", "topic", pc.topic, "not_after",
-                      api_time(pc.not_after), "updated", api_time(pc.updated), "version",
-                      (json_int_t)pc.version);
+        j = json_pack("{s:s,s:o,s:o,s:I}", "topic", pc.topic, "not_after", api_time(pc.not_after),
+                      "updated", api_time(pc.updated), "version", (json_int_t)pc.version);
         if (mdm_push_state(c->ctx->srv, &st) == 0)
-            json_object_set_new(j, "apns", json_pack("{s:s,s:i}", "state",
-                                                     apns_state_name(st.state), "connections",
-                                                     st.conns_up));
+            json_object_set_new(j, "apns",
+                                json_pack("{s:s,s:i}", "state", apns_state_name(st.state),
+                                          "connections", st.conns_up));
         store_pushcert_clear(&pc);
         api_reply_json(c, 200, j);
     } else if (c->req->method == MDM_PUT || c->req->method == MDM_POST) {
@@ -904,9 +905,10 @@ static void pushcert(struct api_call *c)
             api_reply_scepter_error(c, &err);
             return;
         }
-        api_reply_json(c, 200, json_pack("{s:s,s:o,s:s}", "topic", apns_identity_topic(id),
-                                         "not_after", api_time(apns_identity_not_after(id)),
-                                         "subject", apns_identity_subject(id)));
+        api_reply_json(c, 200,
+                       json_pack("{s:s,s:o,s:s}", "topic", apns_identity_topic(id), "not_after",
+                                 api_time(apns_identity_not_after(id)), "subject",
+                                 apns_identity_subject(id)));
         apns_identity_free(id);
     }
 }
@@ -940,10 +942,9 @@ static void apikeys(struct api_call *c, const char *id_text)
         }
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o,s:o}", "id",
-                                                 (json_int_t)k[i].id, "name", k[i].name,
-                                                 "hash_prefix", k[i].hash_prefix, "created",
-                                                 api_time(k[i].created), "last_used",
+            json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o,s:o}", "id", (json_int_t)k[i].id,
+                                                 "name", k[i].name, "hash_prefix", k[i].hash_prefix,
+                                                 "created", api_time(k[i].created), "last_used",
                                                  api_time(k[i].last_used)));
         store_apikeys_free(k, n);
         api_reply_json(c, 200, json_pack("{s:o}", "api_keys", arr));
@@ -976,9 +977,9 @@ static void apikeys(struct api_call *c, const char *id_text)
             return;
         }
         log_kv(LOG_LVL_INFO, "apikey_created", "name", name, NULL);
-        api_reply_json(c, 201, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "name", name,
-                                         "key", key, "note",
-                                         "the key is shown once; only its hash is stored"));
+        api_reply_json(c, 201,
+                       json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "name", name, "key",
+                                 key, "note", "the key is shown once; only its hash is stored"));
         OPENSSL_cleanse(key, strlen(key));
         free(key);
     }
@@ -1049,8 +1050,8 @@ static const struct api_route routes[] = {
 };
 
 static const char *const method_names[] = {
-    [MDM_GET] = "GET",       [MDM_POST] = "POST",   [MDM_PUT] = "PUT",  [MDM_DELETE] = "DELETE",
-    [MDM_PATCH] = "PATCH",   [MDM_HEAD] = "HEAD",   [MDM_OTHER] = "OTHER"};
+    [MDM_GET] = "GET",     [MDM_POST] = "POST", [MDM_PUT] = "PUT",    [MDM_DELETE] = "DELETE",
+    [MDM_PATCH] = "PATCH", [MDM_HEAD] = "HEAD", [MDM_OTHER] = "OTHER"};
 
 const struct api_route *mdm_api_routes(size_t *n)
 {
@@ -1117,8 +1118,7 @@ void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t 
             api_reply_error(&c, 415, "Content-Type", "send the body as application/json");
             goto out;
         }
-        if ((c.body = jsonx_parse_object((const char *)req->body, req->body_len, &err)) ==
-            NULL) {
+        if ((c.body = jsonx_parse_object((const char *)req->body, req->body_len, &err)) == NULL) {
             api_reply_scepter_error(&c, &err);
             goto out;
         }

@@ -14,15 +14,15 @@ struct api_call {
     const struct mdm_request *req;
     struct mdm_reply *reply;
     int64_t now;
-    const char *seg[6];          /* path segments after /v1 (decoded) */
+    const char *seg[6]; /* path segments after /v1 (decoded) */
     int nseg;
-    json_t *body;                /* parsed JSON body, or NULL */
+    json_t *body; /* parsed JSON body, or NULL */
 };
 
 /* A /v1 route: a pattern such as "/v1/devices/{udid}" and the methods it answers. */
 struct api_route {
     const char *pattern;
-    unsigned methods;             /* bit (1 << enum mdm_method) per method */
+    unsigned methods; /* bit (1 << enum mdm_method) per method */
     void (*fn)(struct api_call *c);
 };
 /* Every route (docs/openapi.yaml describes exactly these). */

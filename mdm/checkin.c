@@ -100,8 +100,7 @@ bool mdm_content_type_is(const char *have, const char *want)
         return false;
     while (*have == ' ')
         have++;
-    return strncasecmp(have, want, n) == 0 && (have[n] == '\0' || have[n] == ';' ||
-                                                have[n] == ' ');
+    return strncasecmp(have, want, n) == 0 && (have[n] == '\0' || have[n] == ';' || have[n] == ' ');
 }
 
 /* State shared by the message handlers of one request. */
@@ -118,8 +117,8 @@ struct checkin {
 
 static void store_failed(struct checkin *c, const char *what, const struct scepter_error *err)
 {
-    mdm_reply_error(c->reply, err->code == SCEPTER_EUNAVAIL || err->code == SCEPTER_ESTORE ? 503
-                                                                                            : 500,
+    mdm_reply_error(c->reply,
+                    err->code == SCEPTER_EUNAVAIL || err->code == SCEPTER_ESTORE ? 503 : 500,
                     "%s: %s", what, err->msg);
 }
 
@@ -157,8 +156,8 @@ static bool require_bound(struct checkin *c)
         store_failed(c, "enrollment lookup", &err);
         return false;
     }
-    log_kv(LOG_LVL_WARN, "identity_unbound", "req", c->req->id, "device", c->ids.device_id,
-           "cert", c->identity.hash, NULL);
+    log_kv(LOG_LVL_WARN, "identity_unbound", "req", c->req->id, "device", c->ids.device_id, "cert",
+           c->identity.hash, NULL);
     mdm_reply_error(c->reply, 403,
                     "certificate is not bound to device %s (it must Authenticate with it first)",
                     c->ids.device_id);
@@ -204,8 +203,8 @@ static void do_authenticate(struct checkin *c)
     }
     mdm_server_topic(c->ctx->srv, ours, sizeof(ours));
     if (*ours && strcmp(ours, topic) != 0) {
-        mdm_reply_error(c->reply, 403,
-                        "Authenticate: Topic %s is not this server's push topic %s", topic, ours);
+        mdm_reply_error(c->reply, 403, "Authenticate: Topic %s is not this server's push topic %s",
+                        topic, ours);
         return;
     }
     a.device_id = c->ids.device_id;
@@ -242,8 +241,8 @@ static void do_token_update(struct checkin *c)
         plistx_get_data(c->body, "Token", true, &t.token, &t.token_len, &err) < 0 ||
         plistx_get_string(c->body, "PushMagic", true, &t.push_magic, &err) < 0 ||
         plistx_get_data(c->body, "UnlockToken", false, &unlock, &unlock_len, &err) < 0 ||
-        plistx_get_bool(c->body, "AwaitingConfiguration", false, &t.awaiting_configuration,
-                        &err) < 0) {
+        plistx_get_bool(c->body, "AwaitingConfiguration", false, &t.awaiting_configuration, &err) <
+            0) {
         mdm_reply_error(c->reply, 400, "TokenUpdate: %s", err.msg);
         return;
     }
@@ -274,8 +273,8 @@ static void do_token_update(struct checkin *c)
         return;
     }
     mdm_reply_empty(c->reply);
-    if (first && (c->ids.type == STORE_ENROLL_DEVICE ||
-                  c->ids.type == STORE_ENROLL_USER_ENROLLMENT)) {
+    if (first &&
+        (c->ids.type == STORE_ENROLL_DEVICE || c->ids.type == STORE_ENROLL_USER_ENROLLMENT)) {
         struct mdm_push_data pd = {t.enrollment_id, t.token, t.token_len, t.push_magic, t.topic};
         mdm_device_enrolled(c->ctx, c->ids.device_id, c->now, &pd);
     }
@@ -429,8 +428,7 @@ static void do_get_token(struct checkin *c)
     }
     if (strcmp(service, "com.apple.maid") != 0) {
         /* com.apple.watch.pairing needs a watch-enrollment service Scepter does not run. */
-        mdm_reply_error(c->reply, 400, "GetToken: TokenServiceType %s is not served here",
-                        service);
+        mdm_reply_error(c->reply, 400, "GetToken: TokenServiceType %s is not served here", service);
         return;
     }
     if ((token = maid_jwt(c, &err)) == NULL) {
@@ -543,8 +541,8 @@ void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
     }
     str_copy(reply->enrollment, sizeof(reply->enrollment), c.ids.enrollment_id);
     if (mdm_identity_get(&ctx->srv->idcfg, req, now, &c.identity, &err) != 0) {
-        log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "device", c.ids.device_id,
-               "msg", err.msg, NULL);
+        log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "device", c.ids.device_id, "msg",
+               err.msg, NULL);
         mdm_reply_error(reply, 403, "%s: %s", c.type, err.msg);
         goto out;
     }

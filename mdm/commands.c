@@ -17,11 +17,10 @@
 #include "mdm/commands_int.h"
 #include "profiles/profiles.h"
 
-static const char plist_head[] =
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-    "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
-    "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
-    "<plist version=\"1.0\">\n<dict>\n";
+static const char plist_head[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                                 "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
+                                 "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
+                                 "<plist version=\"1.0\">\n<dict>\n";
 
 void mdm_command_clear(struct mdm_command *c)
 {
@@ -88,8 +87,7 @@ static void finish(plist_t command, const char *uuid, struct mdm_command *out)
     plist_free(root);
 }
 
-void mdm_command_remove_profile(const char *identifier, const char *uuid,
-                                struct mdm_command *out)
+void mdm_command_remove_profile(const char *identifier, const char *uuid, struct mdm_command *out)
 {
     plist_t cmd = plist_new_dict();
 
@@ -108,9 +106,20 @@ void mdm_command_simple(const char *request_type, const char *uuid, struct mdm_c
 
 /* The queries a DeviceInformation command asks when the operator names none. */
 static const char *const default_queries[] = {
-    "UDID", "DeviceName", "OSVersion", "BuildVersion", "ModelName", "Model", "ProductName",
-    "SerialNumber", "IsSupervised", "IsActivationLockEnabled", "AvailableDeviceCapacity",
-    "DeviceCapacity", "WiFiMAC", "BluetoothMAC",
+    "UDID",
+    "DeviceName",
+    "OSVersion",
+    "BuildVersion",
+    "ModelName",
+    "Model",
+    "ProductName",
+    "SerialNumber",
+    "IsSupervised",
+    "IsActivationLockEnabled",
+    "AvailableDeviceCapacity",
+    "DeviceCapacity",
+    "WiFiMAC",
+    "BluetoothMAC",
 };
 
 static int typed_from_json(json_t *spec, const char *type, struct mdm_command *out,

@@ -23,8 +23,7 @@ void mdm_command_clear(struct mdm_command *c);
 void mdm_command_install_profile(const void *profile, size_t len, const char *uuid,
                                  struct mdm_command *out);
 /* RemoveProfile of the top-level PayloadIdentifier. */
-void mdm_command_remove_profile(const char *identifier, const char *uuid,
-                                struct mdm_command *out);
+void mdm_command_remove_profile(const char *identifier, const char *uuid, struct mdm_command *out);
 /* A command with no parameters (e.g. DeviceConfigured). */
 void mdm_command_simple(const char *request_type, const char *uuid, struct mdm_command *out);
 

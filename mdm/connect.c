@@ -251,8 +251,8 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         goto out;
     if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
         log_kv(LOG_LVL_WARN, "result_ignored", "req", req->id, "enrollment", ids.enrollment_id,
-               "command", uuid, "status", status,
-               "msg", "no such command queued for this enrollment (cancelled?); not stored", NULL);
+               "command", uuid, "status", status, "msg",
+               "no such command queued for this enrollment (cancelled?); not stored", NULL);
     else if (outcome == STORE_REPORT_RECORDED && st == STORE_STATUS_ACKNOWLEDGED &&
              ids.type != STORE_ENROLL_USER && ids.type != STORE_ENROLL_SHARED_IPAD_USER &&
              ids.type != STORE_ENROLL_USER_ENROLLMENT_USER)

@@ -23,8 +23,8 @@ struct mdm_server *mdm_server_core_new(struct cfg *cfg, struct scepter_error *er
     mdm_live_set(srv, cfg);
     str_copy(srv->topic, sizeof(srv->topic), cfg->push_topic);
     srv->idcfg.accepted = mdm_identity_parse(cfg->identity);
-    srv->idcfg.proxy_header = str_empty(cfg->trusted_proxy_header) ? NULL
-                                                                   : cfg->trusted_proxy_header;
+    srv->idcfg.proxy_header =
+        str_empty(cfg->trusted_proxy_header) ? NULL : cfg->trusted_proxy_header;
     srv->idcfg.proxy_addrs = cfg->trusted_proxy_addrs;
     if (!str_empty(cfg->device_ca_file)) {
         if ((srv->idcfg.device_ca = mdm_ca_store_load(cfg->device_ca_file, err)) == NULL)

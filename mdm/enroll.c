@@ -106,8 +106,7 @@ int mdm_issue_pkcs12(struct mdm_server *srv, int64_t now, unsigned char **p12, s
                                (const unsigned char *)cn, -1, -1, 0);
     X509_set_issuer_name(cert, X509_get_subject_name(srv->device_ca_cert));
     add_ext(cert, srv->device_ca_cert, NID_basic_constraints, "critical,CA:FALSE");
-    add_ext(cert, srv->device_ca_cert, NID_key_usage,
-            "critical,digitalSignature,keyEncipherment");
+    add_ext(cert, srv->device_ca_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment");
     add_ext(cert, srv->device_ca_cert, NID_ext_key_usage, "clientAuth");
     add_ext(cert, srv->device_ca_cert, NID_authority_key_identifier, "keyid:always");
     if (X509_sign(cert, srv->device_ca_key, EVP_sha256()) <= 0) {
@@ -150,8 +149,7 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     struct profile_signer *signer = NULL;
     struct scepter_error err;
     char topic[256], cn[UUID_STR_LEN];
-    char *server_url = NULL, *checkin_url = NULL, *xml = NULL, *secret = NULL,
-         *p12_password = NULL;
+    char *server_url = NULL, *checkin_url = NULL, *xml = NULL, *secret = NULL, *p12_password = NULL;
     unsigned char *p12 = NULL, *signed_der = NULL;
     size_t xml_len = 0, p12_len = 0, signed_len = 0;
 
@@ -185,12 +183,14 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     o.checkin_url = checkin_url;
     o.topic = topic;
     o.cap_bootstrap_token = true;
-    o.cap_token = srv->signing_key != NULL && EVP_PKEY_get_base_id(srv->signing_key) == EVP_PKEY_RSA;
+    o.cap_token =
+        srv->signing_key != NULL && EVP_PKEY_get_base_id(srv->signing_key) == EVP_PKEY_RSA;
     o.root_cert = srv->tls_ca_der;
     o.root_cert_len = srv->tls_ca_der_len;
     if (!str_empty(cfg->enroll_scep_url)) {
         o.scep_url = cfg->enroll_scep_url;
-        o.scep_challenge = str_empty(cfg->enroll_scep_challenge) ? NULL : cfg->enroll_scep_challenge;
+        o.scep_challenge =
+            str_empty(cfg->enroll_scep_challenge) ? NULL : cfg->enroll_scep_challenge;
         o.scep_name = str_empty(cfg->enroll_scep_name) ? NULL : cfg->enroll_scep_name;
         o.scep_key_size = cfg->enroll_key_size;
         /* A unique CN per download: CAs that refuse duplicate subjects stay happy, and iOS,

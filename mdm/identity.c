@@ -380,8 +380,8 @@ static int from_proxy_header(const struct mdm_identity_cfg *cfg, const struct md
                              const char *value, X509 **cert, STACK_OF(X509) **chain,
                              struct scepter_error *err)
 {
-    if (req->peer_addr == NULL || !cfg_list_has(cfg->proxy_addrs ? cfg->proxy_addrs : "",
-                                                req->peer_addr))
+    if (req->peer_addr == NULL ||
+        !cfg_list_has(cfg->proxy_addrs ? cfg->proxy_addrs : "", req->peer_addr))
         return scepter_err(err, SCEPTER_EFORBIDDEN, cfg->proxy_header,
                            "%s header from %s, which is not in trusted_proxy_addrs",
                            cfg->proxy_header, req->peer_addr ? req->peer_addr : "?");
@@ -445,8 +445,8 @@ static void idcache_put(struct mdm_idcache *c, const unsigned char md[CRYPTO_SHA
     c->slot[s].not_after = not_after;
 }
 
-int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,
-                     int64_t now, struct mdm_identity *out, struct scepter_error *err)
+int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req, int64_t now,
+                     struct mdm_identity *out, struct scepter_error *err)
 {
     X509 *cert = NULL;
     STACK_OF(X509) *chain = NULL;
@@ -469,8 +469,7 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
         if ((rc = from_proxy_header(cfg, req, v, &cert, &chain, err)) != 0)
             goto out;
     } else {
-        rc = scepter_err(err, SCEPTER_EFORBIDDEN, NULL,
-                         "no device identity: expected %s%s%s",
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, NULL, "no device identity: expected %s%s%s",
                          (cfg->accepted & MDM_ID_SIGNATURE) ? "an Mdm-Signature header " : "",
                          (cfg->accepted & MDM_ID_MTLS) ? "a TLS client certificate " : "",
                          (cfg->accepted & MDM_ID_HEADER) ? "a proxy certificate header" : "");

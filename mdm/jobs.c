@@ -22,14 +22,14 @@
 
 struct mdm_job {
     const char *name;
-    int64_t interval;             /* seconds */
+    int64_t interval; /* seconds */
     void (*run)(struct mdm_runtime *rt, int64_t now);
     struct event *ev;
     struct mdm_runtime *rt;
 };
 
 struct mdm_jobs {
-    char holder[64];              /* this process, for leases */
+    char holder[64]; /* this process, for leases */
     struct mdm_job jobs[8];
     int n;
 };
@@ -100,8 +100,8 @@ int mdm_runtime_start(struct mdm_runtime *rt, struct scepter_error *err)
     gethostname(host, sizeof(host) - 1);
     char id[UUID_STR_LEN];
     uuid_new(id);
-    snprintf(rt->jobs->holder, sizeof(rt->jobs->holder), "%.24s/%ld/%.8s", host,
-             (long)getpid(), id);
+    snprintf(rt->jobs->holder, sizeof(rt->jobs->holder), "%.24s/%ld/%.8s", host, (long)getpid(),
+             id);
     mdm_jobs_add(rt, "retention", rt->srv->cfg->retention_interval, retention_run);
     mdm_webhook_start(rt);
     return mdm_push_start(rt, err);

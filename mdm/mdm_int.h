@@ -41,13 +41,13 @@ typedef const char *(*mdm_header_fn)(const void *arg, const char *name);
 
 struct mdm_request {
     enum mdm_method method;
-    const char *path;            /* decoded path, without the query */
-    const char *query;           /* raw query string or NULL */
+    const char *path;  /* decoded path, without the query */
+    const char *query; /* raw query string or NULL */
     const unsigned char *body;
     size_t body_len;
-    mdm_header_fn header;        /* never NULL */
+    mdm_header_fn header; /* never NULL */
     const void *header_arg;
-    const char *peer_addr;       /* "127.0.0.1" */
+    const char *peer_addr; /* "127.0.0.1" */
     bool tls;
     X509 *peer_cert;             /* TLS client certificate (borrowed) or NULL */
     STACK_OF(X509) *peer_chain;  /* certificates the client sent (borrowed) or NULL */
@@ -68,19 +68,19 @@ struct mdm_request {
 
 struct mdm_reply {
     int status;
-    const char *content_type;    /* static string or NULL */
+    const char *content_type; /* static string or NULL */
     struct buf body;
     struct {
-        const char *name;        /* static */
-        char *value;             /* owned */
+        const char *name; /* static */
+        char *value;      /* owned */
     } headers[MDM_MAX_HEADERS];
     int nheaders;
     /* For the request log line. */
-    const char *event;           /* e.g. "checkin" */
-    const char *message_type;    /* MessageType / Status / route */
+    const char *event;        /* e.g. "checkin" */
+    const char *message_type; /* MessageType / Status / route */
     char enrollment[160];
     char command_uuid[UUID_STR_LEN];
-    char reason[256];            /* why a 4xx/5xx was sent (logged, never the body for devices) */
+    char reason[256]; /* why a 4xx/5xx was sent (logged, never the body for devices) */
 };
 
 void mdm_reply_init(struct mdm_reply *r);
@@ -107,10 +107,10 @@ bool mdm_content_type_is(const char *have, const char *want);
 #define MDM_ID_HEADER    0x4
 
 struct mdm_identity_cfg {
-    unsigned accepted;            /* MDM_ID_* */
-    X509_STORE *device_ca;        /* trust anchors of device identities (owned by server) */
-    const char *proxy_header;     /* trusted_proxy_header or NULL */
-    const char *proxy_addrs;      /* comma-separated peer addresses allowed to send it */
+    unsigned accepted;        /* MDM_ID_* */
+    X509_STORE *device_ca;    /* trust anchors of device identities (owned by server) */
+    const char *proxy_header; /* trusted_proxy_header or NULL */
+    const char *proxy_addrs;  /* comma-separated peer addresses allowed to send it */
 };
 
 /*
@@ -136,9 +136,9 @@ struct mdm_idcache {
 void mdm_idcache_clear(struct mdm_idcache *c);
 
 struct mdm_identity {
-    X509 *cert;                   /* the device certificate (owned reference) */
+    X509 *cert;                       /* the device certificate (owned reference) */
     char hash[CRYPTO_SHA256_HEX_LEN]; /* SHA-256 hex of its DER */
-    const char *source;           /* "mtls", "signature", "header" */
+    const char *source;               /* "mtls", "signature", "header" */
 };
 
 /*
@@ -146,11 +146,12 @@ struct mdm_identity {
  * Mdm-Signature header (detached CMS over the exact body; its signer), else the trusted proxy
  * header, as configured — and verify its chain against the device CA.  A client certificate
  * authenticates the connection the body came on, so when there is one the Mdm-Signature
- * (which exists to carry the identity through TLS-terminating proxies) is not needed.  SCEPTER_EFORBIDDEN with a reason when there is none or it does
- * not verify.  On success release *out with mdm_identity_clear().
+ * (which exists to carry the identity through TLS-terminating proxies) is not needed.
+ * SCEPTER_EFORBIDDEN with a reason when there is none or it does not verify.  On success release
+ * *out with mdm_identity_clear().
  */
-int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,
-                     int64_t now, struct mdm_identity *out, struct scepter_error *err) WUR;
+int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_request *req, int64_t now,
+                     struct mdm_identity *out, struct scepter_error *err) WUR;
 void mdm_identity_clear(struct mdm_identity *id);
 /* Parse the identity list of the configuration ("mtls,signature") into MDM_ID_* bits. */
 unsigned mdm_identity_parse(const char *list);
@@ -161,20 +162,20 @@ X509_STORE *mdm_ca_store_load(const char *path, struct scepter_error *err);
 /* The server (mdm/server.c)                                                                 */
 
 struct mdm_server {
-    struct cfg *cfg;                 /* owned */
-    struct mdm_identity_cfg idcfg;   /* device_ca owned */
-    X509 *signing_cert;              /* profile signing identity, or NULL */
+    struct cfg *cfg;               /* owned */
+    struct mdm_identity_cfg idcfg; /* device_ca owned */
+    X509 *signing_cert;            /* profile signing identity, or NULL */
     EVP_PKEY *signing_key;
     STACK_OF(X509) *signing_chain;
-    X509 *device_ca_cert;            /* issues PKCS#12 identities when device_ca_key is set */
+    X509 *device_ca_cert; /* issues PKCS#12 identities when device_ca_key is set */
     EVP_PKEY *device_ca_key;
-    unsigned char *tls_ca_der;       /* root of the TLS certificate for the enrollment profile */
+    unsigned char *tls_ca_der; /* root of the TLS certificate for the enrollment profile */
     size_t tls_ca_der_len;
-    pthread_mutex_t lock;            /* guards the fields below */
-    char topic[256];                 /* APNs topic in use ("" when unknown) */
-    struct mdm_push *push;           /* the APNs glue (mdm/push.c), or NULL */
-    struct mdm_runtime *rt;          /* listeners and workers (mdm/server.c), NULL in tests */
-    struct mdm_metrics *metrics;     /* counters for /metrics (mdm/metrics.c) */
+    pthread_mutex_t lock;        /* guards the fields below */
+    char topic[256];             /* APNs topic in use ("" when unknown) */
+    struct mdm_push *push;       /* the APNs glue (mdm/push.c), or NULL */
+    struct mdm_runtime *rt;      /* listeners and workers (mdm/server.c), NULL in tests */
+    struct mdm_metrics *metrics; /* counters for /metrics (mdm/metrics.c) */
     /* Settings SIGHUP may change (guarded by lock); read them with mdm_live_get(). */
     char *live[3];
 };
@@ -203,7 +204,7 @@ struct mdm_ctx {
     struct mdm_server *srv;
     const struct cfg *cfg;
     struct store *store;
-    struct mdm_worker *worker;    /* NULL in unit tests */
+    struct mdm_worker *worker; /* NULL in unit tests */
 };
 
 /* PUT /mdm/checkin */
@@ -236,8 +237,8 @@ int mdm_issue_pkcs12(struct mdm_server *srv, int64_t now, unsigned char **p12, s
 /* Enrollment ids (mdm/checkin.c)                                                            */
 
 struct mdm_ids {
-    char device_id[128];          /* UDID or EnrollmentID */
-    char enrollment_id[256];      /* device id, or "<device id>:<user>" for a user channel */
+    char device_id[128];     /* UDID or EnrollmentID */
+    char enrollment_id[256]; /* device id, or "<device id>:<user>" for a user channel */
     enum store_enroll_type type;
     const char *user_id, *user_short_name, *user_long_name; /* borrowed from the plist */
 };

@@ -14,14 +14,14 @@
 #include "mdm/server_int.h"
 
 static const char *const checkin_types[MDM_M_CHECKIN_TYPES] = {
-    "Authenticate",     "TokenUpdate", "CheckOut",         "SetBootstrapToken",
-    "GetBootstrapToken", "GetToken",   "UserAuthenticate", "DeclarativeManagement",
-    "other"};
+    "Authenticate",      "TokenUpdate",           "CheckOut",
+    "SetBootstrapToken", "GetBootstrapToken",     "GetToken",
+    "UserAuthenticate",  "DeclarativeManagement", "other"};
 static const char *const connect_statuses[MDM_M_CONNECT_STATUSES] = {
     "Idle", "Acknowledged", "Error", "CommandFormatError", "NotNow", "other"};
 static const char *const results[MDM_M_RESULTS] = {"ok", "refused", "unrecognized", "failed"};
 static const char *const request_types[MDM_M_REQUEST_TYPES] = {
-    "InstallProfile",  "RemoveProfile",     "ProfileList", "DeviceInformation",
+    "InstallProfile",  "RemoveProfile",    "ProfileList", "DeviceInformation",
     "CertificateList", "DeviceConfigured", "other"};
 static const char *const command_events[MDM_M_COMMAND_EVENTS] = {
     "queued", "delivered", "acknowledged", "errored", "notnow"};
@@ -59,8 +59,7 @@ static unsigned long long get(atomic_ullong *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply,
-                         int64_t elapsed_us)
+void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply, int64_t elapsed_us)
 {
     struct mdm_metrics *m = srv->metrics;
     size_t route, res, b;
@@ -86,8 +85,8 @@ void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply,
         inc(&m->checkins[index_of(checkin_types, MDM_M_CHECKIN_TYPES, reply->message_type)][res],
             1);
     else if (route == 1)
-        inc(&m->connects[index_of(connect_statuses, MDM_M_CONNECT_STATUSES,
-                                  reply->message_type)][res],
+        inc(&m->connects[index_of(connect_statuses, MDM_M_CONNECT_STATUSES, reply->message_type)]
+                        [res],
             1);
     if (reply->status == 503)
         inc(&m->store_errors, 1);
@@ -174,13 +173,14 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
                        routes[r], buckets[i], cum);
         }
         cum += get(&m->latency[r][MDM_M_BUCKETS]);
-        buf_printf(b, "scepter_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
-                      "%llu\n",
+        buf_printf(b,
+                   "scepter_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
+                   "%llu\n",
                    routes[r], cum);
-        buf_printf(b, "scepter_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
-                   routes[r], (double)get(&m->latency_sum_us[r]) / 1e6);
-        buf_printf(b, "scepter_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                   routes[r], get(&m->requests[r]));
+        buf_printf(b, "scepter_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", routes[r],
+                   (double)get(&m->latency_sum_us[r]) / 1e6);
+        buf_printf(b, "scepter_http_request_duration_seconds_count{route=\"%s\"} %llu\n", routes[r],
+                   get(&m->requests[r]));
     }
     help(b, "scepter_store_errors_total", "counter",
          "Requests that failed because the store did (answered 503).");

@@ -161,14 +161,14 @@ static json_t *policy_json(const struct store_policy *sp, const struct cfg *cfg,
 /* Planning the commands a save implies                                                      */
 
 struct plan {
-    struct mdm_command *cmds;   /* owned */
-    struct store_command *sc;   /* parallel to ids; sc[i].plist points into cmds */
-    const char **ids;           /* enrollment ids (owned strings) */
-    size_t *cmd_of;             /* parallel to ids: index into cmds (which may move) */
+    struct mdm_command *cmds; /* owned */
+    struct store_command *sc; /* parallel to ids; sc[i].plist points into cmds */
+    const char **ids;         /* enrollment ids (owned strings) */
+    size_t *cmd_of;           /* parallel to ids: index into cmds (which may move) */
     size_t n, cap;
     size_t ncmds, cmdcap;
     size_t installs, removals;
-    json_t *skipped;            /* devices that could not get the profile, with why */
+    json_t *skipped; /* devices that could not get the profile, with why */
 };
 
 static void plan_init(struct plan *p)
@@ -266,9 +266,8 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
         target_device(&targets[i], &d);
         buf_reset(&xml);
         if (profile_template_render(t, uniform ? NULL : &d, &xml, &err) != 0) {
-            json_array_append_new(p->skipped, json_pack("{s:s,s:s}", "device",
-                                                         targets[i].device_id, "error",
-                                                         err.msg));
+            json_array_append_new(p->skipped, json_pack("{s:s,s:s}", "device", targets[i].device_id,
+                                                        "error", err.msg));
             continue;
         }
         size_t k = p->ncmds;
@@ -321,8 +320,8 @@ static json_t *warnings_json(const struct profile_problems *pr)
     json_t *arr = json_array();
     for (size_t i = 0; i < pr->n; i++)
         if (pr->v[i].warning)
-            json_array_append_new(arr, json_pack("{s:s,s:s}", "field", pr->v[i].field,
-                                                 "message", pr->v[i].msg));
+            json_array_append_new(
+                arr, json_pack("{s:s,s:s}", "field", pr->v[i].field, "message", pr->v[i].msg));
     return arr;
 }
 
@@ -411,8 +410,8 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
     json_object_set_new(j, "targeted_devices", json_integer((json_int_t)nt));
     json_object_set_new(j, "not_rendered", json_incref(plan.skipped));
     json_object_set_new(j, "warnings", warnings_json(&pr));
-    json_object_set_new(j, "takes_effect", json_boolean(pp.n_target_devices +
-                                                            pp.n_target_groups > 0));
+    json_object_set_new(j, "takes_effect",
+                        json_boolean(pp.n_target_devices + pp.n_target_groups > 0));
     if (pp.n_target_devices + pp.n_target_groups == 0)
         json_object_set_new(j, "message",
                             json_string("saved, but the policy has no devices or device groups "
@@ -449,16 +448,16 @@ static void policy_delete(struct api_call *c, const struct store_policy *existin
     }
     plan_removals(&plan, ident, had, nhad, NULL, 0);
     plan_finish(&plan);
-    if (store_policy_delete(c->ctx->store, existing->id, plan.sc, plan.ids, plan.n, c->now,
-                            &err) != 0) {
+    if (store_policy_delete(c->ctx->store, existing->id, plan.sc, plan.ids, plan.n, c->now, &err) !=
+        0) {
         api_reply_scepter_error(c, &err);
         goto out;
     }
     push_plan(c->ctx, &plan);
     log_kv(LOG_LVL_INFO, "policy_deleted", "policy", existing->name, NULL);
-    api_reply_json(c, 200, json_pack("{s:I,s:b,s:I}", "id", (json_int_t)existing->id,
-                                     "deleted", 1, "queued_removals",
-                                     (json_int_t)plan.removals));
+    api_reply_json(c, 200,
+                   json_pack("{s:I,s:b,s:I}", "id", (json_int_t)existing->id, "deleted", 1,
+                             "queued_removals", (json_int_t)plan.removals));
 out:
     store_policy_statuses_free(had, nhad);
     plan_free(&plan);
@@ -482,10 +481,10 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        json_t *d = json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command",
-                              st[i].uuid, "state", st[i].state, "policy_version",
-                              (json_int_t)st[i].policy_version, "updated",
-                              api_time(st[i].updated), "notnow_count", st[i].notnow_count);
+        json_t *d =
+            json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command", st[i].uuid,
+                      "state", st[i].state, "policy_version", (json_int_t)st[i].policy_version,
+                      "updated", api_time(st[i].updated), "notnow_count", st[i].notnow_count);
         if (st[i].error_chain_json)
             json_object_set_new(d, "error_chain", json_loads(st[i].error_chain_json, 0, NULL));
         const char *s = st[i].state;
@@ -499,12 +498,12 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
             json_array_append_new(removed, d);
     }
     store_policy_statuses_free(st, n);
-    j = json_pack("{s:I,s:s,s:I,s:{s:I,s:I,s:I},s:o,s:o,s:o,s:o}", "id", (json_int_t)sp->id,
-                  "name", sp->name, "version", (json_int_t)sp->version, "counts", "installed",
+    j = json_pack("{s:I,s:s,s:I,s:{s:I,s:I,s:I},s:o,s:o,s:o,s:o}", "id", (json_int_t)sp->id, "name",
+                  sp->name, "version", (json_int_t)sp->version, "counts", "installed",
                   (json_int_t)json_array_size(installed), "pending",
                   (json_int_t)json_array_size(pending), "failed",
-                  (json_int_t)json_array_size(failed), "installed", installed, "pending",
-                  pending, "failed", failed, "removed", removed);
+                  (json_int_t)json_array_size(failed), "installed", installed, "pending", pending,
+                  "failed", failed, "removed", removed);
     api_reply_json(c, 200, j);
 }
 
@@ -521,8 +520,7 @@ void api_policies(struct api_call *c)
             size_t n = 0;
             char *platform = api_query(c, "platform");
             if (platform && profile_platform_parse(platform) == PROFILE_PLATFORM_NONE) {
-                api_reply_error(c, 400, "platform", "platform: '%s' is not macos or ios",
-                                platform);
+                api_reply_error(c, 400, "platform", "platform: '%s' is not macos or ios", platform);
                 free(platform);
                 return;
             }
@@ -578,8 +576,7 @@ void api_policies(struct api_call *c)
  * RemoveProfile for policies it has but that no longer target it.  Queued in one
  * transaction per policy, then pushed.
  */
-static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t now,
-                             bool push)
+static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t now, bool push)
 {
     struct scepter_error err;
     struct store_device dev;
@@ -730,10 +727,10 @@ json_t *api_device_policies(struct api_call *c, const char *device_id)
             if (st[k].policy_id == all[i].id)
                 state = st[k].state;
         if (targeted || state)
-            json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:b,s:s?}", "id",
-                                                 (json_int_t)all[i].id, "name", all[i].name,
-                                                 "platform", all[i].platform, "targeted",
-                                                 targeted, "state", state));
+            json_array_append_new(arr,
+                                  json_pack("{s:I,s:s,s:s,s:b,s:s?}", "id", (json_int_t)all[i].id,
+                                            "name", all[i].name, "platform", all[i].platform,
+                                            "targeted", targeted, "state", state));
     }
 out:
     store_policies_free(all, nall);

@@ -28,10 +28,10 @@
 
 struct mdm_push {
     struct mdm_server *srv;
-    pthread_mutex_t lock;          /* guards client and version */
-    struct apns_client *client;    /* NULL until an identity is loaded */
-    struct store *result_store;    /* used on the APNs thread only */
-    int64_t version;               /* store push-certificate version in use */
+    pthread_mutex_t lock;       /* guards client and version */
+    struct apns_client *client; /* NULL until an identity is loaded */
+    struct store *result_store; /* used on the APNs thread only */
+    int64_t version;            /* store push-certificate version in use */
     atomic_ullong pushed, skipped;
 };
 
@@ -51,8 +51,7 @@ static void on_result(const struct apns_result *r, void *arg)
         lvl = LOG_LVL_INFO;
         if (store_push_token_invalidate(p->result_store, r->enrollment_id, r->token_hex,
                                         (int64_t)time(NULL), &err) < 0)
-            log_warnx("push: cannot mark the token of %s invalid: %s", r->enrollment_id,
-                      err.msg);
+            log_warnx("push: cannot mark the token of %s invalid: %s", r->enrollment_id, err.msg);
         break;
     case APNS_KIND_FATAL:
         lvl = LOG_LVL_ERROR;
@@ -157,8 +156,8 @@ static void pushcert_poll(struct mdm_runtime *rt, int64_t now)
         log_warnx("push certificate reload: %s", err.msg);
         return;
     }
-    id = apns_identity_parse(pc.cert_pem, strlen(pc.cert_pem), pc.key_pem, strlen(pc.key_pem),
-                             NULL, now, &err);
+    id = apns_identity_parse(pc.cert_pem, strlen(pc.cert_pem), pc.key_pem, strlen(pc.key_pem), NULL,
+                             now, &err);
     if (id == NULL) {
         log_warnx("push certificate reload: the stored certificate is unusable: %s", err.msg);
     } else if (use_identity(p, id, pc.version, &err) != 0) {
@@ -178,8 +177,8 @@ static void repush_run(struct mdm_runtime *rt, int64_t now)
     size_t n = 0;
     struct mdm_ctx ctx = {rt->srv, rt->srv->cfg, rt->store, NULL};
 
-    if (store_repush_candidates(rt->store, now - rt->srv->cfg->repush_interval, 100000, &ids,
-                                &n, &err) != 0) {
+    if (store_repush_candidates(rt->store, now - rt->srv->cfg->repush_interval, 100000, &ids, &n,
+                                &err) != 0) {
         log_warnx("re-push: %s", err.msg);
         return;
     }
@@ -208,9 +207,8 @@ int mdm_push_start(struct mdm_runtime *rt, struct scepter_error *err)
     if ((rc = store_open(cfg->store, &p->result_store, err)) != 0)
         return rc;
     if (!str_empty(cfg->apns_cert_file)) {
-        struct apns_identity *id =
-            apns_identity_load(cfg->apns_cert_file, cfg->apns_key_file, cfg->apns_key_password,
-                               now, err);
+        struct apns_identity *id = apns_identity_load(cfg->apns_cert_file, cfg->apns_key_file,
+                                                      cfg->apns_key_password, now, err);
         if (id == NULL)
             return err ? err->code : SCEPTER_ECRYPTO;
         rc = mdm_push_install(srv, rt->store, id, cfg->apns_force_topic, now, err);

@@ -63,7 +63,8 @@ void mdm_reply_unrecognized(struct mdm_reply *r, const char *why)
         "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
         "<plist version=\"1.0\">\n<dict>\n"
         "\t<key>code</key>\n\t<string>com.apple.unrecognized.device</string>\n"
-        "\t<key>description</key>\n\t<string>The device is not enrolled with this server.</string>\n"
+        "\t<key>description</key>\n\t<string>The device is not enrolled with this "
+        "server.</string>\n"
         "</dict>\n</plist>\n";
 
     r->status = 403;

@@ -93,8 +93,7 @@ static void touchset_flush(struct mdm_worker *w)
         if (t->slots[i])
             ids[n++] = t->slots[i];
     if (store_touch(w->store, ids, n, (int64_t)time(NULL), &err) < 0)
-        log_warnx("worker %d: last-seen flush of %zu enrollments failed: %s", w->index, n,
-                  err.msg);
+        log_warnx("worker %d: last-seen flush of %zu enrollments failed: %s", w->index, n, err.msg);
     for (size_t i = 0; i < t->cap; i++) {
         free(t->slots[i]);
         t->slots[i] = NULL;
@@ -176,11 +175,11 @@ static void log_request(const struct mdm_request *r, const struct mdm_reply *rep
         return;
     snprintf(status, sizeof(status), "%d", reply->status);
     snprintf(us, sizeof(us), "%lld", (long long)elapsed_us);
-    log_kv(lvl, reply->event ? reply->event : "http", "req", r->id, "peer", r->peer_addr,
-           "path", r->path, "type", reply->message_type,
-           "enrollment", reply->enrollment[0] ? reply->enrollment : NULL,
-           "command", reply->command_uuid[0] ? reply->command_uuid : NULL, "status", status,
-           "us", us, "reason", reply->reason[0] ? reply->reason : NULL, NULL);
+    log_kv(lvl, reply->event ? reply->event : "http", "req", r->id, "peer", r->peer_addr, "path",
+           r->path, "type", reply->message_type, "enrollment",
+           reply->enrollment[0] ? reply->enrollment : NULL, "command",
+           reply->command_uuid[0] ? reply->command_uuid : NULL, "status", status, "us", us,
+           "reason", reply->reason[0] ? reply->reason : NULL, NULL);
 }
 
 /* Send a reply and log it; ts0 is when the request arrived. */
@@ -253,8 +252,8 @@ static void idle_flush(struct mdm_worker *w)
         struct mdm_reply reply;
 
         mdm_reply_init(&reply);
-        mdm_idle_answer(&ctx, it->id, it->enrollment_id, it->device_id,
-                        reps[i].cert_hash, rcs[i], &errs[i], &nexts[i], &reply);
+        mdm_idle_answer(&ctx, it->id, it->enrollment_id, it->device_id, reps[i].cert_hash, rcs[i],
+                        &errs[i], &nexts[i], &reply);
         send_reply(w, it->http, it->id, it->peer, it->path, &reply, &it->t0);
         mdm_reply_free(&reply);
         store_next_clear(&nexts[i]);
@@ -442,8 +441,7 @@ static int listen_socket(const char *addr, int *port, struct scepter_error *err)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     if ((rc = getaddrinfo(*host ? host : NULL, portstr, &hints, &res)) != 0)
-        return scepter_err(err, SCEPTER_EINVAL, "listen", "listen: %s: %s", addr,
-                           gai_strerror(rc));
+        return scepter_err(err, SCEPTER_EINVAL, "listen", "listen: %s: %s", addr, gai_strerror(rc));
     fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = scepter_err(err, SCEPTER_EIO, "listen", "socket: %s", strerror(errno));
@@ -550,8 +548,8 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if ((w->inflight <= 0 && t - w->last_activity_ms > 250) || t >= w->drain_deadline_ms) {
         if (w->inflight > 0)
-            log_warnx("worker %d: %d requests still in flight at the shutdown deadline",
-                      w->index, w->inflight);
+            log_warnx("worker %d: %d requests still in flight at the shutdown deadline", w->index,
+                      w->inflight);
         touchset_flush(w);
         event_base_loopbreak(w->base);
     }
@@ -587,8 +585,7 @@ static struct evhttp *make_http(struct mdm_worker *w, bool tls)
     evhttp_set_max_headers_size(http, 64 * 1024);
     evhttp_set_timeout(http, (int)cfg->request_timeout);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                         EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
-                                         EVHTTP_REQ_HEAD);
+                                         EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
     if (tls)
         evhttp_set_bevcb(http, tls_bevcb, w);
     return http;

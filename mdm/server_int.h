@@ -56,11 +56,11 @@ struct mdm_worker {
     pthread_t thread;
     struct event *flush_ev, *stop_ev, *drain_ev;
     struct touchset touched;
-    struct idle_batch idle;       /* used when batch_idle */
-    bool batch_idle;              /* the store answers many Idle polls in one statement */
-    struct mdm_idcache *idcache;  /* verified device certificates */
-    unsigned long long seq;    /* requests served, for request ids */
-    int inflight;              /* replies not yet fully written */
+    struct idle_batch idle;      /* used when batch_idle */
+    bool batch_idle;             /* the store answers many Idle polls in one statement */
+    struct mdm_idcache *idcache; /* verified device certificates */
+    unsigned long long seq;      /* requests served, for request ids */
+    int inflight;                /* replies not yet fully written */
     int64_t last_activity_ms;
     int64_t drain_deadline_ms;
     bool draining;
@@ -87,7 +87,6 @@ void mdm_jobs_add(struct mdm_runtime *rt, const char *name, int64_t interval,
 /* SIGHUP: re-read the configuration and apply what can change without a restart. */
 void mdm_reload(struct mdm_runtime *rt);
 /* Count a served request for /metrics. */
-void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply,
-                         int64_t elapsed_us);
+void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply, int64_t elapsed_us);
 
 #endif

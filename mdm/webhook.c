@@ -72,8 +72,8 @@ static void emit(struct mdm_ctx *ctx, const char *topic, const char *key, json_t
     free(body); /* jansson's allocation */
 }
 
-void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type,
-                         const struct mdm_ids *ids, const void *raw, size_t raw_len, int64_t now)
+void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type, const struct mdm_ids *ids,
+                         const void *raw, size_t raw_len, int64_t now)
 {
     char topic[64];
     char *b64;
@@ -81,8 +81,8 @@ void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type,
 
     snprintf(topic, sizeof(topic), "mdm.%s", message_type);
     b64 = base64_encode(raw, raw_len);
-    ev = json_pack("{s:s,s:{s:s,s:s},s:s}", "udid", ids->device_id, "ids", "id",
-                   ids->enrollment_id, "type", ids_type(ids->type), "raw_payload", b64);
+    ev = json_pack("{s:s,s:{s:s,s:s},s:s}", "udid", ids->device_id, "ids", "id", ids->enrollment_id,
+                   "type", ids_type(ids->type), "raw_payload", b64);
     if (ids->type == STORE_ENROLL_USER_ENROLLMENT)
         json_object_set_new(ev, "enrollment_id", json_string(ids->device_id));
     free(b64);
@@ -109,8 +109,8 @@ static void signature(const char *secret, const char *body, char out[SIG_LEN])
     unsigned int len = 0;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
 
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, strlen(body),
-         md, &len);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, strlen(body), md,
+         &len);
     hex_encode_to(md, len, hex, false);
     snprintf(out, SIG_LEN, "sha256=%s", hex);
 }
@@ -156,8 +156,8 @@ static void deliver_run(struct mdm_runtime *rt, int64_t now)
                             "X-Scepter-Event: %s\r\n",
                             sig, topic ? topic : "");
         json_decref(env);
-        rc = httpc_request(url, "POST", headers, items[i].body, strlen(items[i].body), &opts,
-                           &resp, &err);
+        rc = httpc_request(url, "POST", headers, items[i].body, strlen(items[i].body), &opts, &resp,
+                           &err);
         free(headers);
         if (rc == 0 && resp.status >= 200 && resp.status < 300) {
             if (store_outbox_done(rt->store, items[i].id, &err) != 0)
@@ -179,8 +179,10 @@ static void deliver_run(struct mdm_runtime *rt, int64_t now)
             /* The receiver is unhappy: the rest of this batch waits as long (in order), instead
              * of sitting out the claim's lease. */
             for (size_t k = i + 1; k < n; k++)
-                if (store_outbox_retry(rt->store, items[k].id, next, "not attempted: the "
-                                       "receiver was failing", &err) != 0)
+                if (store_outbox_retry(rt->store, items[k].id, next,
+                                       "not attempted: the "
+                                       "receiver was failing",
+                                       &err) != 0)
                     log_warnx("webhook: %s", err.msg);
             break;
         }

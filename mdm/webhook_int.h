@@ -10,8 +10,8 @@
 struct mdm_runtime;
 
 /* Queue a check-in event (mdm.<MessageType>) in the outbox when webhooks are on. */
-void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type,
-                         const struct mdm_ids *ids, const void *raw, size_t raw_len, int64_t now);
+void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type, const struct mdm_ids *ids,
+                         const void *raw, size_t raw_len, int64_t now);
 /* Queue a command-result event (mdm.Connect). */
 void mdm_webhook_result(struct mdm_ctx *ctx, const struct mdm_ids *ids, const char *status,
                         const char *command_uuid, const void *raw, size_t raw_len, int64_t now);

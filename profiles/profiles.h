@@ -345,7 +345,7 @@ struct profile_signer;
 int profile_signer_load(const char *cert_file, const char *key_file, const char *password,
                         struct profile_signer **out, struct scepter_error *err) WUR;
 /* A signer from objects; references are taken (the caller keeps its own).  chain may be NULL. */
-int profile_signer_new(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain,
+int profile_signer_new(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain,
                        struct profile_signer **out, struct scepter_error *err) WUR;
 void profile_signer_free(struct profile_signer *s);
 

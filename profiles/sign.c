@@ -20,7 +20,7 @@
 struct profile_signer {
     X509 *cert;
     EVP_PKEY *key;
-    STACK_OF(X509) * chain; /* may be empty */
+    STACK_OF(X509) *chain; /* may be empty */
 };
 
 void profile_signer_free(struct profile_signer *s)
@@ -33,7 +33,7 @@ void profile_signer_free(struct profile_signer *s)
     free(s);
 }
 
-int profile_signer_new(X509 *cert, EVP_PKEY *key, STACK_OF(X509) * chain,
+int profile_signer_new(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain,
                        struct profile_signer **out, struct scepter_error *err)
 {
     struct profile_signer *s;

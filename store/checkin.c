@@ -56,9 +56,8 @@ static const struct store_sql SQL_CERT_BIND = {
 
 static const struct store_sql SQL_DEVICE_AUTH = {
     "device_authenticate",
-    SQL_DEVICE_COLUMNS
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)"
-    SQL_DEVICE_UPSERT,
+    SQL_DEVICE_COLUMNS " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, "
+                       "$14)" SQL_DEVICE_UPSERT,
     NULL, NULL};
 
 static const struct store_sql SQL_ENROLLMENT_AUTH = {
@@ -170,8 +169,7 @@ static const struct store_sql SQL_PG_AUTHENTICATE = {
     "  DO UPDATE SET device_id = cert_bindings.device_id RETURNING device_id),"
     " dev AS (" SQL_DEVICE_COLUMNS
     "  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14"
-    "  FROM bind WHERE bind.device_id = $1"
-    SQL_DEVICE_UPSERT " RETURNING 1),"
+    "  FROM bind WHERE bind.device_id = $1" SQL_DEVICE_UPSERT " RETURNING 1),"
     " enr AS (INSERT INTO enrollments (id, device_id, type, topic, enabled, token_valid, created)"
     "  SELECT $1, $1, $2, $13, false, false, $14 FROM bind WHERE bind.device_id = $1"
     "  ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
@@ -194,8 +192,8 @@ static const struct store_sql SQL_PG_AUTHENTICATE = {
         P_TEXT((a)->facts.build_version), P_TEXT((a)->facts.imei), P_TEXT((a)->facts.meid),        \
         P_TEXT(facts_platform(&(a)->facts)), P_TEXT((a)->topic), P_INT(now)
 
-static int authenticate_pg(struct store *s, const struct store_authenticate *a,
-                           const char *hash, int64_t now, struct scepter_error *err)
+static int authenticate_pg(struct store *s, const struct store_authenticate *a, const char *hash,
+                           int64_t now, struct scepter_error *err)
 {
     struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now), P_TEXT(hash)};
     struct dbres r;
@@ -378,8 +376,8 @@ static int token_update_pg(struct store *s, const struct store_token_update *t, 
     if (rc == 0 && (rc = db_next(&r, err)) == 1) {
         rc = 0;
         if (db_int(&r, 0) == 0)
-            rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id",
-                             "device %s never authenticated", t->device_id);
+            rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s never authenticated",
+                             t->device_id);
         else if ((!db_isnull(&r, 1) && strcmp(db_text(&r, 1), t->device_id) != 0) ||
                  db_int(&r, 3) == 0)
             rc = scepter_err(err, SCEPTER_EFORBIDDEN, "enrollment_id",

@@ -568,8 +568,8 @@ static const struct store_sql SQL_PG_CONNECT_IDLE = {
     NULL};
 
 static const struct store_sql SQL_PG_CLEAR_NOTNOW = {
-    "clear_notnow", NULL,
-    "UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow", NULL};
+    "clear_notnow", NULL, "UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow",
+    NULL};
 
 /*
  * PostgreSQL report: $1 enrollment, $2 cert hash, $3 device, $4 command UUID, $5 status,
@@ -827,9 +827,15 @@ static const struct store_sql SQL_PG_CONNECT_IDLE_MANY = {
     " n.command_uuid, n.request_type, n.plist"
     " FROM (VALUES"
     "  (1,$1::text,$2::text),(2,$3::text,$4::text),(3,$5::text,$6::text),(4,$7::text,$8::text),"
-    "  (5,$9::text,$10::text),(6,$11::text,$12::text),(7,$13::text,$14::text),(8,$15::text,$16::text),"
-    "  (9,$17::text,$18::text),(10,$19::text,$20::text),(11,$21::text,$22::text),(12,$23::text,$24::text),"
-    "  (13,$25::text,$26::text),(14,$27::text,$28::text),(15,$29::text,$30::text),(16,$31::text,$32::text)"
+    "  "
+    "(5,$9::text,$10::text),(6,$11::text,$12::text),(7,$13::text,$14::text),(8,$15::text,$16::text)"
+    ","
+    "  "
+    "(9,$17::text,$18::text),(10,$19::text,$20::text),(11,$21::text,$22::text),(12,$23::text,$24::"
+    "text),"
+    "  "
+    "(13,$25::text,$26::text),(14,$27::text,$28::text),(15,$29::text,$30::text),(16,$31::text,$32::"
+    "text)"
     "  ) AS i(ord, eid, h)"
     " LEFT JOIN LATERAL (SELECT e.device_id, e.enabled FROM enrollments e WHERE e.id = i.eid"
     "  LIMIT 1) AS e ON true"
@@ -860,8 +866,8 @@ static int idle_many_pg(struct store *s, const struct store_report *reps, const 
     }
     for (k = 0; k < m; k++) {
         store_next_clear(&nexts[idx[k]]);
-        rcs[idx[k]] = scepter_err(&errs[idx[k]], SCEPTER_EINTERNAL, NULL,
-                                  "store: connect returned no row");
+        rcs[idx[k]] =
+            scepter_err(&errs[idx[k]], SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
     }
     if ((rc = db_query(s, &SQL_PG_CONNECT_IDLE_MANY, p, ARRAY_LEN(p), &r, err)) != 0)
         return rc;

@@ -80,9 +80,9 @@ enum store_platform store_platform_guess(const char *product_name, const char *m
                                          const char *model_name);
 
 enum store_enroll_type {
-    STORE_ENROLL_DEVICE = 1,            /* device channel, UDID */
-    STORE_ENROLL_USER_ENROLLMENT = 2,   /* device channel of a user enrollment, EnrollmentID */
-    STORE_ENROLL_USER = 3,              /* macOS user channel */
+    STORE_ENROLL_DEVICE = 1,          /* device channel, UDID */
+    STORE_ENROLL_USER_ENROLLMENT = 2, /* device channel of a user enrollment, EnrollmentID */
+    STORE_ENROLL_USER = 3,            /* macOS user channel */
     STORE_ENROLL_USER_ENROLLMENT_USER = 4,
     STORE_ENROLL_SHARED_IPAD_USER = 5,
 };
@@ -102,10 +102,10 @@ struct store_device_facts {
 };
 
 struct store_authenticate {
-    const char *device_id;    /* UDID or EnrollmentID */
+    const char *device_id;       /* UDID or EnrollmentID */
     enum store_enroll_type type; /* STORE_ENROLL_DEVICE or STORE_ENROLL_USER_ENROLLMENT */
     const char *topic;
-    const char *cert_hash;    /* SHA-256 hex of the identity certificate */
+    const char *cert_hash; /* SHA-256 hex of the identity certificate */
     struct store_device_facts facts;
 };
 
@@ -136,7 +136,7 @@ struct store_token_update {
     const char *push_magic;
     const unsigned char *unlock_token; /* NULL keeps the stored one */
     size_t unlock_token_len;
-    const char *user_id;         /* user channels */
+    const char *user_id; /* user channels */
     const char *user_short_name;
     const char *user_long_name;
     bool awaiting_configuration;
@@ -164,8 +164,8 @@ int store_device_update_facts(struct store *s, const char *device_id,
 /* SetBootstrapToken (len 0 deletes) and GetBootstrapToken (*data NULL when none). */
 int store_bootstrap_set(struct store *s, const char *device_id, const unsigned char *data,
                         size_t len, struct scepter_error *err) WUR;
-int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **data,
-                        size_t *len, struct scepter_error *err) WUR;
+int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **data, size_t *len,
+                        struct scepter_error *err) WUR;
 
 /*
  * Batched last-seen: set last_seen = now for the n enrollments, in one statement, except
@@ -185,27 +185,27 @@ struct store_enrollment {
     enum store_enroll_type type;
     char *topic;
     char *user_id, *user_short_name, *user_long_name;
-    bool enabled;        /* authenticated and TokenUpdate received, not checked out */
-    bool token_valid;    /* has a push token not reported invalid by APNs */
+    bool enabled;     /* authenticated and TokenUpdate received, not checked out */
+    bool token_valid; /* has a push token not reported invalid by APNs */
     int64_t last_seen, token_updated_at, created;
 };
 void store_enrollment_clear(struct store_enrollment *e);
 /* SCEPTER_ENOTFOUND if unknown. */
-int store_enrollment_get(struct store *s, const char *enrollment_id,
-                         struct store_enrollment *out, struct scepter_error *err) WUR;
+int store_enrollment_get(struct store *s, const char *enrollment_id, struct store_enrollment *out,
+                         struct scepter_error *err) WUR;
 
 struct store_device {
-    char *id;              /* UDID or EnrollmentID */
+    char *id; /* UDID or EnrollmentID */
     enum store_enroll_type type;
     char *serial_number, *device_name, *model, *model_name, *product_name, *os_version,
         *build_version;
     enum store_platform platform;
     char *topic;
-    bool enrolled;         /* device channel enabled */
+    bool enrolled; /* device channel enabled */
     bool token_valid;
     bool has_bootstrap_token;
     int64_t last_seen, authenticated_at, token_updated_at, checked_out_at, created;
-    char **groups;         /* names of its device groups */
+    char **groups; /* names of its device groups */
     size_t n_groups;
 };
 void store_device_clear(struct store_device *d);
@@ -248,7 +248,7 @@ struct store_command {
     const char *request_type;
     const unsigned char *plist; /* the whole {CommandUUID, Command} plist sent to the device */
     size_t plist_len;
-    int priority;               /* higher first; 0 is normal */
+    int priority; /* higher first; 0 is normal */
     /* Policy bookkeeping: which policy this command installs or removes (0 = none). */
     int64_t policy_id;
     int64_t policy_version;
@@ -284,10 +284,10 @@ void store_next_clear(struct store_next *n);
 struct store_report {
     const char *enrollment_id;
     const char *device_id;
-    const char *cert_hash;        /* non-NULL: refuse unless bound to device_id */
+    const char *cert_hash; /* non-NULL: refuse unless bound to device_id */
     enum store_status status;
-    const char *command_uuid;     /* NULL for Idle */
-    const unsigned char *raw;     /* the result plist as received (not for Idle) */
+    const char *command_uuid; /* NULL for Idle */
+    const unsigned char *raw; /* the result plist as received (not for Idle) */
     size_t raw_len;
     const char *error_chain_json; /* ErrorChain as JSON text, or NULL */
 };
@@ -358,8 +358,8 @@ int store_queue_clear(struct store *s, const char *enrollment_id, size_t *cancel
 struct store_result {
     char uuid[UUID_STR_LEN];
     char *request_type;
-    char *status;           /* as in store_queue_item */
-    unsigned char *raw;     /* the last result plist, or NULL */
+    char *status;       /* as in store_queue_item */
+    unsigned char *raw; /* the last result plist, or NULL */
     size_t raw_len;
     char *error_chain_json; /* or NULL */
     int notnow_count;
@@ -377,7 +377,7 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
  * store_policy_status() reports).  SCEPTER_EINVAL unless 1 <= batch <= 1,000,000.
  */
 int store_retention(struct store *s, int64_t before, size_t batch, size_t *deleted,
-                     struct scepter_error *err) WUR;
+                    struct scepter_error *err) WUR;
 
 /* Number of active queue entries without a final result (for /metrics). */
 int store_queue_depth(struct store *s, int64_t *depth, struct scepter_error *err) WUR;
@@ -388,19 +388,17 @@ int store_queue_depth(struct store *s, int64_t *depth, struct scepter_error *err
 struct store_push_target {
     char *enrollment_id;
     char *topic;
-    char *token_hex;   /* lower-case hex of the device token */
+    char *token_hex; /* lower-case hex of the device token */
     char *push_magic;
 };
 void store_push_targets_free(struct store_push_target *t, size_t n);
 /* Push data of the given enrollments that are enabled and hold a valid token. */
 int store_push_targets(struct store *s, const char *const *enrollment_ids, size_t n,
-                       struct store_push_target **out, size_t *nout,
-                       struct scepter_error *err) WUR;
+                       struct store_push_target **out, size_t *nout, struct scepter_error *err) WUR;
 /* APNs said the token is dead (410, BadDeviceToken...): mark it invalid, if it is still the
  * stored token.  A later TokenUpdate revives the enrollment. */
-int store_push_token_invalidate(struct store *s, const char *enrollment_id,
-                                const char *token_hex, int64_t now,
-                                struct scepter_error *err) WUR;
+int store_push_token_invalidate(struct store *s, const char *enrollment_id, const char *token_hex,
+                                int64_t now, struct scepter_error *err) WUR;
 /* Enabled enrollments with a valid token and pending commands that have not been seen since
  * `seen_before`, at most `limit`, for the periodic re-push.  Caller frees each and the array. */
 int store_repush_candidates(struct store *s, int64_t seen_before, size_t limit, char ***ids,
@@ -410,7 +408,7 @@ struct store_pushcert {
     char *topic;
     char *cert_pem;
     char *key_pem;
-    int64_t version;   /* bumped on every change: pollers reload when it moves */
+    int64_t version; /* bumped on every change: pollers reload when it moves */
     int64_t not_after;
     int64_t updated;
 };
@@ -451,20 +449,20 @@ int store_group_members(struct store *s, const char *name, char ***device_ids, s
                         struct scepter_error *err) WUR;
 /* Add/remove devices; SCEPTER_ENOTFOUND naming an unknown device or group.  *changed counts
  * memberships actually added/removed. */
-int store_group_add(struct store *s, const char *name, const char *const *device_ids,
-                    size_t n, size_t *changed, struct scepter_error *err) WUR;
-int store_group_remove(struct store *s, const char *name, const char *const *device_ids,
-                       size_t n, size_t *changed, struct scepter_error *err) WUR;
+int store_group_add(struct store *s, const char *name, const char *const *device_ids, size_t n,
+                    size_t *changed, struct scepter_error *err) WUR;
+int store_group_remove(struct store *s, const char *name, const char *const *device_ids, size_t n,
+                       size_t *changed, struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Policies (Mac / iOS SCEP Profiles)                                                        */
 
 struct store_policy {
-    int64_t id;             /* 0 before creation */
-    char *uid;              /* caller-chosen UUID fixed at creation (the profile's
-                               PayloadIdentifier derives from it); never changes */
-    char *type;             /* "scep" */
-    char *platform;         /* "macos" or "ios" */
+    int64_t id;     /* 0 before creation */
+    char *uid;      /* caller-chosen UUID fixed at creation (the profile's
+                       PayloadIdentifier derives from it); never changes */
+    char *type;     /* "scep" */
+    char *platform; /* "macos" or "ios" */
     char *name;
     char *notes;
     /* SCEP fields, as the policy model validated them */
@@ -477,15 +475,15 @@ struct store_policy {
     int64_t retries;
     int64_t retry_delay;
     bool key_extractable;
-    int64_t key_usage;      /* bitmask: 1 signing, 4 encryption */
+    int64_t key_usage;        /* bitmask: 1 signing, 4 encryption */
     unsigned char *root_cert; /* DER, or NULL */
     size_t root_cert_len;
     char *san_dns, *san_ntpn, *san_rfc822, *san_uri; /* NULL when unset */
-    char **target_devices;  /* device ids */
+    char **target_devices;                           /* device ids */
     size_t n_target_devices;
-    char **target_groups;   /* group names */
+    char **target_groups; /* group names */
     size_t n_target_groups;
-    int64_t version;        /* 1 at creation, +1 per update */
+    int64_t version; /* 1 at creation, +1 per update */
     int64_t created, updated;
 };
 void store_policy_clear(struct store_policy *p);
@@ -494,7 +492,7 @@ void store_policies_free(struct store_policy *p, size_t n);
 /* A device a policy reaches, with the facts needed to render its profile. */
 struct store_target_device {
     char *device_id;
-    char *enrollment_id;    /* its device channel */
+    char *enrollment_id; /* its device channel */
     enum store_platform platform;
     char *serial_number, *device_name, *model, *product_name, *os_version;
 };
@@ -530,15 +528,15 @@ int store_policy_delete(struct store *s, int64_t id, const struct store_command 
 int store_policy_get(struct store *s, int64_t id, struct store_policy *out,
                      struct scepter_error *err) WUR;
 /* platform NULL = all; ordered by id. */
-int store_policy_list(struct store *s, const char *platform, struct store_policy **out,
-                      size_t *n, struct scepter_error *err) WUR;
+int store_policy_list(struct store *s, const char *platform, struct store_policy **out, size_t *n,
+                      struct scepter_error *err) WUR;
 /* Ids of the policies that target the device directly or through one of its groups. */
 int store_policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
                               struct scepter_error *err) WUR;
 
 /* Where a policy stands on one device, from its latest install/remove command there. */
 struct store_policy_device_status {
-    int64_t policy_id;       /* set by store_enrollment_policy_status */
+    int64_t policy_id; /* set by store_enrollment_policy_status */
     char *device_id;
     char *enrollment_id;
     char uuid[UUID_STR_LEN]; /* the latest linked command */
@@ -546,14 +544,13 @@ struct store_policy_device_status {
     int64_t policy_version;
     /* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled" */
     char *state;
-    char *error_chain_json;  /* when failed */
+    char *error_chain_json; /* when failed */
     int notnow_count;
     int64_t updated;
 };
 void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
-int store_policy_status(struct store *s, int64_t policy_id,
-                        struct store_policy_device_status **out, size_t *n,
-                        struct scepter_error *err) WUR;
+int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_device_status **out,
+                        size_t *n, struct scepter_error *err) WUR;
 /*
  * The other way round: where every policy stands on one enrollment (the policies that ever
  * queued a command for it), ordered by policy id.  One indexed query, whatever the size of the
@@ -602,8 +599,7 @@ int store_outbox_add(struct store *s, const char *kind, const char *body, int64_
  * claims them meanwhile (PostgreSQL: FOR UPDATE SKIP LOCKED).
  */
 int store_outbox_claim(struct store *s, int64_t now, int64_t lease, size_t max,
-                       struct store_outbox_item **out, size_t *n,
-                       struct scepter_error *err) WUR;
+                       struct store_outbox_item **out, size_t *n, struct scepter_error *err) WUR;
 int store_outbox_done(struct store *s, int64_t id, struct scepter_error *err) WUR;
 int store_outbox_retry(struct store *s, int64_t id, int64_t next_at, const char *last_error,
                        struct scepter_error *err) WUR;

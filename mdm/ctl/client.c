@@ -95,8 +95,8 @@ int ctl_exit_for_status(int status)
 
 int ctl_call(const char *method, const char *path, json_t *body, json_t **out)
 {
-    struct httpc_opts o = {.ca_file = g_conn.ca_file, .insecure = g_conn.insecure,
-                           .timeout_ms = 60000};
+    struct httpc_opts o = {
+        .ca_file = g_conn.ca_file, .insecure = g_conn.insecure, .timeout_ms = 60000};
     struct httpc_response r;
     struct scepter_error err;
     char *url = xasprintf("%s%s", g_conn.server, path), *headers, *text = NULL;

@@ -91,8 +91,8 @@ static void print_saved(json_t *r)
 
 static void print_status(json_t *r)
 {
-    static const char *const cols[] = {"device", "state", "command", "notnow_count", "updated",
-                                       NULL};
+    static const char *const cols[] = {"device",       "state",   "command",
+                                       "notnow_count", "updated", NULL};
     static const char *const heads[] = {"DEVICE", "STATE", "COMMAND", "NOTNOW", "UPDATED", NULL};
     json_t *all = json_array();
     const char *groups[] = {"installed", "pending", "failed", "removed"};
@@ -111,8 +111,7 @@ static void print_status(json_t *r)
     json_array_foreach(json_object_get(r, "failed"), i, f)
     {
         char *chain = json_dumps(json_object_get(f, "error_chain"), JSON_COMPACT);
-        printf("  %s: %s\n", json_string_value(json_object_get(f, "device")),
-               chain ? chain : "-");
+        printf("  %s: %s\n", json_string_value(json_object_get(f, "device")), chain ? chain : "-");
         free(chain);
     }
     json_decref(all);
@@ -176,17 +175,17 @@ int cmd_policy(int argc, char **argv)
 
 static void print_devices(json_t *r)
 {
-    static const char *const cols[] = {"udid",     "platform", "device_name", "serial_number",
+    static const char *const cols[] = {"udid",     "platform",  "device_name", "serial_number",
                                        "enrolled", "last_seen", NULL};
-    static const char *const heads[] = {"UDID",     "PLATFORM", "NAME", "SERIAL",
+    static const char *const heads[] = {"UDID",     "PLATFORM",  "NAME", "SERIAL",
                                         "ENROLLED", "LAST SEEN", NULL};
     ctl_print_table(json_object_get(r, "devices"), cols, heads);
 }
 
 static void print_queue(json_t *r)
 {
-    static const char *const cols[] = {"uuid", "request_type", "status", "notnow_count",
-                                       "created", NULL};
+    static const char *const cols[] = {"uuid",         "request_type", "status",
+                                       "notnow_count", "created",      NULL};
     static const char *const heads[] = {"UUID", "TYPE", "STATUS", "NOTNOW", "CREATED", NULL};
     ctl_print_table(json_object_get(r, "commands"), cols, heads);
 }
@@ -256,16 +255,24 @@ int cmd_device(int argc, char **argv)
 {
     const char *platform = NULL, *enrolled = NULL, *group = NULL, *after = NULL, *before = NULL,
                *limit = NULL, *all = NULL, *type = NULL, *ident = NULL, *payload = NULL,
-               *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL,
-               *priority = NULL, *user = NULL, *pos[2];
-    struct ctl_opt opts[] = {{"platform", true, &platform}, {"enrolled", true, &enrolled},
-                             {"group", true, &group},       {"seen-after", true, &after},
-                             {"seen-before", true, &before}, {"limit", true, &limit},
-                             {"all", false, &all},           {"type", true, &type},
-                             {"identifier", true, &ident},   {"payload", true, &payload},
-                             {"queries", true, &queries},    {"managed-only", false, &managed},
-                             {"plist", true, &plist},        {"no-push", false, &nopush},
-                             {"priority", true, &priority},  {"user", true, &user},
+               *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL, *priority = NULL,
+               *user = NULL, *pos[2];
+    struct ctl_opt opts[] = {{"platform", true, &platform},
+                             {"enrolled", true, &enrolled},
+                             {"group", true, &group},
+                             {"seen-after", true, &after},
+                             {"seen-before", true, &before},
+                             {"limit", true, &limit},
+                             {"all", false, &all},
+                             {"type", true, &type},
+                             {"identifier", true, &ident},
+                             {"payload", true, &payload},
+                             {"queries", true, &queries},
+                             {"managed-only", false, &managed},
+                             {"plist", true, &plist},
+                             {"no-push", false, &nopush},
+                             {"priority", true, &priority},
+                             {"user", true, &user},
                              {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
@@ -418,13 +425,18 @@ static void collect(int argc, char **argv, const char *flag, json_t *arr)
 int cmd_command(int argc, char **argv)
 {
     const char *dev = NULL, *group = NULL, *type = NULL, *ident = NULL, *payload = NULL,
-               *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL,
-               *priority = NULL, *pos[1];
-    struct ctl_opt opts[] = {{"device", true, &dev},       {"group", true, &group},
-                             {"type", true, &type},        {"identifier", true, &ident},
-                             {"payload", true, &payload},  {"queries", true, &queries},
-                             {"managed-only", false, &managed}, {"plist", true, &plist},
-                             {"no-push", false, &nopush},  {"priority", true, &priority},
+               *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL, *priority = NULL,
+               *pos[1];
+    struct ctl_opt opts[] = {{"device", true, &dev},
+                             {"group", true, &group},
+                             {"type", true, &type},
+                             {"identifier", true, &ident},
+                             {"payload", true, &payload},
+                             {"queries", true, &queries},
+                             {"managed-only", false, &managed},
+                             {"plist", true, &plist},
+                             {"no-push", false, &nopush},
+                             {"priority", true, &priority},
                              {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
@@ -448,8 +460,7 @@ int cmd_command(int argc, char **argv)
     collect(argc, argv, "--device", devs);
     collect(argc, argv, "--group", groups);
     json_t *body = json_pack("{s:o,s:o,s:o,s:b,s:I}", "devices", devs, "device_groups", groups,
-                             "command", cmd, "push", nopush == NULL, "priority",
-                             (json_int_t)prio);
+                             "command", cmd, "push", nopush == NULL, "priority", (json_int_t)prio);
     int rc = ctl_call("POST", "/v1/commands", body, &r);
     json_decref(body);
     return show(rc, r, print_queued);
@@ -492,9 +503,9 @@ int cmd_push(int argc, char **argv)
 int cmd_pushcert(int argc, char **argv)
 {
     const char *cert = NULL, *key = NULL, *p12 = NULL, *password = NULL, *force = NULL, *pos[1];
-    struct ctl_opt opts[] = {{"cert", true, &cert},         {"key", true, &key},
-                             {"p12", true, &p12},           {"password", true, &password},
-                             {"force", false, &force},      {NULL, false, NULL}};
+    struct ctl_opt opts[] = {{"cert", true, &cert},    {"key", true, &key},
+                             {"p12", true, &p12},      {"password", true, &password},
+                             {"force", false, &force}, {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
     struct scepter_error err;

@@ -14,8 +14,9 @@ static const struct ctl_cmd g_groups[] = {
      "profile render|check|variables|verify ...  -- SCEP Profiles policies as .mobileconfig"},
     {"policy", cmd_policy,
      "policy list|show|create|update|delete|status ...  -- SCEP Profiles policies on the server"},
-    {"device", cmd_device, "device list|show|commands|enqueue|cancel|clear|result ...  -- devices "
-                           "and their command queues"},
+    {"device", cmd_device,
+     "device list|show|commands|enqueue|cancel|clear|result ...  -- devices "
+     "and their command queues"},
     {"group", cmd_group, "group list|create|show|rename|delete|add|remove ...  -- device groups"},
     {"command", cmd_command, "command send ...  -- one command to many devices and groups"},
     {"push", cmd_push, "push UDID... [--group G]  -- wake devices now"},

@@ -46,11 +46,13 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define MAX_BODY     4096  /* APNs' payload limit */
-#define MAX_PATH     600   /* "/3/device/" and the longest token Scepter sends */
-#define MAX_FORWARDS 250000 /* callbacks queued or in flight (a scale run pushes 100,000 at once) */
-#define MAX_REASONS  64    /* distinct reasons counted */
-#define MAX_UIDS     16
+#define MAX_BODY 4096 /* APNs' payload limit */
+#define MAX_PATH 600  /* "/3/device/" and the longest token Scepter sends */
+#define MAX_FORWARDS                                                                               \
+    250000             /* callbacks queued or in flight (a scale run pushes 100,000 at once)       \
+                        */
+#define MAX_REASONS 64 /* distinct reasons counted */
+#define MAX_UIDS    16
 
 struct opts {
     const char *listen, *cert, *key, *client_ca, *topic, *script, *control;

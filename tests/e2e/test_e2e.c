@@ -56,13 +56,13 @@ static json_int_t create_policy(struct h_server *s, const char *name, const char
                                 const char *subject, json_t *devices, json_t *groups,
                                 json_t **reply)
 {
-    json_t *body = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:i,s:[s]},"
-                             "s:{s:O,s:O}}",
-                             "name", name, "platform", platform, "notes", "end-to-end test",
-                             "scep", "url", url, "name", "scepter-e2e", "challenge", challenge,
-                             "fingerprint", fp, "key_size", 2048, "subject", subject, "retries",
-                             1, "retry_delay", 0, "key_usage", "signing", "targets", "devices",
-                             devices, "device_groups", groups);
+    json_t *body =
+        json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:i,s:[s]},"
+                  "s:{s:O,s:O}}",
+                  "name", name, "platform", platform, "notes", "end-to-end test", "scep", "url",
+                  url, "name", "scepter-e2e", "challenge", challenge, "fingerprint", fp, "key_size",
+                  2048, "subject", subject, "retries", 1, "retry_delay", 0, "key_usage", "signing",
+                  "targets", "devices", devices, "device_groups", groups);
     char *text = json_dumps(body, 0);
     json_t *j = NULL;
     int st = h_api(s, "POST", "/v1/policies", text, &j);
@@ -108,8 +108,7 @@ static json_t *wait_policy(struct h_server *s, json_int_t id, json_int_t install
                    " %s",
                    (long long)id, (long long)count(st, "installed"), (long long)installed,
                    (long long)count(st, "failed"), (long long)failed,
-                   (long long)count(st, "pending"), seconds,
-                   h_json(json_object_get(st, "failed")));
+                   (long long)count(st, "pending"), seconds, h_json(json_object_get(st, "failed")));
     return NULL;
 }
 
@@ -117,9 +116,7 @@ static bool in_array(json_t *arr, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v)
-        if (strcmp(json_string_value(v), s) == 0)
-            return true;
+    json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), s) == 0) return true;
     return false;
 }
 
@@ -173,13 +170,32 @@ Test(e2e, fifty_devices_two_policies_a_wrong_challenge_notnow_and_a_restart, .di
     char *simlog = xasprintf("%s/sim.log", S.dir);
     const char *sim_bin = getenv("SCEPTER_SIM_BIN");
     cr_assert_not_null(sim_bin);
-    const char *sargv[] = {sim_bin,          "--server",    server,        "--ca",
-                           tlsca,            "--devices",   "50",          "--platform-mix",
-                           "mac=40,iphone=40,ipad=20",       "--seed",      "7",
-                           "--apns-control", control,       "--notnow-rate", "0.3",
-                           "--retry-ms",     "500",         "--concurrency", "16",
-                           "--duration",     "600",         "--state-file", state,
-                           "--log-level",    "warn",        NULL};
+    const char *sargv[] = {sim_bin,
+                           "--server",
+                           server,
+                           "--ca",
+                           tlsca,
+                           "--devices",
+                           "50",
+                           "--platform-mix",
+                           "mac=40,iphone=40,ipad=20",
+                           "--seed",
+                           "7",
+                           "--apns-control",
+                           control,
+                           "--notnow-rate",
+                           "0.3",
+                           "--retry-ms",
+                           "500",
+                           "--concurrency",
+                           "16",
+                           "--duration",
+                           "600",
+                           "--state-file",
+                           state,
+                           "--log-level",
+                           "warn",
+                           NULL};
     struct tu_proc sim = tu_proc_start(sargv, NULL, simlog);
     json_t *j = NULL;
     for (int i = 0; i < 240; i++) {
@@ -226,9 +242,8 @@ Test(e2e, fifty_devices_two_policies_a_wrong_challenge_notnow_and_a_restart, .di
 
     /* iOS policy on the group: its 5 iPhones and 5 iPads. */
     json_t *none = json_array();
-    json_int_t ios_policy =
-        create_policy(&S, "iOS Wi-Fi", "ios", scep.url, "corp-secret", fp,
-                      "/O=Scepter E2E/CN=%SerialNumber%", none, groups, &reply);
+    json_int_t ios_policy = create_policy(&S, "iOS Wi-Fi", "ios", scep.url, "corp-secret", fp,
+                                          "/O=Scepter E2E/CN=%SerialNumber%", none, groups, &reply);
     cr_assert_eq(json_integer_value(json_object_get(reply, "queued_installs")), 10);
     char *ios_ident = xstrdup(json_string_value(json_object_get(reply, "payload_identifier")));
     json_decref(reply);
@@ -264,8 +279,8 @@ Test(e2e, fifty_devices_two_policies_a_wrong_challenge_notnow_and_a_restart, .di
     json_array_foreach(json_object_get(st, "failed"), i, d)
     {
         char *chain = json_dumps(json_object_get(d, "error_chain"), 0);
-        cr_assert(chain && strcasestr(chain, "challenge") != NULL,
-                  "the error chain says why: %s", chain ? chain : "(none)");
+        cr_assert(chain && strcasestr(chain, "challenge") != NULL, "the error chain says why: %s",
+                  chain ? chain : "(none)");
         free(chain);
     }
     json_decref(st);
@@ -295,10 +310,10 @@ Test(e2e, fifty_devices_two_policies_a_wrong_challenge_notnow_and_a_restart, .di
     cr_assert_eq(with_mac, 8);
     cr_assert_eq(with_ios, 10);
     json_int_t notnow = json_integer_value(
-        json_object_get(json_object_get(json_object_get(report, "counters"), "results"),
-                        "NotNow"));
-    cr_assert_gt(notnow, 0, "with --notnow-rate 0.3 some devices said NotNow, and still got "
-                            "their profile later");
+        json_object_get(json_object_get(json_object_get(report, "counters"), "results"), "NotNow"));
+    cr_assert_gt(notnow, 0,
+                 "with --notnow-rate 0.3 some devices said NotNow, and still got "
+                 "their profile later");
     step("device state agrees; NotNow answered and recovered");
     json_decref(report);
 

@@ -28,8 +28,8 @@ static uint64_t next(void)
 
 static size_t mutate(uint8_t *buf, size_t len, size_t cap)
 {
-    static const char *const tokens[] = {"<", ">", "</dict>", "<dict>", "<key>", "<data>",
-                                         "<integer>", "\0", "\xff", "&amp;", "=", "%"};
+    static const char *const tokens[] = {"<",         ">",  "</dict>", "<dict>", "<key>", "<data>",
+                                         "<integer>", "\0", "\xff",    "&amp;",  "=",     "%"};
     int ops = 1 + (int)(next() % 4);
 
     for (int o = 0; o < ops && len > 0; o++) {

@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct profile_problems pr2 = PROFILE_PROBLEMS_INIT;
         struct profile_render_opts o = {"com.scepter.policy.fuzz", "Fuzz"};
         if (profile_template_new(&p, &o, &t, &pr2) == 0) {
-            struct profile_device d = {"UDID-<&>", "SERIAL", "Name \"x\"", "iPhone14,2",
-                                       "iPhone14,2", "17.0", "ios"};
+            struct profile_device d = {"UDID-<&>",   "SERIAL", "Name \"x\"", "iPhone14,2",
+                                       "iPhone14,2", "17.0",   "ios"};
             struct buf out = BUF_INIT;
             sink += profile_template_render(t, &d, &out, &err);
             buf_free(&out);

@@ -35,8 +35,7 @@ static char *pg_fresh_db(void)
 
     cr_assert_not_null(url, "SCEPTER_TEST_STORE=postgres needs the pg fixture");
     snprintf(name, sizeof(name), "it_%d_%ld", (int)getpid(), (long)random());
-    cr_assert_eq(tu_sh(&out, "psql '%s' -qAtc 'CREATE DATABASE %s' 2>&1", url, name), 0, "%s",
-                 out);
+    cr_assert_eq(tu_sh(&out, "psql '%s' -qAtc 'CREATE DATABASE %s' 2>&1", url, name), 0, "%s", out);
     free(out);
     db = strstr(url, "/scepter_test?");
     cr_assert_not_null(db, "unexpected pg url %s", url);
@@ -87,8 +86,7 @@ static void write_conf(struct h_server *s, const struct h_opts *o)
             port, port, s->ports_file, s->dir, s->dir, s->dir, s->dir, s->dir,
             o && o->identity ? o->identity : "mtls,signature", s->store_url,
             o && o->no_push_topic ? "" : "push_topic = " H_TOPIC "\n",
-            o && o->plain_http ? "listen_http = 127.0.0.1:0\n" : "",
-            o && o->extra ? o->extra : "");
+            o && o->plain_http ? "listen_http = 127.0.0.1:0\n" : "", o && o->extra ? o->extra : "");
     fclose(fp);
 }
 
@@ -116,8 +114,8 @@ static void launch(struct h_server *s)
 void h_start(struct h_server *s, const struct h_opts *o)
 {
     struct tu_cert_opts ca = {.cn = "Scepter Test TLS CA", .not_after = 86400 * 30};
-    struct tu_cert_opts leaf = {.cn = "localhost", .san_dns = "localhost", .san_ip = "127.0.0.1",
-                                .not_after = 86400 * 30};
+    struct tu_cert_opts leaf = {
+        .cn = "localhost", .san_dns = "localhost", .san_ip = "127.0.0.1", .not_after = 86400 * 30};
     struct tu_cert_opts dca = {.cn = "Scepter Test Device CA", .not_after = 86400 * 30};
     char *p, *k;
 
@@ -222,9 +220,8 @@ struct tu_cert h_device_cert(struct h_server *s, const char *cn)
     return tu_cert_issue(&s->dev_ca, &o);
 }
 
-int h_device_put(struct h_server *s, const struct tu_cert *id, enum h_auth auth,
-                 const char *path, const char *content_type, const void *body, size_t len,
-                 struct tu_http_resp *resp)
+int h_device_put(struct h_server *s, const struct tu_cert *id, enum h_auth auth, const char *path,
+                 const char *content_type, const void *body, size_t len, struct tu_http_resp *resp)
 {
     char *headers, *sig = NULL;
     int rc;
@@ -245,8 +242,8 @@ int h_device_put(struct h_server *s, const struct tu_cert *id, enum h_auth auth,
 int h_checkin(struct h_server *s, const struct tu_cert *id, const char *xml,
               struct tu_http_resp *resp)
 {
-    return h_device_put(s, id, H_MTLS, "/mdm/checkin", "application/x-apple-aspen-mdm-checkin",
-                        xml, strlen(xml), resp);
+    return h_device_put(s, id, H_MTLS, "/mdm/checkin", "application/x-apple-aspen-mdm-checkin", xml,
+                        strlen(xml), resp);
 }
 
 int h_connect(struct h_server *s, const struct tu_cert *id, const char *xml,
@@ -286,13 +283,12 @@ char *h_plist(const char *first_key, ...)
     return buf_steal(&b, NULL);
 }
 
-void h_enroll(struct h_server *s, const struct tu_cert *id, const char *udid,
-              const char *product)
+void h_enroll(struct h_server *s, const struct tu_cert *id, const char *udid, const char *product)
 {
     struct tu_http_resp r;
-    char *auth = h_plist("MessageType", "Authenticate", "Topic", s->topic, "UDID", udid,
-                         "ProductName", product, "SerialNumber", "SN-TEST", "DeviceName",
-                         "Test device", NULL);
+    char *auth =
+        h_plist("MessageType", "Authenticate", "Topic", s->topic, "UDID", udid, "ProductName",
+                product, "SerialNumber", "SN-TEST", "DeviceName", "Test device", NULL);
     char token[64];
     snprintf(token, sizeof(token), "data:tok-%.40s", udid);
     char *tok = h_plist("MessageType", "TokenUpdate", "Topic", s->topic, "UDID", udid, "Token",
@@ -308,14 +304,14 @@ void h_enroll(struct h_server *s, const struct tu_cert *id, const char *udid,
     free(tok);
 }
 
-int h_api(struct h_server *s, const char *method, const char *path, const char *body,
-          json_t **out)
+int h_api(struct h_server *s, const char *method, const char *path, const char *body, json_t **out)
 {
     struct tu_http_resp r;
     int status;
 
     cr_assert_eq(tu_http(s->port, true, NULL, NULL, method, path,
-                         "Authorization: Bearer " H_API_KEY "\r\nContent-Type: application/json\r\n",
+                         "Authorization: Bearer " H_API_KEY
+                         "\r\nContent-Type: application/json\r\n",
                          body, body ? strlen(body) : 0, &r),
                  0, "%s %s: no answer", method, path);
     status = r.status;

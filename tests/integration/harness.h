@@ -16,7 +16,7 @@
 #include "support/pki.h"
 #include "support/proc.h"
 
-#define H_TOPIC "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"
+#define H_TOPIC   "com.apple.mgmt.External.e0bd1eac-1f17-4c8e-8a63-dd17d3dd35d9"
 #define H_API_KEY "test-api-key-0123456789"
 
 struct h_server {
@@ -25,20 +25,20 @@ struct h_server {
     char *store_url;
     const char *backend;
     struct tu_proc proc;
-    int port;            /* HTTPS */
-    int http_port;       /* plain HTTP (when enabled) */
+    int port;      /* HTTPS */
+    int http_port; /* plain HTTP (when enabled) */
     struct tu_cert tls_ca, tls, dev_ca;
-    char topic[160];     /* the push topic devices enroll with */
-    bool peer;           /* shares another instance's directory */
+    char topic[160]; /* the push topic devices enroll with */
+    bool peer;       /* shares another instance's directory */
     char *ports_file, *log_file;
 };
 
 struct h_opts {
-    const char *identity;   /* default "mtls,signature" */
-    const char *extra;      /* more config lines */
-    bool plain_http;        /* also listen_http */
-    bool no_push_topic;     /* leave push_topic unset */
-    const char *topic;      /* the topic devices use (default H_TOPIC) */
+    const char *identity; /* default "mtls,signature" */
+    const char *extra;    /* more config lines */
+    bool plain_http;      /* also listen_http */
+    bool no_push_topic;   /* leave push_topic unset */
+    const char *topic;    /* the topic devices use (default H_TOPIC) */
 };
 
 /* Start scepter (asserts it comes up). */
@@ -62,9 +62,8 @@ struct tu_cert h_device_cert(struct h_server *s, const char *cn);
 enum h_auth { H_MTLS, H_SIGNATURE, H_NONE };
 
 /* PUT a body to /mdm/checkin or /mdm/connect as a device. */
-int h_device_put(struct h_server *s, const struct tu_cert *id, enum h_auth auth,
-                 const char *path, const char *content_type, const void *body, size_t len,
-                 struct tu_http_resp *resp);
+int h_device_put(struct h_server *s, const struct tu_cert *id, enum h_auth auth, const char *path,
+                 const char *content_type, const void *body, size_t len, struct tu_http_resp *resp);
 int h_checkin(struct h_server *s, const struct tu_cert *id, const char *xml,
               struct tu_http_resp *resp);
 int h_connect(struct h_server *s, const struct tu_cert *id, const char *xml,
@@ -73,13 +72,11 @@ int h_connect(struct h_server *s, const struct tu_cert *id, const char *xml,
  * Values starting with "data:" become <data> (base64 of the rest), "true"/"false" booleans. */
 char *h_plist(const char *first_key, ...) __attribute__((sentinel));
 /* Authenticate + TokenUpdate for udid with identity id (asserts 200s). */
-void h_enroll(struct h_server *s, const struct tu_cert *id, const char *udid,
-              const char *product);
+void h_enroll(struct h_server *s, const struct tu_cert *id, const char *udid, const char *product);
 
 /* Operator API call with the bootstrap key; body may be NULL.  Returns the status; *out is
  * the parsed JSON (caller json_decref()s) when out is non-NULL. */
-int h_api(struct h_server *s, const char *method, const char *path, const char *body,
-          json_t **out);
+int h_api(struct h_server *s, const char *method, const char *path, const char *body, json_t **out);
 
 /* JSON text for assertion messages (a static buffer; truncated at 8 KiB). */
 const char *h_json(const json_t *j);

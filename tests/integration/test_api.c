@@ -63,10 +63,9 @@ static size_t queued_of_type(const char *udid, const char *type)
     json_t *q = queue_of(udid);
     size_t n = 0, i;
     json_t *v;
-    json_array_foreach(q, i, v)
-        if (strcmp(json_string_value(json_object_get(v, "request_type")), type) == 0 &&
-            strcmp(json_string_value(json_object_get(v, "status")), "queued") == 0)
-            n++;
+    json_array_foreach(
+        q, i, v) if (strcmp(json_string_value(json_object_get(v, "request_type")), type) == 0 &&
+                     strcmp(json_string_value(json_object_get(v, "status")), "queued") == 0) n++;
     json_decref(q);
     return n;
 }
@@ -83,8 +82,7 @@ static const char *ca_b64(void)
     return b64;
 }
 
-static char *policy_body(const char *name, const char *platform, const char *targets,
-                         int key_size)
+static char *policy_body(const char *name, const char *platform, const char *targets, int key_size)
 {
     return xasprintf("{\"name\":\"%s\",\"platform\":\"%s\",\"notes\":\"integration test\","
                      "\"scep\":{\"url\":\"http://127.0.0.1:9/scep\",\"name\":\"CA\","
@@ -232,8 +230,7 @@ Test(api, policy_life_cycle_reaches_exactly_the_right_devices)
     }
     char *status_path = xasprintf("/v1/policies/%lld/status", (long long)mac_id);
     cr_assert_eq(h_api(&S, "GET", status_path, NULL, &j), 200);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "counts"), "installed")),
-                 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "counts"), "installed")), 1);
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "counts"), "failed")), 1);
     json_t *failed = json_array_get(json_object_get(j, "failed"), 0);
     cr_assert_str_eq(json_string_value(json_object_get(failed, "device")), "MAC-2");
@@ -269,9 +266,8 @@ Test(api, policy_life_cycle_reaches_exactly_the_right_devices)
     cmd = fetch(&mac1, "MAC-1", NULL, NULL, uuid);
     cr_assert_str_eq(request_type(cmd), "RemoveProfile");
     const char *rid = NULL;
-    cr_assert_eq(plistx_get_string(plist_dict_get_item(cmd, "Command"), "Identifier", true, &rid,
-                                   NULL),
-                 0);
+    cr_assert_eq(
+        plistx_get_string(plist_dict_get_item(cmd, "Command"), "Identifier", true, &rid, NULL), 0);
     cr_assert_str_eq(rid, ident);
     plist_free(cmd);
     cr_assert_null(fetch(&mac1, "MAC-1", "Acknowledged", uuid, uuid));
@@ -377,8 +373,8 @@ Test(api, bad_input_is_refused_naming_the_field_and_changes_nothing)
         free(junk);
     }
     /* unknown targets */
-    char *body = policy_body("Ghost targets", "ios", "{\"device_groups\":[\"No Such Group\"]}",
-                             2048);
+    char *body =
+        policy_body("Ghost targets", "ios", "{\"device_groups\":[\"No Such Group\"]}", 2048);
     int st = h_api(&S, "POST", "/v1/policies", body, &j);
     cr_assert(st == 400 || st == 404, "%d", st);
     cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "targets.device_groups");

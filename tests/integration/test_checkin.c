@@ -115,9 +115,10 @@ Test(checkin, real_device_plists_enroll_and_fetch_a_command)
     char *path = xasprintf("/v1/devices/%s/commands/%s", UDID2, uuid);
     cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
     cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "Acknowledged");
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
-                         json_object_get(j, "result"), "QueryResponses"), "HostName")),
-                     "fruit.example.com");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(j, "result"), "QueryResponses"), "HostName")),
+        "fruit.example.com");
     json_decref(j);
 
     /* The device as the API shows it: facts from Authenticate, enrolled. */
@@ -152,15 +153,15 @@ Test(checkin, mdm_signature_identity)
     cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
     tu_http_resp_free(&r);
     /* /mdm dispatches on the content type */
-    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "SIG-1",
-                        "Token", "data:abcdefabcdef", "PushMagic", "PM-1", NULL);
-    cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm",
-                              "application/x-apple-aspen-mdm-checkin", tok, strlen(tok), &r),
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "SIG-1", "Token",
+                        "data:abcdefabcdef", "PushMagic", "PM-1", NULL);
+    cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm", "application/x-apple-aspen-mdm-checkin",
+                              tok, strlen(tok), &r),
                  0);
     cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
     tu_http_resp_free(&r);
-    cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm", "application/x-apple-aspen-mdm",
-                              idle, strlen(idle), &r),
+    cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm", "application/x-apple-aspen-mdm", idle,
+                              strlen(idle), &r),
                  0);
     cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
     tu_http_resp_free(&r);
@@ -189,8 +190,7 @@ Test(checkin, certificate_bound_to_a_cannot_speak_for_b)
     cr_assert_eq(r.status, 403);
     cr_assert_not(is_unrecognized(&r), "must not tell A to unenroll");
     tu_http_resp_free(&r);
-    char *auth_b = h_plist("MessageType", "Authenticate", "Topic", H_TOPIC, "UDID", "DEV-B",
-                           NULL);
+    char *auth_b = h_plist("MessageType", "Authenticate", "Topic", H_TOPIC, "UDID", "DEV-B", NULL);
     cr_assert_eq(h_checkin(&S, &a, auth_b, &r), 0);
     cr_assert_eq(r.status, 403, "re-Authenticate of B with A's certificate");
     tu_http_resp_free(&r);
@@ -243,8 +243,8 @@ Test(checkin, unknown_device_gets_unrecognized_403)
     struct tu_cert id = h_device_cert(&S, "ghost");
     struct tu_http_resp r;
     char *idle = h_plist("Status", "Idle", "UDID", "GHOST", NULL);
-    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "GHOST",
-                        "Token", "data:abc", "PushMagic", "x", NULL);
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "GHOST", "Token",
+                        "data:abc", "PushMagic", "x", NULL);
 
     cr_assert_eq(h_connect(&S, &id, idle, &r), 0);
     cr_assert(is_unrecognized(&r), "%d %s", r.status, r.body);
@@ -360,8 +360,7 @@ Test(checkin, other_message_types)
     cr_assert_eq(h_checkin(&S, &id, gettoken, &r), 0);
     cr_assert_eq(r.status, 400, "unknown token service");
     tu_http_resp_free(&r);
-    char *ua = h_plist("MessageType", "UserAuthenticate", "UDID", "DEV-O", "UserID", "U1",
-                       NULL);
+    char *ua = h_plist("MessageType", "UserAuthenticate", "UDID", "DEV-O", "UserID", "U1", NULL);
     cr_assert_eq(h_checkin(&S, &id, ua, &r), 0);
     cr_assert_eq(r.status, 410, "user channels are declined unless configured");
     tu_http_resp_free(&r);
@@ -372,9 +371,9 @@ Test(checkin, other_message_types)
     tu_http_resp_free(&r);
 
     /* User channel TokenUpdate (macOS): its own enrollment id */
-    char *utok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "DEV-O",
-                         "UserID", "USER-GUID-1", "UserShortName", "jane", "Token", "data:ut",
-                         "PushMagic", "PM-U", NULL);
+    char *utok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", "DEV-O", "UserID",
+                         "USER-GUID-1", "UserShortName", "jane", "Token", "data:ut", "PushMagic",
+                         "PM-U", NULL);
     cr_assert_eq(h_checkin(&S, &id, utok, &r), 0);
     cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
     tu_http_resp_free(&r);
@@ -412,9 +411,8 @@ Test(checkin, bad_input_gets_4xx_and_changes_nothing)
     cr_assert_eq(r.status, 405);
     tu_http_resp_free(&r);
     /* wrong content type */
-    cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/connect", "text/plain", good, strlen(good),
-                              &r),
-                 0);
+    cr_assert_eq(
+        h_device_put(&S, &id, H_MTLS, "/mdm/connect", "text/plain", good, strlen(good), &r), 0);
     cr_assert_eq(r.status, 415);
     tu_http_resp_free(&r);
     cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/checkin", "application/x-apple-aspen-mdm",
@@ -435,12 +433,12 @@ Test(checkin, bad_input_gets_4xx_and_changes_nothing)
     tu_http_resp_free(&r);
     /* missing keys, wrong types, unknown values */
     const char *bad[] = {
-        h_plist("UDID", "DEV-X", NULL),                                     /* no Status */
-        h_plist("Status", "Idle", NULL),                                    /* no UDID */
-        h_plist("Status", "Sleeping", "UDID", "DEV-X", NULL),               /* unknown Status */
-        h_plist("Status", "Acknowledged", "UDID", "DEV-X", NULL),           /* no CommandUUID */
-        h_plist("Status", "data:Idle", "UDID", "DEV-X", NULL),              /* wrong type */
-        h_plist("Status", "Idle", "UDID", "true", NULL),                    /* UDID a bool */
+        h_plist("UDID", "DEV-X", NULL),                           /* no Status */
+        h_plist("Status", "Idle", NULL),                          /* no UDID */
+        h_plist("Status", "Sleeping", "UDID", "DEV-X", NULL),     /* unknown Status */
+        h_plist("Status", "Acknowledged", "UDID", "DEV-X", NULL), /* no CommandUUID */
+        h_plist("Status", "data:Idle", "UDID", "DEV-X", NULL),    /* wrong type */
+        h_plist("Status", "Idle", "UDID", "true", NULL),          /* UDID a bool */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_eq(h_connect(&S, &id, bad[i], &r), 0);
@@ -449,11 +447,11 @@ Test(checkin, bad_input_gets_4xx_and_changes_nothing)
         free((char *)bad[i]);
     }
     const char *badc[] = {
-        h_plist("UDID", "DEV-X", NULL),                                       /* no MessageType */
-        h_plist("MessageType", "Dance", "UDID", "DEV-X", NULL),               /* unknown type */
+        h_plist("UDID", "DEV-X", NULL),                         /* no MessageType */
+        h_plist("MessageType", "Dance", "UDID", "DEV-X", NULL), /* unknown type */
         h_plist("MessageType", "TokenUpdate", "UDID", "DEV-X", "Topic", H_TOPIC, NULL), /* keys */
         h_plist("MessageType", "TokenUpdate", "UDID", "DEV-X", "Topic", H_TOPIC, "Token",
-                "not-data", "PushMagic", "x", NULL),                           /* Token type */
+                "not-data", "PushMagic", "x", NULL), /* Token type */
     };
     for (size_t i = 0; i < sizeof(badc) / sizeof(badc[0]); i++) {
         cr_assert_eq(h_checkin(&S, &id, badc[i], &r), 0);

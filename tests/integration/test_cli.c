@@ -124,9 +124,9 @@ Test(cli, plain_http_behind_a_proxy_with_signature_or_client_cert_header)
                           "Mdm-Signature: %s\r\n",
                           sig);
     cr_assert_gt(S.http_port, 0);
-    cr_assert_eq(tu_http(S.http_port, false, NULL, NULL, "PUT", "/mdm/checkin", hdr, auth,
-                         strlen(auth), &r),
-                 0);
+    cr_assert_eq(
+        tu_http(S.http_port, false, NULL, NULL, "PUT", "/mdm/checkin", hdr, auth, strlen(auth), &r),
+        0);
     cr_assert_eq(r.status, 200, "Mdm-Signature over plain HTTP: %d %s", r.status, r.body);
     tu_http_resp_free(&r);
 
@@ -139,16 +139,15 @@ Test(cli, plain_http_behind_a_proxy_with_signature_or_client_cert_header)
     char *h2 = xasprintf("Content-Type: application/x-apple-aspen-mdm-checkin\r\n"
                          "Client-Cert: :%s:\r\n",
                          b64);
-    cr_assert_eq(tu_http(S.http_port, false, NULL, NULL, "PUT", "/mdm/checkin", h2, tok,
-                         strlen(tok), &r),
-                 0);
+    cr_assert_eq(
+        tu_http(S.http_port, false, NULL, NULL, "PUT", "/mdm/checkin", h2, tok, strlen(tok), &r),
+        0);
     cr_assert_eq(r.status, 200, "Client-Cert header: %d %s", r.status, r.body);
     tu_http_resp_free(&r);
     /* no identity at all over plain HTTP: refused */
     char *idle = h_plist("Status", "Idle", "UDID", "PROXY-1", NULL);
     cr_assert_eq(tu_http(S.http_port, false, NULL, NULL, "PUT", "/mdm/connect",
-                         "Content-Type: application/x-apple-aspen-mdm\r\n", idle, strlen(idle),
-                         &r),
+                         "Content-Type: application/x-apple-aspen-mdm\r\n", idle, strlen(idle), &r),
                  0);
     cr_assert_eq(r.status, 403);
     tu_http_resp_free(&r);
@@ -169,9 +168,8 @@ Test(cli, enrollment_profile_is_gated_by_the_secret)
     cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/mdm/enroll", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 403);
     tu_http_resp_free(&r);
-    cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/mdm/enroll?secret=nope", NULL, NULL, 0,
-                         &r),
-                 0);
+    cr_assert_eq(
+        tu_http(S.port, true, NULL, NULL, "GET", "/mdm/enroll?secret=nope", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 403);
     tu_http_resp_free(&r);
     cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/mdm/enroll?secret=open-sesame", NULL,

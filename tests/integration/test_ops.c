@@ -36,7 +36,7 @@ struct receiver {
     int fail_first;
     pthread_mutex_t lock;
     int requests;
-    char *bodies[RECV_MAX];      /* accepted deliveries */
+    char *bodies[RECV_MAX]; /* accepted deliveries */
     char *signatures[RECV_MAX];
     int naccepted;
 };
@@ -145,8 +145,8 @@ static bool signature_ok(const char *secret, const char *body, const char *sig)
     unsigned int len = 0;
     char hex[2 * EVP_MAX_MD_SIZE + 1], want[2 * EVP_MAX_MD_SIZE + 16];
 
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, strlen(body),
-         md, &len);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, strlen(body), md,
+         &len);
     hex_encode_to(md, len, hex, false);
     snprintf(want, sizeof(want), "sha256=%s", hex);
     return strcmp(want, sig) == 0;
@@ -204,8 +204,8 @@ Test(ops, webhooks_survive_a_failing_receiver_and_are_signed)
     assert_unique_events(&r, 5);
     int topics[3] = {0, 0, 0};
     for (int i = 0; i < r.naccepted; i++) {
-        cr_assert(signature_ok("hook-secret", r.bodies[i], r.signatures[i]),
-                  "signature of %s: %s", r.bodies[i], r.signatures[i]);
+        cr_assert(signature_ok("hook-secret", r.bodies[i], r.signatures[i]), "signature of %s: %s",
+                  r.bodies[i], r.signatures[i]);
         json_t *ev = json_loads(r.bodies[i], 0, NULL);
         const char *t = json_string_value(json_object_get(ev, "topic"));
         if (strcmp(t, "mdm.Authenticate") == 0) {
@@ -269,7 +269,8 @@ Test(ops, sighup_applies_what_it_can_and_names_what_needs_a_restart)
     /* later lines win in the INI file */
     h_conf_append(&S, "log_level = debug\napi_key = rotated-key-123\nlisten = 127.0.0.1:1\n");
     kill(S.proc.pid, SIGHUP);
-    for (int i = 0; i < 50 && !log_contains(&S, "event=reload") && !log_contains(&S, " reload "); i++)
+    for (int i = 0; i < 50 && !log_contains(&S, "event=reload") && !log_contains(&S, " reload ");
+         i++)
         usleep(100000);
     cr_assert(log_contains(&S, "need a restart"), "listen changes need a restart");
     cr_assert_eq(h_connect(&S, &a, idle, &r), 0);
@@ -303,15 +304,15 @@ Test(ops, sighup_applies_what_it_can_and_names_what_needs_a_restart)
 /* ---------------------------------------------------------------------------------------- */
 /* Two instances on one PostgreSQL                                                           */
 
-#define SO_DEVICES 12
+#define SO_DEVICES  12
 #define SO_COMMANDS 4
 
 struct so_ctx {
     struct h_server *inst[2];
     struct tu_cert *ids;
     int worker;
-    int executed;         /* commands this thread's devices received */
-    int duplicates;       /* a command received twice by the same device */
+    int executed;   /* commands this thread's devices received */
+    int duplicates; /* a command received twice by the same device */
 };
 
 /* Drain a device's queue, sending each request to a random instance (a load balancer). */
@@ -378,8 +379,7 @@ Test(ops, two_instances_on_one_postgres_behave_as_one_server)
         return;
     }
     receiver_start(&r, 0);
-    char *extra = xasprintf("webhook_url = http://127.0.0.1:%d/hook\nwebhook_secret = s\n",
-                            r.port);
+    char *extra = xasprintf("webhook_url = http://127.0.0.1:%d/hook\nwebhook_secret = s\n", r.port);
     struct h_opts o = {.extra = extra};
     h_start(&A, &o);
     h_start_peer(&B, &A, &o);
@@ -432,9 +432,8 @@ Test(ops, two_instances_on_one_postgres_behave_as_one_server)
         size_t k;
         json_t *item;
         int acked = 0;
-        json_array_foreach(json_object_get(j, "commands"), k, item)
-            acked += strcmp(json_string_value(json_object_get(item, "status")),
-                            "Acknowledged") == 0;
+        json_array_foreach(json_object_get(j, "commands"), k, item) acked +=
+            strcmp(json_string_value(json_object_get(item, "status")), "Acknowledged") == 0;
         cr_assert_eq(acked, SO_COMMANDS, "SO-%02d: %s", i, h_json(j));
         json_decref(j);
     }

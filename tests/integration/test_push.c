@@ -218,9 +218,8 @@ Test(push, certificate_swap_without_restart_and_topic_change_guard)
     cr_assert_str_neq(json_string_value(json_object_get(j, "topic")), topic);
     json_decref(j);
     /* a bad upload names the field */
-    cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", "{\"cert_pem\":\"junk\",\"key_pem\":\"junk\"}",
-                       &j),
-                 400);
+    cr_assert_eq(
+        h_api(&S, "PUT", "/v1/pushcert", "{\"cert_pem\":\"junk\",\"key_pem\":\"junk\"}", &j), 400);
     cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "cert_pem");
     json_decref(j);
     free(text);

@@ -1,9 +1,9 @@
 /*
  * The device brain: one simulated device's state (facts, identity, push credentials, installed
  * profiles and certificates) and its answers to MDM commands, as Apple documents them
- * (the command schemas under apple-schemas/mdm/commands and the protocol digest).  Given a command body and the
- * state, it produces the result plist and changes the state; it never touches a socket.  The
- * one outside effect, a SCEP enrollment for a SCEP payload, goes through env->scep.
+ * (the command schemas under apple-schemas/mdm/commands and the protocol digest).  Given a command
+ * body and the state, it produces the result plist and changes the state; it never touches a
+ * socket.  The one outside effect, a SCEP enrollment for a SCEP payload, goes through env->scep.
  * Installation is all or nothing: the new profile is built aside and swapped in only when
  * every payload succeeded.
  *
@@ -25,8 +25,8 @@
 /* Access rights (com.apple.mdm AccessRights bits). */
 #define RIGHT_INSPECT_PROFILES 1
 #define RIGHT_INSTALL_PROFILES 2
-#define RIGHT_DEVICE_INFO 16
-#define RIGHT_NETWORK_INFO 32
+#define RIGHT_DEVICE_INFO      16
+#define RIGHT_NETWORK_INFO     32
 
 struct inst_cert {
     unsigned char *der;
@@ -48,7 +48,7 @@ struct inst_profile {
     size_t npayloads;
     struct inst_cert *signers; /* SignerCertificates (der only) */
     size_t nsigners;
-    struct inst_cert *certs;   /* certificates this profile installed */
+    struct inst_cert *certs; /* certificates this profile installed */
     size_t ncerts;
 };
 
@@ -246,10 +246,9 @@ struct install_fail {
     char text[400];
 };
 
-static int fail_with(struct install_fail *f, int64_t code, const char *domain, const char *fmt,
-                     ...) PRINTF(4, 5);
-static int fail_with(struct install_fail *f, int64_t code, const char *domain, const char *fmt,
-                     ...)
+static int fail_with(struct install_fail *f, int64_t code, const char *domain, const char *fmt, ...)
+    PRINTF(4, 5);
+static int fail_with(struct install_fail *f, int64_t code, const char *domain, const char *fmt, ...)
 {
     va_list ap;
 
@@ -288,8 +287,8 @@ static int scep_failure_code(enum sim_scep_failure f)
  */
 static void mac_resolve(plist_t node, const struct sim_facts *f)
 {
-    static const char *const names[] = {"%HardwareUUID%", "%SerialNumber%", "%ComputerName%",
-                                        "%LocalHostName%", "%HostName%", "%MACAddress%"};
+    static const char *const names[] = {"%HardwareUUID%",  "%SerialNumber%", "%ComputerName%",
+                                        "%LocalHostName%", "%HostName%",     "%MACAddress%"};
     char host[64];
 
     snprintf(host, sizeof(host), "%s.local", f->serial);
@@ -358,13 +357,12 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
         X509 *c;
 
         if (plistx_get_data(pl->dict, "PayloadContent", true, &data, &len, &e) != 0)
-            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s",
-                             pl->identifier, e.msg);
+            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s", pl->identifier,
+                             e.msg);
         c = crypto_cert_parse(data, len, "PayloadContent", &e);
         if (c == NULL)
             return fail_with(f, 9000, "MCCertificateErrorDomain",
-                             "Payload %s: the certificate is invalid: %s", pl->identifier,
-                             e.msg);
+                             "Payload %s: the certificate is invalid: %s", pl->identifier, e.msg);
         add_cert(np, c, false);
         X509_free(c);
         return 0;
@@ -376,12 +374,13 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
 
         if (plistx_get_data(pl->dict, "PayloadContent", true, &data, &len, &e) != 0 ||
             plistx_get_string(pl->dict, "Password", false, &pw, &e) < 0)
-            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s",
-                             pl->identifier, e.msg);
+            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s", pl->identifier,
+                             e.msg);
         if (crypto_pkcs12_parse(data, len, pw ? pw : "", &c, &k, NULL, &e) != 0)
             return fail_with(f, 9000, "MCCertificateErrorDomain",
                              "Payload %s: the identity cannot be imported (wrong password or "
-                             "malformed PKCS#12): %s", pl->identifier, e.msg);
+                             "malformed PKCS#12): %s",
+                             pl->identifier, e.msg);
         add_cert(np, c, true);
         X509_free(c);
         EVP_PKEY_free(k);
@@ -403,8 +402,8 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
             rc = sim_scep_request_from_plist(content, &req, &e);
         }
         if (rc != 0)
-            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s",
-                             pl->identifier, e.msg);
+            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s", pl->identifier,
+                             e.msg);
         memset(&res, 0, sizeof(res));
         res.fail_info = -1;
         if (env->scep == NULL) {
@@ -434,8 +433,8 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
                 what = "The SCEP server returned an invalid response";
                 break;
             }
-            fail_with(f, scep_failure_code(res.failure), "MCSCEPErrorDomain", "%s (%s): %s",
-                      what, req.url, e.msg);
+            fail_with(f, scep_failure_code(res.failure), "MCSCEPErrorDomain", "%s (%s): %s", what,
+                      req.url, e.msg);
             sim_scep_result_clear(&res);
             sim_scep_request_clear(&req);
             return -1;
@@ -459,8 +458,8 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
                              cur ? cur->identifier : "none");
         if (plistx_get_string(pl->dict, "Topic", true, &topic, &e) != 0 ||
             plistx_get_string(pl->dict, "ServerURL", true, &server, &e) != 0)
-            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s",
-                             pl->identifier, e.msg);
+            return fail_with(f, 1000, "MCProfileErrorDomain", "Payload %s: %s", pl->identifier,
+                             e.msg);
         if (strcmp(topic, d->mdm.topic) != 0 || strcmp(server, d->mdm.server_url) != 0)
             return fail_with(f, 12024, "MCMDMErrorDomain",
                              "The replacement MDM payload must keep Topic and ServerURL");
@@ -583,8 +582,8 @@ int sim_device_enroll(struct sim_device *d, const struct sim_profile *profile, X
     memset(&env, 0, sizeof(env));
     memset(&np, 0, sizeof(np));
     if (d->enrolled)
-        return scepter_err(err, SCEPTER_ECONFLICT, "profile",
-                           "the device is already enrolled (%s)", d->mdm.server_url);
+        return scepter_err(err, SCEPTER_ECONFLICT, "profile", "the device is already enrolled (%s)",
+                           d->mdm.server_url);
     if ((rc = sim_mdm_settings_read(profile, &mdm, err)) != 0)
         return rc;
     if (!crypto_cert_matches_key(identity, key)) {
@@ -611,8 +610,7 @@ int sim_device_enroll(struct sim_device *d, const struct sim_profile *profile, X
             struct scepter_error e;
             if (plistx_get_string(sim_profile_root(p), "PayloadDisplayName", false, &s, &e) == 0)
                 np.display_name = xstrdup(s);
-            if (plistx_get_string(sim_profile_root(p), "PayloadOrganization", false, &s, &e) ==
-                0)
+            if (plistx_get_string(sim_profile_root(p), "PayloadOrganization", false, &s, &e) == 0)
                 np.organization = xstrdup(s);
         }
         np.npayloads = n;
@@ -629,8 +627,7 @@ int sim_device_enroll(struct sim_device *d, const struct sim_profile *profile, X
                 strcmp(pl->type, "com.apple.security.pem") == 0)
                 rc = install_payload(d, &env, pl, &np, &f);
         }
-        for (int i = 0; sim_profile_signers(p) && i < sk_X509_num(sim_profile_signers(p));
-             i++) {
+        for (int i = 0; sim_profile_signers(p) && i < sk_X509_num(sim_profile_signers(p)); i++) {
             np.signers = xreallocarray(np.signers, np.nsigners + 1, sizeof(*np.signers));
             memset(&np.signers[np.nsigners], 0, sizeof(struct inst_cert));
             np.signers[np.nsigners].der = crypto_cert_der(sk_X509_value(sim_profile_signers(p), i),
@@ -741,8 +738,8 @@ static void set_status(plist_t r, struct sim_brain_outcome *o, const char *statu
     str_copy(o->status, sizeof(o->status), status);
 }
 
-static void command_error(plist_t r, struct sim_brain_outcome *o, int64_t code,
-                          const char *domain, const char *text)
+static void command_error(plist_t r, struct sim_brain_outcome *o, int64_t code, const char *domain,
+                          const char *text)
 {
     plist_t chain = plist_new_array();
 

@@ -44,23 +44,22 @@
 
 enum dev_state { DEV_NEW = 0, DEV_ENROLLING, DEV_ENROLLED, DEV_FAILED, DEV_UNENROLLED };
 
-static const char *const state_names[] = {"new", "enrolling", "enrolled", "failed",
-                                          "unenrolled"};
+static const char *const state_names[] = {"new", "enrolling", "enrolled", "failed", "unenrolled"};
 
 enum dev_step { STEP_NONE = 0, STEP_AUTH, STEP_TOKEN, STEP_IDLE, STEP_RESULT, STEP_CHECKOUT };
 
 /* One device: kept small, since a scale run holds 100,000 of them. */
 struct dev {
-    struct sim_device *sd;  /* NULL until enrolled */
+    struct sim_device *sd; /* NULL until enrolled */
     struct sim_engine *e;
     struct evhttp_connection *evcon;
     uint32_t index;
-    uint8_t state;          /* enum dev_state */
-    uint8_t step;           /* enum dev_step in flight */
+    uint8_t state; /* enum dev_state */
+    uint8_t step;  /* enum dev_step in flight */
     uint8_t in_pool : 1, waiting : 1, push_pending : 1, slow : 1, retry_armed : 1;
-    uint64_t t0_us;         /* when the request in flight was sent */
-    char label[20];         /* message type of the request in flight, for the stats */
-    struct unsent *unsent;  /* a result not yet acknowledged with a 2xx, or NULL */
+    uint64_t t0_us;        /* when the request in flight was sent */
+    char label[20];        /* message type of the request in flight, for the stats */
+    struct unsent *unsent; /* a result not yet acknowledged with a 2xx, or NULL */
 };
 
 /*
@@ -91,7 +90,7 @@ struct sim_engine {
     int push_port;
     struct event *tick, *sigint;
     SSL_CTX *ssl;
-    X509_STORE *trust;      /* opts' trust plus the profile's root payloads */
+    X509_STORE *trust; /* opts' trust plus the profile's root payloads */
     EVP_PKEY *shared_key;
     pthread_mutex_t pki_lock; /* one PKIOperation at a time (see struct sim_scep_opts) */
     struct dev *devs;
@@ -101,16 +100,16 @@ struct sim_engine {
     unsigned char prefix[4];
     uint64_t start_us, last_activity_us;
     /* counters */
-    uint64_t enrolled, failed, pushes, pushes_ignored, pushes_unknown, sessions, drops,
-        http_errors, commands, status_count[6];
+    uint64_t enrolled, failed, pushes, pushes_ignored, pushes_unknown, sessions, drops, http_errors,
+        commands, status_count[6];
     unsigned active; /* requests in flight + timers armed */
     bool until_idle;
     int idle_ms;
     char last_error[256];
 };
 
-static const char *const status_names[] = {"Acknowledged", "Error", "NotNow",
-                                           "CommandFormatError", "Idle", "other"};
+static const char *const status_names[] = {"Acknowledged",       "Error", "NotNow",
+                                           "CommandFormatError", "Idle",  "other"};
 
 static uint64_t now_us(void)
 {
@@ -155,8 +154,8 @@ static void set_error(struct sim_engine *e, const char *msg)
 
 static void session_next(struct dev *d, struct evhttp_request *req);
 /* SCEP through the engine's trust and key policy (also the brain's env->scep). */
-int sim_engine_scep_cb(void *arg, const struct sim_scep_request *req,
-                       struct sim_scep_result *res, struct scepter_error *err);
+int sim_engine_scep_cb(void *arg, const struct sim_scep_request *req, struct sim_scep_result *res,
+                       struct scepter_error *err);
 static void slot_release(struct dev *d);
 
 static void close_conn_cb(evutil_socket_t fd, short what, void *arg)
@@ -196,14 +195,13 @@ static int ensure_conn(struct dev *d, const char *url, struct scepter_error *err
     port = evhttp_uri_get_port(uri);
     if (port < 0)
         port = 443;
-    bev = sim_tls_bev_new(e->base, e->ssl, host, sim_device_identity(d->sd),
-                          sim_device_key(d->sd), err);
+    bev = sim_tls_bev_new(e->base, e->ssl, host, sim_device_identity(d->sd), sim_device_key(d->sd),
+                          err);
     if (bev == NULL) {
         evhttp_uri_free(uri);
         return err ? err->code : SCEPTER_ECRYPTO;
     }
-    d->evcon = evhttp_connection_base_bufferevent_new(e->base, NULL, bev, host,
-                                                      (ev_uint16_t)port);
+    d->evcon = evhttp_connection_base_bufferevent_new(e->base, NULL, bev, host, (ev_uint16_t)port);
     evhttp_uri_free(uri);
     if (d->evcon == NULL) {
         bufferevent_free(bev);
@@ -220,8 +218,8 @@ static int ensure_conn(struct dev *d, const char *url, struct scepter_error *err
 static void reply_cb(struct evhttp_request *req, void *arg);
 
 /* PUT body to url (the device's check-in or server URL); the reply goes to reply_cb. */
-static int send_put(struct dev *d, const char *url, const char *ctype, const char *body,
-                    size_t len, const char *label, enum dev_step step)
+static int send_put(struct dev *d, const char *url, const char *ctype, const char *body, size_t len,
+                    const char *label, enum dev_step step)
 {
     struct sim_engine *e = d->e;
     struct scepter_error err;
@@ -249,16 +247,16 @@ static int send_put(struct dev *d, const char *url, const char *ctype, const cha
     evhttp_add_header(h, "Content-Type", ctype);
     evhttp_add_header(h, "User-Agent", "MDM/1.0 scepter-sim");
     if (sim_device_mdm(d->sd) == NULL || sim_device_mdm(d->sd)->sign_message) {
-        char *sig = sim_mdm_signature(body, len, sim_device_identity(d->sd),
-                                      sim_device_key(d->sd), &err);
+        char *sig =
+            sim_mdm_signature(body, len, sim_device_identity(d->sd), sim_device_key(d->sd), &err);
         if (sig) {
             evhttp_add_header(h, "Mdm-Signature", sig);
             free(sig);
         }
     }
     evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
-    target = xasprintf("%s%s%s", (path && path[0]) ? path : "/", query ? "?" : "",
-                       query ? query : "");
+    target =
+        xasprintf("%s%s%s", (path && path[0]) ? path : "/", query ? "?" : "", query ? query : "");
     str_copy(d->label, sizeof(d->label), label);
     d->step = (uint8_t)step;
     d->t0_us = now_us();
@@ -297,8 +295,8 @@ static int send_connect(struct dev *d, char *body, size_t len, const char *label
         d->unsent->len = len;
         str_copy(d->unsent->label, sizeof(d->unsent->label), label);
     }
-    int rc = send_put(d, sim_device_mdm(d->sd)->server_url, "application/x-apple-aspen-mdm",
-                      body, len, label, d->step == STEP_NONE ? STEP_IDLE : STEP_RESULT);
+    int rc = send_put(d, sim_device_mdm(d->sd)->server_url, "application/x-apple-aspen-mdm", body,
+                      len, label, d->step == STEP_NONE ? STEP_IDLE : STEP_RESULT);
 
     free(body);
     return rc;
@@ -581,8 +579,8 @@ static void reply_cb(struct evhttp_request *req, void *arg)
 /* ---------------------------------------------------------------------------------------- */
 /* SCEP for InstallProfile, through the engine's trust and key policy                       */
 
-int sim_engine_scep_cb(void *arg, const struct sim_scep_request *req,
-                       struct sim_scep_result *res, struct scepter_error *err)
+int sim_engine_scep_cb(void *arg, const struct sim_scep_request *req, struct sim_scep_result *res,
+                       struct scepter_error *err)
 {
     struct sim_engine *e = arg;
     struct sim_scep_opts so;
@@ -742,8 +740,8 @@ int sim_engine_new(const struct sim_engine_opts *opts, struct sim_engine **out,
     bs = evhttp_bind_socket_with_handle(e->listener, "127.0.0.1",
                                         (ev_uint16_t)(opts->push_port > 0 ? opts->push_port : 0));
     if (bs == NULL) {
-        rc = scepter_err(err, SCEPTER_EIO, "push-port",
-                         "push-port: cannot listen on 127.0.0.1:%d", opts->push_port);
+        rc = scepter_err(err, SCEPTER_EIO, "push-port", "push-port: cannot listen on 127.0.0.1:%d",
+                         opts->push_port);
         goto out;
     }
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &sl) != 0) {
@@ -759,8 +757,7 @@ int sim_engine_new(const struct sim_engine_opts *opts, struct sim_engine **out,
     event_add(e->sigint, NULL);
     if (e->o.shared_key) {
         EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL);
-        if (kc && EVP_PKEY_keygen_init(kc) == 1 &&
-            EVP_PKEY_CTX_set_rsa_keygen_bits(kc, 2048) == 1)
+        if (kc && EVP_PKEY_keygen_init(kc) == 1 && EVP_PKEY_CTX_set_rsa_keygen_bits(kc, 2048) == 1)
             EVP_PKEY_keygen(kc, &e->shared_key);
         EVP_PKEY_CTX_free(kc);
     }
@@ -850,8 +847,8 @@ int sim_engine_register_apns(struct sim_engine *e, struct scepter_error *err)
         return scepter_err(err, SCEPTER_EINVAL, "apns-control", "apns-control: not set");
     hex = hex_encode(e->prefix, 4, false);
     url = xasprintf("%s/register", e->o.apns_control);
-    body = xasprintf("{\"callback\":\"http://127.0.0.1:%d/push\",\"prefix\":\"%s\"}",
-                     e->push_port, hex);
+    body = xasprintf("{\"callback\":\"http://127.0.0.1:%d/push\",\"prefix\":\"%s\"}", e->push_port,
+                     hex);
     rc = sim_http_fetch("POST", url, "application/json", body, strlen(body), NULL, NULL, NULL,
                         e->o.timeout_ms, &r, err);
     if (rc == 0 && (r.status < 200 || r.status > 299))
@@ -974,9 +971,9 @@ struct prepared {
 struct prep {
     struct sim_engine *e;
     pthread_mutex_t mu;
-    uint32_t next;          /* next device index to prepare (= indexes handed out) */
-    uint32_t taken;         /* results the loop has taken */
-    unsigned running;       /* threads not finished */
+    uint32_t next;    /* next device index to prepare (= indexes handed out) */
+    uint32_t taken;   /* results the loop has taken */
+    unsigned running; /* threads not finished */
     bool stop;
     struct prepared *head, *tail;
     int pipe[2];
@@ -1182,14 +1179,13 @@ json_t *sim_engine_report(const struct sim_engine *e, bool devices)
                 json_object_set_new(o, "product", json_string(f->product_name));
                 json_object_set_new(o, "token", json_string(hex));
                 for (size_t k = 0; k < sim_device_profile_count(d->sd); k++)
-                    json_array_append_new(
-                        profiles, json_string(sim_device_profile_identifier(d->sd, k)));
+                    json_array_append_new(profiles,
+                                          json_string(sim_device_profile_identifier(d->sd, k)));
                 json_object_set_new(o, "profiles", profiles);
                 free(hex);
             } else {
-                json_object_set_new(
-                    o, "platform",
-                    json_string(sim_platform_name(sim_mix_pick(&e->o.mix, i))));
+                json_object_set_new(o, "platform",
+                                    json_string(sim_platform_name(sim_mix_pick(&e->o.mix, i))));
             }
             json_array_append_new(arr, o);
         }

@@ -59,8 +59,8 @@ static const struct os mac_os[] = {
     {"14.6.1", "23G93"}, {"15.1", "24B83"}, {"13.6.9", "22G830"}, {"15.0.1", "24A348"}};
 static const struct os ios_os[] = {
     {"17.5.1", "21F90"}, {"18.1", "22B83"}, {"16.7.10", "20H350"}, {"18.0.1", "22A3370"}};
-static const char *const first_names[] = {"Ana", "Ben", "Chloe", "Dev", "Emma", "Farid",
-                                          "Grace", "Hiro", "Ines", "Jon", "Kofi", "Lena"};
+static const char *const first_names[] = {"Ana",   "Ben",  "Chloe", "Dev", "Emma", "Farid",
+                                          "Grace", "Hiro", "Ines",  "Jon", "Kofi", "Lena"};
 
 const char *sim_platform_name(enum sim_platform p)
 {
@@ -99,8 +99,8 @@ static void random_mac(uint64_t *rng, char out[18])
     uint64_t v = sim_rand_next(rng);
 
     /* Apple OUI-looking prefix; locally unique enough for a simulator. */
-    snprintf(out, 18, "f0:18:98:%02x:%02x:%02x", (unsigned)(v & 0xff),
-             (unsigned)((v >> 8) & 0xff), (unsigned)((v >> 16) & 0xff));
+    snprintf(out, 18, "f0:18:98:%02x:%02x:%02x", (unsigned)(v & 0xff), (unsigned)((v >> 8) & 0xff),
+             (unsigned)((v >> 16) & 0xff));
 }
 
 static void imei_make(uint64_t *rng, char out[20])
@@ -121,8 +121,8 @@ static void imei_make(uint64_t *rng, char out[20])
         sum += v;
     }
     d[14] = (10 - sum % 10) % 10;
-    snprintf(out, 20, "%d%d %d%d%d%d%d%d %d%d%d%d%d%d %d", d[0], d[1], d[2], d[3], d[4], d[5],
-             d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]);
+    snprintf(out, 20, "%d%d %d%d%d%d%d%d %d%d%d%d%d%d %d", d[0], d[1], d[2], d[3], d[4], d[5], d[6],
+             d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]);
 }
 
 void sim_facts_generate(struct sim_facts *f, enum sim_platform platform, uint64_t seed,
@@ -153,10 +153,10 @@ void sim_facts_generate(struct sim_facts *f, enum sim_platform platform, uint64_
     if (platform == SIM_MAC) {
         /* Intel/VM Macs report a UUID; the index is folded in so UDIDs never collide. */
         uint64_t a = sim_rand_next(&rng), b = sim_rand_next(&rng);
-        snprintf(f->udid, sizeof(f->udid), "%08X-%04X-%04X-%04X-%04X%08X",
-                 (unsigned)(a >> 32), (unsigned)((a >> 16) & 0xffff),
-                 (unsigned)(0x4000 | (a & 0x0fff)), (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
-                 (unsigned)((b >> 32) & 0xffff), (unsigned)index);
+        snprintf(f->udid, sizeof(f->udid), "%08X-%04X-%04X-%04X-%04X%08X", (unsigned)(a >> 32),
+                 (unsigned)((a >> 16) & 0xffff), (unsigned)(0x4000 | (a & 0x0fff)),
+                 (unsigned)(0x8000 | ((b >> 48) & 0x3fff)), (unsigned)((b >> 32) & 0xffff),
+                 (unsigned)index);
     } else {
         /* Newer iPhones and iPads: "00008110-" then 16 hex digits. */
         uint64_t a = sim_rand_next(&rng);

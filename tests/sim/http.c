@@ -73,7 +73,8 @@ struct bufferevent *sim_tls_bev_new(struct event_base *base, SSL_CTX *ctx, const
     if (cert && key) {
         if (SSL_use_certificate(ssl, cert) != 1 || SSL_use_PrivateKey(ssl, key) != 1) {
             SSL_free(ssl);
-            scepter_err(err, SCEPTER_ECRYPTO, "identity", "identity: the client certificate "
+            scepter_err(err, SCEPTER_ECRYPTO, "identity",
+                        "identity: the client certificate "
                         "and key cannot be used together");
             scepter_err_openssl(err);
             return NULL;
@@ -134,8 +135,7 @@ static void fetch_done_cb(struct evhttp_request *req, void *arg)
     {
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
         size_t n = evbuffer_get_length(in);
-        const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                            "Content-Type");
+        const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
 
         f->out->status = evhttp_request_get_response_code(req);
         f->out->body = xmalloc(n + 1);
@@ -164,9 +164,9 @@ static const char *fetch_error_name(int e)
     }
 }
 
-int sim_http_fetch(const char *method, const char *url, const char *content_type,
-                   const void *body, size_t len, X509_STORE *trust, X509 *cert, EVP_PKEY *key,
-                   int timeout_ms, struct sim_http_reply *out, struct scepter_error *err)
+int sim_http_fetch(const char *method, const char *url, const char *content_type, const void *body,
+                   size_t len, X509_STORE *trust, X509 *cert, EVP_PKEY *key, int timeout_ms,
+                   struct sim_http_reply *out, struct scepter_error *err)
 {
     struct evhttp_uri *uri = NULL;
     SSL_CTX *ctx = NULL;
@@ -212,8 +212,8 @@ int sim_http_fetch(const char *method, const char *url, const char *content_type
         port = tls ? 443 : 80;
     path = evhttp_uri_get_path(uri);
     query = evhttp_uri_get_query(uri);
-    target = xasprintf("%s%s%s", (path && path[0]) ? path : "/", query ? "?" : "",
-                       query ? query : "");
+    target =
+        xasprintf("%s%s%s", (path && path[0]) ? path : "/", query ? "?" : "", query ? query : "");
     f.base = event_base_new();
     if (f.base == NULL) {
         rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "event_base_new failed");
@@ -251,8 +251,7 @@ int sim_http_fetch(const char *method, const char *url, const char *content_type
         snprintf(hostport, sizeof(hostport), "%s:%d", host, port);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Host", hostport);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "User-Agent",
-                      "MDM/1.0 scepter-sim");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "User-Agent", "MDM/1.0 scepter-sim");
     if (content_type)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
     if (body && len)

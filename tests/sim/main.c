@@ -20,32 +20,33 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: scepter-sim --enroll-url URL [options]\n"
-          "  --server URL           base URL of the server; --enroll-url defaults to URL/mdm/enroll\n"
-          "  --enroll-url URL       where devices download the enrollment profile\n"
-          "  --ca FILE              PEM roots trusted for the server's TLS (and profile signers)\n"
-          "  --verify-profile-chain check signed profiles' signer chains against --ca\n"
-          "  --devices N            number of devices (default 1000)\n"
-          "  --platform-mix SPEC    e.g. mac=40,iphone=40,ipad=20 (the default)\n"
-          "  --seed N               make UDIDs, serials, tokens and choices reproducible\n"
-          "  --concurrency N        devices talking to the server at once (default 64)\n"
-          "  --enroll-threads N     devices downloading the profile and getting their identity\n"
-          "                         at once, on threads of their own (default 4)\n"
-          "  --notnow-rate P        chance of NotNow for InstallProfile/RemoveProfile\n"
-          "  --slow-rate P --slow-ms MS   share of slow devices and their delay per reply\n"
-          "  --drop-rate P          chance of dropping the connection after a command\n"
-          "  --retry-ms MS          re-poll delay after NotNow or a drop (default 2000)\n"
-          "  --apns-control URL     the APNs test server's control API (http://127.0.0.1:PORT)\n"
-          "  --push-port N          port of the push callback listener (default: ephemeral)\n"
-          "  --shared-key           one RSA key for every device's SCEP request (scale runs)\n"
-          "  --enroll-only          enroll the devices, report, exit (enrollment-rate bench)\n"
-          "  --duration S           serve pushes for S seconds\n"
-          "  --until-idle           serve pushes until idle for --idle-ms (default 3000)\n"
-          "  --report json|text     report format on stdout (default json)\n"
-          "  --state-file FILE      write the report with every device's state to FILE\n"
-          "  --ready-file FILE      write \"enrolled N\" to FILE once enrollment is over\n"
-          "  --log-level LEVEL      error, warn, info, debug\n",
-          f);
+    fputs(
+        "usage: scepter-sim --enroll-url URL [options]\n"
+        "  --server URL           base URL of the server; --enroll-url defaults to URL/mdm/enroll\n"
+        "  --enroll-url URL       where devices download the enrollment profile\n"
+        "  --ca FILE              PEM roots trusted for the server's TLS (and profile signers)\n"
+        "  --verify-profile-chain check signed profiles' signer chains against --ca\n"
+        "  --devices N            number of devices (default 1000)\n"
+        "  --platform-mix SPEC    e.g. mac=40,iphone=40,ipad=20 (the default)\n"
+        "  --seed N               make UDIDs, serials, tokens and choices reproducible\n"
+        "  --concurrency N        devices talking to the server at once (default 64)\n"
+        "  --enroll-threads N     devices downloading the profile and getting their identity\n"
+        "                         at once, on threads of their own (default 4)\n"
+        "  --notnow-rate P        chance of NotNow for InstallProfile/RemoveProfile\n"
+        "  --slow-rate P --slow-ms MS   share of slow devices and their delay per reply\n"
+        "  --drop-rate P          chance of dropping the connection after a command\n"
+        "  --retry-ms MS          re-poll delay after NotNow or a drop (default 2000)\n"
+        "  --apns-control URL     the APNs test server's control API (http://127.0.0.1:PORT)\n"
+        "  --push-port N          port of the push callback listener (default: ephemeral)\n"
+        "  --shared-key           one RSA key for every device's SCEP request (scale runs)\n"
+        "  --enroll-only          enroll the devices, report, exit (enrollment-rate bench)\n"
+        "  --duration S           serve pushes for S seconds\n"
+        "  --until-idle           serve pushes until idle for --idle-ms (default 3000)\n"
+        "  --report json|text     report format on stdout (default json)\n"
+        "  --state-file FILE      write the report with every device's state to FILE\n"
+        "  --ready-file FILE      write \"enrolled N\" to FILE once enrollment is over\n"
+        "  --log-level LEVEL      error, warn, info, debug\n",
+        f);
 }
 
 static int parse_double(const char *name, const char *s, double lo, double hi, double *out)
@@ -54,8 +55,7 @@ static int parse_double(const char *name, const char *s, double lo, double hi, d
     double v = strtod(s, &end);
 
     if (end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "scepter-sim: --%s: \"%s\" is not a number in [%g, %g]\n", name, s, lo,
-                hi);
+        fprintf(stderr, "scepter-sim: --%s: \"%s\" is not a number in [%g, %g]\n", name, s, lo, hi);
         return -1;
     }
     *out = v;
@@ -65,8 +65,8 @@ static int parse_double(const char *name, const char *s, double lo, double hi, d
 static int parse_int(const char *name, const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     if (str_to_i64(s, lo, hi, out) != 0) {
-        fprintf(stderr, "scepter-sim: --%s: \"%s\" is not an integer in [%lld, %lld]\n", name,
-                s, (long long)lo, (long long)hi);
+        fprintf(stderr, "scepter-sim: --%s: \"%s\" is not an integer in [%lld, %lld]\n", name, s,
+                (long long)lo, (long long)hi);
         return -1;
     }
     return 0;
@@ -106,8 +106,7 @@ int main(int argc, char **argv)
     struct sim_engine_opts o;
     struct sim_engine *e = NULL;
     struct scepter_error err;
-    const char *server = NULL, *ca = NULL, *report = "json", *state_file = NULL,
-               *ready_file = NULL;
+    const char *server = NULL, *ca = NULL, *report = "json", *state_file = NULL, *ready_file = NULL;
     char *enroll_default = NULL;
     bool enroll_only = false, until_idle = false;
     double duration = 0;
@@ -221,8 +220,10 @@ int main(int argc, char **argv)
             break;
         case 'l':
             if (log_level_parse(optarg, &lvl) != 0) {
-                fprintf(stderr, "scepter-sim: --log-level: \"%s\" is not error, warn, info or "
-                        "debug\n", optarg);
+                fprintf(stderr,
+                        "scepter-sim: --log-level: \"%s\" is not error, warn, info or "
+                        "debug\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -279,10 +280,9 @@ int main(int argc, char **argv)
     if (ready_file) {
         /* What a driving script waits for: enrollment is over, pushes are being served. */
         json_t *now = sim_engine_report(e, false);
-        char *line = xasprintf(
-            "enrolled %lld\n",
-            (long long)json_integer_value(
-                json_object_get(json_object_get(now, "counters"), "enrolled")));
+        char *line = xasprintf("enrolled %lld\n",
+                               (long long)json_integer_value(
+                                   json_object_get(json_object_get(now, "counters"), "enrolled")));
         struct scepter_error e2;
         if (file_write(ready_file, line, strlen(line), 0644, &e2) != 0) {
             fprintf(stderr, "scepter-sim: --ready-file: %s\n", e2.msg);
@@ -303,7 +303,8 @@ int main(int argc, char **argv)
         json_t *t;
         printf("%-20s %8s %10s %10s %10s %10s\n", "type", "count", "p50_us", "p90_us", "p99_us",
                "max_us");
-        json_object_foreach(types, k, t) {
+        json_object_foreach(types, k, t)
+        {
             printf("%-20s %8lld %10lld %10lld %10lld %10lld\n", k,
                    (long long)json_integer_value(json_object_get(t, "count")),
                    (long long)json_integer_value(json_object_get(t, "p50_us")),
@@ -311,9 +312,9 @@ int main(int argc, char **argv)
                    (long long)json_integer_value(json_object_get(t, "p99_us")),
                    (long long)json_integer_value(json_object_get(t, "max_us")));
         }
-        printf("throughput_per_s %.1f\n",
-               json_real_value(json_object_get(json_object_get(rep, "latency"),
-                                               "throughput_per_s")));
+        printf(
+            "throughput_per_s %.1f\n",
+            json_real_value(json_object_get(json_object_get(rep, "latency"), "throughput_per_s")));
     }
     if (state_file) {
         json_t *full = sim_engine_report(e, true);

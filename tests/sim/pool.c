@@ -12,9 +12,9 @@ struct sim_pool {
     unsigned limit;
     unsigned in_use;
     unsigned peak;
-    void **q;     /* ring buffer of waiters */
+    void **q; /* ring buffer of waiters */
     size_t qcap;
-    size_t head;  /* index of the oldest waiter */
+    size_t head; /* index of the oldest waiter */
     size_t qlen;
 };
 

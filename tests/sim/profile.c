@@ -58,8 +58,7 @@ static int unwrap_cms(const void *data, size_t len, X509_STORE *trust, unsigned 
     if (trust == NULL)
         flags |= CMS_NO_SIGNER_CERT_VERIFY;
     if (CMS_verify(cms, NULL, trust, NULL, out, flags) != 1) {
-        rc = scepter_err(err, SCEPTER_ECRYPTO, "profile",
-                         "profile: the signature does not verify");
+        rc = scepter_err(err, SCEPTER_ECRYPTO, "profile", "profile: the signature does not verify");
         scepter_err_openssl(err);
         goto out;
     }
@@ -119,17 +118,19 @@ static int check_payload(plist_t d, size_t i, struct sim_payload *pl, struct sce
         return scepter_err(err, SCEPTER_EINVAL, field, "PayloadContent[%zu].%s", i, e2.msg);
     }
     if (str_empty(pl->identifier) || str_empty(pl->uuid))
-        return scepter_err(err, SCEPTER_EINVAL, field, "%s: PayloadIdentifier and PayloadUUID "
-                           "must not be empty", field);
+        return scepter_err(err, SCEPTER_EINVAL, field,
+                           "%s: PayloadIdentifier and PayloadUUID "
+                           "must not be empty",
+                           field);
     if (pl->version != 1)
-        return scepter_err(err, SCEPTER_EINVAL, field, "%s.PayloadVersion: %llu is not 1",
-                           field, (unsigned long long)pl->version);
+        return scepter_err(err, SCEPTER_EINVAL, field, "%s.PayloadVersion: %llu is not 1", field,
+                           (unsigned long long)pl->version);
     pl->dict = d;
     return 0;
 }
 
-int sim_profile_parse(const void *data, size_t len, X509_STORE *trust,
-                      struct sim_profile **out, struct scepter_error *err)
+int sim_profile_parse(const void *data, size_t len, X509_STORE *trust, struct sim_profile **out,
+                      struct scepter_error *err)
 {
     struct sim_profile *p = NULL;
     unsigned char *content = NULL;
@@ -177,8 +178,8 @@ int sim_profile_parse(const void *data, size_t len, X509_STORE *trust,
         goto out;
     }
     if (str_empty(p->identifier) || str_empty(p->uuid)) {
-        rc = scepter_err(err, SCEPTER_EINVAL, str_empty(p->identifier) ? "PayloadIdentifier"
-                                                                        : "PayloadUUID",
+        rc = scepter_err(err, SCEPTER_EINVAL,
+                         str_empty(p->identifier) ? "PayloadIdentifier" : "PayloadUUID",
                          "%s: must not be empty",
                          str_empty(p->identifier) ? "PayloadIdentifier" : "PayloadUUID");
         goto out;
@@ -202,7 +203,8 @@ int sim_profile_parse(const void *data, size_t len, X509_STORE *trust,
                 strcasecmp(p->payloads[j].uuid, p->payloads[i].uuid) == 0) {
                 rc = scepter_err(err, SCEPTER_EINVAL, "PayloadContent",
                                  "PayloadContent[%zu]: PayloadIdentifier or PayloadUUID repeats "
-                                 "PayloadContent[%zu]", i, j);
+                                 "PayloadContent[%zu]",
+                                 i, j);
                 goto out;
             }
         }
@@ -303,8 +305,8 @@ int sim_mdm_settings_read(const struct sim_profile *p, struct sim_mdm_settings *
         (rc = plistx_get_string(mdm->dict, "Topic", true, &topic, err)) != 0 ||
         (rc = plistx_get_string(mdm->dict, "IdentityCertificateUUID", true, &idu, err)) != 0 ||
         (rc = plistx_get_bool(mdm->dict, "SignMessage", false, &out->sign_message, err)) < 0 ||
-        (rc = plistx_get_bool(mdm->dict, "CheckOutWhenRemoved", false,
-                              &out->checkout_when_removed, err)) < 0 ||
+        (rc = plistx_get_bool(mdm->dict, "CheckOutWhenRemoved", false, &out->checkout_when_removed,
+                              err)) < 0 ||
         (rc = plistx_get_uint(mdm->dict, "AccessRights", false, &rights, err)) < 0)
         return rc;
     if (!str_has_prefix(server, "https://"))
@@ -320,13 +322,15 @@ int sim_mdm_settings_read(const struct sim_profile *p, struct sim_mdm_settings *
         ((rights & 128) && !(rights & 64)))
         return scepter_err(err, SCEPTER_EINVAL, "AccessRights",
                            "AccessRights: %llu is not a valid combination (1..8191; 2 needs 1, "
-                           "128 needs 64)", (unsigned long long)rights);
+                           "128 needs 64)",
+                           (unsigned long long)rights);
     id = sim_profile_find(p, NULL, idu);
     if (id == NULL || (strcmp(id->type, "com.apple.security.scep") != 0 &&
                        strcmp(id->type, "com.apple.security.pkcs12") != 0))
         return scepter_err(err, SCEPTER_EINVAL, "IdentityCertificateUUID",
                            "IdentityCertificateUUID: %s names no SCEP or PKCS#12 payload in the "
-                           "profile", idu);
+                           "profile",
+                           idu);
     out->server_url = xstrdup(server);
     out->checkin_url = xstrdup(checkin ? checkin : server);
     out->topic = xstrdup(topic);

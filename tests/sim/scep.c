@@ -29,16 +29,16 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define OID_MESSAGE_TYPE "2.16.840.1.113733.1.9.2"
-#define OID_PKI_STATUS "2.16.840.1.113733.1.9.3"
-#define OID_FAIL_INFO "2.16.840.1.113733.1.9.4"
-#define OID_SENDER_NONCE "2.16.840.1.113733.1.9.5"
+#define OID_MESSAGE_TYPE    "2.16.840.1.113733.1.9.2"
+#define OID_PKI_STATUS      "2.16.840.1.113733.1.9.3"
+#define OID_FAIL_INFO       "2.16.840.1.113733.1.9.4"
+#define OID_SENDER_NONCE    "2.16.840.1.113733.1.9.5"
 #define OID_RECIPIENT_NONCE "2.16.840.1.113733.1.9.6"
-#define OID_TRANSACTION_ID "2.16.840.1.113733.1.9.7"
-#define OID_UPN "1.3.6.1.4.1.311.20.2.3"
+#define OID_TRANSACTION_ID  "2.16.840.1.113733.1.9.7"
+#define OID_UPN             "1.3.6.1.4.1.311.20.2.3"
 
-#define MSG_CERTREP 3
-#define MSG_PKCSREQ 19
+#define MSG_CERTREP  3
+#define MSG_PKCSREQ  19
 #define MSG_CERTPOLL 20
 
 /* ---------------------------------------------------------------------------------------- */
@@ -66,8 +66,7 @@ static int parse_subject(plist_t arr, X509_NAME *name, struct scepter_error *err
 
         if (plist_get_node_type(rdn) != PLIST_ARRAY || plist_array_get_size(rdn) == 0)
             return scepter_err(err, SCEPTER_EINVAL, "Subject",
-                               "Subject[%u]: expected a non-empty array of [OID, value] pairs",
-                               i);
+                               "Subject[%u]: expected a non-empty array of [OID, value] pairs", i);
         m = plist_array_get_size(rdn);
         for (uint32_t j = 0; j < m; j++) {
             plist_t pair = plist_array_get_item(rdn, j);
@@ -81,8 +80,8 @@ static int parse_subject(plist_t arr, X509_NAME *name, struct scepter_error *err
                                    "Subject[%u][%u]: expected [OID string, value string]", i, j);
             ks = plist_get_string_ptr(k, NULL);
             vs = plist_get_string_ptr(v, NULL);
-            if (X509_NAME_add_entry_by_txt(name, ks, MBSTRING_UTF8, (const unsigned char *)vs,
-                                           -1, -1, j == 0 ? 0 : -1) != 1) {
+            if (X509_NAME_add_entry_by_txt(name, ks, MBSTRING_UTF8, (const unsigned char *)vs, -1,
+                                           -1, j == 0 ? 0 : -1) != 1) {
                 ERR_clear_error();
                 return scepter_err(err, SCEPTER_EINVAL, "Subject",
                                    "Subject[%u][%u]: \"%s\" is not an OID or a known attribute "
@@ -94,8 +93,7 @@ static int parse_subject(plist_t arr, X509_NAME *name, struct scepter_error *err
     return 0;
 }
 
-static int add_san(GENERAL_NAMES *san, const char *key, const char *val,
-                   struct scepter_error *err)
+static int add_san(GENERAL_NAMES *san, const char *key, const char *val, struct scepter_error *err)
 {
     GENERAL_NAME *gn = GENERAL_NAME_new();
     ASN1_IA5STRING *ia5;
@@ -108,15 +106,16 @@ static int add_san(GENERAL_NAMES *san, const char *key, const char *val,
         ASN1_TYPE_set(t, V_ASN1_UTF8STRING, u);
         GENERAL_NAME_set0_othername(gn, OBJ_txt2obj(OID_UPN, 1), t);
     } else {
-        int type = strcmp(key, "rfc822Name") == 0 ? GEN_EMAIL
-                   : strcmp(key, "dNSName") == 0  ? GEN_DNS
+        int type = strcmp(key, "rfc822Name") == 0                  ? GEN_EMAIL
+                   : strcmp(key, "dNSName") == 0                   ? GEN_DNS
                    : strcmp(key, "uniformResourceIdentifier") == 0 ? GEN_URI
-                                                                    : -1;
+                                                                   : -1;
         if (type < 0) {
             GENERAL_NAME_free(gn);
             return scepter_err(err, SCEPTER_EINVAL, "SubjectAltName",
                                "SubjectAltName.%s: unknown key (rfc822Name, dNSName, "
-                               "uniformResourceIdentifier, ntPrincipalName)", key);
+                               "uniformResourceIdentifier, ntPrincipalName)",
+                               key);
         }
         ia5 = ASN1_IA5STRING_new();
         ASN1_STRING_set(ia5, val, -1);
@@ -168,8 +167,7 @@ static int parse_san(plist_t dict, GENERAL_NAMES **out, struct scepter_error *er
     return rc;
 }
 
-int sim_scep_request_from_plist(plist_t c, struct sim_scep_request *out,
-                                struct scepter_error *err)
+int sim_scep_request_from_plist(plist_t c, struct sim_scep_request *out, struct scepter_error *err)
 {
     const char *url = NULL, *name = NULL, *challenge = NULL, *ktype = NULL;
     const unsigned char *fp = NULL;
@@ -336,8 +334,10 @@ int sim_scep_pick_certs(STACK_OF(X509) *certs, X509 **encrypt, X509 **sign, X509
 
 bool sim_scep_fingerprint_matches(STACK_OF(X509) *certs, const unsigned char *fp, size_t len)
 {
-    const EVP_MD *md = len == 16 ? EVP_md5() : len == 20 ? EVP_sha1() : len == 32 ? EVP_sha256()
-                                                                                   : NULL;
+    const EVP_MD *md = len == 16   ? EVP_md5()
+                       : len == 20 ? EVP_sha1()
+                       : len == 32 ? EVP_sha256()
+                                   : NULL;
 
     if (md == NULL)
         return false;
@@ -360,8 +360,7 @@ static EVP_PKEY *rsa_keygen(int bits)
     EVP_PKEY *key = NULL;
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL);
 
-    if (ctx && EVP_PKEY_keygen_init(ctx) == 1 &&
-        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) == 1)
+    if (ctx && EVP_PKEY_keygen_init(ctx) == 1 && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) == 1)
         EVP_PKEY_keygen(ctx, &key);
     EVP_PKEY_CTX_free(ctx);
     return key;
@@ -375,12 +374,11 @@ X509_REQ *sim_scep_make_csr(const struct sim_scep_request *req, EVP_PKEY *key,
     X509_EXTENSION *ext;
     bool ok = false;
 
-    if (X509_REQ_set_version(csr, 0) != 1 ||
-        X509_REQ_set_subject_name(csr, req->subject) != 1 || X509_REQ_set_pubkey(csr, key) != 1)
+    if (X509_REQ_set_version(csr, 0) != 1 || X509_REQ_set_subject_name(csr, req->subject) != 1 ||
+        X509_REQ_set_pubkey(csr, key) != 1)
         goto out;
-    if (req->challenge &&
-        X509_REQ_add1_attr_by_NID(csr, NID_pkcs9_challengePassword, MBSTRING_UTF8,
-                                  (const unsigned char *)req->challenge, -1) != 1)
+    if (req->challenge && X509_REQ_add1_attr_by_NID(csr, NID_pkcs9_challengePassword, MBSTRING_UTF8,
+                                                    (const unsigned char *)req->challenge, -1) != 1)
         goto out;
     if (req->san) {
         ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, req->san);
@@ -425,8 +423,8 @@ static X509 *self_signed(X509_NAME *subject, EVP_PKEY *key, long long now)
 
     if (X509_NAME_entry_count(subject) == 0) {
         name = X509_NAME_new();
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                   (const unsigned char *)"SCEP SIGNER", -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"SCEP SIGNER",
+                                   -1, -1, 0);
         subject = name;
     }
     RAND_bytes(serial, sizeof(serial));
@@ -607,8 +605,7 @@ int sim_scep_msg_parse(const void *der, size_t len, STACK_OF(X509) *verify_with,
     out->pki_status = out->fail_info = out->message_type = -1;
     cms = d2i_CMS_bio(in, NULL);
     if (cms == NULL || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
-        rc = scepter_err(err, SCEPTER_EINVAL, "pkiMessage",
-                         "pkiMessage: not a CMS SignedData");
+        rc = scepter_err(err, SCEPTER_EINVAL, "pkiMessage", "pkiMessage: not a CMS SignedData");
         goto out;
     }
     pos = CMS_get0_content(cms);
@@ -773,7 +770,7 @@ static char *op_url(const char *base, const char *op, const char *message)
 }
 
 /* Record the failure kind and describe it (a macro so the format stays checkable). */
-#define FAIL(res, f, err, code, ...)                                                          \
+#define FAIL(res, f, err, code, ...)                                                               \
     ((res)->failure = (f), scepter_err((err), (code), "URL", __VA_ARGS__))
 
 /* Send a pkiMessage (POST if allowed, else GET with base64) and parse the CertRep. */
@@ -790,8 +787,8 @@ static int pki_operation(const struct sim_scep_request *req, const struct sim_sc
         pthread_mutex_lock(opts->pki_lock);
     if (post) {
         u = op_url(req->url, "PKIOperation", NULL);
-        rc = sim_http_fetch("POST", u, "application/x-pki-message", msg, msglen,
-                            opts->https_trust, NULL, NULL, opts->timeout_ms, &r, err);
+        rc = sim_http_fetch("POST", u, "application/x-pki-message", msg, msglen, opts->https_trust,
+                            NULL, NULL, opts->timeout_ms, &r, err);
     } else {
         b64 = base64_encode(msg, msglen);
         u = op_url(req->url, "PKIOperation", b64);
@@ -875,8 +872,8 @@ int sim_scep_enroll(const struct sim_scep_request *req, const struct sim_scep_op
 
     /* GetCACaps: an error here is not fatal (old servers), but unreachable is. */
     u = op_url(req->url, "GetCACaps", NULL);
-    rc = sim_http_fetch("GET", u, NULL, NULL, 0, opts->https_trust, NULL, NULL,
-                        opts->timeout_ms, &r, err);
+    rc = sim_http_fetch("GET", u, NULL, NULL, 0, opts->https_trust, NULL, NULL, opts->timeout_ms,
+                        &r, err);
     free(u);
     u = NULL;
     if (rc != 0) {
@@ -892,8 +889,8 @@ int sim_scep_enroll(const struct sim_scep_request *req, const struct sim_scep_op
     sim_http_reply_clear(&r);
 
     u = op_url(req->url, "GetCACert", req->name);
-    rc = sim_http_fetch("GET", u, NULL, NULL, 0, opts->https_trust, NULL, NULL,
-                        opts->timeout_ms, &r, err);
+    rc = sim_http_fetch("GET", u, NULL, NULL, 0, opts->https_trust, NULL, NULL, opts->timeout_ms,
+                        &r, err);
     free(u);
     u = NULL;
     if (rc != 0) {
@@ -921,8 +918,7 @@ int sim_scep_enroll(const struct sim_scep_request *req, const struct sim_scep_op
         !sim_scep_fingerprint_matches(res->ca, req->fingerprint, req->fingerprint_len)) {
         char *hex = hex_encode(req->fingerprint, req->fingerprint_len, false);
         rc = FAIL(res, SIM_SCEP_FINGERPRINT, err, SCEPTER_ECRYPTO,
-                  "CAFingerprint: %s matches no CA certificate returned by the SCEP server",
-                  hex);
+                  "CAFingerprint: %s matches no CA certificate returned by the SCEP server", hex);
         if (err)
             str_copy(err->field, sizeof(err->field), "CAFingerprint");
         free(hex);
@@ -974,11 +970,10 @@ int sim_scep_enroll(const struct sim_scep_request *req, const struct sim_scep_op
     cipher = aes ? EVP_aes_128_cbc() : EVP_des_ede3_cbc();
     md = sha256 ? EVP_sha256() : EVP_sha1();
     RAND_bytes(nonce, sizeof(nonce));
-    msg = make_pki_message(MSG_PKCSREQ, csr_der, (size_t)csr_len, enc, cipher, md, signer, key,
-                           tid, nonce, &msglen);
+    msg = make_pki_message(MSG_PKCSREQ, csr_der, (size_t)csr_len, enc, cipher, md, signer, key, tid,
+                           nonce, &msglen);
     if (msg == NULL) {
-        rc = FAIL(res, SIM_SCEP_INTERNAL, err, SCEPTER_ECRYPTO,
-                  "cannot build the PKCSReq message");
+        rc = FAIL(res, SIM_SCEP_INTERNAL, err, SCEPTER_ECRYPTO, "cannot build the PKCSReq message");
         scepter_err_openssl(err);
         goto out;
     }
@@ -1036,8 +1031,8 @@ int sim_scep_enroll(const struct sim_scep_request *req, const struct sim_scep_op
         free(inner);
         inner = issuer_and_subject(X509_get_subject_name(ca), req->subject, &inner_len);
         RAND_bytes(nonce, sizeof(nonce));
-        msg = make_pki_message(MSG_CERTPOLL, inner, inner_len, enc, cipher, md, signer, key,
-                               tid, nonce, &msglen);
+        msg = make_pki_message(MSG_CERTPOLL, inner, inner_len, enc, cipher, md, signer, key, tid,
+                               nonce, &msglen);
         res->polls++;
         if (msg == NULL) {
             rc = FAIL(res, SIM_SCEP_INTERNAL, err, SCEPTER_ECRYPTO,

@@ -53,18 +53,18 @@ enum sim_platform { SIM_MAC = 0, SIM_IPHONE = 1, SIM_IPAD = 2 };
 /* A plain value: what a device says about itself (Authenticate, DeviceInformation). */
 struct sim_facts {
     enum sim_platform platform;
-    char udid[41];         /* Mac: 8-4-4-4-12 upper-case UUID; iOS: 00008xxx-16 hex */
-    char serial[13];       /* 12 characters, Apple's alphabet */
-    char device_name[48];  /* "Ana's MacBook Pro" */
-    char product_name[24]; /* "MacBookPro18,3", "iPhone15,2", "iPad13,18" */
-    char model[24];        /* Mac: = product name; iOS: part number "MQ0T3LL/A" */
-    char model_name[24];   /* "MacBook Pro", "iPhone", "iPad" */
-    char os_version[12];   /* "14.6.1" */
-    char build_version[12];/* "23G93" */
-    char imei[20];         /* iPhone only, "35 209900 176148 1"; "" otherwise */
-    char wifi_mac[18];     /* "f0:18:98:..."; lower case */
+    char udid[41];          /* Mac: 8-4-4-4-12 upper-case UUID; iOS: 00008xxx-16 hex */
+    char serial[13];        /* 12 characters, Apple's alphabet */
+    char device_name[48];   /* "Ana's MacBook Pro" */
+    char product_name[24];  /* "MacBookPro18,3", "iPhone15,2", "iPad13,18" */
+    char model[24];         /* Mac: = product name; iOS: part number "MQ0T3LL/A" */
+    char model_name[24];    /* "MacBook Pro", "iPhone", "iPad" */
+    char os_version[12];    /* "14.6.1" */
+    char build_version[12]; /* "23G93" */
+    char imei[20];          /* iPhone only, "35 209900 176148 1"; "" otherwise */
+    char wifi_mac[18];      /* "f0:18:98:..."; lower case */
     char bt_mac[18];
-    uint32_t capacity_gb;  /* DeviceCapacity */
+    uint32_t capacity_gb; /* DeviceCapacity */
 };
 
 const char *sim_platform_name(enum sim_platform p); /* "mac", "iphone", "ipad" */
@@ -106,12 +106,12 @@ struct sim_profile; /* opaque: a parsed, validated profile */
  * UUIDs are unique.  Errors: SCEPTER_EINVAL (malformed; err.field names the key),
  * SCEPTER_ECRYPTO (bad signature / untrusted signer).  *out is the caller's.
  */
-int sim_profile_parse(const void *data, size_t len, X509_STORE *trust,
-                      struct sim_profile **out, struct scepter_error *err) WUR;
+int sim_profile_parse(const void *data, size_t len, X509_STORE *trust, struct sim_profile **out,
+                      struct scepter_error *err) WUR;
 void sim_profile_free(struct sim_profile *p);
 const char *sim_profile_identifier(const struct sim_profile *p);
 const char *sim_profile_uuid(const struct sim_profile *p);
-plist_t sim_profile_root(const struct sim_profile *p);    /* borrowed */
+plist_t sim_profile_root(const struct sim_profile *p); /* borrowed */
 bool sim_profile_is_signed(const struct sim_profile *p);
 /* The signer certificates of a signed profile (borrowed; NULL when unsigned). */
 STACK_OF(X509) *sim_profile_signers(const struct sim_profile *p);
@@ -123,11 +123,11 @@ const struct sim_payload *sim_profile_find(const struct sim_profile *p, const ch
 
 /* The com.apple.mdm payload's settings.  Strings are owned; release with _clear. */
 struct sim_mdm_settings {
-    char *server_url;   /* ServerURL, https:// */
-    char *checkin_url;  /* CheckInURL, or ServerURL when absent */
-    char *topic;        /* Topic, com.apple.mgmt.* */
-    char *identity_uuid;/* IdentityCertificateUUID */
-    bool sign_message;  /* SignMessage */
+    char *server_url;    /* ServerURL, https:// */
+    char *checkin_url;   /* CheckInURL, or ServerURL when absent */
+    char *topic;         /* Topic, com.apple.mgmt.* */
+    char *identity_uuid; /* IdentityCertificateUUID */
+    bool sign_message;   /* SignMessage */
     bool checkout_when_removed;
     uint64_t access_rights; /* AccessRights (8191 when absent) */
 };
@@ -144,17 +144,17 @@ void sim_mdm_settings_clear(struct sim_mdm_settings *s);
 
 /* What a com.apple.security.scep payload asks for.  Owned fields; release with _clear. */
 struct sim_scep_request {
-    char *url;            /* URL */
-    char *name;           /* Name (CA instance, sent as GetCACert's message), or NULL */
-    char *challenge;      /* Challenge, or NULL */
-    X509_NAME *subject;   /* Subject */
-    GENERAL_NAMES *san;   /* SubjectAltName, or NULL */
-    int keysize;          /* Keysize: 1024, 2048 or 4096 */
-    int key_usage;        /* Key Usage bits: 1 signing, 4 encryption */
+    char *url;                     /* URL */
+    char *name;                    /* Name (CA instance, sent as GetCACert's message), or NULL */
+    char *challenge;               /* Challenge, or NULL */
+    X509_NAME *subject;            /* Subject */
+    GENERAL_NAMES *san;            /* SubjectAltName, or NULL */
+    int keysize;                   /* Keysize: 1024, 2048 or 4096 */
+    int key_usage;                 /* Key Usage bits: 1 signing, 4 encryption */
     unsigned char fingerprint[64]; /* CAFingerprint bytes */
     size_t fingerprint_len;        /* 0 = no check; 16 MD5, 20 SHA-1, 32 SHA-256 */
-    int retries;          /* Retries after PENDING */
-    int retry_delay;      /* RetryDelay seconds; the first retry is immediate */
+    int retries;                   /* Retries after PENDING */
+    int retry_delay;               /* RetryDelay seconds; the first retry is immediate */
 };
 /*
  * Validate a SCEP payload's PayloadContent dict (the keys and types Apple documents, e.g.
@@ -177,11 +177,11 @@ enum sim_scep_failure {
 };
 
 struct sim_scep_opts {
-    int timeout_ms;        /* per HTTP request; 0 = 10000 */
-    EVP_PKEY *reuse_key;   /* borrowed: use this key instead of generating one (scale mode) */
+    int timeout_ms;          /* per HTTP request; 0 = 10000 */
+    EVP_PKEY *reuse_key;     /* borrowed: use this key instead of generating one (scale mode) */
     X509_STORE *https_trust; /* for https:// SCEP URLs; NULL = system default */
-    double delay_scale;    /* multiply RetryDelay by this (tests use 0); <0 treated as 1 */
-    long long now;         /* for the temporary signer certificate's validity */
+    double delay_scale;      /* multiply RetryDelay by this (tests use 0); <0 treated as 1 */
+    long long now;           /* for the temporary signer certificate's validity */
     /* Held around each PKIOperation request when set: Debian's scepserver (2.1.0) keeps its
      * serial number in a file it rewrites without a lock, so concurrent PKCSReqs fail. */
     pthread_mutex_t *pki_lock;
@@ -190,11 +190,11 @@ struct sim_scep_opts {
 /* The outcome: an issued identity, or a failure with a reason. */
 struct sim_scep_result {
     enum sim_scep_failure failure;
-    int fail_info;          /* RFC 8894 failInfo when REJECTED, else -1 */
-    X509 *cert;             /* the issued certificate (owned) */
-    EVP_PKEY *key;          /* its key (owned) */
-    STACK_OF(X509) *ca;     /* the CA/RA certificates from GetCACert (owned) */
-    int polls;              /* CertPoll requests sent */
+    int fail_info;      /* RFC 8894 failInfo when REJECTED, else -1 */
+    X509 *cert;         /* the issued certificate (owned) */
+    EVP_PKEY *key;      /* its key (owned) */
+    STACK_OF(X509) *ca; /* the CA/RA certificates from GetCACert (owned) */
+    int polls;          /* CertPoll requests sent */
 };
 void sim_scep_result_clear(struct sim_scep_result *r);
 
@@ -220,9 +220,9 @@ bool sim_scep_fingerprint_matches(STACK_OF(X509) *certs, const unsigned char *fp
 
 /* The attributes of a SCEP pkiMessage (PKCSReq, CertRep, ...). */
 struct sim_scep_msg {
-    int message_type;       /* 3 CertRep, 19 PKCSReq, 20 CertPoll, ... */
-    int pki_status;         /* CertRep: 0 SUCCESS, 2 FAILURE, 3 PENDING; else -1 */
-    int fail_info;          /* -1 when absent */
+    int message_type; /* 3 CertRep, 19 PKCSReq, 20 CertPoll, ... */
+    int pki_status;   /* CertRep: 0 SUCCESS, 2 FAILURE, 3 PENDING; else -1 */
+    int fail_info;    /* -1 when absent */
     char transaction_id[130];
     unsigned char sender_nonce[16];
     bool has_sender_nonce;
@@ -230,7 +230,7 @@ struct sim_scep_msg {
     bool has_recipient_nonce;
     unsigned char *content; /* the signed content (an EnvelopedData DER), owned */
     size_t content_len;
-    X509 *signer;           /* the signer certificate if embedded, owned */
+    X509 *signer; /* the signer certificate if embedded, owned */
 };
 /*
  * Parse and verify a pkiMessage.  verify_with: certificates one of which must have signed it
@@ -271,8 +271,8 @@ int sim_device_enroll(struct sim_device *d, const struct sim_profile *profile, X
 bool sim_device_enrolled(const struct sim_device *d);
 /* The MDM settings of the enrollment (NULL before enrollment). */
 const struct sim_mdm_settings *sim_device_mdm(const struct sim_device *d);
-X509 *sim_device_identity(const struct sim_device *d);   /* borrowed */
-EVP_PKEY *sim_device_key(const struct sim_device *d);    /* borrowed */
+X509 *sim_device_identity(const struct sim_device *d); /* borrowed */
+EVP_PKEY *sim_device_key(const struct sim_device *d);  /* borrowed */
 /* The push token (32 bytes) and PushMagic the device reports in TokenUpdate. */
 void sim_device_set_push(struct sim_device *d, const unsigned char token[32],
                          const char *push_magic);
@@ -303,20 +303,20 @@ typedef int (*sim_scep_fn)(void *arg, const struct sim_scep_request *req,
 
 /* What the brain needs from outside.  A plain value the caller fills in. */
 struct sim_brain_env {
-    double notnow_rate;      /* chance that a command that may be deferred gets NotNow */
-    uint64_t *rng;           /* random stream (required when notnow_rate > 0) */
-    X509_STORE *trust;       /* verify signed profiles' chains; NULL = signature only */
-    sim_scep_fn scep;        /* NULL: SCEP payloads fail as unreachable */
+    double notnow_rate; /* chance that a command that may be deferred gets NotNow */
+    uint64_t *rng;      /* random stream (required when notnow_rate > 0) */
+    X509_STORE *trust;  /* verify signed profiles' chains; NULL = signature only */
+    sim_scep_fn scep;   /* NULL: SCEP payloads fail as unreachable */
     void *scep_arg;
     long long now;
 };
 
 /* What happened, for the caller's bookkeeping. */
 struct sim_brain_outcome {
-    char status[24];        /* Acknowledged, Error, NotNow, CommandFormatError */
-    char request_type[48];  /* "" when unknown */
-    char command_uuid[64];  /* "" when absent */
-    bool unenrolled;        /* the MDM profile was removed: stop talking to the server */
+    char status[24];       /* Acknowledged, Error, NotNow, CommandFormatError */
+    char request_type[48]; /* "" when unknown */
+    char command_uuid[64]; /* "" when absent */
+    bool unenrolled;       /* the MDM profile was removed: stop talking to the server */
 };
 
 /*
@@ -344,8 +344,7 @@ void sim_stats_record(struct sim_stats *s, const char *type, uint64_t usec);
 /* Count recorded for type (0 when unknown). */
 uint64_t sim_stats_count(const struct sim_stats *s, const char *type);
 /* q in [0,1]; SCEPTER_ENOTFOUND when type has no samples. */
-int sim_stats_percentile(const struct sim_stats *s, const char *type, double q,
-                         uint64_t *out) WUR;
+int sim_stats_percentile(const struct sim_stats *s, const char *type, double q, uint64_t *out) WUR;
 uint64_t sim_stats_max(const struct sim_stats *s, const char *type);
 /* {"types":{"Idle":{"count":..,"p50_us":..,"p90_us":..,"p99_us":..,"max_us":..},...},
  *  "total":N,"elapsed_s":E,"throughput_per_s":N/E}; the caller json_decrefs. */
@@ -387,9 +386,9 @@ void sim_http_reply_clear(struct sim_http_reply *r);
  * cert/key are given).  Returns 0 when a reply arrived (any status), SCEPTER_EIO when the
  * server could not be reached or the reply did not come within timeout_ms.
  */
-int sim_http_fetch(const char *method, const char *url, const char *content_type,
-                   const void *body, size_t len, X509_STORE *trust, X509 *cert, EVP_PKEY *key,
-                   int timeout_ms, struct sim_http_reply *out, struct scepter_error *err) WUR;
+int sim_http_fetch(const char *method, const char *url, const char *content_type, const void *body,
+                   size_t len, X509_STORE *trust, X509 *cert, EVP_PKEY *key, int timeout_ms,
+                   struct sim_http_reply *out, struct scepter_error *err) WUR;
 
 struct event_base;
 
@@ -398,11 +397,11 @@ struct event_base;
 
 /* Options; a plain value the caller fills in (strings borrowed for the engine's lifetime). */
 struct sim_engine_opts {
-    const char *enroll_url;   /* where each device GETs its enrollment profile (required) */
-    X509_STORE *trust;        /* trust for the server's TLS and signed profiles (may be NULL) */
-    bool verify_profile_chain;/* check signed profiles' signer chains against trust */
-    unsigned devices;         /* N devices (default 1000) */
-    struct sim_mix mix;       /* platform weights (all zero: mac=40,iphone=40,ipad=20) */
+    const char *enroll_url;    /* where each device GETs its enrollment profile (required) */
+    X509_STORE *trust;         /* trust for the server's TLS and signed profiles (may be NULL) */
+    bool verify_profile_chain; /* check signed profiles' signer chains against trust */
+    unsigned devices;          /* N devices (default 1000) */
+    struct sim_mix mix;        /* platform weights (all zero: mac=40,iphone=40,ipad=20) */
     uint64_t seed;
     unsigned concurrency;     /* devices talking to the server at once (default 64) */
     double notnow_rate;       /* chance of NotNow for InstallProfile/RemoveProfile */
@@ -437,8 +436,8 @@ int sim_engine_register_apns(struct sim_engine *e, struct scepter_error *err) WU
 /*
  * Enroll every device: fetch the profile, verify it, obtain the identity (SCEP or PKCS#12) —
  * the blocking half, run for `enroll_threads` devices at once on threads of their own —, then
- * Authenticate and TokenUpdate on the event loop (at most `concurrency` at once).  Returns when every
- * device has enrolled or failed (or max_s seconds passed); 0 when all enrolled.
+ * Authenticate and TokenUpdate on the event loop (at most `concurrency` at once).  Returns when
+ * every device has enrolled or failed (or max_s seconds passed); 0 when all enrolled.
  */
 int sim_engine_enroll_all(struct sim_engine *e, double max_s, struct scepter_error *err) WUR;
 /*

@@ -1,6 +1,6 @@
 /*
- * Helpers private to the simulator (the tests/sim sources): TLS set-up shared by the blocking and the
- * event-driven HTTP clients, and the ErrorChain builder shared by the brain and the engine.
+ * Helpers private to the simulator (the tests/sim sources): TLS set-up shared by the blocking and
+ * the event-driven HTTP clients, and the ErrorChain builder shared by the brain and the engine.
  */
 #ifndef SCEPTER_TESTS_SIM_SIM_INT_H
 #define SCEPTER_TESTS_SIM_SIM_INT_H

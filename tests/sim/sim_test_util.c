@@ -129,8 +129,7 @@ void ts_identity(const char *cn, X509 **cert, EVP_PKEY **key)
     *cert = c;
 }
 
-unsigned char *ts_cms_sign(const void *data, size_t len, X509 *cert, EVP_PKEY *key,
-                           size_t *outlen)
+unsigned char *ts_cms_sign(const void *data, size_t len, X509 *cert, EVP_PKEY *key, size_t *outlen)
 {
     BIO *in = BIO_new_mem_buf(data, (int)len);
     CMS_ContentInfo *cms = CMS_sign(cert, key, NULL, in, CMS_BINARY);

@@ -12,9 +12,9 @@
 struct scep_srv {
     pid_t pid;
     int port;
-    char *dir;   /* temporary directory (depot, log) */
-    char *url;   /* http://127.0.0.1:PORT/scep */
-    X509 *ca;    /* the CA certificate */
+    char *dir; /* temporary directory (depot, log) */
+    char *url; /* http://127.0.0.1:PORT/scep */
+    X509 *ca;  /* the CA certificate */
 };
 
 /* Start scepserver with a fresh CA and the given challenge (bounded 15 s start-up wait). */
@@ -25,8 +25,7 @@ int ts_free_port(void);
 /* A key and a self-signed certificate with CN=cn. */
 void ts_identity(const char *cn, X509 **cert, EVP_PKEY **key);
 /* CMS SignedData (DER, content included) of data; caller frees. */
-unsigned char *ts_cms_sign(const void *data, size_t len, X509 *cert, EVP_PKEY *key,
-                           size_t *outlen);
+unsigned char *ts_cms_sign(const void *data, size_t len, X509 *cert, EVP_PKEY *key, size_t *outlen);
 /* XML of a plist (caller frees). */
 char *ts_xml(plist_t p, size_t *len);
 /* A device enrolled with the nanomdm fixture profile (SCEP identity, AccessRights rights). */

@@ -11,10 +11,10 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define SUB_BITS 6
+#define SUB_BITS  6
 #define SUB_COUNT (1u << SUB_BITS)
-#define MAX_EXP 40 /* covers 2^40 us, about 12 days */
-#define BUCKETS ((MAX_EXP + 1) * SUB_COUNT)
+#define MAX_EXP   40 /* covers 2^40 us, about 12 days */
+#define BUCKETS   ((MAX_EXP + 1) * SUB_COUNT)
 #define MAX_TYPES 32
 
 struct hist {

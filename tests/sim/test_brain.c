@@ -90,8 +90,7 @@ Test(brain, install_unsigned_profile_then_list_and_remove_it)
     plist_t r, list, item, content;
     bool found = false;
 
-    r = run_cmd(d, &env, "C1", "InstallProfile", root_profile_params("org.example.p1", false),
-                &o);
+    r = run_cmd(d, &env, "C1", "InstallProfile", root_profile_params("org.example.p1", false), &o);
     cr_assert_str_eq(str(r, "Status"), "Acknowledged");
     cr_assert_str_eq(str(r, "CommandUUID"), "C1");
     cr_assert_str_eq(str(r, "UDID"), sim_device_facts(d)->udid);
@@ -106,10 +105,8 @@ Test(brain, install_unsigned_profile_then_list_and_remove_it)
     for (uint32_t i = 0; i < plist_array_get_size(list); i++) {
         item = plist_array_get_item(list, i);
         cr_assert_not_null(str(item, "PayloadUUID"));
-        cr_assert_eq(plist_get_node_type(plist_dict_get_item(item, "PayloadVersion")),
-                     PLIST_UINT);
-        cr_assert_eq(plist_get_node_type(plist_dict_get_item(item, "IsEncrypted")),
-                     PLIST_BOOLEAN);
+        cr_assert_eq(plist_get_node_type(plist_dict_get_item(item, "PayloadVersion")), PLIST_UINT);
+        cr_assert_eq(plist_get_node_type(plist_dict_get_item(item, "IsEncrypted")), PLIST_BOOLEAN);
         /* IsManaged is not reported by macOS */
         cr_assert_null(plist_dict_get_item(item, "IsManaged"));
         if (strcmp(str(item, "PayloadIdentifier"), "org.example.p1") == 0) {
@@ -171,9 +168,9 @@ Test(brain, signed_profile_lists_signer_and_tampered_one_is_refused)
     free(copy);
     r = run_cmd(d, &env, "S3", "InstallProfile", params, &o);
     cr_assert_str_eq(str(r, "Status"), "Error");
-    cr_assert_str_eq(str(plist_array_get_item(plist_dict_get_item(r, "ErrorChain"), 0),
-                         "ErrorDomain"),
-                     "MCProfileErrorDomain");
+    cr_assert_str_eq(
+        str(plist_array_get_item(plist_dict_get_item(r, "ErrorChain"), 0), "ErrorDomain"),
+        "MCProfileErrorDomain");
     cr_assert_not(sim_device_has_profile(d, "org.example.t"));
     cr_assert_not(sim_device_has_profile(d, "org.example.X"));
     plist_free(r);
@@ -186,12 +183,11 @@ Test(brain, certificate_list_and_device_information_keys_and_types)
     struct sim_brain_env env = no_env();
     struct sim_brain_outcome o;
     plist_t r, q, params, qr, e;
-    const char *queries[] = {"UDID", "SerialNumber", "DeviceCapacity", "IsSupervised",
-                             "IMEI", "PushToken", "EthernetMAC", "NoSuchQuery", "OSVersion",
-                             "ProductName", "ModelName", "WiFiMAC"};
+    const char *queries[] = {"UDID",      "SerialNumber", "DeviceCapacity", "IsSupervised",
+                             "IMEI",      "PushToken",    "EthernetMAC",    "NoSuchQuery",
+                             "OSVersion", "ProductName",  "ModelName",      "WiFiMAC"};
 
-    r = run_cmd(d, &env, "D0", "InstallProfile", root_profile_params("org.example.c", false),
-                &o);
+    r = run_cmd(d, &env, "D0", "InstallProfile", root_profile_params("org.example.c", false), &o);
     plist_free(r);
     r = run_cmd(d, &env, "D1", "CertificateList", NULL, &o);
     cr_assert_eq(plist_array_get_size(plist_dict_get_item(r, "CertificateList")), 2);
@@ -246,8 +242,7 @@ Test(brain, notnow_locked_and_access_rights)
 
     env.notnow_rate = 1.0;
     env.rng = &rng;
-    r = run_cmd(d, &env, "N1", "InstallProfile", root_profile_params("org.example.n", false),
-                &o);
+    r = run_cmd(d, &env, "N1", "InstallProfile", root_profile_params("org.example.n", false), &o);
     cr_assert_str_eq(str(r, "Status"), "NotNow");
     cr_assert_str_eq(str(r, "CommandUUID"), "N1");
     cr_assert_not(sim_device_has_profile(d, "org.example.n"));
@@ -259,20 +254,17 @@ Test(brain, notnow_locked_and_access_rights)
     /* Locked (before first unlock): NotNow without any randomness. */
     env = no_env();
     sim_device_set_locked(d, true);
-    r = run_cmd(d, &env, "N3", "InstallProfile", root_profile_params("org.example.n", false),
-                &o);
+    r = run_cmd(d, &env, "N3", "InstallProfile", root_profile_params("org.example.n", false), &o);
     cr_assert_str_eq(str(r, "Status"), "NotNow");
     plist_free(r);
     sim_device_set_locked(d, false);
-    r = run_cmd(d, &env, "N4", "InstallProfile", root_profile_params("org.example.n", false),
-                &o);
+    r = run_cmd(d, &env, "N4", "InstallProfile", root_profile_params("org.example.n", false), &o);
     cr_assert_str_eq(str(r, "Status"), "Acknowledged");
     plist_free(r);
     sim_device_free(d);
 
     d = ts_enrolled_device(SIM_IPAD, 1); /* inspect only */
-    r = run_cmd(d, &env, "A1", "InstallProfile", root_profile_params("org.example.a", false),
-                &o);
+    r = run_cmd(d, &env, "A1", "InstallProfile", root_profile_params("org.example.a", false), &o);
     cr_assert_str_eq(str(r, "Status"), "Error");
     cr_assert(strstr(str(plist_array_get_item(plist_dict_get_item(r, "ErrorChain"), 0),
                          "USEnglishDescription"),

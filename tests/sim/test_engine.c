@@ -36,7 +36,8 @@ static struct sim_device *closed_port_device(uint32_t i, int port)
     char *url = xasprintf("https://127.0.0.1:%d/mdm", port), *xml;
     size_t len;
 
-    id = ts_payload("com.apple.security.pkcs12", "org.example.id", "1D000000-0000-4000-8000-000000000001");
+    id = ts_payload("com.apple.security.pkcs12", "org.example.id",
+                    "1D000000-0000-4000-8000-000000000001");
     plist_array_append_item(pls, id);
     mdm = ts_payload("com.apple.mdm", "org.example.mdm", "1D000000-0000-4000-8000-000000000002");
     plistx_set_string(mdm, "ServerURL", url);
@@ -91,7 +92,8 @@ static char *push_body(struct sim_engine *e, uint32_t i, const char *magic)
     sim_engine_token(e, i, tok);
     hex = hex_encode(tok, 32, false);
     b = xasprintf("{\"token\":\"%s\",\"topic\":\"com.apple.mgmt.External.test\","
-                  "\"payload\":{\"mdm\":\"%s\"}}", hex, magic);
+                  "\"payload\":{\"mdm\":\"%s\"}}",
+                  hex, magic);
     free(hex);
     return b;
 }
@@ -150,8 +152,8 @@ Test(engine, push_with_right_magic_starts_a_session_wrong_magic_is_ignored)
     cr_assert_eq(cnt(r, "sessions"), 1);
     cr_assert(cnt(r, "http_errors") >= 1); /* the server port is closed */
     cr_assert_eq(json_array_size(json_object_get(r, "devices")), 3);
-    cr_assert_str_eq(json_string_value(json_object_get(
-                         json_array_get(json_object_get(r, "devices"), 0), "udid")),
+    cr_assert_str_eq(json_string_value(
+                         json_object_get(json_array_get(json_object_get(r, "devices"), 0), "udid")),
                      sim_device_facts(sim_engine_device(e, 0))->udid);
     json_decref(r);
     for (int i = 0; i < 4; i++)
@@ -335,8 +337,8 @@ Test(engine, enrollment_on_threads_prepares_every_device_once)
     cr_assert(cnt(r, "concurrency_peak") <= 4, "peak %lld", cnt(r, "concurrency_peak"));
     size_t failed_state = 0, i;
     json_t *d;
-    json_array_foreach(json_object_get(r, "devices"), i, d)
-        failed_state += strcmp(json_string_value(json_object_get(d, "state")), "failed") == 0;
+    json_array_foreach(json_object_get(r, "devices"), i, d) failed_state +=
+        strcmp(json_string_value(json_object_get(d, "state")), "failed") == 0;
     cr_assert_eq(failed_state, N);
     json_decref(r);
     sim_engine_free(e);

@@ -39,9 +39,9 @@ Test(profile, parses_nanomdm_enrollment_profile)
     cr_assert_str_eq(m.identity_uuid, "CB90E976-AD44-4B69-8108-8095E6260978");
     scep = sim_profile_find(p, "com.apple.security.scep", m.identity_uuid);
     cr_assert_not_null(scep);
-    cr_assert_eq(sim_scep_request_from_plist(plist_dict_get_item(scep->dict, "PayloadContent"),
-                                             &req, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        sim_scep_request_from_plist(plist_dict_get_item(scep->dict, "PayloadContent"), &req, &err),
+        0, "%s", err.msg);
     cr_assert_eq(req.keysize, 2048);
     cr_assert_eq(req.key_usage, 5);
     cr_assert_str_eq(req.challenge, "SCEP-CHALLENGE-HERE");
@@ -140,8 +140,7 @@ Test(profile, bad_profiles_name_the_field)
     cr_assert_eq(parse_plist(ts_profile("a.b", "U1", pls), &err), SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "PayloadContent[0].PayloadIdentifier");
 
-    cr_assert_eq(sim_profile_parse("not a profile", 13, NULL, (struct sim_profile **)&root,
-                                   &err),
+    cr_assert_eq(sim_profile_parse("not a profile", 13, NULL, (struct sim_profile **)&root, &err),
                  SCEPTER_EINVAL);
 }
 

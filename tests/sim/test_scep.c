@@ -240,10 +240,9 @@ Test(scep, csr_carries_subject_san_key_usage_and_challenge_and_openssl_verifies_
     cr_assert_not_null(f);
     PEM_write_X509_REQ(f, csr);
     fclose(f);
-    cr_assert_eq(tu_sh(&out, "openssl req -in '%s' -noout -verify -text 2>&1", path), 0, "%s",
-                 out);
+    cr_assert_eq(tu_sh(&out, "openssl req -in '%s' -noout -verify -text 2>&1", path), 0, "%s", out);
     cr_assert(strstr(out, "verify OK") != NULL || strstr(out, "Certificate request self-signature "
-                                                                "verify OK") != NULL,
+                                                              "verify OK") != NULL,
               "%s", out);
     cr_assert(strstr(out, "CN = csr-device") != NULL, "%s", out);
     cr_assert(strstr(out, "DNS:dev.example.org") != NULL, "%s", out);
@@ -370,26 +369,28 @@ struct scep_env {
     struct sim_scep_opts o;
 };
 
-static int real_scep(void *arg, const struct sim_scep_request *req,
-                     struct sim_scep_result *res, struct scepter_error *err)
+static int real_scep(void *arg, const struct sim_scep_request *req, struct sim_scep_result *res,
+                     struct scepter_error *err)
 {
     struct scep_env *e = arg;
 
     return sim_scep_enroll(req, &e->o, res, err);
 }
 
-static char *scep_profile_command(const char *url, const char *challenge, const char *cn,
-                                  bool sign, X509 *root, size_t *len)
+static char *scep_profile_command(const char *url, const char *challenge, const char *cn, bool sign,
+                                  X509 *root, size_t *len)
 {
     plist_t payloads = plist_new_array(), scep, rp, prof, params;
     unsigned char *der, *data;
     size_t dlen, plen;
     char *xml, *cmd;
 
-    scep = ts_payload("com.apple.security.scep", "org.example.scep", "5C1A0B55-0000-4000-8000-0000000000A1");
+    scep = ts_payload("com.apple.security.scep", "org.example.scep",
+                      "5C1A0B55-0000-4000-8000-0000000000A1");
     plist_dict_set_item(scep, "PayloadContent", scep_content(url, challenge, cn, 1024, 5));
     plist_array_append_item(payloads, scep);
-    rp = ts_payload("com.apple.security.root", "org.example.root", "5C1A0B55-0000-4000-8000-0000000000A2");
+    rp = ts_payload("com.apple.security.root", "org.example.root",
+                    "5C1A0B55-0000-4000-8000-0000000000A2");
     der = crypto_cert_der(root, &dlen);
     plistx_set_data(rp, "PayloadContent", der, dlen);
     OPENSSL_free(der);
@@ -444,8 +445,7 @@ Test(scep, brain_installs_signed_scep_profile_and_lists_the_identity)
     ts_scep_start(&s, "s3cret");
     run_install(&s, "s3cret", true, &r, &out, &d);
     cr_assert_str_eq(out.status, "Acknowledged");
-    cr_assert_str_eq(plist_get_string_ptr(plist_dict_get_item(r, "Status"), NULL),
-                     "Acknowledged");
+    cr_assert_str_eq(plist_get_string_ptr(plist_dict_get_item(r, "Status"), NULL), "Acknowledged");
     cr_assert_str_eq(plist_get_string_ptr(plist_dict_get_item(r, "CommandUUID"), NULL),
                      "CMD-SCEP-1");
     cr_assert(sim_device_has_profile(d, "org.example.wifi-cert"));
@@ -494,8 +494,7 @@ static void assert_scep_error(plist_t r, const char *needle)
     cr_assert_eq(code, 4001);
     cr_assert_str_eq(plist_get_string_ptr(plist_dict_get_item(cause, "ErrorDomain"), NULL),
                      "MCSCEPErrorDomain");
-    cr_assert(strstr(plist_get_string_ptr(plist_dict_get_item(cause, "USEnglishDescription"),
-                                          NULL),
+    cr_assert(strstr(plist_get_string_ptr(plist_dict_get_item(cause, "USEnglishDescription"), NULL),
                      needle) != NULL,
               "%s", plist_get_string_ptr(plist_dict_get_item(cause, "USEnglishDescription"), NULL));
     cr_assert_not_null(plist_dict_get_item(cause, "LocalizedDescription"));

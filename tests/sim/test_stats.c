@@ -62,8 +62,8 @@ Test(stats, json_report_has_every_type_and_throughput)
     cr_assert_eq(json_integer_value(json_object_get(
                      json_object_get(json_object_get(j, "types"), "TokenUpdate"), "max_us")),
                  300);
-    cr_assert_not_null(json_object_get(
-        json_object_get(json_object_get(j, "types"), "Authenticate"), "p99_us"));
+    cr_assert_not_null(
+        json_object_get(json_object_get(json_object_get(j, "types"), "Authenticate"), "p99_us"));
     json_decref(j);
     sim_stats_free(s);
 }

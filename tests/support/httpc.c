@@ -98,8 +98,8 @@ int tu_http_send_raw(struct tu_http_conn *c, const void *data, size_t len)
 static int fill(struct tu_http_conn *c)
 {
     char chunk[16384];
-    int n = c->ssl ? SSL_read(c->ssl, chunk, sizeof(chunk))
-                   : (int)read(c->fd, chunk, sizeof(chunk));
+    int n =
+        c->ssl ? SSL_read(c->ssl, chunk, sizeof(chunk)) : (int)read(c->fd, chunk, sizeof(chunk));
     if (n <= 0) {
         ERR_clear_error();
         return -1;
@@ -178,8 +178,8 @@ int tu_http_do(struct tu_http_conn *c, const char *method, const char *path, con
 {
     struct buf req = BUF_INIT;
 
-    buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n%s\r\n",
-               method, path, body_len, headers ? headers : "");
+    buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n%s\r\n", method,
+               path, body_len, headers ? headers : "");
     if (body_len)
         buf_append(&req, body, body_len);
     (void)tu_http_send_raw(c, req.data, req.len);

@@ -16,7 +16,7 @@ struct tu_http_conn;
 
 struct tu_http_resp {
     int status;
-    char *headers;     /* raw header block (lower-cased names) */
+    char *headers; /* raw header block (lower-cased names) */
     unsigned char *body;
     size_t body_len;
 };

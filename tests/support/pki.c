@@ -62,8 +62,8 @@ struct tu_cert tu_cert_issue(const struct tu_cert *ca, const struct tu_cert_opts
     X509_set_pubkey(c.cert, c.key);
     name = X509_get_subject_name(c.cert);
     if (o->uid)
-        X509_NAME_add_entry_by_NID(name, NID_userId, MBSTRING_UTF8,
-                                   (const unsigned char *)o->uid, -1, -1, 0);
+        X509_NAME_add_entry_by_NID(name, NID_userId, MBSTRING_UTF8, (const unsigned char *)o->uid,
+                                   -1, -1, 0);
     X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
                                (const unsigned char *)(o->cn ? o->cn : "Test"), -1, -1, 0);
     X509_set_issuer_name(c.cert, ca ? X509_get_subject_name(ca->cert) : name);
@@ -106,8 +106,8 @@ void tu_cert_free(struct tu_cert *c)
 char *tu_mdm_signature(const struct tu_cert *c, const void *body, size_t len)
 {
     BIO *in = BIO_new_mem_buf(body, (int)len);
-    CMS_ContentInfo *cms = CMS_sign(c->cert, c->key, NULL, in,
-                                    CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
+    CMS_ContentInfo *cms =
+        CMS_sign(c->cert, c->key, NULL, in, CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP);
     unsigned char *der = NULL;
     int n;
     char *b64;

@@ -18,13 +18,13 @@ struct tu_cert {
 
 struct tu_cert_opts {
     const char *cn;
-    const char *uid;       /* subject UID (push certificates), or NULL */
-    const char *san_dns;   /* subjectAltName DNS, or NULL */
-    const char *san_ip;    /* subjectAltName IP, or NULL */
-    long not_before;       /* seconds from now (negative = past) */
-    long not_after;        /* seconds from now */
+    const char *uid;     /* subject UID (push certificates), or NULL */
+    const char *san_dns; /* subjectAltName DNS, or NULL */
+    const char *san_ip;  /* subjectAltName IP, or NULL */
+    long not_before;     /* seconds from now (negative = past) */
+    long not_after;      /* seconds from now */
     bool ca;
-    int bits;              /* RSA key size; 0 = 2048 */
+    int bits; /* RSA key size; 0 = 2048 */
 };
 
 /* A self-signed CA (opts may be NULL: CN "Test CA", 10 years). */

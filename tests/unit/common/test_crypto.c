@@ -77,7 +77,8 @@ Test(crypto, key_and_pkcs12_from_micromdm)
 
     /* the same identity as PKCS#12 (legacy RC2 encryption, password "secret") */
     size_t plen;
-    unsigned char *p12 = tu_read_shared("peer-vectors/micromdm/server/testdata/pushcert.p12", &plen);
+    unsigned char *p12 =
+        tu_read_shared("peer-vectors/micromdm/server/testdata/pushcert.p12", &plen);
     X509 *pc = NULL;
     EVP_PKEY *pk = NULL;
     cr_assert_neq(crypto_pkcs12_parse(p12, plen, "wrong", &pc, &pk, NULL, &err), 0);

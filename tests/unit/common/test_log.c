@@ -35,7 +35,12 @@ static void emit(void)
 Test(log, logfmt_one_line_with_quoting)
 {
     char *out = capture(LOG_FMT_LOGFMT, emit);
-    cr_assert(strstr(out, "level=info event=checkin msg=Authenticate enrollment=ABC quote=\"a \\\"b\\\"\"\n") != NULL, "%s", out);
+    cr_assert(
+        strstr(
+            out,
+            "level=info event=checkin msg=Authenticate enrollment=ABC quote=\"a \\\"b\\\"\"\n") !=
+            NULL,
+        "%s", out);
     cr_assert(strstr(out, "skip") == NULL);
     cr_assert(strstr(out, "hidden") == NULL);
     free(out);
@@ -44,7 +49,10 @@ Test(log, logfmt_one_line_with_quoting)
 Test(log, json_lines_are_objects)
 {
     char *out = capture(LOG_FMT_JSON, emit);
-    cr_assert(strstr(out, "\"event\":\"checkin\",\"msg\":\"Authenticate\",\"enrollment\":\"ABC\"") != NULL, "%s", out);
+    cr_assert(
+        strstr(out, "\"event\":\"checkin\",\"msg\":\"Authenticate\",\"enrollment\":\"ABC\"") !=
+            NULL,
+        "%s", out);
     cr_assert_eq(out[strlen(out) - 2], '}');
     free(out);
 }

@@ -26,7 +26,8 @@ Test(config, file_env_flags_precedence)
     const char *ini = "; comment\n[server]\nlisten = 127.0.0.1:9000\nworkers = 3\n"
                       "[log]\nlog_level = debug\n";
     tu_write(path, ini, strlen(ini));
-    char *const env[] = {(char *)"SCEPTER_WORKERS=5", (char *)"HOME=/root", (char *)"SCEPTER_LOG_FORMAT=json", NULL};
+    char *const env[] = {(char *)"SCEPTER_WORKERS=5", (char *)"HOME=/root",
+                         (char *)"SCEPTER_LOG_FORMAT=json", NULL};
     char *const argv[] = {(char *)"--log-format=logfmt", (char *)"--api_key", (char *)"k3y", NULL};
     struct scepter_error err;
     struct cfg *c = cfg_load(path, 3, argv, env, &err);

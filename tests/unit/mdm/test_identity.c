@@ -121,8 +121,7 @@ Test(identity, verified_certificate_cache_never_admits_another_certificate)
     cr_assert_eq(mdm_identity_get(&c, &r, time(NULL), &id, &err), SCEPTER_EFORBIDDEN);
     /* a cached certificate past its notAfter is verified again, and refused */
     r.peer_cert = dev.cert;
-    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL) + 2 * 86400, &id, &err),
-                 SCEPTER_EFORBIDDEN);
+    cr_assert_eq(mdm_identity_get(&c, &r, time(NULL) + 2 * 86400, &id, &err), SCEPTER_EFORBIDDEN);
 }
 
 Test(identity, refuses_foreign_ca_expired_and_missing)
@@ -369,7 +368,8 @@ Test(connect, error_chain_to_json)
 
 Test(http, content_type_matching)
 {
-    cr_assert(mdm_content_type_is("application/x-apple-aspen-mdm", "application/x-apple-aspen-mdm"));
+    cr_assert(
+        mdm_content_type_is("application/x-apple-aspen-mdm", "application/x-apple-aspen-mdm"));
     cr_assert(mdm_content_type_is("Application/X-Apple-Aspen-MDM; charset=utf-8",
                                   "application/x-apple-aspen-mdm"));
     cr_assert_not(mdm_content_type_is("application/x-apple-aspen-mdm-checkin",

@@ -65,8 +65,7 @@ Test(openapi, documents_every_route_and_method_and_nothing_else)
                          "%s: methods differ between openapi.yaml (%#x) and the server (%#x)",
                          routes[r].pattern, seen[i].methods, routes[r].methods);
         }
-        cr_assert(found, "%s is served but not documented in docs/openapi.yaml",
-                  routes[r].pattern);
+        cr_assert(found, "%s is served but not documented in docs/openapi.yaml", routes[r].pattern);
     }
     free(doc);
     free(path);
