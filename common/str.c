@@ -92,3 +92,29 @@ bool str_eq_nocase(const char *a, const char *b)
 {
     return strcasecmp(a, b) == 0;
 }
+
+int str_to_duration(const char *s, int64_t *out)
+{
+    static const struct {
+        char unit;
+        int64_t secs;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
+    const int64_t max = 10 * 366 * 86400LL;
+    char num[24];
+    size_t len;
+    int64_t n, mult = 1;
+
+    if (s == NULL || (len = strlen(s)) == 0 || len >= sizeof(num))
+        return -1;
+    memcpy(num, s, len + 1);
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (num[len - 1] == units[i].unit) {
+            mult = units[i].secs;
+            num[--len] = '\0';
+            break;
+        }
+    if (len == 0 || num[0] < '0' || num[0] > '9' || str_to_i64(num, 0, max / mult, &n) != 0)
+        return -1;
+    *out = n * mult;
+    return 0;
+}

@@ -18,6 +18,9 @@ size_t str_append(char *dst, size_t size, const char *src);
 int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *out) WUR;
 /* Parse "yes/no/true/false/on/off/1/0" (any case); 0 on success, -1 otherwise. */
 int str_to_bool(const char *s, bool *out) WUR;
+/* A duration: seconds ("3600"), or a number with one unit s, m, h, d or w ("90m", "7d").
+ * 0 with *out in seconds (at most ten years), -1 for anything else. */
+int str_to_duration(const char *s, int64_t *out) WUR;
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_empty(const char *s);
 /* Remove leading and trailing ASCII whitespace in place; returns s. */

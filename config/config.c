@@ -185,6 +185,9 @@ void cfg_free(struct cfg *cfg)
         if (g_keys[i].type == CFG_TYPE_STR)
             free(*(char **)field(cfg, &g_keys[i]));
     free(cfg->source_file);
+    for (int i = 0; i < cfg->argc; i++)
+        free(cfg->argv[i]);
+    free(cfg->argv);
     free(cfg);
 }
 
@@ -342,7 +345,57 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
         !str_has_prefix(cfg->webhook_url, "https://"))
         return scepter_err(err, SCEPTER_EINVAL, "webhook_url",
                            "webhook_url: must be an http:// or https:// URL");
+    if (!str_empty(cfg->api_key) &&
+        (strlen(cfg->api_key) < CFG_API_KEY_MIN || strlen(cfg->api_key) > CFG_API_KEY_MAX))
+        return scepter_err(err, SCEPTER_EINVAL, "api_key",
+                           "api_key: %zu characters; keys are %d to %d characters long",
+                           strlen(cfg->api_key), CFG_API_KEY_MIN, CFG_API_KEY_MAX);
+    if (strcmp(cfg->reenroll, "refuse") != 0 && strcmp(cfg->reenroll, "allow") != 0)
+        return scepter_err(err, SCEPTER_EINVAL, "reenroll", "reenroll: '%s' is not refuse or allow",
+                           cfg->reenroll);
+    if (!str_empty(cfg->device_ca_crl_file) && str_empty(cfg->device_ca_file))
+        return scepter_err(err, SCEPTER_EINVAL, "device_ca_crl_file",
+                           "device_ca_crl_file: needs device_ca_file (the CA the CRL is of)");
+    if (cfg_enroll_hands_out_credentials(cfg) && str_empty(cfg->enroll_secret) &&
+        !cfg->enroll_tokens && !cfg->enroll_open)
+        return scepter_err(
+            err, SCEPTER_EINVAL, "enroll_secret",
+            "/mdm/enroll would hand a device credential (%s) to anyone who asks: set "
+            "enroll_secret, or enroll_tokens = true (scepterctl enrollment-token create), or "
+            "enroll_open = true to allow it knowingly (a lab)",
+            str_empty(cfg->device_ca_key_file) ? "enroll_scep_challenge"
+                                               : "a PKCS#12 identity from device_ca_key_file");
     return 0;
+}
+
+bool cfg_enroll_hands_out_credentials(const struct cfg *cfg)
+{
+    return !str_empty(cfg->device_ca_key_file) ||
+           (!str_empty(cfg->enroll_scep_url) && !str_empty(cfg->enroll_scep_challenge));
+}
+
+void cfg_keep_restart(struct cfg *next, const struct cfg *running)
+{
+    for (size_t i = 0; i < ARRAY_LEN(g_keys); i++) {
+        const struct cfg_key *k = &g_keys[i];
+        void *dst = field(next, k);
+        const void *src = cfield(running, k);
+
+        if (!(k->flags & CFG_RESTART))
+            continue;
+        switch (k->type) {
+        case CFG_TYPE_STR:
+            free(*(char **)dst);
+            *(char **)dst = xstrdup(*(char *const *)src);
+            break;
+        case CFG_TYPE_INT:
+            *(int64_t *)dst = *(const int64_t *)src;
+            break;
+        default:
+            *(bool *)dst = *(const bool *)src;
+            break;
+        }
+    }
 }
 
 static const char *default_file(char *const *envp)
@@ -411,6 +464,11 @@ struct cfg *cfg_load(const char *path, int argc, char *const *argv, char *const 
     }
     if (cfg_validate(cfg, err) != 0)
         goto fail;
+    /* The flags, for a SIGHUP reload: they keep the highest precedence. */
+    cfg->argv = xcalloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; i < argc; i++)
+        cfg->argv[i] = xstrdup(argv[i]);
+    cfg->argc = argc;
     return cfg;
 fail:
     cfg_free(cfg);

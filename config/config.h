@@ -33,7 +33,13 @@ struct cfg {
 #undef CFG_KEY
 #undef CFG_SECTION
     char *source_file; /* the INI file read, or NULL */
+    char **argv;       /* the command-line flags it was loaded with (for a reload) */
+    int argc;
 };
+
+/* The documented length range of API keys (api_key, and keys the API creates). */
+#define CFG_API_KEY_MIN 16
+#define CFG_API_KEY_MAX 1024
 
 struct cfg_key {
     const char *name;
@@ -81,6 +87,13 @@ void cfg_print_help(FILE *fp);
 /* Names of keys whose value differs between a and b and which need a restart; written
  * comma-separated into out.  Returns how many. */
 int cfg_restart_diff(const struct cfg *a, const struct cfg *b, char *out, size_t outlen);
+
+/* Copy the value of every CFG_RESTART key from running into next (a SIGHUP reload keeps
+ * them). */
+void cfg_keep_restart(struct cfg *next, const struct cfg *running);
+/* Does the enrollment profile carry a credential (a PKCS#12 identity from device_ca_key_file,
+ * or a SCEP challenge)?  Then /mdm/enroll must be gated. */
+bool cfg_enroll_hands_out_credentials(const struct cfg *cfg);
 
 /* Helpers for keys that hold lists. */
 bool cfg_list_has(const char *list, const char *item);

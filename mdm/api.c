@@ -169,9 +169,11 @@ static bool authorized(struct api_call *c)
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0')
         goto refuse;
     key = auth + 7;
-    char boot[256];
-    mdm_live_get(c->ctx->srv, MDM_LIVE_API_KEY, boot, sizeof(boot));
-    if (*boot && strlen(boot) == strlen(key) && CRYPTO_memcmp(boot, key, strlen(key)) == 0)
+    /* The whole key, whatever its length (the configuration bounds it): a prefix of the
+     * bootstrap key is not the key. */
+    const char *boot = c->ctx->cfg->api_key;
+    if (!str_empty(boot) && strlen(boot) == strlen(key) &&
+        CRYPTO_memcmp(boot, key, strlen(key)) == 0)
         return true;
     crypto_sha256(key, strlen(key), md);
     hex_encode_to(md, sizeof(md), hex, false);
@@ -235,6 +237,8 @@ static json_t *device_json(const struct store_device *d)
     json_object_set_new(j, "authenticated_at", api_time(d->authenticated_at));
     json_object_set_new(j, "token_updated_at", api_time(d->token_updated_at));
     json_object_set_new(j, "checked_out_at", api_time(d->checked_out_at));
+    json_object_set_new(j, "removed_at", api_time(d->removed_at));
+    json_object_set_new(j, "reenroll_until", api_time(d->reenroll_until));
     json_object_set_new(j, "created", api_time(d->created));
     for (size_t i = 0; i < d->n_groups; i++)
         json_array_append_new(groups, json_string(d->groups[i]));
@@ -344,6 +348,16 @@ static void device_show(struct api_call *c, const char *udid)
     }
     j = device_json(&d);
     json_object_set_new(j, "policies", api_device_policies(c, udid));
+    {
+        char **hashes = NULL;
+        size_t n = 0;
+        json_t *certs = json_array();
+        if (store_device_bindings(c->ctx->store, udid, &hashes, &n, &err) == 0)
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(certs, json_string(hashes[i]));
+        store_strv_free(hashes, n);
+        json_object_set_new(j, "certificates", certs);
+    }
     store_device_clear(&d);
     api_reply_json(c, 200, j);
 }
@@ -995,7 +1009,25 @@ static void r_devices(struct api_call *c)
 
 static void r_device(struct api_call *c)
 {
-    device_show(c, c->seg[1]);
+    if (c->req->method == MDM_DELETE)
+        api_device_remove(c, c->seg[1]);
+    else
+        device_show(c, c->seg[1]);
+}
+
+static void r_device_reenroll(struct api_call *c)
+{
+    api_device_reenroll(c, c->seg[1]);
+}
+
+static void r_cert_revoke(struct api_call *c)
+{
+    api_cert_revoke(c, c->seg[1]);
+}
+
+static void r_enroll_token(struct api_call *c)
+{
+    api_enroll_token(c, c->seg[1]);
 }
 
 static void r_device_commands(struct api_call *c)
@@ -1036,7 +1068,8 @@ static const struct api_route routes[] = {
     {"/v1/policies/{id}", M(GET) | M(PUT) | M(DELETE), api_policies},
     {"/v1/policies/{id}/status", M(GET), api_policies},
     {"/v1/devices", M(GET), r_devices},
-    {"/v1/devices/{udid}", M(GET), r_device},
+    {"/v1/devices/{udid}", M(GET) | M(DELETE), r_device},
+    {"/v1/devices/{udid}/reenroll", M(POST), r_device_reenroll},
     {"/v1/devices/{udid}/commands", M(GET) | M(POST) | M(DELETE), r_device_commands},
     {"/v1/devices/{udid}/commands/{uuid}", M(GET) | M(DELETE), r_device_command},
     {"/v1/commands", M(POST), commands_many},
@@ -1047,6 +1080,11 @@ static const struct api_route routes[] = {
     {"/v1/pushcert", M(GET) | M(PUT), pushcert},
     {"/v1/apikeys", M(GET) | M(POST), r_apikeys},
     {"/v1/apikeys/{id}", M(DELETE), r_apikey},
+    {"/v1/certificates/{sha256}/revoke", M(POST), r_cert_revoke},
+    {"/v1/revocations", M(GET), api_revocations},
+    {"/v1/enrollment-tokens", M(GET) | M(POST), api_enroll_tokens},
+    {"/v1/enrollment-tokens/{id}", M(DELETE), r_enroll_token},
+    {"/v1/events", M(GET), api_events},
 };
 
 static const char *const method_names[] = {

@@ -48,6 +48,15 @@ bool api_need_body(struct api_call *c);
 int api_string_array(json_t *obj, const char *key, bool required, const char ***out, size_t *n,
                      struct scepter_error *err) WUR;
 
+/* Security routes (mdm/api_security.c). */
+void api_device_remove(struct api_call *c, const char *udid);
+void api_device_reenroll(struct api_call *c, const char *udid);
+void api_cert_revoke(struct api_call *c, const char *sha256);
+void api_revocations(struct api_call *c);
+void api_enroll_tokens(struct api_call *c);
+void api_enroll_token(struct api_call *c, const char *id_text);
+void api_events(struct api_call *c);
+
 /* Policies (mdm/policy.c): /v1/policies[/{id}[/status]]. */
 void api_policies(struct api_call *c);
 /* A device's policies and their state on it (for GET /v1/devices/{udid}). */

@@ -20,6 +20,7 @@
 #include "common/plistx.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
+#include "mdm/metrics_int.h"
 #include "mdm/webhook_int.h"
 
 #define SHARED_IPAD_USER_ID "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"
@@ -185,6 +186,7 @@ static int get_facts(plist_t d, struct store_device_facts *f, struct scepter_err
 
 static void do_authenticate(struct checkin *c)
 {
+    struct store_auth_result res;
     struct store_authenticate a;
     struct scepter_error err;
     const char *topic = NULL;
@@ -211,7 +213,23 @@ static void do_authenticate(struct checkin *c)
     a.type = c->ids.type;
     a.topic = topic;
     a.cert_hash = c->identity.hash;
-    rc = store_authenticate(c->ctx->store, &a, c->now, &err);
+    a.reenroll_allow = strcmp(c->ctx->cfg->reenroll, "allow") == 0;
+    rc = store_authenticate(c->ctx->store, &a, c->now, &res, &err);
+    if (rc == SCEPTER_ECONFLICT) {
+        /* A fresh identity for a device enrolled with another one: the takeover this refusal
+         * exists for, or a wiped device an operator has not allowed yet.  403 (never 401 and
+         * never com.apple.unrecognized.device: the real device keeps its enrollment). */
+        json_t *d =
+            json_pack("{s:s,s:s,s:s,s:s?,s:s}", "udid", c->ids.device_id, "presented_cert_sha256",
+                      c->identity.hash, "bound_cert_sha256", res.previous_hash, "peer",
+                      c->req->peer_addr, "identity_source", c->identity.source);
+        log_kv(LOG_LVL_WARN, "reenroll_refused", "req", c->req->id, "device", c->ids.device_id,
+               "cert", c->identity.hash, "bound", res.previous_hash, NULL);
+        mdm_security_event(c->ctx, MDM_SEC_REENROLL_REFUSED, "mdm.ReenrollRefused",
+                           c->ids.device_id, d, c->now);
+        mdm_reply_error(c->reply, 403, "Authenticate: %s", err.msg);
+        return;
+    }
     if (rc == SCEPTER_EFORBIDDEN) {
         log_kv(LOG_LVL_WARN, "identity_mismatch", "req", c->req->id, "device", c->ids.device_id,
                "cert", c->identity.hash, "msg", err.msg, NULL);
@@ -221,6 +239,15 @@ static void do_authenticate(struct checkin *c)
     if (rc < 0) {
         store_failed(c, "Authenticate", &err);
         return;
+    }
+    if (res.rebound) {
+        json_t *d = json_pack("{s:s,s:s,s:s,s:s}", "udid", c->ids.device_id, "cert_sha256",
+                              c->identity.hash, "previous_cert_sha256", res.previous_hash,
+                              "allowed_by", res.allowed_by ? res.allowed_by : "not enrolled");
+        log_kv(LOG_LVL_INFO, "reenrolled", "req", c->req->id, "device", c->ids.device_id, "cert",
+               c->identity.hash, "previous", res.previous_hash, "allowed_by", res.allowed_by, NULL);
+        mdm_security_event(c->ctx, MDM_SEC_REENROLLED, "mdm.Reenrolled", c->ids.device_id, d,
+                           c->now);
     }
     mdm_reply_empty(c->reply);
 }
@@ -358,18 +385,18 @@ static char *b64url(const void *data, size_t len)
 }
 
 /* The server_uuid of com.apple.maid tokens: stable, derived from the signing certificate. */
-static void server_uuid(struct mdm_server *srv, char out[UUID_STR_LEN])
+static void server_uuid(const struct mdm_conf *conf, char out[UUID_STR_LEN])
 {
     char hex[CRYPTO_SHA256_HEX_LEN];
 
-    crypto_cert_sha256_hex(srv->signing_cert, hex);
+    crypto_cert_sha256_hex(conf->signing_cert, hex);
     snprintf(out, UUID_STR_LEN, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
              hex + 20);
 }
 
 static char *maid_jwt(struct checkin *c, struct scepter_error *err)
 {
-    struct mdm_server *srv = c->ctx->srv;
+    const struct mdm_conf *conf = c->ctx->conf;
     char sid[UUID_STR_LEN], jti[UUID_STR_LEN];
     char *header = NULL, *claims = NULL, *h64 = NULL, *c64 = NULL, *input = NULL, *s64 = NULL,
          *jwt = NULL;
@@ -377,13 +404,13 @@ static char *maid_jwt(struct checkin *c, struct scepter_error *err)
     size_t siglen = sizeof(sig);
     EVP_MD_CTX *md = NULL;
 
-    if (srv->signing_key == NULL || EVP_PKEY_get_base_id(srv->signing_key) != EVP_PKEY_RSA) {
+    if (conf->signing_key == NULL || EVP_PKEY_get_base_id(conf->signing_key) != EVP_PKEY_RSA) {
         scepter_err(err, SCEPTER_EINVAL, "TokenServiceType",
                     "com.apple.maid tokens need an RSA signing identity "
                     "(signing_cert_file, signing_key_file)");
         return NULL;
     }
-    server_uuid(srv, sid);
+    server_uuid(conf, sid);
     uuid_new(jti);
     header = xstrdup("{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
     claims = xasprintf("{\"iss\":\"%s\",\"iat\":%lld,\"jti\":\"%s\","
@@ -393,7 +420,7 @@ static char *maid_jwt(struct checkin *c, struct scepter_error *err)
     c64 = b64url(claims, strlen(claims));
     input = xasprintf("%s.%s", h64, c64);
     md = EVP_MD_CTX_new();
-    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, srv->signing_key) != 1 ||
+    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, conf->signing_key) != 1 ||
         EVP_DigestSign(md, sig, &siglen, (const unsigned char *)input, strlen(input)) != 1) {
         scepter_err(err, SCEPTER_ECRYPTO, NULL, "signing the com.apple.maid token failed");
         scepter_err_openssl(err);
@@ -540,7 +567,7 @@ void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         goto out;
     }
     str_copy(reply->enrollment, sizeof(reply->enrollment), c.ids.enrollment_id);
-    if (mdm_identity_get(&ctx->srv->idcfg, req, now, &c.identity, &err) != 0) {
+    if (mdm_identity_get(&ctx->conf->idcfg, req, now, &c.identity, &err) != 0) {
         log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "device", c.ids.device_id, "msg",
                err.msg, NULL);
         mdm_reply_error(reply, 403, "%s: %s", c.type, err.msg);

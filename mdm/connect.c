@@ -217,7 +217,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
             goto out;
         }
     }
-    if (mdm_identity_get(&ctx->srv->idcfg, req, now, &identity, &err) != 0) {
+    if (mdm_identity_get(&ctx->conf->idcfg, req, now, &identity, &err) != 0) {
         log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "device", ids.device_id, "msg",
                err.msg, NULL);
         mdm_reply_error(reply, 403, "connect: %s", err.msg);

@@ -9,10 +9,19 @@
  *     Apple recommends: the key is created on the device; or
  *   - a PKCS#12 identity Scepter issues from its device CA (device_ca_key_file), a fresh key
  *     and certificate per download.
- * The profile is CMS-signed when a signing identity is configured, and the URL can be gated by
- * a secret (enroll_secret: /mdm/enroll?secret=...).
+ * The profile is CMS-signed when a signing identity is configured.
+ *
+ * A profile that carries a credential (a PKCS#12 identity, or a SCEP challenge) is a key to
+ * enroll a device: it is served only with enroll_secret (?secret=, compared in constant time)
+ * or an operator's enrollment token (?token=, enroll_tokens = true, counted per use), unless
+ * the configuration says enroll_open = true (cfg_validate refuses to start otherwise).
+ * Identities are issued from a pool of keys generated on a background thread (RSA-2048 takes
+ * 100-300 ms, which must not stall a worker's event loop), and downloads are rate-limited per
+ * client address.
  */
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -67,15 +76,149 @@ static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
     }
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The key pool and the per-address limit                                                    */
+
+#define GUARD_SLOTS 1024 /* client addresses remembered by the rate limit */
+
+struct mdm_enroll_guard {
+    pthread_mutex_t lock;
+    pthread_cond_t want; /* the pool has room, or stop */
+    EVP_PKEY **keys;     /* ready keys (a stack) */
+    size_t nkeys, cap;
+    bool running, stop;
+    pthread_t thread;
+    int64_t per_minute; /* downloads per client address per minute; 0 = no limit */
+    struct {
+        char addr[48];
+        int64_t minute;
+        int64_t count;
+    } slot[GUARD_SLOTS];
+};
+
+struct mdm_enroll_guard *mdm_enroll_guard_new(const struct cfg *cfg)
+{
+    struct mdm_enroll_guard *g = xcalloc(1, sizeof(*g));
+
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->want, NULL);
+    g->cap = (size_t)cfg->enroll_key_pool;
+    g->keys = xcalloc(g->cap ? g->cap : 1, sizeof(*g->keys));
+    g->per_minute = cfg->enroll_rate_limit;
+    return g;
+}
+
+static void *keygen_main(void *arg)
+{
+    struct mdm_enroll_guard *g = arg;
+
+    pthread_mutex_lock(&g->lock);
+    while (!g->stop) {
+        if (g->nkeys >= g->cap) {
+            pthread_cond_wait(&g->want, &g->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&g->lock);
+        EVP_PKEY *k = EVP_RSA_gen(2048);
+        pthread_mutex_lock(&g->lock);
+        if (k == NULL) {
+            log_warnx("enroll: RSA key generation failed");
+            break;
+        }
+        g->keys[g->nkeys++] = k;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+void mdm_enroll_guard_start(struct mdm_enroll_guard *g, bool prefill)
+{
+    if (g == NULL || g->cap == 0 || g->running)
+        return;
+    /* Before the listeners open, so the first downloads find keys ready. */
+    while (prefill && g->nkeys < g->cap) {
+        EVP_PKEY *k = EVP_RSA_gen(2048);
+        if (k == NULL)
+            break;
+        g->keys[g->nkeys++] = k;
+    }
+    g->running = pthread_create(&g->thread, NULL, keygen_main, g) == 0;
+}
+
+void mdm_enroll_guard_free(struct mdm_enroll_guard *g)
+{
+    if (g == NULL)
+        return;
+    if (g->running) {
+        pthread_mutex_lock(&g->lock);
+        g->stop = true;
+        pthread_cond_signal(&g->want);
+        pthread_mutex_unlock(&g->lock);
+        pthread_join(g->thread, NULL);
+    }
+    for (size_t i = 0; i < g->nkeys; i++)
+        EVP_PKEY_free(g->keys[i]);
+    free(g->keys);
+    pthread_cond_destroy(&g->want);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+/* A pre-generated key (the caller's), or NULL when the pool is empty.  Without a pool thread
+ * (unit tests, enroll_key_pool = 0) the key is generated here. */
+static EVP_PKEY *guard_take_key(struct mdm_enroll_guard *g)
+{
+    EVP_PKEY *k = NULL;
+
+    if (g == NULL || !g->running)
+        return EVP_RSA_gen(2048);
+    pthread_mutex_lock(&g->lock);
+    if (g->nkeys > 0)
+        k = g->keys[--g->nkeys];
+    pthread_cond_signal(&g->want);
+    pthread_mutex_unlock(&g->lock);
+    return k;
+}
+
+/* Count a download from addr; false when it is over the per-minute limit. */
+static bool guard_admit(struct mdm_enroll_guard *g, const char *addr, int64_t now)
+{
+    uint64_t h = 1469598103934665603ULL;
+    bool ok = true;
+    size_t i;
+
+    if (g == NULL || g->per_minute <= 0 || addr == NULL)
+        return true;
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    i = (size_t)(h % GUARD_SLOTS);
+    pthread_mutex_lock(&g->lock);
+    /* A slot holds one address per minute; a colliding address takes it over, which can
+     * only let a client through early, never lock one out. */
+    if (strcmp(g->slot[i].addr, addr) != 0 || g->slot[i].minute != now / 60) {
+        str_copy(g->slot[i].addr, sizeof(g->slot[i].addr), addr);
+        g->slot[i].minute = now / 60;
+        g->slot[i].count = 0;
+    }
+    if (g->slot[i].count >= g->per_minute)
+        ok = false;
+    else
+        g->slot[i].count++;
+    pthread_mutex_unlock(&g->lock);
+    return ok;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Issuing                                                                                   */
+
 /*
- * A fresh device identity from the device CA: RSA 2048 key, CN = a new UUID, valid for
+ * A device identity from the device CA for key (taken): CN = a new UUID, valid for
  * enroll_identity_days, packed as PKCS#12 (3DES, which every Apple OS opens) with a random
  * password.  *p12 and *password are the caller's.
  */
-int mdm_issue_pkcs12(struct mdm_server *srv, int64_t now, unsigned char **p12, size_t *p12_len,
-                     char **password, struct scepter_error *err)
+int mdm_issue_pkcs12(const struct mdm_conf *conf, EVP_PKEY *key, int64_t now, unsigned char **p12,
+                     size_t *p12_len, char **password, struct scepter_error *err)
 {
-    EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     PKCS12 *pk = NULL;
     BIGNUM *bn = NULL;
@@ -86,7 +229,7 @@ int mdm_issue_pkcs12(struct mdm_server *srv, int64_t now, unsigned char **p12, s
 
     *p12 = NULL;
     *password = NULL;
-    if ((key = EVP_RSA_gen(2048)) == NULL) {
+    if (key == NULL) {
         rc = scepter_err(err, SCEPTER_ECRYPTO, NULL, "device key generation failed");
         goto out;
     }
@@ -97,19 +240,19 @@ int mdm_issue_pkcs12(struct mdm_server *srv, int64_t now, unsigned char **p12, s
     bn = BN_bin2bn(serial, sizeof(serial), NULL);
     BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert));
     X509_time_adj_ex(X509_getm_notBefore(cert), 0, -300, &t);
-    X509_time_adj_ex(X509_getm_notAfter(cert), (int)srv->cfg->enroll_identity_days, 0, &t);
+    X509_time_adj_ex(X509_getm_notAfter(cert), (int)conf->cfg->enroll_identity_days, 0, &t);
     X509_set_pubkey(cert, key);
     uuid_new(cn);
     X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_organizationName, MBSTRING_UTF8,
-                               (const unsigned char *)srv->cfg->org_name, -1, -1, 0);
+                               (const unsigned char *)conf->cfg->org_name, -1, -1, 0);
     X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName, MBSTRING_UTF8,
                                (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(cert, X509_get_subject_name(srv->device_ca_cert));
-    add_ext(cert, srv->device_ca_cert, NID_basic_constraints, "critical,CA:FALSE");
-    add_ext(cert, srv->device_ca_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-    add_ext(cert, srv->device_ca_cert, NID_ext_key_usage, "clientAuth");
-    add_ext(cert, srv->device_ca_cert, NID_authority_key_identifier, "keyid:always");
-    if (X509_sign(cert, srv->device_ca_key, EVP_sha256()) <= 0) {
+    X509_set_issuer_name(cert, X509_get_subject_name(conf->device_ca_cert));
+    add_ext(cert, conf->device_ca_cert, NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(cert, conf->device_ca_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+    add_ext(cert, conf->device_ca_cert, NID_ext_key_usage, "clientAuth");
+    add_ext(cert, conf->device_ca_cert, NID_authority_key_identifier, "keyid:always");
+    if (X509_sign(cert, conf->device_ca_key, EVP_sha256()) <= 0) {
         rc = scepter_err(err, SCEPTER_ECRYPTO, "device_ca_key_file",
                          "signing the device certificate failed");
         goto out;
@@ -140,16 +283,63 @@ out:
     return rc;
 }
 
+/*
+ * May this request have the profile?  true, or false with the reply set: the secret or a
+ * token is required when the profile carries a credential (or a secret is set at all).
+ */
+static bool enroll_admitted(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+                            struct mdm_reply *reply)
+{
+    const struct cfg *cfg = ctx->cfg;
+    bool gated = !str_empty(cfg->enroll_secret) ||
+                 (cfg_enroll_hands_out_credentials(cfg) && !cfg->enroll_open);
+    char *secret = NULL, *token = NULL;
+    struct scepter_error err;
+    bool ok = false;
+
+    if (!gated)
+        return true;
+    if (!str_empty(cfg->enroll_secret) && (secret = query_param(req->query, "secret")) != NULL &&
+        secret_eq(secret, cfg->enroll_secret)) {
+        ok = true;
+    } else if (cfg->enroll_tokens && (token = query_param(req->query, "token")) != NULL) {
+        unsigned char md[CRYPTO_SHA256_LEN];
+        char hex[CRYPTO_SHA256_HEX_LEN];
+        int rc;
+
+        /* Tokens are looked up by their SHA-256: the comparison never touches the token. */
+        crypto_sha256(token, strlen(token), md);
+        hex_encode_to(md, sizeof(md), hex, false);
+        rc = store_enroll_token_use(ctx->store, hex, now, &err);
+        if (rc == 0)
+            ok = true;
+        else if (rc != SCEPTER_EFORBIDDEN) {
+            mdm_reply_error(reply, 503, "enroll: token check: %s", err.msg);
+            goto out;
+        }
+    }
+    if (!ok)
+        mdm_reply_error(reply, 403, "enroll: a valid %s is required",
+                        !str_empty(cfg->enroll_secret) && cfg->enroll_tokens ? "?secret= or ?token="
+                        : cfg->enroll_tokens                                 ? "?token="
+                                                                             : "?secret=");
+out:
+    free(secret);
+    free(token);
+    return ok;
+}
+
 void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                        struct mdm_reply *reply)
 {
     struct mdm_server *srv = ctx->srv;
+    const struct mdm_conf *conf = ctx->conf;
     const struct cfg *cfg = ctx->cfg;
     struct profile_enroll_opts o;
     struct profile_signer *signer = NULL;
     struct scepter_error err;
     char topic[256], cn[UUID_STR_LEN];
-    char *server_url = NULL, *checkin_url = NULL, *xml = NULL, *secret = NULL, *p12_password = NULL;
+    char *server_url = NULL, *checkin_url = NULL, *xml = NULL, *p12_password = NULL;
     unsigned char *p12 = NULL, *signed_der = NULL;
     size_t xml_len = 0, p12_len = 0, signed_len = 0;
 
@@ -159,13 +349,8 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
         mdm_reply_header(reply, "Allow", "GET");
         return;
     }
-    if (!str_empty(cfg->enroll_secret)) {
-        secret = query_param(req->query, "secret");
-        if (secret == NULL || !secret_eq(secret, cfg->enroll_secret)) {
-            mdm_reply_error(reply, 403, "enroll: a valid ?secret= is required");
-            goto out;
-        }
-    }
+    if (!enroll_admitted(ctx, req, now, reply))
+        goto out;
     mdm_server_topic(srv, topic, sizeof(topic));
     if (*topic == '\0') {
         mdm_reply_error(reply, 503,
@@ -184,9 +369,9 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     o.topic = topic;
     o.cap_bootstrap_token = true;
     o.cap_token =
-        srv->signing_key != NULL && EVP_PKEY_get_base_id(srv->signing_key) == EVP_PKEY_RSA;
-    o.root_cert = srv->tls_ca_der;
-    o.root_cert_len = srv->tls_ca_der_len;
+        conf->signing_key != NULL && EVP_PKEY_get_base_id(conf->signing_key) == EVP_PKEY_RSA;
+    o.root_cert = conf->tls_ca_der;
+    o.root_cert_len = conf->tls_ca_der_len;
     if (!str_empty(cfg->enroll_scep_url)) {
         o.scep_url = cfg->enroll_scep_url;
         o.scep_challenge =
@@ -197,8 +382,20 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
          * which resolves no variables, gets a meaningful name. */
         uuid_new(cn);
         o.scep_common_name = cn;
-    } else if (srv->device_ca_key != NULL) {
-        if (mdm_issue_pkcs12(srv, now, &p12, &p12_len, &p12_password, &err) != 0) {
+    } else if (conf->device_ca_key != NULL) {
+        EVP_PKEY *key;
+        if (!guard_admit(srv->enroll_guard, req->peer_addr, now)) {
+            mdm_reply_error(reply, 429, "enroll: more than %lld identities a minute from %s",
+                            (long long)cfg->enroll_rate_limit, req->peer_addr);
+            mdm_reply_header(reply, "Retry-After", "60");
+            goto out;
+        }
+        if ((key = guard_take_key(srv->enroll_guard)) == NULL) {
+            mdm_reply_error(reply, 503, "enroll: no device key ready yet (the key pool refills)");
+            mdm_reply_header(reply, "Retry-After", "2");
+            goto out;
+        }
+        if (mdm_issue_pkcs12(conf, key, now, &p12, &p12_len, &p12_password, &err) != 0) {
             mdm_reply_error(reply, 500, "enroll: %s", err.msg);
             goto out;
         }
@@ -218,8 +415,8 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     reply->status = 200;
     reply->content_type = "application/x-apple-aspen-config";
     mdm_reply_header(reply, "Content-Disposition", "attachment; filename=\"enroll.mobileconfig\"");
-    if (srv->signing_cert != NULL) {
-        if (profile_signer_new(srv->signing_cert, srv->signing_key, srv->signing_chain, &signer,
+    if (conf->signing_cert != NULL) {
+        if (profile_signer_new(conf->signing_cert, conf->signing_key, conf->signing_chain, &signer,
                                &err) != 0 ||
             profile_sign(signer, xml, xml_len, &signed_der, &signed_len, &err) != 0) {
             mdm_reply_error(reply, 500, "enroll: signing: %s", err.msg);
@@ -242,5 +439,4 @@ out:
     free(xml);
     free(server_url);
     free(checkin_url);
-    free(secret);
 }

@@ -59,6 +59,33 @@ X509_STORE *mdm_ca_store_load(const char *path, struct scepter_error *err)
     return store;
 }
 
+int mdm_ca_store_add_crls(X509_STORE *store, const char *path, struct scepter_error *err)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509_CRL *crl;
+    int n = 0;
+
+    if (bio == NULL) {
+        ERR_clear_error();
+        return scepter_err(err, SCEPTER_EIO, "device_ca_crl_file",
+                           "device_ca_crl_file: cannot read %s", path);
+    }
+    while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+        X509_STORE_add_crl(store, crl);
+        X509_CRL_free(crl);
+        n++;
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (n == 0)
+        return scepter_err(err, SCEPTER_ECRYPTO, "device_ca_crl_file",
+                           "device_ca_crl_file: %s holds no PEM CRL", path);
+    /* The leaf is checked against its issuer's CRL; a CA without a CRL in the file fails every
+     * certificate it issued ("unable to get certificate CRL"), which is the safe side. */
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    return 0;
+}
+
 static int verify_chain(X509_STORE *store, X509 *cert, STACK_OF(X509) *untrusted, int64_t now,
                         const char *source, struct scepter_error *err)
 {
@@ -466,6 +493,14 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
     } else if ((cfg->accepted & MDM_ID_HEADER) && cfg->proxy_header &&
                (v = mdm_header(req, cfg->proxy_header)) != NULL && *v) {
         source = "header";
+        /* The proxy must overwrite the header: a second copy means a client's own header got
+         * through next to the proxy's, and which one is genuine cannot be told. */
+        if (req->header_count && req->header_count(req->header_arg, cfg->proxy_header) > 1) {
+            rc = scepter_err(err, SCEPTER_EFORBIDDEN, cfg->proxy_header,
+                             "%s: sent more than once; the proxy must overwrite it, not append",
+                             cfg->proxy_header);
+            goto out;
+        }
         if ((rc = from_proxy_header(cfg, req, v, &cert, &chain, err)) != 0)
             goto out;
     } else {

@@ -36,13 +36,15 @@ struct mdm_jobs {
 
 static void retention_run(struct mdm_runtime *rt, int64_t now)
 {
-    const struct cfg *cfg = rt->srv->cfg;
+    struct mdm_conf *conf = mdm_conf_get(rt->srv);
+    int64_t days = conf->cfg->retention_days;
     struct scepter_error err;
     size_t deleted = 0;
 
-    if (cfg->retention_days <= 0)
+    mdm_conf_put(rt->srv, conf);
+    if (days <= 0)
         return;
-    if (store_retention(rt->store, now - cfg->retention_days * 86400, 1000, &deleted, &err) < 0) {
+    if (store_retention(rt->store, now - days * 86400, 1000, &deleted, &err) < 0) {
         log_warnx("retention: %s", err.msg);
         return;
     }

@@ -47,6 +47,8 @@ struct mdm_request {
     size_t body_len;
     mdm_header_fn header; /* never NULL */
     const void *header_arg;
+    /* How many times a header occurs (NULL: once at most, as with a fixed test table). */
+    int (*header_count)(const void *arg, const char *name);
     const char *peer_addr; /* "127.0.0.1" */
     bool tls;
     X509 *peer_cert;             /* TLS client certificate (borrowed) or NULL */
@@ -157,13 +159,24 @@ void mdm_identity_clear(struct mdm_identity *id);
 unsigned mdm_identity_parse(const char *list);
 /* Load a PEM bundle into a new X509_STORE (purpose: any; the caller frees it). */
 X509_STORE *mdm_ca_store_load(const char *path, struct scepter_error *err);
+/* Add the PEM CRLs of path to store and check leaf certificates against them. */
+int mdm_ca_store_add_crls(X509_STORE *store, const char *path, struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* The server (mdm/server.c)                                                                 */
 
-struct mdm_server {
+/*
+ * The settings and loaded credentials a request is served with: a refcounted, immutable
+ * snapshot.  SIGHUP builds a new one from the re-read configuration and publishes it; each
+ * worker moves to the newest at the start of its next request, and the old one is freed when
+ * the last holder lets go.  Keys flagged CFG_RESTART keep their start-up value in every
+ * snapshot (cfg_keep_restart).
+ */
+struct mdm_conf {
+    int refs;                      /* guarded by mdm_server.lock */
+    unsigned long gen;             /* 1, 2, ... in publication order */
     struct cfg *cfg;               /* owned */
-    struct mdm_identity_cfg idcfg; /* device_ca owned */
+    struct mdm_identity_cfg idcfg; /* device_ca owned (with its CRLs) */
     X509 *signing_cert;            /* profile signing identity, or NULL */
     EVP_PKEY *signing_key;
     STACK_OF(X509) *signing_chain;
@@ -171,11 +184,33 @@ struct mdm_server {
     EVP_PKEY *device_ca_key;
     unsigned char *tls_ca_der; /* root of the TLS certificate for the enrollment profile */
     size_t tls_ca_der_len;
-    pthread_mutex_t lock;        /* guards the fields below */
+};
+
+/* Load the files cfg names into a new snapshot (refs = 1; takes ownership of cfg, also on
+ * failure).  NULL with err naming the key on a bad file. */
+struct mdm_conf *mdm_conf_new(struct cfg *cfg, struct scepter_error *err);
+/* Release one reference; the snapshot is freed with the last. */
+void mdm_conf_put(struct mdm_server *srv, struct mdm_conf *c);
+/* The current snapshot, with a reference the caller puts back. */
+struct mdm_conf *mdm_conf_get(struct mdm_server *srv);
+/* Publish c (its reference passes to the server) and invalidate every worker's caches. */
+void mdm_conf_publish(struct mdm_server *srv, struct mdm_conf *c);
+/* A revocation happened: every worker drops its verified-certificate cache before its next
+ * request. */
+void mdm_caches_invalidate(struct mdm_server *srv);
+
+struct mdm_server {
+    struct cfg *cfg;             /* the start-up configuration (boot->cfg): restart-only keys */
+    struct mdm_conf *boot;       /* the first snapshot, kept for srv->cfg */
+    struct mdm_conf *conf;       /* the current snapshot (guarded by lock) */
+    unsigned long conf_gen;      /* conf->gen, readable without the lock (atomic) */
+    unsigned long cache_gen;     /* moves when workers must drop cached identities (atomic) */
+    pthread_mutex_t lock;        /* guards the fields below and conf */
     char topic[256];             /* APNs topic in use ("" when unknown) */
     struct mdm_push *push;       /* the APNs glue (mdm/push.c), or NULL */
     struct mdm_runtime *rt;      /* listeners and workers (mdm/server.c), NULL in tests */
     struct mdm_metrics *metrics; /* counters for /metrics (mdm/metrics.c) */
+    struct mdm_enroll_guard *enroll_guard; /* key pool and per-address limits (mdm/enroll.c) */
     /* Settings SIGHUP may change (guarded by lock); read them with mdm_live_get(). */
     char *live[3];
 };
@@ -202,9 +237,10 @@ void mdm_live_set(struct mdm_server *srv, const struct cfg *cfg);
 /* What a handler needs besides the request: the worker's store and the server's settings. */
 struct mdm_ctx {
     struct mdm_server *srv;
-    const struct cfg *cfg;
+    const struct cfg *cfg; /* conf->cfg */
     struct store *store;
-    struct mdm_worker *worker; /* NULL in unit tests */
+    struct mdm_worker *worker;   /* NULL in unit tests */
+    const struct mdm_conf *conf; /* the snapshot this request is served with */
 };
 
 /* PUT /mdm/checkin */
@@ -229,9 +265,39 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
 void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                struct mdm_reply *reply);
 
-/* A fresh PKCS#12 device identity from the device CA (mdm/enroll.c); outputs are the caller's. */
-int mdm_issue_pkcs12(struct mdm_server *srv, int64_t now, unsigned char **p12, size_t *p12_len,
-                     char **password, struct scepter_error *err) WUR;
+/* A PKCS#12 device identity for key (taken) from the device CA (mdm/enroll.c); outputs are the
+ * caller's. */
+int mdm_issue_pkcs12(const struct mdm_conf *conf, EVP_PKEY *key, int64_t now, unsigned char **p12,
+                     size_t *p12_len, char **password, struct scepter_error *err) WUR;
+
+/* Security outcomes: counted for /metrics, recorded as events (mdm/events.c). */
+enum mdm_security_kind {
+    MDM_SEC_REENROLL_REFUSED = 0, /* a new identity for an actively enrolled device */
+    MDM_SEC_REENROLLED,           /* a new identity replaced the old one */
+    MDM_SEC_ENROLL_REFUSED,       /* /mdm/enroll without a valid secret or token */
+    MDM_SEC_ENROLL_LIMITED,       /* /mdm/enroll over the per-address limit */
+    MDM_SEC_CERT_REVOKED,         /* an operator revoked a device certificate */
+    MDM_SEC_DEVICE_REMOVED,       /* an operator removed a device */
+    MDM_SEC_KINDS
+};
+
+/*
+ * A security event an operator must see: recorded in the store's event log (GET /v1/events),
+ * sent as a webhook under `kind` ("mdm.ReenrollRefused"...), counted in /metrics, and logged by
+ * the caller.  detail (a JSON object) is stolen.  Failures are logged, never fatal.
+ */
+#include <jansson.h>
+void mdm_security_event(struct mdm_ctx *ctx, enum mdm_security_kind sk, const char *kind,
+                        const char *device_id, json_t *detail, int64_t now);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Enrollment guard (mdm/enroll.c): the pre-generated keys and the per-address limit         */
+
+struct mdm_enroll_guard *mdm_enroll_guard_new(const struct cfg *cfg);
+/* Start the key generator thread (the daemon; unit tests generate keys in the request), after
+ * filling the pool once when prefill. */
+void mdm_enroll_guard_start(struct mdm_enroll_guard *g, bool prefill);
+void mdm_enroll_guard_free(struct mdm_enroll_guard *g);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Enrollment ids (mdm/checkin.c)                                                            */

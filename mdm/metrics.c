@@ -124,6 +124,19 @@ void mdm_metrics_connection(struct mdm_server *srv, int delta)
     }
 }
 
+void mdm_metrics_connection_refused(struct mdm_server *srv, bool timed_out)
+{
+    if (srv->metrics)
+        inc(timed_out ? &srv->metrics->connections_timed_out : &srv->metrics->connections_refused,
+            1);
+}
+
+void mdm_metrics_security(struct mdm_server *srv, enum mdm_security_kind kind)
+{
+    if (srv->metrics && (unsigned)kind < MDM_SEC_KINDS)
+        inc(&srv->metrics->security[kind], 1);
+}
+
 void mdm_metrics_webhook(struct mdm_server *srv, bool delivered)
 {
     if (srv->metrics)
@@ -190,6 +203,23 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
                (long long)atomic_load_explicit(&m->connections_open, memory_order_relaxed));
     help(b, "scepter_connections_total", "counter", "TLS connections accepted.");
     buf_printf(b, "scepter_connections_total %llu\n", get(&m->connections_opened));
+    help(b, "scepter_connections_refused_total", "counter",
+         "TLS connections refused at the handshake: the worker had max_connections open.");
+    buf_printf(b, "scepter_connections_refused_total %llu\n", get(&m->connections_refused));
+    help(b, "scepter_connections_timed_out_total", "counter",
+         "Connections closed because a whole request did not arrive within request_timeout.");
+    buf_printf(b, "scepter_connections_timed_out_total %llu\n", get(&m->connections_timed_out));
+    {
+        static const char *const names[MDM_SEC_KINDS] = {"reenroll_refused", "reenrolled",
+                                                         "enroll_refused",   "enroll_limited",
+                                                         "cert_revoked",     "device_removed"};
+        help(b, "scepter_security_events_total", "counter",
+             "Security outcomes: refused re-enrollments, re-enrollments, refused or rate-limited "
+             "enrollment downloads, revoked certificates, removed devices.");
+        for (int i = 0; i < MDM_SEC_KINDS; i++)
+            buf_printf(b, "scepter_security_events_total{event=\"%s\"} %llu\n", names[i],
+                       get(&m->security[i]));
+    }
     help(b, "scepter_webhooks_total", "counter", "Webhook deliveries by result.");
     buf_printf(b, "scepter_webhooks_total{result=\"delivered\"} %llu\n",
                get(&m->webhooks_delivered));

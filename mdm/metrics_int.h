@@ -37,6 +37,9 @@ struct mdm_metrics {
     atomic_ullong store_errors;
     atomic_ullong connections_opened;
     atomic_llong connections_open;
+    atomic_ullong connections_refused;   /* over max_connections */
+    atomic_ullong connections_timed_out; /* no whole request within request_timeout */
+    atomic_ullong security[MDM_SEC_KINDS];
     atomic_ullong webhooks_delivered, webhooks_failed;
 };
 
@@ -46,6 +49,8 @@ void mdm_metrics_free(struct mdm_metrics *m);
 void mdm_metrics_command(struct mdm_server *srv, enum mdm_command_event ev,
                          const char *request_type, size_t n);
 void mdm_metrics_connection(struct mdm_server *srv, int delta);
+void mdm_metrics_connection_refused(struct mdm_server *srv, bool timed_out);
+void mdm_metrics_security(struct mdm_server *srv, enum mdm_security_kind kind);
 void mdm_metrics_webhook(struct mdm_server *srv, bool delivered);
 /* The Prometheus text exposition. */
 void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b);

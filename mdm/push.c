@@ -175,11 +175,13 @@ static void repush_run(struct mdm_runtime *rt, int64_t now)
     struct scepter_error err;
     char **ids = NULL;
     size_t n = 0;
-    struct mdm_ctx ctx = {rt->srv, rt->srv->cfg, rt->store, NULL};
+    struct mdm_conf *conf = mdm_conf_get(rt->srv);
+    struct mdm_ctx ctx = {rt->srv, conf->cfg, rt->store, NULL, conf};
 
     if (store_repush_candidates(rt->store, now - rt->srv->cfg->repush_interval, 100000, &ids, &n,
                                 &err) != 0) {
         log_warnx("re-push: %s", err.msg);
+        mdm_conf_put(rt->srv, conf);
         return;
     }
     if (n) {
@@ -191,6 +193,7 @@ static void repush_run(struct mdm_runtime *rt, int64_t now)
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
+    mdm_conf_put(rt->srv, conf);
 }
 
 int mdm_push_start(struct mdm_runtime *rt, struct scepter_error *err)

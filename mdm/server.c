@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -126,9 +127,60 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Move the worker to the newest configuration snapshot (SIGHUP) and drop its verified
+ * identities when a reload or a revocation asked for it; cheap when nothing changed (two
+ * atomic loads).  Called at the start of every request, in the worker's thread.
+ */
+static void worker_refresh(struct mdm_worker *w)
+{
+    unsigned long gen = __atomic_load_n(&w->srv->conf_gen, __ATOMIC_ACQUIRE);
+    unsigned long cgen = __atomic_load_n(&w->srv->cache_gen, __ATOMIC_ACQUIRE);
+
+    if (w->conf == NULL || w->conf->gen != gen) {
+        struct mdm_conf *c = mdm_conf_get(w->srv);
+        const struct cfg *cfg = c->cfg;
+
+        mdm_conf_put(w->srv, w->conf);
+        w->conf = c;
+        for (int i = 0; i < 2; i++) {
+            struct evhttp *h = i ? w->http : w->https;
+            if (h == NULL)
+                continue;
+            evhttp_set_timeout(h, (int)cfg->request_timeout);
+            evhttp_set_max_body_size(h, cfg->max_body_bytes);
+        }
+    }
+    if (cgen != w->cache_gen) {
+        memset(w->idcache->slot, 0, sizeof(w->idcache->slot));
+        w->cache_gen = cgen;
+    }
+}
+
+static void ctx_init(struct mdm_ctx *ctx, struct mdm_worker *w)
+{
+    ctx->srv = w->srv;
+    ctx->conf = w->conf;
+    ctx->cfg = w->conf->cfg;
+    ctx->store = w->store;
+    ctx->worker = w;
+}
+
 static const char *evhttp_header_fn(const void *arg, const char *name)
 {
     return evhttp_find_header((struct evkeyvalq *)(uintptr_t)arg, name);
+}
+
+static int evhttp_header_count_fn(const void *arg, const char *name)
+{
+    const struct evkeyvalq *h = arg;
+    const struct evkeyval *kv;
+    int n = 0;
+
+    for (kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next)
+        if (strcasecmp(kv->key, name) == 0)
+            n++;
+    return n;
 }
 
 static enum mdm_method method_of(enum evhttp_cmd_type t)
@@ -151,12 +203,65 @@ static enum mdm_method method_of(enum evhttp_cmd_type t)
     }
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* TLS connections: the per-worker limit and the deadline for a whole request                */
+
+/*
+ * One accepted TLS connection, hung on its SSL object (which lives exactly as long as the
+ * connection).  evhttp's own timeout only bounds each read, so a client that sends a byte
+ * every few seconds would hold a connection forever (slowloris): `deadline` bounds the whole
+ * request instead — armed at accept and after each reply, disarmed when a request has
+ * arrived whole — and shuts the socket down when it fires (evhttp then frees the connection
+ * as after any peer close).
+ */
+struct conn {
+    struct mdm_worker *w;
+    struct bufferevent *bev;
+    struct event *deadline;
+    bool refused; /* over max_connections: the handshake fails */
+};
+
+static int conn_ex_index = -1;
+
+/* One second past evhttp's own inactivity timeout, which closes a quiet connection first:
+ * this one fires only for a client that keeps trickling bytes. */
+static void conn_arm(struct conn *c)
+{
+    struct timeval tv = {c->w->conf->cfg->request_timeout + 1, 0};
+    event_add(c->deadline, &tv);
+}
+
+static void conn_request_arrived(struct conn *c)
+{
+    if (c)
+        event_del(c->deadline);
+}
+
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    evutil_socket_t sock = bufferevent_getfd(c->bev);
+
+    (void)fd;
+    (void)what;
+    if (sock >= 0) {
+        mdm_metrics_connection_refused(c->w->srv, true);
+        shutdown(sock, SHUT_RDWR);
+    }
+}
+
 static void on_complete(struct evhttp_request *req, void *arg)
 {
     struct mdm_worker *w = arg;
-    (void)req;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    struct conn *c = ssl ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
+
     w->inflight--;
     w->last_activity_ms = now_ms();
+    if (c)
+        conn_arm(c); /* the next request on this keep-alive connection */
 }
 
 static void log_request(const struct mdm_request *r, const struct mdm_reply *reply,
@@ -243,10 +348,7 @@ static void idle_flush(struct mdm_worker *w)
         reps[i].status = STORE_STATUS_IDLE;
     }
     (void)store_connect_idle_many(w->store, reps, b.n, (int64_t)time(NULL), nexts, rcs, errs);
-    ctx.srv = w->srv;
-    ctx.cfg = w->srv->cfg;
-    ctx.store = w->store;
-    ctx.worker = w;
+    ctx_init(&ctx, w);
     for (size_t i = 0; i < b.n; i++) {
         struct idle_item *it = &b.items[i];
         struct mdm_reply reply;
@@ -333,7 +435,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     w->inflight++;
     w->last_activity_ms = now_ms();
+    worker_refresh(w);
     evhttp_request_set_on_complete_cb(req, on_complete, w);
+    if (ssl)
+        conn_request_arrived(SSL_get_ex_data(ssl, conn_ex_index));
 
     memset(&r, 0, sizeof(r));
     r.method = method_of(evhttp_request_get_command(req));
@@ -343,6 +448,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     r.body_len = evbuffer_get_length(in);
     r.body = r.body_len ? evbuffer_pullup(in, -1) : NULL;
     r.header = evhttp_header_fn;
+    r.header_count = evhttp_header_count_fn;
     r.header_arg = evhttp_request_get_input_headers(req);
     if (evcon)
         evhttp_connection_get_peer(evcon, &peer, &port);
@@ -360,10 +466,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         r.defer_arg = &dc;
     }
 
-    ctx.srv = w->srv;
-    ctx.cfg = w->srv->cfg;
-    ctx.store = w->store;
-    ctx.worker = w;
+    ctx_init(&ctx, w);
     mdm_reply_init(&reply);
     mdm_route(&ctx, &r, (int64_t)time(NULL), &reply);
     if (reply.status != MDM_REPLY_DEFERRED)
@@ -372,30 +475,57 @@ static void on_request(struct evhttp_request *req, void *arg)
     free(path);
 }
 
-/* Count open TLS connections: the SSL object lives exactly as long as the connection. */
-static int conn_ex_index = -1;
-
 static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                          void *argp)
 {
+    struct conn *c = ptr;
+
     (void)parent;
     (void)ad;
     (void)idx;
     (void)argl;
     (void)argp;
-    if (ptr)
-        mdm_metrics_connection(ptr, -1);
+    if (c == NULL)
+        return;
+    mdm_metrics_connection(c->w->srv, -1);
+    c->w->conns--;
+    event_free(c->deadline);
+    free(c);
+}
+
+/* A connection over the worker's limit fails its handshake at once (a TLS alert), before any
+ * certificate work. */
+static int conn_client_hello(SSL *ssl, int *alert, void *arg)
+{
+    struct conn *c = SSL_get_ex_data(ssl, conn_ex_index);
+
+    (void)arg;
+    if (c && c->refused) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 {
     struct mdm_worker *w = arg;
     SSL *ssl = SSL_new(w->rt->ssl);
+    struct conn *c = xcalloc(1, sizeof(*c));
 
-    SSL_set_ex_data(ssl, conn_ex_index, w->srv);
+    c->w = w;
+    c->deadline = event_new(base, -1, 0, conn_deadline_cb, c);
+    if (w->conns >= w->max_conns) {
+        c->refused = true;
+        mdm_metrics_connection_refused(w->srv, false);
+    }
+    w->conns++;
+    SSL_set_ex_data(ssl, conn_ex_index, c);
     mdm_metrics_connection(w->srv, +1);
-    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE);
+    c->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    conn_arm(c);
+    return c->bev;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -521,6 +651,7 @@ static SSL_CTX *tls_context(const struct cfg *cfg, struct scepter_error *err)
      * each").  Devices open a connection per push, and a resumed handshake would decode the
      * certificate from the ticket all the same.  TLS 1.2 session-ID resumption is unchanged. */
     SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_client_hello_cb(ctx, conn_client_hello, NULL);
     ERR_clear_error();
     return ctx;
 fail:
@@ -623,6 +754,7 @@ static void worker_free(struct mdm_worker *w)
     free(w->touched.slots);
     mdm_idcache_clear(w->idcache);
     free(w->idcache);
+    mdm_conf_put(w->srv, w->conf);
 }
 
 static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
@@ -637,6 +769,9 @@ static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
     w->rt = rt;
     w->srv = rt->srv;
     w->idcache = xcalloc(1, sizeof(*w->idcache));
+    w->max_conns = cfg->max_connections;
+    w->conf = mdm_conf_get(rt->srv);
+    w->cache_gen = __atomic_load_n(&rt->srv->cache_gen, __ATOMIC_ACQUIRE);
     if ((rc = store_open(cfg->store, &w->store, err)) != 0)
         return rc;
     w->base = event_base_new();
@@ -753,6 +888,9 @@ int mdm_serve(struct cfg *cfg, struct scepter_error *err)
     }
     if ((rc = mdm_runtime_start(&rt, err)) != 0)
         goto out;
+    mdm_config_warnings(cfg);
+    /* PKCS#12 identities need keys: have a pool ready before the first download. */
+    mdm_enroll_guard_start(rt.srv->enroll_guard, !str_empty(cfg->device_ca_key_file));
     nworkers = cfg_workers(cfg);
     rt.workers = xcalloc((size_t)nworkers, sizeof(*rt.workers));
     for (int i = 0; i < nworkers; i++) {

@@ -64,6 +64,10 @@ struct mdm_worker {
     int64_t last_activity_ms;
     int64_t drain_deadline_ms;
     bool draining;
+    struct mdm_conf *conf;   /* the snapshot requests are served with (a reference) */
+    unsigned long cache_gen; /* srv->cache_gen when idcache was last valid */
+    int64_t conns;           /* open TLS connections */
+    int64_t max_conns;       /* max_connections */
 };
 
 struct mdm_runtime {
@@ -86,6 +90,8 @@ void mdm_jobs_add(struct mdm_runtime *rt, const char *name, int64_t interval,
                   void (*run)(struct mdm_runtime *rt, int64_t now));
 /* SIGHUP: re-read the configuration and apply what can change without a restart. */
 void mdm_reload(struct mdm_runtime *rt);
+/* Warn about settings that are unsafe outside a lab (at start and after a reload). */
+void mdm_config_warnings(const struct cfg *cfg);
 /* Count a served request for /metrics. */
 void mdm_metrics_request(struct mdm_server *srv, const struct mdm_reply *reply, int64_t elapsed_us);
 

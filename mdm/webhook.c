@@ -100,6 +100,11 @@ void mdm_webhook_result(struct mdm_ctx *ctx, const struct mdm_ids *ids, const ch
     emit(ctx, "mdm.Connect", "acknowledge_event", ev, now);
 }
 
+void mdm_webhook_event(struct mdm_ctx *ctx, const char *topic, json_t *event, int64_t now)
+{
+    emit(ctx, topic, "event", event, now);
+}
+
 /* sha256=<hex> of the body keyed with the secret. */
 #define SIG_LEN (7 + 2 * EVP_MAX_MD_SIZE + 1)
 

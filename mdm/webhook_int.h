@@ -5,6 +5,8 @@
 #ifndef SCEPTER_MDM_WEBHOOK_INT_H
 #define SCEPTER_MDM_WEBHOOK_INT_H
 
+#include <jansson.h>
+
 #include "mdm/mdm_int.h"
 
 struct mdm_runtime;
@@ -15,11 +17,12 @@ void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type, const st
 /* Queue a command-result event (mdm.Connect). */
 void mdm_webhook_result(struct mdm_ctx *ctx, const struct mdm_ids *ids, const char *status,
                         const char *command_uuid, const void *raw, size_t raw_len, int64_t now);
+/* Queue any event under topic (the object is stolen and sent as {"event": ...}). */
+void mdm_webhook_event(struct mdm_ctx *ctx, const char *topic, json_t *event, int64_t now);
 /* Start the delivery job. */
 void mdm_webhook_start(struct mdm_runtime *rt);
 
 /* JSON time (mdm/api.c). */
-#include <jansson.h>
 json_t *api_time(int64_t t);
 
 #endif

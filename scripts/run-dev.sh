@@ -69,5 +69,9 @@ run-dev: starting scepter on https://localhost:8443 (SQLite: var/scepter.db)
   health:              curl -k https://localhost:8443/healthz
   operator CLI:        export SCEPTER_API_KEY=\$(cat $dev/api_key) SCEPTER_CA=$dev/tls-ca.pem
                        $build/mdm/scepterctl device list
+
+  WARNING: development mode: enroll_open = true, so anyone who reaches /mdm/enroll gets a
+  device identity. In production set enroll_secret or enroll_tokens (see docs/security.md).
 MSG
-SCEPTER_API_KEY_FILE="$dev/api_key" exec "$build/mdm/scepter" --config "$dev/scepter.conf"
+SCEPTER_API_KEY_FILE="$dev/api_key" exec "$build/mdm/scepter" --config "$dev/scepter.conf" \
+    --enroll-open=true

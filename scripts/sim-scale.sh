@@ -121,6 +121,7 @@ identity = mtls
 device_ca_file = $TMP/depot/ca.pem
 enroll_scep_url = http://127.0.0.1:$SCEP_PORT/scep
 enroll_scep_challenge = scale-secret
+enroll_open = true
 signing_cert_file = $TMP/signing.pem
 signing_key_file = $TMP/signing.key
 push_topic = $(cat "$PKI/topic")

@@ -5,7 +5,6 @@
  */
 #include "store/store_int.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,22 +23,6 @@ void store_apikeys_free(struct store_apikey *k, size_t n)
     free(k);
 }
 
-/* Lower-case the 64 hex digits of a SHA-256 into out; -1 if hash is not one. */
-static int norm_sha256(const char *hash, char out[65])
-{
-    size_t i;
-
-    if (hash == NULL || strlen(hash) != 64)
-        return -1;
-    for (i = 0; i < 64; i++) {
-        if (!isxdigit((unsigned char)hash[i]))
-            return -1;
-        out[i] = (char)tolower((unsigned char)hash[i]);
-    }
-    out[64] = '\0';
-    return 0;
-}
-
 static const struct store_sql SQL_APIKEY_CREATE = {
     "apikey_create",
     "INSERT INTO apikeys (name, hash, created) VALUES ($1, $2, $3)"
@@ -56,9 +39,8 @@ int store_apikey_create(struct store *s, const char *name, const char *hash_hex,
     *id = 0;
     if ((rc = store_check_str(name, 255, "name", err)) != 0)
         return rc;
-    if (norm_sha256(hash_hex, hash) != 0)
-        return scepter_err(err, SCEPTER_EINVAL, "hash",
-                           "hash: want the 64 hex digits of the key's SHA-256");
+    if ((rc = store_norm_sha256(hash_hex, hash, "hash", err)) != 0)
+        return rc;
     STORE_CALL(s, rc, err)
     {
         struct dbv p[] = {P_TEXT(name), P_TEXT(hash), P_INT(now)};
@@ -85,7 +67,7 @@ int store_apikey_check(struct store *s, const char *hash_hex, int64_t *id,
     int rc;
 
     *id = 0;
-    if (norm_sha256(hash_hex, hash) != 0)
+    if (store_norm_sha256(hash_hex, hash, "hash", err) != 0)
         return scepter_err(err, SCEPTER_EAUTH, NULL, "unknown API key");
     STORE_CALL(s, rc, err)
     {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/str.h"
 #include "common/xmalloc.h"
 
 #define MAX_ID_LEN   256 /* UDIDs are 25-36 bytes; EnrollmentIDs and user channels are longer */
@@ -38,26 +39,32 @@ static const struct store_sql SQL_CERT_BIND = {
     "INSERT INTO devices (id, type, serial_number, device_name, model, model_name,"                \
     " product_name, os_version, build_version, imei, meid, platform, topic, authenticated_at,"     \
     " created, updated)"
-#define SQL_DEVICE_UPSERT                                                                          \
-    " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"                                        \
-    " serial_number = coalesce(excluded.serial_number, devices.serial_number),"                    \
-    " device_name = coalesce(excluded.device_name, devices.device_name),"                          \
-    " model = coalesce(excluded.model, devices.model),"                                            \
-    " model_name = coalesce(excluded.model_name, devices.model_name),"                             \
-    " product_name = coalesce(excluded.product_name, devices.product_name),"                       \
-    " os_version = coalesce(excluded.os_version, devices.os_version),"                             \
-    " build_version = coalesce(excluded.build_version, devices.build_version),"                    \
-    " imei = coalesce(excluded.imei, devices.imei),"                                               \
-    " meid = coalesce(excluded.meid, devices.meid),"                                               \
-    " platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"                    \
-    "  ELSE excluded.platform END,"                                                                \
-    " topic = excluded.topic, unlock_token = NULL, authenticated_at = excluded.authenticated_at,"  \
-    " updated = excluded.updated"
 
+/* The device row of an Authenticate: $1-$14 (id … authenticated_at), kept facts when the
+ * message leaves them out.  $15: the certificate is newly bound to the device — a new
+ * identity inherits no secret of the previous one (bootstrap token; the unlock token is
+ * cleared by every Authenticate) and ends an operator's removal or re-enrollment window. */
 static const struct store_sql SQL_DEVICE_AUTH = {
     "device_authenticate",
-    SQL_DEVICE_COLUMNS " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, "
-                       "$14)" SQL_DEVICE_UPSERT,
+    SQL_DEVICE_COLUMNS
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)"
+    " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"
+    " serial_number = coalesce(excluded.serial_number, devices.serial_number),"
+    " device_name = coalesce(excluded.device_name, devices.device_name),"
+    " model = coalesce(excluded.model, devices.model),"
+    " model_name = coalesce(excluded.model_name, devices.model_name),"
+    " product_name = coalesce(excluded.product_name, devices.product_name),"
+    " os_version = coalesce(excluded.os_version, devices.os_version),"
+    " build_version = coalesce(excluded.build_version, devices.build_version),"
+    " imei = coalesce(excluded.imei, devices.imei),"
+    " meid = coalesce(excluded.meid, devices.meid),"
+    " platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"
+    "  ELSE excluded.platform END,"
+    " topic = excluded.topic, unlock_token = NULL, authenticated_at = excluded.authenticated_at,"
+    " bootstrap_token = CASE WHEN $15 THEN NULL ELSE devices.bootstrap_token END,"
+    " removed_at = CASE WHEN $15 THEN 0 ELSE devices.removed_at END,"
+    " reenroll_until = CASE WHEN $15 THEN 0 ELSE devices.reenroll_until END,"
+    " updated = excluded.updated",
     NULL, NULL};
 
 static const struct store_sql SQL_ENROLLMENT_AUTH = {
@@ -74,24 +81,6 @@ static const struct store_sql SQL_USER_CHANNELS_RESET = {
     "UPDATE enrollments SET enabled = false, token_valid = false, push_token = NULL,"
     " push_magic = NULL WHERE device_id = $1 AND id <> $1",
     NULL, NULL};
-
-/* Lower-case a SHA-256 hex digest into out, refusing anything else. */
-static int norm_hash(const char *in, char out[65], const char *field, struct scepter_error *err)
-{
-    size_t i;
-
-    if (in == NULL || strlen(in) != 64)
-        return scepter_err(err, SCEPTER_EINVAL, field,
-                           "%s: want the 64 hex digits of a SHA-256 digest", field);
-    for (i = 0; i < 64; i++) {
-        if (!isxdigit((unsigned char)in[i]))
-            return scepter_err(err, SCEPTER_EINVAL, field, "%s: '%c' is not a hex digit", field,
-                               in[i]);
-        out[i] = (char)tolower((unsigned char)in[i]);
-    }
-    out[64] = '\0';
-    return 0;
-}
 
 static int check_facts(const struct store_device_facts *f, struct scepter_error *err)
 {
@@ -155,36 +144,40 @@ static int forbid_cert(const char *owner, const char *device_id, struct scepter_
                        "the device certificate is bound to another device, not %s", device_id);
 }
 
-/*
- * PostgreSQL: the whole Authenticate in one statement (one round trip, its own transaction).
- * The binding comes first: ON CONFLICT DO UPDATE locks an existing binding and returns its
- * device even under concurrency, and every other change is gated on that device being this
- * one, so a certificate bound to another device changes nothing.  $1 device, $2 type,
- * $3-$11 facts, $12 platform, $13 topic, $14 now, $15 certificate hash.
- */
-static const struct store_sql SQL_PG_AUTHENTICATE = {
-    "pg_authenticate", NULL,
-    "WITH bind AS (INSERT INTO cert_bindings (cert_hash, device_id, created)"
-    "  VALUES ($15, $1, $14) ON CONFLICT (cert_hash)"
-    "  DO UPDATE SET device_id = cert_bindings.device_id RETURNING device_id),"
-    " dev AS (" SQL_DEVICE_COLUMNS
-    "  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14"
-    "  FROM bind WHERE bind.device_id = $1" SQL_DEVICE_UPSERT " RETURNING 1),"
-    " enr AS (INSERT INTO enrollments (id, device_id, type, topic, enabled, token_valid, created)"
-    "  SELECT $1, $1, $2, $13, false, false, $14 FROM bind WHERE bind.device_id = $1"
-    "  ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
-    "  enabled = false, token_valid = false, push_token = NULL, push_magic = NULL,"
-    "  token_invalid_at = 0, awaiting_configuration = false RETURNING 1),"
-    " usr AS (UPDATE enrollments SET enabled = false, token_valid = false, push_token = NULL,"
-    "  push_magic = NULL WHERE device_id = $1 AND id <> $1"
-    "  AND EXISTS (SELECT 1 FROM bind WHERE bind.device_id = $1) RETURNING 1),"
-    " q AS (UPDATE queue SET state = 2, notnow = false, updated = $14"
-    "  WHERE state = 0 AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)"
-    "  AND EXISTS (SELECT 1 FROM bind WHERE bind.device_id = $1) RETURNING 1)"
-    " SELECT device_id FROM bind",
-    NULL};
+/* Serialises the Authenticates of one device id across connections and processes for the
+ * rest of the transaction (SQLite: BEGIN IMMEDIATE already does, for the whole database). */
+static const struct store_sql SQL_AUTH_LOCK = {
+    "auth_lock", NULL, "SELECT pg_advisory_xact_lock(hashtextextended($1, 7243))", "SELECT $1"};
 
-/* $1-$14 of both Authenticate statements' device row. */
+/*
+ * What Authenticate must know before it changes anything: 0 who holds the certificate,
+ * 1 whether it was revoked, 2 whether the device has an active enrollment (its device channel
+ * enabled: TokenUpdate received, not checked out, not removed), 3 the operator's
+ * re-enrollment window, 4 a certificate bound to the device now, other than this one.
+ * $1 certificate hash, $2 device.
+ */
+static const struct store_sql SQL_AUTH_STATE = {
+    "auth_state",
+    "SELECT (SELECT device_id FROM cert_bindings WHERE cert_hash = $1),"
+    " EXISTS (SELECT 1 FROM revoked_certs WHERE cert_hash = $1),"
+    " coalesce((SELECT enabled FROM enrollments WHERE id = $2), false),"
+    " coalesce((SELECT reenroll_until FROM devices WHERE id = $2), 0),"
+    " (SELECT min(cert_hash) FROM cert_bindings WHERE device_id = $2 AND cert_hash <> $1)",
+    NULL, NULL};
+
+/* The device's other certificates stop being accepted when a new one is bound: $1 device,
+ * $2 the new certificate, $3 now. */
+static const struct store_sql SQL_BINDINGS_SUPERSEDE = {
+    "bindings_supersede",
+    "INSERT INTO revoked_certs (cert_hash, device_id, reason, revoked_at)"
+    " SELECT cert_hash, device_id, 'superseded', $3 FROM cert_bindings"
+    " WHERE device_id = $1 AND cert_hash <> $2 ON CONFLICT (cert_hash) DO NOTHING",
+    NULL, NULL};
+static const struct store_sql SQL_BINDINGS_DROP_OTHERS = {
+    "bindings_drop_others", "DELETE FROM cert_bindings WHERE device_id = $1 AND cert_hash <> $2",
+    NULL, NULL};
+
+/* $1-$14 of the device row. */
 #define DEVICE_AUTH_PARAMS(a, now)                                                                 \
     P_TEXT((a)->device_id), P_INT((a)->type), P_TEXT((a)->facts.serial_number),                    \
         P_TEXT((a)->facts.device_name), P_TEXT((a)->facts.model), P_TEXT((a)->facts.model_name),   \
@@ -192,55 +185,92 @@ static const struct store_sql SQL_PG_AUTHENTICATE = {
         P_TEXT((a)->facts.build_version), P_TEXT((a)->facts.imei), P_TEXT((a)->facts.meid),        \
         P_TEXT(facts_platform(&(a)->facts)), P_TEXT((a)->topic), P_INT(now)
 
-static int authenticate_pg(struct store *s, const struct store_authenticate *a, const char *hash,
-                           int64_t now, struct scepter_error *err)
+/*
+ * May this certificate (re)start the device's enrollment?  Fills res and returns 0 when it
+ * may; SCEPTER_EFORBIDDEN when the certificate is revoked or bound to another device;
+ * SCEPTER_ECONFLICT when the device is actively enrolled with another certificate and
+ * nothing allows a re-enrollment (res->previous_hash names that certificate).
+ */
+static int auth_decide(struct store *s, const struct store_authenticate *a, const char *hash,
+                       int64_t now, struct store_auth_result *res, struct scepter_error *err)
 {
-    struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now), P_TEXT(hash)};
+    struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id)};
     struct dbres r;
-    int rc = db_query(s, &SQL_PG_AUTHENTICATE, p, ARRAY_LEN(p), &r, err);
+    int rc;
 
-    if (rc == 0 && (rc = db_next(&r, err)) == 1)
-        rc = strcmp(db_text(&r, 0), a->device_id) == 0
-                 ? 0
-                 : forbid_cert(db_text(&r, 0), a->device_id, err);
-    else if (rc == 0)
-        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: Authenticate returned no row");
+    if ((rc = db_query(s, &SQL_AUTH_STATE, p, ARRAY_LEN(p), &r, err)) != 0)
+        goto out;
+    if ((rc = db_next(&r, err)) != 1) {
+        if (rc == 0)
+            rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: Authenticate state: no row");
+        goto out;
+    }
+    rc = 0;
+    if (!db_isnull(&r, 4))
+        str_copy(res->previous_hash, sizeof(res->previous_hash), db_text(&r, 4));
+    if (!db_isnull(&r, 0)) {
+        if (strcmp(db_text(&r, 0), a->device_id) != 0)
+            rc = forbid_cert(db_text(&r, 0), a->device_id, err);
+        goto out; /* the same identity again: nothing to decide */
+    }
+    if (db_bool(&r, 1)) {
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, "cert_hash",
+                         "the device certificate was revoked and cannot enroll %s", a->device_id);
+        goto out;
+    }
+    res->new_binding = true;
+    res->rebound = res->previous_hash[0] != '\0';
+    if (!db_bool(&r, 2))
+        goto out; /* not actively enrolled: a first enrollment, or after CheckOut / removal */
+    if (a->reenroll_allow) {
+        res->allowed_by = "configuration";
+    } else if (db_int(&r, 3) > now) {
+        res->allowed_by = "operator";
+    } else {
+        rc = scepter_err(err, SCEPTER_ECONFLICT, "cert_hash",
+                         "device %s is enrolled with another certificate; it must check out, be "
+                         "removed, or be allowed to re-enroll by an operator",
+                         a->device_id);
+    }
+out:
     db_res_clear(&r);
     return rc;
 }
 
 static int authenticate(struct store *s, const struct store_authenticate *a, const char *hash,
-                        int64_t now, struct scepter_error *err)
+                        int64_t now, struct store_auth_result *res, struct scepter_error *err)
 {
-    char *owner = NULL;
     int64_t changes = 0;
     int rc;
 
     if ((rc = db_begin(s, err)) != 0)
-        goto out;
-    if ((rc = cert_owner(s, hash, &owner, err)) != 0)
-        goto out;
-    if (owner && strcmp(owner, a->device_id) != 0) {
-        rc = forbid_cert(owner, a->device_id, err);
-        goto out;
-    }
+        return rc;
     {
-        struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now)};
+        struct dbv p[] = {P_TEXT(a->device_id)};
+        if ((rc = db_exec(s, &SQL_AUTH_LOCK, p, ARRAY_LEN(p), NULL, err)) != 0)
+            goto out;
+    }
+    if ((rc = auth_decide(s, a, hash, now, res, err)) != 0)
+        goto out;
+    {
+        struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now), P_BOOL(res->new_binding)};
         if ((rc = db_exec(s, &SQL_DEVICE_AUTH, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
     }
-    if (owner == NULL) {
+    if (res->new_binding) {
         struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id), P_INT(now)};
         if ((rc = db_exec(s, &SQL_CERT_BIND, p, ARRAY_LEN(p), &changes, err)) != 0)
             goto out;
-        if (changes == 0) { /* bound meanwhile by a concurrent Authenticate */
-            if ((rc = cert_owner(s, hash, &owner, err)) != 0)
-                goto out;
-            if (owner && strcmp(owner, a->device_id) != 0) {
-                rc = forbid_cert(owner, a->device_id, err);
-                goto out;
-            }
+        if (changes == 0) { /* bound to another device meanwhile (no lock covers the hash) */
+            rc = forbid_cert(NULL, a->device_id, err);
+            goto out;
         }
+    }
+    if (res->rebound) {
+        struct dbv p[] = {P_TEXT(a->device_id), P_TEXT(hash), P_INT(now)};
+        if ((rc = db_exec(s, &SQL_BINDINGS_SUPERSEDE, p, ARRAY_LEN(p), NULL, err)) != 0 ||
+            (rc = db_exec(s, &SQL_BINDINGS_DROP_OTHERS, p, 2, NULL, err)) != 0)
+            goto out;
     }
     {
         struct dbv p[] = {P_TEXT(a->device_id), P_INT(a->type), P_TEXT(a->topic), P_INT(now)};
@@ -257,21 +287,25 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
         if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
     }
-    rc = db_commit(s, err);
+    return db_commit(s, err);
 out:
-    free(owner);
+    db_rollback(s);
     return rc;
 }
 
 int store_authenticate(struct store *s, const struct store_authenticate *a, int64_t now,
-                       struct scepter_error *err)
+                       struct store_auth_result *res, struct scepter_error *err)
 {
+    struct store_auth_result ignored;
     char hash[65];
     int rc;
 
+    if (res == NULL)
+        res = &ignored;
+    memset(res, 0, sizeof(*res));
     if ((rc = store_check_str(a->device_id, MAX_ID_LEN, "device_id", err)) != 0 ||
         (rc = store_check_str(a->topic, MAX_ID_LEN, "topic", err)) != 0 ||
-        (rc = norm_hash(a->cert_hash, hash, "cert_hash", err)) != 0 ||
+        (rc = store_norm_sha256(a->cert_hash, hash, "cert_hash", err)) != 0 ||
         (rc = check_facts(&a->facts, err)) != 0)
         return rc;
     if (a->type != STORE_ENROLL_DEVICE && a->type != STORE_ENROLL_USER_ENROLLMENT)
@@ -282,7 +316,10 @@ int store_authenticate(struct store *s, const struct store_authenticate *a, int6
     if (strchr(a->device_id, ':') != NULL)
         return scepter_err(err, SCEPTER_EINVAL, "device_id", "device_id: must not contain ':'");
     STORE_CALL(s, rc, err)
-    rc = s->pg ? authenticate_pg(s, a, hash, now, err) : authenticate(s, a, hash, now, err);
+    {
+        memset(res, 0, sizeof(*res));
+        rc = authenticate(s, a, hash, now, res, err);
+    }
     return rc;
 }
 
@@ -292,7 +329,7 @@ int store_cert_check(struct store *s, const char *cert_hash, const char *device_
     char hash[65], *owner = NULL;
     int rc;
 
-    if ((rc = norm_hash(cert_hash, hash, "cert_hash", err)) != 0 ||
+    if ((rc = store_norm_sha256(cert_hash, hash, "cert_hash", err)) != 0 ||
         (rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
@@ -718,7 +755,8 @@ void store_devices_free(struct store_device *d, size_t n)
     " d.os_version, d.build_version, d.platform, d.topic, coalesce(e.enabled, false),"             \
     " coalesce(e.token_valid AND e.push_token IS NOT NULL, false),"                                \
     " d.bootstrap_token IS NOT NULL, coalesce(e.last_seen, 0), d.authenticated_at,"                \
-    " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created"                                \
+    " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created, d.removed_at,"                 \
+    " d.reenroll_until"                                                                            \
     " FROM devices d LEFT JOIN enrollments e ON e.id = d.id"
 
 static void read_device(const struct dbres *r, struct store_device *d)
@@ -742,6 +780,8 @@ static void read_device(const struct dbres *r, struct store_device *d)
     d->token_updated_at = db_int(r, 16);
     d->checked_out_at = db_int(r, 17);
     d->created = db_int(r, 18);
+    d->removed_at = db_int(r, 19);
+    d->reenroll_until = db_int(r, 20);
 }
 
 static const struct store_sql SQL_DEVICE_GET = {

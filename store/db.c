@@ -312,6 +312,26 @@ int store_call_again(struct store *s, int *rc, int attempt, struct scepter_error
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                             */
 
+int store_norm_sha256(const char *in, char out[65], const char *field, struct scepter_error *err)
+{
+    size_t i;
+
+    if (in == NULL || strlen(in) != 64)
+        return scepter_err(err, SCEPTER_EINVAL, field,
+                           "%s: want the 64 hex digits of a SHA-256 digest", field);
+    for (i = 0; i < 64; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c >= 'A' && c <= 'F')
+            c = (unsigned char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return scepter_err(err, SCEPTER_EINVAL, field, "%s: '%c' is not a hex digit", field,
+                               in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?');
+        out[i] = (char)c;
+    }
+    out[64] = '\0';
+    return 0;
+}
+
 int store_check_str(const char *s, size_t max, const char *field, struct scepter_error *err)
 {
     size_t i, len;

@@ -8,6 +8,7 @@
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,13 +106,47 @@ static int sq_busy(void *arg, int count)
     return 1;
 }
 
+/*
+ * The database holds the APNs private key and devices' bootstrap and unlock tokens: it is
+ * created 0600 whatever the umask (SQLite gives its -wal and -shm files the database file's
+ * permissions), and an existing file (or -wal/-shm) readable by others is narrowed to 0600.
+ */
+static int make_private(const char *path, struct scepter_error *err)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    struct stat st;
+    int fd;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != EEXIST)
+        return scepter_err(err, SCEPTER_ESTORE, "store", "store: cannot create %s: %s", path,
+                           strerror(errno));
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        char *f = xasprintf("%s%s", path, suffix[i]);
+        if (stat(f, &st) == 0 && (st.st_mode & 077) != 0) {
+            if (chmod(f, st.st_mode & 0700) == 0)
+                log_warnx("store: %s was readable by others (mode %03o): now %03o", f,
+                          (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & 0700));
+            else
+                log_warn("store: %s is readable by others and cannot be narrowed", f);
+        }
+        free(f);
+    }
+    return 0;
+}
+
 static int sq_connect(struct store *s, const char *path, struct scepter_error *err)
 {
     sqlite3 *db = NULL;
     char *msg = NULL;
     int rc;
 
-    if (strcmp(path, ":memory:") != 0 && (rc = make_parent_dirs(path, err)) != 0)
+    if (strcmp(path, ":memory:") != 0 &&
+        ((rc = make_parent_dirs(path, err)) != 0 || (rc = make_private(path, err)) != 0))
         return rc;
     rc = sqlite3_open_v2(path, &db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

@@ -752,7 +752,6 @@ static int check_report(const struct store_report *report, char hash[65], const 
                         struct scepter_error *err)
 {
     int rc;
-    size_t i;
 
     *h = NULL;
     if ((rc = store_check_str(report->enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
@@ -761,14 +760,8 @@ static int check_report(const struct store_report *report, char hash[65], const 
         (rc = store_check_str(report->device_id, MAX_ID_LEN, "device_id", err)) != 0)
         return rc;
     if (report->cert_hash) {
-        if (strlen(report->cert_hash) != 64)
-            return scepter_err(err, SCEPTER_EINVAL, "cert_hash",
-                               "cert_hash: want the 64 hex digits of a SHA-256 digest");
-        for (i = 0; i < 64; i++)
-            hash[i] = (char)(report->cert_hash[i] >= 'A' && report->cert_hash[i] <= 'F'
-                                 ? report->cert_hash[i] - 'A' + 'a'
-                                 : report->cert_hash[i]);
-        hash[64] = '\0';
+        if ((rc = store_norm_sha256(report->cert_hash, hash, "cert_hash", err)) != 0)
+            return rc;
         *h = hash;
     }
     if ((unsigned)report->status > STORE_STATUS_NOTNOW)

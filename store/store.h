@@ -107,6 +107,16 @@ struct store_authenticate {
     const char *topic;
     const char *cert_hash; /* SHA-256 hex of the identity certificate */
     struct store_device_facts facts;
+    bool reenroll_allow; /* `reenroll = allow`: a new certificate may replace an active one */
+};
+
+/* What an Authenticate did, or why it was refused. */
+struct store_auth_result {
+    bool new_binding;       /* the certificate was bound to the device by this call */
+    bool rebound;           /* ... replacing the device's previous certificate(s) */
+    const char *allowed_by; /* a replacement of an active enrollment: "operator" (window) or
+                             * "configuration" (reenroll = allow); NULL otherwise (static) */
+    char previous_hash[65]; /* the device's certificate before this call ("" = none) */
 };
 
 /*
@@ -114,10 +124,18 @@ struct store_authenticate {
  * enrollment: the enrollment is disabled until its first TokenUpdate, its push token,
  * PushMagic and unlock token are cleared, and commands still queued for it and its user
  * channels are deactivated (a re-enrolling device starts with a clean queue).
- * SCEPTER_EFORBIDDEN if cert_hash is already bound to another device (nothing is changed).
+ *
+ * A certificate new to the device replaces its previous ones — they are revoked ("superseded")
+ * and its bootstrap token is cleared: a new identity inherits no secret — but only when the
+ * device has no active enrollment (never enrolled, checked out, removed by an operator), an
+ * operator allowed it (store_device_allow_reenroll) or a->reenroll_allow.  Otherwise
+ * SCEPTER_ECONFLICT with res->previous_hash naming the bound certificate, and nothing changes:
+ * this is what stops a fresh identity from taking over an enrolled device by its UDID.
+ * SCEPTER_EFORBIDDEN if cert_hash is bound to another device or was revoked (nothing
+ * changes).  res may be NULL.
  */
 int store_authenticate(struct store *s, const struct store_authenticate *a, int64_t now,
-                       struct scepter_error *err) WUR;
+                       struct store_auth_result *res, struct scepter_error *err) WUR;
 
 /*
  * Is cert_hash bound to device_id?  Returns 1 (bound), 0 (bound to nothing), or
@@ -205,7 +223,9 @@ struct store_device {
     bool token_valid;
     bool has_bootstrap_token;
     int64_t last_seen, authenticated_at, token_updated_at, checked_out_at, created;
-    char **groups; /* names of its device groups */
+    int64_t removed_at;     /* an operator removed it (0: not removed) */
+    int64_t reenroll_until; /* an operator allows a new identity until then (0: no) */
+    char **groups;          /* names of its device groups */
     size_t n_groups;
 };
 void store_device_clear(struct store_device *d);
@@ -225,6 +245,92 @@ struct store_device_filter {
 /* Devices ordered by id. */
 int store_device_list(struct store *s, const struct store_device_filter *f,
                       struct store_device **out, size_t *n, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Removal, re-enrollment, revocation, enrollment tokens, security events (store/security.c) */
+
+struct store_removal {
+    int64_t certificates; /* bound certificates revoked */
+    int64_t cancelled;    /* queued commands cancelled */
+};
+/*
+ * An operator removes a device: its certificates are revoked (reason "removed"), every queued
+ * command of its channels is cancelled, its push tokens, PushMagic, unlock and bootstrap
+ * tokens are wiped and its channels disabled; the device row, its results and its history
+ * stay for audit.  The device may enroll again, with a new identity.  SCEPTER_ENOTFOUND if
+ * unknown.  out may be NULL.
+ */
+int store_device_remove(struct store *s, const char *device_id, int64_t now,
+                        struct store_removal *out, struct scepter_error *err) WUR;
+/* Let a new certificate replace the device's active one at Authenticate until `until` (0
+ * closes the window).  The window ends with the first re-enrollment.  SCEPTER_ENOTFOUND. */
+int store_device_allow_reenroll(struct store *s, const char *device_id, int64_t until,
+                                struct scepter_error *err) WUR;
+/* SHA-256 hex of the certificates bound to a device now (caller frees with store_strv...). */
+int store_device_bindings(struct store *s, const char *device_id, char ***hashes, size_t *n,
+                          struct scepter_error *err) WUR;
+void store_strv_free(char **v, size_t n);
+
+/*
+ * Revoke a device certificate by the SHA-256 of its DER: it is unbound (the device it was
+ * bound to can no longer check in or poll with it, on any worker or process, from the next
+ * request) and refused at Authenticate from now on.  *device_id: the device it was bound to
+ * (caller frees), or NULL.  Returns 0, or 1 when it was already revoked (nothing changes).
+ */
+int store_cert_revoke(struct store *s, const char *cert_hash, const char *reason, int64_t now,
+                      char **device_id, struct scepter_error *err) WUR;
+
+struct store_revocation {
+    char cert_hash[65];
+    char *device_id; /* or NULL */
+    char *reason;    /* "revoked", "superseded", "removed" */
+    int64_t revoked_at;
+};
+void store_revocations_free(struct store_revocation *v, size_t n);
+/* Newest first; device_id NULL = every device; limit 0 = all. */
+int store_revocations_list(struct store *s, const char *device_id, size_t limit,
+                           struct store_revocation **out, size_t *n, struct scepter_error *err) WUR;
+
+/*
+ * Enrollment tokens gate /mdm/enroll: only their SHA-256 is stored.  uses_total 0 means
+ * unlimited, expires 0 never.  store_enroll_token_use counts one use of a valid token
+ * atomically, or SCEPTER_EFORBIDDEN (unknown, expired, used up).
+ */
+struct store_enroll_token {
+    int64_t id;
+    char *note;
+    int64_t uses_total, uses, expires, created, last_used;
+};
+void store_enroll_tokens_free(struct store_enroll_token *t, size_t n);
+int store_enroll_token_create(struct store *s, const char *hash_hex, const char *note,
+                              int64_t uses_total, int64_t expires, int64_t now, int64_t *id,
+                              struct scepter_error *err) WUR;
+int store_enroll_token_list(struct store *s, struct store_enroll_token **out, size_t *n,
+                            struct scepter_error *err) WUR;
+int store_enroll_token_delete(struct store *s, int64_t id, struct scepter_error *err) WUR;
+int store_enroll_token_use(struct store *s, const char *hash_hex, int64_t now,
+                           struct scepter_error *err) WUR;
+
+/* Security events for operators ("mdm.ReenrollRefused", "device.removed", ...). */
+struct store_event {
+    int64_t id;
+    char *kind;
+    char *device_id; /* or NULL */
+    char *detail;    /* a JSON object */
+    int64_t created;
+};
+struct store_event_filter {
+    const char *device_id; /* NULL = any */
+    const char *kind;      /* NULL = any */
+    int64_t before_id;     /* 0 = the newest; else only ids below (paging) */
+    size_t limit;          /* 0 = all */
+};
+void store_events_free(struct store_event *v, size_t n);
+int store_event_add(struct store *s, const char *kind, const char *device_id, const char *detail,
+                    int64_t now, struct scepter_error *err) WUR;
+/* Newest first. */
+int store_event_list(struct store *s, const struct store_event_filter *f, struct store_event **out,
+                     size_t *n, struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* The command queue                                                                         */

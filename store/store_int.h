@@ -196,12 +196,15 @@ int store_call_again(struct store *s, int *rc, int attempt, struct scepter_error
     for (int try_ = 0, go_ = ((rc) = store_call_begin((s), (err))) == 0; go_;                      \
          go_ = store_call_again((s), &(rc), ++try_, (err)))
 
+/* The 64 hex digits of a SHA-256 digest, lower-cased into out; SCEPTER_EINVAL naming field
+ * for anything else. */
+int store_norm_sha256(const char *in, char out[65], const char *field,
+                      struct scepter_error *err) WUR;
 /* SCEPTER_EINVAL naming field unless s is a non-empty string of at most max bytes. */
 int store_check_str(const char *s, size_t max, const char *field, struct scepter_error *err) WUR;
 
 /* Append a string to a growing array of strings. */
 void store_strv_push(char ***v, size_t *n, size_t *cap, char *str);
-void store_strv_free(char **v, size_t n);
 
 /* Shared between queue.c and policies.c: queue cmds[i] for ids[i] inside the caller's
  * transaction.  With policy_id != 0 every command is linked to that policy and version, with

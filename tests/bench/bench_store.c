@@ -267,7 +267,7 @@ static void *work(void *arg)
                                            .token = tok,
                                            .token_len = sizeof(tok),
                                            .push_magic = "magic"};
-            rc = store_authenticate(s, &a, NOW, &err);
+            rc = store_authenticate(s, &a, NOW, NULL, &err);
             if (rc == 0)
                 rc = store_token_update(s, &t, NOW, &first, &err);
             w->ops++;

@@ -82,6 +82,10 @@ static void write_conf(struct h_server *s, const struct h_opts *o)
             "api_key = " H_API_KEY "\n"
             "log_level = debug\n"
             "last_seen_flush_ms = 100\n"
+            /* A lab: the profile's PKCS#12 identity is handed out without a secret unless a
+             * test closes it (extra lines come later and win). */
+            "enroll_open = true\n"
+            "enroll_key_pool = 2\n"
             "%s%s%s\n",
             port, port, s->ports_file, s->dir, s->dir, s->dir, s->dir, s->dir,
             o && o->identity ? o->identity : "mtls,signature", s->store_url,

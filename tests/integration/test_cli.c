@@ -24,6 +24,7 @@ static void setup(void)
     struct h_opts o = {.identity = "mtls,signature,header",
                        .plain_http = true,
                        .extra = "trusted_proxy_header = Client-Cert\n"
+                                "trusted_proxy_addrs = 127.0.0.1,::1\n"
                                 "enroll_secret = open-sesame\n"};
     h_start(&S, &o);
 }

@@ -28,7 +28,8 @@ Test(config, file_env_flags_precedence)
     tu_write(path, ini, strlen(ini));
     char *const env[] = {(char *)"SCEPTER_WORKERS=5", (char *)"HOME=/root",
                          (char *)"SCEPTER_LOG_FORMAT=json", NULL};
-    char *const argv[] = {(char *)"--log-format=logfmt", (char *)"--api_key", (char *)"k3y", NULL};
+    char *const argv[] = {(char *)"--log-format=logfmt", (char *)"--api_key",
+                          (char *)"k3y-0123456789abcdef", NULL};
     struct scepter_error err;
     struct cfg *c = cfg_load(path, 3, argv, env, &err);
     cr_assert_not_null(c, "%s", err.msg);
@@ -36,7 +37,7 @@ Test(config, file_env_flags_precedence)
     cr_assert_eq(c->workers, 5);                   /* env beats file */
     cr_assert_str_eq(c->log_format, "logfmt");     /* flag beats env */
     cr_assert_str_eq(c->log_level, "debug");
-    cr_assert_str_eq(c->api_key, "k3y");
+    cr_assert_str_eq(c->api_key, "k3y-0123456789abcdef");
     cfg_free(c);
     tu_rmtree(dir);
     free(dir);
@@ -47,13 +48,13 @@ Test(config, secret_from_file_env)
 {
     char *dir = tu_tmpdir();
     char *path = xasprintf("%s/secret", dir);
-    tu_write(path, "s3cret\n", 7);
+    tu_write(path, "s3cret-0123456789\n", 18);
     char *var = xasprintf("SCEPTER_API_KEY_FILE=%s", path);
     char *const env[] = {var, NULL};
     struct scepter_error err;
     struct cfg *c = cfg_load("", 0, NULL, env, &err);
     cr_assert_not_null(c, "%s", err.msg);
-    cr_assert_str_eq(c->api_key, "s3cret");
+    cr_assert_str_eq(c->api_key, "s3cret-0123456789");
     /* printed masked */
     char *out = NULL;
     size_t len = 0;

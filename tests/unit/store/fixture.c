@@ -145,7 +145,8 @@ void tf_authenticate(struct store *s, const char *udid, const char *product, int
         .cert_hash = hash,
         .facts = {.serial_number = "C02TEST", .product_name = product, .os_version = "17.1"},
     };
-    cr_assert_eq(store_authenticate(s, &a, now, &err), 0, "authenticate %s: %s", udid, err.msg);
+    cr_assert_eq(store_authenticate(s, &a, now, NULL, &err), 0, "authenticate %s: %s", udid,
+                 err.msg);
 }
 
 void tf_enroll(struct store *s, const char *udid, const char *product, int64_t now)

@@ -83,7 +83,7 @@ Test(checkin, certificate_bound_to_another_device_is_refused)
                                    .topic = "com.apple.mgmt.External.test",
                                    .cert_hash = hash,
                                    .facts = {.product_name = "iPad13,4"}};
-    cr_assert_eq(store_authenticate(s, &a, T0 + 1, &err), SCEPTER_EFORBIDDEN);
+    cr_assert_eq(store_authenticate(s, &a, T0 + 1, NULL, &err), SCEPTER_EFORBIDDEN);
     cr_assert_str_eq(err.field, "cert_hash");
     cr_assert_eq(err.http_status, 403);
     /* Nothing changed: no device B. */
@@ -106,15 +106,15 @@ Test(checkin, certificate_bound_to_another_device_is_refused)
     cr_assert_eq(store_connect(s, &rep, T0, &next, &out, &err), SCEPTER_EFORBIDDEN);
     /* Bad input. */
     a.cert_hash = "not-hex";
-    cr_assert_eq(store_authenticate(s, &a, T0, &err), SCEPTER_EINVAL);
+    cr_assert_eq(store_authenticate(s, &a, T0, NULL, &err), SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "cert_hash");
     a.cert_hash = hash;
     a.device_id = "";
-    cr_assert_eq(store_authenticate(s, &a, T0, &err), SCEPTER_EINVAL);
+    cr_assert_eq(store_authenticate(s, &a, T0, NULL, &err), SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "device_id");
     a.device_id = "UDID-B";
     a.topic = NULL;
-    cr_assert_eq(store_authenticate(s, &a, T0, &err), SCEPTER_EINVAL);
+    cr_assert_eq(store_authenticate(s, &a, T0, NULL, &err), SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "topic");
     store_close(s);
 }

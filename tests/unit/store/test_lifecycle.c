@@ -203,7 +203,7 @@ Test(lifecycle, failed_statement_keeps_nothing)
                                        .cert_hash = hash,
                                        .facts = {.product_name = "iPhone15,3"}};
         store_fail_statement_after(s, k);
-        rc = store_authenticate(s, &a, T0 + 2, &err);
+        rc = store_authenticate(s, &a, T0 + 2, NULL, &err);
         store_fail_statement_after(s, 0);
         if (rc != 0) {
             cr_assert_eq(store_device_get(s, "DEV-C", &dev, &err), SCEPTER_ENOTFOUND,
