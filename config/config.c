@@ -253,6 +253,21 @@ int cfg_load_file(struct cfg *cfg, const char *path, struct scepter_error *err)
 
     if ((rc = file_read(path, 1024 * 1024, &data, &len, err)) != 0)
         return rc;
+    /* inih reads a line into INI_MAX_LINE bytes and would split a longer one into a bogus
+     * second line: say what is wrong instead. */
+    int line = 1;
+    for (const char *p = (const char *)data, *nl; *p; p = nl + 1, line++) {
+        nl = strchr(p, '\n');
+        if ((nl ? (size_t)(nl - p) : strlen(p)) + 2 > INI_MAX_LINE) {
+            free(data);
+            return scepter_err(err, SCEPTER_EINVAL, NULL,
+                               "%s:%d: line longer than %d bytes; give long values through "
+                               "SCEPTER_<KEY> or SCEPTER_<KEY>_FILE instead",
+                               path, line, INI_MAX_LINE - 2);
+        }
+        if (nl == NULL)
+            break;
+    }
     ctx.text = ctx.cursor = (const char *)data;
     rc = ini_parse_string((const char *)data, ini_handler_cb, &ctx);
     free(data);

@@ -109,7 +109,7 @@ void api_cert_revoke(struct api_call *c, const char *sha256)
     int rc;
 
     if (c->body && (jsonx_only_keys(c->body, keys, "", &err) != 0 ||
-                    jsonx_get_string(c->body, "reason", "", false, &note, &err) != 0)) {
+                    jsonx_get_string(c->body, "reason", "", false, &note, &err) < 0)) {
         api_reply_scepter_error(c, &err);
         return;
     }
@@ -195,8 +195,8 @@ static void token_create(struct api_call *c)
     struct store_enroll_token t;
 
     if ((c->body && (jsonx_only_keys(c->body, keys, "", &err) != 0 ||
-                     jsonx_get_int(c->body, "uses", "", false, &uses, &err) != 0 ||
-                     jsonx_get_string(c->body, "note", "", false, &note, &err) != 0)) ||
+                     jsonx_get_int(c->body, "uses", "", false, &uses, &err) < 0 ||
+                     jsonx_get_string(c->body, "note", "", false, &note, &err) < 0)) ||
         json_duration(c->body, "expires_in", 7 * 86400, &expires_in, &err) != 0) {
         api_reply_scepter_error(c, &err);
         return;

@@ -37,7 +37,7 @@
 #include "common/str.h"
 #include "common/uuid.h"
 #include "common/xmalloc.h"
-#include "mdm/mdm_int.h"
+#include "mdm/metrics_int.h"
 #include "profiles/profiles.h"
 
 /* Constant-time comparison of two NUL-terminated strings. */
@@ -91,8 +91,8 @@ struct mdm_enroll_guard {
     int64_t per_minute; /* downloads per client address per minute; 0 = no limit */
     struct {
         char addr[48];
-        int64_t minute;
-        int64_t count;
+        int64_t at;     /* last request (seconds) */
+        int64_t credit; /* 60 per request allowed now */
     } slot[GUARD_SLOTS];
 };
 
@@ -180,30 +180,39 @@ static EVP_PKEY *guard_take_key(struct mdm_enroll_guard *g)
     return k;
 }
 
-/* Count a download from addr; false when it is over the per-minute limit. */
+/*
+ * Count a request from addr; false when it is over the limit.  A token bucket per address:
+ * per_minute requests at once, refilled at per_minute a minute (credit in 1/60 of a request,
+ * so whole seconds suffice), so the limit holds across minute boundaries.
+ */
 static bool guard_admit(struct mdm_enroll_guard *g, const char *addr, int64_t now)
 {
     uint64_t h = 1469598103934665603ULL;
+    int64_t cap;
     bool ok = true;
     size_t i;
 
     if (g == NULL || g->per_minute <= 0 || addr == NULL)
         return true;
+    cap = g->per_minute * 60;
     for (const char *p = addr; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     i = (size_t)(h % GUARD_SLOTS);
     pthread_mutex_lock(&g->lock);
-    /* A slot holds one address per minute; a colliding address takes it over, which can
-     * only let a client through early, never lock one out. */
-    if (strcmp(g->slot[i].addr, addr) != 0 || g->slot[i].minute != now / 60) {
+    /* A slot holds one address; a colliding address starts afresh, which can only let a
+     * client through early, never lock one out. */
+    if (strcmp(g->slot[i].addr, addr) != 0) {
         str_copy(g->slot[i].addr, sizeof(g->slot[i].addr), addr);
-        g->slot[i].minute = now / 60;
-        g->slot[i].count = 0;
+        g->slot[i].credit = cap;
+    } else {
+        int64_t refill = (now - g->slot[i].at) * g->per_minute;
+        g->slot[i].credit = refill > cap - g->slot[i].credit ? cap : g->slot[i].credit + refill;
     }
-    if (g->slot[i].count >= g->per_minute)
+    g->slot[i].at = now;
+    if (g->slot[i].credit < 60)
         ok = false;
     else
-        g->slot[i].count++;
+        g->slot[i].credit -= 60;
     pthread_mutex_unlock(&g->lock);
     return ok;
 }
@@ -349,8 +358,18 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
         mdm_reply_header(reply, "Allow", "GET");
         return;
     }
-    if (!enroll_admitted(ctx, req, now, reply))
+    /* Before the secret or token check: it also slows down guessing them. */
+    if (!guard_admit(srv->enroll_guard, req->peer_addr, now)) {
+        mdm_reply_error(reply, 429, "enroll: more than %lld requests a minute from %s",
+                        (long long)cfg->enroll_rate_limit, req->peer_addr);
+        mdm_reply_header(reply, "Retry-After", "60");
+        mdm_metrics_security(srv, MDM_SEC_ENROLL_LIMITED);
         goto out;
+    }
+    if (!enroll_admitted(ctx, req, now, reply)) {
+        mdm_metrics_security(srv, MDM_SEC_ENROLL_REFUSED);
+        goto out;
+    }
     mdm_server_topic(srv, topic, sizeof(topic));
     if (*topic == '\0') {
         mdm_reply_error(reply, 503,
@@ -384,12 +403,6 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
         o.scep_common_name = cn;
     } else if (conf->device_ca_key != NULL) {
         EVP_PKEY *key;
-        if (!guard_admit(srv->enroll_guard, req->peer_addr, now)) {
-            mdm_reply_error(reply, 429, "enroll: more than %lld identities a minute from %s",
-                            (long long)cfg->enroll_rate_limit, req->peer_addr);
-            mdm_reply_header(reply, "Retry-After", "60");
-            goto out;
-        }
         if ((key = guard_take_key(srv->enroll_guard)) == NULL) {
             mdm_reply_error(reply, 503, "enroll: no device key ready yet (the key pool refills)");
             mdm_reply_header(reply, "Retry-After", "2");

@@ -251,3 +251,20 @@ char *ctl_path(const char *fmt, ...)
     free(raw); /* vasprintf's allocation */
     return buf_steal(&b, NULL);
 }
+
+/* Append "&k=v" (v escaped) to a query under construction. */
+void ctl_query_add(struct buf *q, const char *k, const char *v)
+{
+    if (v == NULL)
+        return;
+    buf_putc(q, q->len ? '&' : '?');
+    buf_puts(q, k);
+    buf_putc(q, '=');
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == ':')
+            buf_putc(q, (char)*p);
+        else
+            buf_printf(q, "%%%02X", *p);
+    }
+}

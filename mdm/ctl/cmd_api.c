@@ -40,23 +40,6 @@ static int usage(const char *what, const char *text)
     return CTL_USAGE;
 }
 
-/* Append "&k=v" (v escaped) to a query under construction. */
-static void query_add(struct buf *q, const char *k, const char *v)
-{
-    if (v == NULL)
-        return;
-    buf_putc(q, q->len ? '&' : '?');
-    buf_puts(q, k);
-    buf_putc(q, '=');
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == ':')
-            buf_putc(q, (char)*p);
-        else
-            buf_printf(q, "%%%02X", *p);
-    }
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* policy                                                                                    */
 
@@ -140,7 +123,7 @@ int cmd_policy(int argc, char **argv)
     const char *act = argv[0];
     if (strcmp(act, "list") == 0) {
         struct buf q = BUF_INIT;
-        query_add(&q, "platform", platform);
+        ctl_query_add(&q, "platform", platform);
         path = xasprintf("/v1/policies%s", q.data ? q.data : "");
         buf_free(&q);
         rc = show_call("GET", path, NULL, &r, print_policies);
@@ -251,13 +234,29 @@ static json_t *command_from_flags(const char *type, const char *ident, const cha
     return cmd;
 }
 
+static void print_removed(json_t *r)
+{
+    printf("device %s removed: %lld certificate(s) revoked, %lld queued command(s) cancelled\n",
+           json_string_value(json_object_get(r, "udid")),
+           (long long)json_integer_value(json_object_get(r, "certificates_revoked")),
+           (long long)json_integer_value(json_object_get(r, "commands_cancelled")));
+}
+
+static void print_reenroll(json_t *r)
+{
+    printf("device %s may enroll with a new identity until %s\n",
+           json_string_value(json_object_get(r, "udid")),
+           json_string_value(json_object_get(r, "reenroll_until")));
+}
+
 int cmd_device(int argc, char **argv)
 {
     const char *platform = NULL, *enrolled = NULL, *group = NULL, *after = NULL, *before = NULL,
                *limit = NULL, *all = NULL, *type = NULL, *ident = NULL, *payload = NULL,
                *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL, *priority = NULL,
-               *user = NULL, *pos[2];
+               *user = NULL, *dur = NULL, *pos[2];
     struct ctl_opt opts[] = {{"platform", true, &platform},
+                             {"for", true, &dur},
                              {"enrolled", true, &enrolled},
                              {"group", true, &group},
                              {"seen-after", true, &after},
@@ -289,21 +288,21 @@ int cmd_device(int argc, char **argv)
     if (ctl_parse_opts("scepterctl device", argc, argv, opts, pos, 2, &npos) != 0)
         return CTL_USAGE;
     const char *act = argv[0];
-    query_add(&q, "user", user);
+    ctl_query_add(&q, "user", user);
     if (strcmp(act, "list") == 0) {
-        query_add(&q, "platform", platform);
-        query_add(&q, "enrolled", enrolled);
-        query_add(&q, "group", group);
-        query_add(&q, "seen_after", after);
-        query_add(&q, "seen_before", before);
-        query_add(&q, "limit", limit);
+        ctl_query_add(&q, "platform", platform);
+        ctl_query_add(&q, "enrolled", enrolled);
+        ctl_query_add(&q, "group", group);
+        ctl_query_add(&q, "seen_after", after);
+        ctl_query_add(&q, "seen_before", before);
+        ctl_query_add(&q, "limit", limit);
         path = xasprintf("/v1/devices%s", q.data ? q.data : "");
         rc = show_call("GET", path, NULL, &r, print_devices);
     } else if (strcmp(act, "show") == 0 && npos == 1) {
         path = ctl_path("/v1/devices/%s", pos[0]);
         rc = show_call("GET", path, NULL, &r, NULL);
     } else if (strcmp(act, "commands") == 0 && npos == 1) {
-        query_add(&q, "all", all ? "true" : NULL);
+        ctl_query_add(&q, "all", all ? "true" : NULL);
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
         rc = show_call("GET", path, NULL, &r, print_queue);
     } else if (strcmp(act, "enqueue") == 0 && npos == 1) {
@@ -327,6 +326,15 @@ int cmd_device(int argc, char **argv)
     } else if (strcmp(act, "clear") == 0 && npos == 1) {
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
         rc = show_call("DELETE", path, NULL, &r, NULL);
+    } else if (strcmp(act, "remove") == 0 && npos == 1) {
+        path = ctl_path("/v1/devices/%s", pos[0]);
+        rc = show_call("DELETE", path, NULL, &r, print_removed);
+    } else if (strcmp(act, "allow-reenroll") == 0 && npos == 1) {
+        json_t *body = json_pack("{s:s}", "for", dur ? dur : "1h");
+        path = ctl_path("/v1/devices/%s/reenroll", pos[0]);
+        rc = ctl_call("POST", path, body, &r);
+        json_decref(body);
+        rc = show(rc, r, print_reenroll);
     } else {
         buf_free(&q);
         return usage("device",
@@ -338,7 +346,9 @@ int cmd_device(int argc, char **argv)
                      "F] [--queries a,b] [--managed-only] | --plist F) [--no-push] "
                      "[--priority N]\n"
                      "       scepterctl device cancel|result UDID UUID\n"
-                     "       scepterctl device clear UDID");
+                     "       scepterctl device clear UDID\n"
+                     "       scepterctl device remove UDID\n"
+                     "       scepterctl device allow-reenroll UDID [--for 1h]");
     }
     buf_free(&q);
     free(path);

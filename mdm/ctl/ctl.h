@@ -61,11 +61,16 @@ int cmd_command(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_pushcert(int argc, char **argv);
 int cmd_apikey(int argc, char **argv);
+int cmd_cert(int argc, char **argv);
+int cmd_enrollment_token(int argc, char **argv);
+int cmd_events(int argc, char **argv);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The operator API (mdm/ctl/client.c)                                                       */
 
 #include <jansson.h>
+
+#include "common/buf.h"
 
 struct ctl_conn {
     const char *server;  /* https://host:port (--server, SCEPTER_SERVER) */
@@ -91,5 +96,7 @@ void ctl_print_table(json_t *rows, const char *const *cols, const char *const *h
 json_t *ctl_read_json_file(const char *path);
 /* printf into a URL path, escaping spaces and other unsafe bytes; caller frees. */
 char *ctl_path(const char *fmt, ...) PRINTF(1, 2);
+/* Append "?k=v" or "&k=v" (v escaped) to a query under construction; nothing when v is NULL. */
+void ctl_query_add(struct buf *q, const char *k, const char *v);
 
 #endif

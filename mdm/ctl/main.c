@@ -15,13 +15,19 @@ static const struct ctl_cmd g_groups[] = {
     {"policy", cmd_policy,
      "policy list|show|create|update|delete|status ...  -- SCEP Profiles policies on the server"},
     {"device", cmd_device,
-     "device list|show|commands|enqueue|cancel|clear|result ...  -- devices "
-     "and their command queues"},
+     "device list|show|commands|enqueue|cancel|clear|result|remove|allow-reenroll ...  -- "
+     "devices and their command queues"},
     {"group", cmd_group, "group list|create|show|rename|delete|add|remove ...  -- device groups"},
     {"command", cmd_command, "command send ...  -- one command to many devices and groups"},
     {"push", cmd_push, "push UDID... [--group G]  -- wake devices now"},
     {"pushcert", cmd_pushcert, "pushcert show|upload ...  -- the APNs push certificate"},
     {"apikey", cmd_apikey, "apikey list|create|delete ...  -- operator API keys"},
+    {"cert", cmd_cert,
+     "cert revoke SHA256 [--reason R] | cert revocations [--device UDID]  -- "
+     "device identity certificates"},
+    {"enrollment-token", cmd_enrollment_token,
+     "enrollment-token create|list|delete ...  -- tokens for /mdm/enroll?token="},
+    {"events", cmd_events, "events [--device UDID] [--kind K] [--limit N]  -- security events"},
 };
 
 int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc, char **argv)

@@ -99,10 +99,11 @@ static void launch(struct h_server *s)
     char *ports = xstrdup(s->ports_file), *log = xstrdup(s->log_file);
     char *bin = tu_binary_path("mdm/scepter");
     const char *argv[] = {bin, "--config", s->conf, NULL};
+    const char *env[] = {s->env, NULL};
     char *text = NULL;
 
     unlink(ports);
-    s->proc = tu_proc_start(argv, NULL, log);
+    s->proc = tu_proc_start(argv, env, log);
     if (tu_wait_file(ports, &s->proc, 30000) != 0) {
         char *l = tu_proc_log(&s->proc);
         cr_assert_fail("scepter did not start:\n%s", l);
@@ -130,6 +131,7 @@ void h_start(struct h_server *s, const struct h_opts *o)
     s->ports_file = xasprintf("%s/ports", s->dir);
     s->log_file = xasprintf("%s/scepter.log", s->dir);
     s->backend = backend();
+    s->env = o && o->env ? xstrdup(o->env) : NULL;
     if (strcmp(s->backend, "postgres") == 0)
         s->store_url = pg_fresh_db();
     else
@@ -183,6 +185,7 @@ void h_stop(struct h_server *s)
     free(s->store_url);
     free(s->ports_file);
     free(s->log_file);
+    free(s->env);
 }
 
 void h_start_peer(struct h_server *peer, const struct h_server *first, const struct h_opts *o)

@@ -31,6 +31,7 @@ struct h_server {
     char topic[160]; /* the push topic devices enroll with */
     bool peer;       /* shares another instance's directory */
     char *ports_file, *log_file;
+    char *env; /* h_opts.env, kept for restarts */
 };
 
 struct h_opts {
@@ -39,6 +40,7 @@ struct h_opts {
     bool plain_http;      /* also listen_http */
     bool no_push_topic;   /* leave push_topic unset */
     const char *topic;    /* the topic devices use (default H_TOPIC) */
+    const char *env;      /* one more environment variable for scepter ("KEY=VALUE") */
 };
 
 /* Start scepter (asserts it comes up). */

@@ -218,21 +218,27 @@ Test(checkin, certificate_bound_to_a_cannot_speak_for_b)
     tu_cert_free(&b);
 }
 
-Test(checkin, renewed_certificate_on_reauthenticate_and_clean_queue)
+Test(checkin, reenrollment_after_checkout_starts_with_a_clean_queue)
 {
     struct tu_cert old = h_device_cert(&S, "R"), renewed = h_device_cert(&S, "R");
     struct tu_http_resp r;
     char *idle = h_plist("Status", "Idle", "UDID", "DEV-R", NULL);
+    char *co = h_plist("MessageType", "CheckOut", "UDID", "DEV-R", NULL);
 
     h_enroll(&S, &old, "DEV-R", "iPad13,4");
     char *uuid = queue_device_info("DEV-R");
-    /* The device re-enrolls with a renewed identity from the same CA. */
+    /* The device unenrolls (CheckOut) and enrolls again with a new identity from the CA;
+     * without the CheckOut the new identity is refused (tests/integration/test_security.c). */
+    cr_assert_eq(h_checkin(&S, &old, co, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
     h_enroll(&S, &renewed, "DEV-R", "iPad13,4");
     cr_assert_eq(h_connect(&S, &renewed, idle, &r), 0);
     cr_assert_eq(r.status, 200);
     cr_assert_eq(r.body_len, 0, "the stale queue was deactivated by re-Authenticate");
     tu_http_resp_free(&r);
     free(uuid);
+    free(co);
     free(idle);
     tu_cert_free(&old);
     tu_cert_free(&renewed);

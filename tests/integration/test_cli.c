@@ -11,6 +11,7 @@
 #include <openssl/cms.h>
 
 #include "common/codec.h"
+#include "common/crypto.h"
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "support/support.h"
@@ -181,4 +182,60 @@ Test(cli, enrollment_profile_is_gated_by_the_secret)
     cr_assert_str_eq(tu_http_header(&r, "Content-Type", ct, sizeof(ct)),
                      "application/x-apple-aspen-config");
     tu_http_resp_free(&r);
+}
+
+Test(cli, security_commands_remove_allow_revoke_tokens_events)
+{
+    char *out = NULL, *args;
+    struct tu_cert a = h_device_cert(&S, "cli-sec-a"), b = h_device_cert(&S, "cli-sec-b");
+    char hash[65];
+
+    h_enroll(&S, &a, "CLI-SEC", "iPhone14,2");
+    crypto_cert_sha256_hex(a.cert, hash);
+
+    cr_assert_eq(ctl(&out, NULL, "device allow-reenroll CLI-SEC --for 15m"), 0, "%s", out);
+    cr_assert(strstr(out, "may enroll with a new identity until") != NULL, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "device allow-reenroll CLI-SEC --for forever"), 2, "%s", out);
+    cr_assert(strstr(out, "for") != NULL, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "device allow-reenroll NOBODY"), 3, "%s", out);
+    free(out);
+
+    cr_assert_eq(ctl(&out, NULL, "enrollment-token create --uses 50 --expires 7d --note lab"), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "set_") != NULL && strstr(out, "shown only now") != NULL, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "enrollment-token list"), 0, "%s", out);
+    cr_assert(strstr(out, "lab") != NULL && strstr(out, "set_") == NULL, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "enrollment-token create --uses many"), 2, "%s", out);
+    free(out);
+
+    args = xasprintf("cert revoke %s --reason stolen", hash);
+    cr_assert_eq(ctl(&out, NULL, args), 0, "%s", out);
+    cr_assert(strstr(out, "revoked; it was bound to CLI-SEC") != NULL, "%s", out);
+    free(out);
+    free(args);
+    cr_assert_eq(ctl(&out, NULL, "cert revocations --device CLI-SEC"), 0, "%s", out);
+    hash[40] = '\0'; /* the table shortens long cells */
+    cr_assert(strstr(out, hash) != NULL && strstr(out, "revoked") != NULL, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "cert revoke nothex"), 2, "%s", out);
+    free(out);
+
+    h_enroll(&S, &b, "CLI-SEC", "iPhone14,2"); /* the window is still open */
+    cr_assert_eq(ctl(&out, NULL, "device remove CLI-SEC"), 0, "%s", out);
+    cr_assert(strstr(out, "1 certificate(s) revoked") != NULL, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "events --device CLI-SEC"), 0, "%s", out);
+    cr_assert(strstr(out, "device.removed") && strstr(out, "certificate.revoked"), "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "--json events --kind device.removed --limit 1"), 0, "%s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_eq(json_array_size(json_object_get(j, "events")), 1, "%s", out);
+    json_decref(j);
+    free(out);
+    tu_cert_free(&a);
+    tu_cert_free(&b);
 }
