@@ -122,6 +122,7 @@ device_ca_file = $TMP/depot/ca.pem
 enroll_scep_url = http://127.0.0.1:$SCEP_PORT/scep
 enroll_scep_challenge = scale-secret
 enroll_open = true
+enroll_rate_limit = 0
 signing_cert_file = $TMP/signing.pem
 signing_key_file = $TMP/signing.key
 push_topic = $(cat "$PKI/topic")

@@ -867,6 +867,9 @@ int sim_engine_register_apns(struct sim_engine *e, struct scepter_error *err)
  * enrollment).  Runs on a preparation thread: it reads the engine's options, shared key and
  * trust store (OpenSSL locks the store) and touches nothing else of the engine.
  */
+/* How often a download answered 503 or 429 is tried again (about 40 s in all). */
+#define SIM_ENROLL_RETRIES 90
+
 static int prepare_device(struct sim_engine *e, uint32_t i, struct sim_device **out,
                           struct scepter_error *err)
 {
@@ -881,10 +884,18 @@ static int prepare_device(struct sim_engine *e, uint32_t i, struct sim_device **
     int rc;
 
     memset(&mdm, 0, sizeof(mdm));
-    rc = sim_http_fetch("GET", e->o.enroll_url, NULL, NULL, 0, e->trust, NULL, NULL,
-                        e->o.timeout_ms, &r, err);
-    if (rc != 0)
-        return rc;
+    /* 503 (no pre-generated key ready) and 429 (the per-address limit) say "later": retry a
+     * bounded number of times with a growing pause, as a person re-opening the link would. */
+    for (int attempt = 0;; attempt++) {
+        rc = sim_http_fetch("GET", e->o.enroll_url, NULL, NULL, 0, e->trust, NULL, NULL,
+                            e->o.timeout_ms, &r, err);
+        if (rc != 0)
+            return rc;
+        if ((r.status != 503 && r.status != 429) || attempt >= SIM_ENROLL_RETRIES)
+            break;
+        sim_http_reply_clear(&r);
+        usleep((useconds_t)(attempt < 10 ? 50000 * (attempt + 1) : 500000));
+    }
     if (r.status != 200) {
         rc = scepter_err(err, SCEPTER_EIO, "enroll-url", "enroll-url: HTTP %d", r.status);
         goto out;
