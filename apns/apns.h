@@ -31,15 +31,16 @@
 
 #include "common/attr.h"
 #include "common/error.h"
+#include "common/limits.h"
 
 /* The subject UID of every MDM push certificate starts with this. */
 #define APNS_TOPIC_PREFIX "com.apple.mgmt.External."
 
-/* Bounds on what a push may carry (checked by apns_push_validate). */
-#define APNS_MAX_ENROLLMENT_ID 255 /* characters */
-#define APNS_MAX_TOKEN_HEX     512 /* hex digits; Apple promises no length, today 64 */
-#define APNS_MAX_MAGIC         255 /* PushMagic; a UUID in practice */
-#define APNS_MAX_TOPIC         255
+/* Bounds on what a push may carry (checked by apns_push_validate; reasons in common/limits.h). */
+#define APNS_MAX_ENROLLMENT_ID LIMIT_ENROLLMENT_ID  /* characters */
+#define APNS_MAX_TOKEN_HEX     LIMIT_PUSH_TOKEN_HEX /* hex digits; Apple promises no length */
+#define APNS_MAX_MAGIC         LIMIT_PUSH_MAGIC     /* PushMagic; a UUID in practice */
+#define APNS_MAX_TOPIC         LIMIT_TOPIC
 
 /* ---------------------------------------------------------------------------------------- */
 /* Push certificates                                                                         */
@@ -100,6 +101,14 @@ struct apns_push {
  * the field ("enrollment_id", "token", "push_magic", "topic") otherwise.
  */
 int apns_push_validate(const struct apns_push *p, struct scepter_error *err) WUR;
+/*
+ * The same rules for one field, for the check-in that stores it (so a value APNs would refuse
+ * is refused when the device sends it, not when a batch is pushed): a PushMagic (1 to
+ * APNS_MAX_MAGIC printable ASCII characters, no quote or backslash) and a device token in bytes
+ * (1 to LIMIT_PUSH_TOKEN_BYTES).  SCEPTER_EINVAL naming the field as given.
+ */
+int apns_push_magic_check(const char *magic, const char *field, struct scepter_error *err) WUR;
+int apns_token_check(size_t token_len, const char *field, struct scepter_error *err) WUR;
 
 /* What became of a push. */
 enum apns_kind {
@@ -199,6 +208,7 @@ const char *apns_reason_slot_name(size_t i);
 /* A snapshot for /metrics and /healthz. */
 struct apns_stats {
     uint64_t submitted;                         /* pushes passed to apns_client_push */
+    uint64_t invalid;                           /* skipped by apns_push_validate (not submitted) */
     uint64_t coalesced;                         /* of those, merged into another push */
     uint64_t requests;                          /* HTTP/2 requests sent */
     uint64_t results[APNS_KIND_COUNT];          /* final results by kind */
@@ -239,11 +249,13 @@ struct apns_client *apns_client_new(const struct apns_config *cfg, struct apns_i
 int apns_client_start(struct apns_client *c, struct scepter_error *err) WUR;
 /*
  * Queue n pushes (copied; one allocation for the batch, so 100,000 at once are cheap) and
- * wake the APNs thread.  All or nothing: SCEPTER_EINVAL naming "pushes[i].<field>" when one
- * is invalid, SCEPTER_EUNAVAIL when the queue is full (max_queue) or the client is stopping.
+ * wake the APNs thread.  A push that fails apns_push_validate is skipped and counted
+ * (stats.invalid, and *invalid when not NULL), so one odd device never holds up the others;
+ * the first such failure is in *err (code 0 returned all the same).  SCEPTER_EUNAVAIL when the
+ * queue is full (max_queue) or the client is stopping: then nothing is queued.
  */
 int apns_client_push(struct apns_client *c, const struct apns_push *pushes, size_t n,
-                     struct scepter_error *err) WUR;
+                     size_t *invalid, struct scepter_error *err) WUR;
 /*
  * Use another push identity from now on (the client takes its own reference): new
  * connections use it, existing ones finish their streams and close.  Clears a halt caused by

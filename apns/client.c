@@ -1464,50 +1464,72 @@ int apns_client_start(struct apns_client *c, struct scepter_error *err)
 }
 
 int apns_client_push(struct apns_client *c, const struct apns_push *pushes, size_t n,
-                     struct scepter_error *err)
+                     size_t *invalid, struct scepter_error *err)
 {
-    size_t strbytes = 0, queued;
-    struct batch *b;
+    size_t strbytes = 0, queued, nbad = 0, nok, k = 0;
+    unsigned char *ok = n ? xcalloc(n, 1) : NULL;
+    struct batch *b = NULL;
     char *s;
     int rc = 0;
 
+    if (invalid)
+        *invalid = 0;
+    if (err)
+        scepter_err_clear(err);
     for (size_t i = 0; i < n; i++) {
         struct scepter_error perr;
         const struct apns_push *p = &pushes[i];
         if (apns_push_validate(p, &perr) != 0) {
-            char field[64];
-            snprintf(field, sizeof(field), "pushes[%zu].%.30s", i, perr.field);
-            return scepter_err(err, SCEPTER_EINVAL, field, "pushes[%zu].%s", i, perr.msg);
+            /* Skipped and counted: the others in the batch still go. */
+            if (nbad++ == 0 && err)
+                scepter_err(err, SCEPTER_EINVAL, perr.field, "pushes[%zu] (%.64s): %s", i,
+                            p->enrollment_id ? p->enrollment_id : "?", perr.msg);
+            continue;
         }
+        ok[i] = 1;
         strbytes += strlen(p->enrollment_id) + strlen(p->token_hex) + strlen(p->push_magic) +
                     (p->topic ? strlen(p->topic) : 0) + 4;
     }
-    if (n == 0)
+    nok = n - nbad;
+    if (invalid)
+        *invalid = nbad;
+    if (nbad > 0) {
+        pthread_mutex_lock(&c->mu);
+        c->stats.invalid += nbad;
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (nok == 0) {
+        free(ok);
         return 0;
-    b = xmalloc(sizeof(*b) + n * sizeof(struct apns_push) + strbytes);
+    }
+    b = xmalloc(sizeof(*b) + nok * sizeof(struct apns_push) + strbytes);
     b->next = NULL;
-    b->n = n;
+    b->n = nok;
     b->t_submit = apns_now_ms();
     b->p = (struct apns_push *)(b + 1);
-    s = (char *)(b->p + n);
+    s = (char *)(b->p + nok);
     for (size_t i = 0; i < n; i++) {
+        if (!ok[i])
+            continue;
         const struct apns_push *p = &pushes[i];
         const char *src[4] = {p->enrollment_id, p->token_hex, p->push_magic,
                               p->topic ? p->topic : ""};
-        const char **dst[4] = {&b->p[i].enrollment_id, &b->p[i].token_hex, &b->p[i].push_magic,
-                               &b->p[i].topic};
+        const char **dst[4] = {&b->p[k].enrollment_id, &b->p[k].token_hex, &b->p[k].push_magic,
+                               &b->p[k].topic};
         for (int j = 0; j < 4; j++) {
             size_t len = strlen(src[j]) + 1;
             memcpy(s, src[j], len);
             *dst[j] = s;
             s += len;
         }
+        k++;
     }
+    free(ok);
     pthread_mutex_lock(&c->mu);
     queued = c->in_count + c->stats.queued + c->stats.in_flight;
     if (c->refuse) {
         rc = scepter_err(err, SCEPTER_EUNAVAIL, NULL, "apns: the client is stopping");
-    } else if (queued + n > c->cfg.max_queue) {
+    } else if (queued + nok > c->cfg.max_queue) {
         rc = scepter_err(err, SCEPTER_EUNAVAIL, NULL,
                          "apns: push queue full (%zu waiting, limit %zu); try again later", queued,
                          c->cfg.max_queue);
@@ -1517,8 +1539,8 @@ int apns_client_push(struct apns_client *c, const struct apns_push *pushes, size
         else
             c->in_head = b;
         c->in_tail = b;
-        c->in_count += n;
-        c->stats.submitted += n;
+        c->in_count += nok;
+        c->stats.submitted += nok;
         b = NULL;
     }
     pthread_mutex_unlock(&c->mu);

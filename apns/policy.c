@@ -72,9 +72,40 @@ enum apns_kind apns_classify(int status, const char *reason)
     return APNS_KIND_REJECTED;
 }
 
+int apns_push_magic_check(const char *magic, const char *field, struct scepter_error *err)
+{
+    size_t n;
+
+    if (str_empty(magic))
+        return scepter_err(err, SCEPTER_EINVAL, field, "%s: missing", field);
+    n = strlen(magic);
+    if (n > APNS_MAX_MAGIC)
+        return scepter_err(err, SCEPTER_EINVAL, field, "%s: %zu characters, at most %d", field, n,
+                           APNS_MAX_MAGIC);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)magic[i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            return scepter_err(err, SCEPTER_EINVAL, field,
+                               "%s: character %zu is not printable ASCII without quotes or "
+                               "backslashes",
+                               field, i + 1);
+    }
+    return 0;
+}
+
+int apns_token_check(size_t token_len, const char *field, struct scepter_error *err)
+{
+    if (token_len == 0 || token_len > LIMIT_PUSH_TOKEN_BYTES)
+        return scepter_err(err, SCEPTER_EINVAL, field,
+                           "%s: %zu bytes is not a device token (1 to %d bytes)", field, token_len,
+                           LIMIT_PUSH_TOKEN_BYTES);
+    return 0;
+}
+
 int apns_push_validate(const struct apns_push *p, struct scepter_error *err)
 {
     size_t n;
+    int rc;
 
     if (str_empty(p->enrollment_id))
         return scepter_err(err, SCEPTER_EINVAL, "enrollment_id", "enrollment_id: missing");
@@ -94,20 +125,8 @@ int apns_push_validate(const struct apns_push *p, struct scepter_error *err)
             return scepter_err(err, SCEPTER_EINVAL, "token",
                                "token: character %zu is not a hex digit", i + 1);
     }
-    if (str_empty(p->push_magic))
-        return scepter_err(err, SCEPTER_EINVAL, "push_magic", "push_magic: missing");
-    n = strlen(p->push_magic);
-    if (n > APNS_MAX_MAGIC)
-        return scepter_err(err, SCEPTER_EINVAL, "push_magic",
-                           "push_magic: %zu characters, at most %d", n, APNS_MAX_MAGIC);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p->push_magic[i];
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
-            return scepter_err(err, SCEPTER_EINVAL, "push_magic",
-                               "push_magic: character %zu is not printable ASCII without "
-                               "quotes or backslashes",
-                               i + 1);
-    }
+    if ((rc = apns_push_magic_check(p->push_magic, "push_magic", err)) != 0)
+        return rc;
     if (!str_empty(p->topic)) {
         n = strlen(p->topic);
         if (n > APNS_MAX_TOPIC)

@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "apns/apns.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/plistx.h"
@@ -273,13 +274,10 @@ static void do_token_update(struct checkin *c)
         mdm_reply_error(c->reply, 400, "TokenUpdate: %s", err.msg);
         return;
     }
-    if (t.token_len == 0 || t.token_len > 512) {
-        mdm_reply_error(c->reply, 400, "TokenUpdate: Token: %zu bytes is not a device token",
-                        t.token_len);
-        return;
-    }
-    if (*t.push_magic == '\0' || strlen(t.push_magic) > 512) {
-        mdm_reply_error(c->reply, 400, "TokenUpdate: PushMagic: empty or too long");
+    /* The rules APNs applies when it pushes, checked once here: what is stored can be pushed. */
+    if (apns_token_check(t.token_len, "Token", &err) != 0 ||
+        apns_push_magic_check(t.push_magic, "PushMagic", &err) != 0) {
+        mdm_reply_error(c->reply, 400, "TokenUpdate: %s", err.msg);
         return;
     }
     t.enrollment_id = c->ids.enrollment_id;

@@ -253,6 +253,10 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
         buf_printf(b, "scepter_push_latency_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
         buf_printf(b, "scepter_push_latency_seconds_sum %.3f\n", st.latency_sum_ms / 1000.0);
         buf_printf(b, "scepter_push_latency_seconds_count %llu\n", cum);
+        help(b, "scepter_push_invalid_total", "counter",
+             "Pushes skipped (the others of their batch sent) because the stored token or "
+             "PushMagic is not what APNs accepts.");
+        buf_printf(b, "scepter_push_invalid_total %llu\n", (unsigned long long)st.invalid);
         help(b, "scepter_push_queued", "gauge", "Pushes waiting to be sent.");
         buf_printf(b, "scepter_push_queued %zu\n", st.queued);
         help(b, "scepter_push_connections", "gauge", "HTTP/2 connections to APNs that are up.");

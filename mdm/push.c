@@ -268,13 +268,18 @@ static void push_send(struct mdm_push *p, struct apns_client *client,
                       const struct apns_push *pushes, size_t n)
 {
     struct scepter_error err;
+    size_t invalid = 0;
 
     if (n == 0)
         return;
-    if (apns_client_push(client, pushes, n, &err) != 0)
+    if (apns_client_push(client, pushes, n, &invalid, &err) != 0) {
         log_warnx("push: %zu pushes not queued: %s", n, err.msg);
-    else
-        atomic_fetch_add_explicit(&p->pushed, n, memory_order_relaxed);
+        return;
+    }
+    if (invalid > 0)
+        log_warnx("push: %zu of %zu pushes skipped, the rest queued; first: %s", invalid, n,
+                  err.msg);
+    atomic_fetch_add_explicit(&p->pushed, n - invalid, memory_order_relaxed);
 }
 
 void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d)

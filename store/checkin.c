@@ -11,11 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
-
-#define MAX_ID_LEN   256 /* UDIDs are 25-36 bytes; EnrollmentIDs and user channels are longer */
-#define MAX_FACT_LEN 1024
 
 /* Queue entries of every channel of a device that are still pending become cancelled. */
 static const struct store_sql SQL_QUEUE_DEACTIVATE_DEVICE = {
@@ -100,9 +98,9 @@ static int check_facts(const struct store_device_facts *f, struct scepter_error 
     size_t i;
 
     for (i = 0; i < ARRAY_LEN(fields); i++) {
-        if (fields[i].v && strlen(fields[i].v) > MAX_FACT_LEN)
+        if (fields[i].v && strlen(fields[i].v) > LIMIT_FACT)
             return scepter_err(err, SCEPTER_EINVAL, fields[i].name, "%s: longer than %d bytes",
-                               fields[i].name, MAX_FACT_LEN);
+                               fields[i].name, LIMIT_FACT);
     }
     if ((unsigned)f->platform > STORE_PLATFORM_VISIONOS)
         return scepter_err(err, SCEPTER_EINVAL, "platform", "platform: unknown value %d",
@@ -303,8 +301,8 @@ int store_authenticate(struct store *s, const struct store_authenticate *a, int6
     if (res == NULL)
         res = &ignored;
     memset(res, 0, sizeof(*res));
-    if ((rc = store_check_str(a->device_id, MAX_ID_LEN, "device_id", err)) != 0 ||
-        (rc = store_check_str(a->topic, MAX_ID_LEN, "topic", err)) != 0 ||
+    if ((rc = store_check_str(a->device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0 ||
+        (rc = store_check_str(a->topic, LIMIT_TOPIC, "topic", err)) != 0 ||
         (rc = store_norm_sha256(a->cert_hash, hash, "cert_hash", err)) != 0 ||
         (rc = check_facts(&a->facts, err)) != 0)
         return rc;
@@ -330,7 +328,7 @@ int store_cert_check(struct store *s, const char *cert_hash, const char *device_
     int rc;
 
     if ((rc = store_norm_sha256(cert_hash, hash, "cert_hash", err)) != 0 ||
-        (rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0)
+        (rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     rc = cert_owner(s, hash, &owner, err);
@@ -484,14 +482,15 @@ int store_token_update(struct store *s, const struct store_token_update *t, int6
     int rc;
 
     *first = false;
-    if ((rc = store_check_str(t->enrollment_id, 2 * MAX_ID_LEN, "enrollment_id", err)) != 0 ||
-        (rc = store_check_str(t->device_id, MAX_ID_LEN, "device_id", err)) != 0 ||
-        (rc = store_check_str(t->topic, MAX_ID_LEN, "topic", err)) != 0 ||
-        (rc = store_check_str(t->push_magic, MAX_ID_LEN, "PushMagic", err)) != 0)
+    if ((rc = store_check_str(t->enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0 ||
+        (rc = store_check_str(t->device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0 ||
+        (rc = store_check_str(t->topic, LIMIT_TOPIC, "topic", err)) != 0 ||
+        (rc = store_check_str(t->push_magic, LIMIT_PUSH_MAGIC, "PushMagic", err)) != 0)
         return rc;
-    if (t->token == NULL || t->token_len == 0 || t->token_len > 1024)
+    if (t->token == NULL || t->token_len == 0 || t->token_len > LIMIT_PUSH_TOKEN_BYTES)
         return scepter_err(err, SCEPTER_EINVAL, "Token",
-                           "Token: want the APNs device token (1 to 1024 bytes)");
+                           "Token: want the APNs device token (1 to %d bytes)",
+                           LIMIT_PUSH_TOKEN_BYTES);
     if (t->type < STORE_ENROLL_DEVICE || t->type > STORE_ENROLL_SHARED_IPAD_USER)
         return scepter_err(err, SCEPTER_EINVAL, "type", "type: unknown enrollment type %d",
                            (int)t->type);
@@ -529,7 +528,7 @@ int store_checkout(struct store *s, const char *device_id, int64_t now, struct s
 {
     int rc;
 
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0)
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     rc = checkout(s, device_id, now, err);
@@ -554,7 +553,7 @@ int store_device_update_facts(struct store *s, const char *device_id,
     int64_t changes = 0;
     int rc;
 
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0 ||
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0 ||
         (rc = check_facts(f, err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
@@ -585,7 +584,7 @@ int store_bootstrap_set(struct store *s, const char *device_id, const unsigned c
     int64_t changes = 0;
     int rc;
 
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0)
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
         return rc;
     if (len > 64 * 1024)
         return scepter_err(err, SCEPTER_ETOOBIG, "BootstrapToken",
@@ -609,7 +608,7 @@ int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **
 
     *data = NULL;
     *len = 0;
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0)
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     {
@@ -647,7 +646,8 @@ int store_touch(struct store *s, const char *const *enrollment_ids, size_t n, in
     if (n == 0)
         return 0;
     for (i = 0; i < n; i++) {
-        if ((rc = store_check_str(enrollment_ids[i], 2 * MAX_ID_LEN, "enrollment_ids", err)) != 0)
+        if ((rc = store_check_str(enrollment_ids[i], LIMIT_ENROLLMENT_ID, "enrollment_ids", err)) !=
+            0)
             return rc;
     }
     /* Same order in every process: concurrent touches of overlapping sets lock rows in the
@@ -693,7 +693,7 @@ int store_enrollment_get(struct store *s, const char *enrollment_id, struct stor
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = store_check_str(enrollment_id, 2 * MAX_ID_LEN, "enrollment_id", err)) != 0)
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     {
@@ -862,7 +862,7 @@ int store_device_get(struct store *s, const char *device_id, struct store_device
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0)
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     rc = device_get(s, device_id, out, err);

@@ -21,10 +21,10 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/limits.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define MAX_ID_LEN     512
 #define MAX_PLIST_LEN  (64 * 1024 * 1024)
 #define PG_CHUNK_ROWS  20000
 #define PG_CHUNK_BYTES (32 * 1024 * 1024)
@@ -60,7 +60,7 @@ static int check_ids(const char *const *ids, size_t n, const char *field, struct
     if (n == 0)
         return scepter_err(err, SCEPTER_EINVAL, field, "%s: no enrollment given", field);
     for (i = 0; i < n; i++) {
-        if ((rc = store_check_str(ids[i], MAX_ID_LEN, field, err)) != 0)
+        if ((rc = store_check_str(ids[i], LIMIT_ENROLLMENT_ID, field, err)) != 0)
             return rc;
     }
     return 0;
@@ -754,10 +754,11 @@ static int check_report(const struct store_report *report, char hash[65], const 
     int rc;
 
     *h = NULL;
-    if ((rc = store_check_str(report->enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
+    if ((rc = store_check_str(report->enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) !=
+        0)
         return rc;
     if (report->device_id &&
-        (rc = store_check_str(report->device_id, MAX_ID_LEN, "device_id", err)) != 0)
+        (rc = store_check_str(report->device_id, LIMIT_ENROLLMENT_ID, "device_id", err)) != 0)
         return rc;
     if (report->cert_hash) {
         if ((rc = store_norm_sha256(report->cert_hash, hash, "cert_hash", err)) != 0)
@@ -1043,7 +1044,7 @@ int store_queue_list(struct store *s, const char *enrollment_id, bool include_fi
 
     *out = NULL;
     *n = 0;
-    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     rc = queue_list(s, enrollment_id, include_finished, out, n, err);
@@ -1087,7 +1088,7 @@ int store_queue_cancel(struct store *s, const char *enrollment_id, const char *u
 {
     int rc;
 
-    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0 ||
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0 ||
         (rc = store_check_str(uuid, 128, "uuid", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
@@ -1107,7 +1108,7 @@ int store_queue_clear(struct store *s, const char *enrollment_id, size_t *cancel
     int rc;
 
     *cancelled = 0;
-    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0)
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     {
@@ -1147,7 +1148,7 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = store_check_str(enrollment_id, MAX_ID_LEN, "enrollment_id", err)) != 0 ||
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0 ||
         (rc = store_check_str(uuid, 128, "uuid", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)

@@ -9,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
-
-#define MAX_ID_LEN 256
 
 /* ---------------------------------------------------------------------------------------- */
 /* Removal and the re-enrollment window                                                      */
@@ -93,7 +92,7 @@ int store_device_remove(struct store *s, const char *device_id, int64_t now,
     if (out == NULL)
         out = &ignored;
     memset(out, 0, sizeof(*out));
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "udid", err)) != 0)
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "udid", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     {
@@ -112,7 +111,7 @@ int store_device_allow_reenroll(struct store *s, const char *device_id, int64_t 
     int64_t changes = 0;
     int rc;
 
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "udid", err)) != 0)
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "udid", err)) != 0)
         return rc;
     if (until < 0)
         return scepter_err(err, SCEPTER_EINVAL, "until", "until: negative time");
@@ -140,7 +139,7 @@ int store_device_bindings(struct store *s, const char *device_id, char ***hashes
 
     *hashes = NULL;
     *n = 0;
-    if ((rc = store_check_str(device_id, MAX_ID_LEN, "udid", err)) != 0)
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "udid", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     {
@@ -259,7 +258,7 @@ int store_revocations_list(struct store *s, const char *device_id, size_t limit,
 
     *out = NULL;
     *n = 0;
-    if (device_id && (rc = store_check_str(device_id, MAX_ID_LEN, "udid", err)) != 0)
+    if (device_id && (rc = store_check_str(device_id, LIMIT_DEVICE_ID, "udid", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err)
     {
@@ -450,7 +449,7 @@ int store_event_add(struct store *s, const char *kind, const char *device_id, co
     int rc;
 
     if ((rc = store_check_str(kind, 64, "kind", err)) != 0 ||
-        (device_id && (rc = store_check_str(device_id, MAX_ID_LEN, "device_id", err)) != 0))
+        (device_id && (rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0))
         return rc;
     if (detail == NULL || strlen(detail) > 16384)
         return scepter_err(err, SCEPTER_EINVAL, "detail", "detail: missing or over 16 KiB");
@@ -490,7 +489,7 @@ int store_event_list(struct store *s, const struct store_event_filter *f, struct
 
     *out = NULL;
     *n = 0;
-    if ((f->device_id && (rc = store_check_str(f->device_id, MAX_ID_LEN, "udid", err)) != 0) ||
+    if ((f->device_id && (rc = store_check_str(f->device_id, LIMIT_DEVICE_ID, "udid", err)) != 0) ||
         (f->kind && (rc = store_check_str(f->kind, 64, "kind", err)) != 0))
         return rc;
     if (f->before_id < 0)

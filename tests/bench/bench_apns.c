@@ -121,7 +121,7 @@ static int bench(struct ts_server *ts, struct apns_identity *id, const char *ca,
     /* Warm up: connections up, TLS done. */
     {
         struct apns_push w = {"warm-up", "00", "m", NULL};
-        if (apns_client_push(c, &w, 1, &err) != 0)
+        if (apns_client_push(c, &w, 1, NULL, &err) != 0)
             goto out;
         pthread_mutex_lock(&d.mu);
         while (d.n < 1)
@@ -133,7 +133,7 @@ static int bench(struct ts_server *ts, struct apns_identity *id, const char *ca,
     c0 = self_cpu_s();
     s0 = proc_cpu_s(ts->pid);
     t0 = now_s();
-    if (apns_client_push(c, p, r->count, &err) != 0) {
+    if (apns_client_push(c, p, r->count, NULL, &err) != 0) {
         fprintf(stderr, "bench_apns: %s\n", err.msg);
         goto out;
     }

@@ -458,6 +458,9 @@ Test(checkin, bad_input_gets_4xx_and_changes_nothing)
         h_plist("MessageType", "TokenUpdate", "UDID", "DEV-X", "Topic", H_TOPIC, NULL), /* keys */
         h_plist("MessageType", "TokenUpdate", "UDID", "DEV-X", "Topic", H_TOPIC, "Token",
                 "not-data", "PushMagic", "x", NULL), /* Token type */
+        /* a PushMagic APNs could not carry in {"mdm":"..."}: refused here, not at push time */
+        h_plist("MessageType", "TokenUpdate", "UDID", "DEV-X", "Topic", H_TOPIC, "Token",
+                "data:abc", "PushMagic", "a\"b", NULL),
     };
     for (size_t i = 0; i < sizeof(badc) / sizeof(badc[0]); i++) {
         cr_assert_eq(h_checkin(&S, &id, badc[i], &r), 0);

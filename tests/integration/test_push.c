@@ -15,6 +15,7 @@
 #include "common/file.h"
 #include "common/xmalloc.h"
 #include "harness.h"
+#include "store/store.h"
 #include "support/support.h"
 
 static struct h_server S;
@@ -250,4 +251,79 @@ Test(push, quiet_enrollments_with_pending_commands_are_pushed_again)
     free(hex);
     json_decref(log);
     tu_cert_free(&id);
+}
+
+/*
+ * One device whose stored PushMagic APNs cannot carry (stored before check-in refused such
+ * values) sits in a group with 1,000 others: saving a policy for the group still pushes the
+ * 1,000, and the odd one is counted in /metrics.  (A batch used to be refused whole.)
+ */
+Test(push, one_bad_push_magic_does_not_stop_a_groups_pushes)
+{
+    enum { N = 1000 };
+    struct store *st = NULL;
+    struct scepter_error err;
+    struct tu_http_resp r;
+    json_t *members = json_array(), *j = NULL;
+    unsigned char token[32];
+
+    cr_assert_eq(store_open(S.store_url, &st, &err), 0, "%s", err.msg);
+    for (int i = 0; i <= N; i++) {
+        char udid[64], hash[65];
+        snprintf(udid, sizeof(udid), "BULK-%04d", i);
+        snprintf(hash, sizeof(hash), "%064x", i + 1);
+        struct store_authenticate a = {
+            .device_id = udid,
+            .type = STORE_ENROLL_DEVICE,
+            .topic = topic,
+            .cert_hash = hash,
+            .facts = {.model = "Mac14,2", .serial_number = udid, .platform = STORE_PLATFORM_MACOS}};
+        struct store_auth_result res;
+        cr_assert_eq(store_authenticate(st, &a, time(NULL), &res, &err), 0, "%s", err.msg);
+        memset(token, 0, sizeof(token));
+        memcpy(token, &i, sizeof(i));
+        struct store_token_update t = {.enrollment_id = udid,
+                                       .device_id = udid,
+                                       .type = STORE_ENROLL_DEVICE,
+                                       .topic = topic,
+                                       .token = token,
+                                       .token_len = sizeof(token),
+                                       .push_magic = i == N / 2 ? "bad\"magic" : "PUSH-MAGIC-1"};
+        bool first = false;
+        cr_assert_eq(store_token_update(st, &t, time(NULL), &first, &err), 0, "%s", err.msg);
+        json_array_append_new(members, json_string(udid));
+    }
+    store_close(st);
+
+    json_t *g = json_pack("{s:s,s:o}", "name", "Bulk", "devices", members);
+    char *group = json_dumps(g, JSON_COMPACT);
+    json_decref(g);
+    cr_assert_eq(h_api(&S, "POST", "/v1/device-groups", group, &j), 201, "%s", h_json(j));
+    json_decref(j);
+    free(group);
+
+    long long before = ts_stat(ts, "received");
+    char *body = xasprintf(
+        "{\"name\":\"Bulk Wi-Fi\",\"platform\":\"macos\",\"scep\":{\"url\":"
+        "\"http://127.0.0.1:9/scep\",\"name\":\"CA\",\"challenge\":\"s3cret\",\"subject\":"
+        "\"/O=Scepter/CN=%%SerialNumber%%/\"},\"targets\":{\"device_groups\":[\"Bulk\"]}}");
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 201, "%s", h_json(j));
+    cr_assert_eq(json_integer_value(json_object_get(j, "queued_installs")), N + 1, "%s", h_json(j));
+    json_decref(j);
+    free(body);
+
+    long long got = 0;
+    for (int i = 0; i < 1200 && got < before + N; i++) {
+        got = ts_stat(ts, "received");
+        usleep(50000);
+    }
+    cr_assert_geq(got, before + N, "the 1,000 good devices were pushed (%lld)", got - before);
+
+    cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    long long invalid = -1;
+    const char *m = strstr((const char *)r.body, "\nscepter_push_invalid_total ");
+    cr_assert_not_null(m, "scepter_push_invalid_total in /metrics");
+    cr_assert_eq(sscanf(m, "\nscepter_push_invalid_total %lld", &invalid), 1);
+    cr_assert_geq(invalid, 1, "the odd device is counted");
+    tu_http_resp_free(&r);
 }

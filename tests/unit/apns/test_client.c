@@ -207,7 +207,7 @@ static void push_n(const char *eid_prefix, const char *tok_prefix, size_t from, 
         strs[3 * i + 2] = xasprintf("magic-%zu", from + i);
         p[i] = (struct apns_push){strs[3 * i], strs[3 * i + 1], strs[3 * i + 2], NULL};
     }
-    cr_assert_eq(apns_client_push(client, p, n, &err), 0, "%s", err.msg);
+    cr_assert_eq(apns_client_push(client, p, n, NULL, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < 3 * n; i++)
         free(strs[i]);
     free(strs);
@@ -437,11 +437,11 @@ Test(apns_client, coalesces_pushes_for_one_enrollment)
     struct apns_push p[10];
     for (int i = 0; i < 10; i++)
         p[i] = (struct apns_push){"udid-1", "00aa", "old-magic", NULL};
-    cr_assert_eq(apns_client_push(client, p, 10, &err), 0);
+    cr_assert_eq(apns_client_push(client, p, 10, NULL, &err), 0);
     for (int i = 0; i < 5; i++)
         p[i] = (struct apns_push){"udid-1", "00BB", "new-magic", NULL};
     p[5] = (struct apns_push){"udid-2", "00cc", "m2", NULL};
-    cr_assert_eq(apns_client_push(client, p, 6, &err), 0);
+    cr_assert_eq(apns_client_push(client, p, 6, NULL, &err), 0);
     wait_results(2);
     sleep_ms(100);
     cr_assert_eq(nresults(), 2);
@@ -472,7 +472,7 @@ Test(apns_client, coalesces_pushes_for_one_enrollment)
     start_client(&cfg);
     for (int i = 0; i < 10; i++)
         p[i] = (struct apns_push){"udid-3", "00dd", "m", NULL};
-    cr_assert_eq(apns_client_push(client, p, 10, &err), 0);
+    cr_assert_eq(apns_client_push(client, p, 10, NULL, &err), 0);
     wait_results(1);
     sleep_ms(100);
     size_t merged = 0;
@@ -587,7 +587,7 @@ Test(apns_client, topic_override_reaches_the_server)
     cfg = config("localhost");
     start_client(&cfg);
     struct apns_push p = {"u", "00ff", "m", "com.apple.mgmt.External.someone-else"};
-    cr_assert_eq(apns_client_push(client, &p, 1, &err), 0);
+    cr_assert_eq(apns_client_push(client, &p, 1, NULL, &err), 0);
     wait_results(1);
     cr_assert_eq(results.v[0].kind, APNS_KIND_REJECTED);
     cr_assert_str_eq(results.v[0].reason, "TopicDisallowed",
@@ -710,7 +710,7 @@ Test(apns_client, stop_flushes_what_is_queued)
     cr_assert_eq(ts_stat(ts, "received"), 50);
     struct scepter_error err;
     struct apns_push p = {"late", "00", "m", NULL};
-    cr_assert_eq(apns_client_push(client, &p, 1, &err), SCEPTER_EUNAVAIL);
+    cr_assert_eq(apns_client_push(client, &p, 1, NULL, &err), SCEPTER_EUNAVAIL);
 }
 
 Test(apns_client, stop_gives_up_after_its_deadline)

@@ -226,24 +226,30 @@ Test(apns_policy, push_batches_are_all_or_nothing)
     c = apns_client_new(&cfg, id, count_cb, &t, &err);
     apns_identity_free(id); /* the client holds its own reference */
     cr_assert_not_null(c, "%s", err.msg);
-    cr_assert_eq(apns_client_push(c, p, 3, &err), SCEPTER_EINVAL);
-    cr_assert_str_eq(err.field, "pushes[2].token");
-    cr_assert(strstr(err.msg, "pushes[2].token") != NULL, "%s", err.msg);
+    size_t invalid = 0;
+    /* One bad push in a batch is skipped and counted; the others go. */
+    cr_assert_eq(apns_client_push(c, p, 3, &invalid, &err), 0);
+    cr_assert_eq(invalid, 1);
+    cr_assert_str_eq(err.field, "token");
+    cr_assert(strstr(err.msg, "pushes[2] (e3): token") != NULL, "%s", err.msg);
     apns_client_stats(c, &st);
-    cr_assert_eq(st.submitted, 0, "nothing queued from a bad batch");
-    cr_assert_eq(st.queued, 0);
-    cr_assert_eq(apns_client_push(c, p, 2, &err), 0);
-    cr_assert_eq(apns_client_push(c, p, 2, &err), 0);
-    cr_assert_eq(apns_client_push(c, p, 1, &err), SCEPTER_EUNAVAIL, "max_queue = 4");
+    cr_assert_eq(st.submitted, 2, "the two good pushes of the batch are queued");
+    cr_assert_eq(st.invalid, 1);
+    cr_assert_eq(apns_client_push(c, p + 2, 1, &invalid, &err), 0, "a batch of only bad ones");
+    cr_assert_eq(invalid, 1);
+    cr_assert_eq(apns_client_push(c, p, 2, NULL, &err), 0);
+    cr_assert_eq(err.code, 0, "no error left from an earlier call");
+    cr_assert_eq(apns_client_push(c, p, 1, NULL, &err), SCEPTER_EUNAVAIL, "max_queue = 4");
     cr_assert(strstr(err.msg, "queue full") != NULL, "%s", err.msg);
     apns_client_stats(c, &st);
     cr_assert_eq(st.submitted, 4);
+    cr_assert_eq(st.invalid, 2);
     cr_assert_eq(st.state, APNS_STATE_IDLE);
     /* Never started: stopping reports every queued push once, as given up. */
     apns_client_stop(c, 100);
     cr_assert_eq(t.n, 4);
     cr_assert_eq(t.kind, APNS_KIND_GAVE_UP);
-    cr_assert_eq(apns_client_push(c, p, 1, &err), SCEPTER_EUNAVAIL, "stopped");
+    cr_assert_eq(apns_client_push(c, p, 1, NULL, &err), SCEPTER_EUNAVAIL, "stopped");
     apns_client_stats(c, &st);
     cr_assert_eq(st.state, APNS_STATE_STOPPED);
     apns_client_free(c);
