@@ -12,7 +12,7 @@
 #include "apns/apns_int.h"
 #include "harness.h"
 
-Test(apns_policy, classifies_answers_like_apple_says)
+Test(apns_rules, classifies_answers_like_apple_says)
 {
     static const struct {
         int status;
@@ -47,7 +47,7 @@ Test(apns_policy, classifies_answers_like_apple_says)
                      apns_kind_name(cases[i].kind));
 }
 
-Test(apns_policy, validates_pushes_naming_the_field)
+Test(apns_rules, validates_pushes_naming_the_field)
 {
     struct scepter_error err;
     char long_token[APNS_MAX_TOKEN_HEX + 3];
@@ -86,7 +86,31 @@ Test(apns_policy, validates_pushes_naming_the_field)
     cr_assert_eq(apns_push_validate(&p, &err), 0, "empty topic: the certificate's");
 }
 
-Test(apns_policy, parses_apns_url)
+Test(apns_rules, checkin_field_checks_match_the_push_rules)
+{
+    struct scepter_error err;
+    char longmagic[LIMIT_PUSH_MAGIC + 2];
+
+    cr_assert_eq(apns_push_magic_check("7A3F1C2E-9B8D-4E6F-A1B2-C3D4E5F60718", "PushMagic", &err),
+                 0);
+    cr_assert_eq(apns_push_magic_check("a\"b", "PushMagic", &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "PushMagic");
+    cr_assert(strstr(err.msg, "PushMagic: character 2") != NULL, "%s", err.msg);
+    cr_assert_eq(apns_push_magic_check("a\\b", "PushMagic", &err), SCEPTER_EINVAL);
+    cr_assert_eq(apns_push_magic_check("", "PushMagic", &err), SCEPTER_EINVAL);
+    memset(longmagic, 'a', sizeof(longmagic) - 1);
+    longmagic[sizeof(longmagic) - 1] = '\0';
+    cr_assert_eq(apns_push_magic_check(longmagic, "PushMagic", &err), SCEPTER_EINVAL);
+    longmagic[LIMIT_PUSH_MAGIC] = '\0';
+    cr_assert_eq(apns_push_magic_check(longmagic, "PushMagic", &err), 0, "exactly the limit");
+    cr_assert_eq(apns_token_check(32, "Token", &err), 0);
+    cr_assert_eq(apns_token_check(0, "Token", &err), SCEPTER_EINVAL);
+    cr_assert_eq(apns_token_check(LIMIT_PUSH_TOKEN_BYTES + 1, "Token", &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "Token");
+    cr_assert_eq(apns_token_check(LIMIT_PUSH_TOKEN_BYTES, "Token", &err), 0);
+}
+
+Test(apns_rules, parses_apns_url)
 {
     struct apns_endpoint ep;
     struct scepter_error err;
@@ -117,7 +141,7 @@ Test(apns_policy, parses_apns_url)
     }
 }
 
-Test(apns_policy, backoff_doubles_with_jitter_and_stays_bounded)
+Test(apns_rules, backoff_doubles_with_jitter_and_stays_bounded)
 {
     uint64_t rng = 42;
 
@@ -139,7 +163,7 @@ Test(apns_policy, backoff_doubles_with_jitter_and_stays_bounded)
     cr_assert_neq(a, b);
 }
 
-Test(apns_policy, metric_slots)
+Test(apns_rules, metric_slots)
 {
     cr_assert_eq(apns_status_slot_code(apns_status_slot(410)), 410);
     cr_assert_eq(apns_status_slot(418), APNS_STATUS_SLOTS - 1);
@@ -179,7 +203,7 @@ static struct apns_identity *pki_identity(void)
     return id;
 }
 
-Test(apns_policy, client_refuses_bad_configuration)
+Test(apns_rules, client_refuses_bad_configuration)
 {
     struct apns_identity *id = pki_identity();
     struct apns_config cfg;
@@ -207,7 +231,7 @@ Test(apns_policy, client_refuses_bad_configuration)
     apns_identity_free(id);
 }
 
-Test(apns_policy, push_batches_are_all_or_nothing)
+Test(apns_rules, push_batches_skip_and_count_invalid_items)
 {
     struct apns_identity *id = pki_identity();
     struct apns_config cfg;
