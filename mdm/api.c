@@ -178,8 +178,10 @@ static bool authorized(struct api_call *c)
     crypto_sha256(key, strlen(key), md);
     hex_encode_to(md, sizeof(md), hex, false);
     rc = store_apikey_check(c->ctx->store, hex, &id, &err);
-    if (rc == 0)
+    if (rc == 0) {
+        mdm_apikey_used(c->ctx, id, c->now);
         return true;
+    }
     if (rc != SCEPTER_EAUTH) {
         api_reply_error(c, 503, NULL, "cannot check the API key: %s", err.msg);
         return false;

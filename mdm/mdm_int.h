@@ -342,5 +342,8 @@ void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now
 char *mdm_error_chain_json(plist_t result, struct scepter_error *err);
 /* Remember that an enrollment checked in (batched last_seen). */
 void mdm_touch(struct mdm_ctx *ctx, const char *enrollment_id);
+/* An API key (by store id) authenticated a request: its last_used is written in the worker's
+ * next flush, at most once a minute a key (at once when there is no worker). */
+void mdm_apikey_used(struct mdm_ctx *ctx, int64_t id, int64_t now);
 
 #endif

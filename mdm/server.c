@@ -113,8 +113,50 @@ void mdm_touch(struct mdm_ctx *ctx, const char *enrollment_id)
         return;
     }
     touchset_add(&ctx->worker->touched, enrollment_id);
-    if (ctx->worker->touched.n >= 50000)
+    if (ctx->worker->touched.n >= MDM_TOUCH_FLUSH_AT)
         touchset_flush(ctx->worker);
+}
+
+/* Write last_used of the API keys used since the last flush (at most once a minute a key). */
+static void keys_used_flush(struct mdm_worker *w, bool all)
+{
+    struct scepter_error err;
+
+    for (size_t i = 0; i < w->nkeys_used; i++) {
+        if (!all && w->keys_used[i].used < w->keys_used[i].written + MDM_KEY_USED_PRECISION)
+            continue;
+        if (w->keys_used[i].used == w->keys_used[i].written)
+            continue;
+        if (store_apikey_touch(w->store, w->keys_used[i].id, w->keys_used[i].used, &err) != 0)
+            log_warnx("worker %d: last_used of API key %lld not written: %s", w->index,
+                      (long long)w->keys_used[i].id, err.msg);
+        w->keys_used[i].written = w->keys_used[i].used;
+    }
+}
+
+void mdm_apikey_used(struct mdm_ctx *ctx, int64_t id, int64_t now)
+{
+    struct mdm_worker *w = ctx->worker;
+    struct scepter_error err;
+    size_t i;
+
+    if (w == NULL) {
+        if (store_apikey_touch(ctx->store, id, now, &err) != 0)
+            log_warnx("last_used of API key %lld not written: %s", (long long)id, err.msg);
+        return;
+    }
+    for (i = 0; i < w->nkeys_used && w->keys_used[i].id != id; i++)
+        ;
+    if (i == w->nkeys_used) {
+        if (i == MDM_KEYS_USED_SLOTS) { /* full: write them all, start again */
+            keys_used_flush(w, true);
+            w->nkeys_used = i = 0;
+        }
+        w->keys_used[i].id = id;
+        w->keys_used[i].written = 0;
+        w->nkeys_used++;
+    }
+    w->keys_used[i].used = now;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -667,6 +709,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    keys_used_flush(arg, false);
     touchset_flush(arg);
 }
 
@@ -681,6 +724,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
         if (w->inflight > 0)
             log_warnx("worker %d: %d requests still in flight at the shutdown deadline", w->index,
                       w->inflight);
+        keys_used_flush(w, true);
         touchset_flush(w);
         event_base_loopbreak(w->base);
     }

@@ -45,6 +45,13 @@ struct touchset {
     size_t n;
 };
 
+/* API keys whose last_used a worker remembers between flushes (more distinct keys than this in
+ * one flush interval are written at once); last_used is written at most once a minute a key. */
+#define MDM_KEYS_USED_SLOTS    32
+#define MDM_KEY_USED_PRECISION 60
+/* Enrollments seen before the worker writes their last_seen without waiting for the timer. */
+#define MDM_TOUCH_FLUSH_AT 50000
+
 struct mdm_worker {
     int index;
     struct mdm_server *srv;
@@ -56,6 +63,12 @@ struct mdm_worker {
     pthread_t thread;
     struct event *flush_ev, *stop_ev, *drain_ev;
     struct touchset touched;
+    struct {
+        int64_t id;      /* an API key that authenticated a request */
+        int64_t used;    /* when, latest */
+        int64_t written; /* the last_used written to the store (0 = never) */
+    } keys_used[MDM_KEYS_USED_SLOTS];
+    size_t nkeys_used;
     struct idle_batch idle;      /* used when batch_idle */
     bool batch_idle;             /* the store answers many Idle polls in one statement */
     struct mdm_idcache *idcache; /* verified device certificates */

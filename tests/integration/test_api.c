@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/codec.h"
 #include "common/plistx.h"
@@ -466,6 +467,22 @@ Test(api, groups_commands_push_and_api_keys)
     cr_assert_eq(h_api(&S, "GET", "/v1/apikeys", NULL, &j), 200);
     cr_assert(strstr(h_json(j), key) == NULL, "the key is never shown again");
     json_decref(j);
+    /* its last_used is written in the worker's next flush (last_seen_flush_ms = 100) */
+    bool used = false;
+    for (int i = 0; i < 100 && !used; i++) {
+        cr_assert_eq(h_api(&S, "GET", "/v1/apikeys", NULL, &j), 200);
+        json_t *k, *keys = json_object_get(j, "api_keys");
+        size_t ki;
+        json_array_foreach(keys, ki, k)
+        {
+            if (json_integer_value(json_object_get(k, "id")) == id)
+                used = json_is_string(json_object_get(k, "last_used"));
+        }
+        json_decref(j);
+        if (!used)
+            usleep(50000);
+    }
+    cr_assert(used, "last_used of a key that authenticated a request is shown");
     char *path = xasprintf("/v1/apikeys/%lld", (long long)id);
     cr_assert_eq(h_api(&S, "DELETE", path, NULL, NULL), 200);
     cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/v1/devices", hdr, NULL, 0, &r), 0);
