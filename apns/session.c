@@ -468,11 +468,6 @@ bool apns_session_got_settings(const struct apns_session *s)
     return s->got_settings;
 }
 
-bool apns_session_got_goaway(const struct apns_session *s)
-{
-    return s->got_goaway;
-}
-
 bool apns_session_want_write(const struct apns_session *s)
 {
     return nghttp2_session_want_write(s->h2) != 0;

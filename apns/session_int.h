@@ -99,7 +99,6 @@ size_t apns_session_open_streams(const struct apns_session *s);
 /* The peer's current SETTINGS_MAX_CONCURRENT_STREAMS (0 before its SETTINGS). */
 uint32_t apns_session_peer_max_streams(const struct apns_session *s);
 bool apns_session_got_settings(const struct apns_session *s);
-bool apns_session_got_goaway(const struct apns_session *s);
 /* True when frames wait for apns_session_send. */
 bool apns_session_want_write(const struct apns_session *s);
 /* True when the session is over: GOAWAY exchanged (either way) and every stream finished. */

@@ -37,38 +37,6 @@ int scepter_errcode_status(int code)
     }
 }
 
-const char *scepter_errcode_name(int code)
-{
-    switch (code) {
-    case SCEPTER_OK:
-        return "ok";
-    case SCEPTER_EINVAL:
-        return "invalid";
-    case SCEPTER_ENOTFOUND:
-        return "not_found";
-    case SCEPTER_ECONFLICT:
-        return "conflict";
-    case SCEPTER_ESTORE:
-        return "store";
-    case SCEPTER_EIO:
-        return "io";
-    case SCEPTER_EAUTH:
-        return "unauthorized";
-    case SCEPTER_EFORBIDDEN:
-        return "forbidden";
-    case SCEPTER_ETOOBIG:
-        return "too_big";
-    case SCEPTER_EUNAVAIL:
-        return "unavailable";
-    case SCEPTER_EVERSION:
-        return "version";
-    case SCEPTER_ECRYPTO:
-        return "crypto";
-    default:
-        return "internal";
-    }
-}
-
 int scepter_verr(struct scepter_error *err, int code, const char *field, const char *fmt,
                  va_list ap)
 {

@@ -47,6 +47,5 @@ void scepter_err_openssl(struct scepter_error *err);
 void scepter_err_clear(struct scepter_error *err);
 /* The default HTTP status of a code. */
 int scepter_errcode_status(int code);
-const char *scepter_errcode_name(int code);
 
 #endif

@@ -1099,11 +1099,6 @@ const struct api_route *mdm_api_routes(size_t *n)
     return routes;
 }
 
-const char *mdm_method_name(enum mdm_method m)
-{
-    return m <= MDM_OTHER && method_names[m] ? method_names[m] : "OTHER";
-}
-
 /* The route whose pattern matches the segments ("{x}" matches any one segment). */
 static const struct api_route *match_route(const struct api_call *c)
 {

@@ -27,7 +27,6 @@ struct api_route {
 };
 /* Every route (docs/openapi.yaml describes exactly these). */
 const struct api_route *mdm_api_routes(size_t *n);
-const char *mdm_method_name(enum mdm_method m);
 
 /* /v1 entry point (mdm/api.c). */
 void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,

@@ -199,6 +199,14 @@ void mdm_conf_publish(struct mdm_server *srv, struct mdm_conf *c);
  * request. */
 void mdm_caches_invalidate(struct mdm_server *srv);
 
+/* Settings SIGHUP may change, read with mdm_live_get(). */
+enum mdm_live {
+    MDM_LIVE_WEBHOOK_URL = 0,
+    MDM_LIVE_WEBHOOK_SECRET,
+    MDM_LIVE_API_KEY,
+    MDM_LIVE_COUNT
+};
+
 struct mdm_server {
     struct cfg *cfg;             /* the start-up configuration (boot->cfg): restart-only keys */
     struct mdm_conf *boot;       /* the first snapshot, kept for srv->cfg */
@@ -212,7 +220,7 @@ struct mdm_server {
     struct mdm_metrics *metrics; /* counters for /metrics (mdm/metrics.c) */
     struct mdm_enroll_guard *enroll_guard; /* key pool and per-address limits (mdm/enroll.c) */
     /* Settings SIGHUP may change (guarded by lock); read them with mdm_live_get(). */
-    char *live[3];
+    char *live[MDM_LIVE_COUNT];
 };
 
 /*
@@ -225,7 +233,6 @@ void mdm_server_core_free(struct mdm_server *srv);
 void mdm_server_topic(struct mdm_server *srv, char *out, size_t outlen);
 void mdm_server_set_topic(struct mdm_server *srv, const char *topic);
 
-enum mdm_live { MDM_LIVE_WEBHOOK_URL = 0, MDM_LIVE_WEBHOOK_SECRET, MDM_LIVE_API_KEY };
 /* Copy a live setting into out ("" when unset). */
 void mdm_live_get(struct mdm_server *srv, enum mdm_live which, char *out, size_t outlen);
 /* Replace the live settings from a (re)loaded configuration. */
