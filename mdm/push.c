@@ -8,15 +8,19 @@
  * - A certificate whose topic differs from the topic enrolled devices use is refused unless
  *   forced (apns_force_topic, or ?force=true on upload): a silent topic change strands every
  *   enrolled device.
- * - Results arrive on the APNs thread, which has its own store connection: a permanent
- *   failure (410 Unregistered, BadDeviceToken, DeviceTokenNotForTopic) marks the enrollment's
- *   token invalid until its next TokenUpdate; a refused certificate is reported loudly.
+ * - Results arrive on the APNs thread, which only notes them (apns.h asks its callback to be
+ *   short): a permanent failure (410 Unregistered, BadDeviceToken, DeviceTokenNotForTopic) is
+ *   queued, and the main thread marks those tokens invalid a moment later (until the
+ *   enrollment's next TokenUpdate); a refused certificate is reported loudly.
  * - Without a push certificate pushes are skipped (debug log); devices still get their
  *   commands at their next check-in.
  */
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "apns/apns.h"
 #include "common/codec.h"
@@ -26,19 +30,81 @@
 #include "mdm/push_int.h"
 #include "mdm/server_int.h"
 
+/* A token APNs called dead, waiting to be marked invalid by the main thread. */
+struct dead_token {
+    struct dead_token *next;
+    int64_t at;
+    char *token_hex;
+    char enrollment_id[];
+};
+
+/* How often the main thread writes the dead tokens the APNs thread noted. */
+#define PUSH_DEAD_DRAIN_MS 200
+
 struct mdm_push {
     struct mdm_server *srv;
-    pthread_mutex_t lock;       /* guards client and version */
+    struct mdm_runtime *rt;
+    pthread_mutex_t lock;       /* guards client, version and dead */
     struct apns_client *client; /* NULL until an identity is loaded */
-    struct store *result_store; /* used on the APNs thread only */
+    struct dead_token *dead;    /* noted on the APNs thread, newest first */
+    struct event *drain_ev;     /* the main thread's timer that writes them */
     int64_t version;            /* store push-certificate version in use */
     atomic_ullong pushed, skipped;
 };
 
+/* APNs thread: note a dead token for the main thread. */
+static void dead_note(struct mdm_push *p, const struct apns_result *r)
+{
+    size_t n = strlen(r->enrollment_id) + 1;
+    struct dead_token *d = xmalloc(sizeof(*d) + n);
+
+    memcpy(d->enrollment_id, r->enrollment_id, n);
+    d->token_hex = xstrdup(r->token_hex);
+    d->at = (int64_t)time(NULL);
+    pthread_mutex_lock(&p->lock);
+    d->next = p->dead;
+    p->dead = d;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Main thread: mark the noted tokens invalid (oldest first). */
+static void dead_drain(struct mdm_push *p)
+{
+    struct dead_token *d, *rev = NULL;
+    struct scepter_error err;
+
+    pthread_mutex_lock(&p->lock);
+    d = p->dead;
+    p->dead = NULL;
+    pthread_mutex_unlock(&p->lock);
+    while (d) {
+        struct dead_token *next = d->next;
+        d->next = rev;
+        rev = d;
+        d = next;
+    }
+    while (rev) {
+        d = rev;
+        rev = d->next;
+        if (p->rt && p->rt->store &&
+            store_push_token_invalidate(p->rt->store, d->enrollment_id, d->token_hex, d->at, &err) <
+                0)
+            log_warnx("push: cannot mark the token of %s invalid: %s", d->enrollment_id, err.msg);
+        free(d->token_hex);
+        free(d);
+    }
+}
+
+static void dead_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dead_drain(arg);
+}
+
 static void on_result(const struct apns_result *r, void *arg)
 {
     struct mdm_push *p = arg;
-    struct scepter_error err;
     char masked[LOG_MASK_LEN], status[8], latency[24];
     enum log_level lvl = LOG_LVL_DEBUG;
 
@@ -49,9 +115,7 @@ static void on_result(const struct apns_result *r, void *arg)
         break;
     case APNS_KIND_PERMANENT:
         lvl = LOG_LVL_INFO;
-        if (store_push_token_invalidate(p->result_store, r->enrollment_id, r->token_hex,
-                                        (int64_t)time(NULL), &err) < 0)
-            log_warnx("push: cannot mark the token of %s invalid: %s", r->enrollment_id, err.msg);
+        dead_note(p, r);
         break;
     case APNS_KIND_FATAL:
         lvl = LOG_LVL_ERROR;
@@ -205,10 +269,14 @@ int mdm_push_start(struct mdm_runtime *rt, struct scepter_error *err)
     int rc;
 
     p->srv = srv;
+    p->rt = rt;
     pthread_mutex_init(&p->lock, NULL);
     srv->push = p;
-    if ((rc = store_open(cfg->store, &p->result_store, err)) != 0)
-        return rc;
+    if (rt->base) {
+        struct timeval tv = {0, PUSH_DEAD_DRAIN_MS * 1000};
+        p->drain_ev = event_new(rt->base, -1, EV_PERSIST, dead_drain_cb, p);
+        event_add(p->drain_ev, &tv);
+    }
     if (!str_empty(cfg->apns_cert_file)) {
         struct apns_identity *id = apns_identity_load(cfg->apns_cert_file, cfg->apns_key_file,
                                                       cfg->apns_key_password, now, err);
@@ -242,7 +310,9 @@ void mdm_push_stop(struct mdm_server *srv)
     if (p->client)
         apns_client_stop(p->client, 5000);
     apns_client_free(p->client);
-    store_close(p->result_store);
+    dead_drain(p); /* what APNs said until it stopped */
+    if (p->drain_ev)
+        event_free(p->drain_ev);
     pthread_mutex_destroy(&p->lock);
     free(p);
     srv->push = NULL;
