@@ -6,6 +6,7 @@
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
 BENCH_BUILD_DIR ?= build-bench
+LINT_BUILD_DIR ?= build-lint
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
@@ -35,7 +36,7 @@ build: deps-build
 run: deps-run build
 	@scripts/run-dev.sh $(BUILD_DIR)
 
-test: deps-test check-banned
+test: deps-test lint
 	@echo "== configure $(TEST_BUILD_DIR) (ASan + UBSan, -Werror)"
 	$(CMAKE) -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 \
 		-DSCEPTER_SANITIZE=ON -DSCEPTER_WERROR=ON -DSCEPTER_TESTS=ON >/dev/null
@@ -53,11 +54,23 @@ bench: deps-bench
 check-banned:
 	@scripts/check-banned.sh
 
+# clang-format over every C file, then clang-tidy (the checks in .clang-tidy, every warning an
+# error) over the project's own sources as compile_commands.json builds them.
 lint: check-banned
+	@echo "== clang-format"
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	@echo "== clang-tidy"
+	@$(CMAKE) -S . -B $(LINT_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DSCEPTER_TESTS=ON \
+		-DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+	@run-clang-tidy -p $(LINT_BUILD_DIR) -j $(JOBS) -quiet \
+		'$(CURDIR)/(apns|common|config|mdm|profiles|store|tests)/.*\.c$$' \
+		>$(LINT_BUILD_DIR)/clang-tidy.log 2>&1 || { \
+		grep -E 'warning:|error:' $(LINT_BUILD_DIR)/clang-tidy.log | sort -u; \
+		echo "clang-tidy: see $(LINT_BUILD_DIR)/clang-tidy.log"; exit 1; }
+	@echo "lint: ok"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR) $(LINT_BUILD_DIR)

@@ -232,7 +232,7 @@ static void heap_push(struct rheap *h, struct req *r)
 
     if (h->n == h->cap) {
         h->cap = h->cap ? h->cap * 2 : 64;
-        h->v = xreallocarray(h->v, h->cap, sizeof(*h->v));
+        h->v = xreallocarray(h->v, h->cap, sizeof(struct req *));
     }
     i = h->n++;
     h->v[i] = r;
@@ -279,7 +279,7 @@ static uint32_t hash_str(const char *s)
 static void map_grow(struct rmap *m)
 {
     size_t nb = m->nb ? m->nb * 2 : 1024;
-    struct req **b = xcalloc(nb, sizeof(*b));
+    struct req **b = xcalloc(nb, sizeof(struct req *));
 
     for (size_t i = 0; i < m->nb; i++) {
         struct req *r = m->b[i], *next;

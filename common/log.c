@@ -101,15 +101,13 @@ static void line_value(struct line *l, const char *v)
     if (quote)
         line_put(l, "\"", 1);
     for (p = (const unsigned char *)v; *p; p++) {
-        if (!quote) {
-            line_put(l, (const char *)p, 1);
-        } else if (*p == '"' || *p == '\\') {
+        if (quote && (*p == '"' || *p == '\\')) {
             esc[0] = '\\';
             esc[1] = (char)*p;
             line_put(l, esc, 2);
-        } else if (*p == '\n') {
+        } else if (quote && *p == '\n') {
             line_puts(l, "\\n");
-        } else if (*p < 0x20 || *p == 0x7f) {
+        } else if (quote && (*p < 0x20 || *p == 0x7f)) {
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
             line_puts(l, esc);
         } else {
@@ -213,7 +211,7 @@ static void vlog_msg(enum log_level level, const char *suffix, const char *fmt, 
         int saved = errno;                                                                         \
         va_list ap;                                                                                \
         va_start(ap, fmt);                                                                         \
-        vlog_msg(level, with_errno ? strerror(saved) : NULL, fmt, ap);                             \
+        vlog_msg(level, (with_errno) ? strerror(saved) : NULL, fmt, ap);                           \
         va_end(ap);                                                                                \
         errno = saved;                                                                             \
     }

@@ -82,7 +82,8 @@ static int validate_key(const struct cfg_key *k, const char *value, const char *
         int rc = 0, n = 0;
         for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             str_trim(tok);
-            if (strcmp(tok, "mtls") && strcmp(tok, "signature") && strcmp(tok, "header")) {
+            if (strcmp(tok, "mtls") != 0 && strcmp(tok, "signature") != 0 &&
+                strcmp(tok, "header") != 0) {
                 rc = scepter_err(err, SCEPTER_EINVAL, k->name,
                                  "%s: identity: '%s' is not one of mtls, signature, header", origin,
                                  tok);
@@ -112,12 +113,12 @@ static int validate_key(const struct cfg_key *k, const char *value, const char *
             return scepter_err(err, SCEPTER_EINVAL, k->name,
                                "%s: apns_url: must start with https://", origin);
     } else if (strcmp(k->name, "enroll_key_size") == 0) {
-        if (strcmp(value, "1024") && strcmp(value, "2048") && strcmp(value, "4096"))
+        if (strcmp(value, "1024") != 0 && strcmp(value, "2048") != 0 && strcmp(value, "4096") != 0)
             return scepter_err(err, SCEPTER_EINVAL, k->name,
                                "%s: enroll_key_size: %s is not one of 1024, 2048, 4096", origin,
                                value);
     } else if (strcmp(k->name, "apns_priority") == 0) {
-        if (strcmp(value, "10") && strcmp(value, "5") && strcmp(value, "1"))
+        if (strcmp(value, "10") != 0 && strcmp(value, "5") != 0 && strcmp(value, "1") != 0)
             return scepter_err(err, SCEPTER_EINVAL, k->name,
                                "%s: apns_priority: %s is not one of 10, 5, 1", origin, value);
     }

@@ -1109,9 +1109,8 @@ static const struct api_route *match_route(const struct api_call *c)
         while (*p == '/' && ok) {
             const char *end = strchr(p + 1, '/');
             size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
-            if (i >= c->nseg)
-                ok = false;
-            else if (p[1] != '{' && (strlen(c->seg[i]) != len || strncmp(p + 1, c->seg[i], len)))
+            if (i >= c->nseg ||
+                (p[1] != '{' && (strlen(c->seg[i]) != len || memcmp(p + 1, c->seg[i], len) != 0)))
                 ok = false;
             i++;
             p += len + 1;

@@ -103,7 +103,7 @@ struct mdm_enroll_guard *mdm_enroll_guard_new(const struct cfg *cfg)
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->want, NULL);
     g->cap = (size_t)cfg->enroll_key_pool;
-    g->keys = xcalloc(g->cap ? g->cap : 1, sizeof(*g->keys));
+    g->keys = xcalloc(g->cap ? g->cap : 1, sizeof(EVP_PKEY *));
     g->per_minute = cfg->enroll_rate_limit;
     return g;
 }

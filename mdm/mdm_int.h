@@ -335,7 +335,7 @@ struct mdm_push_data {
     const char *topic;
 };
 /* Wake one enrollment whose token is at hand (asynchronous; a no-op without APNs). */
-void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *p);
+void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d);
 /* Ask APNs to wake these enrollments (coalesced, asynchronous); a no-op without APNs. */
 void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids, size_t n);
 /*

@@ -67,7 +67,7 @@ static int build_scep(const struct profile_enroll_opts *o, const char *ident, co
     char *stmt = NULL, *id = NULL;
     int rc = 0;
 
-    if (strncasecmp(o->scep_url, "http://", 7) != 0 && strncasecmp(o->scep_url, "https://", 8))
+    if (strncasecmp(o->scep_url, "http://", 7) != 0 && strncasecmp(o->scep_url, "https://", 8) != 0)
         return scepter_err(err, SCEPTER_EINVAL, "scep_url",
                            "scep_url: must start with http:// or https://");
     if ((rc = check_opt_text(o->scep_url, "scep_url", err)) != 0 ||

@@ -161,7 +161,7 @@ void profile_policy_copy(struct profile_policy *dst, const struct profile_policy
  */
 int profile_policy_from_json(const char *text, size_t len, struct profile_policy *out,
                              struct profile_problems *pr) WUR;
-int profile_policy_from_json_value(json_t *root, struct profile_policy *out,
+int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
                                    struct profile_problems *pr) WUR;
 
 /*

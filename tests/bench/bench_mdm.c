@@ -611,7 +611,7 @@ static struct conn *conn_open(struct eng *e, long dev, bool with_cert)
     e->open++;
     if (e->nall == e->capall) {
         e->capall = e->capall ? e->capall * 2 : 256;
-        e->all = xreallocarray(e->all, e->capall, sizeof(*e->all));
+        e->all = xreallocarray(e->all, e->capall, sizeof(struct conn *));
     }
     e->all[e->nall++] = c;
     return c;

@@ -673,9 +673,9 @@ out:
     return rc;
 }
 
-const char *sim_scep_fail_info_name(int fi)
+const char *sim_scep_fail_info_name(int fail_info)
 {
-    switch (fi) {
+    switch (fail_info) {
     case 0:
         return "badAlg";
     case 1:

@@ -114,7 +114,19 @@ Test(facts, deterministic_realistic_and_unique)
 
     sim_facts_generate(&a, SIM_MAC, 7, 1);
     sim_facts_generate(&b, SIM_MAC, 7, 1);
-    cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+    /* the same seed gives the same device, field by field */
+    cr_assert_eq(a.platform, b.platform);
+    cr_assert_str_eq(a.udid, b.udid);
+    cr_assert_str_eq(a.serial, b.serial);
+    cr_assert_str_eq(a.device_name, b.device_name);
+    cr_assert_str_eq(a.product_name, b.product_name);
+    cr_assert_str_eq(a.model, b.model);
+    cr_assert_str_eq(a.os_version, b.os_version);
+    cr_assert_str_eq(a.build_version, b.build_version);
+    cr_assert_str_eq(a.imei, b.imei);
+    cr_assert_str_eq(a.wifi_mac, b.wifi_mac);
+    cr_assert_str_eq(a.bt_mac, b.bt_mac);
+    cr_assert_eq(a.capacity_gb, b.capacity_gb);
     cr_assert_eq(strlen(a.udid), 36);
     cr_assert_eq(strlen(a.serial), 12);
     cr_assert_str_eq(a.model, a.product_name);

@@ -43,7 +43,7 @@ Test(openapi, documents_every_route_and_method_and_nothing_else)
             snprintf(seen[nseen].pattern, sizeof(seen[nseen].pattern), "%s", cur);
             seen[nseen++].methods = 0;
         } else if (strncmp(line, "    ", 4) == 0 && islower((unsigned char)line[4]) &&
-                   line[strlen(line) - 1] == ':' && nseen > 0 && strncmp(line, "     ", 5)) {
+                   line[strlen(line) - 1] == ':' && nseen > 0 && strncmp(line, "     ", 5) != 0) {
             char m[16];
             snprintf(m, sizeof(m), "%.*s", (int)strlen(line) - 5, line + 4);
             seen[nseen - 1].methods |= method_bit(m);
