@@ -60,6 +60,9 @@ struct mdm_conf *mdm_conf_new(struct cfg *cfg, struct scepter_error *err)
                         "signing_key_file: does not match signing_cert_file");
             goto fail;
         }
+        if (profile_signer_new(c->signing_cert, c->signing_key, c->signing_chain, &c->signer,
+                               err) != 0)
+            goto fail;
     }
     if (!str_empty(cfg->tls_ca_file)) {
         X509 *ca = crypto_cert_load(cfg->tls_ca_file, err);
@@ -80,6 +83,7 @@ static void conf_free(struct mdm_conf *c)
     X509_STORE_free(c->idcfg.device_ca);
     X509_free(c->device_ca_cert);
     EVP_PKEY_free(c->device_ca_key);
+    profile_signer_free(c->signer);
     X509_free(c->signing_cert);
     EVP_PKEY_free(c->signing_key);
     sk_X509_pop_free(c->signing_chain, X509_free);

@@ -345,7 +345,6 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     const struct mdm_conf *conf = ctx->conf;
     const struct cfg *cfg = ctx->cfg;
     struct profile_enroll_opts o;
-    struct profile_signer *signer = NULL;
     struct scepter_error err;
     char topic[256], cn[UUID_STR_LEN];
     char *server_url = NULL, *checkin_url = NULL, *xml = NULL, *p12_password = NULL;
@@ -428,10 +427,8 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     reply->status = 200;
     reply->content_type = "application/x-apple-aspen-config";
     mdm_reply_header(reply, "Content-Disposition", "attachment; filename=\"enroll.mobileconfig\"");
-    if (conf->signing_cert != NULL) {
-        if (profile_signer_new(conf->signing_cert, conf->signing_key, conf->signing_chain, &signer,
-                               &err) != 0 ||
-            profile_sign(signer, xml, xml_len, &signed_der, &signed_len, &err) != 0) {
+    if (conf->signer != NULL) {
+        if (profile_sign(conf->signer, xml, xml_len, &signed_der, &signed_len, &err) != 0) {
             mdm_reply_error(reply, 500, "enroll: signing: %s", err.msg);
             goto out;
         }
@@ -442,7 +439,6 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     log_kv(LOG_LVL_INFO, "enroll_profile", "req", req->id, "peer", req->peer_addr, "identity",
            o.scep_url ? "scep" : "pkcs12", "signed", signed_der ? "yes" : "no", NULL);
 out:
-    profile_signer_free(signer);
     if (p12) {
         OPENSSL_cleanse(p12, p12_len);
         free(p12);

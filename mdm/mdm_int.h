@@ -18,6 +18,7 @@
 #include "common/crypto.h"
 #include "common/error.h"
 #include "config/config.h"
+#include "profiles/profiles.h"
 #include "store/store.h"
 
 struct mdm_server;
@@ -180,7 +181,8 @@ struct mdm_conf {
     X509 *signing_cert;            /* profile signing identity, or NULL */
     EVP_PKEY *signing_key;
     STACK_OF(X509) *signing_chain;
-    X509 *device_ca_cert; /* issues PKCS#12 identities when device_ca_key is set */
+    struct profile_signer *signer; /* signs enrollment and policy profiles, or NULL */
+    X509 *device_ca_cert;          /* issues PKCS#12 identities when device_ca_key is set */
     EVP_PKEY *device_ca_key;
     unsigned char *tls_ca_der; /* root of the TLS certificate for the enrollment profile */
     size_t tls_ca_der_len;

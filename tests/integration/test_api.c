@@ -520,3 +520,108 @@ Test(api, health_and_metrics_need_no_key_and_move_with_traffic)
     cr_assert(strstr((char *)r.body, "scepter_queue_depth 0") != NULL);
     tu_http_resp_free(&r);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Policy profiles are CMS-signed when a signing identity is configured                      */
+
+static char *sign_dir;
+static struct tu_cert sign_ca, sign_cert, other_ca;
+
+static void signing_setup(void)
+{
+    struct tu_cert_opts ca = {.cn = "Scepter Test Signing CA", .not_after = 86400};
+    struct tu_cert_opts leaf = {.cn = "Scepter Test Profile Signing", .not_after = 86400};
+    struct tu_cert_opts other = {.cn = "Some Other CA", .not_after = 86400};
+
+    sign_dir = tu_tmpdir();
+    sign_ca = tu_ca_new(&ca);
+    sign_cert = tu_cert_issue(&sign_ca, &leaf);
+    other_ca = tu_ca_new(&other);
+    char *p = xasprintf("%s/signing.pem", sign_dir), *k = xasprintf("%s/signing.key", sign_dir);
+    tu_cert_write(&sign_cert, p, k);
+    char *extra = xasprintf("signing_cert_file = %s\nsigning_key_file = %s\n", p, k);
+    struct h_opts o = {.extra = extra};
+    h_start(&S, &o);
+    free(extra);
+    free(p);
+    free(k);
+    p = xasprintf("%s/ca.pem", sign_dir);
+    tu_cert_write(&sign_ca, p, NULL);
+    free(p);
+    p = xasprintf("%s/other-ca.pem", sign_dir);
+    tu_cert_write(&other_ca, p, NULL);
+    free(p);
+    mac1 = h_device_cert(&S, "SIGNED-MAC");
+    h_enroll(&S, &mac1, "SIGNED-MAC", "Mac14,2");
+}
+
+static void signing_teardown(void)
+{
+    tu_cert_free(&mac1);
+    tu_cert_free(&sign_ca);
+    tu_cert_free(&sign_cert);
+    tu_cert_free(&other_ca);
+    h_stop(&S);
+    tu_rmtree(sign_dir);
+    free(sign_dir);
+}
+
+/* openssl cms -verify of the DER in dir/name against a CA file; its exit status. */
+static int cms_verify(const char *name, const char *ca_file, const char *out_name)
+{
+    char *cmd = xasprintf("openssl cms -verify -inform DER -in '%s/%s' -CAfile '%s/%s' "
+                          "-purpose any -out '%s/%s' 2>/dev/null",
+                          sign_dir, name, sign_dir, ca_file, sign_dir, out_name);
+    int rc = system(cmd);
+    free(cmd);
+    return rc;
+}
+
+Test(api_signing, policy_profiles_are_signed_like_the_enrollment_profile, .init = signing_setup,
+     .fini = signing_teardown)
+{
+    json_t *j = NULL;
+    char uuid[64];
+    const unsigned char *payload;
+    size_t len;
+    plist_t c = NULL;
+    struct scepter_error err;
+
+    cr_assert_eq(
+        h_api(&S, "POST", "/v1/policies",
+              "{\"name\":\"Signed Wi-Fi\",\"platform\":\"macos\",\"scep\":{\"url\":"
+              "\"http://127.0.0.1:9/scep\",\"name\":\"CA\",\"challenge\":\"s3cret\",\"subject\":"
+              "\"/O=Scepter/CN=%SerialNumber%/\"},\"targets\":{\"devices\":[\"SIGNED-MAC\"]}}",
+              &j),
+        201, "%s", h_json(j));
+    json_decref(j);
+    plist_t cmd = fetch(&mac1, "SIGNED-MAC", NULL, NULL, uuid);
+    cr_assert_not_null(cmd, "the device gets its InstallProfile");
+    cr_assert_str_eq(request_type(cmd), "InstallProfile");
+    cr_assert_eq(plistx_get_dict(cmd, "Command", true, &c, &err), 0);
+    cr_assert_eq(plistx_get_data(c, "Payload", true, &payload, &len, &err), 0);
+    cr_assert(len > 2 && payload[0] == 0x30, "the payload is DER (CMS), not an XML plist");
+    char *path = xasprintf("%s/payload.der", sign_dir);
+    tu_write(path, payload, len);
+    free(path);
+
+    cr_assert_eq(cms_verify("payload.der", "ca.pem", "content.plist"), 0,
+                 "openssl cms -verify accepts the signature against the signing CA");
+    cr_assert_neq(cms_verify("payload.der", "other-ca.pem", "other.plist"), 0,
+                  "and refuses it against another CA");
+    path = xasprintf("%s/content.plist", sign_dir);
+    size_t clen;
+    unsigned char *content = tu_read(path, &clen);
+    free(path);
+    plist_t prof = NULL;
+    cr_assert_eq(plistx_parse_dict(content, clen, &prof, &err), 0, "%s", err.msg);
+    plist_t arr = plist_dict_get_item(prof, "PayloadContent");
+    cr_assert_not_null(arr);
+    plist_t first = plist_array_get_item(arr, 0);
+    const char *ptype = NULL;
+    cr_assert_eq(plistx_get_string(first, "PayloadType", true, &ptype, &err), 0);
+    cr_assert_str_eq(ptype, "com.apple.security.scep");
+    plist_free(prof);
+    free(content);
+    plist_free(cmd);
+}
