@@ -300,9 +300,9 @@ static int bad(struct scepter_error *err, const char *fmt, ...)
 }
 
 /*
- * The next CRLF-terminated line at data[*pos..len): 1 with the line in *line and *llen (no CRLF) and
- * *pos past it, 0 when it is not all there yet, or an error: longer than max, a bare LF or CR,
- * a NUL.
+ * The next CRLF-terminated line at data[*pos..len): 1 with the line in *line and *llen
+ * (no CRLF) and *pos past it, 0 when it is not all there yet, or an error: longer than max, a
+ * bare LF or CR, a NUL.
  */
 static int next_line(const char *data, size_t len, size_t *pos, size_t max, const char *what,
                      const char **line, size_t *llen, struct scepter_error *err)

@@ -16,6 +16,7 @@
 
 #include "common/codec.h"
 #include "common/crypto.h"
+#include "common/str.h"
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "support/rawsrv.h"
@@ -95,9 +96,9 @@ static int ctl(struct h_server *s, char **out, const char *args)
 Test(webhook, a_hostile_receiver_cannot_crash_scepter_and_events_end_dead_lettered)
 {
     static char drip[3000];
-    strcpy(drip, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    str_copy(drip, sizeof(drip), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     while (strlen(drip) + 8 < sizeof(drip))
-        strcat(drip, "1\r\nx\r\n");
+        str_append(drip, sizeof(drip), "1\r\nx\r\n");
     const struct tu_raw_reply hostile[] = {
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"
          "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n",

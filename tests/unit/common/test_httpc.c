@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "common/httpc.h"
+#include "common/str.h"
 #include "common/xmalloc.h"
 #include "support/rawsrv.h"
 
@@ -75,15 +77,14 @@ Test(httpc_parse, hostile_chunk_sizes)
     snprintf(text, sizeof(text), "%s10001\r\nAAAA\r\n0\r\n\r\n", head); /* 65537 */
     refused(text, "exceeds the 65536-byte body limit");
     /* two chunks that together pass the limit */
-    snprintf(text, sizeof(text), "%s8000\r\n", head);
     {
-        size_t hl = strlen(text);
-        char *big = xmalloc(hl + 0x8000 + 64);
-        memcpy(big, text, hl);
-        memset(big + hl, 'A', 0x8000);
-        strcpy(big + hl + 0x8000, "\r\n8001\r\nA\r\n0\r\n\r\n");
-        refused(big, "exceeds the 65536-byte body limit");
-        free(big);
+        struct buf big = BUF_INIT;
+        buf_printf(&big, "%s8000\r\n", head);
+        for (int i = 0; i < 0x8000; i++)
+            buf_putc(&big, 'A');
+        buf_puts(&big, "\r\n8001\r\nA\r\n0\r\n\r\n");
+        refused(big.data, "exceeds the 65536-byte body limit");
+        buf_free(&big);
     }
     snprintf(text, sizeof(text), "%s-5\r\nAAAA\r\n0\r\n\r\n", head);
     refused(text, "does not start with a hex number");
@@ -96,12 +97,15 @@ Test(httpc_parse, hostile_chunk_sizes)
     snprintf(text, sizeof(text), "%s0x4\r\nAAAA\r\n0\r\n\r\n", head);
     refused(text, "junk after the size");
     /* an overlong chunk line (extensions without end) */
-    memcpy(text, head, sizeof(head) - 1);
-    memset(text + sizeof(head) - 1, ';', 2000);
-    text[0] = 'H';
-    text[sizeof(head) - 1] = '4';
-    strcpy(text + sizeof(head) - 1 + 2000, "\r\nAAAA\r\n0\r\n\r\n");
-    refused(text, "chunk size line longer than 1024 bytes");
+    {
+        struct buf t = BUF_INIT;
+        buf_printf(&t, "%s4", head);
+        for (int i = 0; i < 2000; i++)
+            buf_putc(&t, ';');
+        buf_puts(&t, "\r\nAAAA\r\n0\r\n\r\n");
+        refused(t.data, "chunk size line longer than 1024 bytes");
+        buf_free(&t);
+    }
     /* missing CRLF after the data, or a bare LF */
     snprintf(text, sizeof(text), "%s4\r\nAAAAB\r\n0\r\n\r\n", head);
     refused(text, "chunk data not followed by CRLF");
@@ -141,31 +145,24 @@ Test(httpc_parse, hostile_framing_and_headers)
     refused("", "no HTTP response");
     refused("HTTP/1.1 200 OK\r\nA: b\r\n", "truncated in the headers");
     {
-        size_t n = 20 + 8300;
-        char *t = xmalloc(n + 16);
-        strcpy(t, "HTTP/1.1 200 OK\r\nA: ");
-        memset(t + strlen(t), 'x', 8300);
-        strcpy(t + 20 + 8300 - 4, "\r\n\r\n");
-        refused(t, "header line longer than 8192 bytes");
-        free(t);
-    }
-    {
-        char *t = xmalloc(64 + 101 * 8);
-        strcpy(t, "HTTP/1.1 200 OK\r\n");
+        struct buf t = BUF_INIT;
+        buf_puts(&t, "HTTP/1.1 200 OK\r\nA: ");
+        for (int i = 0; i < 8300; i++)
+            buf_putc(&t, 'x');
+        buf_puts(&t, "\r\n\r\n");
+        refused(t.data, "header line longer than 8192 bytes");
+        buf_reset(&t);
+        buf_puts(&t, "HTTP/1.1 200 OK\r\n");
         for (int i = 0; i < 101; i++)
-            strcat(t, "A: bcd\r\n");
-        strcat(t, "\r\n");
-        refused(t, "more than 100 header lines");
-        free(t);
-    }
-    {
-        char *t = xmalloc(64 + 9 * 22);
-        t[0] = '\0';
+            buf_puts(&t, "A: bcd\r\n");
+        buf_puts(&t, "\r\n");
+        refused(t.data, "more than 100 header lines");
+        buf_reset(&t);
         for (int i = 0; i < 9; i++)
-            strcat(t, "HTTP/1.1 100 Continue\r\n\r\n");
-        strcat(t, "HTTP/1.1 200 OK\r\n\r\n");
-        refused(t, "interim");
-        free(t);
+            buf_puts(&t, "HTTP/1.1 100 Continue\r\n\r\n");
+        buf_puts(&t, "HTTP/1.1 200 OK\r\n\r\n");
+        refused(t.data, "interim");
+        buf_free(&t);
     }
 }
 
@@ -302,9 +299,9 @@ Test(httpc_net, a_slow_drip_is_cut_by_the_total_deadline)
     struct httpc_response r;
     struct scepter_error err;
 
-    strcpy(drip, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    str_copy(drip, sizeof(drip), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     while (strlen(drip) + 8 < sizeof(drip))
-        strcat(drip, "1\r\nx\r\n");
+        str_append(drip, sizeof(drip), "1\r\nx\r\n");
     struct tu_raw_reply rp = {drip, 0, 20};
     tu_rawsrv_script(srv, &rp, 1);
     int64_t t0 = mono_ms();
