@@ -13,8 +13,9 @@
  * (one instance at a time, store_lease) delivers them with an X-Scepter-Signature header
  * (sha256=<hex HMAC-SHA256 of the body with webhook_secret>).  A receiver that fails or is
  * down gets the event again later, with exponential back-off and jitter.  An event whose
- * delivery failed webhook_max_attempts times — counted when claimed, so an event that took the
- * process down counts too and cannot crash it after every restart — becomes a dead letter:
+ * delivery failed webhook_max_attempts times — counted when claimed, one event at a time just
+ * before it is sent, so an event that took the process down counts too and cannot crash it
+ * after every restart — becomes a dead letter:
  * kept, not retried, visible in /metrics and GET /v1/webhooks/dead-letters until an operator
  * retries or drops it.  One delivery is bounded by webhook_timeout in all, and the response
  * goes through httpc's strict parser.
@@ -267,14 +268,89 @@ static void make_dead(struct mdm_runtime *rt, const struct store_outbox_item *it
     log_kv(LOG_LVL_WARN, "webhook_dead_letter", "id", id, "attempts", attempts, "error", why, NULL);
 }
 
-static void deliver_run(struct mdm_runtime *rt, int64_t now)
+/* Events tried per run, so shutdown is never far away. */
+#define DELIVER_PER_RUN 50
+
+/* After a failed delivery the receiver is left alone until then (this process runs the job:
+ * the job's lease keeps other instances from running it meanwhile). */
+static int64_t receiver_rests_until;
+
+/*
+ * One event: claimed alone, so the claim's attempt count is exactly the attempt about to be
+ * made, and its lease only has to outlast one delivery (webhook_timeout).  Returns false when
+ * the run should stop (nothing due, the receiver failed, the store did).
+ */
+static bool deliver_one(struct mdm_runtime *rt, int64_t now, const char *url, const char *secret,
+                        const struct httpc_opts *opts, int max_attempts)
 {
     struct store_outbox_item *items = NULL;
+    struct httpc_response resp;
     struct scepter_error err;
+    char sig[SIG_LEN], *headers, why[300];
+    const char *topic;
+    size_t n = 0;
+    json_t *env;
+    int rc;
+    bool go_on = false;
+
+    if (store_outbox_claim(rt->store, now, opts->total_timeout_ms / 1000 + 10, 1, &items, &n,
+                           &err) != 0) {
+        log_warnx("webhook: %s", err.msg);
+        return false;
+    }
+    if (n == 0)
+        return false;
+    /* The claim counted this attempt.  More than the maximum: earlier deliveries never
+     * finished (the process stopped or crashed during them), so this one is not tried. */
+    if (items[0].attempts > max_attempts) {
+        snprintf(why, sizeof(why),
+                 "given up after %d attempts (the last did not finish: the process stopped "
+                 "during delivery)",
+                 items[0].attempts - 1);
+        make_dead(rt, &items[0], now, why);
+        store_outbox_items_free(items, n);
+        return true;
+    }
+    env = json_loads(items[0].body, 0, NULL);
+    topic = env ? json_string_value(json_object_get(env, "topic")) : NULL;
+    signature(secret, items[0].body, sig);
+    headers = xasprintf("Content-Type: application/json\r\nX-Scepter-Signature: %s\r\n"
+                        "X-Scepter-Event: %s\r\n",
+                        sig, topic ? topic : "");
+    json_decref(env);
+    rc = httpc_request(url, "POST", headers, items[0].body, strlen(items[0].body), opts, &resp,
+                       &err);
+    free(headers);
+    if (rc == 0 && resp.status >= 200 && resp.status < 300) {
+        if (store_outbox_done(rt->store, items[0].id, &err) != 0)
+            log_warnx("webhook: delivered but not marked done: %s", err.msg);
+        mdm_metrics_webhook(rt->srv, true);
+        go_on = true;
+    } else {
+        int64_t next = now + backoff(items[0].attempts);
+        if (rc == 0)
+            snprintf(why, sizeof(why), "HTTP %d", resp.status);
+        else
+            str_copy(why, sizeof(why), err.msg);
+        log_kv(LOG_LVL_WARN, "webhook_failed", "error", why, NULL);
+        mdm_metrics_webhook(rt->srv, false);
+        if (items[0].attempts >= max_attempts)
+            make_dead(rt, &items[0], now, why);
+        else if (store_outbox_retry(rt->store, items[0].id, next, why, &err) != 0)
+            log_warnx("webhook: %s", err.msg);
+        /* The receiver is unhappy: the other events wait as long, instead of each being
+         * thrown at it in turn. */
+        receiver_rests_until = next;
+    }
+    httpc_response_clear(&resp);
+    store_outbox_items_free(items, n);
+    return go_on;
+}
+
+static void deliver_run(struct mdm_runtime *rt, int64_t now)
+{
     struct httpc_opts opts = {.timeout_ms = 5000, .max_body = 64 * 1024};
     char url[1024], secret[512];
-    size_t n = 0, i;
-    bool failed = false;
     struct mdm_conf *conf = mdm_conf_get(rt->srv);
     int max_attempts = (int)conf->cfg->webhook_max_attempts;
 
@@ -282,79 +358,15 @@ static void deliver_run(struct mdm_runtime *rt, int64_t now)
     if (opts.timeout_ms > opts.total_timeout_ms)
         opts.timeout_ms = opts.total_timeout_ms;
     mdm_conf_put(rt->srv, conf);
+    if (now < receiver_rests_until)
+        return;
     mdm_live_get(rt->srv, MDM_LIVE_WEBHOOK_URL, url, sizeof(url));
     if (*url == '\0')
         return;
     mdm_live_get(rt->srv, MDM_LIVE_WEBHOOK_SECRET, secret, sizeof(secret));
-    /* Bounded per run so shutdown is never far away; the lease outlasts one batch of deliveries
-     * only when they are quick, and an item whose lease ran out is at worst delivered twice. */
-    if (store_outbox_claim(rt->store, now, 120, 50, &items, &n, &err) != 0) {
-        log_warnx("webhook: %s", err.msg);
-        return;
-    }
-    for (i = 0; i < n && !rt->stopping; i++) {
-        struct httpc_response resp;
-        char sig[SIG_LEN], *headers;
-        json_t *env;
-        const char *topic;
-        int rc;
-
-        /* The claim counted this attempt.  More than the maximum: earlier deliveries never
-         * finished (the process stopped or crashed during them), so this one is not tried. */
-        if (items[i].attempts > max_attempts) {
-            char why[160];
-            snprintf(why, sizeof(why),
-                     "given up after %d attempts (the last did not finish: the process stopped "
-                     "during delivery)",
-                     items[i].attempts - 1);
-            make_dead(rt, &items[i], now, why);
-            continue;
-        }
-        env = json_loads(items[i].body, 0, NULL);
-        topic = env ? json_string_value(json_object_get(env, "topic")) : NULL;
-        signature(secret, items[i].body, sig);
-        headers = xasprintf("Content-Type: application/json\r\nX-Scepter-Signature: %s\r\n"
-                            "X-Scepter-Event: %s\r\n",
-                            sig, topic ? topic : "");
-        json_decref(env);
-        rc = httpc_request(url, "POST", headers, items[i].body, strlen(items[i].body), &opts, &resp,
-                           &err);
-        free(headers);
-        if (rc == 0 && resp.status >= 200 && resp.status < 300) {
-            if (store_outbox_done(rt->store, items[i].id, &err) != 0)
-                log_warnx("webhook: delivered but not marked done: %s", err.msg);
-            mdm_metrics_webhook(rt->srv, true);
-        } else {
-            char why[300];
-            int64_t next = now + backoff(items[i].attempts);
-            if (rc == 0)
-                snprintf(why, sizeof(why), "HTTP %d", resp.status);
-            else
-                str_copy(why, sizeof(why), err.msg);
-            log_kv(LOG_LVL_WARN, "webhook_failed", "error", why, NULL);
-            mdm_metrics_webhook(rt->srv, false);
-            if (items[i].attempts >= max_attempts)
-                make_dead(rt, &items[i], now, why);
-            else if (store_outbox_retry(rt->store, items[i].id, next, why, &err) != 0)
-                log_warnx("webhook: %s", err.msg);
-            httpc_response_clear(&resp);
-            /* The receiver is unhappy: the rest of this batch waits as long (in order), instead
-             * of sitting out the claim's lease; they were not tried, so no attempt counts. */
-            for (size_t k = i + 1; k < n; k++)
-                if (store_outbox_release(rt->store, items[k].id, next,
-                                         "not attempted: the receiver was failing", &err) != 0)
-                    log_warnx("webhook: %s", err.msg);
-            failed = true;
+    for (int i = 0; i < DELIVER_PER_RUN && !rt->stopping; i++)
+        if (!deliver_one(rt, (int64_t)time(NULL), url, secret, &opts, max_attempts))
             break;
-        }
-        httpc_response_clear(&resp);
-    }
-    /* Stopping mid-batch: what was not tried is due again at once, uncounted. */
-    for (; !failed && i < n; i++)
-        if (store_outbox_release(rt->store, items[i].id, now, "not attempted: shutting down",
-                                 &err) != 0)
-            log_warnx("webhook: %s", err.msg);
-    store_outbox_items_free(items, n);
 }
 
 void mdm_webhook_start(struct mdm_runtime *rt)

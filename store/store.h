@@ -727,10 +727,6 @@ void store_dead_items_free(struct store_dead_item *items, size_t n);
 /* Mark item id dead at now with the last error.  SCEPTER_ENOTFOUND if no live item has id. */
 int store_outbox_kill(struct store *s, int64_t id, int64_t now, const char *last_error,
                       struct scepter_error *err) WUR;
-/* Give a claimed item back, due at next_at, without counting the claim as an attempt (it was
- * not tried). */
-int store_outbox_release(struct store *s, int64_t id, int64_t next_at, const char *last_error,
-                         struct scepter_error *err) WUR;
 /* Dead letters of kind, newest first, at most limit. */
 int store_outbox_dead_list(struct store *s, const char *kind, size_t limit,
                            struct store_dead_item **out, size_t *n, struct scepter_error *err) WUR;

@@ -61,30 +61,6 @@ int store_outbox_kill(struct store *s, int64_t id, int64_t now, const char *last
     return rc;
 }
 
-static const struct store_sql SQL_RELEASE = {
-    "outbox_release",
-    "UPDATE outbox SET next_at = $2, last_error = $3,"
-    " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
-    " WHERE id = $1 AND dead_at = 0",
-    NULL, NULL};
-
-int store_outbox_release(struct store *s, int64_t id, int64_t next_at, const char *last_error,
-                         struct scepter_error *err)
-{
-    char *why = clip(last_error);
-    int64_t changes = 0;
-    int rc;
-
-    STORE_CALL(s, rc, err)
-    {
-        struct dbv p[] = {P_INT(id), P_INT(next_at), P_TEXT(why)};
-        rc = db_exec(s, &SQL_RELEASE, p, ARRAY_LEN(p), &changes, err);
-        rc = changed_one(rc, changes, id, "outbox item", err);
-    }
-    free(why);
-    return rc;
-}
-
 static const struct store_sql SQL_DEAD_LIST = {
     "outbox_dead_list",
     "SELECT id, kind, body, attempts, created, dead_at, last_error FROM outbox"

@@ -4,7 +4,8 @@
  * a chunk size of ffffffffffffffff, Content-Length with chunked, an overlong chunk line,
  * garbage sizes, a missing CRLF, a slow drip — while Scepter keeps serving devices; each
  * event becomes a dead letter after webhook_max_attempts, visible in /metrics, the API and
- * scepterctl, and is delivered once retried to a receiver that behaves.  Device secrets in
+ * scepterctl, and is delivered once retried to a receiver that behaves; one whose delivery took
+ * the process down is not sent again after the restart.  Device secrets in
  * check-in payloads are redacted unless webhook_include_secrets = true (live on SIGHUP).  A
  * refused takeover reaches the webhook as mdm.ReenrollRefused with both fingerprints.
  */
@@ -216,6 +217,72 @@ Test(webhook, a_hostile_receiver_cannot_crash_scepter_and_events_end_dead_letter
     free(extra);
 }
 
+/* A delivery that takes the process down (here: SIGKILL while the receiver drips its answer)
+ * still counts: after the restart the event is dead-lettered without being sent again, and
+ * the events behind it are delivered. */
+Test(webhook, an_event_whose_delivery_crashed_scepter_is_not_sent_again_after_restart)
+{
+    static char drip[3000];
+    str_copy(drip, sizeof(drip), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    while (strlen(drip) + 8 < sizeof(drip))
+        str_append(drip, sizeof(drip), "1\r\nx\r\n");
+    const struct tu_raw_reply slow = {drip, 0, 50}, good = {OK_REPLY, 0, 0};
+    struct tu_rawsrv *rs = tu_rawsrv_start();
+    tu_rawsrv_script(rs, &slow, 1);
+    char *extra = xasprintf("webhook_url = http://127.0.0.1:%d/hook\n"
+                            "webhook_max_attempts = 1\nwebhook_timeout = 3\n",
+                            tu_rawsrv_port(rs));
+    struct h_opts o = {.extra = extra};
+    struct h_server S;
+    h_start(&S, &o);
+    struct tu_cert dev = h_device_cert(&S, "CRASH-1");
+    h_enroll(&S, &dev, "CRASH-1", "MacBookPro18,3");
+
+    cr_assert_eq(tu_rawsrv_wait(rs, 1, 20000), 1, "no delivery started");
+    h_crash_restart(&S); /* mid-delivery */
+    char *first_body = tu_rawsrv_body(rs, 0);
+    json_t *first = json_loads(first_body, 0, NULL);
+    char *topic = xstrdup(json_string_value(json_object_get(first, "topic")));
+    json_decref(first);
+    free(first_body);
+    tu_rawsrv_script(rs, &good, 1);
+
+    json_t *j = NULL;
+    size_t dead = 0;
+    for (int i = 0; i < 120 && dead < 1; i++) {
+        cr_assert_eq(idle_status(&S, &dev, "CRASH-1"), 200);
+        json_decref(j);
+        dead = dead_letters(&S, &j);
+        if (dead < 1)
+            usleep(500000);
+    }
+    cr_assert_eq(dead, 1, "%s", h_json(j));
+    json_t *d = json_array_get(json_object_get(j, "dead_letters"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(d, "topic")), topic);
+    cr_assert_eq(json_integer_value(json_object_get(d, "attempts")), 2, "%s", h_json(d));
+    cr_assert(strstr(json_string_value(json_object_get(d, "last_error")), "did not finish"), "%s",
+              h_json(d));
+    json_decref(j);
+    /* The other event went through; the crashing one was never sent again. */
+    const char *other =
+        strcmp(topic, "mdm.Authenticate") == 0 ? "mdm.TokenUpdate" : "mdm.Authenticate";
+    json_t *ev = find_event(rs, other, 1, 20000);
+    cr_assert_not_null(ev, "%s not delivered after the restart", other);
+    json_decref(ev);
+    ev = find_event(rs, topic, 1, 0);
+    cr_assert_null(ev, "%s was sent again", topic);
+    char *m = metrics(&S);
+    cr_assert(strstr(m, "scepter_webhook_dead_letters_total 1\n") != NULL, "%s", m);
+    cr_assert(strstr(m, "scepter_outbox_dead 1\n") != NULL, "%s", m);
+    free(m);
+
+    h_stop(&S);
+    tu_rawsrv_stop(rs);
+    tu_cert_free(&dev);
+    free(topic);
+    free(extra);
+}
+
 /* The raw_payload of a check-in event, decoded (caller frees). */
 static char *payload_of(json_t *ev)
 {
@@ -304,6 +371,37 @@ Test(webhook, device_secrets_are_redacted_unless_webhook_include_secrets)
         json_decref(e);
         free(body);
     }
+
+    /* A command result carrying a secret (ActivationLockBypassCode) is redacted too. */
+    json_t *j = NULL;
+    cr_assert_eq(h_api(&S, "POST", "/v1/devices/SECRETS-1/commands",
+                       "{\"command\":{\"request_type\":\"DeviceInformation\"},"
+                       "\"push\":false}",
+                       &j),
+                 201, "%s", h_json(j));
+    char *uuid = xstrdup(json_string_value(json_object_get(j, "uuid")));
+    json_decref(j);
+    char *ack = h_plist("Status", "Acknowledged", "UDID", "SECRETS-1", "CommandUUID", uuid,
+                        "ActivationLockBypassCode", "bypass-code-secret", NULL);
+    cr_assert_eq(h_connect(&S, &dev, ack, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    ev = find_event(rs, "mdm.Connect", 0, 20000);
+    cr_assert_not_null(ev, "no mdm.Connect event");
+    json_t *ae = json_object_get(ev, "acknowledge_event");
+    const char *b64 = json_string_value(json_object_get(ae, "raw_payload"));
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+    cr_assert_eq(base64_decode(b64, strlen(b64), false, &raw, &rawlen), 0);
+    char *text = xstrndup((const char *)raw, rawlen);
+    cr_assert(strstr(text, "bypass-code-secret") == NULL && strstr(text, uuid) != NULL, "%s", text);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(ae, "redacted_keys"), 0)),
+                     "ActivationLockBypassCode", "%s", h_json(ev));
+    free(text);
+    free(raw);
+    free(ack);
+    free(uuid);
+    json_decref(ev);
 
     /* webhook_include_secrets = true, live on SIGHUP, with a warning. */
     h_conf_append(&S, "webhook_include_secrets = true\n");

@@ -1,7 +1,7 @@
 /*
  * The outbox's dead letters: an item marked dead is kept but never claimed, is counted and
  * listed apart from the pending ones, and an operator can put it back (due at once, attempts
- * from 0) or drop it.  A claimed item given back unattempted keeps its attempt count.
+ * from 0) or drop it.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -105,22 +105,5 @@ Test(webhook_dead, kill_list_retry_drop)
     cr_assert_eq(store_outbox_pending(s, &pending, &err), 0);
     cr_assert_eq(pending, 2, "b and the other kind's item");
     cr_assert_eq(store_outbox_dead_count(s, "", &dead, &err), SCEPTER_EINVAL);
-    store_close(s);
-}
-
-Test(webhook_dead, release_does_not_count_an_attempt)
-{
-    struct scepter_error err;
-    struct store *s = tf_open();
-    int attempts = 0;
-
-    cr_assert_eq(store_outbox_add(s, "webhook", "{}", T0, &err), 0);
-    int64_t id = claim_one(s, T0, &attempts);
-    cr_assert_eq(attempts, 1);
-    cr_assert_eq(store_outbox_release(s, id, T0 + 5, "not attempted", &err), 0, "%s", err.msg);
-    cr_assert_eq(claim_one(s, T0 + 4, NULL), 0, "due at next_at");
-    cr_assert_eq(claim_one(s, T0 + 5, &attempts), id);
-    cr_assert_eq(attempts, 1, "the unattempted claim was not counted");
-    cr_assert_eq(store_outbox_release(s, 424242, T0, "x", &err), SCEPTER_ENOTFOUND);
     store_close(s);
 }
