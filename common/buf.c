@@ -4,6 +4,7 @@
 #include "buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +13,15 @@
 
 void buf_reserve(struct buf *b, size_t extra)
 {
-    size_t need = b->len + extra + 1;
+    /* Checked: a size from a peer (a chunk of ffffffffffffffff bytes) must never wrap into a
+     * small allocation that the following memcpy overruns. */
+    size_t need = xsize_add(xsize_add(b->len, extra), 1);
 
     if (need <= b->cap)
         return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
-        cap *= 2;
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
 }

@@ -16,8 +16,9 @@ static const char b64_alphabet[] =
 char *base64_encode(const void *data, size_t len)
 {
     const unsigned char *in = data;
-    size_t olen = 4 * ((len + 2) / 3);
-    char *out = xmalloc(olen + 1), *o = out;
+    /* 4 * ceil(len / 3) + 1, without wrapping for any len */
+    size_t olen = xsize_mul(4, len / 3 + (len % 3 != 0));
+    char *out = xmalloc(xsize_add(olen, 1)), *o = out;
     size_t i;
 
     for (i = 0; i + 2 < len; i += 3) {
@@ -58,7 +59,7 @@ static int b64_value(unsigned char c)
 int base64_decode(const char *s, size_t slen, bool allow_unpadded, unsigned char **out,
                   size_t *outlen)
 {
-    unsigned char *buf = xmalloc(slen / 4 * 3 + 3);
+    unsigned char *buf = xmalloc(slen / 4 * 3 + 3); /* cannot wrap: slen / 4 * 3 < slen */
     size_t n = 0, pad = 0, digits = 0;
     uint32_t acc = 0;
 
@@ -127,7 +128,7 @@ void hex_encode_to(const void *data, size_t len, char *out, bool upper)
 
 char *hex_encode(const void *data, size_t len, bool upper)
 {
-    char *out = xmalloc(2 * len + 1);
+    char *out = xmalloc(xsize_add(xsize_mul(2, len), 1));
     hex_encode_to(data, len, out, upper);
     return out;
 }

@@ -15,6 +15,30 @@ static NORETURN void oom(size_t size)
     abort();
 }
 
+static NORETURN void overflow(const char *op, size_t a, size_t b)
+{
+    fprintf(stderr, "scepter: size overflow computing %zu %s %zu\n", a, op, b);
+    abort();
+}
+
+size_t xsize_add(size_t a, size_t b)
+{
+    size_t r;
+
+    if (!size_add(a, b, &r))
+        overflow("+", a, b);
+    return r;
+}
+
+size_t xsize_mul(size_t a, size_t b)
+{
+    size_t r;
+
+    if (!size_mul(a, b, &r))
+        overflow("*", a, b);
+    return r;
+}
+
 void *xmalloc(size_t size)
 {
     void *p = malloc(size ? size : 1);

@@ -1032,6 +1032,11 @@ static void r_enroll_token(struct api_call *c)
     api_enroll_token(c, c->seg[1]);
 }
 
+static void r_webhook_dead(struct api_call *c)
+{
+    api_webhook_dead_one(c, c->seg[2]);
+}
+
 static void r_device_commands(struct api_call *c)
 {
     device_commands(c, c->seg[1]);
@@ -1087,6 +1092,10 @@ static const struct api_route routes[] = {
     {"/v1/enrollment-tokens", M(GET) | M(POST), api_enroll_tokens},
     {"/v1/enrollment-tokens/{id}", M(DELETE), r_enroll_token},
     {"/v1/events", M(GET), api_events},
+    {"/v1/webhooks/dead-letters", M(GET), api_webhook_dead_list},
+    {"/v1/webhooks/dead-letters/retry", M(POST), api_webhook_dead_retry_all},
+    {"/v1/webhooks/dead-letters/{id}", M(DELETE), r_webhook_dead},
+    {"/v1/webhooks/dead-letters/{id}/retry", M(POST), r_webhook_dead},
 };
 
 static const char *const method_names[] = {

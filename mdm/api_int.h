@@ -56,6 +56,11 @@ void api_enroll_tokens(struct api_call *c);
 void api_enroll_token(struct api_call *c, const char *id_text);
 void api_events(struct api_call *c);
 
+/* Webhook dead letters (mdm/api_webhook.c): /v1/webhooks/dead-letters[/retry|/{id}[/retry]]. */
+void api_webhook_dead_list(struct api_call *c);
+void api_webhook_dead_retry_all(struct api_call *c);
+void api_webhook_dead_one(struct api_call *c, const char *id_text);
+
 /* Policies (mdm/policy.c): /v1/policies[/{id}[/status]]. */
 void api_policies(struct api_call *c);
 /* A device's policies and their state on it (for GET /v1/devices/{udid}). */

@@ -53,7 +53,7 @@ void mdm_command_install_profile(const void *profile, size_t len, const char *uu
     else
         uuid_new(out->uuid);
     out->request_type = xstrdup("InstallProfile");
-    buf_reserve(&out->plist, len * 4 / 3 + 512);
+    buf_reserve(&out->plist, xsize_add(xsize_mul(len / 3 + 1, 4), 512));
     buf_append(&out->plist, plist_head, sizeof(plist_head) - 1);
     buf_puts(&out->plist, "\t<key>Command</key>\n\t<dict>\n\t\t<key>Payload</key>\n\t\t<data>\n");
     append_base64(&out->plist, profile, len);

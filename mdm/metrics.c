@@ -143,6 +143,12 @@ void mdm_metrics_webhook(struct mdm_server *srv, bool delivered)
         inc(delivered ? &srv->metrics->webhooks_delivered : &srv->metrics->webhooks_failed, 1);
 }
 
+void mdm_metrics_webhook_dead(struct mdm_server *srv)
+{
+    if (srv->metrics)
+        inc(&srv->metrics->webhooks_dead, 1);
+}
+
 static void help(struct buf *b, const char *name, const char *type, const char *text)
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
@@ -227,6 +233,13 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
     help(b, "scepter_outbox_pending", "gauge", "Events waiting in the outbox.");
     if (store_outbox_pending(ctx->store, &outbox, &err) == 0)
         buf_printf(b, "scepter_outbox_pending %lld\n", (long long)outbox);
+    help(b, "scepter_webhook_dead_letters_total", "counter",
+         "Webhook events given up on after webhook_max_attempts failed deliveries.");
+    buf_printf(b, "scepter_webhook_dead_letters_total %llu\n", get(&m->webhooks_dead));
+    help(b, "scepter_outbox_dead", "gauge",
+         "Webhook events in the dead letters (GET /v1/webhooks/dead-letters).");
+    if (store_outbox_dead_count(ctx->store, "webhook", &outbox, &err) == 0)
+        buf_printf(b, "scepter_outbox_dead %lld\n", (long long)outbox);
 
     if (mdm_push_state(ctx->srv, &st) == 0) {
         help(b, "scepter_push_results_total", "counter", "Final push results by kind.");

@@ -56,6 +56,10 @@ void mdm_config_warnings(const struct cfg *cfg)
     if (strcmp(cfg->reenroll, "allow") == 0)
         log_warnx("reenroll = allow: any identity from the device CA can take over an enrolled "
                   "device by its UDID; only for a lab");
+    if (cfg->webhook_include_secrets)
+        log_warnx("webhook_include_secrets = true: webhook events carry device secrets "
+                  "(BootstrapToken, UnlockToken, ActivationLockBypassCode, push tokens) to the "
+                  "receiver; anyone who reads its logs can use them");
     if (strncmp(cfg->webhook_url, "http://", 7) == 0)
         log_warnx("webhook_url is http://: events (device ids, results) travel unencrypted and "
                   "anyone on the path can read or answer them; use https://");

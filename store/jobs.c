@@ -53,11 +53,13 @@ int store_outbox_add(struct store *s, const char *kind, const char *body, int64_
 static const struct store_sql SQL_OUTBOX_CLAIM = {
     "outbox_claim", NULL,
     "UPDATE outbox o SET next_at = $2, attempts = o.attempts + 1"
-    " FROM (SELECT id FROM outbox WHERE next_at <= $1 ORDER BY next_at, id LIMIT $3"
+    " FROM (SELECT id FROM outbox WHERE next_at <= $1 AND dead_at = 0"
+    "  ORDER BY next_at, id LIMIT $3"
     "  FOR UPDATE SKIP LOCKED) AS due"
     " WHERE o.id = due.id RETURNING o.id, o.kind, o.body, o.attempts, o.created, o.next_at",
     "UPDATE outbox SET next_at = $2, attempts = attempts + 1"
-    " WHERE id IN (SELECT id FROM outbox WHERE next_at <= $1 ORDER BY next_at, id LIMIT $3)"
+    " WHERE id IN (SELECT id FROM outbox WHERE next_at <= $1 AND dead_at = 0"
+    "  ORDER BY next_at, id LIMIT $3)"
     " RETURNING id, kind, body, attempts, created, next_at"};
 
 static int cmp_item(const void *a, const void *b)
@@ -125,7 +127,8 @@ int store_outbox_claim(struct store *s, int64_t now, int64_t lease, size_t max,
 static const struct store_sql SQL_OUTBOX_DONE = {"outbox_done", "DELETE FROM outbox WHERE id = $1",
                                                  NULL, NULL};
 static const struct store_sql SQL_OUTBOX_RETRY = {
-    "outbox_retry", "UPDATE outbox SET next_at = $2, last_error = $3 WHERE id = $1", NULL, NULL};
+    "outbox_retry", "UPDATE outbox SET next_at = $2, last_error = $3 WHERE id = $1 AND dead_at = 0",
+    NULL, NULL};
 
 int store_outbox_done(struct store *s, int64_t id, struct scepter_error *err)
 {
@@ -160,8 +163,8 @@ int store_outbox_retry(struct store *s, int64_t id, int64_t next_at, const char 
     return rc;
 }
 
-static const struct store_sql SQL_OUTBOX_PENDING = {"outbox_pending", "SELECT count(*) FROM outbox",
-                                                    NULL, NULL};
+static const struct store_sql SQL_OUTBOX_PENDING = {
+    "outbox_pending", "SELECT count(*) FROM outbox WHERE dead_at = 0", NULL, NULL};
 
 int store_outbox_pending(struct store *s, int64_t *count, struct scepter_error *err)
 {

@@ -709,7 +709,36 @@ int store_outbox_claim(struct store *s, int64_t now, int64_t lease, size_t max,
 int store_outbox_done(struct store *s, int64_t id, struct scepter_error *err) WUR;
 int store_outbox_retry(struct store *s, int64_t id, int64_t next_at, const char *last_error,
                        struct scepter_error *err) WUR;
+/* Items waiting for delivery (dead letters not counted). */
 int store_outbox_pending(struct store *s, int64_t *count, struct scepter_error *err) WUR;
+
+/*
+ * Dead letters (store/webhook_dead.c): an outbox item that failed delivery too many times is
+ * marked dead — kept, never claimed — until an operator retries it (back in the outbox, due
+ * now, attempts from 0) or drops it.  kind selects the outbox ("webhook").
+ */
+struct store_dead_item {
+    int64_t id;
+    char *kind, *body, *last_error;
+    int attempts;
+    int64_t created, dead_at;
+};
+void store_dead_items_free(struct store_dead_item *items, size_t n);
+/* Mark item id dead at now with the last error.  SCEPTER_ENOTFOUND if no live item has id. */
+int store_outbox_kill(struct store *s, int64_t id, int64_t now, const char *last_error,
+                      struct scepter_error *err) WUR;
+/* Dead letters of kind, newest first, at most limit. */
+int store_outbox_dead_list(struct store *s, const char *kind, size_t limit,
+                           struct store_dead_item **out, size_t *n, struct scepter_error *err) WUR;
+int store_outbox_dead_count(struct store *s, const char *kind, int64_t *count,
+                            struct scepter_error *err) WUR;
+/* Back to the outbox, due at now with attempts reset: dead letter id, or every dead letter of
+ * kind when id is 0; *moved says how many.  SCEPTER_ENOTFOUND when id is not a dead letter. */
+int store_outbox_dead_retry(struct store *s, const char *kind, int64_t id, int64_t now,
+                            int64_t *moved, struct scepter_error *err) WUR;
+/* Delete dead letter id.  SCEPTER_ENOTFOUND when id is not a dead letter of kind. */
+int store_outbox_dead_delete(struct store *s, const char *kind, int64_t id,
+                             struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Background-job leases: one process runs a job at a time, whatever the number of processes */

@@ -64,6 +64,7 @@ int cmd_apikey(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_enrollment_token(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_webhook(int argc, char **argv);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The operator API (mdm/ctl/client.c)                                                       */

@@ -28,6 +28,8 @@ static const struct ctl_cmd g_groups[] = {
     {"enrollment-token", cmd_enrollment_token,
      "enrollment-token create|list|delete ...  -- tokens for /mdm/enroll?token="},
     {"events", cmd_events, "events [--device UDID] [--kind K] [--limit N]  -- security events"},
+    {"webhook", cmd_webhook,
+     "webhook dead-letters [--limit N] | retry [ID] | drop ID  -- events the webhook gave up on"},
 };
 
 int ctl_dispatch(const char *what, const struct ctl_cmd *table, size_t n, int argc, char **argv)

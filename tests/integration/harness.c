@@ -165,6 +165,13 @@ void h_restart(struct h_server *s)
     launch(s);
 }
 
+void h_crash_restart(struct h_server *s)
+{
+    int rc = tu_proc_stop(&s->proc, SIGKILL, 10000);
+    cr_assert_eq(rc, 128 + SIGKILL, "scepter was not killed (%d)", rc);
+    launch(s);
+}
+
 void h_stop(struct h_server *s)
 {
     if (s->proc.pid > 0) {

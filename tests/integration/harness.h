@@ -55,6 +55,8 @@ void h_stop_peer(struct h_server *peer);
 void h_conf_append(struct h_server *s, const char *lines);
 /* Restart the same server (same store, same PKI). */
 void h_restart(struct h_server *s);
+/* SIGKILL (a crash: nothing is cleaned up), then start the same server again. */
+void h_crash_restart(struct h_server *s);
 /* SIGTERM; asserts a clean exit 0 unless allow_fail; frees everything. */
 void h_stop(struct h_server *s);
 /* A device identity issued by the device CA with CN = cn. */
