@@ -609,8 +609,13 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
         for (size_t k = 0; k < nst; k++) {
             if (st[k].policy_id != sp->id)
                 continue;
-            has = st[k].action == STORE_POLICY_INSTALL &&
-                  (strcmp(st[k].state, "installed") == 0 || strcmp(st[k].state, "pending") == 0);
+            /* An install acknowledged before the device's latest Authenticate belonged to an
+             * earlier enrollment: unenrolling removed it from the device, so it counts as not
+             * had and is queued again. */
+            has =
+                st[k].action == STORE_POLICY_INSTALL &&
+                ((strcmp(st[k].state, "installed") == 0 && st[k].updated >= dev.authenticated_at) ||
+                 strcmp(st[k].state, "pending") == 0);
             current = has && st[k].policy_version == sp->version;
         }
         from_store(sp, &pp);

@@ -625,3 +625,40 @@ Test(api_signing, policy_profiles_are_signed_like_the_enrollment_profile, .init 
     free(content);
     plist_free(cmd);
 }
+
+/* A device that unenrolls and enrolls again gets its SCEP policy again (unenrolling removed
+ * every profile MDM installed). */
+Test(api, a_reenrolled_device_gets_its_policy_again)
+{
+    json_t *j = NULL;
+    char uuid[64];
+    struct tu_http_resp r;
+
+    char *body = policy_body("Re-enroll Wi-Fi", "macos", "{\"devices\":[\"MAC-1\"]}", 2048);
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 201, "%s", h_json(j));
+    json_decref(j);
+    free(body);
+    plist_t cmd = fetch(&mac1, "MAC-1", NULL, NULL, uuid);
+    cr_assert_not_null(cmd);
+    cr_assert_str_eq(request_type(cmd), "InstallProfile");
+    plist_free(cmd);
+    cmd = fetch(&mac1, "MAC-1", "Acknowledged", uuid, uuid);
+    cr_assert_null(cmd, "installed; nothing else queued");
+
+    sleep(1); /* the new enrollment starts in a later second than the install */
+    char *co = h_plist("MessageType", "CheckOut", "UDID", "MAC-1", NULL);
+    cr_assert_eq(h_checkin(&S, &mac1, co, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    free(co);
+    h_enroll(&S, &mac1, "MAC-1", "MacBookPro18,3");
+
+    cmd = fetch(&mac1, "MAC-1", NULL, NULL, uuid);
+    cr_assert_not_null(cmd, "the re-enrolled Mac is sent its policy again");
+    cr_assert_str_eq(request_type(cmd), "InstallProfile");
+    plist_free(cmd);
+    cmd = fetch(&mac1, "MAC-1", "Acknowledged", uuid, uuid);
+    cr_assert_null(cmd);
+    cr_assert_eq(h_api(&S, "GET", "/v1/policies", NULL, &j), 200);
+    json_decref(j);
+}
