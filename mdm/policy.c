@@ -168,13 +168,15 @@ struct plan {
     size_t n, cap;
     size_t ncmds, cmdcap;
     size_t installs, removals;
-    json_t *skipped; /* devices that could not get the profile, with why */
+    json_t *skipped;                     /* devices that could not get the profile, with why */
+    const struct profile_signer *signer; /* signs each rendering, or NULL */
 };
 
-static void plan_init(struct plan *p)
+static void plan_init(struct plan *p, const struct mdm_ctx *ctx)
 {
     memset(p, 0, sizeof(*p));
     p->skipped = json_array();
+    p->signer = ctx->conf ? ctx->conf->signer : NULL;
 }
 
 static void plan_free(struct plan *p)
@@ -270,8 +272,20 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
                                                         "error", err.msg));
             continue;
         }
+        unsigned char *der = NULL;
+        size_t der_len = 0;
+        /* CMS-signed when a signing identity is configured, as the enrollment profile is. */
+        if (p->signer && profile_sign(p->signer, xml.data, xml.len, &der, &der_len, &err) != 0) {
+            json_array_append_new(p->skipped, json_pack("{s:s,s:s}", "device", targets[i].device_id,
+                                                        "error", err.msg));
+            continue;
+        }
         size_t k = p->ncmds;
-        mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
+        if (der)
+            mdm_command_install_profile(der, der_len, NULL, plan_new_command(p));
+        else
+            mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
+        free(der);
         plan_add(p, k, targets[i].enrollment_id, STORE_POLICY_INSTALL);
         if (uniform)
             shared = k;
@@ -354,7 +368,7 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
     size_t nt = 0, nhad = 0, np;
     json_t *j;
 
-    plan_init(&plan);
+    plan_init(&plan, c->ctx);
     if (profile_policy_from_json_value(c->body, &pp, &pr) != 0) {
         reply_problems(c, &pr);
         goto out;
@@ -441,7 +455,7 @@ static void policy_delete(struct api_call *c, const struct store_policy *existin
     size_t nhad = 0;
     char *ident = identifier_of(c->ctx->cfg, existing->uid);
 
-    plan_init(&plan);
+    plan_init(&plan, c->ctx);
     if (store_policy_status(c->ctx->store, existing->id, &had, &nhad, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;
@@ -628,7 +642,7 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
 
         char *ident = identifier_of(ctx->cfg, sp->uid);
         struct plan plan;
-        plan_init(&plan);
+        plan_init(&plan, ctx);
         if (targeted) {
             struct profile_problems pr = PROFILE_PROBLEMS_INIT;
             struct profile_template *t = NULL;
