@@ -1,9 +1,9 @@
 /*
- * The plist pre-scan (see plistscan.h).  Binary: trailer, offset table, every object's header
- * and extent, every reference, then one depth-first walk of the object graph from the top
- * object with an explicit stack, each container visited once: its expanded node count and
- * height are remembered, so shared objects cost nothing more to scan but still count once per
- * use.  XML: one pass over the tags with a stack of open elements.
+ * The plist pre-scan (see plistscan.h).  Binary: trailer and offset table, then one
+ * depth-first walk of the object graph from the top object with an explicit stack, checking
+ * each object it reaches (header, extent, references), each container visited once: its
+ * expanded node count and height are remembered, so shared objects cost nothing more to scan
+ * but still count once per use.  XML: one pass over the tags with a stack of open elements.
  */
 #include "plistscan.h"
 
@@ -74,7 +74,18 @@ static bool is_container(unsigned type)
 
 static uint64_t ref_at(const struct bin *x, size_t pos, uint64_t i)
 {
-    return be(x->b + pos + i * x->ref_size, x->ref_size);
+    const unsigned char *p = x->b + pos + i * x->ref_size;
+
+    switch (x->ref_size) { /* the common sizes without the loop: this is the hot path */
+    case 1:
+        return p[0];
+    case 2:
+        return (uint64_t)p[0] << 8 | p[1];
+    case 4:
+        return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    default:
+        return be(p, x->ref_size);
+    }
 }
 
 /* Object idx's marker, count and extent, all checked against the object area. */
@@ -117,6 +128,8 @@ static int obj_read(const struct bin *x, uint64_t idx, struct obj *o, struct sce
         o->size = 9;
         break;
     case BP_UID:
+        if (info != 0 && info != 1 && info != 3 && info != 7)
+            goto bad_marker; /* 1, 2, 4 or 8 bytes */
         o->size = 2 + info;
         break;
     case BP_DATA:
@@ -177,77 +190,65 @@ past_area:
                        (unsigned long long)idx, o->off);
 }
 
-struct extent {
-    size_t off, size;
-};
-
-static int extent_cmp(const void *a, const void *b)
+/* Every entry of the offset table points into the object area.  Objects themselves are
+ * checked when the walk reaches them: libplist reads only what the top object reaches. */
+static int bin_offsets(const struct bin *x, struct scepter_error *err)
 {
-    const struct extent *x = a, *y = b;
-
-    return x->off < y->off ? -1 : x->off > y->off;
+    for (uint64_t i = 0; i < x->nobj; i++) {
+        uint64_t off = be(x->b + x->table + i * x->off_size, x->off_size);
+        if (off < 8 || off >= x->table)
+            return scepter_err(err, SCEPTER_EINVAL, FIELD,
+                               "binary plist: object %llu: offset %llu is outside the object "
+                               "area (8..%zu)",
+                               (unsigned long long)i, (unsigned long long)off, x->table);
+    }
+    return 0;
 }
 
-/* Every object has a valid header and lies in the area without overlapping another one (so
- * the references of all objects together fit in the buffer once), and every reference names
- * an object; dict keys are strings. */
-static int bin_objects(const struct bin *x, struct scepter_error *err)
+/*
+ * Before a container is walked: every reference names an object, and a dict's keys are
+ * strings (checked whole).  *work counts the references of every container checked: each is
+ * a node of the expanded tree at least once (a container's first occurrence), so more of
+ * them than max_nodes is more nodes than max_nodes; and more of them than the object area
+ * holds means containers overlap.  So the walk's work is bounded by the size of the data.
+ */
+static int container_refs(const struct bin *x, uint64_t idx, const struct obj *o, uint64_t *work,
+                          uint64_t max_nodes, struct scepter_error *err)
 {
-    struct extent *ext = NULL;
-    size_t prev_end = 0;
-    bool sorted = true;
-    struct obj o;
-    int rc = 0;
+    uint64_t nrefs = o->type == BP_DICT ? 2 * o->count : o->count;
+    struct obj k;
+    int rc;
 
-    for (uint64_t i = 0; i < x->nobj; i++) {
-        if ((rc = obj_read(x, i, &o, err)) != 0)
-            return rc;
-        if (o.off < prev_end)
-            sorted = false;
-        prev_end = o.off + o.size;
-    }
-    if (!sorted) {
-        ext = xreallocarray(NULL, (size_t)x->nobj, sizeof(*ext));
-        for (uint64_t i = 0; i < x->nobj; i++) {
-            (void)obj_read(x, i, &o, err); /* checked above */
-            ext[i].off = o.off;
-            ext[i].size = o.size;
-        }
-        qsort(ext, (size_t)x->nobj, sizeof(*ext), extent_cmp);
-        for (uint64_t i = 1; i < x->nobj; i++)
-            if (ext[i - 1].off + ext[i - 1].size > ext[i].off) {
-                rc = scepter_err(err, SCEPTER_EINVAL, FIELD,
-                                 "binary plist: the objects at offsets %zu and %zu overlap",
-                                 ext[i - 1].off, ext[i].off);
-                break;
-            }
-        free(ext);
-        if (rc != 0)
-            return rc;
-    }
-    for (uint64_t i = 0; i < x->nobj; i++) {
-        uint64_t nrefs;
-        (void)obj_read(x, i, &o, err);
-        if (!is_container(o.type))
-            continue;
-        nrefs = o.type == BP_DICT ? 2 * o.count : o.count;
-        for (uint64_t k = 0; k < nrefs; k++) {
-            uint64_t r = ref_at(x, o.refs, k);
-            if (r >= x->nobj)
+    *work += nrefs;
+    /* Containers that do not overlap hold at most this many references between them: more
+     * means objects alias each other's bytes, which no plist writer does, and would make the
+     * walk's work out of proportion to the data. */
+    if (*work > (x->table - 8) / x->ref_size)
+        return scepter_err(err, SCEPTER_EINVAL, FIELD,
+                           "binary plist: objects overlap (object %llu at offset %zu shares "
+                           "its references with another object)",
+                           (unsigned long long)idx, o->off);
+    if (*work > max_nodes)
+        return scepter_err(err, SCEPTER_EINVAL, FIELD,
+                           "binary plist: more than %llu nodes once shared objects are expanded "
+                           "(at object %llu)",
+                           (unsigned long long)max_nodes, (unsigned long long)idx);
+    for (uint64_t i = 0; i < nrefs; i++) {
+        uint64_t r = ref_at(x, o->refs, i);
+        if (r >= x->nobj)
+            return scepter_err(err, SCEPTER_EINVAL, FIELD,
+                               "binary plist: object %llu references object %llu; there are "
+                               "only %llu",
+                               (unsigned long long)idx, (unsigned long long)r,
+                               (unsigned long long)x->nobj);
+        if (o->type == BP_DICT && i < o->count) {
+            if ((rc = obj_read(x, r, &k, err)) != 0)
+                return rc;
+            if (k.type != BP_ASCII && k.type != BP_UTF16)
                 return scepter_err(err, SCEPTER_EINVAL, FIELD,
-                                   "binary plist: object %llu references object %llu; there are "
-                                   "only %llu",
-                                   (unsigned long long)i, (unsigned long long)r,
-                                   (unsigned long long)x->nobj);
-            if (o.type == BP_DICT && k < o.count) {
-                uint64_t koff = be(x->b + x->table + r * x->off_size, x->off_size);
-                unsigned kt = x->b[koff] >> 4;
-                if (kt != BP_ASCII && kt != BP_UTF16)
-                    return scepter_err(err, SCEPTER_EINVAL, FIELD,
-                                       "binary plist: dict object %llu has a key (object %llu) "
-                                       "that is not a string",
-                                       (unsigned long long)i, (unsigned long long)r);
-            }
+                                   "binary plist: dict object %llu has a key (object %llu) that "
+                                   "is not a string",
+                                   (unsigned long long)idx, (unsigned long long)r);
         }
     }
     return 0;
@@ -271,15 +272,19 @@ static int bin_walk(const struct bin *x, unsigned max_depth, uint64_t max_nodes,
     uint32_t *nodes = NULL;
     struct frame *stack = NULL;
     unsigned sp = 0;
+    uint64_t work = 0;
     struct obj o;
-    int rc = 0;
+    int rc;
 
-    (void)obj_read(x, x->top, &o, err);
+    if ((rc = obj_read(x, x->top, &o, err)) != 0)
+        return rc;
     if (!is_container(o.type)) {
         st->depth = 0;
         st->nodes = 1;
         return 0;
     }
+    if ((rc = container_refs(x, x->top, &o, &work, max_nodes, err)) != 0)
+        return rc;
     state = xcalloc((size_t)x->nobj, 1);
     height = xcalloc((size_t)x->nobj, 1);
     nodes = xreallocarray(NULL, (size_t)x->nobj, sizeof(*nodes));
@@ -300,7 +305,7 @@ static int bin_walk(const struct bin *x, unsigned max_depth, uint64_t max_nodes,
     PUSH(x->top, o);
     while (sp > 0) {
         struct frame *f = &stack[sp - 1];
-        uint64_t add;
+        uint64_t add, c;
         unsigned h;
 
         if (f->nodes > max_nodes) {
@@ -310,21 +315,33 @@ static int bin_walk(const struct bin *x, unsigned max_depth, uint64_t max_nodes,
                              (unsigned long long)max_nodes, (unsigned long long)f->idx);
             goto out;
         }
-        if (f->next < f->nvals) {
-            uint64_t c = ref_at(x, f->vals, f->next++);
-            (void)obj_read(x, c, &o, err);
-            if (!is_container(o.type)) {
-                f->nodes++;
-                continue;
+        if (f->next == f->nvals) {
+            /* f is complete: remember it, and add it to its parent */
+            add = f->nodes;
+            h = f->height;
+            state[f->idx] = DONE;
+            nodes[f->idx] = (uint32_t)add;
+            height[f->idx] = (unsigned char)h;
+            if (--sp == 0) {
+                st->depth = h;
+                st->nodes = add;
+                break;
             }
-            if (state[c] == OPEN) {
-                rc = scepter_err(err, SCEPTER_EINVAL, FIELD,
-                                 "binary plist: object %llu contains itself (a reference cycle "
-                                 "through object %llu)",
-                                 (unsigned long long)c, (unsigned long long)f->idx);
+            f = &stack[sp - 1];
+        } else if (state[c = ref_at(x, f->vals, f->next++)] == DONE) {
+            /* checked before: a leaf (1 node, height 0) or a whole container */
+            add = nodes[c];
+            h = height[c];
+        } else if (state[c] == OPEN) {
+            rc = scepter_err(err, SCEPTER_EINVAL, FIELD,
+                             "binary plist: object %llu contains itself (a reference cycle "
+                             "through object %llu)",
+                             (unsigned long long)c, (unsigned long long)f->idx);
+            goto out;
+        } else {
+            if ((rc = obj_read(x, c, &o, err)) != 0)
                 goto out;
-            }
-            if (state[c] == NEW) {
+            if (is_container(o.type)) {
                 if (sp >= max_depth) {
                     rc = scepter_err(err, SCEPTER_EINVAL, FIELD,
                                      "binary plist: arrays/dicts nested deeper than %u (at object "
@@ -332,25 +349,16 @@ static int bin_walk(const struct bin *x, unsigned max_depth, uint64_t max_nodes,
                                      max_depth, (unsigned long long)c);
                     goto out;
                 }
+                if ((rc = container_refs(x, c, &o, &work, max_nodes, err)) != 0)
+                    goto out;
                 PUSH(c, o);
                 continue;
             }
-            add = nodes[c];
-            h = height[c];
-        } else {
-            /* f is complete */
-            uint64_t idx = f->idx;
-            add = f->nodes;
-            h = f->height;
-            state[idx] = DONE;
-            nodes[idx] = (uint32_t)add;
-            height[idx] = (unsigned char)h;
-            if (--sp == 0) {
-                st->depth = h;
-                st->nodes = add;
-                break;
-            }
-            f = &stack[sp - 1];
+            state[c] = DONE;
+            nodes[c] = 1;
+            height[c] = 0;
+            add = 1;
+            h = 0;
         }
         if (sp + h > max_depth) {
             rc = scepter_err(err, SCEPTER_EINVAL, FIELD,
@@ -415,7 +423,7 @@ static int scan_binary(const unsigned char *b, size_t len, unsigned max_depth, u
                            "%llu does not fit in %zu bytes",
                            (unsigned long long)x.nobj, (unsigned long long)table, len);
     x.table = (size_t)table;
-    if ((rc = bin_objects(&x, err)) != 0)
+    if ((rc = bin_offsets(&x, err)) != 0)
         return rc;
     return bin_walk(&x, max_depth, max_nodes, st, err);
 }

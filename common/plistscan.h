@@ -11,8 +11,9 @@
  *   - more than max_nodes nodes once expanded (every use of a shared binary object counts,
  *     dict keys count);
  *   - binary: a bad header or trailer, an offset table or object outside the buffer,
- *     overlapping objects, a reference to a missing object, a cycle, a count that does not
- *     fit in the data, an unknown object type, a dict key that is not a string;
+ *     overlapping containers, a reference to a missing object, a cycle, a count that does not fit
+ * in the data, an unknown object type, a dict key that is not a string (objects are checked as the
+ * walk from the top object reaches them: what libplist will read);
  *   - XML: unbalanced or mismatched tags, an unterminated comment, CDATA section or tag,
  *     a DOCTYPE with an internal subset (entity declarations).
  * What it accepts is not necessarily a valid plist: libplist still decides that, but within

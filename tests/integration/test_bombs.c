@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/attr.h"
 #include "common/xmalloc.h"
@@ -22,20 +23,22 @@
 #define BOMBER "BOMB-SENDING-DEVICE"
 
 /*
- * 50 ms from the first byte of the request to the end of the answer, on a TLS connection
- * made beforehand (the handshake is not the plist's cost: it alone takes ~40 ms under
- * ASan/UBSan), the upload included.  Under the sanitizers, bodies of 1 to 3 MB need more than
- * that just to cross the TLS connection (measured: 3 MB answered 403 without being parsed,
- * ~100-200 ms on a busy 2-core machine), so bodies over 100 KB get 250 ms in a sanitizer
- * build; every small bomb (the fan-out, cycles, bad offsets, huge counts: under 10 KB) is held
- * to 50 ms there too, and a build without sanitizers holds all of them to 50 ms.
+ * Each bomb is answered within 50 ms twice over: by the server's own clock (its request log's
+ * "us=": from the whole request received to the reply sent — what the plist costs it), and
+ * by the client's, from the first byte of the request to the end of the answer on a TLS
+ * connection made beforehand (the handshake alone takes ~40 ms under ASan/UBSan), the upload
+ * included.  The best of up to 5 tries counts, as a busy machine may stall any one request while a
+ * bomb that costs the server its time stalls every try.
+ * Bodies of 1 to 3 MB cost time before any plist is looked at, on a loaded machine more than
+ * 50 ms: crossing the TLS connection (measured 60-260 ms for 3 MB at a load average of 16 on
+ * 2 cores, with or without sanitizers) and being copied into one buffer (measured up to
+ * 40-60 ms of server time there).  For bodies over 100 KB the server's bound is therefore
+ * 50 ms more than the same-size body that is no plist at all costs it, measured just before,
+ * and the client's bound is 1 s — still far below what the bombs cost unprotected (seconds,
+ * or a crash).
  */
-#define BOMB_MS 50.0
-#if defined(__SANITIZE_ADDRESS__)
-#define BOMB_BIG_MS 250.0
-#else
-#define BOMB_BIG_MS BOMB_MS
-#endif
+#define BOMB_MS     50.0
+#define BOMB_BIG_MS 1000.0
 
 static struct h_server S;
 
@@ -97,6 +100,78 @@ static char *request_headers(const struct tu_cert *id, enum h_auth auth, const c
     return h;
 }
 
+/*
+ * The server's own time for a request (the "us=" of its request log line: from the whole
+ * request received to the reply sent), for the next line about path with status after the
+ * *seen such lines already read; waits (bounded) for the line, as the reply may arrive first.
+ */
+static double server_ms(const char *path, int status, int *seen)
+{
+    char pat_path[64], pat_status[32];
+
+    snprintf(pat_path, sizeof(pat_path), " path=%s ", path);
+    snprintf(pat_status, sizeof(pat_status), " status=%d ", status);
+    for (int wait = 0; wait < 200; wait++) {
+        char *log = tu_proc_log(&S.proc), *line, *save = NULL;
+        double ms = -1;
+        int n = 0;
+        for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            const char *us;
+            if (!strstr(line, pat_path) || !strstr(line, pat_status) ||
+                (us = strstr(line, " us=")) == NULL)
+                continue;
+            if (++n > *seen)
+                ms = strtod(us + 4, NULL) / 1e3;
+        }
+        free(log);
+        if (n > *seen) {
+            *seen = n;
+            return ms;
+        }
+        usleep(10000);
+    }
+    cr_assert_fail("no request log line for %s with status %d", path, status);
+    return -1;
+}
+
+/*
+ * PUT body as a device, up to 5 times until the answer comes within lim ms of wall time and
+ * lim_srv ms of server time; the best times of the tries.  Every answer must be status (and
+ * a 400 must name the plist problem).
+ */
+static void best_of_3(const struct tu_cert *id, enum h_auth auth, const char *path, const char *ct,
+                      const void *body, size_t len, int status, int *seen, double lim,
+                      double lim_srv, double *wall, double *srv)
+{
+    char *headers = request_headers(id, auth, ct, body, len);
+
+    *wall = *srv = 1e9;
+    for (int attempt = 0; attempt < 5 && (*wall >= lim || *srv >= lim_srv); attempt++) {
+        struct tu_http_resp r;
+        struct tu_http_conn *c = tu_http_connect(S.port, true, auth == H_MTLS ? id->cert : NULL,
+                                                 auth == H_MTLS ? id->key : NULL);
+        double t0, ms;
+
+        cr_assert_not_null(c, "no connection (server down?)");
+        t0 = now_ms();
+        cr_assert_eq(tu_http_do(c, "PUT", path, headers, body, len, &r), 0,
+                     "%s: no answer (server down?)", path);
+        ms = now_ms() - t0;
+        tu_http_close(c);
+        if (ms < *wall)
+            *wall = ms;
+        cr_assert_eq(r.status, status, "%s: %d %s", path, r.status, r.body);
+        if (status == 400)
+            cr_assert(strstr((const char *)r.body, "plist") != NULL,
+                      "the refusal names the plist problem: %s", r.body);
+        tu_http_resp_free(&r);
+        ms = server_ms(path, status, seen);
+        if (ms < *srv)
+            *srv = ms;
+    }
+    free(headers);
+}
+
 static void good_device_is_served(const struct tu_cert *good, const char *after)
 {
     struct tu_http_resp r;
@@ -130,6 +205,8 @@ Test(bombs, every_bomb_is_answered_4xx_fast_and_the_server_keeps_serving)
     } how[] = {
         {H_NONE, "no identity", 403}, {H_MTLS, "mTLS", 400}, {H_SIGNATURE, "signature", 400}};
     long before, after;
+    int seen[2][2] = {{0, 0}, {0, 0}}; /* request log lines read, per endpoint and status */
+    double worst_srv = 0;
 
     h_enroll(&S, &good, GOOD, "iPhone14,2");
     h_enroll(&S, &bomber, BOMBER, "iPhone14,2");
@@ -140,37 +217,30 @@ Test(bombs, every_bomb_is_answered_4xx_fast_and_the_server_keeps_serving)
             size_t len;
             unsigned char *bomb = plistbomb_make((enum plistbomb_kind)k, 0, ep[e].kv, &len);
             for (size_t a = 0; a < ARRAY_LEN(how); a++) {
-                double limit = len > 100000 ? BOMB_BIG_MS : BOMB_MS, best = 1e9;
-                char *headers = request_headers(&bomber, how[a].auth, ep[e].ct, bomb, len);
-                /* the best of up to 3 tries: a busy machine may stall any one request, a bomb
-                 * that costs the server its time stalls every try */
-                for (int attempt = 0; attempt < 3 && best >= limit; attempt++) {
-                    struct tu_http_resp r;
-                    struct tu_http_conn *c =
-                        tu_http_connect(S.port, true, how[a].auth == H_MTLS ? bomber.cert : NULL,
-                                        how[a].auth == H_MTLS ? bomber.key : NULL);
-                    double t0, ms;
-                    cr_assert_not_null(c, "no connection (server down?)");
-                    t0 = now_ms();
-                    cr_assert_eq(tu_http_do(c, "PUT", ep[e].path, headers, bomb, len, &r), 0,
-                                 "%s %s %s: no answer (server down?)",
-                                 plistbomb_name((enum plistbomb_kind)k), ep[e].path, how[a].name);
-                    ms = now_ms() - t0;
-                    tu_http_close(c);
-                    if (ms < best)
-                        best = ms;
-                    cr_assert_eq(r.status, how[a].status, "%s to %s with %s: %d %s",
-                                 plistbomb_name((enum plistbomb_kind)k), ep[e].path, how[a].name,
-                                 r.status, r.body);
-                    if (how[a].status == 400)
-                        cr_assert(strstr((const char *)r.body, "plist") != NULL,
-                                  "the refusal names the plist problem: %s", r.body);
-                    tu_http_resp_free(&r);
+                const struct tu_cert *id = how[a].auth == H_NONE ? NULL : &bomber;
+                int *sn = &seen[e][how[a].status == 403];
+                double lim = len > 100000 ? BOMB_BIG_MS : BOMB_MS, lim_srv = BOMB_MS, wall, srv;
+                if (len > 100000) {
+                    /* what a body of this size costs the server when it is no plist at all */
+                    unsigned char *plain = xmalloc(len);
+                    memset(plain, 'a', len);
+                    best_of_3(id, how[a].auth, ep[e].path, ep[e].ct, plain, len, how[a].status, sn,
+                              1e9, 1e9, &wall, &srv);
+                    lim_srv += srv;
+                    free(plain);
                 }
-                free(headers);
-                cr_assert_lt(best, limit, "%s to %s with %s: %.1f ms at best (%zu bytes)",
-                             plistbomb_name((enum plistbomb_kind)k), ep[e].path, how[a].name, best,
+                best_of_3(id, how[a].auth, ep[e].path, ep[e].ct, bomb, len, how[a].status, sn, lim,
+                          lim_srv, &wall, &srv);
+                cr_assert_lt(wall, lim, "%s to %s with %s: %.1f ms at best (%zu bytes)",
+                             plistbomb_name((enum plistbomb_kind)k), ep[e].path, how[a].name, wall,
                              len);
+                cr_assert_lt(srv, lim_srv,
+                             "%s to %s with %s: the server took %.1f ms at best (%zu bytes; "
+                             "bound %.1f ms)",
+                             plistbomb_name((enum plistbomb_kind)k), ep[e].path, how[a].name, srv,
+                             len, lim_srv);
+                if (srv - (lim_srv - BOMB_MS) > worst_srv)
+                    worst_srv = srv - (lim_srv - BOMB_MS);
             }
             free(bomb);
             good_device_is_served(&good, plistbomb_name((enum plistbomb_kind)k));
@@ -180,7 +250,9 @@ Test(bombs, every_bomb_is_answered_4xx_fast_and_the_server_keeps_serving)
     /* Without the pre-scan the 127-byte fan-out alone took 460 MB.  What is left here is the
      * request buffers of the largest bodies (3 MB) on the worker threads. */
     cr_assert_lt(after - before, 48 * 1024, "VmRSS grew from %ld kB to %ld kB", before, after);
-    cr_log_info("server VmRSS %ld kB before the bombs, %ld kB after", before, after);
+    cr_log_info("server VmRSS %ld kB before the bombs, %ld kB after; the slowest bomb took the "
+                "server %.1f ms (over a plain body of its size)",
+                before, after, worst_srv);
     cr_assert(tu_proc_alive(&S.proc));
     good_device_is_served(&good, "all bombs");
     tu_cert_free(&good);

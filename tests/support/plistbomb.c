@@ -238,7 +238,8 @@ unsigned char *plistbomb_make(enum plistbomb_kind k, size_t n, const char *const
         put(&w, "abc", 3);
         break;
     case PLISTBOMB_BIN_OVERLAP: {
-        /* one array of 1,000 references, and 1,000 more objects all at its offset */
+        /* an array of 1,000 references to one string, 1,000 more objects all at its offset,
+         * and an array of those: distinct objects sharing bytes expand to 1,001,001 nodes */
         uint64_t refs[1000];
         size_t at;
         for (size_t i = 0; i < 1000; i++)
@@ -249,7 +250,9 @@ unsigned char *plistbomb_make(enum plistbomb_kind k, size_t n, const char *const
         for (size_t i = 0; i < 1000; i++) {
             begin(&w);
             w.off[w.n - 1] = at;
+            refs[i] = w.n - 1;
         }
+        entry = array(&w, refs, 1000);
         break;
     }
     case PLISTBOMB_BIN_BAD_TRAILER:

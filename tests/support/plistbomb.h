@@ -20,7 +20,7 @@ enum plistbomb_kind {
     PLISTBOMB_BIN_HUGE_COUNT,  /* an array declaring 2^62 elements */
     PLISTBOMB_BIN_HUGE_STRING, /* a string declaring 2^40 bytes */
     PLISTBOMB_BIN_BAD_TRAILER, /* the offset table placed past the end of the data */
-    PLISTBOMB_BIN_OVERLAP,     /* offset table entries pointing into one big array */
+    PLISTBOMB_BIN_OVERLAP,     /* 1,000 objects aliasing one array of 1,000 references */
     PLISTBOMB_KIND_COUNT
 };
 

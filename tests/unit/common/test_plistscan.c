@@ -35,6 +35,8 @@ static const char *expected(enum plistbomb_kind k)
         return "nested deeper than 64";
     case PLISTBOMB_BIN_FANOUT:
         return "more than 1000000 nodes";
+    case PLISTBOMB_BIN_OVERLAP:
+        return "objects overlap";
     case PLISTBOMB_BIN_CYCLE:
     case PLISTBOMB_BIN_SELF:
         return "reference cycle";
@@ -48,8 +50,6 @@ static const char *expected(enum plistbomb_kind k)
         return "declares 1099511627776 bytes";
     case PLISTBOMB_BIN_BAD_TRAILER:
         return "offset table of";
-    case PLISTBOMB_BIN_OVERLAP:
-        return "overlap";
     default:
         return "?";
     }
