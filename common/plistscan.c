@@ -47,7 +47,8 @@ struct bin {
     size_t len;
     unsigned off_size, ref_size;
     uint64_t nobj, top;
-    size_t table; /* the offset table; objects lie in [8, table) */
+    size_t table;       /* the offset table; objects lie in [8, table) */
+    uint64_t max_nodes; /* the limit asked for (the walk's is at most len) */
 };
 
 struct obj {
@@ -311,8 +312,10 @@ static int bin_walk(const struct bin *x, unsigned max_depth, uint64_t max_nodes,
         if (f->nodes > max_nodes) {
             rc = scepter_err(err, SCEPTER_EINVAL, FIELD,
                              "binary plist: more than %llu nodes once shared objects are "
-                             "expanded (object %llu is referenced too often)",
-                             (unsigned long long)max_nodes, (unsigned long long)f->idx);
+                             "expanded (object %llu is referenced too often; the limit is the "
+                             "smaller of the plist's size in bytes and %llu)",
+                             (unsigned long long)max_nodes, (unsigned long long)f->idx,
+                             (unsigned long long)x->max_nodes);
             goto out;
         }
         if (f->next == f->nvals) {
@@ -425,6 +428,12 @@ static int scan_binary(const unsigned char *b, size_t len, unsigned max_depth, u
     x.table = (size_t)table;
     if ((rc = bin_offsets(&x, err)) != 0)
         return rc;
+    /* Writers share scalars (strings, numbers), not containers: without shared containers a
+     * binary plist has fewer nodes than bytes (each reference takes a byte at least).  More
+     * is the fan-out of a bomb, and libplist would build every node of it. */
+    x.max_nodes = max_nodes;
+    if (max_nodes > len)
+        max_nodes = len;
     return bin_walk(&x, max_depth, max_nodes, st, err);
 }
 

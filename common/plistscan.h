@@ -9,7 +9,7 @@
  * refuses:
  *   - nesting of arrays/dicts deeper than max_depth;
  *   - more than max_nodes nodes once expanded (every use of a shared binary object counts,
- *     dict keys count);
+ *     dict keys count), and for a binary plist more nodes than it has bytes;
  *   - binary: a bad header or trailer, an offset table or object outside the buffer,
  *     overlapping containers, a reference to a missing object, a cycle, a count that does not fit
  * in the data, an unknown object type, a dict key that is not a string (objects are checked as the

@@ -34,7 +34,7 @@ static const char *expected(enum plistbomb_kind k)
     case PLISTBOMB_BIN_DEEP:
         return "nested deeper than 64";
     case PLISTBOMB_BIN_FANOUT:
-        return "more than 1000000 nodes";
+        return "nodes once shared objects are expanded";
     case PLISTBOMB_BIN_OVERLAP:
         return "objects overlap";
     case PLISTBOMB_BIN_CYCLE:
@@ -227,22 +227,32 @@ Test(plistscan, shared_objects_count_once_per_use)
     struct plistscan_stats st;
     struct scepter_error err;
     size_t len;
-    /* 12 arrays each holding the next twice, ending in a string: 2^13 - 1 arrays and leaves,
+    /* 5 arrays each holding the next twice, ending in a string: 2^6 - 1 arrays and leaves,
      * plus the root dict and its key */
-    unsigned char *b = plistbomb_bin_nested(12, 1, NULL, &len);
-    struct plistscan_limits lim = {0, 8194};
+    unsigned char *b = plistbomb_bin_nested(5, 1, NULL, &len);
+    struct plistscan_limits lim = {0, 65};
 
     cr_assert_eq(plistscan_check_stats(b, len, NULL, &st, &err), 0, "%s", err.msg);
-    cr_assert_eq(st.nodes, 2 + 8191);
-    cr_assert_eq(st.depth, 13);
+    cr_assert_eq(st.nodes, 2 + 63);
+    cr_assert_eq(st.depth, 6);
     cr_assert_eq(plistscan_check(b, len, &lim, &err), 0, "%s", err.msg);
-    lim.max_nodes = 8192;
+    lim.max_nodes = 64;
     cr_assert_eq(plistscan_check(b, len, &lim, &err), SCEPTER_EINVAL);
-    cr_assert(strstr(err.msg, "more than 8192 nodes"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "more than 64 nodes"), "%s", err.msg);
     /* libplist expands it the same way */
     plist_t d = NULL;
     cr_assert_eq(plistx_parse_dict(b, len, &d, &err), 0, "%s", err.msg);
     plist_free(d);
+    free(b);
+    /* a binary plist expands to no more nodes than it has bytes: 12 levels (8,193 nodes) in
+     * ~200 bytes is a bomb whatever max_nodes says */
+    b = plistbomb_bin_nested(12, 1, NULL, &len);
+    cr_assert_lt(len, 8193);
+    cr_assert_eq(plistscan_check(b, len, NULL, &err), SCEPTER_EINVAL);
+    char want[64];
+    snprintf(want, sizeof(want), "more than %zu nodes once shared objects", len);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    cr_assert(strstr(err.msg, "smaller of the plist's size in bytes and 1000000"), "%s", err.msg);
     free(b);
     /* XML counts elements */
     const char *xml = "<plist><dict><key>a</key><array><true/><false/></array></dict></plist>";
