@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plistscan.h"
 #include "xmalloc.h"
 
 const char *plistx_type_name(plist_type t)
@@ -46,6 +47,9 @@ int plistx_parse_dict(const void *data, size_t len, plist_t *out, struct scepter
         return scepter_err(err, SCEPTER_EINVAL, "body", "empty body: expected a plist");
     if (len > UINT32_MAX)
         return scepter_err(err, SCEPTER_ETOOBIG, "body", "plist too large");
+    /* libplist recurses and expands shared objects: bound the input before it sees it. */
+    if (plistscan_check(data, len, NULL, err) != 0)
+        return SCEPTER_EINVAL;
     if (plist_is_binary(s, (uint32_t)len)) {
         plist_from_bin(s, (uint32_t)len, &p);
     } else {

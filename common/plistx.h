@@ -15,7 +15,11 @@
 #include "attr.h"
 #include "error.h"
 
-/* Parse an XML or binary plist whose root is a dict.  *out is the caller's to plist_free. */
+/*
+ * Parse an XML or binary plist whose root is a dict.  *out is the caller's to plist_free.
+ * The bytes pass plistscan_check() (default limits: nesting, expanded nodes, binary offsets
+ * and references) before libplist sees them.
+ */
 int plistx_parse_dict(const void *data, size_t len, plist_t *out, struct scepter_error *err) WUR;
 
 /*

@@ -125,12 +125,34 @@ static int validate_key(const struct cfg_key *k, const char *value, const char *
     return 0;
 }
 
+/* Keys that were renamed or split: a configuration naming one is refused, with the keys that
+ * replace it, rather than ignored. */
+static const struct {
+    const char *name, *instead;
+} retired[] = {
+    {"max_body_bytes", "max_device_body_bytes (devices, /mdm) and max_api_body_bytes "
+                       "(operator API, /v1)"},
+};
+
+static const char *retired_key(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_LEN(retired); i++)
+        if (strcmp(retired[i].name, key) == 0)
+            return retired[i].instead;
+    return NULL;
+}
+
 int cfg_set(struct cfg *cfg, const char *key, const char *value, const char *origin,
             struct scepter_error *err)
 {
     const struct cfg_key *k = cfg_key_find(key);
+    const char *instead;
     int rc;
 
+    if (k == NULL && (instead = retired_key(key)) != NULL)
+        return scepter_err(err, SCEPTER_EINVAL, key,
+                           "%s: %s is no longer a configuration key: use %s instead", origin, key,
+                           instead);
     if (k == NULL)
         return scepter_err(err, SCEPTER_EINVAL, key, "%s: unknown configuration key '%s'", origin,
                            key);
@@ -326,7 +348,7 @@ int cfg_load_env(struct cfg *cfg, char *const *envp, struct scepter_error *err)
             rc = cfg_set(cfg, key, (const char *)data, origin, err);
             OPENSSL_cleanse(data, len);
             free(data);
-        } else if (cfg_key_find(key) == NULL) {
+        } else if (cfg_key_find(key) == NULL && retired_key(key) == NULL) {
             /* The SCEPTER_ namespace is shared with scepterctl (SCEPTER_SERVER) and the test
              * harness: an unknown variable is not an error, but say so in case of a typo. */
             log_warnx("%s: not a configuration key; ignored", origin);

@@ -537,9 +537,14 @@ static void device_command(struct api_call *c, const char *udid, const char *uui
             char *b64 = base64_encode(r.raw, r.raw_len);
             json_object_set_new(j, "raw", json_string(b64));
             free(b64);
-            if (plistx_parse_dict(r.raw, r.raw_len, &p, NULL) == 0) {
+            /* A stored body passes the same pre-scan as the network (in plistx_parse_dict):
+             * one that fails it is reported, never handed to libplist. */
+            if (plistx_parse_dict(r.raw, r.raw_len, &p, &err) == 0) {
                 json_object_set_new(j, "result", mdm_plist_to_json(p));
                 plist_free(p);
+            } else {
+                json_object_set_new(j, "result", json_null());
+                json_object_set_new(j, "result_error", json_string(err.msg));
             }
         } else {
             json_object_set_new(j, "raw", json_null());

@@ -543,9 +543,19 @@ void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
                         "check-in: Content-Type must be application/x-apple-aspen-mdm-checkin");
         return;
     }
+    /* Who is asking, before the body is parsed: the certificate comes from the connection, a
+     * proxy header or an Mdm-Signature verified over the raw bytes, never from the body (which
+     * is parsed only for a verified device).  The body's UDID is checked against the
+     * certificate's binding by each message's handler. */
+    if (mdm_identity_get(&ctx->conf->idcfg, req, now, &c.identity, &err) != 0) {
+        log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "peer", req->peer_addr, "msg",
+               err.msg, NULL);
+        mdm_reply_error(reply, 403, "check-in: %s", err.msg);
+        goto out;
+    }
     if (plistx_parse_dict(req->body, req->body_len, &c.body, &err) != 0) {
         mdm_reply_error(reply, 400, "check-in: %s", err.msg);
-        return;
+        goto out;
     }
     if (plistx_get_string(c.body, "MessageType", true, &c.type, &err) < 0) {
         mdm_reply_error(reply, 400, "check-in: %s", err.msg);
@@ -565,12 +575,6 @@ void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         goto out;
     }
     str_copy(reply->enrollment, sizeof(reply->enrollment), c.ids.enrollment_id);
-    if (mdm_identity_get(&ctx->conf->idcfg, req, now, &c.identity, &err) != 0) {
-        log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "device", c.ids.device_id, "msg",
-               err.msg, NULL);
-        mdm_reply_error(reply, 403, "%s: %s", c.type, err.msg);
-        goto out;
-    }
     handlers[i].fn(&c);
     if (reply->status == 200) {
         mdm_touch(ctx, c.ids.enrollment_id);

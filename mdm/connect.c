@@ -182,9 +182,18 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         mdm_reply_error(reply, 415, "connect: Content-Type must be application/x-apple-aspen-mdm");
         return;
     }
+    /* The identity first (connection certificate, proxy header, or an Mdm-Signature verified
+     * over the raw bytes): the body is parsed only for a verified device.  store_connect then
+     * checks that the certificate is bound to the device the body names. */
+    if (mdm_identity_get(&ctx->conf->idcfg, req, now, &identity, &err) != 0) {
+        log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "peer", req->peer_addr, "msg",
+               err.msg, NULL);
+        mdm_reply_error(reply, 403, "connect: %s", err.msg);
+        return;
+    }
     if (plistx_parse_dict(req->body, req->body_len, &body, &err) != 0) {
         mdm_reply_error(reply, 400, "connect: %s", err.msg);
-        return;
+        goto out;
     }
     if (plistx_get_string(body, "Status", true, &status, &err) < 0) {
         mdm_reply_error(reply, 400, "connect: %s", err.msg);
@@ -216,12 +225,6 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
             mdm_reply_error(reply, 400, "connect: %s", err.msg);
             goto out;
         }
-    }
-    if (mdm_identity_get(&ctx->conf->idcfg, req, now, &identity, &err) != 0) {
-        log_kv(LOG_LVL_WARN, "identity_refused", "req", req->id, "device", ids.device_id, "msg",
-               err.msg, NULL);
-        mdm_reply_error(reply, 403, "connect: %s", err.msg);
-        goto out;
     }
 
     memset(&rep, 0, sizeof(rep));

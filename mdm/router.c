@@ -47,7 +47,24 @@ void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                struct mdm_reply *reply)
 {
     const char *p = req->path;
+    bool device =
+        strncmp(p, "/mdm", 4) == 0 || strcmp(p, "/checkin") == 0 || strcmp(p, "/connect") == 0;
+    bool api = strcmp(p, "/v1") == 0 || strncmp(p, "/v1/", 4) == 0;
 
+    /* evhttp takes bodies up to the larger limit; each side has its own. */
+    if (device && ctx->cfg && (int64_t)req->body_len > ctx->cfg->max_device_body_bytes) {
+        reply->event = "http";
+        mdm_reply_error(reply, 413,
+                        "request body of %zu bytes is over max_device_body_bytes (%lld)",
+                        req->body_len, (long long)ctx->cfg->max_device_body_bytes);
+        return;
+    }
+    if (api && ctx->cfg && (int64_t)req->body_len > ctx->cfg->max_api_body_bytes) {
+        reply->event = "http";
+        mdm_reply_error(reply, 413, "request body of %zu bytes is over max_api_body_bytes (%lld)",
+                        req->body_len, (long long)ctx->cfg->max_api_body_bytes);
+        return;
+    }
     if (strcmp(p, "/mdm/checkin") == 0 || strcmp(p, "/checkin") == 0) {
         mdm_checkin_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/mdm/connect") == 0 || strcmp(p, "/connect") == 0) {

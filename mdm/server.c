@@ -174,6 +174,13 @@ static int64_t now_ms(void)
  * identities when a reload or a revocation asked for it; cheap when nothing changed (two
  * atomic loads).  Called at the start of every request, in the worker's thread.
  */
+/* evhttp's limit: the larger of the two; mdm_route enforces each per route (413). */
+static int64_t body_limit(const struct cfg *cfg)
+{
+    return cfg->max_device_body_bytes > cfg->max_api_body_bytes ? cfg->max_device_body_bytes
+                                                                : cfg->max_api_body_bytes;
+}
+
 static void worker_refresh(struct mdm_worker *w)
 {
     unsigned long gen = __atomic_load_n(&w->srv->conf_gen, __ATOMIC_ACQUIRE);
@@ -190,7 +197,7 @@ static void worker_refresh(struct mdm_worker *w)
             if (h == NULL)
                 continue;
             evhttp_set_timeout(h, (int)cfg->request_timeout);
-            evhttp_set_max_body_size(h, cfg->max_body_bytes);
+            evhttp_set_max_body_size(h, body_limit(cfg));
         }
     }
     if (cgen != w->cache_gen) {
@@ -756,7 +763,7 @@ static struct evhttp *make_http(struct mdm_worker *w, bool tls)
     const struct cfg *cfg = w->srv->cfg;
 
     evhttp_set_gencb(http, on_request, w);
-    evhttp_set_max_body_size(http, cfg->max_body_bytes);
+    evhttp_set_max_body_size(http, body_limit(cfg));
     evhttp_set_max_headers_size(http, 64 * 1024);
     evhttp_set_timeout(http, (int)cfg->request_timeout);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |

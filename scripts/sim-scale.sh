@@ -130,7 +130,8 @@ apns_url = https://localhost:$APNS_PORT
 apns_ca_file = $PKI/ca.pem
 apns_cert_file = $PKI/push.pem
 apns_key_file = $PKI/push.key
-max_body_bytes = 8388608
+max_device_body_bytes = 8388608
+max_api_body_bytes = 8388608
 log_level = warn
 CONF
 SCEPTER_API_KEY_FILE="$TMP/api_key" "$B/mdm/scepter" --config "$TMP/scepter.conf" \

@@ -1147,7 +1147,8 @@ static void start_scepter(struct bench *b)
             "workers = %ld\ntls_cert_file = %s/tls.pem\ntls_key_file = %s/tls.key\n"
             "tls_ca_file = %s/tls-ca.pem\ndevice_ca_file = %s/device-ca.pem\n"
             "identity = mtls,signature\nstore = %s\napi_key = " API_KEY "\n"
-            "log_level = warn\nmax_body_bytes = 67108864\nrequest_timeout = 900\n"
+            "log_level = warn\nmax_device_body_bytes = 67108864\n"
+            "max_api_body_bytes = 67108864\nrequest_timeout = 900\n"
             "max_connections = 200000\n"
             "apns_url = https://localhost:%d\napns_ca_file = %s\napns_cert_file = %s\n"
             "apns_key_file = %s\nrepush_interval = 0\n",

@@ -468,14 +468,28 @@ Test(checkin, bad_input_gets_4xx_and_changes_nothing)
         tu_http_resp_free(&r);
         free((char *)badc[i]);
     }
-    /* a body over max_body_bytes */
-    size_t big = 5 * 1024 * 1024;
+    /* a body over max_device_body_bytes (8 MiB) */
+    size_t big = 9 * 1024 * 1024;
     char *huge = xmalloc(big);
     memset(huge, 'a', big);
     cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/connect", "application/x-apple-aspen-mdm",
                               huge, big, &r),
                  0);
     cr_assert_eq(r.status, 413);
+    tu_http_resp_free(&r);
+    /* 5 MiB: within the device limit (then not a plist), over the API's 4 MiB */
+    cr_assert_eq(h_device_put(&S, &id, H_MTLS, "/mdm/connect", "application/x-apple-aspen-mdm",
+                              huge, 5 * 1024 * 1024, &r),
+                 0);
+    cr_assert_eq(r.status, 400, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    cr_assert_eq(tu_http(S.port, true, NULL, NULL, "POST", "/v1/policies",
+                         "Content-Type: application/json\r\nAuthorization: Bearer " H_API_KEY
+                         "\r\n",
+                         huge, 5 * 1024 * 1024, &r),
+                 0);
+    cr_assert_eq(r.status, 413, "%d %s", r.status, r.body);
+    cr_assert(strstr((const char *)r.body, "max_api_body_bytes") != NULL, "%s", r.body);
     tu_http_resp_free(&r);
     free(huge);
     /* nothing changed: the command is still queued and the device enrolled */

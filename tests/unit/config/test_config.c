@@ -111,6 +111,47 @@ Test(config, errors_name_the_key_and_origin)
     free(path);
 }
 
+/* max_body_bytes was split: a configuration still naming it is refused, naming the two keys
+ * that replace it, from the file, the environment and the flags alike. */
+Test(config, retired_max_body_bytes_names_its_replacements)
+{
+    char *dir = tu_tmpdir();
+    char *path = xasprintf("%s/old.conf", dir);
+    const char *ini = "workers = 2\nmax_body_bytes = 8388608\n";
+    struct scepter_error err;
+    struct cfg *c;
+
+    tu_write(path, ini, strlen(ini));
+    cr_assert_null(cfg_load(path, 0, NULL, NULL, &err));
+    cr_assert_str_eq(err.field, "max_body_bytes");
+    cr_assert(strstr(err.msg, "old.conf:2") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "max_body_bytes is no longer a configuration key: use "
+                              "max_device_body_bytes") != NULL,
+              "%s", err.msg);
+    cr_assert(strstr(err.msg, "max_api_body_bytes") != NULL, "%s", err.msg);
+    char *const e1[] = {(char *)"SCEPTER_MAX_BODY_BYTES=1048576", NULL};
+    cr_assert_null(cfg_load("", 0, NULL, e1, &err));
+    cr_assert(strstr(err.msg, "max_device_body_bytes") != NULL, "%s", err.msg);
+    char *const a1[] = {(char *)"--max-body-bytes=1048576", NULL};
+    cr_assert_null(cfg_load("", 1, a1, NULL, &err));
+    cr_assert(strstr(err.msg, "max_api_body_bytes") != NULL, "%s", err.msg);
+    /* the new keys and their defaults */
+    c = cfg_new();
+    cr_assert_eq(c->max_device_body_bytes, 8 * 1024 * 1024);
+    cr_assert_eq(c->max_api_body_bytes, 4 * 1024 * 1024);
+    cfg_free(c);
+    const char *ini2 = "max_device_body_bytes = 16777216\nmax_api_body_bytes = 1048576\n";
+    tu_write(path, ini2, strlen(ini2));
+    c = cfg_load(path, 0, NULL, NULL, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->max_device_body_bytes, 16777216);
+    cr_assert_eq(c->max_api_body_bytes, 1048576);
+    cfg_free(c);
+    tu_rmtree(dir);
+    free(dir);
+    free(path);
+}
+
 Test(config, example_file_documents_every_key_and_is_current)
 {
     char *out = NULL;
