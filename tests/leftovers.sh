@@ -47,11 +47,17 @@ done
 for d in /proc/[0-9]*; do
     pid=${d#/proc/}
     case "$ancestors" in *" $pid "*) continue ;; esac
-    [ -r "$d/cmdline" ] || continue
-    cmdline=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null || true)
+    cmdline=$({ tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null || true)
     [ -n "$cmdline" ] || continue
+    # The suite's programs (not the shell tools this script itself runs).
+    argv0=${cmdline%% *}
+    case "${argv0##*/}" in
+    scepter | scepterctl | scepserver | scepter-sim | apns-test-server | postgres | pg_ctl) ;;
+    test_* | bench_* | fuzz_* | boxfort-worker) ;;
+    *) continue ;;
+    esac
     ours=0
-    if tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qx "SCEPTER_TEST_TAG=$tag"; then
+    if { tr '\0' '\n' <"$d/environ"; } 2>/dev/null | grep -qx "SCEPTER_TEST_TAG=$tag"; then
         ours=1
     fi
     case "$cmdline" in
