@@ -15,8 +15,11 @@ if(SCEPTER_SANITIZE)
     add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
 endif()
 
-# Where the shared fixtures live, seen from the repository root.
-get_filename_component(SCEPTER_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" ABSOLUTE)
+# A short tag naming this build tree: tests put it in their temporary directories' names
+# (/tmp/scepter-test.<tag>.*) and pass it to every process they start (SCEPTER_TEST_TAG), so the
+# final leftovers check finds what this suite left behind and nothing of another build's run.
+string(MD5 _scepter_tag_md5 "${PROJECT_BINARY_DIR}")
+string(SUBSTRING "${_scepter_tag_md5}" 0 8 SCEPTER_TEST_TAG)
 
 # scepter_add_test(NAME target [ARGS ...] [FIXTURES fixture...] [ENV VAR=value...])
 #   Registers a test with ctest. A sanitizer report or a UBSan "runtime error" anywhere in
@@ -25,8 +28,8 @@ function(scepter_add_test name target)
     cmake_parse_arguments(T "" "TIMEOUT" "ARGS;FIXTURES;ENV;LABELS" ${ARGN})
     add_test(NAME ${name} COMMAND ${target} ${T_ARGS})
     set(env "SCEPTER_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
-            "SCEPTER_SHARED_DIR=${SCEPTER_SHARED_DIR}"
             "SCEPTER_BINARY_DIR=${PROJECT_BINARY_DIR}"
+            "SCEPTER_TEST_TAG=${SCEPTER_TEST_TAG}"
             "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=0"
             "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
             ${T_ENV})
@@ -37,9 +40,8 @@ function(scepter_add_test name target)
         FAIL_REGULAR_EXPRESSION "Sanitizer|runtime error"
         ENVIRONMENT "${env}"
         TIMEOUT ${T_TIMEOUT})
-    if(T_FIXTURES)
-        set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES}")
-    endif()
+    # Every test runs between leftovers_setup and leftovers_check (tests/CMakeLists.txt).
+    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "leftovers;${T_FIXTURES}")
     if(T_LABELS)
         set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
     endif()

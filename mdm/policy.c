@@ -1,6 +1,6 @@
 /*
  * Mac / iOS SCEP Profiles policies reaching devices — the flow of the admin guide
- * (../shared/seed/scep-profiles-policy.txt):
+ * (the Mac / iOS SCEP Profiles admin guide; docs/architecture.md, "Policies"):
  *
  * - Saving a policy queues an InstallProfile (the profile rendered for that device, variables
  *   resolved) for every targeted, enrolled device of the policy's platform — a macOS policy

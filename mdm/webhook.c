@@ -1,7 +1,7 @@
 /*
  * Webhooks: events (Authenticate, TokenUpdate, CheckOut, command results) posted as JSON to
  * webhook_url, in the shape MicroMDM and NanoMDM use
- * (../shared/peer-vectors/nanomdm/service/webhook/testdata/):
+ * (github.com/micromdm/nanomdm, service/webhook/testdata/):
  *
  *   {"topic": "mdm.Authenticate", "event_id": "...", "created_at": "...",
  *    "checkin_event": {"udid": "...", "ids": {"id": "...", "type": "Device"},

@@ -31,7 +31,6 @@ TMP=$(mktemp -d /tmp/scepter-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
 export SCEPTER_BINARY_DIR="$B" SCEPTER_SOURCE_DIR="$SRC"
-export SCEPTER_SHARED_DIR="$SRC/../shared"
 export SCEPTER_APNS_PKI="$B/apns-pki"
 
 DEVICES=${BENCH_DEVICES:-10000}

@@ -8,7 +8,7 @@ BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libplist-dev lib
 libinih-dev libsqlite3-dev libpq-dev libnghttp2-dev"
 RUN="$BUILD openssl"
 TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-certificates
-libyaml-dev clang-format clang-tidy git"
+python3 python3-yaml clang-format clang-tidy git"
 BENCH="$TEST curl jq"
 # The shared libraries the runtime image needs (docker/Dockerfile uses this list).
 RUNTIME="libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7

@@ -111,7 +111,8 @@ static const char *server_binary(char *buf, size_t len)
 
 struct ts_server *ts_start(const char *const *extra_args)
 {
-    char tmpl[] = "/tmp/apns-ts.XXXXXX", exe[1024];
+    const char *tag = getenv("SCEPTER_TEST_TAG");
+    char tmpl[128], exe[1024];
     char *cert = ts_pki("server.pem"), *key = ts_pki("server.key");
     char *pf = NULL, *cpf = NULL;
     const char *argv[64];
@@ -119,6 +120,9 @@ struct ts_server *ts_start(const char *const *extra_args)
     struct ts_server *ts = NULL;
     pid_t parent = getpid(), pid;
 
+    /* Named like the suite's other temporary directories (the leftovers check finds them). */
+    snprintf(tmpl, sizeof(tmpl), "/tmp/scepter-test.%s%sXXXXXX", tag && *tag ? tag : "",
+             tag && *tag ? "." : "");
     if (cert == NULL || key == NULL || mkdtemp(tmpl) == NULL)
         goto out;
     pf = xasprintf("%s/port", tmpl);
@@ -175,6 +179,11 @@ struct ts_server *ts_start(const char *const *extra_args)
         fprintf(stderr, "harness: apns-test-server did not report its ports within 10 s\n");
         ts_stop(ts);
         ts = NULL;
+    } else {
+        /* The port files served their purpose: nothing stays on disk if the test dies. */
+        unlink(pf);
+        unlink(cpf);
+        rmdir(ts->dir);
     }
 out:
     free(cert);

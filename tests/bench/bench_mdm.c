@@ -23,7 +23,7 @@
  * its own CPU, not the server's); the signing time is reported separately.
  *
  * Environment: SCEPTER_BINARY_DIR (build tree; default: three levels above this program),
- * SCEPTER_SOURCE_DIR (for scripts/pg-test.sh; default "."), SCEPTER_SHARED_DIR (unused).
+ * SCEPTER_SOURCE_DIR (for scripts/pg-test.sh; default ".").
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -305,7 +305,7 @@ static void dev_udid(char out[40], long i)
     "version=\"1.0\">\n<dict>\n"
 #define PLIST_TAIL "</dict>\n</plist>\n"
 
-/* Authenticate as a Mac sends it (../shared/peer-vectors/nanomdm/mdm/testdata). */
+/* Authenticate as a Mac sends it (NanoMDM's mdm/testdata, copied in tests/data/device-plists). */
 static char *body_authenticate(const struct bench *b, long i)
 {
     char udid[40];

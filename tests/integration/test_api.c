@@ -76,7 +76,7 @@ static const char *ca_b64(void)
     static char *b64;
     if (b64 == NULL) {
         size_t len;
-        unsigned char *der = tu_read_shared("peer-vectors/scep/testdata/testca/ca.crt", &len);
+        unsigned char *der = tu_read_data("scep-ca/ca.crt", &len);
         b64 = base64_encode(der, len);
         free(der);
     }

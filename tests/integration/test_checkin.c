@@ -2,7 +2,7 @@
  * The MDM server end to end over real HTTPS: enrollment, check-in messages, the command
  * exchange, device identity (mTLS and Mdm-Signature) and every bad input, on the store
  * backend named by SCEPTER_TEST_STORE (ctest runs this file once per backend).
- * Device bodies are the real plists in ../shared/peer-vectors/nanomdm/mdm/testdata/.
+ * Device bodies are real plists from NanoMDM's test data (tests/data/device-plists/).
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -34,8 +34,8 @@ TestSuite(checkin, .init = setup, .fini = teardown);
 
 static char *fixture(const char *name)
 {
-    char *rel = xasprintf("peer-vectors/nanomdm/mdm/testdata/%s", name);
-    char *data = (char *)tu_read_shared(rel, NULL);
+    char *rel = xasprintf("device-plists/%s", name);
+    char *data = (char *)tu_read_data(rel, NULL);
     free(rel);
     return data;
 }

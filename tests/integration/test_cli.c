@@ -57,7 +57,8 @@ Test(cli, scepterctl_exit_codes_tables_and_json)
     struct tu_cert mac = h_device_cert(&S, MAC_UDID);
     h_enroll(&S, &mac, MAC_UDID, "MacBookPro18,3");
 
-    cr_assert_eq(ctl(&out, NULL, "group create 'Engineering Macs'"), 0, "%s", out);
+    /* The README's order: a group of Macs, then the example policy that targets it. */
+    cr_assert_eq(ctl(&out, NULL, "group create 'Lab Macs' " MAC_UDID), 0, "%s", out);
     free(out);
     char *policy = tu_source_path("profiles/examples/policy-macos.json");
     char *args = xasprintf("policy create --file %s", policy);

@@ -1,7 +1,7 @@
 /*
  * The device brain: one simulated device's state (facts, identity, push credentials, installed
  * profiles and certificates) and its answers to MDM commands, as Apple documents them
- * (the command schemas under apple-schemas/mdm/commands and the protocol digest).  Given a command
+ * (the command schemas of github.com/apple/device-management, mdm/commands).  Given a command
  * body and the state, it produces the result plist and changes the state; it never touches a
  * socket.  The one outside effect, a SCEP enrollment for a SCEP payload, goes through env->scep.
  * Installation is all or nothing: the new profile is built aside and swapped in only when
@@ -282,8 +282,8 @@ static int scep_failure_code(enum sim_scep_failure f)
 
 /*
  * A Mac resolves Apple's payload variables itself when it installs a SCEP payload
- * (../shared/docs/apple-mdm-protocol.md, iii); iOS resolves none.  Replace them in every
- * string under node (the Subject array, the SubjectAltName dict).
+ * (Apple's Device Management documentation on payload variables); iOS resolves none.  Replace them
+ * in every string under node (the Subject array, the SubjectAltName dict).
  */
 static void mac_resolve(plist_t node, const struct sim_facts *f)
 {

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -54,10 +55,17 @@ void ts_scep_start(struct scep_srv *s, const char *challenge)
     cr_assert_eq(rc, 0, "scepserver ca -init failed (is Debian's scep package installed?)");
     s->port = ts_free_port();
     snprintf(portstr, sizeof(portstr), "%d", s->port);
+    pid_t parent = getpid();
     s->pid = fork();
     cr_assert(s->pid >= 0);
     if (s->pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd;
+        /* Die with the test process, even when it fails or crashes before ts_scep_stop. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
@@ -66,6 +74,8 @@ void ts_scep_start(struct scep_srv *s, const char *challenge)
                challenge, (char *)NULL);
         _exit(127);
     }
+    setpgid(s->pid, s->pid);
+    tu_track_pid(s->pid); /* killed at exit if the test ends before ts_scep_stop */
     s->url = xasprintf("http://127.0.0.1:%d/scep", s->port);
     /* Bounded start-up wait: up to 150 x 100 ms for GetCACaps to answer. */
     for (int i = 0; i < 150; i++) {
@@ -94,8 +104,17 @@ void ts_scep_start(struct scep_srv *s, const char *challenge)
 void ts_scep_stop(struct scep_srv *s)
 {
     if (s->pid > 0) {
+        int status;
         kill(s->pid, SIGTERM);
-        waitpid(s->pid, NULL, 0);
+        /* Bounded: 5 s for SIGTERM, then SIGKILL. */
+        for (int i = 0; i < 500 && waitpid(s->pid, &status, WNOHANG) == 0; i++)
+            usleep(10000);
+        if (kill(s->pid, 0) == 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &status, 0);
+        }
+        killpg(s->pid, SIGKILL);
+        tu_untrack_pid(s->pid);
     }
     if (s->dir) {
         tu_rmtree(s->dir);
@@ -155,7 +174,7 @@ char *ts_xml(plist_t p, size_t *len)
 struct sim_device *ts_enrolled_device(enum sim_platform platform, uint64_t rights)
 {
     size_t len;
-    unsigned char *data = tu_read_shared("peer-vectors/nanomdm/docs/enroll.mobileconfig", &len);
+    unsigned char *data = tu_read_data("profiles/enroll.mobileconfig", &len);
     struct sim_profile *p = NULL;
     struct scepter_error err;
     struct sim_facts f;

@@ -14,12 +14,12 @@
 #include "support/support.h"
 #include "tests/sim/sim_test_util.h"
 
-#define NANOMDM "peer-vectors/nanomdm/docs/enroll.mobileconfig"
+#define NANOMDM "profiles/enroll.mobileconfig"
 
 Test(profile, parses_nanomdm_enrollment_profile)
 {
     size_t len;
-    unsigned char *data = tu_read_shared(NANOMDM, &len);
+    unsigned char *data = tu_read_data(NANOMDM, &len);
     struct sim_profile *p;
     struct sim_mdm_settings m;
     struct sim_scep_request req;
@@ -55,7 +55,7 @@ Test(profile, parses_nanomdm_enrollment_profile)
 Test(profile, signed_profile_verifies_and_tampering_is_refused)
 {
     size_t len, slen;
-    unsigned char *data = tu_read_shared(NANOMDM, &len), *signed_der;
+    unsigned char *data = tu_read_data(NANOMDM, &len), *signed_der;
     struct sim_profile *p;
     struct scepter_error err;
     X509 *cert, *other;
@@ -147,7 +147,7 @@ Test(profile, bad_profiles_name_the_field)
 Test(profile, mdm_payload_must_name_an_identity_payload)
 {
     size_t len;
-    unsigned char *data = tu_read_shared(NANOMDM, &len);
+    unsigned char *data = tu_read_data(NANOMDM, &len);
     char *xml, *hit;
     struct sim_profile *p;
     struct sim_mdm_settings m;
@@ -175,8 +175,7 @@ Test(profile, mdm_payload_must_name_an_identity_payload)
 Test(profile, micromdm_scep_test_profile_parses)
 {
     size_t len;
-    unsigned char *data =
-        tu_read_shared("peer-vectors/scep/scep/testdata/testca/sceptest.mobileconfig", &len);
+    unsigned char *data = tu_read_data("scep-ca/sceptest.mobileconfig", &len);
     struct sim_profile *p;
     struct scepter_error err;
 

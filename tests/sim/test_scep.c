@@ -305,7 +305,7 @@ Test(scep, payload_validation_names_the_field)
 Test(scep, parses_micromdm_fixture_messages)
 {
     size_t len;
-    unsigned char *req = tu_read_shared("peer-vectors/scep/scep/testdata/PKCSReq.der", &len);
+    unsigned char *req = tu_read_data("scep/PKCSReq.der", &len);
     unsigned char *rep;
     struct sim_scep_msg m;
     struct scepter_error err;
@@ -318,7 +318,7 @@ Test(scep, parses_micromdm_fixture_messages)
     sim_scep_msg_clear(&m);
     free(req);
 
-    rep = tu_read_shared("peer-vectors/scep/scep/testdata/CertRep.der", &len);
+    rep = tu_read_data("scep/CertRep.der", &len);
     cr_assert_eq(sim_scep_msg_parse(rep, len, NULL, &m, &err), 0, "%s", err.msg);
     cr_assert_eq(m.message_type, 3);
     cr_assert_eq(m.pki_status, 0);
@@ -333,7 +333,7 @@ Test(scep, parses_micromdm_fixture_messages)
 Test(scep, cacert_parsing_and_fingerprints)
 {
     size_t len;
-    unsigned char *pem = tu_read_shared("peer-vectors/scep/scep/testdata/testca/ca.pem", &len);
+    unsigned char *pem = tu_read_data("scep-ca/ca.pem", &len);
     struct scepter_error err;
     X509 *ca = crypto_cert_parse(pem, len, "ca", &err), *enc, *sig, *which;
     unsigned char *der;

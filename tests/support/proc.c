@@ -20,14 +20,21 @@
 
 #include "common/file.h"
 #include "common/xmalloc.h"
+#include "support.h"
 
 struct tu_proc tu_proc_start(const char *const *argv, const char *const *env, const char *log_path)
 {
     struct tu_proc p = {0, xstrdup(log_path)};
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
 
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        /* Its own process group (teardown kills the group), and death with the test process
+         * — also when the test crashed or was killed before its teardown. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127); /* the test died before prctl */
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -36,11 +43,12 @@ struct tu_proc tu_proc_start(const char *const *argv, const char *const *env, co
         }
         for (const char *const *e = env; e && *e; e++)
             putenv((char *)(uintptr_t)*e);
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the test process */
         execv(argv[0], (char *const *)(uintptr_t)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: no race with the child's own call */
+    tu_track_pid(pid);
     p.pid = pid;
     return p;
 }
@@ -72,6 +80,8 @@ int tu_proc_stop(struct tu_proc *p, int sig, int timeout_ms)
         kill(p->pid, SIGKILL);
         waitpid(p->pid, &status, 0);
     }
+    killpg(p->pid, SIGKILL); /* anything it started in its group */
+    tu_untrack_pid(p->pid);
     p->pid = 0;
     free(p->log_path);
     p->log_path = NULL;

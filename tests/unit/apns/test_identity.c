@@ -1,5 +1,5 @@
 /*
- * Push-certificate loading with the peers' fixtures (../shared/peer-vectors) and the test
+ * Push-certificate loading with MicroMDM's and NanoMDM's fixtures (tests/data/push) and the test
  * PKI (tests/apns-server/make-test-pki.sh): topic extraction, the certificate shapes
  * administrators have (PEM + PKCS#1/PKCS#8/encrypted key, combined PEM, PKCS#12 with a
  * password, legacy RC2 PKCS#12), and the refusals: no UID, wrong prefix, expired, not yet
@@ -16,8 +16,8 @@
 #include "harness.h"
 #include "support/support.h"
 
-#define MOCK  "peer-vectors/micromdm/pkg/crypto/testdata/"
-#define MICRO "peer-vectors/micromdm/server/testdata/"
+#define MOCK  "push/" /* MicroMDM pkg/crypto/testdata */
+#define MICRO "push/" /* MicroMDM server/testdata */
 
 static int64_t now(void)
 {
@@ -25,10 +25,10 @@ static int64_t now(void)
 }
 
 /* Load with files from the shared fixtures (NULL = none). */
-static struct apns_identity *load_shared(const char *cert, const char *key, const char *pw,
-                                         struct scepter_error *err)
+static struct apns_identity *load_data(const char *cert, const char *key, const char *pw,
+                                       struct scepter_error *err)
 {
-    char *c = tu_shared_path(cert), *k = key ? tu_shared_path(key) : NULL;
+    char *c = tu_data_path(cert), *k = key ? tu_data_path(key) : NULL;
     struct apns_identity *id = apns_identity_load(c, k, pw, now(), err);
     free(c);
     free(k);
@@ -47,7 +47,7 @@ static struct apns_identity *load_pki(const char *cert, const char *key, const c
 
 Test(apns_identity, topic_is_the_subject_uid)
 {
-    char *p = tu_shared_path(MOCK "mock_push_cert.pem");
+    char *p = tu_data_path(MOCK "mock_push_cert.pem");
     struct scepter_error err;
     X509 *cert = crypto_cert_load(p, &err);
     char *uid;
@@ -59,7 +59,7 @@ Test(apns_identity, topic_is_the_subject_uid)
     X509_free(cert);
     free(p);
 
-    p = tu_shared_path(MOCK "mock_push_cert_no_uid.pem");
+    p = tu_data_path(MOCK "mock_push_cert_no_uid.pem");
     cert = crypto_cert_load(p, &err);
     cr_assert_null(apns_cert_uid(cert), "no UID, no topic");
     X509_free(cert);
@@ -69,8 +69,8 @@ Test(apns_identity, topic_is_the_subject_uid)
 Test(apns_identity, refuses_a_certificate_without_uid)
 {
     struct scepter_error err;
-    struct apns_identity *id = load_shared(MOCK "mock_push_cert_no_uid.pem",
-                                           MICRO "ProviderPrivateKey.key", "secret", &err);
+    struct apns_identity *id =
+        load_data(MOCK "mock_push_cert_no_uid.pem", MICRO "ProviderPrivateKey.key", "secret", &err);
 
     cr_assert_null(id);
     cr_assert_eq(err.code, SCEPTER_ECRYPTO);
@@ -81,8 +81,8 @@ Test(apns_identity, refuses_a_certificate_without_uid)
 Test(apns_identity, refuses_a_uid_that_is_not_an_mdm_topic)
 {
     struct scepter_error err;
-    struct apns_identity *id = load_shared(MOCK "mock_push_cert_wrong_uid_prefix.pem",
-                                           MICRO "ProviderPrivateKey.key", "secret", &err);
+    struct apns_identity *id = load_data(MOCK "mock_push_cert_wrong_uid_prefix.pem",
+                                         MICRO "ProviderPrivateKey.key", "secret", &err);
 
     cr_assert_null(id);
     cr_assert_str_eq(err.field, "apns_cert_file");
@@ -94,8 +94,8 @@ Test(apns_identity, refuses_an_expired_certificate)
 {
     struct scepter_error err;
     /* nanomdm's push.pem expired in 2022; the key does not matter, expiry is checked first. */
-    struct apns_identity *id = load_shared("peer-vectors/nanomdm/test/e2e/testdata/push.pem",
-                                           MICRO "ProviderPrivateKey.key", "secret", &err);
+    struct apns_identity *id =
+        load_data("push/nanomdm-push.pem", MICRO "ProviderPrivateKey.key", "secret", &err);
 
     cr_assert_null(id);
     cr_assert_str_eq(err.field, "apns_cert_file");
@@ -108,7 +108,7 @@ Test(apns_identity, refuses_a_key_that_does_not_match)
 {
     struct scepter_error err;
     struct apns_identity *id =
-        load_shared(MOCK "mock_push_cert.pem", MICRO "ProviderPrivateKey.key", "secret", &err);
+        load_data(MOCK "mock_push_cert.pem", MICRO "ProviderPrivateKey.key", "secret", &err);
 
     cr_assert_null(id);
     cr_assert_str_eq(err.field, "apns_key_file");
@@ -123,18 +123,18 @@ Test(apns_identity, legacy_pkcs12_with_password)
 {
     struct scepter_error err;
     /* micromdm's pushcert.p12: RC2, password "secret", subject CN=mdmpush (no UID). */
-    struct apns_identity *id = load_shared(MICRO "pushcert.p12", NULL, "secret", &err);
+    struct apns_identity *id = load_data(MICRO "pushcert.p12", NULL, "secret", &err);
 
     cr_assert_null(id);
     cr_assert(strstr(err.msg, "CN=mdmpush") != NULL,
               "decrypted, then refused for having no UID: %s", err.msg);
     cr_assert_str_eq(err.field, "apns_cert_file");
 
-    id = load_shared(MICRO "pushcert.p12", NULL, "wrong", &err);
+    id = load_data(MICRO "pushcert.p12", NULL, "wrong", &err);
     cr_assert_null(id);
     cr_assert_str_eq(err.field, "apns_key_password", "a wrong password names the password");
 
-    id = load_shared(MICRO "pushcert.p12", MICRO "ProviderPrivateKey.key", "secret", &err);
+    id = load_data(MICRO "pushcert.p12", MICRO "ProviderPrivateKey.key", "secret", &err);
     cr_assert_null(id);
     cr_assert_str_eq(err.field, "apns_key_file", "a key file next to a .p12 is refused");
 }

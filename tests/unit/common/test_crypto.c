@@ -10,11 +10,11 @@
 Test(crypto, loads_scep_ca_pem_and_der)
 {
     size_t len;
-    unsigned char *pem = tu_read_shared("peer-vectors/scep/testdata/testca/ca.pem", &len);
+    unsigned char *pem = tu_read_data("scep-ca/ca.pem", &len);
     struct scepter_error err;
     X509 *a = crypto_cert_parse(pem, len, "root_certificate", &err);
     cr_assert_not_null(a, "%s", err.msg);
-    unsigned char *der = tu_read_shared("peer-vectors/scep/testdata/testca/ca.crt", &len);
+    unsigned char *der = tu_read_data("scep-ca/ca.crt", &len);
     X509 *b = crypto_cert_parse(der, len, "root_certificate", &err);
     cr_assert_not_null(b, "%s", err.msg);
     char ha[CRYPTO_SHA256_HEX_LEN], hb[CRYPTO_SHA256_HEX_LEN];
@@ -30,7 +30,7 @@ Test(crypto, loads_scep_ca_pem_and_der)
 Test(crypto, refuses_private_key_and_garbage)
 {
     size_t len;
-    unsigned char *key = tu_read_shared("peer-vectors/scep/testdata/testca/ca.key", &len);
+    unsigned char *key = tu_read_data("scep-ca/ca.key", &len);
     struct scepter_error err;
     cr_assert_null(crypto_cert_parse(key, len, "root_certificate", &err));
     cr_assert_str_eq(err.field, "root_certificate");
@@ -43,8 +43,8 @@ Test(crypto, refuses_private_key_and_garbage)
 Test(crypto, refuses_two_certificates)
 {
     size_t l1, l2;
-    unsigned char *a = tu_read_shared("peer-vectors/scep/testdata/testca/ca.pem", &l1);
-    unsigned char *b = tu_read_shared("peer-vectors/scep/scep/testdata/testca2/ca2.pem", &l2);
+    unsigned char *a = tu_read_data("scep-ca/ca.pem", &l1);
+    unsigned char *b = tu_read_data("scep/testca2/ca2.pem", &l2);
     unsigned char *both = xmalloc(l1 + l2);
     memcpy(both, a, l1);
     memcpy(both + l1, b, l2);
@@ -59,8 +59,8 @@ Test(crypto, refuses_two_certificates)
 Test(crypto, key_and_pkcs12_from_micromdm)
 {
     struct scepter_error err;
-    char *kp = tu_shared_path("peer-vectors/micromdm/server/testdata/ProviderPrivateKey.key");
-    char *cp = tu_shared_path("peer-vectors/micromdm/server/testdata/pushcert.pem");
+    char *kp = tu_data_path("push/ProviderPrivateKey.key");
+    char *cp = tu_data_path("push/pushcert.pem");
     EVP_PKEY *key = crypto_key_load(kp, NULL, &err);
     cr_assert_null(key);
     cr_assert(strstr(err.msg, "password") != NULL, "%s", err.msg);
@@ -77,8 +77,7 @@ Test(crypto, key_and_pkcs12_from_micromdm)
 
     /* the same identity as PKCS#12 (legacy RC2 encryption, password "secret") */
     size_t plen;
-    unsigned char *p12 =
-        tu_read_shared("peer-vectors/micromdm/server/testdata/pushcert.p12", &plen);
+    unsigned char *p12 = tu_read_data("push/pushcert.p12", &plen);
     X509 *pc = NULL;
     EVP_PKEY *pk = NULL;
     cr_assert_neq(crypto_pkcs12_parse(p12, plen, "wrong", &pc, &pk, NULL, &err), 0);

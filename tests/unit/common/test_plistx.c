@@ -7,8 +7,7 @@
 Test(plistx, parses_real_authenticate_from_nanomdm)
 {
     size_t len;
-    unsigned char *data =
-        tu_read_shared("peer-vectors/nanomdm/mdm/testdata/Authenticate.2.plist", &len);
+    unsigned char *data = tu_read_data("device-plists/Authenticate.2.plist", &len);
     plist_t d = NULL;
     struct scepter_error err;
     cr_assert_eq(plistx_parse_dict(data, len, &d, &err), 0, "%s", err.msg);
@@ -36,8 +35,7 @@ Test(plistx, parses_real_authenticate_from_nanomdm)
 Test(plistx, refuses_truncated_and_non_dict)
 {
     size_t len;
-    unsigned char *data =
-        tu_read_shared("peer-vectors/nanomdm/mdm/testdata/TokenUpdate.1.plist", &len);
+    unsigned char *data = tu_read_data("device-plists/TokenUpdate.1.plist", &len);
     plist_t d = NULL;
     struct scepter_error err;
     cr_assert_neq(plistx_parse_dict(data, len / 2, &d, &err), 0);

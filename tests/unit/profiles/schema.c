@@ -1,7 +1,9 @@
 /*
- * Walks a rendered profile against Apple's YAML schemas with libyaml's document API, so a
- * misspelled key ("KeyType" for "Key Type"), a wrong type (a <real> PayloadVersion), a value
- * outside a rangelist or a missing required key fails the test that rendered it.
+ * Walks a rendered profile against the facts of Apple's payload schemas
+ * (tests/data/apple-schemas/profile-facts.json, made by scripts/schema-facts.py from
+ * github.com/apple/device-management), so a misspelled key ("KeyType" for "Key Type"), a wrong
+ * type (a <real> PayloadVersion), a value outside a rangelist or a missing required key fails
+ * the test that rendered it.
  */
 #include "schema.h"
 
@@ -12,21 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <yaml.h>
+#include <jansson.h>
 
-#include "common/file.h"
 #include "common/xmalloc.h"
 #include "support/support.h"
 
-struct sdoc {
-    yaml_document_t doc;
-    bool loaded;
-};
+#define FACTS "apple-schemas/profile-facts.json"
 
-/* A list of key specs (a YAML sequence) and the document it lives in. */
+/* A list of key specs (a JSON array of objects). */
 struct slist {
-    yaml_document_t *d;
-    yaml_node_t *seq;
+    json_t *seq;
 };
 
 struct ctx {
@@ -48,82 +45,41 @@ static void problem(struct ctx *c, const char *path, const char *fmt, ...)
     c->n++;
 }
 
-static bool load(const char *type, struct sdoc *s)
+/* The facts of one payload type ({"keys": [...], "os": {...}}), or NULL.  Loaded once. */
+static json_t *payload_facts(const char *type)
 {
-    char *rel = xasprintf("apple-schemas/mdm/profiles/%s.yaml", type);
-    char *path = tu_shared_path(rel);
-    unsigned char *data = NULL;
-    size_t len = 0;
-    struct scepter_error err;
-    yaml_parser_t parser;
-    bool ok = false;
+    static json_t *facts;
 
-    free(rel);
-    s->loaded = false;
-    if (file_read(path, 4 * 1024 * 1024, &data, &len, &err) != 0)
-        goto out;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, data, len);
-    if (yaml_parser_load(&parser, &s->doc) == 1) {
-        ok = yaml_document_get_root_node(&s->doc) != NULL;
-        if (!ok)
-            yaml_document_delete(&s->doc);
+    if (facts == NULL) {
+        char *path = tu_data_path(FACTS);
+        json_error_t jerr;
+        facts = json_load_file(path, 0, &jerr);
+        if (facts == NULL)
+            fprintf(stderr, "schema: %s:%d: %s\n", path, jerr.line, jerr.text);
+        free(path);
+        if (facts == NULL)
+            return NULL;
     }
-    yaml_parser_delete(&parser);
-    s->loaded = ok;
-out:
-    free(path);
-    free(data);
-    return ok;
+    return json_object_get(json_object_get(facts, "payloads"), type);
 }
 
-static void unload(struct sdoc *s)
+static const char *str(json_t *o, const char *key)
 {
-    if (s->loaded)
-        yaml_document_delete(&s->doc);
-    s->loaded = false;
+    return json_string_value(json_object_get(o, key));
 }
 
-static const char *scalar(yaml_node_t *n)
+static json_t *find_spec(struct slist *lists, size_t nl, const char *key)
 {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static yaml_node_t *map_get(yaml_document_t *d, yaml_node_t *m, const char *key)
-{
-    if (m == NULL || m->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        const char *k = scalar(yaml_document_get_node(d, p->key));
-        if (k && strcmp(k, key) == 0)
-            return yaml_document_get_node(d, p->value);
-    }
-    return NULL;
-}
-
-static size_t seq_len(yaml_node_t *s)
-{
-    return s && s->type == YAML_SEQUENCE_NODE
-               ? (size_t)(s->data.sequence.items.top - s->data.sequence.items.start)
-               : 0;
-}
-
-static yaml_node_t *seq_at(yaml_document_t *d, yaml_node_t *s, size_t i)
-{
-    return yaml_document_get_node(d, s->data.sequence.items.start[i]);
-}
-
-static yaml_node_t *find_spec(struct slist *lists, size_t nl, const char *key, yaml_document_t **d)
-{
-    for (size_t l = 0; l < nl; l++)
-        for (size_t i = 0; i < seq_len(lists[l].seq); i++) {
-            yaml_node_t *spec = seq_at(lists[l].d, lists[l].seq, i);
-            const char *k = scalar(map_get(lists[l].d, spec, "key"));
-            if (k && strcmp(k, key) == 0) {
-                *d = lists[l].d;
+    for (size_t l = 0; l < nl; l++) {
+        size_t i;
+        json_t *spec;
+        json_array_foreach(lists[l].seq, i, spec)
+        {
+            const char *k = str(spec, "key");
+            if (k && strcmp(k, key) == 0)
                 return spec;
-            }
         }
+    }
     return NULL;
 }
 
@@ -176,15 +132,13 @@ static char *value_text(plist_t v)
     }
 }
 
-static void check_os(struct ctx *c, yaml_document_t *d, yaml_node_t *spec, const char *path)
+static void check_os(struct ctx *c, json_t *spec, const char *path)
 {
-    yaml_node_t *os;
     const char *intro;
 
     if (c->os == NULL)
         return;
-    os = map_get(d, map_get(d, spec, "supportedOS"), c->os);
-    intro = scalar(map_get(d, os, "introduced"));
+    intro = str(json_object_get(spec, "os"), c->os);
     if (intro && strcmp(intro, "n/a") == 0)
         problem(c, path, "not supported on %s", c->os);
 }
@@ -193,15 +147,14 @@ static void check_dict(struct ctx *c, plist_t dict, struct slist *lists, size_t 
                        const char *path);
 static void check_payload(struct ctx *c, plist_t payload, const char *path);
 
-static void check_value(struct ctx *c, plist_t v, yaml_document_t *d, yaml_node_t *spec,
-                        const char *path)
+static void check_value(struct ctx *c, plist_t v, json_t *spec, const char *path)
 {
-    const char *type = scalar(map_get(d, spec, "type"));
+    const char *type = str(spec, "type"), *fmt;
     bool any;
     plist_type want;
-    yaml_node_t *rl, *fmt, *sub;
+    json_t *rl, *sub;
 
-    check_os(c, d, spec, path);
+    check_os(c, spec, path);
     if (type == NULL)
         return;
     want = want_type(type, &any);
@@ -209,40 +162,38 @@ static void check_value(struct ctx *c, plist_t v, yaml_document_t *d, yaml_node_
         problem(c, path, "wrong type, the schema says %s", type);
         return;
     }
-    if ((rl = map_get(d, spec, "rangelist")) != NULL) {
+    if ((rl = json_object_get(spec, "allowed")) != NULL) {
         char *t = value_text(v);
         bool ok = false;
-        for (size_t i = 0; t && i < seq_len(rl) && !ok; i++) {
-            const char *r = scalar(seq_at(d, rl, i));
+        for (size_t i = 0; t && i < json_array_size(rl) && !ok; i++) {
+            const char *r = json_string_value(json_array_get(rl, i));
             ok = r && strcmp(r, t) == 0;
         }
         if (!ok)
             problem(c, path, "value %s is not in the schema's rangelist", t ? t : "?");
         free(t);
     }
-    if ((fmt = map_get(d, spec, "format")) != NULL && plist_get_node_type(v) == PLIST_STRING) {
+    if ((fmt = str(spec, "format")) != NULL && plist_get_node_type(v) == PLIST_STRING) {
         regex_t re;
         const char *s = plist_get_string_ptr(v, NULL);
-        if (regcomp(&re, scalar(fmt), REG_EXTENDED | REG_NOSUB) == 0) {
+        if (regcomp(&re, fmt, REG_EXTENDED | REG_NOSUB) == 0) {
             if (regexec(&re, s, 0, NULL, 0) != 0)
-                problem(c, path, "does not match the schema format %s", scalar(fmt));
+                problem(c, path, "does not match the schema format %s", fmt);
             regfree(&re);
         }
     }
-    sub = map_get(d, spec, "subkeys");
+    sub = json_object_get(spec, "subkeys");
     if (plist_get_node_type(v) == PLIST_DICT && sub) {
-        struct slist l = {d, sub};
+        struct slist l = {sub};
         check_dict(c, v, &l, 1, path);
-    } else if (plist_get_node_type(v) == PLIST_ARRAY && seq_len(sub) > 0) {
-        yaml_node_t *item = seq_at(d, sub, 0), *rep = map_get(d, item, "repetition");
+    } else if (plist_get_node_type(v) == PLIST_ARRAY && json_array_size(sub) > 0) {
+        json_t *item = json_array_get(sub, 0), *rep = json_object_get(item, "repetition");
         uint32_t n = plist_array_get_size(v);
         if (rep) {
-            const char *mn = scalar(map_get(d, rep, "min")), *mx = scalar(map_get(d, rep, "max"));
-            char num[32];
-            snprintf(num, sizeof(num), "%u", n);
-            if ((mn && n < (uint32_t)strtoul(mn, NULL, 10)) ||
-                (mx && n > (uint32_t)strtoul(mx, NULL, 10)))
-                problem(c, path, "has %s items, outside the schema's repetition", num);
+            json_t *mn = json_object_get(rep, "min"), *mx = json_object_get(rep, "max");
+            if ((mn && (json_int_t)n < json_integer_value(mn)) ||
+                (mx && (json_int_t)n > json_integer_value(mx)))
+                problem(c, path, "has %u items, outside the schema's repetition", n);
         }
         for (uint32_t i = 0; i < n; i++) {
             char *p = xasprintf("%s[%u]", path, i);
@@ -252,7 +203,7 @@ static void check_value(struct ctx *c, plist_t v, yaml_document_t *d, yaml_node_
                 plist_dict_get_item(it, "PayloadType") != NULL)
                 check_payload(c, it, p);
             else
-                check_value(c, it, d, item, p);
+                check_value(c, it, item, p);
             free(p);
         }
     }
@@ -264,7 +215,6 @@ static void check_dict(struct ctx *c, plist_t dict, struct slist *lists, size_t 
     plist_dict_iter it = NULL;
     char *key = NULL;
     plist_t val = NULL;
-    yaml_document_t *d;
 
     plist_dict_new_iter(dict, &it);
     for (;;) {
@@ -273,34 +223,36 @@ static void check_dict(struct ctx *c, plist_t dict, struct slist *lists, size_t 
         if (key == NULL)
             break;
         char *p = path[0] ? xasprintf("%s.%s", path, key) : xstrdup(key);
-        yaml_node_t *spec = find_spec(lists, nl, key, &d);
+        json_t *spec = find_spec(lists, nl, key);
         if (spec == NULL)
-            spec = find_spec(lists, nl, "ANY", &d);
+            spec = find_spec(lists, nl, "ANY");
         if (spec == NULL)
             problem(c, p, "key not in the schema (misspelled?)");
         else
-            check_value(c, val, d, spec, p);
+            check_value(c, val, spec, p);
         free(p);
         free(key);
     }
     free(it);
-    for (size_t l = 0; l < nl; l++)
-        for (size_t i = 0; i < seq_len(lists[l].seq); i++) {
-            yaml_node_t *spec = seq_at(lists[l].d, lists[l].seq, i);
-            const char *k = scalar(map_get(lists[l].d, spec, "key"));
-            const char *pres = scalar(map_get(lists[l].d, spec, "presence"));
-            if (k && pres && strcmp(pres, "required") == 0 && strcmp(k, "ANY") != 0 &&
+    for (size_t l = 0; l < nl; l++) {
+        size_t i;
+        json_t *spec;
+        json_array_foreach(lists[l].seq, i, spec)
+        {
+            const char *k = str(spec, "key");
+            if (k && json_is_true(json_object_get(spec, "required")) && strcmp(k, "ANY") != 0 &&
                 plist_dict_get_item(dict, k) == NULL) {
                 char *p = path[0] ? xasprintf("%s.%s", path, k) : xstrdup(k);
                 problem(c, p, "required key is missing");
                 free(p);
             }
         }
+    }
 }
 
 static void check_payload(struct ctx *c, plist_t payload, const char *path)
 {
-    struct sdoc own, common;
+    json_t *own, *common;
     plist_t t = plist_dict_get_item(payload, "PayloadType");
     const char *type =
         t && plist_get_node_type(t) == PLIST_STRING ? plist_get_string_ptr(t, NULL) : NULL;
@@ -309,83 +261,65 @@ static void check_payload(struct ctx *c, plist_t payload, const char *path)
         problem(c, path, "payload without a string PayloadType");
         return;
     }
-    if (!load(type, &own)) {
-        problem(c, path, "no schema for payload type %s", type);
+    if ((own = payload_facts(type)) == NULL) {
+        problem(c, path, "no schema facts for payload type %s (scripts/schema-facts.py TYPES)",
+                type);
         return;
     }
-    if (!load("CommonPayloadKeys", &common)) {
-        problem(c, path, "cannot load CommonPayloadKeys.yaml");
-        unload(&own);
+    if ((common = payload_facts("CommonPayloadKeys")) == NULL) {
+        problem(c, path, "no schema facts for CommonPayloadKeys in " FACTS);
         return;
     }
-    yaml_node_t *root = yaml_document_get_root_node(&own.doc);
-    yaml_node_t *pl = map_get(&own.doc, root, "payload");
     if (c->os) {
-        yaml_node_t *os = map_get(&own.doc, map_get(&own.doc, pl, "supportedOS"), c->os);
-        if (os == NULL || (scalar(map_get(&own.doc, os, "introduced")) &&
-                           strcmp(scalar(map_get(&own.doc, os, "introduced")), "n/a") == 0))
+        const char *intro = str(json_object_get(own, "os"), c->os);
+        if (intro == NULL || strcmp(intro, "n/a") == 0)
             problem(c, path, "payload type not supported on %s", c->os);
     }
-    struct slist lists[2] = {
-        {&own.doc, map_get(&own.doc, root, "payloadkeys")},
-        {&common.doc,
-         map_get(&common.doc, yaml_document_get_root_node(&common.doc), "payloadkeys")},
-    };
+    struct slist lists[2] = {{json_object_get(own, "keys")}, {json_object_get(common, "keys")}};
     check_dict(c, payload, lists, 2, path);
-    unload(&common);
-    unload(&own);
 }
 
 size_t schema_check_profile(plist_t profile, const char *os, struct buf *problems)
 {
     struct ctx c = {os, problems, 0};
-    struct sdoc top;
+    json_t *top;
 
     if (plist_get_node_type(profile) != PLIST_DICT) {
         problem(&c, "", "profile is not a dict");
         return c.n;
     }
-    if (!load("TopLevel", &top)) {
-        problem(&c, "", "cannot load TopLevel.yaml");
+    if ((top = payload_facts("TopLevel")) == NULL) {
+        problem(&c, "", "no schema facts for TopLevel in " FACTS);
         return c.n;
     }
-    struct slist l = {&top.doc,
-                      map_get(&top.doc, yaml_document_get_root_node(&top.doc), "payloadkeys")};
+    struct slist l = {json_object_get(top, "keys")};
     check_dict(&c, profile, &l, 1, "");
-    unload(&top);
     return c.n;
 }
 
 char *schema_default(const char *payload_type, const char *path)
 {
-    struct sdoc s;
+    json_t *facts = payload_facts(payload_type), *seq;
     char *copy = xstrdup(path), *save = NULL, *res = NULL;
-    yaml_node_t *seq;
 
-    if (!load(payload_type, &s)) {
+    if (facts == NULL) {
         free(copy);
         return NULL;
     }
-    seq = map_get(&s.doc, yaml_document_get_root_node(&s.doc), "payloadkeys");
+    seq = json_object_get(facts, "keys");
     for (char *part = strtok_r(copy, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
-        yaml_node_t *spec = NULL;
-        for (size_t i = 0; i < seq_len(seq) && !spec; i++) {
-            yaml_node_t *cand = seq_at(&s.doc, seq, i);
-            const char *k = scalar(map_get(&s.doc, cand, "key"));
-            if (k && strcmp(k, part) == 0)
-                spec = cand;
-        }
+        struct slist l = {seq};
+        json_t *spec = find_spec(&l, 1, part);
         if (spec == NULL)
             break;
         const char *rest = save && *save ? save : NULL;
         if (rest == NULL) {
-            const char *def = scalar(map_get(&s.doc, spec, "default"));
+            const char *def = str(spec, "default");
             res = def ? xstrdup(def) : NULL;
             break;
         }
-        seq = map_get(&s.doc, spec, "subkeys");
+        seq = json_object_get(spec, "subkeys");
     }
     free(copy);
-    unload(&s);
     return res;
 }

@@ -121,9 +121,8 @@ Test(enroll, mdm_payload_with_scep_identity)
 Test(enroll, pkcs12_identity_and_root_first)
 {
     size_t plen, dlen;
-    unsigned char *p12 =
-        tu_read_shared("peer-vectors/micromdm/server/testdata/pushcert.p12", &plen);
-    unsigned char *pem = tu_read_shared("peer-vectors/scep/testdata/testca/ca.pem", &dlen);
+    unsigned char *p12 = tu_read_data("push/pushcert.p12", &plen);
+    unsigned char *pem = tu_read_data("scep-ca/ca.pem", &dlen);
     struct profile_enroll_opts o = base();
     o.scep_url = NULL;
     o.pkcs12 = p12;

@@ -325,10 +325,10 @@ Test(policy, root_certificate_forms_and_refusals)
 {
     size_t len, klen, l2;
     unsigned char *der = tp_ca_der(&len);
-    unsigned char *pem = tu_read_shared("peer-vectors/scep/testdata/testca/ca.pem", &l2);
-    unsigned char *key = tu_read_shared("peer-vectors/scep/testdata/testca/ca.key", &klen);
+    unsigned char *pem = tu_read_data("scep-ca/ca.pem", &l2);
+    unsigned char *key = tu_read_data("scep-ca/ca.key", &klen);
     size_t l3;
-    unsigned char *pem2 = tu_read_shared("peer-vectors/scep/scep/testdata/testca2/ca2.pem", &l3);
+    unsigned char *pem2 = tu_read_data("scep/testca2/ca2.pem", &l3);
     char *b64;
     struct profile_policy p;
     struct profile_problems pr = PROFILE_PROBLEMS_INIT;

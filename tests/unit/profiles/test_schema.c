@@ -137,8 +137,7 @@ Test(schema, enrollment_profiles)
 {
     size_t dlen, plen;
     unsigned char *der = tp_ca_der(&dlen);
-    unsigned char *p12 =
-        tu_read_shared("peer-vectors/micromdm/server/testdata/pushcert.p12", &plen);
+    unsigned char *p12 = tu_read_data("push/pushcert.p12", &plen);
     struct profile_enroll_opts o = {
         .organization = "Example",
         .server_url = "https://mdm.example.com/mdm/connect",
@@ -176,8 +175,7 @@ Test(schema, the_checker_catches_real_mistakes)
 {
     /* micromdm/scep's sample profile spells "Key Type" as KeyType and has a real PayloadVersion */
     size_t len;
-    unsigned char *xml =
-        tu_read_shared("peer-vectors/scep/testdata/testca/sceptest.mobileconfig", &len);
+    unsigned char *xml = tu_read_data("scep-ca/sceptest.mobileconfig", &len);
     plist_t prof = tp_plist((const char *)xml, len);
     struct buf problems = BUF_INIT;
     size_t n = schema_check_profile(prof, "macOS", &problems);
@@ -192,7 +190,7 @@ Test(schema, the_checker_catches_real_mistakes)
     free(xml);
 
     /* NanoMDM's enrollment profile is clean */
-    xml = tu_read_shared("peer-vectors/nanomdm/docs/enroll.mobileconfig", &len);
+    xml = tu_read_data("profiles/enroll.mobileconfig", &len);
     prof = tp_plist((const char *)xml, len);
     n = schema_check_profile(prof, "macOS", &problems);
     cr_assert_eq(n, 0, "%s", problems.data);

@@ -14,7 +14,7 @@
 unsigned char *tp_ca_der(size_t *len)
 {
     size_t plen;
-    unsigned char *pem = tu_read_shared("peer-vectors/scep/testdata/testca/ca.crt", &plen);
+    unsigned char *pem = tu_read_data("scep-ca/ca.crt", &plen);
     struct scepter_error err;
     X509 *c = crypto_cert_parse(pem, plen, NULL, &err);
     cr_assert_not_null(c, "%s", err.msg);

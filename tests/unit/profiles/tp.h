@@ -12,7 +12,7 @@
 
 #define TP_UDID "0000FE00-1A2B3C4D5E6F7081"
 
-/* The DER of the SCEP test CA (peer-vectors/scep/testdata/testca/ca.crt is PEM); frees. */
+/* The DER of the SCEP test CA (scep-ca/ca.crt is PEM); frees. */
 unsigned char *tp_ca_der(size_t *len);
 /* A valid macOS policy (key_size 2048, one device and one group targeted). */
 json_t *tp_base(void);

@@ -348,9 +348,15 @@ Test(pg_only, private_server_restart_and_idle_writes_nothing)
     cr_assert_eq(x1, x0 + 2, "the Idle after a NotNow must clear the flag (one write)");
 
     /* Restart the server under the connected store. */
+    /* pg-test.sh names the cluster's directory (under /tmp) in DIR/cluster. */
+    char *cluster_file = xasprintf("%s/cluster", private_dir);
+    char *cluster = (char *)tu_read(cluster_file, NULL);
+    cluster[strcspn(cluster, "\n")] = '\0';
     pgctl = xasprintf("/usr/lib/postgresql/15/bin/pg_ctl -D '%s/data' -m fast -w restart "
                       ">/dev/null",
-                      private_dir);
+                      cluster);
+    free(cluster_file);
+    free(cluster);
     PQfinish(admin);
     cr_assert_eq(tf_pg_sh("%s", pgctl), 0);
     rc = store_ping(s, &err);
