@@ -104,12 +104,12 @@ if ! have debian:12 || ! have debian:12-slim; then
     printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' |
         $SUDO tee "$R/etc/apt/apt.conf.d/90scepter-image" >/dev/null
     $SUDO sh -c "rm -rf '$R'/var/lib/apt/lists/* '$R'/var/cache/apt/*.bin '$R'/var/cache/apt/archives/*.deb '$R'/var/log/*.log '$R'/tmp/*"
-    $SUDO sh -c "tar -C '$R' -c . | podman import --change 'CMD [\"bash\"]' - debian:12" >/dev/null
+    $SUDO sh -c "tar -C '$R' -c . | podman import -q --change 'CMD [\"bash\"]' - debian:12" >/dev/null
     # -slim: no documentation, manual pages or translations, now or in later installs.
     printf 'path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyright\npath-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\npath-exclude /usr/share/locale/*\npath-include /usr/share/locale/locale.alias\npath-exclude /usr/share/lintian/*\n' |
         $SUDO tee "$R/etc/dpkg/dpkg.cfg.d/docker-slim" >/dev/null
     $SUDO sh -c "find '$R/usr/share/doc' -mindepth 1 -not -name copyright -not -type d -delete; rm -rf '$R'/usr/share/man/* '$R'/usr/share/info/* '$R'/usr/share/lintian/*; find '$R/usr/share/locale' -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +"
-    $SUDO sh -c "tar -C '$R' -c . | podman import --change 'CMD [\"bash\"]' - debian:12-slim" >/dev/null
+    $SUDO sh -c "tar -C '$R' -c . | podman import -q --change 'CMD [\"bash\"]' - debian:12-slim" >/dev/null
     say "debian:12 and debian:12-slim built in $(($(date +%s) - T0)) s"
 else
     say "debian:12 and debian:12-slim: cached"

@@ -109,7 +109,7 @@ echo "image size: $SIZE_MB MB ($SIZE bytes)"
 [ "$SIZE_MB" -le "$MAX_IMAGE_MB" ] || die "the image is $SIZE_MB MB, over $MAX_IMAGE_MB MB"
 [ "$(podman image inspect --format '{{.Config.User}}' "$IMAGE")" = scepter ] ||
     die "the image's USER is not scepter"
-podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE" | grep -q 'scepter' ||
+podman image inspect --format '{{json .HealthCheck}}' "$IMAGE" | grep -q 'scepter' ||
     die "the image has no HEALTHCHECK (built without --format docker?)"
 podman run --rm --entrypoint sh "$IMAGE" -c '
     for c in cc gcc clang make cmake ld; do
@@ -182,11 +182,11 @@ API_KEY=$(cat "$SECRETS/api_key")
 
 URL=""
 api() { # METHOD PATH [JSON] — prints the body, fails on a status other than 2xx
-    local out code
+    local out code body=()
     out=$WORK/api.out
+    [ $# -ge 3 ] && body=(-H 'Content-Type: application/json' --data-binary "$3")
     code=$(curl -sS --max-time 60 --cacert "$PKI/ca.pem" -H "Authorization: Bearer $API_KEY" \
-        ${3:+-H 'Content-Type: application/json' --data-binary "$3"} -X "$1" -o "$out" \
-        -w '%{http_code}' "$URL$2") || die "$1 $2: curl failed"
+        "${body[@]}" -X "$1" -o "$out" -w '%{http_code}' "$URL$2") || die "$1 $2: curl failed"
     case $code in 2??) cat "$out" ;; *) die "$1 $2: HTTP $code $(head -c 400 "$out")" ;; esac
 }
 
@@ -266,7 +266,7 @@ run_args=(--name "$NAME" -v "$VOL:/var/lib/scepter" -v "$SECRETS:/run/secrets:ro
     -e "SCEPTER_ENROLL_SCEP_URL=$SCEP_URL"
     -e SCEPTER_ENROLL_SCEP_CHALLENGE_FILE=/run/secrets/scep_challenge
     -e SCEPTER_APNS_CERT_FILE=/run/secrets/push.pem -e SCEPTER_APNS_KEY_FILE=/run/secrets/push.key
-    -e SCEPTER_APNS_URL=https://localhost:2197 -e SCEPTER_APNS_CA_FILE=/run/secrets/tls.pem
+    -e SCEPTER_APNS_URL=https://127.0.0.1:2197 -e SCEPTER_APNS_CA_FILE=/run/secrets/tls.pem
     -e SCEPTER_API_KEY_FILE=/run/secrets/api_key
     -e SCEPTER_ENROLL_RATE_LIMIT=0 -e SCEPTER_REPUSH_INTERVAL=5)
 podman run -d "${run_args[@]}" "$IMAGE" >/dev/null || die "podman run failed"
@@ -336,7 +336,7 @@ cp -a "$SECRETS" "$CDIR/secrets"
 CPORT=$(free_port)
 URL=https://127.0.0.1:$CPORT
 export SCEPTER_IMAGE=$IMAGE SCEPTER_PUBLISH=127.0.0.1:$CPORT SCEPTER_PUBLIC_URL=$URL \
-    SCEPTER_ENROLL_SCEP_URL=$SCEP_URL SCEPTER_APNS_URL=https://localhost:2197 \
+    SCEPTER_ENROLL_SCEP_URL=$SCEP_URL SCEPTER_APNS_URL=https://127.0.0.1:2197 \
     SCEPTER_APNS_CA_FILE=/run/secrets/tls.pem
 compose() {
     (cd "$CDIR" && podman-compose -p "$PROJECT" -f docker-compose.yml -f compose.override.yml "$@")
