@@ -32,7 +32,7 @@ SRC=$(cd "${1:?usage: test_container.sh SRC_DIR BUILD_DIR}" && pwd)
 B=$(cd "${2:?usage: test_container.sh SRC_DIR BUILD_DIR}" && pwd)
 IMAGE=${SCEPTER_TEST_IMAGE:-localhost/scepter:ctest}
 DRAIN_S=30 # request_timeout's default: how long a stop may take
-MAX_IMAGE_MB=${SCEPTER_MAX_IMAGE_MB:-160}
+MAX_IMAGE_MB=${SCEPTER_MAX_IMAGE_MB:-130}
 N=4 # simulated devices per flow: 2 Macs, 2 iPhones
 TAG=$$
 NAME=scepter-ct-$TAG
@@ -269,7 +269,7 @@ run_args=(--name "$NAME" -v "$VOL:/var/lib/scepter" -v "$SECRETS:/run/secrets:ro
     -e SCEPTER_APNS_URL=https://127.0.0.1:2197 -e SCEPTER_APNS_CA_FILE=/run/secrets/tls.pem
     -e SCEPTER_API_KEY_FILE=/run/secrets/api_key
     -e SCEPTER_ENROLL_RATE_LIMIT=0 -e SCEPTER_REPUSH_INTERVAL=5)
-podman run -d "${run_args[@]}" "$IMAGE" >/dev/null || die "podman run failed"
+podman run -d "${run_args[@]}" "$IMAGE" >/dev/null 2>"$WORK/podman.err" || die "podman run: $(cat "$WORK/podman.err")"
 wait_healthy "$NAME" 90
 relay_into "$NAME"
 say "container $NAME healthy (SQLite on volume $VOL, published on 127.0.0.1:$PORT)"
@@ -293,7 +293,7 @@ CMD=$(api POST "/v1/devices/$MAC/commands" '{"command": {"request_type": "Profil
 say "ProfileList $CMD queued for $MAC without a push"
 
 # --- 3. restart: the volume keeps everything ----------------------------------------------------
-podman restart -t $((DRAIN_S + 10)) "$NAME" >/dev/null || die "podman restart failed"
+podman restart -t $((DRAIN_S + 10)) "$NAME" >/dev/null 2>"$WORK/podman.err" || die "podman restart: $(cat "$WORK/podman.err")"
 wait_healthy "$NAME" 90
 relay_into "$NAME"
 [ "$(api GET '/v1/devices?enrolled=true' | jq .count)" = $N ] || die "devices lost across the restart"
@@ -316,7 +316,7 @@ say "the queued ProfileList was delivered after the restart and acknowledged"
 
 # --- 4. stop: a clean exit within the drain timeout --------------------------------------------
 T0=$(date +%s%N)
-podman stop -t $((DRAIN_S + 10)) "$NAME" >/dev/null || die "podman stop failed"
+podman stop -t $((DRAIN_S + 10)) "$NAME" >/dev/null 2>"$WORK/podman.err" || die "podman stop: $(cat "$WORK/podman.err")"
 STOP_MS=$((($(date +%s%N) - T0) / 1000000))
 CODE=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$CODE" = 0 ] || die "exit status $CODE after podman stop (137 = killed after the timeout)"
