@@ -63,8 +63,9 @@ cleanup() {
     podman rm -f -t 0 "$NAME" >/dev/null 2>&1
     podman volume rm -f "$VOL" >/dev/null 2>&1
     if [ -n "$COMPOSE_UP" ]; then
-        compose down -v -t 5 >/dev/null 2>&1
-        podman rm -f -t 0 "${PROJECT}_scepter_1" "${PROJECT}_db_1" >/dev/null 2>&1
+        # -v: the image's VOLUME, anonymous under compose, goes with its container.
+        podman rm -f -v -t 0 "${PROJECT}_scepter_1" "${PROJECT}_db_1" >/dev/null 2>&1
+        compose down -v -t 0 >/dev/null 2>&1
         podman pod rm -f "pod_$PROJECT" >/dev/null 2>&1
         podman volume rm -f "${PROJECT}_pgdata" >/dev/null 2>&1
         podman network rm -f "${PROJECT}_default" >/dev/null 2>&1
@@ -97,10 +98,21 @@ wait_file() { # FILE SECONDS WHAT
 
 # --- 1. the image ------------------------------------------------------------------------------
 T0=$(date +%s)
-podman build --format docker -f "$SRC/docker/Dockerfile" -t "$IMAGE" "$SRC" >"$WORK/build.log" 2>&1 || {
-    tail -n 40 "$WORK/build.log" >&2
-    die "podman build failed"
-}
+# The build stage is tagged too, so that it stays in the layer cache while the build stages
+# of earlier runs (untagged, labelled org.scepter.stage=build) are pruned.
+for target in build ""; do
+    if [ -n "$target" ]; then tag=$IMAGE-build; else tag=$IMAGE; fi
+    old=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    podman build --format docker ${target:+--target "$target"} -f "$SRC/docker/Dockerfile" \
+        -t "$tag" "$SRC" >"$WORK/build.log" 2>&1 || {
+        tail -n 40 "$WORK/build.log" >&2
+        die "podman build failed"
+    }
+    # The previous run's image, now untagged, goes (it fails harmlessly while in use).
+    [ -z "$old" ] || [ "$old" = "$(podman image inspect --format '{{.Id}}' "$tag")" ] ||
+        podman rmi "$old" >/dev/null 2>&1 || true
+done
+podman image prune -f --filter label=org.scepter.stage=build >/dev/null 2>&1 || true
 BUILD_S=$(($(date +%s) - T0))
 SIZE=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 SIZE_MB=$((SIZE / 1000000))
@@ -357,8 +369,10 @@ curl -sS --cacert "$PKI/ca.pem" -o /dev/null -w '%{http_code}' "$URL/mdm/enroll?
 device_flow postgres "$URL/mdm/enroll?secret=$(cat "$SECRETS/enroll_secret")" 12
 kill -INT "$SIM_PID" 2>/dev/null || true
 wait "$SIM_PID" 2>/dev/null || true
-compose down -v -t $((DRAIN_S + 10)) >"$WORK/compose-down.log" 2>&1 || die "compose down: $(tail -n 5 "$WORK/compose-down.log")"
-COMPOSE_UP=""
+compose stop -t $((DRAIN_S + 10)) >"$WORK/compose-down.log" 2>&1 || die "compose stop: $(tail -n 5 "$WORK/compose-down.log")"
+CODE=$(podman inspect --format '{{.State.ExitCode}}' "${PROJECT}_scepter_1")
+[ "$CODE" = 0 ] || die "compose stop: scepter exited with status $CODE"
+say "compose stop: scepter exited 0"
 COMPOSE_S=$(($(date +%s) - T_C0))
 
 TOTAL=$(($(date +%s) - START))
