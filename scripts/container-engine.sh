@@ -2,7 +2,6 @@
 # A Docker-compatible container engine on a Debian 12 machine without Docker, and the base
 # images the project's containers start from.  Idempotent: what exists is kept.
 #   scripts/container-engine.sh [setup]   install, configure, build missing base images
-#   scripts/container-engine.sh check     exit 0 when an engine answers (prints which)
 #
 # 1. Packages (apt-get, Debian's archive only): podman, runc, debootstrap, uidmap,
 #    containernetworking-plugins, iptables, socat, podman-compose.
@@ -15,23 +14,19 @@
 #    apt sources) and imported; scepter-test/postgres:15 (tests/container/postgres/) stands in
 #    for postgres:15.  Each is built only when `podman image exists` says it is missing: a
 #    CI machine keeps them between runs.  SCEPTER_REBUILD_BASE=1 rebuilds them.
-# A machine where `docker info` answers is used as it is (nothing is installed).
+# Needs root: apt-get, /etc/containers and rootful podman.  DEBIAN_MIRROR overrides
+# the archive debootstrap uses (default: the machine's own apt source).
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 MIRROR=${DEBIAN_MIRROR:-}
 say() { echo "container-engine: $*"; }
 die() { echo "container-engine: $*" >&2; exit 1; }
 
-if [ "${1:-setup}" = check ]; then
-    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo docker; exit 0; fi
-    if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then echo podman; exit 0; fi
-    exit 1
-fi
-[ "${1:-setup}" = setup ] || die "usage: $0 [setup|check]"
+[ "${1:-setup}" = setup ] || die "usage: $0 [setup]"
 
-if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
-    die "needs root (or sudo) to install and run the engine"
-fi
+# Rootful podman: the images live in root's storage, which the test (run as root) uses.
+[ "$(id -u)" -eq 0 ] || die "run as root (sudo $0): it installs packages and runs rootful podman"
+SUDO=""
 
 # --- 1. packages ------------------------------------------------------------------------------
 PKGS="podman runc debootstrap uidmap containernetworking-plugins iptables socat podman-compose
@@ -117,7 +112,13 @@ fi
 
 if ! have scepter-test/postgres:15; then
     T0=$(date +%s)
-    podman build --format docker -q -t scepter-test/postgres:15 "$SRC/tests/container/postgres" >/dev/null
+    log=$(mktemp)
+    podman build --format docker -t scepter-test/postgres:15 "$SRC/tests/container/postgres" >"$log" 2>&1 || {
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        die "building scepter-test/postgres:15 failed"
+    }
+    rm -f "$log"
     say "scepter-test/postgres:15 built in $(($(date +%s) - T0)) s"
 else
     say "scepter-test/postgres:15: cached"
