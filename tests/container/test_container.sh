@@ -121,7 +121,8 @@ echo "image size: $SIZE_MB MB ($SIZE bytes)"
 [ "$SIZE_MB" -le "$MAX_IMAGE_MB" ] || die "the image is $SIZE_MB MB, over $MAX_IMAGE_MB MB"
 [ "$(podman image inspect --format '{{.Config.User}}' "$IMAGE")" = scepter ] ||
     die "the image's USER is not scepter"
-podman image inspect --format '{{json .HealthCheck}}' "$IMAGE" | grep -q 'scepter' ||
+podman image inspect --format '{{json .HealthCheck}}' "$IMAGE" >"$WORK/health.json"
+grep -q 'scepter' "$WORK/health.json" ||
     die "the image has no HEALTHCHECK (built without --format docker?)"
 podman run --rm --entrypoint sh "$IMAGE" -c '
     for c in cc gcc clang make cmake ld; do
@@ -333,7 +334,10 @@ STOP_MS=$((($(date +%s%N) - T0) / 1000000))
 CODE=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$CODE" = 0 ] || die "exit status $CODE after podman stop (137 = killed after the timeout)"
 [ "$STOP_MS" -lt $((DRAIN_S * 1000)) ] || die "stopping took $STOP_MS ms, over the drain timeout"
-podman logs "$NAME" 2>&1 | grep -q 'shutting down' || die "no shutdown in the logs"
+# (Into a file: `podman logs | grep -q` fails under pipefail when grep stops reading early.)
+podman logs "$NAME" >"$WORK/stop.log" 2>&1 || true
+grep -q 'shutting down' "$WORK/stop.log" && grep -q '"stopped"' "$WORK/stop.log" ||
+    die "the logs do not show a drain and a stop"
 say "podman stop: exit 0 in $STOP_MS ms (drain timeout ${DRAIN_S} s)"
 kill -INT "$SQLITE_SIM" 2>/dev/null || true
 wait "$SQLITE_SIM" 2>/dev/null || true
