@@ -1,7 +1,7 @@
 # Scepter — the whole set-up is two commands on a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the server (SQLite, dev certificates)
 #   make test   install what tests need, build with sanitizers, run every test
-# Other targets: make build, make bench, make lint, make format, make clean.
+# Other targets: make build, make bench, make lint, make format, make clean, make image.
 
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
 .PHONY: all build run test bench lint format check-banned clean deps-build deps-run deps-test \
-	deps-bench
+	deps-bench image
 
 all: build
 
@@ -50,6 +50,21 @@ bench: deps-bench
 	$(CMAKE) -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DSCEPTER_TESTS=ON >/dev/null
 	$(CMAKE) --build $(BENCH_BUILD_DIR) -j $(JOBS)
 	@scripts/bench.sh $(BENCH_BUILD_DIR)
+
+# The Docker image (docker/Dockerfile) with docker, or podman where there is no docker engine
+# (scripts/container-engine.sh sets podman up on Debian 12). IMAGE names the tag.
+IMAGE ?= scepter:latest
+image:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		echo "== docker build -t $(IMAGE)"; \
+		docker build -f docker/Dockerfile -t $(IMAGE) .; \
+	elif command -v podman >/dev/null 2>&1; then \
+		echo "== podman build -t $(IMAGE)"; \
+		podman build --format docker -f docker/Dockerfile -t $(IMAGE) .; \
+	else \
+		echo "make image: neither docker nor podman; run scripts/container-engine.sh" >&2; \
+		exit 1; \
+	fi
 
 check-banned:
 	@scripts/check-banned.sh

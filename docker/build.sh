@@ -1,6 +1,6 @@
 #!/bin/sh
-# The one build recipe of the Docker image, also run by `make test` (tests/docker/), so the
-# Dockerfile cannot silently rot:
+# The one build recipe of the Docker image, which `make test` builds and runs
+# (tests/container/), so the Dockerfile cannot silently rot:
 #   docker/build.sh PREFIX [BUILD_DIR]
 # installs the build packages (scripts/deps.sh docker-build), builds scepter and scepterctl in
 # release mode and installs them under PREFIX/bin.
