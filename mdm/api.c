@@ -34,6 +34,7 @@
 #include "mdm/commands_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
+#include "mdm/scep_int.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Replies                                                                                   */
@@ -1085,6 +1086,10 @@ static const struct api_route routes[] = {
     {"/v1/enrollment-tokens", M(GET) | M(POST), api_enroll_tokens},
     {"/v1/enrollment-tokens/{id}", M(DELETE), r_enroll_token},
     {"/v1/events", M(GET), api_events},
+    {"/v1/ca", M(GET), api_ca_list},
+    {"/v1/ca/{name}/certificates", M(GET), api_ca_certificates},
+    {"/v1/ca/{name}/certificates/{serial}/revoke", M(POST), api_ca_revoke},
+    {"/v1/ca/{name}/challenges", M(POST), api_ca_challenges},
 };
 
 static const char *const method_names[] = {

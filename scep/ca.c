@@ -287,6 +287,26 @@ static char *pem_of_key(EVP_PKEY *key, size_t *len)
     return out;
 }
 
+/* mkdir -p, the directories made 0700. */
+static int mkdir_p(const char *dir)
+{
+    char *path = xstrdup(dir);
+    int rc = 0;
+
+    for (char *p = path + 1; *p && rc == 0; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            rc = -1;
+        *p = '/';
+    }
+    if (rc == 0 && mkdir(path, 0700) != 0 && errno != EEXIST)
+        rc = -1;
+    free(path);
+    return rc;
+}
+
 int scep_ca_generate(const char *dir, const char *cn, int bits, int64_t now,
                      struct scepter_error *err)
 {
@@ -307,7 +327,7 @@ int scep_ca_generate(const char *dir, const char *cn, int bits, int64_t now,
         rc = scepter_err(err, SCEPTER_EINVAL, "cn", "common name: 1 to 64 characters");
         goto out;
     }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    if (mkdir_p(dir) != 0) {
         rc = scepter_err(err, SCEPTER_EIO, "out", "%s: %s", dir, strerror(errno));
         goto out;
     }

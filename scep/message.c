@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <openssl/cms.h>
@@ -14,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -183,6 +185,28 @@ static int check_key(const struct scep_ca *ca, EVP_PKEY *pub, struct scepter_err
     }
 }
 
+/*
+ * Requests are decrypted in a library context of their own that also has OpenSSL's legacy
+ * provider: clients that ignore GetCACaps (the micromdm/scep client among them) encrypt with
+ * DES-CBC, which OpenSSL 3 keeps there.  Nothing else in the process sees those algorithms,
+ * and replies are always AES-128-CBC.
+ */
+static OSSL_LIB_CTX *legacy_ctx;
+static pthread_once_t legacy_once = PTHREAD_ONCE_INIT;
+
+static void legacy_init(void)
+{
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+
+    if (ctx == NULL || OSSL_PROVIDER_load(ctx, "default") == NULL) {
+        OSSL_LIB_CTX_free(ctx);
+        return;
+    }
+    (void)OSSL_PROVIDER_load(ctx, "legacy"); /* without it, only the default's ciphers */
+    ERR_clear_error();
+    legacy_ctx = ctx;
+}
+
 /* Decrypt the pkcsPKIEnvelope with the RA key (when there is one), else the CA key. */
 static BIO *decrypt_envelope(const struct scep_ca *ca, BIO *content, struct scepter_error *err)
 {
@@ -190,10 +214,20 @@ static BIO *decrypt_envelope(const struct scep_ca *ca, BIO *content, struct scep
     BIO *out = NULL;
     char *data;
     long n = BIO_get_mem_data(content, &data);
-    const unsigned char *p = (const unsigned char *)data;
+    BIO *in = NULL;
 
-    if (n <= 0 || (env = d2i_CMS_ContentInfo(NULL, &p, n)) == NULL ||
-        p != (const unsigned char *)data + n) {
+    pthread_once(&legacy_once, legacy_init);
+    if (n > 0 && (in = BIO_new_mem_buf(data, (int)n)) != NULL &&
+        (env = CMS_ContentInfo_new_ex(legacy_ctx, NULL)) != NULL && d2i_CMS_bio(in, &env) == NULL) {
+        CMS_ContentInfo_free(env);
+        env = NULL;
+    }
+    if (env != NULL && BIO_pending(in) != 0) {
+        CMS_ContentInfo_free(env);
+        env = NULL;
+    }
+    BIO_free(in);
+    if (env == NULL) {
         scepter_err(err, SCEPTER_EINVAL, "pkcsPKIEnvelope", "pkcsPKIEnvelope: not a CMS message");
         goto out;
     }
@@ -208,6 +242,7 @@ static BIO *decrypt_envelope(const struct scep_ca *ca, BIO *content, struct scep
         out = NULL;
         scepter_err(err, SCEPTER_ECRYPTO, "pkcsPKIEnvelope",
                     "pkcsPKIEnvelope: cannot be decrypted with this CA's key");
+        scepter_err_openssl(err);
     }
 out:
     CMS_ContentInfo_free(env);
