@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/x509v3.h>
 
@@ -426,4 +427,113 @@ Test(scep, load_refuses_mismatched_key_and_non_ca)
     free(d2);
     free(cert);
     free(key2);
+}
+
+/* An RA certificate issued by the test CA, written to dir/ra.pem and dir/ra.key. */
+static void make_ra(EVP_PKEY **ra_key, X509 **ra_cert)
+{
+    char *kp = xasprintf("%s/ca.key", dir), *rp = xasprintf("%s/ra.pem", dir),
+         *rk = xasprintf("%s/ra.key", dir);
+    FILE *fp = fopen(kp, "r");
+    cr_assert_not_null(fp);
+    EVP_PKEY *cakey = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+    fclose(fp);
+    *ra_key = scepc_rsa(2048);
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 77);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, *ra_key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"Test RA", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(scep_ca_cert(ca)));
+    cr_assert_gt(X509_sign(x, cakey, EVP_sha256()), 0);
+    fp = fopen(rp, "w");
+    PEM_write_X509(fp, x);
+    fclose(fp);
+    fp = fopen(rk, "w");
+    PEM_write_PrivateKey(fp, *ra_key, NULL, NULL, 0, NULL, NULL);
+    fclose(fp);
+    *ra_cert = x;
+    EVP_PKEY_free(cakey);
+    free(kp);
+    free(rp);
+    free(rk);
+}
+
+Test(scep, an_ra_receives_requests_signs_replies_and_is_in_getcacert)
+{
+    struct scepter_error err;
+    struct scep_ca *rca = NULL;
+    EVP_PKEY *ra_key, *key = scepc_rsa(2048);
+    X509 *ra_cert, *self = scepc_self_signed(key, "dev"), *cert = NULL;
+    char *cp = xasprintf("%s/ca.pem", dir), *kp = xasprintf("%s/ca.key", dir),
+         *rp = xasprintf("%s/ra.pem", dir), *rk = xasprintf("%s/ra.key", dir);
+
+    make_ra(&ra_key, &ra_cert);
+    struct scep_ca_files f = {
+        .cert_file = cp, .key_file = kp, .ra_cert_file = rp, .ra_key_file = rk};
+    cr_assert_eq(scep_ca_load("default", &f, NULL, "scep_", &rca, &err), 0, "%s", err.msg);
+
+    /* GetCACert: a degenerate PKCS#7 with the RA and the CA. */
+    unsigned char *der = NULL;
+    size_t len = 0;
+    const char *ctype;
+    cr_assert_eq(scep_ca_getcacert(rca, &der, &len, &ctype, &err), 0);
+    cr_assert_str_eq(ctype, "application/x-x509-ca-ra-cert");
+    const unsigned char *p = der;
+    PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
+    cr_assert_not_null(p7);
+    cr_assert_eq(sk_X509_num(p7->d.sign->cert), 2);
+    PKCS7_free(p7);
+    free(der);
+
+    /* A request encrypted to the RA is read; the reply is signed by the RA. */
+    struct scepc_opts o = {.key = key,
+                           .cn = "dev",
+                           .challenge = "c",
+                           .signer_cert = self,
+                           .signer_key = key,
+                           .recipient = ra_cert};
+    unsigned char *msg = scepc_build(&o, &len);
+    struct scep_request sr;
+    enum scep_fail_info fail;
+    struct scepc_reply rep;
+    cr_assert_eq(scep_request_parse(rca, msg, len, now, &sr, &fail, &err), 0, "%s", err.msg);
+    cr_assert_eq(scep_ca_issue(rca, &sr, now, &cert, &err), 0);
+    cr_assert_eq(scep_reply_success(rca, &sr, cert, &der, &len, &err), 0);
+    cr_assert_eq(scepc_parse_reply(der, len, ra_cert, key, self, &rep), 0);
+    cr_assert_eq(rep.status, 0);
+    cr_assert_eq(X509_verify(rep.cert, X509_get0_pubkey(scep_ca_cert(rca))), 1,
+                 "issued by the CA, not the RA");
+    X509_free(rep.cert);
+    free(der);
+    free(msg);
+    scep_request_clear(&sr);
+
+    /* An RA the CA did not issue is refused at load. */
+    scep_ca_free(rca);
+    rca = NULL;
+    char *d2 = tu_tmpdir(), *op = xasprintf("%s/ca.pem", d2), *ok = xasprintf("%s/ca.key", d2);
+    cr_assert_eq(scep_ca_generate(d2, "Stranger", 2048, now, &err), 0);
+    struct scep_ca_files g = {
+        .cert_file = cp, .key_file = kp, .ra_cert_file = op, .ra_key_file = ok};
+    cr_assert_eq(scep_ca_load("default", &g, NULL, "scep_", &rca, &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "scep_ra_cert_file");
+    cr_assert_null(rca);
+    tu_rmtree(d2);
+    free(d2);
+    free(op);
+    free(ok);
+
+    X509_free(cert);
+    X509_free(self);
+    X509_free(ra_cert);
+    EVP_PKEY_free(ra_key);
+    EVP_PKEY_free(key);
+    free(cp);
+    free(kp);
+    free(rp);
+    free(rk);
 }
