@@ -653,3 +653,57 @@ void api_ca_challenges(struct api_call *c)
                    json_pack("{s:s,s:s,s:s,s:o}", "ca", scep_ca_name(ca), "udid", udid, "challenge",
                              challenge, "expires_at", api_time(c->now + secs)));
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* "Use Scepter's CA" in a SCEP policy                                                       */
+
+bool api_scep_policy_fill(struct api_call *c)
+{
+    static const char *const filled[] = {"url", "challenge", "fingerprint"};
+    json_t *scep = c->body ? json_object_get(c->body, "scep") : NULL;
+    json_t *v = json_is_object(scep) ? json_object_get(scep, "scepter_ca") : NULL;
+    const struct scep_ca *ca;
+    const char *name, *base = c->ctx->cfg->public_url;
+    size_t blen = strlen(base);
+    char fp[65], *url;
+
+    if (v == NULL)
+        return true;
+    if (!json_is_string(v)) {
+        api_reply_error(c, 400, "scep.scepter_ca",
+                        "scep.scepter_ca: want the name of a built-in CA (GET /v1/ca)");
+        return false;
+    }
+    name = json_string_value(v);
+    if ((ca = mdm_scep_find(c->ctx->conf, name)) == NULL) {
+        api_reply_error(c, 400, "scep.scepter_ca",
+                        "scep.scepter_ca: no built-in CA named '%.80s' is configured", name);
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(filled); i++)
+        if (json_object_get(scep, filled[i]) != NULL) {
+            char field[32];
+            snprintf(field, sizeof(field), "scep.%s", filled[i]);
+            api_reply_error(c, 400, field,
+                            "%s: leave it out with scep.scepter_ca: Scepter fills it in", field);
+            return false;
+        }
+    if (str_empty(c->ctx->cfg->scep_challenge)) {
+        api_reply_error(c, 400, "scep.scepter_ca",
+                        "scep.scepter_ca: set scep_challenge (policies do not carry one-time "
+                        "challenges yet)");
+        return false;
+    }
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    url = strcmp(scep_ca_name(ca), "default") == 0
+              ? xasprintf("%.*s/scep", (int)blen, base)
+              : xasprintf("%.*s/scep/%s", (int)blen, base, scep_ca_name(ca));
+    scep_ca_fingerprint(ca, fp);
+    json_object_set_new(scep, "url", json_string(url));
+    json_object_set_new(scep, "challenge", json_string(c->ctx->cfg->scep_challenge));
+    json_object_set_new(scep, "fingerprint", json_string(fp));
+    json_object_del(scep, "scepter_ca");
+    free(url);
+    return true;
+}

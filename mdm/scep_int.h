@@ -31,5 +31,11 @@ void api_ca_list(struct api_call *c);
 void api_ca_certificates(struct api_call *c);
 void api_ca_revoke(struct api_call *c);
 void api_ca_challenges(struct api_call *c);
+/*
+ * A policy's "scep": {"scepter_ca": "NAME"} (mdm/policy.c, before parsing): fill url,
+ * challenge (scep_challenge) and fingerprint (the CA certificate's SHA-256) from that built-in
+ * CA.  false with the reply set when it cannot.
+ */
+bool api_scep_policy_fill(struct api_call *c);
 
 #endif

@@ -559,3 +559,46 @@ Test(scep_ca, certmonger_enrolls)
     free(path);
     stop(&f);
 }
+
+Test(scep_ca, a_policy_uses_scepters_ca)
+{
+    struct fix f;
+    json_t *j = NULL, *cas = NULL;
+
+    start(&f, "scep_challenge = " STATIC_CHALLENGE "\n");
+    cr_assert_eq(h_api(&f.s, "GET", "/v1/ca", NULL, &cas), 200);
+    const char *fp = json_string_value(
+        json_object_get(json_array_get(json_object_get(cas, "cas"), 0), "ca_fingerprint_sha256"));
+    cr_assert_not_null(fp);
+
+    cr_assert_eq(h_api(&f.s, "POST", "/v1/policies",
+                       "{\"name\":\"Scepter CA\",\"platform\":\"macos\",\"scep\":{\"scepter_ca\":"
+                       "\"default\",\"subject\":\"/O=Example/CN=%SerialNumber%/\",\"key_size\":"
+                       "2048}}",
+                       &j),
+                 201, "%s", h_json(j));
+    json_t *scep = json_object_get(j, "scep");
+    char *want_url = xasprintf("https://127.0.0.1:%d/scep", f.s.port);
+    cr_assert_str_eq(json_string_value(json_object_get(scep, "url")), want_url, "%s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(scep, "fingerprint")), fp);
+    cr_assert_str_eq(json_string_value(json_object_get(scep, "challenge")), "********");
+    cr_assert_null(json_object_get(scep, "scepter_ca"));
+    free(want_url);
+    json_decref(j);
+
+    cr_assert_eq(h_api(&f.s, "POST", "/v1/policies",
+                       "{\"name\":\"X\",\"platform\":\"macos\",\"scep\":{\"scepter_ca\":\"nope\"}}",
+                       &j),
+                 400);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "scep.scepter_ca");
+    json_decref(j);
+    cr_assert_eq(h_api(&f.s, "POST", "/v1/policies",
+                       "{\"name\":\"X\",\"platform\":\"macos\",\"scep\":{\"scepter_ca\":"
+                       "\"default\",\"url\":\"http://elsewhere/scep\"}}",
+                       &j),
+                 400);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "scep.url");
+    json_decref(j);
+    json_decref(cas);
+    stop(&f);
+}
