@@ -223,7 +223,10 @@ int store_scep_certs_list(struct store *s, const char *ca, bool revoked_only, si
     *n = 0;
     if ((rc = store_check_str(ca, MAX_NAME_LEN, "ca", err)) != 0)
         return rc;
-    if (limit == 0 || limit > LIST_MAX)
+    /* The revoked ones feed the CRL: all of them.  Listings are capped. */
+    if (revoked_only && limit == 0)
+        limit = (size_t)INT64_MAX;
+    else if (limit == 0 || limit > LIST_MAX)
         limit = LIST_MAX;
     STORE_CALL(s, rc, err)
     {

@@ -743,7 +743,8 @@ int store_scep_cert_add(struct store *s, const struct store_scep_cert *c, const 
 /* One certificate by CA and serial (canonical hex); SCEPTER_ENOTFOUND. */
 int store_scep_cert_get(struct store *s, const char *ca, const char *serial,
                         struct store_scep_cert *out, struct scepter_error *err) WUR;
-/* Certificates of a CA, newest first: all, or only the revoked ones (for the CRL). */
+/* Certificates of a CA, newest first: all, or only the revoked ones (for the CRL).  limit 0:
+ * every revoked one with revoked_only, else at most 10,000. */
 int store_scep_certs_list(struct store *s, const char *ca, bool revoked_only, size_t limit,
                           struct store_scep_cert **out, size_t *n, struct scepter_error *err) WUR;
 /* Revoke: 0, 1 when it already was, SCEPTER_ENOTFOUND when the CA never issued it. */
