@@ -34,6 +34,7 @@
 #include "mdm/commands_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
+#include "mdm/scep_int.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Replies                                                                                   */
@@ -1101,6 +1102,10 @@ static const struct api_route routes[] = {
     {"/v1/webhooks/dead-letters/retry", M(POST), api_webhook_dead_retry_all},
     {"/v1/webhooks/dead-letters/{id}", M(DELETE), r_webhook_dead},
     {"/v1/webhooks/dead-letters/{id}/retry", M(POST), r_webhook_dead},
+    {"/v1/ca", M(GET), api_ca_list},
+    {"/v1/ca/{name}/certificates", M(GET), api_ca_certificates},
+    {"/v1/ca/{name}/certificates/{serial}/revoke", M(POST), api_ca_revoke},
+    {"/v1/ca/{name}/challenges", M(POST), api_ca_challenges},
 };
 
 static const char *const method_names[] = {

@@ -12,6 +12,7 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 #include "mdm/metrics_int.h"
+#include "mdm/scep_int.h"
 
 /* X509_STORE with the device CA file's certificates, and the CRLs of device_ca_crl_file. */
 static int load_device_ca(struct mdm_conf *c, const struct cfg *cfg, struct scepter_error *err)
@@ -71,6 +72,8 @@ struct mdm_conf *mdm_conf_new(struct cfg *cfg, struct scepter_error *err)
         c->tls_ca_der = crypto_cert_der(ca, &c->tls_ca_der_len);
         X509_free(ca);
     }
+    if (mdm_scep_load(c, err) != 0)
+        goto fail;
     return c;
 fail:
     c->refs = 0;
@@ -88,6 +91,7 @@ static void conf_free(struct mdm_conf *c)
     EVP_PKEY_free(c->signing_key);
     sk_X509_pop_free(c->signing_chain, X509_free);
     free(c->tls_ca_der);
+    mdm_scep_free(c->scep);
     cfg_free(c->cfg);
     free(c);
 }

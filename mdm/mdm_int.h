@@ -186,6 +186,7 @@ struct mdm_conf {
     EVP_PKEY *device_ca_key;
     unsigned char *tls_ca_der; /* root of the TLS certificate for the enrollment profile */
     size_t tls_ca_der_len;
+    struct mdm_scep_cas *scep; /* the built-in SCEP CAs (mdm/scep_http.c), or NULL */
 };
 
 /* Load the files cfg names into a new snapshot (refs = 1; takes ownership of cfg, also on

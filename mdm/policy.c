@@ -26,6 +26,7 @@
 #include "mdm/api_int.h"
 #include "mdm/commands_int.h"
 #include "mdm/metrics_int.h"
+#include "mdm/scep_int.h"
 #include "profiles/profiles.h"
 
 #define CHALLENGE_MASK "********"
@@ -368,6 +369,8 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
     size_t nt = 0, nhad = 0, np;
     json_t *j;
 
+    if (!api_scep_policy_fill(c))
+        return; /* "use Scepter's CA" could not be filled in: nothing was allocated yet */
     plan_init(&plan, c->ctx);
     if (profile_policy_from_json_value(c->body, &pp, &pr) != 0) {
         reply_problems(c, &pr);

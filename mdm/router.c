@@ -9,6 +9,7 @@
 #include "mdm/api_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
+#include "mdm/scep_int.h"
 
 static void healthz(struct mdm_ctx *ctx, const struct mdm_request *req, struct mdm_reply *reply)
 {
@@ -79,6 +80,8 @@ void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
         mdm_enroll_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/v1") == 0 || strncmp(p, "/v1/", 4) == 0) {
         mdm_api_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/scep") == 0 || strncmp(p, "/scep/", 6) == 0) {
+        mdm_scep_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/healthz") == 0) {
         healthz(ctx, req, reply);
     } else if (strcmp(p, "/metrics") == 0) {

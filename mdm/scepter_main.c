@@ -5,10 +5,12 @@
  *                                                 masked), or the documented example file
  *   scepter migrate                               apply the store's migrations and exit
  *   scepter healthcheck [--url URL]               GET /healthz of the local server (Docker)
+ *   scepter ca init --out DIR [--cn NAME] [--bits N]   create a SCEP CA (ca.pem, ca.key)
  *   scepter --help
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/httpc.h"
@@ -16,6 +18,9 @@
 #include "common/str.h"
 #include "config/config.h"
 #include "mdm/mdm.h"
+#ifndef SCEPTER_CONFIG_ONLY
+#include "scep/scep.h"
+#endif
 #include "store/store.h"
 
 extern char **environ;
@@ -26,6 +31,7 @@ static void usage(FILE *fp)
           "       scepter config [--example] [--config FILE] [--KEY=VALUE ...]\n"
           "       scepter migrate [--config FILE] [--KEY=VALUE ...]\n"
           "       scepter healthcheck [--url URL] [--config FILE]\n"
+          "       scepter ca init --out DIR [--cn NAME] [--bits 2048..8192]\n"
           "\n"
           "Scepter, an Apple MDM server.  Every configuration key can be given in the INI\n"
           "file (--config, $SCEPTER_CONFIG, ./scepter.conf or /etc/scepter/scepter.conf), as\n"
@@ -85,6 +91,46 @@ static int migrate(const struct cfg *cfg)
 }
 #endif
 
+#ifndef SCEPTER_CONFIG_ONLY
+/* scepter ca init --out DIR [--cn NAME] [--bits N]: a new SCEP CA for scep_cas / scep_ca_*. */
+static int ca_command(int argc, char **argv)
+{
+    const char *out = NULL, *cn = "Scepter SCEP CA";
+    int64_t bits = 3072;
+    struct scepter_error err;
+
+    if (argc < 3 || strcmp(argv[2], "init") != 0) {
+        fputs("usage: scepter ca init --out DIR [--cn NAME] [--bits 2048..8192]\n", stderr);
+        return 2;
+    }
+    for (int i = 3; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--out") == 0) {
+            out = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--cn") == 0) {
+            cn = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--bits") == 0) {
+            if (str_to_i64(argv[++i], 2048, 8192, &bits) != 0) {
+                fprintf(stderr, "scepter ca init: --bits: a number from 2048 to 8192\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "scepter ca init: unknown or incomplete option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (out == NULL) {
+        fputs("scepter ca init: --out DIR is required\n", stderr);
+        return 2;
+    }
+    if (scep_ca_generate(out, cn, (int)bits, (int64_t)time(NULL), &err) != 0) {
+        fprintf(stderr, "scepter ca init: %s\n", err.msg);
+        return err.code == SCEPTER_ECONFLICT ? 4 : 1;
+    }
+    printf("created %s/ca.pem and %s/ca.key (%d-bit RSA, 10 years)\n", out, out, (int)bits);
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     struct scepter_error err;
@@ -96,6 +142,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+#ifndef SCEPTER_CONFIG_ONLY
+    if (argc > 1 && strcmp(argv[1], "ca") == 0)
+        return ca_command(argc, argv);
+#endif
     if (argc > 1 && (strcmp(argv[1], "config") == 0 || strcmp(argv[1], "migrate") == 0 ||
                      strcmp(argv[1], "healthcheck") == 0)) {
         cmd = argv[1];

@@ -10,6 +10,8 @@
 #   bench_sim_memory  the simulator's memory per idle device
 #   sim-scale      the simulator's scale mode against a real scepter, scepserver and APNs
 #                  test server (scripts/sim-scale.sh): enrollment by SCEP, a command to all
+#   scep           SCEP issuances/s, Scepter's /scep beside Debian's scepserver, RSA-2048 and
+#                  P-256 CSRs (scripts/bench-scep.sh; BENCH_SCEP_COUNT, 500)
 # then prints every figure beside its target and writes bench/results.json.  Each program runs
 # under `timeout`; the whole run is bounded (about 20 minutes on 2 cores).  Loopback only.
 #
@@ -44,7 +46,7 @@ STORE_ROUNDS=${BENCH_STORE_ROUNDS:-10}
 APNS_COUNT=${BENCH_APNS_COUNT:-100000}
 SIM_DEVICES=${BENCH_SIM_DEVICES:-100000}
 SIM_SCALE_DEVICES=${BENCH_SIM_SCALE_DEVICES:-10000}
-ONLY=${BENCH_ONLY:-mdm apns store profiles sim simscale}
+ONLY=${BENCH_ONLY:-mdm apns store profiles sim simscale scep}
 FIGS=$TMP/figures.tsv # bench, name, value, unit, target
 : >"$FIGS"
 FAILED=""
@@ -157,6 +159,15 @@ if wants simscale; then
             (.sim.latency.types | to_entries[] |
               "simscale\tsim \(.key) p99 (\(.value.count))\t\(.value.p99_us / 1000 | . * 10 | round / 10)\tms\t")
         ' "$TMP/sim-scale.json" >>"$FIGS"
+    fi
+fi
+
+if wants scep; then
+    BENCH_SCEP_OUT="$TMP/scep.json" run scep 600 "$SRC/scripts/bench-scep.sh" "$B"
+    if [ -s "$TMP/scep.json" ]; then
+        cp "$TMP/scep.json" "$OUT_DIR/scep.json"
+        jq -r '"scep\tSCEP issuances/s, \(.label), \(.key) CSRs (\(.ok)/\(.count) issued)\t\(.per_second)\t/s\t"' \
+            "$TMP/scep.json" >>"$FIGS"
     fi
 fi
 

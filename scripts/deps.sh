@@ -9,6 +9,8 @@ libinih-dev libsqlite3-dev libpq-dev libnghttp2-dev"
 RUN="$BUILD openssl"
 TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-certificates
 python3 python3-yaml clang-format clang-tidy git"
+# certmonger (its daemon and scep-submit) is a SCEP client of the built-in CA's tests.
+TEST="$TEST certmonger dbus-daemon"
 BENCH="$TEST curl jq"
 # The shared libraries the runtime image needs (docker/Dockerfile uses this list).
 RUNTIME="libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7

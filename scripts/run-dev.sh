@@ -2,9 +2,10 @@
 # make run: start scepter on the embedded SQLite store with development certificates.
 #   scripts/run-dev.sh [BUILD_DIR]
 # Everything lives under ./var/ (git-ignored): a development TLS CA and server certificate
-# for localhost, a device CA (with its key, so /mdm/enroll hands out PKCS#12 identities), a
-# profile-signing certificate, a bootstrap API key, and var/dev/scepter.conf.  Run it again
-# and the same files are reused.  Ctrl-C stops the server cleanly.
+# for localhost, Scepter's built-in SCEP CA (scepter ca init; the enrollment profile's
+# identity payload points at Scepter's own /scep, so devices make their private keys) and its
+# challenge, a profile-signing certificate, a bootstrap API key, and var/dev/scepter.conf.
+# Run it again and the same files are reused.  Ctrl-C stops the server cleanly.
 set -eu
 build=${1:-build}
 cd "$(dirname "$0")/.."
@@ -36,7 +37,14 @@ gen_leaf() { # name cn ca extensions...
 gen_ca tls-ca "Scepter development TLS CA"
 gen_leaf tls localhost tls-ca "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     "extendedKeyUsage=serverAuth" "keyUsage=critical,digitalSignature,keyEncipherment"
-gen_ca device-ca "Scepter development device CA"
+if [ ! -f "$dev/scep-ca/ca.pem" ]; then
+    "$build/mdm/scepter" ca init --out "$dev/scep-ca" --cn "Scepter development SCEP CA" >/dev/null
+    echo "run-dev: created $dev/scep-ca/ca.pem (Scepter development SCEP CA)"
+fi
+[ -f "$dev/scep_challenge" ] || {
+    openssl rand -hex 16 > "$dev/scep_challenge"
+    echo "run-dev: created $dev/scep_challenge"
+}
 gen_leaf signing "Scepter development profile signing" tls-ca \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=emailProtection,codeSigning"
 [ -f "$dev/api_key" ] || { openssl rand -hex 24 > "$dev/api_key"; echo "run-dev: created $dev/api_key"; }
@@ -51,8 +59,12 @@ store = sqlite:./var/scepter.db
 tls_cert_file = $dev/tls.pem
 tls_key_file = $dev/tls.key
 tls_ca_file = $dev/tls-ca.pem
-device_ca_file = $dev/device-ca.pem
-device_ca_key_file = $dev/device-ca.key
+; Devices enroll through Scepter's own SCEP CA (docs/scep-ca.md); the challenge comes from
+; $dev/scep_challenge (SCEPTER_SCEP_CHALLENGE_FILE, SCEPTER_ENROLL_SCEP_CHALLENGE_FILE).
+device_ca_file = $dev/scep-ca/ca.pem
+scep_ca_cert_file = $dev/scep-ca/ca.pem
+scep_ca_key_file = $dev/scep-ca/ca.key
+enroll_scep_url = https://localhost:8443/scep
 signing_cert_file = $dev/signing.pem
 signing_key_file = $dev/signing.key
 ; No APNs certificate in development: devices get commands when they check in.  Upload one
@@ -66,6 +78,7 @@ fi
 cat <<MSG
 run-dev: starting scepter on https://localhost:8443 (SQLite: var/scepter.db)
   enrollment profile:  https://localhost:8443/mdm/enroll
+  SCEP CA:             https://localhost:8443/scep ($dev/scep-ca/ca.pem)
   health:              curl -k https://localhost:8443/healthz
   operator CLI:        export SCEPTER_API_KEY=\$(cat $dev/api_key) SCEPTER_CA=$dev/tls-ca.pem
                        $build/mdm/scepterctl device list
@@ -73,5 +86,7 @@ run-dev: starting scepter on https://localhost:8443 (SQLite: var/scepter.db)
   WARNING: development mode: enroll_open = true, so anyone who reaches /mdm/enroll gets a
   device identity. In production set enroll_secret or enroll_tokens (see docs/security.md).
 MSG
-SCEPTER_API_KEY_FILE="$dev/api_key" exec "$build/mdm/scepter" --config "$dev/scepter.conf" \
+SCEPTER_SCEP_CHALLENGE_FILE="$dev/scep_challenge" \
+    SCEPTER_ENROLL_SCEP_CHALLENGE_FILE="$dev/scep_challenge" \
+    SCEPTER_API_KEY_FILE="$dev/api_key" exec "$build/mdm/scepter" --config "$dev/scepter.conf" \
     --enroll-open=true

@@ -751,6 +751,43 @@ int store_lease(struct store *s, const char *job, const char *holder, int64_t no
                 struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
+/* The built-in SCEP CA (store/scep.c): issued certificates and one-time challenges          */
+
+/* An issued certificate.  Strings are owned (store_scep_cert_clear). */
+struct store_scep_cert {
+    char *ca, *serial, *subject, *sans, *device_id, *cert_sha256, *kind, *renewed_from;
+    int64_t not_before, not_after, issued_at, revoked_at; /* revoked_at 0 = not revoked */
+};
+void store_scep_cert_clear(struct store_scep_cert *c);
+void store_scep_certs_free(struct store_scep_cert *v, size_t n);
+/*
+ * Record an issued certificate (c->device_id may be NULL).  With a one-time challenge, the
+ * challenge is consumed in the same transaction and its device recorded with the certificate
+ * (*device_id, when non-NULL, receives a copy): SCEPTER_EFORBIDDEN and nothing recorded when
+ * it is unknown, for another CA, expired or already used.  SCEPTER_ECONFLICT on a serial the
+ * CA already issued.
+ */
+int store_scep_cert_add(struct store *s, const struct store_scep_cert *c, const char *challenge,
+                        int64_t now, char **device_id, struct scepter_error *err) WUR;
+/* One certificate by CA and serial (canonical hex); SCEPTER_ENOTFOUND. */
+int store_scep_cert_get(struct store *s, const char *ca, const char *serial,
+                        struct store_scep_cert *out, struct scepter_error *err) WUR;
+/* Certificates of a CA, newest first: all, or only the revoked ones (for the CRL).  limit 0:
+ * every revoked one with revoked_only, else at most 10,000. */
+int store_scep_certs_list(struct store *s, const char *ca, bool revoked_only, size_t limit,
+                          struct store_scep_cert **out, size_t *n, struct scepter_error *err) WUR;
+/* Revoke: 0, 1 when it already was, SCEPTER_ENOTFOUND when the CA never issued it. */
+int store_scep_cert_revoke(struct store *s, const char *ca, const char *serial, int64_t now,
+                           struct scepter_error *err) WUR;
+
+/* A new one-time challenge of a CA for a device, valid until expires (> now): 32 hex digits
+ * into out.  Only its SHA-256 is stored. */
+#define STORE_SCEP_CHALLENGE_LEN 33
+int store_scep_challenge_create(struct store *s, const char *ca, const char *device_id,
+                                int64_t expires, int64_t now, char out[STORE_SCEP_CHALLENGE_LEN],
+                                struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
 /* Test hooks                                                                                */
 
 /* Make the nth store call from now on fail with SCEPTER_ESTORE (0 = off).  Tests only. */
