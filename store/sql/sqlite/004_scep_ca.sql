@@ -1,5 +1,5 @@
--- Scepter store, SQLite schema 3: the built-in SCEP certificate authority.
--- Keep in step with ../postgres/003_scep_ca.sql.
+-- Scepter store, SQLite schema 4: the built-in SCEP certificate authority.
+-- Keep in step with ../postgres/004_scep_ca.sql.
 
 -- Every certificate a built-in CA issued (never deleted: the CRL is built from it).
 CREATE TABLE scep_certs (
