@@ -44,7 +44,7 @@ static const struct scep_ca *mdm_scep_find_in(const struct mdm_scep_cas *s, cons
 
 static void cas_add(struct mdm_scep_cas *s, struct scep_ca *ca)
 {
-    s->ca = xreallocarray(s->ca, s->n + 1, sizeof(*s->ca));
+    s->ca = xreallocarray(s->ca, s->n + 1, sizeof(struct scep_ca *));
     s->ca[s->n++] = ca;
 }
 

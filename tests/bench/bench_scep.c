@@ -107,11 +107,11 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             usage();
-        if (strcmp(a, "--port") == 0 && str_to_i64(v, 1, 65535, &port) == 0)
-            ;
-        else if (strcmp(a, "--count") == 0 && str_to_i64(v, 1, 1000000, &count) == 0)
-            ;
-        else if (strcmp(a, "--path") == 0)
+        int64_t *num = strcmp(a, "--port") == 0 ? &port : strcmp(a, "--count") == 0 ? &count : NULL;
+        if (num != NULL) {
+            if (str_to_i64(v, 1, num == &port ? 65535 : 1000000, num) != 0)
+                usage();
+        } else if (strcmp(a, "--path") == 0)
             path = v;
         else if (strcmp(a, "--ca") == 0)
             ca_path = v;

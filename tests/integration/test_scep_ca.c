@@ -80,8 +80,8 @@ static int scepclient(struct fix *f, const char *path, const char *name, const c
 /* `openssl verify` of work/name/cert.pem against the CA (with a CRL file when crl != NULL). */
 static int verify(struct fix *f, const char *ca_pem, const char *name, const char *crl, char **out)
 {
-    return tu_sh(out, "cd %s && openssl verify -CAfile %s %s%s%s %s/cert.pem 2>&1", f->work, ca_pem,
-                 crl ? "-crl_check -CRLfile " : "", crl ? crl : "", crl ? "" : "", name);
+    return tu_sh(out, "cd %s && openssl verify -CAfile %s %s%s %s/cert.pem 2>&1", f->work, ca_pem,
+                 crl ? "-crl_check -CRLfile " : "", crl ? crl : "", name);
 }
 
 static json_t *certificates(struct fix *f, const char *ca)
