@@ -207,10 +207,12 @@ int store_scep_cert_get(struct store *s, const char *ca, const char *serial,
 }
 
 static const struct store_sql SQL_CERTS_LIST = {
-    "scep_certs_list",
+    "scep_certs_list", NULL,
+    /* Newest first; certificates of one second in the order they were issued. */
     "SELECT " CERT_COLS " FROM scep_certs WHERE ca = $1 AND ($2 = 0 OR revoked_at > 0)"
-    " ORDER BY issued_at DESC, serial LIMIT $3",
-    NULL, NULL};
+    " ORDER BY issued_at DESC, seq DESC LIMIT $3",
+    "SELECT " CERT_COLS " FROM scep_certs WHERE ca = $1 AND ($2 = 0 OR revoked_at > 0)"
+    " ORDER BY issued_at DESC, rowid DESC LIMIT $3"};
 
 int store_scep_certs_list(struct store *s, const char *ca, bool revoked_only, size_t limit,
                           struct store_scep_cert **out, size_t *n, struct scepter_error *err)

@@ -15,6 +15,7 @@ CREATE TABLE scep_certs (
     not_after   bigint NOT NULL,
     issued_at   bigint NOT NULL,
     revoked_at  bigint NOT NULL DEFAULT 0,  -- 0 = not revoked
+    seq         bigserial,                  -- issue order (ties of issued_at); SQLite: rowid
     PRIMARY KEY (ca, serial)
 );
 CREATE INDEX scep_certs_device ON scep_certs (device_id);
