@@ -24,8 +24,14 @@ die() { echo "container-engine: $*" >&2; exit 1; }
 
 [ "${1:-setup}" = setup ] || die "usage: $0 [setup]"
 
-# Rootful podman: the images live in root's storage, which the test (run as root) uses.
-[ "$(id -u)" -eq 0 ] || die "run as root (sudo $0): it installs packages and runs rootful podman"
+# Rootful podman: the images live in root's storage, which the test (run as root) uses.  A user
+# with sudo (make test as an ordinary user) runs it through sudo, as scripts/deps.sh does.
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        exec sudo -n --preserve-env=DEBIAN_MIRROR,SCEPTER_REBUILD_BASE "$0" "$@"
+    fi
+    die "run as root (sudo $0): it installs packages and runs rootful podman"
+fi
 SUDO=""
 
 # --- 1. packages ------------------------------------------------------------------------------

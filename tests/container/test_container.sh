@@ -28,6 +28,17 @@
 set -euo pipefail
 {
 
+# Rootful podman (scripts/container-engine.sh): an ordinary user with sudo runs this through
+# sudo; everything it creates lives in a temporary directory it removes.
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        exec sudo -n --preserve-env=SCEPTER_TEST_IMAGE,SCEPTER_MAX_IMAGE_MB,SCEPTER_TEST_TAG \
+            "$0" "$@"
+    fi
+    echo "container: needs root or passwordless sudo (rootful podman)" >&2
+    exit 1
+fi
+
 SRC=$(cd "${1:?usage: test_container.sh SRC_DIR BUILD_DIR}" && pwd)
 B=$(cd "${2:?usage: test_container.sh SRC_DIR BUILD_DIR}" && pwd)
 IMAGE=${SCEPTER_TEST_IMAGE:-localhost/scepter:ctest}
