@@ -91,18 +91,7 @@ json_t *api_time(int64_t t)
 
 char *api_query(const struct api_call *c, const char *name)
 {
-    struct evkeyvalq params;
-    char *v = NULL;
-
-    if (c->req->query == NULL)
-        return NULL;
-    if (evhttp_parse_query_str(c->req->query, &params) == 0) {
-        const char *s = evhttp_find_header(&params, name);
-        if (s)
-            v = xstrdup(s);
-    }
-    evhttp_clear_headers(&params);
-    return v;
+    return mdm_query_param(c->req->query, name);
 }
 
 bool api_need_body(struct api_call *c)

@@ -47,22 +47,6 @@ static bool secret_eq(const char *a, const char *b)
     return la == lb && CRYPTO_memcmp(a, b, la) == 0;
 }
 
-static char *query_param(const char *query, const char *name)
-{
-    struct evkeyvalq params;
-    char *v = NULL;
-
-    if (query == NULL)
-        return NULL;
-    if (evhttp_parse_query_str(query, &params) == 0) {
-        const char *s = evhttp_find_header(&params, name);
-        if (s)
-            v = xstrdup(s);
-    }
-    evhttp_clear_headers(&params);
-    return v;
-}
-
 static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 {
     X509V3_CTX ctx;
@@ -308,10 +292,11 @@ static bool enroll_admitted(struct mdm_ctx *ctx, const struct mdm_request *req, 
 
     if (!gated)
         return true;
-    if (!str_empty(cfg->enroll_secret) && (secret = query_param(req->query, "secret")) != NULL &&
+    if (!str_empty(cfg->enroll_secret) &&
+        (secret = mdm_query_param(req->query, "secret")) != NULL &&
         secret_eq(secret, cfg->enroll_secret)) {
         ok = true;
-    } else if (cfg->enroll_tokens && (token = query_param(req->query, "token")) != NULL) {
+    } else if (cfg->enroll_tokens && (token = mdm_query_param(req->query, "token")) != NULL) {
         unsigned char md[CRYPTO_SHA256_LEN];
         char hex[CRYPTO_SHA256_HEX_LEN];
         int rc;

@@ -99,6 +99,8 @@ void mdm_reply_unrecognized(struct mdm_reply *r, const char *why);
 void mdm_reply_plist(struct mdm_reply *r, const char *xml, size_t len);
 
 const char *mdm_header(const struct mdm_request *req, const char *name);
+/* The decoded value of one query parameter (caller frees), NULL when absent or malformed. */
+char *mdm_query_param(const char *query, const char *name);
 /* Does a Content-Type header name this media type (parameters ignored, any case)? */
 bool mdm_content_type_is(const char *have, const char *want);
 

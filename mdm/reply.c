@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
 #include "common/str.h"
 #include "common/xmalloc.h"
 #include "mdm/mdm_int.h"
@@ -85,4 +88,20 @@ void mdm_reply_plist(struct mdm_reply *r, const char *xml, size_t len)
 const char *mdm_header(const struct mdm_request *req, const char *name)
 {
     return req->header ? req->header(req->header_arg, name) : NULL;
+}
+
+char *mdm_query_param(const char *query, const char *name)
+{
+    struct evkeyvalq params;
+    char *v = NULL;
+
+    if (query == NULL)
+        return NULL;
+    if (evhttp_parse_query_str(query, &params) == 0) {
+        const char *s = evhttp_find_header(&params, name);
+        if (s)
+            v = xstrdup(s);
+    }
+    evhttp_clear_headers(&params);
+    return v;
 }

@@ -202,22 +202,6 @@ const struct scep_ca *mdm_scep_find(const struct mdm_conf *c, const char *name)
 /* ---------------------------------------------------------------------------------------- */
 /* /scep                                                                                     */
 
-static char *query_get(const char *query, const char *name)
-{
-    struct evkeyvalq params;
-    char *v = NULL;
-
-    if (query == NULL)
-        return NULL;
-    if (evhttp_parse_query_str(query, &params) == 0) {
-        const char *s = evhttp_find_header(&params, name);
-        if (s)
-            v = xstrdup(s);
-    }
-    evhttp_clear_headers(&params);
-    return v;
-}
-
 static void reply_der(struct mdm_reply *reply, const char *ctype, unsigned char *der, size_t len)
 {
     reply->status = 200;
@@ -279,7 +263,7 @@ static int message_bytes(const struct mdm_request *req, unsigned char **out, siz
         *len = req->body_len;
         return 0;
     }
-    char *msg = query_get(req->query, "message");
+    char *msg = mdm_query_param(req->query, "message");
     if (msg == NULL || *msg == '\0') {
         free(msg);
         mdm_reply_error(reply, 400, "scep: message: missing (base64 of the DER message)");
@@ -456,7 +440,7 @@ void mdm_scep_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t
         mdm_reply_error(reply, 405, "scep: GET or POST");
         return;
     }
-    op = query_get(req->query, "operation");
+    op = mdm_query_param(req->query, "operation");
     if (op == NULL) {
         mdm_reply_error(reply, 400,
                         "scep: operation: missing (GetCACaps, GetCACert or PKIOperation)");
