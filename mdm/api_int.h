@@ -19,13 +19,16 @@ struct api_call {
     json_t *body; /* parsed JSON body, or NULL */
 };
 
-/* A /v1 route: a pattern such as "/v1/devices/{udid}" and the methods it answers. */
+/*
+ * A /v1 route: a pattern such as "/v1/devices/{udid}" ("{x}" is one path segment, read from
+ * seg[]), one method, and its handler.
+ */
 struct api_route {
     const char *pattern;
-    unsigned methods; /* bit (1 << enum mdm_method) per method */
+    enum mdm_method method;
     void (*fn)(struct api_call *c);
 };
-/* Every route (docs/openapi.yaml describes exactly these). */
+/* Every route, one row per pattern and method (docs/openapi.yaml describes exactly these). */
 const struct api_route *mdm_api_routes(size_t *n);
 
 /* /v1 entry point (mdm/api.c). */
@@ -41,25 +44,58 @@ void api_reply_scepter_error(struct api_call *c, const struct scepter_error *err
 json_t *api_time(int64_t t);
 /* A query parameter (caller frees) or NULL. */
 char *api_query(const struct api_call *c, const char *name);
+/* A true/false query parameter into *out (unchanged when absent); false with a 400 reply. */
+bool api_query_bool(struct api_call *c, const char *name, bool *out);
+/* A JSON string, or null for NULL. */
+json_t *api_opt_str(const char *s);
+/* Free an array of n strings. */
+void api_ids_free(char **ids, size_t n);
 /* The body must be a JSON object: sets an error reply and returns false otherwise. */
 bool api_need_body(struct api_call *c);
 /* Read a JSON array of strings ("devices") into a new array of borrowed pointers. */
 int api_string_array(json_t *obj, const char *key, bool required, const char ***out, size_t *n,
                      struct scepter_error *err) WUR;
 
-/* Security routes (mdm/api_security.c). */
-void api_device_remove(struct api_call *c, const char *udid);
-void api_device_reenroll(struct api_call *c, const char *udid);
-void api_cert_revoke(struct api_call *c, const char *sha256);
+/* Route handlers, by resource (each file's header comment lists its routes). */
+/* mdm/api_devices.c */
+void api_devices_list(struct api_call *c);
+void api_device_show(struct api_call *c);
+/* mdm/api_commands.c */
+void api_device_commands_list(struct api_call *c);
+void api_device_command_enqueue(struct api_call *c);
+void api_device_commands_clear(struct api_call *c);
+void api_device_command_show(struct api_call *c);
+void api_device_command_cancel(struct api_call *c);
+void api_commands_enqueue(struct api_call *c);
+void api_push(struct api_call *c);
+/* mdm/api_groups.c */
+void api_groups_list(struct api_call *c);
+void api_group_create(struct api_call *c);
+void api_group_show(struct api_call *c);
+void api_group_rename(struct api_call *c);
+void api_group_delete(struct api_call *c);
+void api_group_members_add(struct api_call *c);
+void api_group_members_remove(struct api_call *c);
+/* mdm/api_settings.c */
+void api_pushcert_show(struct api_call *c);
+void api_pushcert_put(struct api_call *c);
+void api_apikeys_list(struct api_call *c);
+void api_apikey_create(struct api_call *c);
+void api_apikey_delete(struct api_call *c);
+/* mdm/api_security.c */
+void api_device_remove(struct api_call *c);
+void api_device_reenroll(struct api_call *c);
+void api_cert_revoke(struct api_call *c);
 void api_revocations(struct api_call *c);
-void api_enroll_tokens(struct api_call *c);
-void api_enroll_token(struct api_call *c, const char *id_text);
+void api_enroll_tokens_list(struct api_call *c);
+void api_enroll_token_create(struct api_call *c);
+void api_enroll_token_delete(struct api_call *c);
 void api_events(struct api_call *c);
-
-/* Webhook dead letters (mdm/api_webhook.c): /v1/webhooks/dead-letters[/retry|/{id}[/retry]]. */
+/* mdm/api_webhook.c */
 void api_webhook_dead_list(struct api_call *c);
 void api_webhook_dead_retry_all(struct api_call *c);
-void api_webhook_dead_one(struct api_call *c, const char *id_text);
+void api_webhook_dead_delete(struct api_call *c);
+void api_webhook_dead_retry(struct api_call *c);
 
 /* Policies (mdm/policy.c): /v1/policies[/{id}[/status]]. */
 void api_policies(struct api_call *c);

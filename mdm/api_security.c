@@ -50,8 +50,9 @@ static int json_duration(json_t *body, const char *key, int64_t def, int64_t *ou
                        "%s: want a duration such as \"1h\", \"7d\" or a number of seconds", key);
 }
 
-void api_device_remove(struct api_call *c, const char *udid)
+void api_device_remove(struct api_call *c)
 {
+    const char *udid = c->seg[1];
     struct store_removal rm;
     struct scepter_error err;
     char n1[24], n2[24];
@@ -76,8 +77,9 @@ void api_device_remove(struct api_call *c, const char *udid)
                              "commands_cancelled", (json_int_t)rm.cancelled));
 }
 
-void api_device_reenroll(struct api_call *c, const char *udid)
+void api_device_reenroll(struct api_call *c)
 {
+    const char *udid = c->seg[1];
     static const char *const keys[] = {"for", NULL};
     struct scepter_error err;
     int64_t secs;
@@ -100,8 +102,9 @@ void api_device_reenroll(struct api_call *c, const char *udid)
                    json_pack("{s:s,s:o}", "udid", udid, "reenroll_until", api_time(c->now + secs)));
 }
 
-void api_cert_revoke(struct api_call *c, const char *sha256)
+void api_cert_revoke(struct api_call *c)
 {
+    const char *sha256 = c->seg[1];
     static const char *const keys[] = {"reason", NULL};
     const char *note = NULL;
     struct scepter_error err;
@@ -184,7 +187,7 @@ static json_t *token_json(const struct store_enroll_token *t)
                      api_time(t->last_used));
 }
 
-static void token_create(struct api_call *c)
+void api_enroll_token_create(struct api_call *c)
 {
     static const char *const keys[] = {"uses", "expires_in", "note", NULL};
     const char *note = NULL;
@@ -241,17 +244,13 @@ static void token_create(struct api_call *c)
     api_reply_json(c, 201, j);
 }
 
-void api_enroll_tokens(struct api_call *c)
+void api_enroll_tokens_list(struct api_call *c)
 {
     struct store_enroll_token *t = NULL;
     struct scepter_error err;
     size_t n = 0;
     json_t *arr;
 
-    if (c->req->method == MDM_POST) {
-        token_create(c);
-        return;
-    }
     if (store_enroll_token_list(c->ctx->store, &t, &n, &err) != 0) {
         api_reply_scepter_error(c, &err);
         return;
@@ -265,8 +264,9 @@ void api_enroll_tokens(struct api_call *c)
         json_pack("{s:o,s:b}", "enrollment_tokens", arr, "accepted", c->ctx->cfg->enroll_tokens));
 }
 
-void api_enroll_token(struct api_call *c, const char *id_text)
+void api_enroll_token_delete(struct api_call *c)
 {
+    const char *id_text = c->seg[1];
     struct scepter_error err;
     int64_t id;
 

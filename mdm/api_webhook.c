@@ -82,17 +82,22 @@ static bool dead_id(struct api_call *c, const char *text, int64_t *id)
     return true;
 }
 
-void api_webhook_dead_one(struct api_call *c, const char *id_text)
+void api_webhook_dead_retry(struct api_call *c)
 {
+    int64_t id;
+
+    if (dead_id(c, c->seg[2], &id))
+        retry(c, id);
+}
+
+void api_webhook_dead_delete(struct api_call *c)
+{
+    const char *id_text = c->seg[2];
     struct scepter_error err;
     int64_t id;
 
     if (!dead_id(c, id_text, &id))
         return;
-    if (c->req->method == MDM_POST) {
-        retry(c, id);
-        return;
-    }
     if (store_outbox_dead_delete(c->ctx->store, "webhook", id, &err) != 0) {
         api_reply_scepter_error(c, &err);
         return;

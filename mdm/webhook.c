@@ -38,6 +38,7 @@
 #include "common/plistx.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
+#include "mdm/api_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/server_int.h"
 #include "mdm/webhook_int.h"

@@ -22,7 +22,4 @@ void mdm_webhook_event(struct mdm_ctx *ctx, const char *topic, json_t *event, in
 /* Start the delivery job. */
 void mdm_webhook_start(struct mdm_runtime *rt);
 
-/* JSON time (mdm/api.c). */
-json_t *api_time(int64_t t);
-
 #endif

@@ -53,19 +53,37 @@ Test(openapi, documents_every_route_and_method_and_nothing_else)
                 break;
         }
     }
-    cr_assert_eq(nseen, nroutes, "openapi.yaml has %zu paths, the server %zu routes", nseen,
-                 nroutes);
+    /* The route table: one row per pattern and method, folded into pattern -> methods. */
+    struct {
+        const char *pattern;
+        unsigned methods;
+    } served[64];
+    size_t nserved = 0;
     for (size_t r = 0; r < nroutes; r++) {
+        size_t i = 0;
+        while (i < nserved && strcmp(served[i].pattern, routes[r].pattern) != 0)
+            i++;
+        if (i == nserved) {
+            cr_assert_lt(nserved, 64);
+            served[nserved].pattern = routes[r].pattern;
+            served[nserved++].methods = 0;
+        }
+        cr_assert_eq(served[i].methods & (1u << routes[r].method), 0, "%s: two rows for one method",
+                     routes[r].pattern);
+        served[i].methods |= 1u << routes[r].method;
+    }
+    cr_assert_eq(nseen, nserved, "openapi.yaml has %zu paths, the server %zu", nseen, nserved);
+    for (size_t r = 0; r < nserved; r++) {
         bool found = false;
         for (size_t i = 0; i < nseen; i++) {
-            if (strcmp(seen[i].pattern, routes[r].pattern) != 0)
+            if (strcmp(seen[i].pattern, served[r].pattern) != 0)
                 continue;
             found = true;
-            cr_assert_eq(seen[i].methods, routes[r].methods,
+            cr_assert_eq(seen[i].methods, served[r].methods,
                          "%s: methods differ between openapi.yaml (%#x) and the server (%#x)",
-                         routes[r].pattern, seen[i].methods, routes[r].methods);
+                         served[r].pattern, seen[i].methods, served[r].methods);
         }
-        cr_assert(found, "%s is served but not documented in docs/openapi.yaml", routes[r].pattern);
+        cr_assert(found, "%s is served but not documented in docs/openapi.yaml", served[r].pattern);
     }
     free(doc);
     free(path);
