@@ -81,12 +81,12 @@ static int64_t parse_time(const char *s)
 void api_devices_list(struct api_call *c)
 {
     static const char *const names[] = {"platform", "enrolled", "seen_after", "seen_before",
-                                        "group",    "limit",    "offset"};
+                                        "group",    "limit",    "offset",     "q"};
     struct store_device_filter f = {.enrolled = -1};
-    char *v[7] = {NULL};
+    char *v[8] = {NULL};
     struct store_device *devs = NULL;
     struct scepter_error err;
-    size_t n = 0;
+    size_t n = 0, total = 0;
     int64_t num;
     bool b;
 
@@ -137,6 +137,8 @@ void api_devices_list(struct api_call *c)
         }
         f.offset = (size_t)num;
     }
+    f.q = v[7] && *v[7] ? v[7] : NULL;
+    f.total = &total;
     if (store_device_list(c->ctx->store, &f, &devs, &n, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;
@@ -144,7 +146,9 @@ void api_devices_list(struct api_call *c)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, device_json(&devs[i]));
-    api_reply_json(c, 200, json_pack("{s:o,s:I}", "devices", arr, "count", (json_int_t)n));
+    api_reply_json(c, 200,
+                   json_pack("{s:o,s:I,s:I}", "devices", arr, "count", (json_int_t)n, "total",
+                             (json_int_t)total));
     store_devices_free(devs, n);
 out:
     for (size_t i = 0; i < ARRAY_LEN(names); i++)

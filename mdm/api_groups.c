@@ -54,8 +54,15 @@ void api_groups_list(struct api_call *c)
         return;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, group_json(&g[i]));
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = group_json(&g[i]), *mix = json_object();
+        for (int p = 0; p < STORE_PLATFORM_COUNT; p++)
+            if (g[i].by_platform[p] > 0)
+                json_object_set_new(mix, store_platform_name((enum store_platform)p),
+                                    json_integer((json_int_t)g[i].by_platform[p]));
+        json_object_set_new(j, "platforms", mix);
+        json_array_append_new(arr, j);
+    }
     store_groups_free(g, n);
     api_reply_json(c, 200, json_pack("{s:o}", "device_groups", arr));
 }

@@ -880,8 +880,44 @@ static const struct store_sql SQL_DEVICE_LIST = {
     " AND ($4 = 0 OR coalesce(e.last_seen, 0) < $4)"
     " AND ($5 IS NULL OR d.id IN (SELECT m.device_id FROM group_members m"
     "  JOIN device_groups g ON g.id = m.group_id WHERE g.name = $5))"
+    " AND ($8 IS NULL OR lower(d.id) LIKE $8 ESCAPE '!'"
+    "  OR lower(coalesce(d.serial_number, '')) LIKE $8 ESCAPE '!'"
+    "  OR lower(coalesce(d.device_name, '')) LIKE $8 ESCAPE '!')"
     " ORDER BY d.id LIMIT $6 OFFSET $7",
     NULL, NULL};
+
+static const struct store_sql SQL_DEVICE_COUNT = {
+    "device_count",
+    "SELECT count(*) FROM devices d LEFT JOIN enrollments e ON e.id = d.id"
+    " WHERE ($1 IS NULL OR d.platform = $1)"
+    " AND ($2 < 0 OR coalesce(e.enabled, false) = ($2 = 1))"
+    " AND ($3 = 0 OR coalesce(e.last_seen, 0) >= $3)"
+    " AND ($4 = 0 OR coalesce(e.last_seen, 0) < $4)"
+    " AND ($5 IS NULL OR d.id IN (SELECT m.device_id FROM group_members m"
+    "  JOIN device_groups g ON g.id = m.group_id WHERE g.name = $5))"
+    " AND ($6 IS NULL OR lower(d.id) LIKE $6 ESCAPE '!'"
+    "  OR lower(coalesce(d.serial_number, '')) LIKE $6 ESCAPE '!'"
+    "  OR lower(coalesce(d.device_name, '')) LIKE $6 ESCAPE '!')",
+    NULL, NULL};
+
+/* "%q%" in lower case with LIKE's wildcards escaped by '!', or NULL for no q. */
+static char *like_pattern(const char *q)
+{
+    char *out, *o;
+
+    if (q == NULL)
+        return NULL;
+    o = out = xmalloc(2 * strlen(q) + 3);
+    *o++ = '%';
+    for (const char *p = q; *p; p++) {
+        if (*p == '%' || *p == '_' || *p == '!')
+            *o++ = '!';
+        *o++ = (char)tolower((unsigned char)*p);
+    }
+    *o++ = '%';
+    *o = '\0';
+    return out;
+}
 
 static int device_list(struct store *s, const struct store_device_filter *f,
                        struct store_device **out, size_t *n, struct scepter_error *err)
@@ -889,6 +925,9 @@ static int device_list(struct store *s, const struct store_device_filter *f,
     struct store_device *devs = NULL;
     size_t count = 0, cap = 0;
     struct dbres r = {0};
+    char *like = like_pattern(f->q);
+    const char *platform =
+        f->platform == STORE_PLATFORM_UNKNOWN ? NULL : store_platform_name(f->platform);
     int rc;
 
     if (f->group) {
@@ -901,13 +940,21 @@ static int device_list(struct store *s, const struct store_device_filter *f,
         if (rc < 0)
             goto out;
     }
+    if (f->total) {
+        struct dbv p[] = {P_TEXT(platform),     P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
+                          P_INT(f->seen_after), P_INT(f->seen_before),
+                          P_TEXT(f->group),     P_TEXT(like)};
+        if ((rc = db_query(s, &SQL_DEVICE_COUNT, p, ARRAY_LEN(p), &r, err)) != 0 ||
+            (rc = db_next(&r, err)) < 0)
+            goto out;
+        *f->total = rc == 1 ? (size_t)db_int(&r, 0) : 0;
+        db_res_clear(&r);
+    }
     {
-        const char *platform =
-            f->platform == STORE_PLATFORM_UNKNOWN ? NULL : store_platform_name(f->platform);
         struct dbv p[] = {P_TEXT(platform),     P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
                           P_INT(f->seen_after), P_INT(f->seen_before),
                           P_TEXT(f->group),     P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
-                          P_INT(f->offset)};
+                          P_INT(f->offset),     P_TEXT(like)};
         if ((rc = db_query(s, &SQL_DEVICE_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }
@@ -925,6 +972,7 @@ static int device_list(struct store *s, const struct store_device_filter *f,
     rc = fill_groups(s, devs, count, err);
 out:
     db_res_clear(&r);
+    free(like);
     if (rc != 0) {
         store_devices_free(devs, count);
         return rc;
@@ -943,6 +991,8 @@ int store_device_list(struct store *s, const struct store_device_filter *f,
     *n = 0;
     if (f->limit > INT64_MAX || f->offset > INT64_MAX)
         return scepter_err(err, SCEPTER_EINVAL, "limit", "limit: out of range");
+    if (f->q && (rc = store_check_str(f->q, LIMIT_DEVICE_ID, "q", err)) != 0)
+        return rc;
     STORE_CALL(s, rc, err)
     rc = device_list(s, f, out, n, err);
     return rc;

@@ -158,6 +158,32 @@ static void read_group(const struct dbres *r, struct store_group *g)
     g->created = db_int(r, 3);
 }
 
+static const struct store_sql SQL_GROUP_PLATFORMS = {
+    "group_platforms",
+    "SELECT m.group_id, d.platform, count(*) FROM group_members m"
+    " JOIN devices d ON d.id = m.device_id GROUP BY m.group_id, d.platform",
+    NULL, NULL};
+
+/* Members per platform of each group in g (ordered by name, so looked up by id). */
+static int group_platforms(struct store *s, struct store_group *g, size_t n,
+                           struct scepter_error *err)
+{
+    struct dbres r;
+    int rc;
+
+    if ((rc = db_query(s, &SQL_GROUP_PLATFORMS, NULL, 0, &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        int64_t id = db_int(&r, 0);
+        enum store_platform p = store_platform_parse(db_text(&r, 1));
+        for (size_t i = 0; i < n; i++)
+            if (g[i].id == id)
+                g[i].by_platform[p] += (size_t)db_int(&r, 2);
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
 static int group_list(struct store *s, struct store_group **out, size_t *n,
                       struct scepter_error *err)
 {
@@ -173,9 +199,12 @@ static int group_list(struct store *s, struct store_group **out, size_t *n,
             cap = cap ? cap * 2 : 16;
             g = xreallocarray(g, cap, sizeof(*g));
         }
+        memset(&g[count], 0, sizeof(*g));
         read_group(&r, &g[count++]);
     }
     db_res_clear(&r);
+    if (rc == 0)
+        rc = group_platforms(s, g, count, err);
     if (rc < 0) {
         store_groups_free(g, count);
         return rc;

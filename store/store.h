@@ -67,6 +67,7 @@ enum store_platform {
     STORE_PLATFORM_TVOS,
     STORE_PLATFORM_WATCHOS,
     STORE_PLATFORM_VISIONOS,
+    STORE_PLATFORM_COUNT
 };
 /* "unknown", "macos", "ios", "ipados", "tvos", "watchos", "visionos". */
 const char *store_platform_name(enum store_platform p);
@@ -239,8 +240,10 @@ struct store_device_filter {
     int64_t seen_after;           /* last_seen >= this; 0 = no bound */
     int64_t seen_before;          /* last_seen < this; 0 = no bound */
     const char *group;            /* NULL = any */
+    const char *q;                /* UDID, serial number or name containing this; NULL = any */
     size_t limit;                 /* 0 = no limit */
     size_t offset;
+    size_t *total;                /* out, when not NULL: devices matching, before limit/offset */
 };
 /* Devices ordered by id. */
 int store_device_list(struct store *s, const struct store_device_filter *f,
@@ -537,6 +540,7 @@ struct store_group {
     int64_t id;
     char *name;
     size_t members;
+    size_t by_platform[STORE_PLATFORM_COUNT]; /* members per platform (store_group_list) */
     int64_t created;
 };
 void store_groups_free(struct store_group *g, size_t n);

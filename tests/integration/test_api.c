@@ -422,6 +422,31 @@ Test(api, groups_commands_push_and_api_keys)
     cr_assert_eq(h_api(&S, "GET", "/v1/devices?platform=android", NULL, &j), 400);
     cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "platform");
     json_decref(j);
+    /* search by UDID, serial or name (case-insensitive); total counts past the page */
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices?q=ipad-&limit=1", NULL, &j), 200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "count")), 1);
+    cr_assert_geq(json_integer_value(json_object_get(j, "total")), 1);
+    cr_assert_str_eq(json_string_value(
+                         json_object_get(json_array_get(json_object_get(j, "devices"), 0), "udid")),
+                     "IPAD-1");
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices?q=no-such-device", NULL, &j), 200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "total")), 0);
+    json_decref(j);
+    /* the group list says which platforms the members run */
+    cr_assert_eq(h_api(&S, "GET", "/v1/device-groups", NULL, &j), 200);
+    {
+        json_t *g = json_array_get(json_object_get(j, "device_groups"), 0), *mix;
+        cr_assert_str_eq(json_string_value(json_object_get(g, "name")), "Lab");
+        mix = json_object_get(g, "platforms");
+        cr_assert_eq(json_integer_value(json_object_get(mix, "ipados")), 1);
+        size_t sum = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(mix, k, v) sum += (size_t)json_integer_value(v);
+        cr_assert_eq(sum, (size_t)json_integer_value(json_object_get(g, "members")));
+    }
+    json_decref(j);
 
     /* one command to a group and a device */
     cr_assert_eq(h_api(&S, "POST", "/v1/commands",

@@ -400,5 +400,36 @@ Test(checkin, device_list_filters_and_pages)
     cr_assert_str_eq(d[0].id, "M1");
     cr_assert_str_eq(d[1].id, "M2");
     store_devices_free(d, n);
+
+    /* q: a case-insensitive substring of the UDID, serial number or name; total before paging;
+     * LIKE's wildcards in q are literal. */
+    size_t total = 0;
+    struct store_device_filter q = {.enrolled = -1, .q = "m", .total = &total};
+    cr_assert_eq(store_device_list(s, &q, &d, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(total, 2);
+    store_devices_free(d, n);
+    q.q = "1";
+    q.limit = 1;
+    cr_assert_eq(store_device_list(s, &q, &d, &n, &err), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(total, 3, "I1, M1, P1 match; one is on the page");
+    store_devices_free(d, n);
+    q.q = "%";
+    q.limit = 0;
+    cr_assert_eq(store_device_list(s, &q, &d, &n, &err), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(total, 0);
+    store_devices_free(d, n);
+
+    /* the group list counts members per platform */
+    struct store_group *gl;
+    size_t ng;
+    cr_assert_eq(store_group_list(s, &gl, &ng, &err), 0, "%s", err.msg);
+    cr_assert_eq(ng, 1);
+    cr_assert_eq(gl[0].members, 1);
+    cr_assert_eq(gl[0].by_platform[STORE_PLATFORM_MACOS], 1);
+    cr_assert_eq(gl[0].by_platform[STORE_PLATFORM_IOS], 0);
+    store_groups_free(gl, ng);
     store_close(s);
 }
