@@ -10,10 +10,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/str.h"
 #include "common/xmalloc.h"
 
 #define STORE_MAX_TRIES 12
@@ -172,6 +174,79 @@ int db_exec(struct store *s, const struct store_sql *q, const struct dbv *params
     return rc;
 }
 
+/* Column c's value in row i, as a scalar parameter. */
+static struct dbv row_value(const struct dbv *c, size_t i)
+{
+    switch (c->type) {
+    case DBV_TEXTS:
+        return P_TEXT(c->ss[i]);
+    case DBV_INTS:
+        return P_INT(c->is[i]);
+    default:
+        return P_BLOB(c->bs[i], c->blens[i]);
+    }
+}
+
+/* Column c's rows [start, start + m), as an array parameter. */
+static struct dbv column_slice(const struct dbv *c, size_t start, size_t m)
+{
+    struct dbv v = *c;
+
+    v.len = m;
+    if (c->type == DBV_TEXTS)
+        v.ss = c->ss + start;
+    else if (c->type == DBV_INTS)
+        v.is = c->is + start;
+    else {
+        v.bs = c->bs + start;
+        v.blens = c->blens + start;
+    }
+    return v;
+}
+
+/* Blob bytes of row i (all blob columns). */
+static size_t row_bytes(const struct dbv *cols, size_t ncols, size_t i)
+{
+    size_t bytes = 0;
+
+    for (size_t c = 0; c < ncols; c++)
+        if (cols[c].type == DBV_BLOBS)
+            bytes += cols[c].blens[i];
+    return bytes;
+}
+
+int db_exec_rows(struct store *s, const struct store_sql *q, const struct dbv *cols, size_t ncols,
+                 size_t nrows, const struct dbv *scalars, size_t nscalars, int64_t *changes,
+                 struct scepter_error *err)
+{
+    struct dbv *p = xcalloc(ncols + nscalars, sizeof(*p));
+    size_t start, end, bytes;
+    int64_t ch;
+    int rc = 0;
+
+    *changes = 0;
+    memcpy(p + ncols, scalars, nscalars * sizeof(*p));
+    for (start = 0; start < nrows && rc == 0; start = end) {
+        if (s->pg) {
+            for (end = start, bytes = 0; end < nrows && end - start < DB_ROWS_CHUNK &&
+                                         (end == start || bytes < DB_ROWS_CHUNK_BYTES);
+                 end++)
+                bytes += row_bytes(cols, ncols, end);
+            for (size_t c = 0; c < ncols; c++)
+                p[c] = column_slice(&cols[c], start, end - start);
+        } else {
+            end = start + 1;
+            for (size_t c = 0; c < ncols; c++)
+                p[c] = row_value(&cols[c], start);
+        }
+        ch = 0;
+        if ((rc = db_exec(s, q, p, ncols + nscalars, &ch, err)) == 0)
+            *changes += ch;
+    }
+    free(p);
+    return rc;
+}
+
 int db_next(struct dbres *r, struct scepter_error *err)
 {
     if (r->h == NULL)
@@ -229,6 +304,62 @@ unsigned char *db_blobdup(const struct dbres *r, int col, size_t *len)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Transactions and the call wrapper                                                         */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Migrations                                                                                */
+
+static const struct store_sql SQL_SCHEMA_CURRENT = {
+    "schema_version", "SELECT coalesce(max(version), 0) FROM schema_version", NULL, NULL};
+static const struct store_sql SQL_SCHEMA_RECORD = {
+    "schema_version_record",
+    "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)", NULL, NULL};
+
+int db_migrate(struct store *s, const struct store_migration *m, size_t n,
+               struct scepter_error *err)
+{
+    struct dbres r;
+    int64_t current = 0;
+    int rc;
+
+    if ((rc = s->ops->script(s, s->ops->schema_lock, err)) != 0)
+        return rc;
+    rc = s->ops->script(s,
+                        "CREATE TABLE IF NOT EXISTS schema_version ("
+                        " version integer PRIMARY KEY, name text NOT NULL,"
+                        " applied_at bigint NOT NULL)",
+                        err);
+    if (rc == 0 && (rc = db_query(s, &SQL_SCHEMA_CURRENT, NULL, 0, &r, err)) == 0) {
+        if ((rc = db_next(&r, err)) == 1) {
+            current = db_int(&r, 0);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = scepter_err(err, SCEPTER_ESTORE, "store", "store: schema_version returned no row");
+        }
+        db_res_clear(&r);
+    }
+    if (rc == 0 && current > (int64_t)n)
+        rc = scepter_err(err, SCEPTER_EVERSION, "store",
+                         "store: the database schema is version %lld, newer than this "
+                         "scepter (%zu): upgrade scepter",
+                         (long long)current, n);
+    for (size_t i = current > 0 ? (size_t)current : 0; rc == 0 && i < n; i++) {
+        struct dbv p[] = {P_INT(m[i].version), P_TEXT(m[i].name), P_INT((int64_t)time(NULL))};
+        log_info("store: applying %s migration %03d_%s", s->ops->name, m[i].version, m[i].name);
+        if ((rc = s->ops->script(s, m[i].sql, err)) != 0) {
+            char msg[sizeof(err->msg)];
+            str_copy(msg, sizeof(msg), err->msg);
+            rc = scepter_err(err, SCEPTER_ESTORE, "store", "store: %s migration %03d_%s failed: %s",
+                             s->ops->name, m[i].version, m[i].name, msg);
+            break;
+        }
+        rc = db_exec(s, &SQL_SCHEMA_RECORD, p, ARRAY_LEN(p), NULL, err);
+    }
+    if (rc == 0)
+        rc = s->ops->script(s, "COMMIT", err);
+    if (rc != 0 && !s->broken)
+        s->ops->rollback(s);
+    return rc;
+}
 
 int db_begin(struct store *s, struct scepter_error *err)
 {

@@ -383,89 +383,6 @@ static void pg_rollback(struct store *s)
     PQclear(PQexec(conn_of(s), "ROLLBACK"));
 }
 
-/* One-row, one-column integer query without parameters. */
-static int query_int(struct store *s, const char *sql, int64_t *out, struct scepter_error *err)
-{
-    PGresult *res = PQexecParams(conn_of(s), sql, 0, NULL, NULL, NULL, NULL, 0);
-    int rc = 0;
-
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-        rc = pg_err(s, res, "migrate", err);
-    else if (str_to_i64(PQgetvalue(res, 0, 0), INT64_MIN, INT64_MAX, out) != 0)
-        rc = scepter_err(err, SCEPTER_ESTORE, NULL, "store: bad schema version '%s'",
-                         PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return rc;
-}
-
-static int pg_migrate(struct store *s, const struct store_migration *m, size_t n,
-                      struct scepter_error *err)
-{
-    int64_t current = 0, dummy;
-    PGresult *res = NULL;
-    char version[16];
-    const char *vals[2];
-    size_t i;
-    int rc;
-
-    if ((rc = pg_script(s, "BEGIN", err)) != 0)
-        return rc;
-    /* Serialize concurrent first opens: the second waits, then finds the work done. */
-    rc = query_int(s,
-                   "SELECT 0 FROM pg_advisory_xact_lock(hashtext('scepter-migrate:' || "
-                   "coalesce(current_schema(), '')))",
-                   &dummy, err);
-    if (rc != 0)
-        goto out;
-    rc = pg_script(s,
-                   "CREATE TABLE IF NOT EXISTS schema_version ("
-                   " version integer PRIMARY KEY, name text NOT NULL,"
-                   " applied_at bigint NOT NULL)",
-                   err);
-    if (rc != 0)
-        goto out;
-    if ((rc = query_int(s, "SELECT coalesce(max(version), 0) FROM schema_version", &current,
-                        err)) != 0)
-        goto out;
-    if (current > (int64_t)n) {
-        rc = scepter_err(err, SCEPTER_EVERSION, "store",
-                         "store: the database schema is version %lld, newer than this "
-                         "scepter (%zu): upgrade scepter",
-                         (long long)current, n);
-        goto out;
-    }
-    for (i = (size_t)current; i < n; i++) {
-        log_info("store: applying postgres migration %03d_%s", m[i].version, m[i].name);
-        res = PQexec(conn_of(s), m[i].sql);
-        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-            char what[96];
-            snprintf(what, sizeof(what), "migration %03d_%s", m[i].version, m[i].name);
-            rc = pg_err(s, res, what, err);
-            goto out;
-        }
-        PQclear(res);
-        snprintf(version, sizeof(version), "%d", m[i].version);
-        vals[0] = version;
-        vals[1] = m[i].name;
-        res = PQexecParams(conn_of(s),
-                           "INSERT INTO schema_version (version, name, applied_at) "
-                           "VALUES ($1, $2, extract(epoch FROM now())::bigint)",
-                           2, NULL, vals, NULL, NULL, 0);
-        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-            rc = pg_err(s, res, "schema_version", err);
-            goto out;
-        }
-        PQclear(res);
-        res = NULL;
-    }
-    rc = pg_script(s, "COMMIT", err);
-out:
-    PQclear(res);
-    if (rc != 0 && !s->broken)
-        pg_rollback(s);
-    return rc;
-}
-
 const struct store_ops store_ops_postgres = {
     .name = "postgres",
     .connect = pg_connect,
@@ -478,7 +395,8 @@ const struct store_ops store_ops_postgres = {
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
-    .migrate = pg_migrate,
+    .schema_lock = "BEGIN; SELECT pg_advisory_xact_lock(hashtext('scepter-migrate:' ||"
+                   " coalesce(current_schema(), '')))",
     .next = pg_next,
     .isnull = pg_isnull,
     .get_int = pg_int,

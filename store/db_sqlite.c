@@ -402,74 +402,6 @@ static void sq_rollback(struct store *s)
         sqlite3_exec(db_of(s), "ROLLBACK", NULL, NULL, NULL);
 }
 
-static int sq_migrate(struct store *s, const struct store_migration *m, size_t n,
-                      struct scepter_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t current = 0;
-    size_t i;
-    int rc;
-
-    rc = sq_script(s, "BEGIN IMMEDIATE", err);
-    if (rc != 0)
-        return rc;
-    rc = sq_script(s,
-                   "CREATE TABLE IF NOT EXISTS schema_version ("
-                   " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                   " applied_at INTEGER NOT NULL)",
-                   err);
-    if (rc != 0)
-        goto out;
-    if ((rc = sqlite3_prepare_v2(db_of(s), "SELECT coalesce(max(version), 0) FROM schema_version",
-                                 -1, &st, NULL)) != SQLITE_OK ||
-        (rc = sqlite3_step(st)) != SQLITE_ROW) {
-        rc = sq_err(s, rc, "schema_version", err);
-        goto out;
-    }
-    current = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (current > (int64_t)n) {
-        rc = scepter_err(err, SCEPTER_EVERSION, "store",
-                         "store: the database schema is version %lld, newer than this "
-                         "scepter (%zu): upgrade scepter",
-                         (long long)current, n);
-        goto out;
-    }
-    for (i = (size_t)current; i < n; i++) {
-        log_info("store: applying sqlite migration %03d_%s", m[i].version, m[i].name);
-        if (sqlite3_exec(db_of(s), m[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
-            rc = scepter_err(err, SCEPTER_ESTORE, "store",
-                             "store: sqlite migration %03d_%s failed: %s", m[i].version, m[i].name,
-                             sqlite3_errmsg(db_of(s)));
-            goto out;
-        }
-        if ((rc = sqlite3_prepare_v2(db_of(s),
-                                     "INSERT INTO schema_version (version, name, applied_at) "
-                                     "VALUES (?1, ?2, CAST(strftime('%s', 'now') AS INTEGER))",
-                                     -1, &st, NULL)) != SQLITE_OK) {
-            rc = sq_err(s, rc, "schema_version", err);
-            goto out;
-        }
-        sqlite3_bind_int(st, 1, m[i].version);
-        sqlite3_bind_text(st, 2, m[i].name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        st = NULL;
-        if (rc != SQLITE_DONE) {
-            rc = sq_err(s, rc, "schema_version", err);
-            goto out;
-        }
-        rc = 0;
-    }
-    rc = sq_script(s, "COMMIT", err);
-out:
-    sqlite3_finalize(st);
-    if (rc != 0)
-        sq_rollback(s);
-    return rc;
-}
-
 const struct store_ops store_ops_sqlite = {
     .name = "sqlite",
     .connect = sq_connect,
@@ -482,7 +414,7 @@ const struct store_ops store_ops_sqlite = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
-    .migrate = sq_migrate,
+    .schema_lock = "BEGIN IMMEDIATE",
     .next = sq_next,
     .isnull = sq_isnull,
     .get_int = sq_int,

@@ -25,9 +25,7 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define MAX_PLIST_LEN  (64 * 1024 * 1024)
-#define PG_CHUNK_ROWS  20000
-#define PG_CHUNK_BYTES (32 * 1024 * 1024)
+#define MAX_PLIST_LEN (64 * 1024 * 1024)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Enqueue                                                                                   */
@@ -211,34 +209,38 @@ int store_enqueue(struct store *s, const struct store_command *cmd,
     return rc;
 }
 
-/* PostgreSQL: whole chunks of rows per statement, from parallel arrays. */
-static const struct store_sql SQL_COMMANDS_INSERT_ARRAYS = {
-    "commands_insert_arrays", NULL,
+/*
+ * Rows of commands and queue entries, batched by the backend (db_exec_rows): PostgreSQL
+ * unnests chunks of parallel arrays, SQLite runs the one-row form per row.
+ * Commands: $1 UUID, $2 RequestType, $3 plist, $4 priority, $5 policy, $6 policy version,
+ * $7 policy action (columns); $8 now.
+ */
+static const struct store_sql SQL_COMMANDS_INSERT_ROWS = {
+    "commands_insert_rows", NULL,
     "INSERT INTO commands (uuid, request_type, plist, priority, created, policy_id,"
     " policy_version, policy_action)"
-    " SELECT x.u, x.t, x.p, x.pr, $8, nullif(x.pid, 0), nullif(x.pv, 0), x.pa"
-    " FROM unnest($1, $2, $3, $4, $5, $6, $7) AS x(u, t, p, pr, pid, pv, pa)",
-    NULL};
+    " SELECT x.u, x.t, x.p, x.pr, $8, nullif(x.pid, 0), CASE WHEN x.pid = 0 THEN NULL ELSE x.pv"
+    " END, x.pa FROM unnest($1, $2, $3, $4, $5, $6, $7) AS x(u, t, p, pr, pid, pv, pa)"
+    " ON CONFLICT (uuid) DO NOTHING",
+    "INSERT INTO commands (uuid, request_type, plist, priority, created, policy_id,"
+    " policy_version, policy_action)"
+    " VALUES ($1, $2, $3, $4, $8, nullif($5, 0), CASE WHEN $5 = 0 THEN NULL ELSE $6 END, $7)"
+    " ON CONFLICT (uuid) DO NOTHING"};
 
-static const struct store_sql SQL_QUEUE_INSERT_ARRAYS = {
-    "queue_insert_arrays", NULL,
+/* Queue rows: $1 enrollment, $2 command UUID, $3 priority, $4 policy (columns); $5 now. */
+static const struct store_sql SQL_QUEUE_INSERT_ROWS = {
+    "queue_insert_rows", NULL,
     "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
-    " SELECT x.e, x.u, x.pr, $4, $4, nullif(x.pid, 0) FROM unnest($1, $2, $3, $5) AS x(e, u, pr, "
-    "pid)"
-    " JOIN enrollments en ON en.id = x.e",
-    NULL};
-
-/* SQLite: one row per statement, prepared once. */
-static const struct store_sql SQL_QUEUE_INSERT_ONE = {
-    "queue_insert_one",
+    " SELECT x.e, x.u, x.pr, $5, $5, nullif(x.pid, 0) FROM unnest($1, $2, $3, $4)"
+    " AS x(e, u, pr, pid) JOIN enrollments en ON en.id = x.e",
     "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
-    " SELECT e.id, $2, $3, $4, $4, $5 FROM enrollments e WHERE e.id = $1",
-    NULL, NULL};
+    " SELECT e.id, $2, $3, $5, $5, nullif($4, 0) FROM enrollments e WHERE e.id = $1"};
 
-static int enqueue_each_pg(struct store *s, const struct store_command *cmds, const bool *first,
-                           const char *const *ids, size_t n, int64_t now, int64_t policy_id,
-                           int64_t policy_version, enum store_policy_action action,
-                           struct scepter_error *err)
+/* Enqueue cmds[i] for ids[i] (sorted by id; first[i]: the first entry of its UUID). */
+static int enqueue_rows(struct store *s, const struct store_command *cmds, const bool *first,
+                        const char *const *ids, size_t n, int64_t now, int64_t policy_id,
+                        int64_t policy_version, enum store_policy_action action,
+                        struct scepter_error *err)
 {
     const char **uuids = xcalloc(n, sizeof(*uuids));
     const char **types = xcalloc(n, sizeof(*types));
@@ -248,12 +250,11 @@ static int enqueue_each_pg(struct store *s, const struct store_command *cmds, co
     int64_t *pids = xcalloc(n, sizeof(*pids));
     int64_t *pvers = xcalloc(n, sizeof(*pvers));
     int64_t *acts = xcalloc(n, sizeof(*acts));
-    size_t i, start, end, bytes;
-    int64_t changes;
-    int rc = 0;
+    size_t i, nc = 0;
+    int64_t changes = 0;
+    int rc;
 
     /* Command rows (each UUID once: repeated entries share one command), then queue rows. */
-    size_t nc = 0;
     for (i = 0; i < n; i++) {
         if (!first[i])
             continue;
@@ -269,48 +270,31 @@ static int enqueue_each_pg(struct store *s, const struct store_command *cmds, co
                        : (int64_t)cmds[i].policy_action;
         nc++;
     }
-    for (start = 0; start < nc; start = end) {
-        for (end = start, bytes = 0;
-             end < nc && end - start < PG_CHUNK_ROWS && (end == start || bytes < PG_CHUNK_BYTES);
-             end++)
-            bytes += lens[end];
-        size_t m = end - start;
-        struct dbv pc[] = {P_TEXTS(uuids + start, m),
-                           P_TEXTS(types + start, m),
-                           P_BLOBS(plists + start, lens + start, m),
-                           P_INTS(prios + start, m),
-                           P_INTS(pids + start, m),
-                           P_INTS(pvers + start, m),
-                           P_INTS(acts + start, m),
-                           P_INT(now)};
-        changes = 0;
-        if ((rc = db_exec(s, &SQL_COMMANDS_INSERT_ARRAYS, pc, ARRAY_LEN(pc), &changes, err)) != 0)
+    {
+        struct dbv cols[] = {P_TEXTS(uuids, nc), P_TEXTS(types, nc), P_BLOBS(plists, lens, nc),
+                             P_INTS(prios, nc),  P_INTS(pids, nc),   P_INTS(pvers, nc),
+                             P_INTS(acts, nc)};
+        struct dbv sc[] = {P_INT(now)};
+        rc = db_exec_rows(s, &SQL_COMMANDS_INSERT_ROWS, cols, ARRAY_LEN(cols), nc, sc,
+                          ARRAY_LEN(sc), &changes, err);
+        if (rc == 0 && (size_t)changes < nc)
+            rc = conflicting_uuid(s, uuids, nc, err);
+        if (rc != 0)
             goto out;
-        if ((size_t)changes < m) {
-            rc = conflicting_uuid(s, uuids + start, m, err);
-            goto out;
-        }
     }
     for (i = 0; i < n; i++) {
         uuids[i] = cmds[i].uuid;
         prios[i] = cmds[i].priority;
         pids[i] = policy_id ? policy_id : cmds[i].policy_id;
     }
-    for (start = 0; start < n; start = end) {
-        end = start + PG_CHUNK_ROWS < n ? start + PG_CHUNK_ROWS : n;
-        size_t m = end - start;
-        struct dbv pq[] = {P_TEXTS(ids + start, m), P_TEXTS(uuids + start, m),
-                           P_INTS(prios + start, m), P_INT(now), P_INTS(pids + start, m)};
-        changes = 0;
-        if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ARRAYS, pq, ARRAY_LEN(pq), &changes, err)) != 0)
-            goto out;
-        if ((size_t)changes < m) {
-            rc = unknown_enrollment(s, ids + start, m, err);
-            if (rc == 0)
-                rc = scepter_err(err, SCEPTER_EINTERNAL, "enrollment_ids",
-                                 "enrollment_ids: rows went missing");
-            goto out;
-        }
+    {
+        struct dbv cols[] = {P_TEXTS(ids, n), P_TEXTS(uuids, n), P_INTS(prios, n), P_INTS(pids, n)};
+        struct dbv sc[] = {P_INT(now)};
+        rc = db_exec_rows(s, &SQL_QUEUE_INSERT_ROWS, cols, ARRAY_LEN(cols), n, sc, ARRAY_LEN(sc),
+                          &changes, err);
+        if (rc == 0 && (size_t)changes < n && (rc = unknown_enrollment(s, ids, n, err)) == 0)
+            rc = scepter_err(err, SCEPTER_EINTERNAL, "enrollment_ids",
+                             "enrollment_ids: rows went missing");
     }
 out:
     free(uuids);
@@ -322,42 +306,6 @@ out:
     free(pvers);
     free(acts);
     return rc;
-}
-
-static int enqueue_each_sqlite(struct store *s, const struct store_command *cmds, const bool *first,
-                               const char *const *ids, size_t n, int64_t now, int64_t policy_id,
-                               int64_t policy_version, enum store_policy_action action,
-                               struct scepter_error *err)
-{
-    int64_t changes;
-    size_t i;
-    int rc;
-
-    for (i = 0; i < n; i++) {
-        const struct store_command *c = &cmds[i];
-
-        if (!first[i])
-            rc = 0; /* a repeated UUID: the command row exists, only queue it */
-        else if (policy_id)
-            rc = insert_command(s, c, now, policy_id, policy_version,
-                                c->policy_action != STORE_POLICY_NONE ? c->policy_action : action,
-                                err);
-        else
-            rc = insert_command(s, c, now, c->policy_id, c->policy_version, c->policy_action, err);
-        if (rc != 0)
-            return rc;
-        int64_t pid = policy_id ? policy_id : c->policy_id;
-        struct dbv p[] = {P_TEXT(ids[i]), P_TEXT(c->uuid), P_INT(c->priority), P_INT(now),
-                          P_INT(pid)};
-        p[4].null = pid == 0;
-        changes = 0;
-        if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ONE, p, ARRAY_LEN(p), &changes, err)) != 0)
-            return rc;
-        if (changes == 0)
-            return scepter_err(err, SCEPTER_ENOTFOUND, "enrollment_ids",
-                               "enrollment_ids: %s is not enrolled here", ids[i]);
-    }
-    return 0;
 }
 
 struct pair {
@@ -422,10 +370,8 @@ int store_enqueue_each_tx(struct store *s, const struct store_command *cmds, con
             rc = scepter_err(err, SCEPTER_ECONFLICT, "CommandUUID",
                              "CommandUUID: %s is given twice with different commands", b->uuid);
     }
-    if (rc == 0 && s->pg)
-        rc = enqueue_each_pg(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
-    else if (rc == 0)
-        rc = enqueue_each_sqlite(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
+    if (rc == 0)
+        rc = enqueue_rows(s, sc, first, sid, n, now, policy_id, policy_version, action, err);
     free(order);
     free(first);
     free(pairs);

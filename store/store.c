@@ -57,7 +57,7 @@ int store_open(const char *url, struct store **out, struct scepter_error *err)
     s->migrations_len = (int)nmig;
     if ((rc = s->ops->connect(s, target, err)) != 0)
         goto out;
-    rc = s->ops->migrate(s, mig, nmig, err);
+    rc = db_migrate(s, mig, nmig, err);
 out:
     if (rc != 0) {
         store_close(s);

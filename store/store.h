@@ -243,7 +243,7 @@ struct store_device_filter {
     const char *q;                /* UDID, serial number or name containing this; NULL = any */
     size_t limit;                 /* 0 = no limit */
     size_t offset;
-    size_t *total;                /* out, when not NULL: devices matching, before limit/offset */
+    size_t *total; /* out, when not NULL: devices matching, before limit/offset */
 };
 /* Devices ordered by id. */
 int store_device_list(struct store *s, const struct store_device_filter *f,

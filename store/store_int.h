@@ -41,7 +41,7 @@ enum dbv_type {
     DBV_BLOB,
     DBV_TEXTS, /* array of strings (no NULL elements) */
     DBV_INTS,  /* array of int64 */
-    DBV_BLOBS, /* array of byte strings (PostgreSQL only) */
+    DBV_BLOBS, /* array of byte strings (PostgreSQL arrays; db_exec_rows only) */
 };
 
 /* A parameter value.  Everything it points to is borrowed for the duration of the call. */
@@ -110,8 +110,9 @@ struct store_ops {
     int (*begin)(struct store *s, struct scepter_error *err);
     int (*commit)(struct store *s, struct scepter_error *err);
     void (*rollback)(struct store *s);
-    int (*migrate)(struct store *s, const struct store_migration *m, size_t n,
-                   struct scepter_error *err);
+    /* Script that opens the migration transaction holding the schema lock, so that a second
+     * scepter opening the same database waits, then finds the work done. */
+    const char *schema_lock;
     /* Cursor access. */
     int (*next)(struct dbres *r, struct scepter_error *err);
     bool (*isnull)(const struct dbres *r, int col);
@@ -174,6 +175,23 @@ const unsigned char *db_blob(const struct dbres *r, int col, size_t *len);
 /* A copy of a BLOB column (caller frees); NULL and *len 0 for SQL NULL. */
 unsigned char *db_blobdup(const struct dbres *r, int col, size_t *len);
 
+/*
+ * Run a one-row statement for nrows rows given as columns (ncols parameters of type DBV_TEXTS,
+ * DBV_INTS or DBV_BLOBS, nrows elements each), followed by scalar parameters the same for
+ * every row; *changes is the total of rows changed.  The batching is the backend's: PostgreSQL
+ * binds whole chunks of the columns as arrays to q's pg text (which unnests them; chunks of at
+ * most DB_ROWS_CHUNK rows and about DB_ROWS_CHUNK_BYTES of blobs), SQLite runs q's sqlite text
+ * once per row with that row's values (a prepared statement in one transaction costs about
+ * what an array statement does there).
+ */
+#define DB_ROWS_CHUNK       20000
+#define DB_ROWS_CHUNK_BYTES (32 * 1024 * 1024)
+int db_exec_rows(struct store *s, const struct store_sql *q, const struct dbv *cols, size_t ncols,
+                 size_t nrows, const struct dbv *scalars, size_t nscalars, int64_t *changes,
+                 struct scepter_error *err) WUR;
+/* Apply the migrations after the schema's recorded version, in one transaction (db.c). */
+int db_migrate(struct store *s, const struct store_migration *m, size_t n,
+               struct scepter_error *err) WUR;
 int db_begin(struct store *s, struct scepter_error *err) WUR;
 int db_commit(struct store *s, struct scepter_error *err) WUR;
 void db_rollback(struct store *s);
