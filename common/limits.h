@@ -36,6 +36,13 @@
 /* A push topic (com.apple.mgmt.External.<UUID>): an APNs header value, printable ASCII. */
 #define LIMIT_TOPIC 255
 
+/*
+ * A CommandUUID as a device reports it.  Scepter's commands use UUIDs (36 characters), but a
+ * report's identifier is only matched against the queue, never parsed, and a longer one is
+ * answered as "no such command" rather than as malformed.
+ */
+#define LIMIT_COMMAND_UUID 128
+
 /* A device fact (serial number, model, OS version, name...) as stored. */
 #define LIMIT_FACT 1024
 

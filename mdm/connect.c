@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/plistx.h"
 #include "common/str.h"
@@ -214,7 +215,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
             mdm_reply_error(reply, 400, "connect: %s: %s", status, err.msg);
             goto out;
         }
-        if (*uuid == '\0' || strlen(uuid) >= UUID_STR_LEN + 64) {
+        if (*uuid == '\0' || strlen(uuid) > LIMIT_COMMAND_UUID) {
             mdm_reply_error(reply, 400, "connect: CommandUUID: empty or too long");
             goto out;
         }

@@ -343,12 +343,6 @@ int store_cert_check(struct store *s, const char *cert_hash, const char *device_
 /* ---------------------------------------------------------------------------------------- */
 /* TokenUpdate, CheckOut, facts                                                              */
 
-static const struct store_sql SQL_TOKEN_STATE = {
-    "token_update_state",
-    "SELECT d.id, e.device_id, e.enabled FROM devices d"
-    " LEFT JOIN enrollments e ON e.id = $2 WHERE d.id = $1",
-    NULL, NULL};
-
 /* The enrollment row of a TokenUpdate: $1-$11 (see TOKEN_UPDATE_PARAMS); the user names are
  * kept when the message leaves them out.  Shared by SQLite and PostgreSQL's single statement. */
 #define SQL_TOKEN_COLUMNS                                                                          \
@@ -374,13 +368,15 @@ static const struct store_sql SQL_UNLOCK_TOKEN = {
     "unlock_token", "UPDATE devices SET unlock_token = $2, updated = $3 WHERE id = $1", NULL, NULL};
 
 /*
- * PostgreSQL: TokenUpdate in one statement.  Returns 0 whether the device exists, 1 the
- * enrollment's device and 2 its enabled flag before this update (NULL: a new channel),
- * 3 rows written.  $1 enrollment, $2 device, $3 type, $4 topic, $5-$7 user, $8 token,
- * $9 PushMagic, $10 AwaitingConfiguration, $11 now, $12 unlock token (NULL keeps it).
+ * TokenUpdate's first step, one statement per backend with the same columns: 0 whether the
+ * device exists, 1 the enrollment's device and 2 its enabled flag before this update (NULL:
+ * a new channel), 3 rows written (NULL when the backend writes with SQL_TOKEN_UPDATE and
+ * SQL_UNLOCK_TOKEN afterwards, under the transaction's write lock).  $1 enrollment,
+ * $2 device, $3 type, $4 topic, $5-$7 user, $8 token, $9 PushMagic, $10
+ * AwaitingConfiguration, $11 now, $12 unlock token (NULL keeps it).
  */
-static const struct store_sql SQL_PG_TOKEN_UPDATE = {
-    "pg_token_update", NULL,
+static const struct store_sql SQL_TOKEN_STEP = {
+    "token_update_step", NULL,
     "WITH d AS (SELECT id FROM devices WHERE id = $2),"
     " old AS (SELECT device_id, enabled FROM enrollments WHERE id = $1),"
     " up AS (" SQL_TOKEN_COLUMNS " SELECT " SQL_TOKEN_VALUES " FROM d"
@@ -390,7 +386,9 @@ static const struct store_sql SQL_PG_TOKEN_UPDATE = {
     "  WHERE id = $2 AND $12::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM up) RETURNING 1)"
     " SELECT (SELECT count(*) FROM d), (SELECT device_id FROM old), (SELECT enabled FROM old),"
     "  (SELECT count(*) FROM up)",
-    NULL};
+    "SELECT (SELECT count(*) FROM devices WHERE id = $2),"
+    " (SELECT device_id FROM enrollments WHERE id = $1),"
+    " (SELECT enabled FROM enrollments WHERE id = $1), NULL"};
 
 /* $1-$11 of both TokenUpdate statements. */
 #define TOKEN_UPDATE_PARAMS(t, now)                                                                \
@@ -399,80 +397,58 @@ static const struct store_sql SQL_PG_TOKEN_UPDATE = {
         P_BLOB((t)->token, (t)->token_len), P_TEXT((t)->push_magic),                               \
         P_BOOL((t)->awaiting_configuration), P_INT(now)
 
-static int token_update_pg(struct store *s, const struct store_token_update *t, int64_t now,
-                           bool *first, struct scepter_error *err)
-{
-    bool unlock = t->unlock_token != NULL && t->unlock_token_len > 0;
-    struct dbv p[] = {TOKEN_UPDATE_PARAMS(t, now),
-                      P_BLOB(unlock ? t->unlock_token : NULL, t->unlock_token_len)};
-    struct dbres r;
-    int rc = db_query(s, &SQL_PG_TOKEN_UPDATE, p, ARRAY_LEN(p), &r, err);
-
-    if (rc == 0 && (rc = db_next(&r, err)) == 1) {
-        rc = 0;
-        if (db_int(&r, 0) == 0)
-            rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s never authenticated",
-                             t->device_id);
-        else if ((!db_isnull(&r, 1) && strcmp(db_text(&r, 1), t->device_id) != 0) ||
-                 db_int(&r, 3) == 0)
-            rc = scepter_err(err, SCEPTER_EFORBIDDEN, "enrollment_id",
-                             "enrollment %s belongs to another device", t->enrollment_id);
-        else
-            *first = db_isnull(&r, 2) || !db_bool(&r, 2);
-    } else if (rc == 0) {
-        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: TokenUpdate returned no row");
-    }
-    db_res_clear(&r);
-    return rc;
-}
-
 static int token_update(struct store *s, const struct store_token_update *t, int64_t now,
                         bool *first, struct scepter_error *err)
 {
+    bool unlock = t->unlock_token != NULL && t->unlock_token_len > 0, written;
     struct dbres r = {0};
-    bool found = false, was_enabled = false;
     int rc;
 
-    if ((rc = db_begin(s, err)) != 0)
+    if (!s->ops->writing_reads && (rc = db_begin(s, err)) != 0)
         goto out;
     {
-        struct dbv p[] = {P_TEXT(t->device_id), P_TEXT(t->enrollment_id)};
-        if ((rc = db_query(s, &SQL_TOKEN_STATE, p, ARRAY_LEN(p), &r, err)) != 0)
+        struct dbv p[] = {TOKEN_UPDATE_PARAMS(t, now),
+                          P_BLOB(unlock ? t->unlock_token : NULL, t->unlock_token_len)};
+        if ((rc = db_query(s, &SQL_TOKEN_STEP, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }
-    if ((rc = db_next(&r, err)) < 0)
+    if ((rc = db_next(&r, err)) != 1) {
+        if (rc == 0)
+            rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: TokenUpdate returned no row");
         goto out;
-    if (rc == 1) {
-        found = true;
-        if (!db_isnull(&r, 1) && strcmp(db_text(&r, 1), t->device_id) != 0) {
-            rc = scepter_err(err, SCEPTER_EFORBIDDEN, "enrollment_id",
-                             "enrollment %s belongs to another device", t->enrollment_id);
-            goto out;
-        }
-        was_enabled = !db_isnull(&r, 2) && db_bool(&r, 2);
     }
-    db_res_clear(&r);
-    if (!found) {
+    rc = 0;
+    written = !db_isnull(&r, 3);
+    if (db_int(&r, 0) == 0) {
         rc = scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s never authenticated",
                          t->device_id);
         goto out;
     }
-    {
+    if ((!db_isnull(&r, 1) && strcmp(db_text(&r, 1), t->device_id) != 0) ||
+        (written && db_int(&r, 3) == 0)) {
+        rc = scepter_err(err, SCEPTER_EFORBIDDEN, "enrollment_id",
+                         "enrollment %s belongs to another device", t->enrollment_id);
+        goto out;
+    }
+    *first = db_isnull(&r, 2) || !db_bool(&r, 2);
+    db_res_clear(&r);
+    if (!written) {
         struct dbv p[] = {TOKEN_UPDATE_PARAMS(t, now)};
         if ((rc = db_exec(s, &SQL_TOKEN_UPDATE, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
+        if (unlock) {
+            struct dbv u[] = {P_TEXT(t->device_id), P_BLOB(t->unlock_token, t->unlock_token_len),
+                              P_INT(now)};
+            if ((rc = db_exec(s, &SQL_UNLOCK_TOKEN, u, ARRAY_LEN(u), NULL, err)) != 0)
+                goto out;
+        }
     }
-    if (t->unlock_token != NULL && t->unlock_token_len > 0) {
-        struct dbv p[] = {P_TEXT(t->device_id), P_BLOB(t->unlock_token, t->unlock_token_len),
-                          P_INT(now)};
-        if ((rc = db_exec(s, &SQL_UNLOCK_TOKEN, p, ARRAY_LEN(p), NULL, err)) != 0)
-            goto out;
-    }
-    if ((rc = db_commit(s, err)) != 0)
-        goto out;
-    *first = !was_enabled;
+    if (s->in_tx)
+        rc = db_commit(s, err);
 out:
     db_res_clear(&r);
+    if (rc != 0)
+        *first = false;
     return rc;
 }
 
@@ -495,7 +471,7 @@ int store_token_update(struct store *s, const struct store_token_update *t, int6
         return scepter_err(err, SCEPTER_EINVAL, "type", "type: unknown enrollment type %d",
                            (int)t->type);
     STORE_CALL(s, rc, err)
-    rc = s->pg ? token_update_pg(s, t, now, first, err) : token_update(s, t, now, first, err);
+    rc = token_update(s, t, now, first, err);
     return rc;
 }
 

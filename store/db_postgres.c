@@ -395,6 +395,7 @@ const struct store_ops store_ops_postgres = {
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
+    .writing_reads = true,
     .schema_lock = "BEGIN; SELECT pg_advisory_xact_lock(hashtext('scepter-migrate:' ||"
                    " coalesce(current_schema(), '')))",
     .next = pg_next,

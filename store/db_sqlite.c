@@ -234,8 +234,11 @@ static int bind_params(struct store *s, sqlite3_stmt *st, const struct dbv *p, s
     struct buf b = BUF_INIT;
     size_t i, j;
     int rc = SQLITE_OK;
+    /* A statement's text for this backend may leave out parameters its other form uses:
+     * those past the last one it names are not bound. */
+    size_t used = (size_t)sqlite3_bind_parameter_count(st);
 
-    for (i = 0; i < np && rc == SQLITE_OK; i++) {
+    for (i = 0; i < np && i < used && rc == SQLITE_OK; i++) {
         int k = (int)i + 1;
 
         if (p[i].null) {

@@ -493,36 +493,53 @@ static int read_next(const struct dbres *r, int col, struct store_next *next)
 }
 
 /*
- * PostgreSQL Idle: $1 enrollment, $2 cert hash.  A plain read (no data-modifying CTE: the
- * executor set-up of one was most of the poll's cost): 0 enrollment's device, 1 enabled,
- * 2 the certificate's device, 3 whether NotNow flags are set (through the tiny partial index
- * queue_notnow), 4-6 the next command, flagged or not.  When flags are set and the request
- * passes the checks, SQL_PG_CLEAR_NOTNOW clears them afterwards; an Idle is the device
- * saying it can now take what it deferred, so clearing after reading changes no answer.
+ * One exchange (a device's report, or Idle, and the next command) is one statement per
+ * backend with the same columns: 0 the enrollment's device, 1 enabled, 2 the certificate's
+ * device, 3-4 the reported row's state and NotNow flag (before this report; NULL for Idle),
+ * 5 NotNow flags to clear (Idle), 6 rows the statement updated to record the report (NULL
+ * when the backend records it with SQL_RECORD afterwards), 7-9 the next command.  The next
+ * command leaves out the reported one and, unless this is an Idle (which clears the flags),
+ * the ones flagged NotNow; recording the report changes only the reported row, so the answer
+ * stays right after the update.
+ *
+ * Idle: $1 enrollment, $2 cert hash.  On PostgreSQL a plain read (no data-modifying CTE: the
+ * executor set-up of one was most of the poll's cost), the NotNow flags checked through the
+ * tiny partial index queue_notnow.  When flags are set and the request passes the checks,
+ * SQL_CLEAR_NOTNOW clears them afterwards; an Idle is the device saying it can now take what
+ * it deferred, so clearing after reading changes no answer.
  */
-static const struct store_sql SQL_PG_CONNECT_IDLE = {
+static const struct store_sql SQL_CONNECT_IDLE = {
     "connect_idle", NULL,
     "SELECT e.device_id, e.enabled,"
-    " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
-    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow),"
+    " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2), NULL::int, NULL::bool,"
+    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow), NULL::bigint,"
     " n.command_uuid, n.request_type, n.plist"
     " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
     "  JOIN commands c ON c.uuid = q.command_uuid"
     "  WHERE q.enrollment_id = $1 AND q.state = 0 AND e.enabled"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
-    NULL};
+    "SELECT e.device_id, e.enabled,"
+    " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2), NULL, NULL,"
+    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow), NULL,"
+    " n.command_uuid, c.request_type, c.plist"
+    " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
+    " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
+    "  WHERE n2.enrollment_id = $1 AND n2.state = 0"
+    "  ORDER BY n2.priority DESC, n2.created, n2.seq LIMIT 1)"
+    " LEFT JOIN commands c ON c.uuid = n.command_uuid"};
 
-static const struct store_sql SQL_PG_CLEAR_NOTNOW = {
-    "clear_notnow", NULL, "UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow",
+static const struct store_sql SQL_CLEAR_NOTNOW = {
+    "clear_notnow", "UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow", NULL,
     NULL};
 
 /*
- * PostgreSQL report: $1 enrollment, $2 cert hash, $3 device, $4 command UUID, $5 status,
- * $6 raw result, $7 error chain, $8 now.  Columns 0-2 as above, then 3 the row's state,
- * 4 its NotNow flag (before this report), 5 rows updated, 6-8 next command.
+ * Report: $1 enrollment, $2 cert hash, $3 device, $4 command UUID, $5 status, $6 raw result,
+ * $7 error chain, $8 now.  PostgreSQL records the report in the same statement (a
+ * data-modifying CTE, with the checks of exchange_check repeated in its WHERE); SQLite reads
+ * under the write lock and records with SQL_RECORD.
  */
-static const struct store_sql SQL_PG_CONNECT_REPORT = {
+static const struct store_sql SQL_CONNECT_REPORT = {
     "connect_report", NULL,
     "WITH ok AS (SELECT e.device_id AS edev, e.enabled,"
     "   (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2) AS bound"
@@ -538,7 +555,7 @@ static const struct store_sql SQL_PG_CONNECT_REPORT = {
     "   AND NOT ($5 = 4 AND q.notnow) AND ok.enabled"
     "   AND ($3 IS NULL OR ok.edev = $3) AND ($2 IS NULL OR ok.bound = ok.edev)"
     "  RETURNING 1)"
-    " SELECT ok.edev, ok.enabled, ok.bound, cur.state, cur.notnow,"
+    " SELECT ok.edev, ok.enabled, ok.bound, cur.state, cur.notnow, false,"
     "  (SELECT count(*) FROM upd), n.command_uuid, n.request_type, n.plist"
     " FROM (SELECT 1) AS one LEFT JOIN ok ON true LEFT JOIN cur ON true"
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
@@ -546,110 +563,51 @@ static const struct store_sql SQL_PG_CONNECT_REPORT = {
     "  WHERE q.enrollment_id = $1 AND q.state = 0 AND NOT q.notnow AND q.command_uuid <> $4"
     "   AND ok.enabled"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
-    NULL};
-
-static int connect_pg(struct store *s, const struct store_report *rep, const char *hash,
-                      int64_t now, struct store_next *next, struct exchange *x,
-                      struct scepter_error *err)
-{
-    struct dbres r;
-    int rc, ncol;
-
-    if (rep->status == STORE_STATUS_IDLE) {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash)};
-        rc = db_query(s, &SQL_PG_CONNECT_IDLE, p, ARRAY_LEN(p), &r, err);
-        ncol = 4;
-    } else {
-        struct dbv p[] = {
-            P_TEXT(rep->enrollment_id),    P_TEXT(hash),       P_TEXT(rep->device_id),
-            P_TEXT(rep->command_uuid),     P_INT(rep->status), P_BLOB(rep->raw, rep->raw_len),
-            P_TEXT(rep->error_chain_json), P_INT(now)};
-        rc = db_query(s, &SQL_PG_CONNECT_REPORT, p, ARRAY_LEN(p), &r, err);
-        ncol = 6;
-    }
-    if (rc == 0 && (rc = db_next(&r, err)) == 1) {
-        rc = 0;
-        x->have_enrollment = !db_isnull(&r, 0);
-        x->edev = db_strdup(&r, 0);
-        x->enabled = db_bool(&r, 1);
-        x->bound = db_strdup(&r, 2);
-        if (ncol == 6) {
-            x->have_row = !db_isnull(&r, 3);
-            x->row_state = (int)db_int(&r, 3);
-            x->row_notnow = db_bool(&r, 4);
-            x->recorded = db_int(&r, 5) > 0;
-        } else {
-            x->flagged = db_bool(&r, 3);
-        }
-        if ((rc = exchange_check(rep, x, err)) == 0)
-            rc = read_next(&r, ncol, next);
-    } else if (rc == 0) {
-        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
-    }
-    db_res_clear(&r);
-    if (rc >= 0 && ncol == 4 && x->flagged) {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id)};
-        int crc = db_exec(s, &SQL_PG_CLEAR_NOTNOW, p, ARRAY_LEN(p), NULL, err);
-        if (crc < 0) {
-            store_next_clear(next);
-            rc = crc;
-        }
-    }
-    return rc;
-}
-
-/*
- * SQLite: $1 enrollment, $2 cert hash, $3 reported command UUID (NULL for Idle), $4 Idle.
- * One read answers the whole exchange: 0 enrollment's device, 1 enabled, 2 certificate's
- * device, 3-4 the reported row's state and NotNow flag, 5 NotNow flags to clear, 6-8 the next
- * command.  The next command leaves out the reported one and, unless this is an Idle (which
- * clears the flags), the ones flagged NotNow; recording the report changes only the reported
- * row, so the answer stays right after the UPDATE.
- */
-static const struct store_sql SQL_SQ_EXCHANGE = {
-    "connect_exchange", NULL, NULL,
     "SELECT e.device_id, e.enabled,"
     " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
-    " q.state, q.notnow,"
-    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow),"
-    " n.command_uuid, c.request_type, c.plist"
+    " q.state, q.notnow, 0, NULL, n.command_uuid, c.request_type, c.plist"
     " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
-    " LEFT JOIN queue q ON q.command_uuid = $3 AND q.enrollment_id = $1"
+    " LEFT JOIN queue q ON q.command_uuid = $4 AND q.enrollment_id = $1"
     " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
-    "  WHERE n2.enrollment_id = $1 AND n2.state = 0 AND ($4 OR NOT n2.notnow)"
-    "  AND ($3 IS NULL OR n2.command_uuid <> $3)"
+    "  WHERE n2.enrollment_id = $1 AND n2.state = 0 AND NOT n2.notnow"
+    "  AND n2.command_uuid <> $4"
     "  ORDER BY n2.priority DESC, n2.created, n2.seq LIMIT 1)"
     " LEFT JOIN commands c ON c.uuid = n.command_uuid"};
 
-static const struct store_sql SQL_SQ_CLEAR_NOTNOW = {
-    "clear_notnow", NULL, NULL,
-    "UPDATE queue SET notnow = false WHERE enrollment_id = $1 AND notnow"};
-
-static const struct store_sql SQL_SQ_RECORD = {
-    "record_result", NULL, NULL,
+/* Record a report the exchange statement did not: $1 enrollment, $2 command UUID, $3 status,
+ * $4 raw result, $5 error chain, $6 now. */
+static const struct store_sql SQL_RECORD = {
+    "record_result",
     "UPDATE queue SET status = $3, state = CASE WHEN $3 = 4 THEN 0 ELSE 1 END,"
     " notnow = ($3 = 4), notnow_count = notnow_count + CASE WHEN $3 = 4 THEN 1 ELSE 0 END,"
     " last_notnow_at = CASE WHEN $3 = 4 THEN $6 ELSE last_notnow_at END,"
     " raw = $4, error_chain = $5, result_at = $6, updated = $6"
-    " WHERE command_uuid = $2 AND enrollment_id = $1 AND state = 0"};
+    " WHERE command_uuid = $2 AND enrollment_id = $1 AND state = 0",
+    NULL, NULL};
 
-static int connect_sqlite(struct store *s, const struct store_report *rep, const char *hash,
-                          int64_t now, struct store_next *next, struct exchange *x,
-                          struct scepter_error *err)
+static int exchange(struct store *s, const struct store_report *rep, const char *hash, int64_t now,
+                    struct store_next *next, struct exchange *x, struct scepter_error *err)
 {
     bool idle = rep->status == STORE_STATUS_IDLE;
     struct dbres r = {0};
     int rc, have_next = 0;
 
-    /* A report writes: take the write lock first so the checks and the update agree. */
-    if (!idle && (rc = db_begin(s, err)) != 0)
+    /* A report the statement cannot record: take the write lock first, so that the checks and
+     * the update agree. */
+    if (!idle && !s->ops->writing_reads && (rc = db_begin(s, err)) != 0)
         goto out;
-    {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash),
-                          P_TEXT(idle ? NULL : rep->command_uuid), P_BOOL(idle)};
-        if ((rc = db_query(s, &SQL_SQ_EXCHANGE, p, ARRAY_LEN(p), &r, err)) != 0)
-            goto out;
+    if (idle) {
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash)};
+        rc = db_query(s, &SQL_CONNECT_IDLE, p, ARRAY_LEN(p), &r, err);
+    } else {
+        struct dbv p[] = {
+            P_TEXT(rep->enrollment_id),    P_TEXT(hash),       P_TEXT(rep->device_id),
+            P_TEXT(rep->command_uuid),     P_INT(rep->status), P_BLOB(rep->raw, rep->raw_len),
+            P_TEXT(rep->error_chain_json), P_INT(now)};
+        rc = db_query(s, &SQL_CONNECT_REPORT, p, ARRAY_LEN(p), &r, err);
     }
+    if (rc != 0)
+        goto out;
     if ((rc = db_next(&r, err)) != 1) {
         if (rc == 0)
             rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
@@ -663,23 +621,24 @@ static int connect_sqlite(struct store *s, const struct store_report *rep, const
     x->row_state = (int)db_int(&r, 3);
     x->row_notnow = db_bool(&r, 4);
     x->flagged = db_bool(&r, 5);
+    bool to_record = !idle && db_isnull(&r, 6);
+    x->recorded = !db_isnull(&r, 6) && db_int(&r, 6) > 0;
     if ((rc = exchange_check(rep, x, err)) != 0)
         goto out;
-    have_next = read_next(&r, 6, next);
+    have_next = read_next(&r, 7, next);
     db_res_clear(&r);
     if (idle && x->flagged) {
         struct dbv p[] = {P_TEXT(rep->enrollment_id)};
-        if ((rc = db_begin(s, err)) != 0 ||
-            (rc = db_exec(s, &SQL_SQ_CLEAR_NOTNOW, p, ARRAY_LEN(p), NULL, err)) != 0)
+        if ((rc = db_exec(s, &SQL_CLEAR_NOTNOW, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
     }
-    if (!idle && x->have_row && x->row_state == QSTATE_PENDING &&
+    if (to_record && x->have_row && x->row_state == QSTATE_PENDING &&
         !(rep->status == STORE_STATUS_NOTNOW && x->row_notnow)) {
         struct dbv p[] = {
             P_TEXT(rep->enrollment_id),     P_TEXT(rep->command_uuid),     P_INT(rep->status),
             P_BLOB(rep->raw, rep->raw_len), P_TEXT(rep->error_chain_json), P_INT(now)};
         int64_t changes = 0;
-        if ((rc = db_exec(s, &SQL_SQ_RECORD, p, ARRAY_LEN(p), &changes, err)) != 0)
+        if ((rc = db_exec(s, &SQL_RECORD, p, ARRAY_LEN(p), &changes, err)) != 0)
             goto out;
         x->recorded = changes > 0;
     }
@@ -715,7 +674,7 @@ static int check_report(const struct store_report *report, char hash[65], const 
         return scepter_err(err, SCEPTER_EINVAL, "Status", "Status: unknown value %d",
                            (int)report->status);
     if (report->status != STORE_STATUS_IDLE &&
-        (rc = store_check_str(report->command_uuid, 128, "CommandUUID", err)) != 0)
+        (rc = store_check_str(report->command_uuid, LIMIT_COMMAND_UUID, "CommandUUID", err)) != 0)
         return rc;
     return 0;
 }
@@ -737,10 +696,7 @@ int store_connect(struct store *s, const struct store_report *report, int64_t no
     {
         exchange_clear(&x);
         store_next_clear(next);
-        if (s->pg)
-            rc = connect_pg(s, report, h, now, next, &x, err);
-        else
-            rc = connect_sqlite(s, report, h, now, next, &x, err);
+        rc = exchange(s, report, h, now, next, &x, err);
     }
     if (rc >= 0)
         *outcome = exchange_outcome(report, &x);
@@ -751,17 +707,18 @@ int store_connect(struct store *s, const struct store_report *report, int64_t no
 }
 
 /*
- * PostgreSQL: up to IDLE_BATCH Idle polls in one statement.  $1, $3, ... enrollment ids and
+ * Up to IDLE_BATCH Idle polls in one statement.  $1, $3, ... enrollment ids and
  * $2, $4, ... certificate hashes (NULL for none; unused slots NULL); each row is 0 the slot
- * (from 1), then the columns of SQL_PG_CONNECT_IDLE.  A fixed number of scalar parameters
- * rather than arrays: the planner knows the row count, so after a few executions the plan
- * cache settles on the generic plan (with arrays it re-planned every batch, estimating 10
+ * (from 1), then the columns of SQL_CONNECT_IDLE's PostgreSQL form.  A fixed number of scalar
+ * parameters rather than arrays: the planner knows the row count, so after a few executions the
+ * plan cache settles on the generic plan (with arrays it re-planned every batch, estimating 10
  * elements: planning was most of the cost).  Every lookup is a LATERAL subquery with a LIMIT,
  * which cannot be flattened into a join: each stays an index probe per poll, whatever the
- * table sizes were when the plan was made.
+ * table sizes were when the plan was made.  SQLite's form (no LATERAL there) uses correlated
+ * subqueries, index probes as well.
  */
 #define IDLE_BATCH 16
-static const struct store_sql SQL_PG_CONNECT_IDLE_MANY = {
+static const struct store_sql SQL_CONNECT_IDLE_MANY = {
     "connect_idle_many", NULL,
     "SELECT i.ord, e.device_id, e.enabled, b.device_id, f.flagged IS NOT NULL,"
     " n.command_uuid, n.request_type, n.plist"
@@ -788,12 +745,31 @@ static const struct store_sql SQL_PG_CONNECT_IDLE_MANY = {
     "  WHERE q.enrollment_id = i.eid AND q.state = 0 AND e.enabled"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true"
     " WHERE i.eid IS NOT NULL",
-    NULL};
+    "SELECT i.ord, e.device_id, e.enabled,"
+    " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = i.h),"
+    " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = i.eid AND f.notnow),"
+    " n.command_uuid, c.request_type, c.plist"
+    " FROM ("
+    " SELECT 1 AS ord, $1 AS eid, $2 AS h UNION ALL SELECT 2, $3, $4 UNION ALL SELECT 3, $5, $6 "
+    "UNION ALL SELECT 4, $7, $8 UNION ALL"
+    " SELECT 5, $9, $10 UNION ALL SELECT 6, $11, $12 UNION ALL SELECT 7, $13, $14 UNION ALL SELECT "
+    "8, $15, $16 UNION ALL"
+    " SELECT 9, $17, $18 UNION ALL SELECT 10, $19, $20 UNION ALL SELECT 11, $21, $22 UNION ALL "
+    "SELECT 12, $23, $24 UNION ALL"
+    " SELECT 13, $25, $26 UNION ALL SELECT 14, $27, $28 UNION ALL SELECT 15, $29, $30 UNION ALL "
+    "SELECT 16, $31, $32"
+    ") AS i"
+    " LEFT JOIN enrollments e ON e.id = i.eid"
+    " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
+    "  WHERE n2.enrollment_id = i.eid AND n2.state = 0 AND e.enabled"
+    "  ORDER BY n2.priority DESC, n2.created, n2.seq LIMIT 1)"
+    " LEFT JOIN commands c ON c.uuid = n.command_uuid"
+    " WHERE i.eid IS NOT NULL"};
 
 /* Answer items idx[0..m) (m <= IDLE_BATCH) of reps in one statement. */
-static int idle_many_pg(struct store *s, const struct store_report *reps, const size_t *idx,
-                        size_t m, const char *const *hashes, struct store_next *nexts, int *rcs,
-                        struct scepter_error *errs, struct scepter_error *err)
+static int idle_many(struct store *s, const struct store_report *reps, const size_t *idx, size_t m,
+                     const char *const *hashes, struct store_next *nexts, int *rcs,
+                     struct scepter_error *errs, struct scepter_error *err)
 {
     struct dbv p[2 * IDLE_BATCH];
     struct dbres r;
@@ -809,7 +785,7 @@ static int idle_many_pg(struct store *s, const struct store_report *reps, const 
         rcs[idx[k]] =
             scepter_err(&errs[idx[k]], SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
     }
-    if ((rc = db_query(s, &SQL_PG_CONNECT_IDLE_MANY, p, ARRAY_LEN(p), &r, err)) != 0)
+    if ((rc = db_query(s, &SQL_CONNECT_IDLE_MANY, p, ARRAY_LEN(p), &r, err)) != 0)
         return rc;
     while ((rc = db_next(&r, err)) == 1) {
         struct exchange x = {0};
@@ -829,7 +805,7 @@ static int idle_many_pg(struct store *s, const struct store_report *reps, const 
         if (rcs[i] >= 0 && x.flagged) {
             /* Rare (the last exchange had a NotNow): clear this enrollment's flags now. */
             struct dbv cp[] = {P_TEXT(reps[i].enrollment_id)};
-            int crc = db_exec(s, &SQL_PG_CLEAR_NOTNOW, cp, ARRAY_LEN(cp), NULL, &errs[i]);
+            int crc = db_exec(s, &SQL_CLEAR_NOTNOW, cp, ARRAY_LEN(cp), NULL, &errs[i]);
             if (crc < 0) {
                 store_next_clear(&nexts[i]);
                 rcs[i] = crc;
@@ -854,7 +830,7 @@ int store_connect_idle_many(struct store *s, const struct store_report *reports,
 
     for (i = 0; i < n; i++)
         memset(&nexts[i], 0, sizeof(nexts[i]));
-    if (!s->pg || n == 1) {
+    if (n == 1) {
         for (i = 0; i < n; i++) {
             enum store_report_outcome outcome;
             rcs[i] = store_connect(s, &reports[i], now, &nexts[i], &outcome, &errs[i]);
@@ -878,7 +854,7 @@ int store_connect_idle_many(struct store *s, const struct store_report *reports,
         if (m == 0)
             continue;
         STORE_CALL(s, rc, &err)
-        rc = idle_many_pg(s, reports, idx, m, hashes, nexts, rcs, errs, &err);
+        rc = idle_many(s, reports, idx, m, hashes, nexts, rcs, errs, &err);
         if (rc < 0) {
             any = rc;
             for (j = 0; j < m; j++) {

@@ -113,6 +113,9 @@ struct store_ops {
     /* Script that opens the migration transaction holding the schema lock, so that a second
      * scepter opening the same database waits, then finds the work done. */
     const char *schema_lock;
+    /* A statement can read and write at once (data-modifying CTEs): an exchange records the
+     * report in its one statement rather than under a transaction's write lock. */
+    bool writing_reads;
     /* Cursor access. */
     int (*next)(struct dbres *r, struct scepter_error *err);
     bool (*isnull)(const struct dbres *r, int col);
