@@ -219,6 +219,20 @@ Test(console, session_cookie_csrf_bearer_and_sign_out)
     json_int_t key_id = json_integer_value(json_object_get(j, "id"));
     json_decref(j);
     struct sess b = sign_in(&S, key);
+    /* The sign-in event names the key as GET /v1/apikeys does, by its hash prefix. */
+    cr_assert_eq(h_api(&S, "GET", "/v1/apikeys", NULL, &j), 200);
+    char *prefix = xstrdup(json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "api_keys"), 0), "hash_prefix")));
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/events?kind=console.SignIn", NULL, &j), 200);
+    json_t *newest = json_array_get(json_object_get(j, "events"), 0);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(newest, "detail"), "key_hash_prefix")),
+        prefix, "%s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(newest, "detail"), "peer")),
+                     "127.0.0.1");
+    json_decref(j);
+    free(prefix);
     cr_assert_eq(with_cookie(&S, &b, false, "GET", "/v1/devices", NULL, &j), 200, "%s", h_json(j));
     json_decref(j);
     char *del = xasprintf("/v1/apikeys/%lld", (long long)key_id);
