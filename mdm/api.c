@@ -165,8 +165,10 @@ static bool authorized(struct api_call *c)
     char hex[CRYPTO_SHA256_HEX_LEN];
     struct scepter_error err;
     int64_t id;
-    int rc;
+    int rc = api_session_authorize(c); /* the console's session cookie (mdm/api_session.c) */
 
+    if (rc >= 0)
+        return rc == 1;
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0')
         goto refuse;
     key = auth + 7;
@@ -242,6 +244,9 @@ static const struct api_route routes[] = {
     {"/v1/ca/{name}/certificates", MDM_GET, api_ca_certificates},
     {"/v1/ca/{name}/certificates/{serial}/revoke", MDM_POST, api_ca_revoke},
     {"/v1/ca/{name}/challenges", MDM_POST, api_ca_challenges},
+    {"/v1/sessions", MDM_POST, api_session_create},
+    {"/v1/sessions/current", MDM_GET, api_session_show},
+    {"/v1/sessions/current", MDM_DELETE, api_session_delete},
 };
 
 static const char *const method_names[] = {
