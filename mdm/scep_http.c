@@ -198,7 +198,7 @@ int mdm_scep_load(struct mdm_conf *c, struct scepter_error *err)
         return rc;
     }
     s->crl = xcalloc(s->n, sizeof(*s->crl));
-    s->crl_lock = xcalloc(1, sizeof(*s->crl_lock));
+    s->crl_lock = xcalloc(1, sizeof(pthread_mutex_t));
     pthread_mutex_init(s->crl_lock, NULL);
     c->scep = s;
     return 0;

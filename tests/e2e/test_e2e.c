@@ -412,6 +412,10 @@ Test(e2e, fifty_devices_enroll_and_get_certificates_from_scepters_ca, .disabled 
     json_decref(gb);
 
     long long pushes_before = ts_stat(ts, "received");
+    /* The devices go offline while the policies are saved and scepter restarts: /scep, where
+     * they enroll, restarts with it, and a device cannot install a profile whose SCEP server
+     * is down (the commands, queued before the restart, must reach them after it). */
+    cr_assert_eq(kill(sim.pid, SIGSTOP), 0);
 
     /* macOS policy: the group (5 Macs reached, its iPhones and iPads not) + 3 Macs directly.
      * %HardwareUUID% and %SerialNumber% are the Mac's to resolve, %UDID% Scepter's. */
@@ -448,6 +452,8 @@ Test(e2e, fifty_devices_enroll_and_get_certificates_from_scepters_ca, .disabled 
     char *scep_url = xasprintf("https://127.0.0.1:%d/scep", S.port);
     json_int_t bad_policy =
         create_static_policy(&S, "Wrong challenge", scep_url, "not-the-secret", fp, bad_targets);
+    cr_assert_eq(kill(sim.pid, SIGCONT), 0);
+    step("devices back online");
 
     json_t *st = wait_policy(&S, mac_policy, 8, 0, 180);
     step("macOS policy installed on its 8 Macs");

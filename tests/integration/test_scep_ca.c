@@ -885,3 +885,74 @@ Test(scep_ca, pkioperation_is_rate_limited_per_address)
     tu_http_resp_free(&r);
     stop(&f);
 }
+
+Test(scep_ca, the_enrollment_profile_carries_a_one_time_challenge_bound_to_its_cn)
+{
+    struct fix f;
+    struct tu_http_resp r;
+    struct scepc_reply rep;
+    struct scepter_error err;
+    char *challenges[2], *cns[2];
+
+    start(&f, "enroll_scep_ca = default\n");
+    char *ca_path = xasprintf("%s/ca/ca.pem", f.work);
+    X509 *ca = load_pem(ca_path);
+    for (int i = 0; i < 2; i++) {
+        plist_t prof = NULL, content = NULL, scep = NULL, subj = NULL;
+        unsigned char *inner = NULL;
+        size_t ilen = 0;
+        const char *url = NULL, *ch = NULL, *cn = NULL;
+        cr_assert_eq(http_get(&f, "/mdm/enroll", &r), 0);
+        cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+        cr_assert_eq(profile_unwrap(r.body, r.body_len, NULL, &inner, &ilen, NULL, &err), 0, "%s",
+                     err.msg);
+        cr_assert_eq(plistx_parse_dict(inner, ilen, &prof, &err), 0, "%s", err.msg);
+        cr_assert_eq(plistx_get_array(prof, "PayloadContent", true, &content, &err), 0);
+        for (uint32_t k = 0; k < plist_array_get_size(content) && scep == NULL; k++) {
+            plist_t pl = plist_array_get_item(content, k);
+            const char *type = NULL;
+            if (plistx_get_string(pl, "PayloadType", true, &type, &err) == 0 &&
+                strcmp(type, "com.apple.security.scep") == 0)
+                scep = plist_dict_get_item(pl, "PayloadContent");
+        }
+        cr_assert_not_null(scep, "the enrollment profile has a SCEP payload");
+        cr_assert_eq(plistx_get_string(scep, "URL", true, &url, &err), 0);
+        char *want_url = xasprintf("https://127.0.0.1:%d/scep", f.s.port);
+        cr_assert_str_eq(url, want_url);
+        free(want_url);
+        cr_assert_eq(plistx_get_string(scep, "Challenge", true, &ch, &err), 0);
+        cr_assert_eq(strlen(ch), 32, "a one-time challenge: %s", ch);
+        cr_assert_eq(plistx_get_array(scep, "Subject", true, &subj, &err), 0);
+        /* [[["CN", value]]] */
+        cn = plist_get_string_ptr(
+            plist_array_get_item(plist_array_get_item(plist_array_get_item(subj, 0), 0), 1), NULL);
+        cr_assert_not_null(cn);
+        challenges[i] = xstrdup(ch);
+        cns[i] = xstrdup(cn);
+        plist_free(prof);
+        free(inner);
+        tu_http_resp_free(&r);
+    }
+    cr_assert_str_neq(challenges[0], challenges[1], "each download has its own challenge");
+
+    /* The first profile's challenge with the second's CN: refused. */
+    pkcsreq(&f, ca, cns[1], NULL, challenges[0], &rep);
+    cr_assert_eq(rep.status, 2, "bound to the CN of its own profile");
+    /* With its own CN: issued, recorded with that CN as the device. */
+    pkcsreq(&f, ca, cns[0], NULL, challenges[0], &rep);
+    cr_assert_eq(rep.status, 0);
+    X509_free(rep.cert);
+    pkcsreq(&f, ca, cns[0], NULL, challenges[0], &rep);
+    cr_assert_eq(rep.status, 2, "single use");
+    json_t *list = certificates(&f, "default");
+    cr_assert_eq(json_array_size(list), 1, "%s", h_json(list));
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "udid")), cns[0]);
+    json_decref(list);
+    for (int i = 0; i < 2; i++) {
+        free(challenges[i]);
+        free(cns[i]);
+    }
+    X509_free(ca);
+    free(ca_path);
+    stop(&f);
+}
