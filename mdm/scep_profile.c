@@ -43,10 +43,16 @@ const struct scep_ca *mdm_scep_policy_ca(const struct mdm_ctx *ctx, const char *
 
     if (url == NULL || !str_empty(challenge))
         return NULL;
+    const char *base = ctx->cfg->public_url;
+    size_t blen = strlen(base);
+
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
     for (size_t i = 0; s && i < s->n; i++) {
         const char *name = scep_ca_name(s->ca[i]);
+        /* /scep and /scep/default are the same CA. */
         char *mine = mdm_scep_ca_url(ctx->cfg, name);
-        char *named = xasprintf("%.*s/%s", (int)(strstr(mine, "/scep") - mine + 5), mine, name);
+        char *named = xasprintf("%.*s/scep/%s", (int)blen, base, name);
         bool same = strcmp(url, mine) == 0 || strcmp(url, named) == 0;
         free(mine);
         free(named);
