@@ -407,14 +407,19 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
             "/mdm/enroll would hand a device credential (%s) to anyone who asks: set "
             "enroll_secret, or enroll_tokens = true (scepterctl enrollment-token create), or "
             "enroll_open = true to allow it knowingly (a lab)",
-            str_empty(cfg->device_ca_key_file) ? "enroll_scep_challenge"
-                                               : "a PKCS#12 identity from device_ca_key_file");
+            !str_empty(cfg->device_ca_key_file) ? "a PKCS#12 identity from device_ca_key_file"
+            : !str_empty(cfg->enroll_scep_ca)   ? "a one-time challenge of enroll_scep_ca"
+                                                : "enroll_scep_challenge");
+    if (!str_empty(cfg->enroll_scep_ca) && !str_empty(cfg->enroll_scep_url))
+        return scepter_err(err, SCEPTER_EINVAL, "enroll_scep_ca",
+                           "enroll_scep_ca: set it or enroll_scep_url, not both (enroll_scep_ca "
+                           "fills in the URL of Scepter's own CA)");
     return 0;
 }
 
 bool cfg_enroll_hands_out_credentials(const struct cfg *cfg)
 {
-    return !str_empty(cfg->device_ca_key_file) ||
+    return !str_empty(cfg->device_ca_key_file) || !str_empty(cfg->enroll_scep_ca) ||
            (!str_empty(cfg->enroll_scep_url) && !str_empty(cfg->enroll_scep_challenge));
 }
 

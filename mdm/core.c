@@ -156,6 +156,7 @@ struct mdm_server *mdm_server_core_new(struct cfg *cfg, struct scepter_error *er
     srv->boot->refs++; /* srv->boot keeps srv->cfg alive for the server's life */
     mdm_conf_publish(srv, srv->boot);
     srv->enroll_guard = mdm_enroll_guard_new(srv->cfg);
+    srv->scep_limit = mdm_scep_limit_new(srv->cfg);
     return srv;
 fail:
     mdm_server_core_free(srv);
@@ -167,6 +168,7 @@ void mdm_server_core_free(struct mdm_server *srv)
     if (srv == NULL)
         return;
     mdm_enroll_guard_free(srv->enroll_guard);
+    mdm_scep_limit_free(srv->scep_limit);
     mdm_conf_put(srv, srv->conf);
     mdm_conf_put(srv, srv->boot);
     pthread_mutex_destroy(&srv->lock);

@@ -38,6 +38,7 @@
 #include "common/uuid.h"
 #include "common/xmalloc.h"
 #include "mdm/metrics_int.h"
+#include "mdm/scep_int.h"
 #include "profiles/profiles.h"
 
 /* Constant-time comparison of two NUL-terminated strings. */
@@ -333,6 +334,7 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     struct scepter_error err;
     char topic[256], cn[UUID_STR_LEN];
     char *server_url = NULL, *checkin_url = NULL, *xml = NULL, *p12_password = NULL;
+    char *scep_url = NULL, challenge[STORE_SCEP_CHALLENGE_LEN] = "";
     unsigned char *p12 = NULL, *signed_der = NULL;
     size_t xml_len = 0, p12_len = 0, signed_len = 0;
 
@@ -375,7 +377,34 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
         conf->signing_key != NULL && EVP_PKEY_get_base_id(conf->signing_key) == EVP_PKEY_RSA;
     o.root_cert = conf->tls_ca_der;
     o.root_cert_len = conf->tls_ca_der_len;
-    if (!str_empty(cfg->enroll_scep_url)) {
+    if (!str_empty(cfg->enroll_scep_ca)) {
+        /* Scepter's own CA: a one-time challenge of this download's own, which issues only
+         * the certificate this profile asks for (CN = cn). */
+        const struct scep_ca *ca = mdm_scep_find(conf, cfg->enroll_scep_ca);
+        char *expect;
+        int rc;
+        if (ca == NULL) {
+            mdm_reply_error(reply, 503, "enroll: enroll_scep_ca: no built-in CA named '%.80s'",
+                            cfg->enroll_scep_ca);
+            goto out;
+        }
+        uuid_new(cn);
+        expect = xasprintf("subject.CN=%s", cn);
+        rc = store_scep_challenge_create_bound(ctx->store, scep_ca_name(ca), cn, expect,
+                                               now + cfg->scep_profile_challenge_hours * 3600, now,
+                                               challenge, &err);
+        free(expect);
+        if (rc != 0) {
+            mdm_reply_error(reply, 503, "enroll: one-time challenge: %s", err.msg);
+            goto out;
+        }
+        scep_url = mdm_scep_ca_url(cfg, scep_ca_name(ca));
+        o.scep_url = scep_url;
+        o.scep_challenge = challenge;
+        o.scep_name = scep_ca_name(ca);
+        o.scep_key_size = cfg->enroll_key_size;
+        o.scep_common_name = cn;
+    } else if (!str_empty(cfg->enroll_scep_url)) {
         o.scep_url = cfg->enroll_scep_url;
         o.scep_challenge =
             str_empty(cfg->enroll_scep_challenge) ? NULL : cfg->enroll_scep_challenge;
@@ -433,4 +462,6 @@ out:
     free(xml);
     free(server_url);
     free(checkin_url);
+    free(scep_url);
+    OPENSSL_cleanse(challenge, sizeof(challenge));
 }

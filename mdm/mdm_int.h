@@ -224,6 +224,7 @@ struct mdm_server {
     struct mdm_runtime *rt;      /* listeners and workers (mdm/server.c), NULL in tests */
     struct mdm_metrics *metrics; /* counters for /metrics (mdm/metrics.c) */
     struct mdm_enroll_guard *enroll_guard; /* key pool and per-address limits (mdm/enroll.c) */
+    struct mdm_scep_limit *scep_limit;     /* /scep per-address limit (mdm/scep_http.c) */
     /* Settings SIGHUP may change (guarded by lock); read them with mdm_live_get(). */
     char *live[MDM_LIVE_COUNT];
 };
@@ -310,6 +311,9 @@ struct mdm_enroll_guard *mdm_enroll_guard_new(const struct cfg *cfg);
  * filling the pool once when prefill. */
 void mdm_enroll_guard_start(struct mdm_enroll_guard *g, bool prefill);
 void mdm_enroll_guard_free(struct mdm_enroll_guard *g);
+/* The /scep PKIOperation limit per client address (scep_rate_limit; mdm/scep_http.c). */
+struct mdm_scep_limit *mdm_scep_limit_new(const struct cfg *cfg);
+void mdm_scep_limit_free(struct mdm_scep_limit *l);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Enrollment ids (mdm/checkin.c)                                                            */

@@ -171,13 +171,17 @@ struct plan {
     size_t installs, removals;
     json_t *skipped;                     /* devices that could not get the profile, with why */
     const struct profile_signer *signer; /* signs each rendering, or NULL */
+    struct mdm_ctx *ctx;
+    const struct mdm_scep_otc *otc; /* a one-time challenge per rendering, or NULL */
+    int64_t now;
 };
 
-static void plan_init(struct plan *p, const struct mdm_ctx *ctx)
+static void plan_init(struct plan *p, struct mdm_ctx *ctx)
 {
     memset(p, 0, sizeof(*p));
     p->skipped = json_array();
     p->signer = ctx->conf ? ctx->conf->signer : NULL;
+    p->ctx = ctx;
 }
 
 static void plan_free(struct plan *p)
@@ -257,7 +261,8 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
 {
     struct buf xml = BUF_INIT;
     struct scepter_error err;
-    bool uniform = profile_template_is_uniform(t);
+    /* A one-time challenge per device makes every rendering different. */
+    bool uniform = profile_template_is_uniform(t) && p->otc == NULL;
     size_t shared = (size_t)-1;
 
     for (size_t i = 0; i < nt; i++) {
@@ -268,7 +273,8 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
         struct profile_device d;
         target_device(&targets[i], &d);
         buf_reset(&xml);
-        if (profile_template_render(t, uniform ? NULL : &d, &xml, &err) != 0) {
+        if (profile_template_render(t, uniform ? NULL : &d, &xml, &err) != 0 ||
+            mdm_scep_otc_apply(p->ctx, p->otc, &d, &xml, p->now, &err) != 0) {
             json_array_append_new(p->skipped, json_pack("{s:s,s:s}", "device", targets[i].device_id,
                                                         "error", err.msg));
             continue;
@@ -367,6 +373,8 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
     char uid[UUID_STR_LEN];
     char *ident = NULL;
     size_t nt = 0, nhad = 0, np;
+    struct mdm_scep_otc otc;
+    int rc;
     json_t *j;
 
     if (!api_scep_policy_fill(c))
@@ -389,7 +397,12 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
     memset(&ro, 0, sizeof(ro));
     ro.identifier = ident;
     ro.organization = c->ctx->cfg->org_name;
-    if (profile_template_new(&pp, &ro, &t, &pr) != 0) {
+    if (mdm_scep_otc_begin(c->ctx, &pp, &otc))
+        plan.otc = &otc;
+    plan.now = c->now;
+    rc = profile_template_new(&pp, &ro, &t, &pr);
+    mdm_scep_otc_end(&pp, &otc);
+    if (rc != 0) {
         reply_problems(c, &pr);
         goto out;
     }
@@ -660,7 +673,13 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             td.model = dev.model;
             td.product_name = dev.product_name;
             td.os_version = dev.os_version;
-            if (profile_template_new(&pp, &ro, &t, &pr) == 0)
+            struct mdm_scep_otc otc;
+            if (mdm_scep_otc_begin(ctx, &pp, &otc))
+                plan.otc = &otc;
+            plan.now = now;
+            int trc = profile_template_new(&pp, &ro, &t, &pr);
+            mdm_scep_otc_end(&pp, &otc);
+            if (trc == 0)
                 plan_installs(&plan, t, &td, 1);
             else
                 log_warnx("policy %s: stored policy no longer valid: %s", sp->name,

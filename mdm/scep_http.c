@@ -14,6 +14,7 @@
  * nothing is stored.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@
 #include "common/xmalloc.h"
 #include "mdm/scep_int.h"
 
-/* CRLs are valid for a day and rebuilt at each request. */
+/* CRLs are valid for a day; a cached one is served for half of that (crl()). */
 #define CRL_NEXT_UPDATE (24 * 3600)
 /* One-time challenges live at most this long. */
 #define CHALLENGE_MAX_SECONDS (30 * 86400)
@@ -52,8 +53,16 @@ void mdm_scep_free(struct mdm_scep_cas *s)
 {
     if (s == NULL)
         return;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         scep_ca_free(s->ca[i]);
+        if (s->crl)
+            free(s->crl[i].der);
+    }
+    if (s->crl_lock) {
+        pthread_mutex_destroy(s->crl_lock);
+        free(s->crl_lock);
+    }
+    free(s->crl);
     free(s->ca);
     free(s);
 }
@@ -178,10 +187,19 @@ int mdm_scep_load(struct mdm_conf *c, struct scepter_error *err)
     }
     if (rc == 0 && !str_empty(cfg->scep_cas))
         rc = load_named(s, cfg, err);
+    if (rc == 0 && !str_empty(cfg->enroll_scep_ca) &&
+        mdm_scep_find_in(s, cfg->enroll_scep_ca) == NULL)
+        rc = scepter_err(err, SCEPTER_EINVAL, "enroll_scep_ca",
+                         "enroll_scep_ca: no built-in CA named '%.80s' (scep_ca_cert_file, "
+                         "scep_ca_generate or scep_cas make them)",
+                         cfg->enroll_scep_ca);
     if (rc != 0 || s->n == 0) {
         mdm_scep_free(s);
         return rc;
     }
+    s->crl = xcalloc(s->n, sizeof(*s->crl));
+    s->crl_lock = xcalloc(1, sizeof(pthread_mutex_t));
+    pthread_mutex_init(s->crl_lock, NULL);
     c->scep = s;
     return 0;
 }
@@ -200,6 +218,70 @@ const struct scep_ca *mdm_scep_find(const struct mdm_conf *c, const char *name)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* The per-address limit on PKIOperation                                                     */
+
+#define LIMIT_SLOTS 1024 /* client addresses remembered */
+
+struct mdm_scep_limit {
+    pthread_mutex_t lock;
+    int64_t per_minute;
+    struct {
+        char addr[48];
+        int64_t at;     /* last request (seconds) */
+        int64_t credit; /* 60 per request allowed now */
+    } slot[LIMIT_SLOTS];
+};
+
+struct mdm_scep_limit *mdm_scep_limit_new(const struct cfg *cfg)
+{
+    struct mdm_scep_limit *l = xcalloc(1, sizeof(*l));
+
+    pthread_mutex_init(&l->lock, NULL);
+    l->per_minute = cfg->scep_rate_limit;
+    return l;
+}
+
+void mdm_scep_limit_free(struct mdm_scep_limit *l)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+/* A token bucket per address: per_minute at once, refilled at per_minute a minute.  A slot
+ * holds one address; a colliding one starts afresh (early admission, never a lock-out). */
+static bool limit_admit(struct mdm_scep_limit *l, const char *addr, int64_t now)
+{
+    uint64_t h = 1469598103934665603ULL;
+    int64_t cap;
+    bool ok = true;
+    size_t i;
+
+    if (l == NULL || l->per_minute <= 0 || addr == NULL)
+        return true;
+    cap = l->per_minute * 60;
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    i = (size_t)(h % LIMIT_SLOTS);
+    pthread_mutex_lock(&l->lock);
+    if (strcmp(l->slot[i].addr, addr) != 0) {
+        str_copy(l->slot[i].addr, sizeof(l->slot[i].addr), addr);
+        l->slot[i].credit = cap;
+    } else {
+        int64_t refill = (now - l->slot[i].at) * l->per_minute;
+        l->slot[i].credit = refill > cap - l->slot[i].credit ? cap : l->slot[i].credit + refill;
+    }
+    l->slot[i].at = now;
+    if (l->slot[i].credit < 60)
+        ok = false;
+    else
+        l->slot[i].credit -= 60;
+    pthread_mutex_unlock(&l->lock);
+    return ok;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* /scep                                                                                     */
 
 static void reply_der(struct mdm_reply *reply, const char *ctype, unsigned char *der, size_t len)
@@ -210,15 +292,26 @@ static void reply_der(struct mdm_reply *reply, const char *ctype, unsigned char 
     free(der);
 }
 
+/*
+ * The CRL: the revoked certificates are read from the store at each request (another
+ * instance may have revoked one), but the CRL is signed again only when they changed or half
+ * of its validity has passed; otherwise the cached one is served.
+ */
 static void crl(struct mdm_ctx *ctx, const struct scep_ca *ca, int64_t now, struct mdm_reply *reply)
 {
+    const struct mdm_scep_cas *cas = ctx->conf->scep;
+    struct mdm_scep_crl *cache = NULL;
     struct store_scep_cert *v = NULL;
     struct scep_revoked *rv = NULL;
     struct scepter_error err;
-    unsigned char *der = NULL;
+    unsigned char *der = NULL, digest[CRYPTO_SHA256_LEN];
     size_t n = 0, len = 0;
+    struct buf b = BUF_INIT;
 
     reply->message_type = "GetCRL";
+    for (size_t i = 0; cas && cas->crl && i < cas->n; i++)
+        if (cas->ca[i] == ca)
+            cache = &cas->crl[i];
     if (store_scep_certs_list(ctx->store, scep_ca_name(ca), true, 0, &v, &n, &err) != 0) {
         mdm_reply_error(reply, 503, "scep crl: %s", err.msg);
         return;
@@ -227,11 +320,30 @@ static void crl(struct mdm_ctx *ctx, const struct scep_ca *ca, int64_t now, stru
     for (size_t i = 0; i < n; i++) {
         rv[i].serial = v[i].serial;
         rv[i].revoked_at = v[i].revoked_at;
+        buf_printf(&b, "%s %lld\n", v[i].serial, (long long)v[i].revoked_at);
     }
-    if (scep_ca_crl(ca, rv, n, now, CRL_NEXT_UPDATE, &der, &len, &err) != 0)
+    crypto_sha256(b.data ? b.data : "", b.len, digest);
+    if (cache)
+        pthread_mutex_lock(cas->crl_lock);
+    if (cache && cache->der && now >= cache->built_at &&
+        now < cache->built_at + CRL_NEXT_UPDATE / 2 &&
+        memcmp(cache->revoked_digest, digest, sizeof(digest)) == 0) {
+        reply_der(reply, "application/pkix-crl", xmemdup(cache->der, cache->len), cache->len);
+    } else if (scep_ca_crl(ca, rv, n, now, CRL_NEXT_UPDATE, &der, &len, &err) != 0) {
         mdm_reply_error(reply, 500, "scep crl: %s", err.msg);
-    else
+    } else {
+        if (cache) {
+            free(cache->der);
+            cache->der = xmemdup(der, len);
+            cache->len = len;
+            cache->built_at = now;
+            memcpy(cache->revoked_digest, digest, sizeof(digest));
+        }
         reply_der(reply, "application/pkix-crl", der, len);
+    }
+    if (cache)
+        pthread_mutex_unlock(cas->crl_lock);
+    buf_free(&b);
     free(rv);
     store_scep_certs_free(v, n);
 }
@@ -319,7 +431,7 @@ static void pkiop(struct mdm_ctx *ctx, const struct scep_ca *ca, const struct md
     struct scep_cert_info info = {0};
     unsigned char *msg = NULL, *der = NULL;
     size_t msg_len = 0, len = 0;
-    char *device = NULL;
+    char *device = NULL, *bound_to = NULL, *expect = NULL;
     const char *challenge = NULL;
     X509 *cert = NULL;
     int rc;
@@ -345,8 +457,19 @@ static void pkiop(struct mdm_ctx *ctx, const struct scep_ca *ca, const struct md
                           reply);
             goto out;
         }
-        if (!scep_challenge_equal(sr.challenge, ctx->cfg->scep_challenge))
+        if (!scep_challenge_equal(sr.challenge, ctx->cfg->scep_challenge)) {
             challenge = sr.challenge; /* a one-time challenge, or nothing */
+            if (store_scep_challenge_peek(ctx->store, scep_ca_name(ca), challenge, now, &bound_to,
+                                          &expect, &err) != 0) {
+                if (err.code != SCEPTER_EFORBIDDEN)
+                    mdm_reply_error(reply, 503, "scep: %s", err.msg);
+                else
+                    pkiop_failure(ca, &sr, SCEP_FAIL_BADREQUEST,
+                                  "the challenge password is wrong, expired or already used",
+                                  reply);
+                goto out;
+            }
+        }
     } else {
         reply->message_type = "RenewalReq";
         if (store_scep_cert_get(ctx->store, scep_ca_name(ca), sr.signer_serial, &prev, &err) != 0) {
@@ -367,6 +490,18 @@ static void pkiop(struct mdm_ctx *ctx, const struct scep_ca *ca, const struct md
     if (scep_ca_issue(ca, &sr, now, &cert, &err) != 0) {
         mdm_reply_error(reply, 500, "scep: %s", err.msg);
         goto out;
+    }
+    if (expect != NULL) {
+        /* A challenge rendered into one device's profile issues what that profile asks for. */
+        char why[400], *text;
+        if (scep_expect_check(cert, expect, why, sizeof(why)) != 0) {
+            text = xasprintf("the one-time challenge was issued for the profile of device %s, "
+                             "which asks for another subject or other names: %s",
+                             bound_to ? bound_to : "?", why);
+            pkiop_failure(ca, &sr, SCEP_FAIL_BADREQUEST, text, reply);
+            free(text);
+            goto out;
+        }
     }
     scep_cert_info(cert, &info);
     rec.ca = (char *)scep_ca_name(ca);
@@ -398,6 +533,8 @@ static void pkiop(struct mdm_ctx *ctx, const struct scep_ca *ca, const struct md
     reply_der(reply, "application/x-pki-message", der, len);
 out:
     free(device);
+    free(bound_to);
+    free(expect);
     X509_free(cert);
     scep_cert_info_clear(&info);
     store_scep_cert_clear(&prev);
@@ -445,7 +582,16 @@ void mdm_scep_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t
         mdm_reply_error(reply, 400,
                         "scep: operation: missing (GetCACaps, GetCACert or PKIOperation)");
     } else if (strcmp(op, "PKIOperation") == 0) {
-        pkiop(ctx, ca, req, now, reply);
+        /* Before the message is read: decrypting and issuing is what the limit protects. */
+        if (!limit_admit(ctx->srv ? ctx->srv->scep_limit : NULL, req->peer_addr, now)) {
+            reply->message_type = "PKIOperation";
+            mdm_reply_error(reply, 503,
+                            "scep: more than %lld PKIOperation requests a minute from %s",
+                            (long long)ctx->cfg->scep_rate_limit, req->peer_addr);
+            mdm_reply_header(reply, "Retry-After", "60");
+        } else {
+            pkiop(ctx, ca, req, now, reply);
+        }
     } else if (req->method != MDM_GET) {
         mdm_reply_error(reply, 405, "scep: %.40s: GET only", op);
     } else if (strcmp(op, "GetCACaps") == 0) {
@@ -647,8 +793,7 @@ bool api_scep_policy_fill(struct api_call *c)
     json_t *scep = c->body ? json_object_get(c->body, "scep") : NULL;
     json_t *v = json_is_object(scep) ? json_object_get(scep, "scepter_ca") : NULL;
     const struct scep_ca *ca;
-    const char *name, *base = c->ctx->cfg->public_url;
-    size_t blen = strlen(base);
+    const char *name;
     char fp[65], *url;
 
     if (v == NULL)
@@ -672,20 +817,11 @@ bool api_scep_policy_fill(struct api_call *c)
                             "%s: leave it out with scep.scepter_ca: Scepter fills it in", field);
             return false;
         }
-    if (str_empty(c->ctx->cfg->scep_challenge)) {
-        api_reply_error(c, 400, "scep.scepter_ca",
-                        "scep.scepter_ca: set scep_challenge (policies do not carry one-time "
-                        "challenges yet)");
-        return false;
-    }
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    url = strcmp(scep_ca_name(ca), "default") == 0
-              ? xasprintf("%.*s/scep", (int)blen, base)
-              : xasprintf("%.*s/scep/%s", (int)blen, base, scep_ca_name(ca));
+    /* No challenge: each device's rendering gets a one-time challenge of its own
+     * (mdm/scep_profile.c). */
+    url = mdm_scep_ca_url(c->ctx->cfg, scep_ca_name(ca));
     scep_ca_fingerprint(ca, fp);
     json_object_set_new(scep, "url", json_string(url));
-    json_object_set_new(scep, "challenge", json_string(c->ctx->cfg->scep_challenge));
     json_object_set_new(scep, "fingerprint", json_string(fp));
     json_object_del(scep, "scepter_ca");
     free(url);

@@ -171,6 +171,17 @@ void scep_cert_info_clear(struct scep_cert_info *i);
 int scep_serial_norm(const char *in, char out[SCEP_SERIAL_HEX_LEN + 1],
                      struct scepter_error *err) WUR;
 
+/*
+ * A one-time challenge rendered into one device's profile is kept with what that profile asks
+ * for, one "KEY=value" per line: subject.CN=..., subject.O=... (the subject's attributes in
+ * order, OpenSSL short names or dotted OIDs), san.dns=..., san.email=..., san.uri=...,
+ * san.upn=... (subjectAltNames, in order per type).  In a value SCEP_EXPECT_ANY stands for
+ * one or more characters the device fills in itself (a Mac's %ComputerName%).  0 when cert
+ * names exactly that; else -1 with why (the first difference).  expect NULL: 0.
+ */
+#define SCEP_EXPECT_ANY '\x01'
+int scep_expect_check(X509 *cert, const char *expect, char *why, size_t whylen) WUR;
+
 struct scep_revoked {
     const char *serial; /* canonical hex */
     int64_t revoked_at;

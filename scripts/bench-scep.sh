@@ -50,6 +50,7 @@ store = sqlite:$TMP/scepter.db
 scep_ca_cert_file = $TMP/ca/ca.pem
 scep_ca_key_file = $TMP/ca/ca.key
 scep_challenge = $CHALLENGE
+scep_rate_limit = 0
 log_level = warn
 CONF
 "$B/mdm/scepter" --config "$TMP/scepter.conf" >"$TMP/scepter.log" 2>&1 &

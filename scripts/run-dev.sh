@@ -59,12 +59,13 @@ store = sqlite:./var/scepter.db
 tls_cert_file = $dev/tls.pem
 tls_key_file = $dev/tls.key
 tls_ca_file = $dev/tls-ca.pem
-; Devices enroll through Scepter's own SCEP CA (docs/scep-ca.md); the challenge comes from
-; $dev/scep_challenge (SCEPTER_SCEP_CHALLENGE_FILE, SCEPTER_ENROLL_SCEP_CHALLENGE_FILE).
+; Devices enroll through Scepter's own SCEP CA (docs/scep-ca.md), each enrollment profile
+; with a one-time challenge of its own; $dev/scep_challenge is the static challenge for other
+; SCEP clients (SCEPTER_SCEP_CHALLENGE_FILE).
 device_ca_file = $dev/scep-ca/ca.pem
 scep_ca_cert_file = $dev/scep-ca/ca.pem
 scep_ca_key_file = $dev/scep-ca/ca.key
-enroll_scep_url = https://localhost:8443/scep
+enroll_scep_ca = default
 signing_cert_file = $dev/signing.pem
 signing_key_file = $dev/signing.key
 ; No APNs certificate in development: devices get commands when they check in.  Upload one

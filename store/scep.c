@@ -21,6 +21,7 @@
 #define MAX_SERIAL_LEN 48
 #define MAX_TEXT_LEN   4096
 #define LIST_MAX       10000
+#define MAX_EXPECT_LEN 16384
 
 void store_scep_cert_clear(struct store_scep_cert *c)
 {
@@ -297,8 +298,8 @@ int store_scep_cert_revoke(struct store *s, const char *ca, const char *serial, 
 
 static const struct store_sql SQL_CHALLENGE_INSERT = {
     "scep_challenge_insert",
-    "INSERT INTO scep_challenges (hash, ca, device_id, expires, created) VALUES ($1, $2, $3, $4, "
-    "$5)",
+    "INSERT INTO scep_challenges (hash, ca, device_id, expires, created, expect)"
+    " VALUES ($1, $2, $3, $4, $5, $6)",
     NULL, NULL};
 /* Used and expired challenges are worth nothing: drop them as new ones are made. */
 static const struct store_sql SQL_CHALLENGE_PURGE = {
@@ -308,6 +309,13 @@ int store_scep_challenge_create(struct store *s, const char *ca, const char *dev
                                 int64_t expires, int64_t now, char out[STORE_SCEP_CHALLENGE_LEN],
                                 struct scepter_error *err)
 {
+    return store_scep_challenge_create_bound(s, ca, device_id, NULL, expires, now, out, err);
+}
+
+int store_scep_challenge_create_bound(struct store *s, const char *ca, const char *device_id,
+                                      const char *expect, int64_t expires, int64_t now,
+                                      char out[STORE_SCEP_CHALLENGE_LEN], struct scepter_error *err)
+{
     unsigned char raw[16];
     char hash[CRYPTO_SHA256_HEX_LEN];
     int rc;
@@ -316,6 +324,11 @@ int store_scep_challenge_create(struct store *s, const char *ca, const char *dev
     if ((rc = store_check_str(ca, MAX_NAME_LEN, "ca", err)) != 0 ||
         (rc = store_check_str(device_id, MAX_ID_LEN, "udid", err)) != 0)
         return rc;
+    if (expect && strlen(expect) > MAX_EXPECT_LEN)
+        return scepter_err(err, SCEPTER_EINVAL, "expect",
+                           "expect: the subject and names a challenge is bound to take at most %d "
+                           "bytes",
+                           MAX_EXPECT_LEN);
     if (expires <= now)
         return scepter_err(err, SCEPTER_EINVAL, "expires", "expires: must be in the future");
     if (RAND_bytes(raw, sizeof(raw)) != 1)
@@ -325,7 +338,8 @@ int store_scep_challenge_create(struct store *s, const char *ca, const char *dev
     challenge_hash(out, hash);
     STORE_CALL(s, rc, err)
     {
-        struct dbv p[] = {P_TEXT(hash), P_TEXT(ca), P_TEXT(device_id), P_INT(expires), P_INT(now)};
+        struct dbv p[] = {P_TEXT(hash),   P_TEXT(ca), P_TEXT(device_id),
+                          P_INT(expires), P_INT(now), P_TEXT(expect)};
         struct dbv q[] = {P_INT(now)};
         rc = db_exec(s, &SQL_CHALLENGE_PURGE, q, ARRAY_LEN(q), NULL, err);
         if (rc == 0)
@@ -333,5 +347,50 @@ int store_scep_challenge_create(struct store *s, const char *ca, const char *dev
     }
     if (rc != 0)
         OPENSSL_cleanse(out, STORE_SCEP_CHALLENGE_LEN);
+    return rc;
+}
+
+static const struct store_sql SQL_CHALLENGE_PEEK = {
+    "scep_challenge_peek",
+    "SELECT device_id, expect FROM scep_challenges"
+    " WHERE hash = $1 AND ca = $2 AND used_at = 0 AND expires > $3",
+    NULL, NULL};
+
+int store_scep_challenge_peek(struct store *s, const char *ca, const char *challenge, int64_t now,
+                              char **device_id, char **expect, struct scepter_error *err)
+{
+    char hash[CRYPTO_SHA256_HEX_LEN];
+    struct dbres r;
+    int rc;
+
+    *device_id = NULL;
+    *expect = NULL;
+    if ((rc = store_check_str(ca, MAX_NAME_LEN, "ca", err)) != 0)
+        return rc;
+    if (challenge == NULL || *challenge == '\0')
+        return scepter_err(err, SCEPTER_EFORBIDDEN, "challenge", "challenge: empty");
+    challenge_hash(challenge, hash);
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(hash), P_TEXT(ca), P_INT(now)};
+        free(*device_id);
+        free(*expect);
+        *device_id = *expect = NULL;
+        rc = db_query(s, &SQL_CHALLENGE_PEEK, p, ARRAY_LEN(p), &r, err);
+        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+            *device_id = db_strdup(&r, 0);
+            *expect = db_strdup(&r, 1);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = scepter_err(err, SCEPTER_EFORBIDDEN, "challenge",
+                             "challenge: unknown, expired, for another CA or already used");
+        }
+        db_res_clear(&r);
+    }
+    if (rc != 0) {
+        free(*device_id);
+        free(*expect);
+        *device_id = *expect = NULL;
+    }
     return rc;
 }

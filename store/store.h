@@ -823,6 +823,17 @@ int store_scep_cert_revoke(struct store *s, const char *ca, const char *serial, 
 int store_scep_challenge_create(struct store *s, const char *ca, const char *device_id,
                                 int64_t expires, int64_t now, char out[STORE_SCEP_CHALLENGE_LEN],
                                 struct scepter_error *err) WUR;
+/* The same, bound to what the profile carrying it asks for: expect (one "KEY=value" per line,
+ * scep_expect_check in scep/scep.h) is kept with it, NULL = any request. */
+int store_scep_challenge_create_bound(struct store *s, const char *ca, const char *device_id,
+                                      const char *expect, int64_t expires, int64_t now,
+                                      char out[STORE_SCEP_CHALLENGE_LEN],
+                                      struct scepter_error *err) WUR;
+/* Look a one-time challenge up without using it: 0 with its device and expectation (NULL
+ * when unbound; both owned) when this CA issued it and it is unused and unexpired, else
+ * SCEPTER_EFORBIDDEN.  store_scep_cert_add consumes it. */
+int store_scep_challenge_peek(struct store *s, const char *ca, const char *challenge, int64_t now,
+                              char **device_id, char **expect, struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Test hooks                                                                                */

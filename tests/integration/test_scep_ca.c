@@ -18,6 +18,8 @@
 #include <openssl/x509.h>
 
 #include "common/buf.h"
+#include "common/plistx.h"
+#include "profiles/profiles.h"
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "scepc.h"
@@ -581,7 +583,8 @@ Test(scep_ca, a_policy_uses_scepters_ca)
     char *want_url = xasprintf("https://127.0.0.1:%d/scep", f.s.port);
     cr_assert_str_eq(json_string_value(json_object_get(scep, "url")), want_url, "%s", h_json(j));
     cr_assert_str_eq(json_string_value(json_object_get(scep, "fingerprint")), fp);
-    cr_assert_str_eq(json_string_value(json_object_get(scep, "challenge")), "********");
+    /* No challenge is stored: every device's profile gets a one-time challenge of its own. */
+    cr_assert_null(json_object_get(scep, "challenge"), "%s", h_json(j));
     cr_assert_null(json_object_get(scep, "scepter_ca"));
     free(want_url);
     json_decref(j);
@@ -600,5 +603,356 @@ Test(scep_ca, a_policy_uses_scepters_ca)
     cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "scep.url");
     json_decref(j);
     json_decref(cas);
+    stop(&f);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One-time challenges in policy profiles                                                    */
+
+/* A device identity from the CA under test (scepclient with a one-time challenge), enrolled
+ * as udid with product. */
+static struct tu_cert enrolled_device(struct fix *f, const char *udid, const char *product)
+{
+    char *out = NULL, *ch = one_time_challenge(f, "default", udid);
+    cr_assert_eq(scepclient(f, "/scep", udid, ch, 2048, &out), 0, "%s", out);
+    free(out);
+    free(ch);
+    struct tu_cert id = identity(f, udid);
+    h_enroll(&f->s, &id, udid, product);
+    return id;
+}
+
+/* The device's next command (Idle), parsed; NULL when there is none. */
+static plist_t next_command(struct fix *f, const struct tu_cert *id, const char *udid)
+{
+    struct tu_http_resp r;
+    struct scepter_error err;
+    char *body = h_plist("Status", "Idle", "UDID", udid, NULL);
+    plist_t d = NULL;
+
+    cr_assert_eq(h_connect(&f->s, id, body, &r), 0);
+    cr_assert_eq(r.status, 200, "%s: %d %s", udid, r.status, r.body);
+    free(body);
+    if (r.body_len > 0)
+        cr_assert_eq(plistx_parse_dict(r.body, r.body_len, &d, &err), 0, "%s", err.msg);
+    tu_http_resp_free(&r);
+    return d;
+}
+
+/* Acknowledge a command. */
+static void ack(struct fix *f, const struct tu_cert *id, const char *udid, plist_t cmd)
+{
+    struct tu_http_resp r;
+    const char *uuid = NULL;
+    cr_assert_eq(plistx_get_string(cmd, "CommandUUID", true, &uuid, NULL), 0);
+    char *body = h_plist("Status", "Acknowledged", "UDID", udid, "CommandUUID", uuid, NULL);
+    cr_assert_eq(h_connect(&f->s, id, body, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    free(body);
+}
+
+/* The SCEP payload's content of an InstallProfile command (a copy: plist_free). */
+static plist_t scep_content(plist_t cmd)
+{
+    plist_t c = NULL, prof = NULL, content = NULL, out = NULL;
+    const unsigned char *payload;
+    unsigned char *inner = NULL;
+    size_t len, ilen;
+    struct scepter_error err;
+
+    cr_assert_eq(plistx_get_dict(cmd, "Command", true, &c, &err), 0);
+    cr_assert_eq(plistx_get_data(c, "Payload", true, &payload, &len, &err), 0);
+    cr_assert_eq(profile_unwrap(payload, len, NULL, &inner, &ilen, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(plistx_parse_dict(inner, ilen, &prof, &err), 0, "%s", err.msg);
+    free(inner);
+    cr_assert_eq(plistx_get_array(prof, "PayloadContent", true, &content, &err), 0);
+    for (uint32_t i = 0; i < plist_array_get_size(content) && out == NULL; i++) {
+        plist_t pl = plist_array_get_item(content, i);
+        const char *type = NULL;
+        if (plistx_get_string(pl, "PayloadType", true, &type, &err) == 0 &&
+            strcmp(type, "com.apple.security.scep") == 0)
+            out = plist_copy(plist_dict_get_item(pl, "PayloadContent"));
+    }
+    plist_free(prof);
+    cr_assert_not_null(out, "no SCEP payload in the profile");
+    return out;
+}
+
+static char *challenge_of(plist_t scep)
+{
+    const char *ch = NULL;
+    cr_assert_eq(plistx_get_string(scep, "Challenge", true, &ch, NULL), 0,
+                 "the profile carries a challenge");
+    return xstrdup(ch);
+}
+
+/* PKCSReq to /scep for cn (+ DNS name) with challenge: the reply (rep->cert set on SUCCESS). */
+static void pkcsreq(struct fix *f, X509 *ca, const char *cn, const char *dns, const char *challenge,
+                    struct scepc_reply *rep)
+{
+    struct tu_http_resp r;
+    EVP_PKEY *key = scepc_rsa(2048);
+    X509 *self = scepc_self_signed(key, cn);
+    struct scepc_opts o = {.key = key,
+                           .cn = cn,
+                           .san_dns = dns,
+                           .challenge = challenge,
+                           .signer_cert = self,
+                           .signer_key = key,
+                           .recipient = ca};
+    size_t len;
+    unsigned char *msg = scepc_build(&o, &len);
+
+    cr_assert_eq(
+        http_post(f, "/scep?operation=PKIOperation", "application/x-pki-message", msg, len, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    cr_assert_eq(scepc_parse_reply(r.body, r.body_len, ca, key, self, rep), 0);
+    tu_http_resp_free(&r);
+    free(msg);
+    X509_free(self);
+    EVP_PKEY_free(key);
+}
+
+Test(scep_ca, policy_profiles_carry_one_time_challenges_bound_to_their_device)
+{
+    struct fix f;
+    struct scepc_reply rep;
+    json_t *j = NULL, *list;
+    char *out = NULL;
+
+    start(&f, NULL); /* no static challenge: only what Scepter hands out */
+    char *ca_path = xasprintf("%s/ca/ca.pem", f.work);
+    X509 *ca = load_pem(ca_path);
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    X509_digest(ca, EVP_sha256(), md, &mdlen);
+
+    struct tu_cert a = enrolled_device(&f, "UDID-A", "iPhone14,2");
+    struct tu_cert b = enrolled_device(&f, "UDID-B", "iPhone14,2");
+    const char *policy = "{\"name\":\"Bound\",\"platform\":\"ios\",\"scep\":{\"scepter_ca\":"
+                         "\"default\",\"subject\":\"/CN=%UDID%\",\"key_size\":2048,"
+                         "\"subject_alt_name\":{\"dns_name\":\"%UDID%.devices.example.com\"}},"
+                         "\"targets\":{\"devices\":[\"UDID-A\",\"UDID-B\"]}}";
+    cr_assert_eq(h_api(&f.s, "POST", "/v1/policies", policy, &j), 201, "%s", h_json(j));
+    cr_assert_eq(json_integer_value(json_object_get(j, "queued_installs")), 2, "%s", h_json(j));
+    json_int_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+
+    plist_t ca_cmd = next_command(&f, &a, "UDID-A"), cb_cmd = next_command(&f, &b, "UDID-B");
+    cr_assert(ca_cmd && cb_cmd);
+    plist_t sa = scep_content(ca_cmd), sb = scep_content(cb_cmd);
+    char *cha = challenge_of(sa), *chb = challenge_of(sb);
+    cr_assert_eq(strlen(cha), 32);
+    cr_assert_str_neq(cha, chb, "each device's profile has its own challenge");
+    /* URL and CAFingerprint: Scepter's CA. */
+    const char *url = NULL;
+    const unsigned char *fp = NULL;
+    size_t fplen = 0;
+    cr_assert_eq(plistx_get_string(sa, "URL", true, &url, NULL), 0);
+    char *want_url = xasprintf("https://127.0.0.1:%d/scep", f.s.port);
+    cr_assert_str_eq(url, want_url);
+    cr_assert_eq(plistx_get_data(sa, "CAFingerprint", true, &fp, &fplen, NULL), 0);
+    cr_assert(fplen == 32 && memcmp(fp, md, 32) == 0, "CAFingerprint is the CA's SHA-256");
+
+    /* Device B's request with A's challenge: refused, and A's challenge still works. */
+    pkcsreq(&f, ca, "UDID-B", "UDID-B.devices.example.com", cha, &rep);
+    cr_assert_eq(rep.status, 2, "a challenge rendered for A issues nothing to B");
+    cr_assert_eq(rep.fail_info, 2, "badRequest");
+    /* Nor for A's subject with other names. */
+    pkcsreq(&f, ca, "UDID-A", "evil.example.com", cha, &rep);
+    cr_assert_eq(rep.status, 2);
+    cr_assert_eq(h_api(&f.s, "GET", "/v1/ca/default/certificates", NULL, &j), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "certificates")), 2, "only the two identities");
+    json_decref(j);
+    cr_assert_eq(tu_sh(&out, "grep -c 'issued for the profile of device UDID-A' %s", f.s.log_file),
+                 0, "the log says why");
+    free(out);
+
+    pkcsreq(&f, ca, "UDID-A", "UDID-A.devices.example.com", cha, &rep);
+    cr_assert_eq(rep.status, 0, "A's own request with A's challenge");
+    cr_assert_not_null(rep.cert);
+    X509_free(rep.cert);
+    pkcsreq(&f, ca, "UDID-A", "UDID-A.devices.example.com", cha, &rep);
+    cr_assert_eq(rep.status, 2, "single use");
+    pkcsreq(&f, ca, "UDID-B", "UDID-B.devices.example.com", chb, &rep);
+    cr_assert_eq(rep.status, 0);
+    X509_free(rep.cert);
+    list = certificates(&f, "default");
+    cr_assert_eq(json_array_size(list), 4, "%s", h_json(list));
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "udid")), "UDID-B");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "udid")), "UDID-A");
+    cr_assert_not_null(strstr(json_string_value(json_object_get(json_array_get(list, 1), "sans")),
+                              "DNS:UDID-A.devices.example.com"),
+                       "%s", h_json(list));
+    json_decref(list);
+
+    /* Rendering again (the policy updated) hands out a fresh challenge. */
+    ack(&f, &a, "UDID-A", ca_cmd);
+    char *path = xasprintf("/v1/policies/%lld", (long long)id);
+    cr_assert_eq(h_api(&f.s, "PUT", path, policy, &j), 200, "%s", h_json(j));
+    json_decref(j);
+    plist_t again = next_command(&f, &a, "UDID-A");
+    cr_assert_not_null(again);
+    plist_t sa2 = scep_content(again);
+    char *cha2 = challenge_of(sa2);
+    cr_assert_str_neq(cha2, cha, "a re-rendered profile gets a new challenge");
+    pkcsreq(&f, ca, "UDID-A", "UDID-A.devices.example.com", cha2, &rep);
+    cr_assert_eq(rep.status, 0);
+    X509_free(rep.cert);
+
+    plist_free(sa2);
+    plist_free(again);
+    free(cha2);
+    free(path);
+    free(want_url);
+    free(cha);
+    free(chb);
+    plist_free(sa);
+    plist_free(sb);
+    plist_free(ca_cmd);
+    plist_free(cb_cmd);
+    X509_free(a.cert);
+    EVP_PKEY_free(a.key);
+    X509_free(b.cert);
+    EVP_PKEY_free(b.key);
+    X509_free(ca);
+    free(ca_path);
+    stop(&f);
+}
+
+Test(scep_ca, the_crl_is_signed_again_only_when_revocations_change)
+{
+    struct fix f;
+    struct tu_http_resp r1, r2, r3;
+    char *out = NULL;
+
+    start(&f, "scep_challenge = " STATIC_CHALLENGE "\n");
+    cr_assert_eq(scepclient(&f, "/scep", "c1", STATIC_CHALLENGE, 2048, &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(http_get(&f, "/scep/default/crl", &r1), 0);
+    cr_assert_eq(r1.status, 200);
+    usleep(1100 * 1000); /* a CRL signed now would have another thisUpdate */
+    cr_assert_eq(http_get(&f, "/scep/default/crl", &r2), 0);
+    cr_assert(r1.body_len == r2.body_len && memcmp(r1.body, r2.body, r1.body_len) == 0,
+              "the same CRL while nothing was revoked");
+    json_t *list = certificates(&f, "default"), *j = NULL;
+    char *path = xasprintf("/v1/ca/default/certificates/%s/revoke",
+                           json_string_value(json_object_get(json_array_get(list, 0), "serial")));
+    cr_assert_eq(h_api(&f.s, "POST", path, NULL, &j), 200, "%s", h_json(j));
+    json_decref(j);
+    cr_assert_eq(http_get(&f, "/scep/default/crl", &r3), 0);
+    cr_assert_eq(r3.status, 200);
+    cr_assert(r3.body_len != r1.body_len || memcmp(r1.body, r3.body, r1.body_len) != 0,
+              "a revocation makes a new CRL at once");
+    char *crl_path = xasprintf("%s/crl.der", f.work);
+    tu_write(crl_path, r3.body, r3.body_len);
+    cr_assert_eq(tu_sh(&out,
+                       "cd %s && openssl crl -inform der -in crl.der -noout -text | grep -c "
+                       "'Serial Number: %s'",
+                       f.work,
+                       json_string_value(json_object_get(json_array_get(list, 0), "serial"))),
+                 0, "%s", out);
+    free(out);
+    free(crl_path);
+    free(path);
+    json_decref(list);
+    tu_http_resp_free(&r1);
+    tu_http_resp_free(&r2);
+    tu_http_resp_free(&r3);
+    stop(&f);
+}
+
+Test(scep_ca, pkioperation_is_rate_limited_per_address)
+{
+    struct fix f;
+    struct tu_http_resp r;
+    const char *op = "/scep?operation=PKIOperation";
+
+    start(&f, "scep_rate_limit = 3\n");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(http_post(&f, op, "application/x-pki-message", "garbage!", 8, &r), 0);
+        cr_assert_eq(r.status, 400, "request %d is read", i);
+        tu_http_resp_free(&r);
+    }
+    cr_assert_eq(http_post(&f, op, "application/x-pki-message", "garbage!", 8, &r), 0);
+    cr_assert_eq(r.status, 503, "the fourth in a minute is turned away");
+    cr_assert_not_null(strcasestr(r.headers, "retry-after: 60"), "with Retry-After: %s", r.headers);
+    tu_http_resp_free(&r);
+    /* The cheap operations are not limited. */
+    cr_assert_eq(http_get(&f, "/scep?operation=GetCACaps", &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    stop(&f);
+}
+
+Test(scep_ca, the_enrollment_profile_carries_a_one_time_challenge_bound_to_its_cn)
+{
+    struct fix f;
+    struct tu_http_resp r;
+    struct scepc_reply rep;
+    struct scepter_error err;
+    char *challenges[2], *cns[2];
+
+    start(&f, "enroll_scep_ca = default\n");
+    char *ca_path = xasprintf("%s/ca/ca.pem", f.work);
+    X509 *ca = load_pem(ca_path);
+    for (int i = 0; i < 2; i++) {
+        plist_t prof = NULL, content = NULL, scep = NULL, subj = NULL;
+        unsigned char *inner = NULL;
+        size_t ilen = 0;
+        const char *url = NULL, *ch = NULL, *cn = NULL;
+        cr_assert_eq(http_get(&f, "/mdm/enroll", &r), 0);
+        cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+        cr_assert_eq(profile_unwrap(r.body, r.body_len, NULL, &inner, &ilen, NULL, &err), 0, "%s",
+                     err.msg);
+        cr_assert_eq(plistx_parse_dict(inner, ilen, &prof, &err), 0, "%s", err.msg);
+        cr_assert_eq(plistx_get_array(prof, "PayloadContent", true, &content, &err), 0);
+        for (uint32_t k = 0; k < plist_array_get_size(content) && scep == NULL; k++) {
+            plist_t pl = plist_array_get_item(content, k);
+            const char *type = NULL;
+            if (plistx_get_string(pl, "PayloadType", true, &type, &err) == 0 &&
+                strcmp(type, "com.apple.security.scep") == 0)
+                scep = plist_dict_get_item(pl, "PayloadContent");
+        }
+        cr_assert_not_null(scep, "the enrollment profile has a SCEP payload");
+        cr_assert_eq(plistx_get_string(scep, "URL", true, &url, &err), 0);
+        char *want_url = xasprintf("https://127.0.0.1:%d/scep", f.s.port);
+        cr_assert_str_eq(url, want_url);
+        free(want_url);
+        cr_assert_eq(plistx_get_string(scep, "Challenge", true, &ch, &err), 0);
+        cr_assert_eq(strlen(ch), 32, "a one-time challenge: %s", ch);
+        cr_assert_eq(plistx_get_array(scep, "Subject", true, &subj, &err), 0);
+        /* [[["CN", value]]] */
+        cn = plist_get_string_ptr(
+            plist_array_get_item(plist_array_get_item(plist_array_get_item(subj, 0), 0), 1), NULL);
+        cr_assert_not_null(cn);
+        challenges[i] = xstrdup(ch);
+        cns[i] = xstrdup(cn);
+        plist_free(prof);
+        free(inner);
+        tu_http_resp_free(&r);
+    }
+    cr_assert_str_neq(challenges[0], challenges[1], "each download has its own challenge");
+
+    /* The first profile's challenge with the second's CN: refused. */
+    pkcsreq(&f, ca, cns[1], NULL, challenges[0], &rep);
+    cr_assert_eq(rep.status, 2, "bound to the CN of its own profile");
+    /* With its own CN: issued, recorded with that CN as the device. */
+    pkcsreq(&f, ca, cns[0], NULL, challenges[0], &rep);
+    cr_assert_eq(rep.status, 0);
+    X509_free(rep.cert);
+    pkcsreq(&f, ca, cns[0], NULL, challenges[0], &rep);
+    cr_assert_eq(rep.status, 2, "single use");
+    json_t *list = certificates(&f, "default");
+    cr_assert_eq(json_array_size(list), 1, "%s", h_json(list));
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "udid")), cns[0]);
+    json_decref(list);
+    for (int i = 0; i < 2; i++) {
+        free(challenges[i]);
+        free(cns[i]);
+    }
+    X509_free(ca);
+    free(ca_path);
     stop(&f);
 }

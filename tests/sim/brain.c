@@ -199,6 +199,21 @@ bool sim_device_has_profile(const struct sim_device *d, const char *identifier)
     return find_profile(d, identifier, NULL) != NULL;
 }
 
+size_t sim_device_profile_cert_count(const struct sim_device *d, size_t i)
+{
+    return i < d->nprofiles ? d->profiles[i].ncerts : 0;
+}
+
+const unsigned char *sim_device_profile_cert(const struct sim_device *d, size_t i, size_t k,
+                                             size_t *len, bool *identity)
+{
+    if (i >= d->nprofiles || k >= d->profiles[i].ncerts)
+        return NULL;
+    *len = d->profiles[i].certs[k].len;
+    *identity = d->profiles[i].certs[k].identity;
+    return d->profiles[i].certs[k].der;
+}
+
 size_t sim_device_cert_count(const struct sim_device *d)
 {
     size_t n = 0;

@@ -1189,10 +1189,26 @@ json_t *sim_engine_report(const struct sim_engine *e, bool devices)
                 json_object_set_new(o, "serial", json_string(f->serial));
                 json_object_set_new(o, "product", json_string(f->product_name));
                 json_object_set_new(o, "token", json_string(hex));
-                for (size_t k = 0; k < sim_device_profile_count(d->sd); k++)
+                json_t *certs = json_array();
+                for (size_t k = 0; k < sim_device_profile_count(d->sd); k++) {
                     json_array_append_new(profiles,
                                           json_string(sim_device_profile_identifier(d->sd, k)));
+                    for (size_t ci = 0; ci < sim_device_profile_cert_count(d->sd, k); ci++) {
+                        size_t len = 0;
+                        bool ident = false;
+                        const unsigned char *der =
+                            sim_device_profile_cert(d->sd, k, ci, &len, &ident);
+                        char *b64 = base64_encode(der, len);
+                        json_array_append_new(certs,
+                                              json_pack("{s:s,s:b,s:s}", "profile",
+                                                        sim_device_profile_identifier(d->sd, k),
+                                                        "identity", ident, "der", b64));
+                        free(b64);
+                    }
+                }
                 json_object_set_new(o, "profiles", profiles);
+                /* What end-to-end tests check the issued subjects and names on. */
+                json_object_set_new(o, "certificates", certs);
                 free(hex);
             } else {
                 json_object_set_new(o, "platform",

@@ -286,6 +286,11 @@ size_t sim_device_profile_count(const struct sim_device *d);
 const char *sim_device_profile_identifier(const struct sim_device *d, size_t i);
 bool sim_device_has_profile(const struct sim_device *d, const char *identifier);
 size_t sim_device_cert_count(const struct sim_device *d);
+/* The certificates installed profile i holds: how many, and certificate k's DER (borrowed)
+ * and whether it is an identity (with its private key: SCEP, PKCS#12). */
+size_t sim_device_profile_cert_count(const struct sim_device *d, size_t i);
+const unsigned char *sim_device_profile_cert(const struct sim_device *d, size_t i, size_t k,
+                                             size_t *len, bool *identity);
 
 /* Check-in bodies: Authenticate, TokenUpdate, CheckOut (XML; caller frees). */
 char *sim_device_authenticate(const struct sim_device *d, size_t *len);

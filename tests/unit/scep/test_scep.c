@@ -153,6 +153,45 @@ Test(scep, pkcsreq_rsa_enrolls_and_the_certificate_verifies)
     EVP_PKEY_free(key);
 }
 
+Test(scep, a_bound_challenge_issues_only_the_subject_and_names_its_profile_asked_for)
+{
+    EVP_PKEY *key = scepc_rsa(2048);
+    X509 *self = NULL, *cert = enroll(key, &self); /* CN=dev, DNS:dev.example.com */
+    char why[300];
+    const char any[] = {SCEP_EXPECT_ANY, '\0'};
+    char *pat;
+
+    cr_assert_eq(scep_expect_check(cert, NULL, why, sizeof(why)), 0, "unbound: anything");
+    cr_assert_eq(
+        scep_expect_check(cert, "subject.CN=dev\nsan.dns=dev.example.com", why, sizeof(why)), 0,
+        "%s", why);
+    pat = xasprintf("subject.CN=d%s\nsan.dns=%s.example.com", any, any);
+    cr_assert_eq(scep_expect_check(cert, pat, why, sizeof(why)), 0, "wildcards: %s", why);
+    free(pat);
+    pat = xasprintf("subject.CN=dev%s\nsan.dns=dev.example.com", any);
+    cr_assert_neq(scep_expect_check(cert, pat, why, sizeof(why)), 0, "a wildcard is not empty");
+    free(pat);
+    cr_assert_neq(
+        scep_expect_check(cert, "subject.CN=other\nsan.dns=dev.example.com", why, sizeof(why)), 0);
+    cr_assert_not_null(strstr(why, "CN=dev where the profile asked for CN=other"), "%s", why);
+    cr_assert_neq(
+        scep_expect_check(cert, "subject.CN=dev\nsan.dns=other.example.com", why, sizeof(why)), 0);
+    cr_assert_not_null(strstr(why, "dns:dev.example.com"), "%s", why);
+    cr_assert_neq(scep_expect_check(cert, "subject.CN=dev", why, sizeof(why)), 0,
+                  "a name the profile did not ask for");
+    cr_assert_neq(scep_expect_check(cert,
+                                    "subject.O=Example\nsubject.CN=dev\nsan.dns=dev."
+                                    "example.com",
+                                    why, sizeof(why)),
+                  0, "an attribute missing");
+    cr_assert_neq(scep_expect_check(cert, "subject.CN=dev\nsan.dns=dev.example.com\nsan.uri=urn:x",
+                                    why, sizeof(why)),
+                  0, "a name missing");
+    X509_free(cert);
+    X509_free(self);
+    EVP_PKEY_free(key);
+}
+
 Test(scep, pkcsreq_p256_enrolls)
 {
     EVP_PKEY *key = scepc_p256();

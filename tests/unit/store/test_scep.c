@@ -141,6 +141,53 @@ Test(scep, a_one_time_challenge_is_used_once_by_its_ca_before_it_expires)
     store_close(s);
 }
 
+Test(scep, a_bound_challenge_keeps_what_its_profile_asks_for_and_peeking_uses_nothing)
+{
+    struct store *s = tf_open();
+    struct scepter_error err;
+    char ch[STORE_SCEP_CHALLENGE_LEN], ch2[STORE_SCEP_CHALLENGE_LEN], h[65];
+    char *dev = NULL, *expect = NULL;
+
+    cr_assert_eq(store_scep_challenge_create_bound(s, "default", "UDID-1",
+                                                   "subject.CN=SN1\nsan.dns=SN1.example.com",
+                                                   T0 + 3600, T0, ch, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(store_scep_challenge_create(s, "default", "UDID-2", T0 + 3600, T0, ch2, &err), 0);
+    cr_assert_eq(store_scep_challenge_peek(s, "default", ch, T0 + 1, &dev, &expect, &err), 0, "%s",
+                 err.msg);
+    cr_assert_str_eq(dev, "UDID-1");
+    cr_assert_str_eq(expect, "subject.CN=SN1\nsan.dns=SN1.example.com");
+    free(dev);
+    free(expect);
+    /* Unbound: no expectation. */
+    cr_assert_eq(store_scep_challenge_peek(s, "default", ch2, T0 + 1, &dev, &expect, &err), 0);
+    cr_assert_str_eq(dev, "UDID-2");
+    cr_assert_null(expect);
+    free(dev);
+    /* Another CA, unknown, empty, expired: refused. */
+    cr_assert_eq(store_scep_challenge_peek(s, "lab", ch, T0 + 1, &dev, &expect, &err),
+                 SCEPTER_EFORBIDDEN);
+    cr_assert_null(dev);
+    cr_assert_eq(store_scep_challenge_peek(s, "default", "0123456789abcdef0123456789abcdef", T0 + 1,
+                                           &dev, &expect, &err),
+                 SCEPTER_EFORBIDDEN);
+    cr_assert_eq(store_scep_challenge_peek(s, "default", "", T0 + 1, &dev, &expect, &err),
+                 SCEPTER_EFORBIDDEN);
+    cr_assert_eq(store_scep_challenge_peek(s, "default", ch, T0 + 3600, &dev, &expect, &err),
+                 SCEPTER_EFORBIDDEN);
+    /* Peeking used nothing: the challenge still issues once, then is gone. */
+    struct store_scep_cert c = rec("default", "0A", h);
+    cr_assert_eq(store_scep_cert_add(s, &c, ch, T0 + 10, &dev, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(dev, "UDID-1");
+    free(dev);
+    dev = NULL;
+    cr_assert_eq(store_scep_challenge_peek(s, "default", ch, T0 + 11, &dev, &expect, &err),
+                 SCEPTER_EFORBIDDEN);
+    cr_assert_null(dev);
+    cr_assert_null(expect);
+    store_close(s);
+}
+
 Test(scep, a_failed_recording_consumes_no_challenge)
 {
     struct store *s = tf_open();
