@@ -151,13 +151,13 @@ void hf_reset(enum hf_state st)
         cr_assert_eq(store_checkout(hf.store, HF_UDID_A, HF_NOW - 50, &err), 0, "%s", err.msg);
 }
 
-char *hf_body(const char *frag)
+char *hf_body(const char *dict_fragment)
 {
     return xasprintf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                      "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
                      "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
                      "<plist version=\"1.0\"><dict>%s</dict></plist>\n",
-                     frag);
+                     dict_fragment);
 }
 
 void hf_route(const struct hf_req *r, struct mdm_reply *reply)

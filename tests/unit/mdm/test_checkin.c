@@ -577,17 +577,18 @@ Test(checkin, method_content_type_and_body_are_checked_first)
     hf_route(&r, &reply);
     cr_assert_eq(reply.status, 400);
     mdm_reply_free(&reply);
-    char *deep = xmalloc(100 * 7 + 64);
-    strcpy(deep, "<plist version=\"1.0\"><dict><key>a</key>");
+    struct buf deep = {0};
+    buf_puts(&deep, "<plist version=\"1.0\"><dict><key>a</key>");
     for (int i = 0; i < 100; i++)
-        strcat(deep, "<array>");
-    strcat(deep, "</plist>");
-    r.body = deep;
+        buf_puts(&deep, "<array>");
+    buf_puts(&deep, "</plist>");
+    buf_putc(&deep, '\0');
+    r.body = (const char *)deep.data;
     hf_route(&r, &reply);
     cr_assert_eq(reply.status, 400);
     cr_assert_not_null(strstr(reply.reason, "nest"), "%s", reply.reason);
     mdm_reply_free(&reply);
-    free(deep);
+    buf_free(&deep);
     cr_assert_not(hf_enrolled(HF_UDID_A));
     free(body);
 }
