@@ -20,12 +20,17 @@ static struct tu_cert ca, other_ca, certs[HF_ID_COUNT], signer;
 
 #define YEAR (365L * 86400)
 
-static const char *hdr_content_type;
+/* The request's headers: a fixed table. */
+static const char *hdr_content_type, *hdr_signature;
 
 static const char *hdr_fn(const void *arg, const char *name)
 {
     (void)arg;
-    return strcasecmp(name, "Content-Type") == 0 ? hdr_content_type : NULL;
+    if (strcasecmp(name, "Content-Type") == 0)
+        return hdr_content_type;
+    if (strcasecmp(name, "Mdm-Signature") == 0)
+        return hdr_signature;
+    return NULL;
 }
 
 static void set(struct cfg *cfg, const char *key, const char *value)
@@ -176,6 +181,7 @@ void hf_route(const struct hf_req *r, struct mdm_reply *reply)
     req.peer_cert = r->id == HF_ID_NONE ? NULL : certs[r->id].cert;
     snprintf(req.id, sizeof(req.id), "hf-%d", hf.row);
     hdr_content_type = r->content_type;
+    hdr_signature = r->mdm_signature;
     mdm_reply_init(reply);
     if (strcmp(r->path, "checkin") == 0)
         mdm_checkin_handle(&hf.ctx, &req, HF_NOW, reply);
@@ -187,15 +193,27 @@ void hf_route(const struct hf_req *r, struct mdm_reply *reply)
 
 void hf_checkin(enum hf_id id, const char *body, struct mdm_reply *reply)
 {
-    struct hf_req r = {"checkin", MDM_PUT, "application/x-apple-aspen-mdm-checkin", id, body,
-                       0,         NULL};
+    struct hf_req r = {.path = "checkin",
+                       .method = MDM_PUT,
+                       .content_type = "application/x-apple-aspen-mdm-checkin",
+                       .id = id,
+                       .body = body};
     hf_route(&r, reply);
 }
 
 void hf_connect(enum hf_id id, const char *body, struct mdm_reply *reply)
 {
-    struct hf_req r = {"connect", MDM_PUT, "application/x-apple-aspen-mdm", id, body, 0, NULL};
+    struct hf_req r = {.path = "connect",
+                       .method = MDM_PUT,
+                       .content_type = "application/x-apple-aspen-mdm",
+                       .id = id,
+                       .body = body};
     hf_route(&r, reply);
+}
+
+char *hf_signature(enum hf_id id, const char *body)
+{
+    return tu_mdm_signature(&certs[id], body, strlen(body));
 }
 
 const char *hf_text(struct mdm_reply *reply)

@@ -75,10 +75,14 @@ struct hf_req {
     /* the HTTP layer's hook for batched Idle polls, or NULL */
     int (*defer_idle)(const struct mdm_request *req, const char *enrollment_id,
                       const char *device_id, const char *cert_hash);
+    const char *mdm_signature; /* the Mdm-Signature header, or NULL */
 };
 void hf_route(const struct hf_req *r, struct mdm_reply *reply);
 void hf_checkin(enum hf_id id, const char *body, struct mdm_reply *reply);
 void hf_connect(enum hf_id id, const char *body, struct mdm_reply *reply);
+
+/* An Mdm-Signature header value: the certificate of id signing body (caller frees). */
+char *hf_signature(enum hf_id id, const char *body);
 
 /* The reply body as a NUL-terminated string (borrowed from reply). */
 const char *hf_text(struct mdm_reply *reply);

@@ -26,6 +26,7 @@ TestSuite(checkin, .init = hf_setup, .fini = hf_teardown);
 #define AUTH_A       MT("Authenticate") UDID_A TOPIC FACTS
 #define UPDATE_A     MT("TokenUpdate") UDID_A TOPIC TOKEN MAGIC
 #define UNRECOGNIZED "com.apple.unrecognized.device"
+#define CT           "application/x-apple-aspen-mdm-checkin"
 
 #define F_USER_AUTH 0x1 /* user_authenticate = true */
 #define F_NO_SIGNER 0x2 /* no profile-signing identity */
@@ -538,8 +539,11 @@ Test(checkin, method_content_type_and_body_are_checked_first)
 {
     struct mdm_reply reply;
     char *body = hf_body(UPDATE_A);
-    struct hf_req r = {"checkin", MDM_POST, "application/x-apple-aspen-mdm-checkin", HF_ID_A, body,
-                       0,         NULL};
+    struct hf_req r = {.path = "checkin",
+                       .method = MDM_POST,
+                       .content_type = "application/x-apple-aspen-mdm-checkin",
+                       .id = HF_ID_A,
+                       .body = body};
 
     hf_reset(HF_AUTHED);
     hf_route(&r, &reply);
@@ -644,4 +648,58 @@ Test(checkin, empty_get_bootstrap_token_is_an_empty_dict)
     plist_dict_empty(&reply);
     mdm_reply_free(&reply);
     free(body);
+}
+
+/* identity = signature: the certificate comes from the Mdm-Signature over the exact body. */
+Test(checkin, identity_from_an_mdm_signature)
+{
+    struct mdm_reply reply;
+    char *body = hf_body(UPDATE_A), *other = hf_body(MT("CheckOut") UDID_A);
+    char *sig = hf_signature(HF_ID_A, body), *sig_other = hf_signature(HF_ID_A, other);
+    char *sig_b = hf_signature(HF_ID_B, body), *sig_foreign = hf_signature(HF_ID_FOREIGN, body);
+    struct hf_req r = {.path = "checkin",
+                       .method = MDM_PUT,
+                       .content_type = CT,
+                       .id = HF_ID_NONE,
+                       .body = body,
+                       .mdm_signature = sig_other};
+    unsigned accepted = hf.srv->conf->idcfg.accepted;
+
+    hf.srv->conf->idcfg.accepted = MDM_ID_SIGNATURE;
+    hf_reset(HF_AUTHED);
+    /* a signature over other bytes, by another device, by another CA, or none */
+    hf_route(&r, &reply);
+    cr_assert_eq(reply.status, 403, "%d %s", reply.status, reply.reason);
+    mdm_reply_free(&reply);
+    r.mdm_signature = sig_b;
+    hf_route(&r, &reply);
+    cr_assert_eq(reply.status, 403, "%d %s", reply.status, reply.reason);
+    cr_assert_not_null(strstr(reply.reason, "bound to another device"), "%s", reply.reason);
+    mdm_reply_free(&reply);
+    r.mdm_signature = sig_foreign;
+    hf_route(&r, &reply);
+    cr_assert_eq(reply.status, 403, "%d %s", reply.status, reply.reason);
+    mdm_reply_free(&reply);
+    /* a client certificate alone is not accepted in this mode */
+    r.mdm_signature = NULL;
+    r.id = HF_ID_A;
+    hf_route(&r, &reply);
+    cr_assert_eq(reply.status, 403, "%d %s", reply.status, reply.reason);
+    mdm_reply_free(&reply);
+    cr_assert_not(hf_enrolled(HF_UDID_A));
+    cr_assert_eq(hf_outbox(), 0);
+    /* the device's own signature over these bytes */
+    r.id = HF_ID_NONE;
+    r.mdm_signature = sig;
+    hf_route(&r, &reply);
+    cr_assert_eq(reply.status, 200, "%d %s", reply.status, reply.reason);
+    mdm_reply_free(&reply);
+    cr_assert(hf_enrolled(HF_UDID_A));
+    hf.srv->conf->idcfg.accepted = accepted;
+    free(sig);
+    free(sig_other);
+    free(sig_b);
+    free(sig_foreign);
+    free(body);
+    free(other);
 }

@@ -392,8 +392,12 @@ Test(connect, an_idle_poll_taken_by_the_http_layer)
 {
     struct mdm_reply reply;
     char uuid[37], *body = hf_body(ST("Idle") UDID_A);
-    struct hf_req r = {"connect", MDM_PUT,  "application/x-apple-aspen-mdm", HF_ID_A, body,
-                       0,         take_idle};
+    struct hf_req r = {.path = "connect",
+                       .method = MDM_PUT,
+                       .content_type = "application/x-apple-aspen-mdm",
+                       .id = HF_ID_A,
+                       .body = body,
+                       .defer_idle = take_idle};
 
     hf_reset(HF_ENROLLED);
     hf_enqueue(HF_UDID_A, 1, "DeviceInformation", uuid);
@@ -471,7 +475,11 @@ Test(connect, method_and_content_type)
 {
     struct mdm_reply reply;
     char *body = hf_body(ST("Idle") UDID_A);
-    struct hf_req r = {"connect", MDM_GET, "application/x-apple-aspen-mdm", HF_ID_A, body, 0, NULL};
+    struct hf_req r = {.path = "connect",
+                       .method = MDM_GET,
+                       .content_type = "application/x-apple-aspen-mdm",
+                       .id = HF_ID_A,
+                       .body = body};
 
     hf_reset(HF_ENROLLED);
     hf_route(&r, &reply);

@@ -67,7 +67,11 @@ static const struct rrow rows[] = {
 static void route_one(const struct rrow *rw, struct mdm_reply *reply)
 {
     char *body = rw->frag ? hf_body(rw->frag) : xstrdup("");
-    struct hf_req r = {rw->path, rw->method, rw->content_type, rw->id, body, 0, NULL};
+    struct hf_req r = {.path = rw->path,
+                       .method = rw->method,
+                       .content_type = rw->content_type,
+                       .id = rw->id,
+                       .body = body};
 
     hf_route(&r, reply);
     free(body);
@@ -103,7 +107,8 @@ Test(route, body_limits_of_each_side)
     struct scepter_error err;
     struct mdm_reply reply;
     char *big;
-    struct hf_req r = {"/mdm/checkin", MDM_PUT, CT_CHECKIN, HF_ID_A, NULL, 0, NULL};
+    struct hf_req r = {
+        .path = "/mdm/checkin", .method = MDM_PUT, .content_type = CT_CHECKIN, .id = HF_ID_A};
 
     hf_reset(HF_ENROLLED);
     cr_assert_eq(cfg_set(hf.cfg, "max_device_body_bytes", "1024", "test", &err), 0, "%s", err.msg);
@@ -157,7 +162,7 @@ Test(route, body_limits_of_each_side)
 Test(route, healthz_reports_an_unreachable_store)
 {
     struct mdm_reply reply;
-    struct hf_req r = {"/healthz", MDM_GET, NULL, HF_ID_NONE, "", 0, NULL};
+    struct hf_req r = {.path = "/healthz", .method = MDM_GET, .id = HF_ID_NONE, .body = ""};
 
     hf_reset(HF_EMPTY);
     store_fail_after(hf.store, 1);
