@@ -7,8 +7,8 @@
  * Mdm-Signature parser as a header.  Nothing here may crash, leak or read out of bounds,
  * whatever the bytes.
  *
- * The store lives in a fresh directory under $TMPDIR (removed at exit): the device of the
- * seeds is authenticated and enrolled there, with the commands of the seeds queued.
+ * The store lives in a fresh /tmp/scepter-test.<tag>.* directory (removed at exit): the device of
+ * the seeds is authenticated and enrolled there, with the commands of the seeds queued.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -38,7 +38,7 @@ static const char *const seed_commands[] = {"76eda240-5488-4989-8339-f2ae160113c
 #define NOW 1700000000 /* the handlers' clock; the certificates are valid around it */
 
 static struct {
-    char dir[64];
+    char dir[256];
     struct mdm_server *srv;
     struct mdm_ctx ctx;
     struct store *store;
@@ -119,7 +119,7 @@ static void enqueue(const char *uuid)
 static void setup(void)
 {
     struct scepter_error err;
-    const char *tmp = getenv("TMPDIR");
+    const char *tag = getenv("SCEPTER_TEST_TAG");
     EVP_PKEY *ca_key, *dev_key;
     X509 *ca;
     struct cfg *cfg;
@@ -128,7 +128,8 @@ static void setup(void)
     bool first;
 
     log_init(LOG_LVL_ERROR, LOG_FMT_TEXT);
-    snprintf(F.dir, sizeof(F.dir), "%s/scepter-fuzz.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    /* named as the suite's temporary directories, so leftovers_check sees one left behind */
+    snprintf(F.dir, sizeof(F.dir), "/tmp/scepter-test.%s.XXXXXX", tag && *tag ? tag : "fuzz");
     if (mkdtemp(F.dir) == NULL)
         die("mkdtemp", F.dir);
     atexit(cleanup);
