@@ -61,7 +61,7 @@ static const struct rrow rows[] = {
     {"/v1/devices", MDM_GET, NULL, HF_ID_NONE, NULL, 401, "api", NULL, false},
     {"/v1", MDM_GET, NULL, HF_ID_NONE, NULL, 401, "api", NULL, false},
     {"/v1x", MDM_GET, NULL, HF_ID_NONE, NULL, 404, "http", "no such endpoint", false},
-    {"/", MDM_GET, NULL, HF_ID_NONE, NULL, 404, "http", "no such endpoint", false},
+    {"/nope", MDM_GET, NULL, HF_ID_NONE, NULL, 404, "http", "no such endpoint", false},
 };
 
 static void route_one(const struct rrow *rw, struct mdm_reply *reply)
