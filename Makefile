@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
 .PHONY: all build run test bench lint format check-banned clean deps-build deps-run deps-test \
-	deps-bench image
+	deps-bench image fuzz deps-fuzz
 
 all: build
 
@@ -26,6 +26,9 @@ deps-test:
 
 deps-bench:
 	@scripts/deps.sh bench
+
+deps-fuzz:
+	@scripts/deps.sh fuzz
 
 build: deps-build
 	@echo "== configure $(BUILD_DIR) (release)"
@@ -50,6 +53,12 @@ bench: deps-bench
 	$(CMAKE) -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DSCEPTER_TESTS=ON >/dev/null
 	$(CMAKE) --build $(BENCH_BUILD_DIR) -j $(JOBS)
 	@scripts/bench.sh $(BENCH_BUILD_DIR)
+
+# Coverage-guided fuzzing (clang, libFuzzer, ASan + UBSan) of every parser of untrusted input:
+# each target of tests/fuzz/ for FUZZ_RUNS executions (scripts/fuzz.sh; FUZZ_TIME, FUZZ_TARGETS).
+FUZZ_RUNS ?= 10000000
+fuzz: deps-fuzz
+	@FUZZ_RUNS=$(FUZZ_RUNS) JOBS=$(JOBS) scripts/fuzz.sh
 
 # The Docker image (docker/Dockerfile) with docker, or podman where there is no docker engine
 # (scripts/container-engine.sh sets podman up on Debian 12). IMAGE names the tag.

@@ -14,6 +14,11 @@ if(SCEPTER_SANITIZE)
                         -fno-omit-frame-pointer)
     add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
 endif()
+# Coverage-guided fuzzing (clang): every module gets libFuzzer's coverage instrumentation; the
+# fuzz targets alone link the libFuzzer driver (tests/fuzz/CMakeLists.txt).
+if(SCEPTER_FUZZ)
+    add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
 
 # A short tag naming this build tree: tests put it in their temporary directories' names
 # (/tmp/scepter-test.<tag>.*) and pass it to every process they start (SCEPTER_TEST_TAG), so the

@@ -118,3 +118,59 @@ int str_to_duration(const char *s, int64_t *out)
     *out = n * mult;
     return 0;
 }
+
+size_t str_utf8_char(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n;
+    uint32_t cp;
+
+    if (u[0] == 0)
+        return 0;
+    if (u[0] < 0x80)
+        return 1;
+    if (u[0] >= 0xc2 && u[0] <= 0xdf) {
+        n = 2;
+        cp = u[0] & 0x1fu;
+    } else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+        n = 3;
+        cp = u[0] & 0x0fu;
+    } else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+        n = 4;
+        cp = u[0] & 0x07u;
+    } else {
+        return 0; /* a continuation byte, 0xc0/0xc1 (overlong) or past 0xf4 */
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((u[i] & 0xc0) != 0x80)
+            return 0; /* also stops at the NUL */
+        cp = cp << 6 | (u[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+bool str_utf8_valid(const char *s)
+{
+    while (*s) {
+        size_t n = str_utf8_char(s);
+        if (n == 0)
+            return false;
+        s += n;
+    }
+    return true;
+}
+
+void str_utf8_sanitize(char *s)
+{
+    while (*s) {
+        size_t n = str_utf8_char(s);
+        if (n == 0) {
+            *s++ = '?';
+        } else {
+            s += n;
+        }
+    }
+}

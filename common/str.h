@@ -27,5 +27,13 @@ bool str_empty(const char *s);
 char *str_trim(char *s);
 /* Compare without regard to ASCII case. */
 bool str_eq_nocase(const char *a, const char *b);
+/* The length of the valid UTF-8 sequence at s (1 to 4 bytes, NUL excluded), 0 if there is none
+ * there: no overlong forms, surrogates or code points past U+10FFFF. */
+size_t str_utf8_char(const char *s);
+/* Is s valid UTF-8 throughout? */
+bool str_utf8_valid(const char *s);
+/* Replace, in place, every byte not part of a valid UTF-8 sequence with '?' (so that JSON,
+ * which must be UTF-8, can carry text built from request bytes). */
+void str_utf8_sanitize(char *s);
 
 #endif

@@ -62,6 +62,9 @@ void api_reply_error(struct api_call *c, int status, const char *field, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* The message may quote request bytes (a path segment, a name) or be cut inside a
+     * character; JSON strings must be UTF-8, or there would be no message at all. */
+    str_utf8_sanitize(msg);
     j = json_pack("{s:s}", "error", msg);
     if (field && *field)
         json_object_set_new(j, "field", json_string(field));
@@ -323,6 +326,13 @@ void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t 
     }
     if (!authorized(&c))
         goto out;
+    /* UDIDs, group names and ids are text: a segment that is not UTF-8 names nothing (and
+     * could not be quoted in a JSON reply). */
+    for (int i = 0; i < c.nseg; i++)
+        if (!str_utf8_valid(c.seg[i])) {
+            api_reply_error(&c, 400, "path", "path segment %d is not valid UTF-8", i + 2);
+            goto out;
+        }
     if (req->body_len > 0) {
         if (!mdm_content_type_is(mdm_header(req, "Content-Type"), "application/json") &&
             mdm_header(req, "Content-Type") != NULL) {

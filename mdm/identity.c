@@ -323,7 +323,13 @@ static int from_signature(const char *value, const struct mdm_request *req, X509
                          "Mdm-Signature: not a CMS/PKCS#7 structure");
         goto out;
     }
-    content = BIO_new_mem_buf(req->body ? (const void *)req->body : "", (int)req->body_len);
+    /* The body goes in behind a buffering filter, not as a bare memory BIO: OpenSSL 3.0's
+     * CMS_verify copies a memory BIO's content into a BIO of its own and leaks that copy when
+     * the SignedData names a digest algorithm it does not know — an unauthenticated request
+     * could leak memory at will.  Given any other BIO, it reads ours and allocates nothing. */
+    content = BIO_new(BIO_f_buffer());
+    BIO_push(content,
+             BIO_new_mem_buf(req->body ? (const void *)req->body : "", (int)req->body_len));
     if (!CMS_verify(cms, certs, NULL, content, NULL,
                     CMS_DETACHED | CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY)) {
         rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
@@ -348,7 +354,7 @@ static int from_signature(const char *value, const struct mdm_request *req, X509
 out:
     sk_X509_free(signers);
     sk_X509_pop_free(certs, X509_free);
-    BIO_free(content);
+    BIO_free_all(content);
     CMS_ContentInfo_free(cms);
     buf_free(&stripped);
     free(der);

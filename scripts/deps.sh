@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
-#   scripts/deps.sh build|run|test|bench|docker-build|docker-runtime
+#   scripts/deps.sh build|run|test|bench|fuzz|docker-build|docker-runtime
 # Prints what it does.  Needs root (or sudo) only when something is missing.
 set -eu
 
@@ -12,6 +12,8 @@ python3 python3-yaml clang-format clang-tidy git"
 # certmonger (its daemon and scep-submit) is a SCEP client of the built-in CA's tests.
 TEST="$TEST certmonger dbus-daemon"
 BENCH="$TEST curl jq"
+# make fuzz: clang with libFuzzer and the sanitizer runtimes (the fuzz build configures the tests).
+FUZZ="$BUILD libcriterion-dev clang libclang-rt-14-dev"
 # The shared libraries the runtime image needs (docker/Dockerfile uses this list).
 RUNTIME="libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7
 libevent-pthreads-2.1-7
@@ -23,11 +25,12 @@ build) want=$BUILD ;;
 run) want=$RUN ;;
 test) want=$TEST ;;
 bench) want=$BENCH ;;
+fuzz) want=$FUZZ ;;
 docker-build) want=$BUILD ;;
 docker-runtime) want=$RUNTIME ;;
 list-runtime) echo $RUNTIME; exit 0 ;;
 list-build) echo $BUILD; exit 0 ;;
-*) echo "usage: $0 build|run|test|bench|docker-build|docker-runtime" >&2; exit 2 ;;
+*) echo "usage: $0 build|run|test|bench|fuzz|docker-build|docker-runtime" >&2; exit 2 ;;
 esac
 
 missing=""

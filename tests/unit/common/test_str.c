@@ -86,3 +86,24 @@ Test(buf, grows_and_steals)
     cr_assert_null(b.data);
     free(s);
 }
+
+Test(str, utf8_valid_and_sanitize)
+{
+    char cut[] = "no device caf\xc3"; /* a message cut inside a character */
+    char mixed[] = "a\xff\xc3\xa9\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80z";
+
+    cr_assert(str_utf8_valid(""));
+    cr_assert(str_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    cr_assert_eq(str_utf8_char("\xe2\x82\xac"), 3);
+    cr_assert_eq(str_utf8_char("\xf0\x9f\x98\x80"), 4);
+    cr_assert_not(str_utf8_valid(cut));
+    cr_assert_not(str_utf8_valid("\xc0\xaf"));         /* overlong '/' */
+    cr_assert_not(str_utf8_valid("\xed\xa0\x80"));     /* a surrogate */
+    cr_assert_not(str_utf8_valid("\xf4\x90\x80\x80")); /* past U+10FFFF */
+    cr_assert_not(str_utf8_valid("\x80"));
+    str_utf8_sanitize(cut);
+    cr_assert_str_eq(cut, "no device caf?");
+    str_utf8_sanitize(mixed);
+    cr_assert_str_eq(mixed, "a?\xc3\xa9?????????z");
+    cr_assert(str_utf8_valid(mixed));
+}
