@@ -1,0 +1,389 @@
+/*
+ * The fault suite (issue 18): the real scepter under load from simulated devices and an
+ * operator fanning commands out, with faults injected, then invariants checked from the store
+ * and from the devices' own records (fault_devices.c): every queued command delivered and its
+ * result recorded once (the one the device sent first, or an earlier attempt whose answer was
+ * lost), none lost, none delivered to a device it was not queued for, no enrollment changed.
+ *
+ * Scenarios:
+ *   kill9            SIGKILL scepter at random times during fan-out, delivery and
+ *                    acknowledgement, restart it; on SQLite PRAGMA integrity_check after each
+ *                    kill.  Both stores.
+ *   postgres_outage  PostgreSQL restarted (fast, immediate) and paused (SIGSTOP) under load:
+ *                    devices get 200 or 503 (never 401/403/500), /healthz reports the outage
+ *                    and the recovery, /metrics counts it, no restart of scepter.  A cluster
+ *                    of its own (scripts/pg-test.sh), not the shared fixture.
+ *
+ * Sizes (the short version in ctest by default; `make faults` runs the long one):
+ *   FAULTS_SEED      the random seed (printed; set it to replay a run)
+ *   FAULTS_KILLS     kills in kill9 (4)
+ *   FAULTS_DEVICES   devices (24)          FAULTS_COMMANDS  fan-outs (12)
+ *   FAULTS_PG_PAUSE  seconds PostgreSQL is stopped (3)
+ *   FAULTS_REPORT    a file each scenario appends its one-line report to
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/xmalloc.h"
+#include "fault_devices.h"
+#include "support/support.h"
+
+static unsigned env_uint(const char *name, unsigned def)
+{
+    const char *v = getenv(name);
+    char *end = NULL;
+    unsigned long n;
+
+    if (v == NULL || *v == '\0')
+        return def;
+    n = strtoul(v, &end, 10);
+    cr_assert(end && *end == '\0' && n <= 1000000, "%s: '%s' is not a small number", name, v);
+    return (unsigned)n;
+}
+
+static unsigned the_seed(void)
+{
+    unsigned seed = env_uint("FAULTS_SEED", 0);
+    if (seed == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (unsigned)(ts.tv_nsec ^ ts.tv_sec ^ getpid()) | 1u;
+    }
+    return seed;
+}
+
+static const char *store_name(void)
+{
+    const char *b = getenv("SCEPTER_TEST_STORE");
+    return b && *b ? b : "sqlite";
+}
+
+static void report(const char *scenario, unsigned seed, const char *faults, int nfaults,
+                   const struct fd_world *w, const struct fd_report *r, bool held)
+{
+    char line[1024];
+    const char *file = getenv("FAULTS_REPORT");
+
+    snprintf(line, sizeof(line),
+             "faults: scenario=%s store=%s seed=%u %s=%d devices=%d fanouts=%d pairs=%lld "
+             "deliveries=%lld redelivered=%lld results_sent=%lld lost=%lld wrong_device=%lld "
+             "bad_record=%lld phantom=%lld corrupt=%lld refused=%lld answers_5xx=%lld "
+             "answers_500=%lld no_answer=%lld max_wait_ms=%lld invariants=%s",
+             scenario, store_name(), seed, faults, nfaults, w->ndevices, w->ncommands, r->pairs,
+             r->deliveries, r->duplicates, r->results_sent, r->lost, r->wrong_device, r->bad_record,
+             r->phantom, r->corrupt, r->refused, r->s5xx, r->s500, r->netfail, r->max_wait_ms,
+             held ? "held" : "BROKEN");
+    printf("%s\n", line);
+    fflush(stdout);
+    cr_log_info("%s", line);
+    if (file && *file) {
+        FILE *fp = fopen(file, "a");
+        if (fp) {
+            fprintf(fp, "%s\n", line);
+            fclose(fp);
+        }
+    }
+}
+
+static bool invariants(const struct fd_report *r)
+{
+    return r->lost == 0 && r->wrong_device == 0 && r->bad_record == 0 && r->phantom == 0 &&
+           r->corrupt == 0 && r->refused == 0 && r->pairs > 0;
+}
+
+static void expect_invariants(const struct fd_report *r)
+{
+    cr_expect_eq(r->lost, 0, "commands lost (see the log)");
+    cr_expect_eq(r->wrong_device, 0, "commands delivered to devices they were not queued for");
+    cr_expect_eq(r->bad_record, 0, "results recorded other than once");
+    cr_expect_eq(r->phantom, 0, "queue rows nobody queued");
+    cr_expect_eq(r->corrupt, 0, "enrollments changed by the faults");
+    cr_expect_eq(r->refused, 0, "devices answered 401/403 (they would unenroll)");
+}
+
+/* PRAGMA integrity_check of the (stopped) server's SQLite file: "ok" or the first problem. */
+static char *sqlite_integrity(const char *store_url)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *out;
+
+    cr_assert(strncmp(store_url, "sqlite:", 7) == 0);
+    if (sqlite3_open_v2(store_url + 7, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        out = xasprintf("open: %s", sqlite3_errmsg(db));
+    } else if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
+               sqlite3_step(st) != SQLITE_ROW) {
+        out = xasprintf("integrity_check: %s", sqlite3_errmsg(db));
+    } else {
+        out = xstrdup((const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+Test(faults, kill9_during_fanout_delivery_and_acknowledgement, .timeout = 3000)
+{
+    struct h_server S;
+    struct fd_report r;
+    struct fd_world *w = xcalloc(1, sizeof(*w));
+    unsigned seed = the_seed(), rnd = seed;
+    int kills = (int)env_uint("FAULTS_KILLS", 4);
+    int devices = (int)env_uint("FAULTS_DEVICES", 24);
+    int commands = (int)env_uint("FAULTS_COMMANDS", 12);
+    bool sqlite = strcmp(store_name(), "sqlite") == 0;
+    int integrity_ok = 0;
+
+    printf("faults: kill9 on %s, seed %u (FAULTS_SEED=%u replays it)\n", store_name(), seed, seed);
+    fflush(stdout);
+    h_start(&S, NULL);
+    fd_setup(w, &S, devices, commands, 3, seed);
+    /* The fan-outs spread over the whole time of the kills. */
+    w->fanout_gap_ms = kills * 900 / commands + 20;
+    fd_run(w);
+    for (int i = 0; i < kills; i++) {
+        usleep((useconds_t)(150 + rand_r(&rnd) % 1100) * 1000);
+        h_kill(&S);
+        if (sqlite) {
+            char *ic = sqlite_integrity(S.store_url);
+            cr_expect_str_eq(ic, "ok", "PRAGMA integrity_check after kill %d: %s", i + 1, ic);
+            integrity_ok += strcmp(ic, "ok") == 0;
+            free(ic);
+        }
+        h_relaunch(&S);
+    }
+    bool drained = fd_finish(w, 180);
+    cr_expect(drained, "devices did not get through their commands after the last restart");
+    fd_check(w, &S, &r);
+    report("kill9", seed, "kills", kills, w, &r,
+           drained && invariants(&r) && (!sqlite || integrity_ok == kills));
+    expect_invariants(&r);
+    fd_free(w);
+    free(w);
+    h_stop(&S);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* PostgreSQL restarted and paused                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+struct pg_cluster {
+    char *dir;     /* pg-test.sh's state directory */
+    char *cluster; /* the cluster directory */
+    char *url;
+};
+
+static bool pg_cluster_start(struct pg_cluster *pg, const char *under)
+{
+    char *script = tu_source_path("scripts/pg-test.sh"), *out = NULL, *p;
+    int rc;
+
+    memset(pg, 0, sizeof(*pg));
+    pg->dir = xasprintf("%s/pg", under);
+    rc = tu_sh(&out, "'%s' start '%s' 2>&1", script, pg->dir);
+    free(script);
+    if (rc != 0) {
+        cr_log_error("pg-test.sh start: %s", out ? out : "");
+        free(out);
+        return false;
+    }
+    free(out);
+    p = xasprintf("%s/pg.url", pg->dir);
+    pg->url = (char *)tu_read(p, NULL);
+    free(p);
+    p = xasprintf("%s/cluster", pg->dir);
+    pg->cluster = (char *)tu_read(p, NULL);
+    free(p);
+    pg->url[strcspn(pg->url, "\n")] = '\0';
+    pg->cluster[strcspn(pg->cluster, "\n")] = '\0';
+    return true;
+}
+
+static void pg_cluster_stop(struct pg_cluster *pg)
+{
+    char *script = tu_source_path("scripts/pg-test.sh");
+    if (pg->dir)
+        tu_sh(NULL, "'%s' stop '%s' >/dev/null 2>&1", script, pg->dir);
+    free(script);
+    free(pg->dir);
+    free(pg->cluster);
+    free(pg->url);
+}
+
+/* pg_ctl as the cluster's owner (postgres when we are root). */
+static int pg_ctl(const struct pg_cluster *pg, const char *args)
+{
+    char *out = NULL;
+    int rc = tu_sh(&out,
+                   "PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}; "
+                   "if [ \"$(id -u)\" -eq 0 ]; then AS='runuser -u postgres --'; else AS=; fi; "
+                   "$AS \"$PGBIN/pg_ctl\" -D '%s/data' -l '%s/server.log' -w -t 120 %s 2>&1",
+                   pg->cluster, pg->cluster, args);
+    if (rc != 0)
+        cr_log_error("pg_ctl %s: %s", args, out ? out : "");
+    free(out);
+    return rc;
+}
+
+/* The postmaster and its children. */
+static int pg_pids(const struct pg_cluster *pg, pid_t *pids, int max)
+{
+    char *p = xasprintf("%s/data/postmaster.pid", pg->cluster), *out = NULL;
+    unsigned char *text = tu_read(p, NULL);
+    int n = 0;
+    long pm = strtol((const char *)text, NULL, 10);
+
+    free(p);
+    free(text);
+    if (pm <= 1)
+        return 0;
+    pids[n++] = (pid_t)pm;
+    if (tu_sh(&out, "ps -o pid= --ppid %ld", pm) == 0 && out) {
+        char *s = out, *end;
+        for (long v = strtol(s, &end, 10); end != s && n < max; v = strtol(s, &end, 10)) {
+            pids[n++] = (pid_t)v;
+            s = end;
+        }
+    }
+    free(out);
+    return n;
+}
+
+struct health_watch {
+    struct h_server *srv;
+    atomic_bool stop;
+    atomic_int ok, unavailable, other, recovered; /* recovered: 200s after a 503 */
+    pthread_t t;
+};
+
+static void *health_thread(void *arg)
+{
+    struct health_watch *h = arg;
+    bool down = false;
+
+    while (!atomic_load(&h->stop)) {
+        struct tu_http_resp r;
+        if (tu_http(h->srv->port, true, NULL, NULL, "GET", "/healthz", NULL, NULL, 0, &r) == 0) {
+            if (r.status == 200) {
+                atomic_fetch_add(&h->ok, 1);
+                if (down)
+                    atomic_fetch_add(&h->recovered, 1);
+                down = false;
+            } else if (r.status == 503) {
+                atomic_fetch_add(&h->unavailable, 1);
+                down = true;
+            } else {
+                atomic_fetch_add(&h->other, 1);
+            }
+            tu_http_resp_free(&r);
+        } else {
+            atomic_fetch_add(&h->other, 1);
+        }
+        usleep(100000);
+    }
+    return NULL;
+}
+
+static long long metric(struct h_server *s, const char *name)
+{
+    struct tu_http_resp r;
+    long long v = -1;
+
+    if (tu_http(s->port, true, NULL, NULL, "GET", "/metrics", NULL, NULL, 0, &r) != 0)
+        return -1;
+    if (r.status == 200 && r.body) {
+        const char *p = (const char *)r.body;
+        size_t n = strlen(name);
+        while ((p = strstr(p, name)) != NULL) {
+            if ((p == (const char *)r.body || p[-1] == '\n') && p[n] == ' ') {
+                v = strtoll(p + n + 1, NULL, 10);
+                break;
+            }
+            p += n;
+        }
+    }
+    tu_http_resp_free(&r);
+    return v;
+}
+
+Test(faults, postgres_restarted_and_paused_under_load, .timeout = 3000)
+{
+    struct h_server S;
+    struct fd_report r;
+    struct pg_cluster pg;
+    struct health_watch hw;
+    struct fd_world *w;
+    unsigned seed = the_seed();
+    int pause_s = (int)env_uint("FAULTS_PG_PAUSE", 3);
+    int devices = (int)env_uint("FAULTS_DEVICES", 24);
+    int commands = (int)env_uint("FAULTS_COMMANDS", 12);
+    int faults = 0;
+    char *dir;
+
+    if (strcmp(store_name(), "postgres") != 0) {
+        cr_skip_test("PostgreSQL outages: the postgres run covers them");
+        return;
+    }
+    printf("faults: postgres outage, seed %u (FAULTS_SEED=%u replays it)\n", seed, seed);
+    fflush(stdout);
+    dir = tu_tmpdir();
+    cr_assert(pg_cluster_start(&pg, dir), "a PostgreSQL cluster of the test's own");
+    struct h_opts o = {.store_url = pg.url};
+    h_start(&S, &o);
+    w = xcalloc(1, sizeof(*w));
+    fd_setup(w, &S, devices, commands, 3, seed);
+    w->fanout_gap_ms = (4500 + pause_s * 1000) / commands + 20;
+    memset(&hw, 0, sizeof(hw));
+    hw.srv = &S;
+    pthread_create(&hw.t, NULL, health_thread, &hw);
+    fd_run(w);
+
+    usleep(800000);
+    cr_expect_eq(pg_ctl(&pg, "-m fast restart"), 0);
+    faults++;
+    usleep(1500000);
+    cr_expect_eq(pg_ctl(&pg, "-m immediate restart"), 0);
+    faults++;
+    usleep(1500000);
+    pid_t pids[64];
+    int np = pg_pids(&pg, pids, 64);
+    cr_expect_gt(np, 1, "the postmaster and its backends");
+    for (int i = 0; i < np; i++)
+        kill(pids[i], SIGSTOP);
+    sleep((unsigned)pause_s);
+    for (int i = 0; i < np; i++)
+        kill(pids[i], SIGCONT);
+    faults++;
+
+    bool drained = fd_finish(w, 180);
+    cr_expect(drained, "devices did not get through their commands after the outages");
+    usleep(500000);
+    atomic_store(&hw.stop, true);
+    pthread_join(hw.t, NULL);
+    fd_check(w, &S, &r);
+    long long store_errors = metric(&S, "scepter_store_errors_total");
+    bool held = drained && invariants(&r) && r.s500 == 0 && atomic_load(&hw.unavailable) > 0 &&
+                atomic_load(&hw.recovered) > 0 && store_errors > 0;
+    report("postgres_outage", seed, "outages", faults, w, &r, held);
+    printf("faults: healthz 200=%d 503=%d recovered=%d other=%d, scepter_store_errors_total=%lld\n",
+           atomic_load(&hw.ok), atomic_load(&hw.unavailable), atomic_load(&hw.recovered),
+           atomic_load(&hw.other), store_errors);
+    expect_invariants(&r);
+    cr_expect_eq(r.s500, 0, "a store outage answered 500 (devices must get a retryable 503)");
+    cr_expect_gt(atomic_load(&hw.unavailable), 0, "/healthz never reported the outage");
+    cr_expect_gt(atomic_load(&hw.recovered), 0, "/healthz never reported the recovery");
+    cr_expect_gt(store_errors, 0, "/metrics did not count the outage");
+    fd_free(w);
+    free(w);
+    h_stop(&S);
+    pg_cluster_stop(&pg);
+    tu_rmtree(dir);
+    free(dir);
+}
