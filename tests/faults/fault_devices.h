@@ -26,6 +26,7 @@ struct fd_pair {
     int nacks;                        /* results sent */
     long long ack_nonce[FD_MAX_ACKS]; /* the FaultNonce of each result sent */
     bool ack_ok[FD_MAX_ACKS];         /* ... and whether the server answered it 200 */
+    bool settled; /* a result answered 200, or one left unanswered and not asked for again */
 };
 
 struct fd_device {
@@ -35,6 +36,7 @@ struct fd_device {
     int foreign;           /* commands delivered that the operator never queued for it */
     long long nonce;       /* next FaultNonce */
     int pending_k;         /* a result not answered 200 (-1: none), re-sent on reconnection */
+    int forgot_k;          /* a result given up on: settled if the queue then runs empty */
     long long polls;       /* requests answered */
     long long refused;     /* answers 401/403 (never acceptable) */
     long long s5xx;        /* answers 5xx (retryable) */
@@ -71,6 +73,8 @@ struct fd_world {
     pthread_t threads[FD_MAX_THREADS], op;
     struct fd_thread thr[FD_MAX_THREADS];
     atomic_llong api_fail; /* operator POSTs without a usable answer */
+    atomic_int in_fanout;  /* the operator's POST /v1/commands is in flight */
+    atomic_int in_flight;  /* device requests in flight */
 };
 
 /* Enroll the devices (through srv[0]). */

@@ -59,6 +59,22 @@ static unsigned the_seed(void)
     return seed;
 }
 
+/* Progress on stdout with the time since the scenario began (where the minutes go). */
+static struct timespec t_start;
+static void phase(const char *what)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (what == NULL) {
+        t_start = ts;
+        return;
+    }
+    printf("faults: %7.2f s  %s\n",
+           (double)(ts.tv_sec - t_start.tv_sec) + (double)(ts.tv_nsec - t_start.tv_nsec) / 1e9,
+           what);
+    fflush(stdout);
+}
+
 static const char *store_name(void)
 {
     const char *b = getenv("SCEPTER_TEST_STORE");
@@ -139,17 +155,22 @@ Test(faults, kill9_during_fanout_delivery_and_acknowledgement, .timeout = 3000)
     int devices = (int)env_uint("FAULTS_DEVICES", 24);
     int commands = (int)env_uint("FAULTS_COMMANDS", 12);
     bool sqlite = strcmp(store_name(), "sqlite") == 0;
-    int integrity_ok = 0;
+    int integrity_ok = 0, during_fanout = 0, during_delivery = 0;
 
     printf("faults: kill9 on %s, seed %u (FAULTS_SEED=%u replays it)\n", store_name(), seed, seed);
     fflush(stdout);
+    phase(NULL);
     h_start(&S, NULL);
+    phase("scepter started");
     fd_setup(w, &S, devices, commands, 3, seed);
+    phase("devices enrolled");
     /* The fan-outs spread over the whole time of the kills. */
     w->fanout_gap_ms = kills * 900 / commands + 20;
     fd_run(w);
     for (int i = 0; i < kills; i++) {
         usleep((useconds_t)(150 + rand_r(&rnd) % 1100) * 1000);
+        during_fanout += atomic_load(&w->in_fanout) != 0;
+        during_delivery += atomic_load(&w->in_flight) != 0;
         h_kill(&S);
         if (sqlite) {
             char *ic = sqlite_integrity(S.store_url);
@@ -158,10 +179,13 @@ Test(faults, kill9_during_fanout_delivery_and_acknowledgement, .timeout = 3000)
             free(ic);
         }
         h_relaunch(&S);
+        phase("killed and restarted");
     }
     bool drained = fd_finish(w, 180);
+    phase("devices drained");
     cr_expect(drained, "devices did not get through their commands after the last restart");
     fd_check(w, &S, &r);
+    phase("invariants checked");
     report("kill9", seed, "kills", kills, w, &r,
            drained && invariants(&r) && (!sqlite || integrity_ok == kills));
     expect_invariants(&r);
@@ -333,12 +357,16 @@ Test(faults, postgres_restarted_and_paused_under_load, .timeout = 3000)
     }
     printf("faults: postgres outage, seed %u (FAULTS_SEED=%u replays it)\n", seed, seed);
     fflush(stdout);
+    phase(NULL);
     dir = tu_tmpdir();
     cr_assert(pg_cluster_start(&pg, dir), "a PostgreSQL cluster of the test's own");
+    phase("PostgreSQL started");
     struct h_opts o = {.store_url = pg.url};
     h_start(&S, &o);
+    phase("scepter started");
     w = xcalloc(1, sizeof(*w));
     fd_setup(w, &S, devices, commands, 3, seed);
+    phase("devices enrolled");
     w->fanout_gap_ms = (4500 + pause_s * 1000) / commands + 20;
     memset(&hw, 0, sizeof(hw));
     hw.srv = &S;
@@ -361,13 +389,16 @@ Test(faults, postgres_restarted_and_paused_under_load, .timeout = 3000)
     for (int i = 0; i < np; i++)
         kill(pids[i], SIGCONT);
     faults++;
+    phase("restarted fast, immediate; paused");
 
     bool drained = fd_finish(w, 180);
+    phase("devices drained");
     cr_expect(drained, "devices did not get through their commands after the outages");
     usleep(500000);
     atomic_store(&hw.stop, true);
     pthread_join(hw.t, NULL);
     fd_check(w, &S, &r);
+    phase("invariants checked");
     long long store_errors = metric(&S, "scepter_store_errors_total");
     bool held = drained && invariants(&r) && r.s500 == 0 && atomic_load(&hw.unavailable) > 0 &&
                 atomic_load(&hw.recovered) > 0 && store_errors > 0;
