@@ -24,6 +24,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,4 +418,237 @@ Test(faults, postgres_restarted_and_paused_under_load, .timeout = 3000)
     pg_cluster_stop(&pg);
     tu_rmtree(dir);
     free(dir);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Hostile clients                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A connection that sends its request a byte at a time (slowloris), or whole headers and then
+ * a body that never finishes. */
+struct slow_conn {
+    struct tu_http_conn *c;
+    const char *text;
+    size_t len, sent;
+    long long opened_ms, cut_ms; /* cut_ms: when a write first failed (0: never) */
+};
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One device's Idle, timed; the status (or -1). */
+static int probe_idle(struct h_server *s, const struct fd_device *dv, long long *ms)
+{
+    struct tu_http_resp r;
+    char *idle = h_plist("UDID", dv->udid, "Status", "Idle", NULL);
+    long long t0 = mono_ms();
+    int st = -1;
+
+    memset(&r, 0, sizeof(r));
+    if (h_connect(s, &dv->id, idle, &r) == 0)
+        st = r.status;
+    *ms = mono_ms() - t0;
+    tu_http_resp_free(&r);
+    free(idle);
+    return st;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p99 (and max) of n Idle probes by device 0. */
+static void probe_latency(struct h_server *s, const struct fd_device *dv, int n, long long *p99,
+                          long long *max, int *failed)
+{
+    long long *v = xcalloc((size_t)n, sizeof(*v));
+    *failed = 0;
+    for (int i = 0; i < n; i++)
+        if (probe_idle(s, dv, &v[i]) != 200)
+            (*failed)++;
+    qsort(v, (size_t)n, sizeof(*v), cmp_ll);
+    *p99 = v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+    *max = v[n - 1];
+    free(v);
+}
+
+/* Idle probes by one device, timed, until stopped (at most 4096; sorted when stopped). */
+struct prober {
+    struct h_server *s;
+    const struct fd_device *dv;
+    atomic_bool stop;
+    long long ms[4096];
+    int n, failed;
+    pthread_t t;
+};
+
+static void *prober_thread(void *arg)
+{
+    struct prober *p = arg;
+    while (!atomic_load(&p->stop) && p->n < 4096) {
+        if (probe_idle(p->s, p->dv, &p->ms[p->n]) != 200)
+            p->failed++;
+        p->n++;
+        usleep(50000);
+    }
+    qsort(p->ms, (size_t)p->n, sizeof(p->ms[0]), cmp_ll);
+    return NULL;
+}
+
+static int fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 256;
+    return rl.rlim_cur > 100000 ? 100000 : (int)rl.rlim_cur;
+}
+
+Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 1200)
+{
+    static const char slow_headers[] = "PUT /mdm/connect HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                       "Content-Type: application/x-apple-aspen-mdm\r\n"
+                                       "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    static const char slow_body[] = "PUT /mdm/connect HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                    "Content-Type: application/x-apple-aspen-mdm\r\n"
+                                    "Content-Length: 100000\r\n\r\n<?xml version=\"1.0\"?><plist>"
+                                    "<dict><key>UDID</key><string>aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const int timeout_s = 2;
+    struct h_server S;
+    struct fd_world *w;
+    unsigned seed = the_seed();
+    int want = (int)env_uint("FAULTS_SLOW", 200);
+    int nslow, opened = 0, cut = 0, cut_late = 0, failed_base, failed_attack;
+    long long p99_base, max_base, p99_attack, max_attack;
+
+    if (strcmp(store_name(), "sqlite") != 0) {
+        cr_skip_test("hostile clients do not depend on the store: the sqlite run covers them");
+        return;
+    }
+    /* Each slow connection is one descriptor here and one in scepter (same limits). */
+    nslow = want < (fd_limit() - 200) / 2 ? want : (fd_limit() - 200) / 2;
+    printf("faults: hostile clients, seed %u, %d slow connections (of %d asked; descriptors "
+           "%d)\n",
+           seed, nslow, want, fd_limit());
+    phase(NULL);
+    char extra[128];
+    snprintf(extra, sizeof(extra), "request_timeout = %d\n", timeout_s);
+    struct h_opts o = {.extra = extra};
+    h_start(&S, &o);
+    w = xcalloc(1, sizeof(*w));
+    fd_setup(w, &S, 8, 4, 2, seed);
+    phase("scepter started, devices enrolled");
+    probe_latency(&S, &w->dev[0], 40, &p99_base, &max_base, &failed_base);
+    phase("baseline latency measured");
+
+    /* Devices work, and device 1 is timed, while the slow connections are opened (TLS
+     * handshake, then the request trickles a byte per connection every 250 ms) and held. */
+    struct prober pr = {.s = &S, .dv = &w->dev[1]};
+    pthread_create(&pr.t, NULL, prober_thread, &pr);
+    fd_run(w);
+    struct slow_conn *sc = xcalloc((size_t)nslow, sizeof(*sc));
+    int next = 0;
+    long long last_round = 0, end = 0;
+    for (int guard = 0; guard < 1000000; guard++) {
+        if (next < nslow) {
+            struct slow_conn *x = &sc[next];
+            x->c = tu_http_connect(S.port, true, NULL, NULL);
+            x->text = next % 2 ? slow_body : slow_headers;
+            x->len = strlen(x->text);
+            x->opened_ms = mono_ms();
+            opened += x->c != NULL;
+            if (x->c && next % 2) { /* the body case: whole headers at once */
+                const char *body = strstr(x->text, "\r\n\r\n") + 4;
+                size_t hl = (size_t)(body - x->text);
+                if (tu_http_send_raw(x->c, x->text, hl) == 0)
+                    x->sent = hl;
+            }
+            next++;
+            if (next == nslow)
+                phase("slow connections opened");
+        }
+        if (next < nslow && mono_ms() - last_round < 250)
+            continue;
+        int alive = 0;
+        for (int i = 0; i < next; i++) {
+            if (!sc[i].c || sc[i].cut_ms)
+                continue;
+            if (sc[i].sent < sc[i].len &&
+                tu_http_send_raw(sc[i].c, sc[i].text + sc[i].sent, 1) == 0) {
+                sc[i].sent++;
+                alive++;
+            } else if (sc[i].sent >= sc[i].len) {
+                alive++; /* nothing left to trickle: kept open */
+            } else {
+                sc[i].cut_ms = mono_ms();
+            }
+        }
+        last_round = mono_ms();
+        if (next < nslow)
+            continue;
+        if (end == 0)
+            end = mono_ms() + (long long)timeout_s * 3000 + 2000;
+        if (alive == 0 || mono_ms() > end)
+            break;
+        usleep(250000);
+    }
+    phase("slow connections trickled");
+    for (int i = 0; i < nslow; i++) {
+        if (!sc[i].c)
+            continue;
+        /* still writable? one more byte tells */
+        if (!sc[i].cut_ms) {
+            char b = 'a';
+            if (tu_http_send_raw(sc[i].c, &b, 1) != 0)
+                sc[i].cut_ms = mono_ms();
+        }
+        if (sc[i].cut_ms) {
+            cut++;
+            /* the deadline is counted from the connection; 250 ms rounds, a loaded machine */
+            if (sc[i].cut_ms - sc[i].opened_ms > (long long)(timeout_s + 1) * 1000 + 3000)
+                cut_late++;
+        }
+    }
+    atomic_store(&pr.stop, true);
+    pthread_join(pr.t, NULL);
+    p99_attack = pr.n ? pr.ms[(pr.n * 99) / 100] : -1;
+    max_attack = pr.n ? pr.ms[pr.n - 1] : -1;
+    failed_attack = pr.failed;
+    bool drained = fd_finish(w, 60);
+    struct fd_report r;
+    fd_check(w, &S, &r);
+    long long timed_out = metric(&S, "scepter_connections_timed_out_total");
+    phase("checked");
+
+    printf("faults: scenario=hostile store=sqlite seed=%u slow_connections=%d opened=%d cut=%d "
+           "cut_late=%d timed_out_metric=%lld idle_p99_ms=%lld/%lld (before/during) "
+           "idle_max_ms=%lld/%lld probes_failed=%d/%d probes=%d pairs=%lld lost=%lld invariants=%s\n",
+           seed, nslow, opened, cut, cut_late, timed_out, p99_base, p99_attack, max_base,
+           max_attack, failed_base, failed_attack, pr.n, r.pairs, r.lost,
+           drained && invariants(&r) && cut == opened && failed_attack == 0 ? "held" : "BROKEN");
+    expect_invariants(&r);
+    cr_expect(drained, "devices did not get through their commands under the attack");
+    cr_expect_eq(opened, nslow, "slow connections refused at the handshake (%d of %d)", opened,
+                 nslow);
+    cr_expect_eq(cut, opened, "slow connections still open after 3 request_timeouts: %d",
+                 opened - cut);
+    cr_expect_eq(cut_late, 0, "slow connections cut late");
+    cr_expect_eq(failed_attack, 0, "devices not served during the attack");
+    cr_expect_geq(timed_out, opened, "scepter_connections_timed_out_total");
+    /* Normal latency: within 4x the quiet p99, with a floor for a loaded machine. */
+    cr_expect_leq(p99_attack, p99_base * 4 > 1500 ? p99_base * 4 : 1500,
+                  "Idle p99 %lld ms under attack (quiet %lld ms)", p99_attack, p99_base);
+    for (int i = 0; i < nslow; i++)
+        tu_http_close(sc[i].c);
+    free(sc);
+    fd_free(w);
+    free(w);
+    h_stop(&S);
 }
