@@ -18,7 +18,7 @@
  *   FAULTS_SEED      the random seed (printed; set it to replay a run)
  *   FAULTS_KILLS     kills in kill9 (4)
  *   FAULTS_DEVICES   devices (24)          FAULTS_COMMANDS  fan-outs (12)
- *   FAULTS_PG_PAUSE  seconds PostgreSQL is stopped (3)
+ *   FAULTS_PG_PAUSE  seconds PostgreSQL is stopped (6)
  *   FAULTS_REPORT    a file each scenario appends its one-line report to
  */
 #include <criterion/criterion.h>
@@ -346,7 +346,7 @@ Test(faults, postgres_restarted_and_paused_under_load, .timeout = 3000)
     struct health_watch hw;
     struct fd_world *w;
     unsigned seed = the_seed();
-    int pause_s = (int)env_uint("FAULTS_PG_PAUSE", 3);
+    int pause_s = (int)env_uint("FAULTS_PG_PAUSE", 6);
     int devices = (int)env_uint("FAULTS_DEVICES", 24);
     int commands = (int)env_uint("FAULTS_COMMANDS", 12);
     int faults = 0;
@@ -362,7 +362,9 @@ Test(faults, postgres_restarted_and_paused_under_load, .timeout = 3000)
     dir = tu_tmpdir();
     cr_assert(pg_cluster_start(&pg, dir), "a PostgreSQL cluster of the test's own");
     phase("PostgreSQL started");
-    struct h_opts o = {.store_url = pg.url};
+    /* store_timeout 1 s: a paused database answers 503 within ~2 s (libpq's shortest
+     * connect_timeout is 2 s), never holds a request for the whole pause. */
+    struct h_opts o = {.store_url = pg.url, .extra = "store_timeout = 1\n"};
     h_start(&S, &o);
     phase("scepter started");
     w = xcalloc(1, sizeof(*w));
@@ -401,14 +403,19 @@ Test(faults, postgres_restarted_and_paused_under_load, .timeout = 3000)
     fd_check(w, &S, &r);
     phase("invariants checked");
     long long store_errors = metric(&S, "scepter_store_errors_total");
-    bool held = drained && invariants(&r) && r.s500 == 0 && atomic_load(&hw.unavailable) > 0 &&
-                atomic_load(&hw.recovered) > 0 && store_errors > 0;
+    bool held = drained && invariants(&r) && r.s500 == 0 && r.max_wait_ms < 4500 &&
+                atomic_load(&hw.unavailable) > 0 && atomic_load(&hw.recovered) > 0 &&
+                store_errors > 0;
     report("postgres_outage", seed, "outages", faults, w, &r, held);
     printf("faults: healthz 200=%d 503=%d recovered=%d other=%d, scepter_store_errors_total=%lld\n",
            atomic_load(&hw.ok), atomic_load(&hw.unavailable), atomic_load(&hw.recovered),
            atomic_load(&hw.other), store_errors);
     expect_invariants(&r);
     cr_expect_eq(r.s500, 0, "a store outage answered 500 (devices must get a retryable 503)");
+    cr_expect_lt(r.max_wait_ms, 4500,
+                 "a device waited %lld ms for an answer while PostgreSQL was stopped %d s "
+                 "(store_timeout 1 s)",
+                 r.max_wait_ms, pause_s);
     cr_expect_gt(atomic_load(&hw.unavailable), 0, "/healthz never reported the outage");
     cr_expect_gt(atomic_load(&hw.recovered), 0, "/healthz never reported the recovery");
     cr_expect_gt(store_errors, 0, "/metrics did not count the outage");
@@ -511,10 +518,11 @@ static int fd_limit(void)
 
 Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 1200)
 {
-    static const char slow_headers[] = "PUT /mdm/connect HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                       "Content-Type: application/x-apple-aspen-mdm\r\n"
-                                       "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    static const char slow_headers[] =
+        "PUT /mdm/connect HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-apple-aspen-mdm\r\n"
+        "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
     static const char slow_body[] = "PUT /mdm/connect HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                     "Content-Type: application/x-apple-aspen-mdm\r\n"
                                     "Content-Length: 100000\r\n\r\n<?xml version=\"1.0\"?><plist>"
@@ -627,12 +635,13 @@ Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 12
     long long timed_out = metric(&S, "scepter_connections_timed_out_total");
     phase("checked");
 
-    printf("faults: scenario=hostile store=sqlite seed=%u slow_connections=%d opened=%d cut=%d "
-           "cut_late=%d timed_out_metric=%lld idle_p99_ms=%lld/%lld (before/during) "
-           "idle_max_ms=%lld/%lld probes_failed=%d/%d probes=%d pairs=%lld lost=%lld invariants=%s\n",
-           seed, nslow, opened, cut, cut_late, timed_out, p99_base, p99_attack, max_base,
-           max_attack, failed_base, failed_attack, pr.n, r.pairs, r.lost,
-           drained && invariants(&r) && cut == opened && failed_attack == 0 ? "held" : "BROKEN");
+    printf(
+        "faults: scenario=hostile store=sqlite seed=%u slow_connections=%d opened=%d cut=%d "
+        "cut_late=%d timed_out_metric=%lld idle_p99_ms=%lld/%lld (before/during) "
+        "idle_max_ms=%lld/%lld probes_failed=%d/%d probes=%d pairs=%lld lost=%lld invariants=%s\n",
+        seed, nslow, opened, cut, cut_late, timed_out, p99_base, p99_attack, max_base, max_attack,
+        failed_base, failed_attack, pr.n, r.pairs, r.lost,
+        drained && invariants(&r) && cut == opened && failed_attack == 0 ? "held" : "BROKEN");
     expect_invariants(&r);
     cr_expect(drained, "devices did not get through their commands under the attack");
     cr_expect_eq(opened, nslow, "slow connections refused at the handshake (%d of %d)", opened,
