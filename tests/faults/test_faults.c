@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apns-server/harness.h"
+#include "common/codec.h"
 #include "common/xmalloc.h"
 #include "fault_devices.h"
 #include "support/support.h"
@@ -660,4 +662,157 @@ Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 12
     fd_free(w);
     free(w);
     h_stop(&S);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* APNs misbehaving                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Pushes answered per token (lower-case hex) in the APNs test server's log, by status. */
+static void push_counts(struct ts_server *ts, const char *hex, int *ok, int *all)
+{
+    json_t *log = ts_log(ts, 5000), *e;
+    size_t i;
+    char want[256];
+
+    snprintf(want, sizeof(want), "/3/device/%s", hex);
+    *ok = *all = 0;
+    json_array_foreach(log, i, e)
+    {
+        const char *path = json_string_value(json_object_get(e, "path"));
+        if (path && strcmp(path, want) == 0) {
+            (*all)++;
+            *ok += json_integer_value(json_object_get(e, "status")) == 200;
+        }
+    }
+    json_decref(log);
+}
+
+Test(faults, apns_goaway_storms_and_dead_tokens, .timeout = 1200)
+{
+    struct h_server S;
+    struct fd_world *w;
+    unsigned seed = the_seed();
+    int n = (int)env_uint("FAULTS_APNS_DEVICES", 12), rounds = 2;
+    char *hex[FD_MAX_DEVICES];
+
+    if (strcmp(store_name(), "sqlite") != 0) {
+        cr_skip_test("APNs faults do not depend on the store: the sqlite run covers them");
+        return;
+    }
+    printf("faults: APNs faults, seed %u, %d devices\n", seed, n);
+    phase(NULL);
+    char *pushca = ts_pki("pushca.pem"), *ca = ts_pki("ca.pem"), *cert = ts_pki("push.pem"),
+         *key = ts_pki("push.key");
+    cr_assert_not_null(pushca, "the APNs test PKI (fixture apns_pki)");
+    /* GOAWAY after every 5 requests on a connection: the client reconnects and resends. */
+    const char *args[] = {"--client-ca", pushca, "--goaway-after", "5",
+                          "--log-size",  "5000", "--max-lifetime", "900",
+                          NULL};
+    struct ts_server *ts = ts_start(args);
+    cr_assert_not_null(ts, "apns-test-server did not start");
+    char *topic = ts_pki_text("topic");
+    char *extra = xasprintf("apns_url = https://localhost:%d\napns_ca_file = %s\n"
+                            "apns_cert_file = %s\napns_key_file = %s\napns_coalesce_ms = 0\n"
+                            "repush_interval = 0\n",
+                            ts->port, ca, cert, key);
+    struct h_opts o = {.no_push_topic = true, .topic = topic, .extra = extra};
+    h_start(&S, &o);
+    w = xcalloc(1, sizeof(*w));
+    fd_setup(w, &S, n, 1, 1, seed);
+    for (int d = 0; d < n; d++) {
+        char tok[64];
+        snprintf(tok, sizeof(tok), "tok-%.40s", w->dev[d].udid);
+        hex[d] = hex_encode(tok, strlen(tok), false);
+    }
+    /* The enrollment pushes land, then the faults start from zeroed counters. */
+    for (int i = 0; i < 200 && ts_stat(ts, "received") < n; i++)
+        usleep(50000);
+    cr_assert_eq(ts_http(ts->control_port, "POST", "/reset", "{}", NULL), 200);
+    /* Device 0's token is dead (410); a 429 storm on the first half of the pushes; device 1
+     * gets a 503 and device 2 a 500 once. */
+    char *script = xasprintf("{\"rules\":[{\"prefix\":\"%s\",\"status\":410,\"reason\":"
+                             "\"Unregistered\"},{\"prefix\":\"%s\",\"status\":503,\"reason\":"
+                             "\"ServiceUnavailable\",\"times\":1},{\"prefix\":\"%s\",\"status\":"
+                             "500,\"reason\":\"InternalServerError\",\"times\":1},{\"prefix\":"
+                             "\"\",\"status\":429,\"reason\":\"TooManyRequests\",\"times\":%d}]}",
+                             hex[0], hex[1], hex[2], n / 2);
+    cr_assert_eq(ts_script(ts, script), 0);
+    phase("scepter and the APNs test server started, devices enrolled, faults scripted");
+
+    json_t *devs = json_array();
+    for (int d = 0; d < n; d++)
+        json_array_append_new(devs, json_string(w->dev[d].udid));
+    json_t *body = json_pack("{s:o}", "devices", devs);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    int lost = 0, twice = 0, dead_pushes = 0;
+    for (int round = 1; round <= rounds; round++) {
+        int st = fd_api(&S, "POST", "/v1/push", text, NULL);
+        cr_expect(st >= 200 && st < 300, "POST /v1/push: %d", st);
+        /* every live token answered 200 once more (retries back off from 5 s) */
+        bool all = false;
+        for (int i = 0; i < 1200 && !all; i++) {
+            all = true;
+            for (int d = 1; d < n && all; d++) {
+                int ok, any;
+                push_counts(ts, hex[d], &ok, &any);
+                all = ok >= round;
+            }
+            if (!all)
+                usleep(100000);
+        }
+        usleep(1000000); /* late duplicates would show */
+        char what[64];
+        snprintf(what, sizeof(what), "push round %d delivered", round);
+        phase(what);
+    }
+    for (int d = 0; d < n; d++) {
+        int ok, any;
+        push_counts(ts, hex[d], &ok, &any);
+        if (d == 0) {
+            dead_pushes = any;
+            continue;
+        }
+        lost += ok < rounds;
+        twice += ok > rounds;
+        if (ok != rounds)
+            cr_log_error("%s: %d pushes answered 200 for %d requested (%d requests)",
+                         w->dev[d].udid, ok, rounds, any);
+    }
+    char path[128];
+    json_t *dj = NULL;
+    snprintf(path, sizeof(path), "/v1/devices/%s", w->dev[0].udid);
+    cr_expect_eq(fd_api(&S, "GET", path, NULL, &dj), 200);
+    bool dead_marked = json_is_false(json_object_get(dj, "push_token_valid"));
+    json_decref(dj);
+    long long goaways = ts_stat(ts, "goaways"), conns = ts_stat(ts, "connections");
+    long long r429 = ts_stat(ts, "by_status.429"), r503 = ts_stat(ts, "by_status.503"),
+              r500 = ts_stat(ts, "by_status.500");
+    printf("faults: scenario=apns store=sqlite seed=%u devices=%d rounds=%d goaways=%lld "
+           "connections=%lld answers_429=%lld answers_503=%lld answers_500=%lld lost=%d "
+           "sent_twice=%d dead_token_requests=%d dead_token_marked=%s invariants=%s\n",
+           seed, n, rounds, goaways, conns, r429, r503, r500, lost, twice, dead_pushes,
+           dead_marked ? "yes" : "no",
+           lost == 0 && twice == 0 && dead_pushes == 1 && dead_marked ? "held" : "BROKEN");
+    cr_expect_eq(lost, 0, "pushes lost");
+    cr_expect_eq(twice, 0, "pushes delivered more than once");
+    cr_expect_eq(dead_pushes, 1, "a dead token was pushed after its 410");
+    cr_expect(dead_marked, "the dead token is not marked invalid");
+    cr_expect_gt(goaways, 0, "no GOAWAY happened");
+    cr_expect_gt(conns, 1, "the client did not reconnect after GOAWAY");
+    for (int d = 0; d < n; d++)
+        free(hex[d]);
+    free(text);
+    free(script);
+    fd_free(w);
+    free(w);
+    h_stop(&S);
+    ts_stop(ts);
+    free(topic);
+    free(extra);
+    free(pushca);
+    free(ca);
+    free(cert);
+    free(key);
 }
