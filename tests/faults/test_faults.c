@@ -12,17 +12,27 @@
  *   postgres_outage  PostgreSQL restarted (fast, immediate) and paused (SIGSTOP) under load:
  *                    devices get 200 or 503 (never 401/403/500), /healthz reports the outage
  *                    and the recovery, /metrics counts it, no restart of scepter.  A cluster
- *                    of its own (scripts/pg-test.sh), not the shared fixture.
+ *                    of its own (scripts/pg-test.sh), not the shared fixture.  PostgreSQL
+ *                    run.
+ *   hostile          slow clients (headers or a TLS handshake a byte at a time, bodies that
+ *                    never finish), as many as the descriptor limit allows: all cut at
+ *                    request_timeout, devices served meanwhile.  SQLite run.
+ *   apns             the APNs test server sends GOAWAY every 5 requests, a 429 storm, 503 and
+ *                    500 once, 410 for one token: every push delivered once, the dead token
+ *                    pushed once and marked invalid.  SQLite run.
  *
  * Sizes (the short version in ctest by default; `make faults` runs the long one):
  *   FAULTS_SEED      the random seed (printed; set it to replay a run)
  *   FAULTS_KILLS     kills in kill9 (4)
  *   FAULTS_DEVICES   devices (24)          FAULTS_COMMANDS  fan-outs (12)
  *   FAULTS_PG_PAUSE  seconds PostgreSQL is stopped (6)
+ *   FAULTS_SLOW      slow connections (200)   FAULTS_APNS_DEVICES  devices pushed (12)
  *   FAULTS_REPORT    a file each scenario appends its one-line report to
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sqlite3.h>
@@ -439,6 +449,7 @@ struct slow_conn {
     struct tu_http_conn *c;
     const char *text;
     size_t len, sent;
+    int mode;                    /* 0 headers, 1 body (both over TLS), 2 the TLS handshake itself */
     long long opened_ms, cut_ms; /* cut_ms: when a write first failed (0: never) */
 };
 
@@ -485,6 +496,25 @@ static void probe_latency(struct h_server *s, const struct fd_device *dv, int n,
     *p99 = v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
     *max = v[n - 1];
     free(v);
+}
+
+/* The bytes of a TLS ClientHello (a client that trickles its handshake). */
+static char *client_hello(size_t *len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = SSL_new(ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    char *data = NULL, *out;
+
+    SSL_set_bio(ssl, rb, wb);
+    cr_assert_leq(SSL_connect(ssl), 0, "a ClientHello waits for the server");
+    long n = BIO_get_mem_data(wb, &data);
+    cr_assert_gt(n, 0);
+    out = xmemdup0(data, (size_t)n);
+    *len = (size_t)n;
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    return out;
 }
 
 /* Idle probes by one device, timed, until stopped (at most 4096; sorted when stopped). */
@@ -564,17 +594,22 @@ Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 12
     pthread_create(&pr.t, NULL, prober_thread, &pr);
     fd_run(w);
     struct slow_conn *sc = xcalloc((size_t)nslow, sizeof(*sc));
-    int next = 0;
+    size_t hello_len;
+    char *hello = client_hello(&hello_len);
+    int next = 0, peak = 0;
     long long last_round = 0, end = 0;
     for (int guard = 0; guard < 1000000; guard++) {
         if (next < nslow) {
             struct slow_conn *x = &sc[next];
-            x->c = tu_http_connect(S.port, true, NULL, NULL);
-            x->text = next % 2 ? slow_body : slow_headers;
-            x->len = strlen(x->text);
+            /* the first half trickle the handshake over plain TCP (opened fast: they are
+             * all open at once), then TLS connections trickle headers or a body */
+            x->mode = next < nslow / 2 ? 2 : next % 2;
+            x->c = tu_http_connect(S.port, x->mode != 2, NULL, NULL);
+            x->text = x->mode == 2 ? hello : x->mode == 1 ? slow_body : slow_headers;
+            x->len = x->mode == 2 ? hello_len : strlen(x->text);
             x->opened_ms = mono_ms();
             opened += x->c != NULL;
-            if (x->c && next % 2) { /* the body case: whole headers at once */
+            if (x->c && x->mode == 1) { /* the body case: whole headers at once */
                 const char *body = strstr(x->text, "\r\n\r\n") + 4;
                 size_t hl = (size_t)(body - x->text);
                 if (tu_http_send_raw(x->c, x->text, hl) == 0)
@@ -601,6 +636,8 @@ Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 12
             }
         }
         last_round = mono_ms();
+        if (alive > peak)
+            peak = alive;
         if (next < nslow)
             continue;
         if (end == 0)
@@ -638,11 +675,12 @@ Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 12
     phase("checked");
 
     printf(
-        "faults: scenario=hostile store=sqlite seed=%u slow_connections=%d opened=%d cut=%d "
+        "faults: scenario=hostile store=sqlite seed=%u slow_connections=%d peak_open=%d "
+        "opened=%d cut=%d "
         "cut_late=%d timed_out_metric=%lld idle_p99_ms=%lld/%lld (before/during) "
         "idle_max_ms=%lld/%lld probes_failed=%d/%d probes=%d pairs=%lld lost=%lld invariants=%s\n",
-        seed, nslow, opened, cut, cut_late, timed_out, p99_base, p99_attack, max_base, max_attack,
-        failed_base, failed_attack, pr.n, r.pairs, r.lost,
+        seed, nslow, peak, opened, cut, cut_late, timed_out, p99_base, p99_attack, max_base,
+        max_attack, failed_base, failed_attack, pr.n, r.pairs, r.lost,
         drained && invariants(&r) && cut == opened && failed_attack == 0 ? "held" : "BROKEN");
     expect_invariants(&r);
     cr_expect(drained, "devices did not get through their commands under the attack");
@@ -659,6 +697,7 @@ Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 12
     for (int i = 0; i < nslow; i++)
         tu_http_close(sc[i].c);
     free(sc);
+    free(hello);
     fd_free(w);
     free(w);
     h_stop(&S);
