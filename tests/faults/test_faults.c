@@ -72,6 +72,13 @@ static unsigned the_seed(void)
     return seed;
 }
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Progress on stdout with the time since the scenario began (where the minutes go). */
 static struct timespec t_start;
 static void phase(const char *what)
@@ -94,11 +101,27 @@ static const char *store_name(void)
     return b && *b ? b : "sqlite";
 }
 
+/* A report line: stdout, the test log, and FAULTS_REPORT when set. */
+static void emit(const char *line)
+{
+    const char *file = getenv("FAULTS_REPORT");
+
+    printf("%s\n", line);
+    fflush(stdout);
+    cr_log_info("%s", line);
+    if (file && *file) {
+        FILE *fp = fopen(file, "a");
+        if (fp) {
+            fprintf(fp, "%s\n", line);
+            fclose(fp);
+        }
+    }
+}
+
 static void report(const char *scenario, unsigned seed, const char *faults, int nfaults,
                    const struct fd_world *w, const struct fd_report *r, bool held)
 {
     char line[1024];
-    const char *file = getenv("FAULTS_REPORT");
 
     snprintf(line, sizeof(line),
              "faults: scenario=%s store=%s seed=%u %s=%d devices=%d fanouts=%d pairs=%lld "
@@ -173,12 +196,15 @@ Test(faults, kill9_during_fanout_delivery_and_acknowledgement, .timeout = 3000)
     printf("faults: kill9 on %s, seed %u (FAULTS_SEED=%u replays it)\n", store_name(), seed, seed);
     fflush(stdout);
     phase(NULL);
+    long long t0 = mono_ms();
     h_start(&S, NULL);
+    long long start_ms = mono_ms() - t0;
     phase("scepter started");
     fd_setup(w, &S, devices, commands, 3, seed);
     phase("devices enrolled");
-    /* The fan-outs spread over the whole time of the kills. */
-    w->fanout_gap_ms = kills * 900 / commands + 20;
+    /* The fan-outs spread over the whole time of the kills (a restart takes about as long
+     * as the first start). */
+    w->fanout_gap_ms = (int)(kills * (700 + start_ms) / commands) + 20;
     fd_run(w);
     for (int i = 0; i < kills; i++) {
         usleep((useconds_t)(150 + rand_r(&rnd) % 1100) * 1000);
@@ -453,13 +479,6 @@ struct slow_conn {
     long long opened_ms, cut_ms; /* cut_ms: when a write first failed (0: never) */
 };
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One device's Idle, timed; the status (or -1). */
 static int probe_idle(struct h_server *s, const struct fd_device *dv, long long *ms)
 {
@@ -674,14 +693,17 @@ Test(faults, hostile_clients_are_cut_and_others_keep_being_served, .timeout = 12
     long long timed_out = metric(&S, "scepter_connections_timed_out_total");
     phase("checked");
 
-    printf(
+    char line[1024];
+    snprintf(
+        line, sizeof(line),
         "faults: scenario=hostile store=sqlite seed=%u slow_connections=%d peak_open=%d "
         "opened=%d cut=%d "
         "cut_late=%d timed_out_metric=%lld idle_p99_ms=%lld/%lld (before/during) "
-        "idle_max_ms=%lld/%lld probes_failed=%d/%d probes=%d pairs=%lld lost=%lld invariants=%s\n",
+        "idle_max_ms=%lld/%lld probes_failed=%d/%d probes=%d pairs=%lld lost=%lld invariants=%s",
         seed, nslow, peak, opened, cut, cut_late, timed_out, p99_base, p99_attack, max_base,
         max_attack, failed_base, failed_attack, pr.n, r.pairs, r.lost,
         drained && invariants(&r) && cut == opened && failed_attack == 0 ? "held" : "BROKEN");
+    emit(line);
     expect_invariants(&r);
     cr_expect(drained, "devices did not get through their commands under the attack");
     cr_expect_eq(opened, nslow, "slow connections refused at the handshake (%d of %d)", opened,
@@ -828,12 +850,15 @@ Test(faults, apns_goaway_storms_and_dead_tokens, .timeout = 1200)
     long long goaways = ts_stat(ts, "goaways"), conns = ts_stat(ts, "connections");
     long long r429 = ts_stat(ts, "by_status.429"), r503 = ts_stat(ts, "by_status.503"),
               r500 = ts_stat(ts, "by_status.500");
-    printf("faults: scenario=apns store=sqlite seed=%u devices=%d rounds=%d goaways=%lld "
-           "connections=%lld answers_429=%lld answers_503=%lld answers_500=%lld lost=%d "
-           "sent_twice=%d dead_token_requests=%d dead_token_marked=%s invariants=%s\n",
-           seed, n, rounds, goaways, conns, r429, r503, r500, lost, twice, dead_pushes,
-           dead_marked ? "yes" : "no",
-           lost == 0 && twice == 0 && dead_pushes == 1 && dead_marked ? "held" : "BROKEN");
+    char line[1024];
+    snprintf(line, sizeof(line),
+             "faults: scenario=apns store=sqlite seed=%u devices=%d rounds=%d goaways=%lld "
+             "connections=%lld answers_429=%lld answers_503=%lld answers_500=%lld lost=%d "
+             "sent_twice=%d dead_token_requests=%d dead_token_marked=%s invariants=%s",
+             seed, n, rounds, goaways, conns, r429, r503, r500, lost, twice, dead_pushes,
+             dead_marked ? "yes" : "no",
+             lost == 0 && twice == 0 && dead_pushes == 1 && dead_marked ? "held" : "BROKEN");
+    emit(line);
     cr_expect_eq(lost, 0, "pushes lost");
     cr_expect_eq(twice, 0, "pushes delivered more than once");
     cr_expect_eq(dead_pushes, 1, "a dead token was pushed after its 410");
