@@ -132,16 +132,7 @@ static void report(const char *scenario, unsigned seed, const char *faults, int 
              r->deliveries, r->duplicates, r->results_sent, r->lost, r->wrong_device, r->bad_record,
              r->phantom, r->corrupt, r->refused, r->s5xx, r->s500, r->netfail, r->max_wait_ms,
              held ? "held" : "BROKEN");
-    printf("%s\n", line);
-    fflush(stdout);
-    cr_log_info("%s", line);
-    if (file && *file) {
-        FILE *fp = fopen(file, "a");
-        if (fp) {
-            fprintf(fp, "%s\n", line);
-            fclose(fp);
-        }
-    }
+    emit(line);
 }
 
 static bool invariants(const struct fd_report *r)
