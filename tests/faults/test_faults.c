@@ -17,6 +17,10 @@
  *   hostile          slow clients (headers or a TLS handshake a byte at a time, bodies that
  *                    never finish), as many as the descriptor limit allows: all cut at
  *                    request_timeout, devices served meanwhile.  SQLite run.
+ *   disk_full        SQLite on an 8 MiB tmpfs (root only, else skipped) filled up under
+ *                    load: writes refused with an error naming the full disk (503), reads and
+ *                    /healthz served, integrity_check ok, everything delivered once space
+ *                    returns.  SQLite run.
  *   apns             the APNs test server sends GOAWAY every 5 requests, a 429 storm, 503 and
  *                    500 once, 410 for one token: every push delivered once, the dead token
  *                    pushed once and marked invalid.  SQLite run.
@@ -870,4 +874,145 @@ Test(faults, apns_goaway_storms_and_dead_tokens, .timeout = 1200)
     free(ca);
     free(cert);
     free(key);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* SQLite: the disk fills up                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static char *small_fs; /* the tmpfs mount point, unmounted by the test's fini */
+
+static void unmount_small_fs(void)
+{
+    if (small_fs) {
+        tu_sh(NULL, "umount '%s' 2>/dev/null", small_fs);
+        tu_rmtree(small_fs);
+        free(small_fs);
+        small_fs = NULL;
+    }
+}
+
+/* Status of one request, and (when asked) its body. */
+static int get_status(struct h_server *s, const char *path, char **body)
+{
+    struct tu_http_resp r;
+    int st = -1;
+
+    if (body)
+        *body = NULL;
+    if (tu_http(s->port, true, NULL, NULL, "GET", path, "Authorization: Bearer " H_API_KEY "\r\n",
+                NULL, 0, &r) == 0) {
+        st = r.status;
+        if (body && r.body)
+            *body = xmemdup0(r.body, r.body_len);
+        tu_http_resp_free(&r);
+    }
+    return st;
+}
+
+Test(faults, sqlite_disk_full_refuses_writes_keeps_reads_and_recovers, .timeout = 1200,
+     .fini = unmount_small_fs)
+{
+    struct h_server S;
+    struct fd_world *w;
+    struct fd_report r;
+    unsigned seed = the_seed();
+    int devices = (int)env_uint("FAULTS_DEVICES", 24),
+        commands = (int)env_uint("FAULTS_COMMANDS", 12);
+    char *out = NULL;
+
+    if (strcmp(store_name(), "sqlite") != 0) {
+        cr_skip_test("a full disk is the SQLite run's");
+        return;
+    }
+    if (geteuid() != 0) {
+        cr_skip_test("mounting a small tmpfs needs root");
+        return;
+    }
+    printf("faults: SQLite disk full, seed %u\n", seed);
+    phase(NULL);
+    small_fs = tu_tmpdir();
+    cr_assert_eq(tu_sh(&out, "mount -t tmpfs -o size=8m tmpfs '%s' 2>&1", small_fs), 0,
+                 "mount tmpfs: %s", out ? out : "");
+    free(out);
+    char *url = xasprintf("sqlite:%s/scepter.db", small_fs);
+    struct h_opts o = {.store_url = url};
+    h_start(&S, &o);
+    w = xcalloc(1, sizeof(*w));
+    fd_setup(w, &S, devices, commands, 3, seed);
+    w->fanout_gap_ms = 400;
+    phase("scepter started on an 8 MiB tmpfs, devices enrolled");
+    fd_run(w);
+    usleep(1500000);
+
+    /* Fill it up (bounded: the file system is 8 MiB). */
+    char *filler = xasprintf("%s/filler", small_fs);
+    tu_sh(NULL, "dd if=/dev/zero of='%s' bs=64k count=200 2>/dev/null", filler);
+    phase("disk full");
+    /* Writes fail with a clear error; reads keep serving. */
+    json_t *body = json_pack("{s:[s],s:{s:s}}", "devices", w->dev[0].udid, "command",
+                             "request_type", "ProfileList");
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    json_t *ans = NULL;
+    int wst = -1, writes_refused = 0, reads_ok = 0, reads = 0;
+    char *werr = NULL;
+    for (int i = 0; i < 5; i++) {
+        wst = fd_api(&S, "POST", "/v1/commands", text, &ans);
+        if (wst != 201) {
+            writes_refused++;
+            free(werr);
+            werr = xstrdup(json_string_value(json_object_get(ans, "error"))
+                               ? json_string_value(json_object_get(ans, "error"))
+                               : "");
+        }
+        json_decref(ans);
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/devices/%s", w->dev[i % devices].udid);
+        reads_ok += get_status(&S, path, NULL) == 200;
+        reads_ok += get_status(&S, "/healthz", NULL) == 200;
+        reads += 2;
+        usleep(200000);
+    }
+    char *ic = sqlite_integrity(url);
+    unlink(filler);
+    phase("space returned");
+    bool drained = fd_finish(w, 180);
+    fd_check(w, &S, &r);
+    char *ic2 = sqlite_integrity(url);
+    /* and writes work again */
+    int after = fd_api(&S, "POST", "/v1/commands", text, NULL);
+    phase("checked");
+
+    char line[1024];
+    snprintf(line, sizeof(line),
+             "faults: scenario=disk_full store=sqlite seed=%u devices=%d fanouts=%d pairs=%lld "
+             "writes_refused=%d/5 (%s) reads_ok=%d/%d integrity=%s/%s write_after=%d "
+             "answers_5xx=%lld answers_500=%lld refused=%lld lost=%lld invariants=%s",
+             seed, w->ndevices, w->ncommands, r.pairs, writes_refused, werr ? werr : "", reads_ok,
+             reads, ic, ic2, after, r.s5xx, r.s500, r.refused, r.lost,
+             drained && invariants(&r) && writes_refused == 5 && reads_ok == reads &&
+                     strcmp(ic, "ok") == 0 && strcmp(ic2, "ok") == 0 && after == 201 && r.s500 == 0
+                 ? "held"
+                 : "BROKEN");
+    emit(line);
+    expect_invariants(&r);
+    cr_expect(drained, "devices did not get through their commands once space returned");
+    cr_expect_eq(writes_refused, 5, "writes on a full disk");
+    cr_expect(werr && strstr(werr, "full"), "the error names the full disk: '%s'",
+              werr ? werr : "");
+    cr_expect_eq(reads_ok, reads, "reads while the disk was full");
+    cr_expect_str_eq(ic, "ok", "integrity_check on the full disk: %s", ic);
+    cr_expect_str_eq(ic2, "ok", "integrity_check after: %s", ic2);
+    cr_expect_eq(after, 201, "a write once space returned");
+    cr_expect_eq(r.s500, 0, "devices answered 500 on a full disk (want a retryable 503)");
+    free(ic);
+    free(ic2);
+    free(werr);
+    free(text);
+    free(filler);
+    fd_free(w);
+    free(w);
+    h_stop(&S);
+    free(url);
 }
