@@ -104,5 +104,5 @@ faults: deps-test
 		FAULTS_COMMANDS=$${FAULTS_COMMANDS:-40} FAULTS_PG_PAUSE=$${FAULTS_PG_PAUSE:-10} \
 		FAULTS_SLOW=$${FAULTS_SLOW:-2000} FAULTS_APNS_DEVICES=$${FAULTS_APNS_DEVICES:-100} \
 		FAULTS_REPORT=$(CURDIR)/$(TEST_BUILD_DIR)/faults-report.txt \
-		ctest -L faults --output-on-failure --timeout 7200
+		ctest -L faults -j 2 --output-on-failure --timeout 7200
 	@cat $(TEST_BUILD_DIR)/faults-report.txt

@@ -331,15 +331,30 @@ bool fd_finish(struct fd_world *w, int timeout_s)
     return ok;
 }
 
-/* An operator GET that must answer (the server is up): retried briefly. */
+/* An operator GET that must answer (the server is up), on one kept-alive connection
+ * (reopened when it fails); retried briefly. */
+static struct tu_http_conn *api_conn;
+
 static json_t *api_get(struct h_server *s, const char *path)
 {
     for (int a = 0; a < 50; a++) {
+        struct tu_http_resp r;
         json_t *j = NULL;
-        int st = fd_api(s, "GET", path, NULL, &j);
-        if (st == 200 && j)
-            return j;
-        json_decref(j);
+        if (api_conn == NULL)
+            api_conn = tu_http_connect(s->port, true, NULL, NULL);
+        memset(&r, 0, sizeof(r));
+        if (api_conn && tu_http_do(api_conn, "GET", path, "Authorization: Bearer " H_API_KEY "\r\n",
+                                   NULL, 0, &r) == 0) {
+            if (r.status == 200 && r.body_len)
+                j = json_loadb((const char *)r.body, r.body_len, 0, NULL);
+            tu_http_resp_free(&r);
+            if (j)
+                return j;
+        } else {
+            tu_http_resp_free(&r);
+            tu_http_close(api_conn);
+            api_conn = NULL;
+        }
         usleep(100000);
     }
     cr_log_error("GET %s: no 200", path);
@@ -445,6 +460,8 @@ void fd_check(struct fd_world *w, struct h_server *srv, struct fd_report *r)
         tu_http_resp_free(&ir);
         free(idle);
     }
+    tu_http_close(api_conn);
+    api_conn = NULL;
 }
 
 void fd_free(struct fd_world *w)

@@ -200,6 +200,8 @@ Test(faults, kill9_during_fanout_delivery_and_acknowledgement, .timeout = 3000)
     /* The fan-outs spread over the whole time of the kills (a restart takes about as long
      * as the first start). */
     w->fanout_gap_ms = (int)(kills * (700 + start_ms) / commands) + 20;
+    if (w->fanout_gap_ms > 2000)
+        w->fanout_gap_ms = 2000;
     fd_run(w);
     for (int i = 0; i < kills; i++) {
         usleep((useconds_t)(150 + rand_r(&rnd) % 1100) * 1000);
