@@ -224,6 +224,13 @@ Test(faults, kill9_during_fanout_delivery_and_acknowledgement, .timeout = 3000)
     phase("invariants checked");
     report("kill9", seed, "kills", kills, w, &r,
            drained && invariants(&r) && (!sqlite || integrity_ok == kills));
+    char line[256];
+    snprintf(line, sizeof(line),
+             "faults: kill9 %s: %d of %d kills with a fan-out in flight, %d with device requests "
+             "in flight; integrity_check ok after %d of %d",
+             store_name(), during_fanout, kills, during_delivery, integrity_ok, sqlite ? kills : 0);
+    emit(line);
+    cr_expect_eq(integrity_ok, sqlite ? kills : 0, "PRAGMA integrity_check after each kill");
     expect_invariants(&r);
     fd_free(w);
     free(w);
