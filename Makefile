@@ -97,7 +97,8 @@ clean:
 .PHONY: faults
 faults: deps-test
 	$(CMAKE) -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 \
-		-DSCEPTER_SANITIZE=ON -DSCEPTER_WERROR=ON -DSCEPTER_TESTS=ON >/dev/null
+		-DSCEPTER_SANITIZE=ON -DSCEPTER_WERROR=ON -DSCEPTER_TESTS=ON \
+		-DSCEPTER_FAULTS_TIMEOUT=7200 >/dev/null
 	$(CMAKE) --build $(TEST_BUILD_DIR) -j $(JOBS) --target scepter test_faults apns-test-server
 	rm -f $(TEST_BUILD_DIR)/faults-report.txt
 	cd $(TEST_BUILD_DIR) && FAULTS_KILLS=$${FAULTS_KILLS:-20} FAULTS_DEVICES=$${FAULTS_DEVICES:-200} \
