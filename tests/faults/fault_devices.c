@@ -68,7 +68,6 @@ void fd_setup(struct fd_world *w, struct h_server *srv, int ndevices, int ncomma
         struct tu_cert_opts co = {.cn = dv->udid, .not_after = 86400 * 30, .ec = true};
         dv->id = tu_cert_issue(&srv->dev_ca, &co);
         dv->pending_k = -1;
-        dv->forgot_k = -1;
     }
     long long t0 = now_ms();
     for (int d = 0; d < ndevices; d++)
@@ -154,7 +153,7 @@ static void session(struct fd_world *w, int d, unsigned *rnd)
         /* Forget the unanswered result: the server delivers the command again unless it
          * recorded the result before its answer was lost. */
         if (dv->pending_k >= 0)
-            dv->forgot_k = dv->pending_k;
+            dv->pairs[dv->pending_k].forgotten = true;
         dv->pending_k = -1;
         body = idle_body(dv);
     }
@@ -199,9 +198,11 @@ static void session(struct fd_world *w, int d, unsigned *rnd)
         k = -1;
         if (r.body_len == 0) {
             /* The queue ran empty without the forgotten command: its result was kept. */
-            if (dv->forgot_k >= 0 && dv->pending_k < 0)
-                settle(&dv->pairs[dv->forgot_k]);
-            dv->forgot_k = -1;
+            for (int f = 0; f < w->ncommands; f++)
+                if (dv->pairs[f].forgotten) {
+                    dv->pairs[f].forgotten = false;
+                    settle(&dv->pairs[f]);
+                }
             tu_http_resp_free(&r);
             break;
         }
@@ -222,8 +223,7 @@ static void session(struct fd_world *w, int d, unsigned *rnd)
             body = result_body(w, dv, -1, uuid, &nonce);
         } else {
             dv->pairs[kk].delivered++;
-            if (dv->forgot_k == kk)
-                dv->forgot_k = -1;
+            dv->pairs[kk].forgotten = false;
             body = result_body(w, dv, kk, uuid, &nonce);
             k = kk;
             dv->pending_k = kk;

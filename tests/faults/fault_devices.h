@@ -26,7 +26,8 @@ struct fd_pair {
     int nacks;                        /* results sent */
     long long ack_nonce[FD_MAX_ACKS]; /* the FaultNonce of each result sent */
     bool ack_ok[FD_MAX_ACKS];         /* ... and whether the server answered it 200 */
-    bool settled; /* a result answered 200, or one left unanswered and not asked for again */
+    bool settled;   /* a result answered 200, or one left unanswered and not asked for again */
+    bool forgotten; /* its unanswered result given up on: settled if the queue runs empty */
 };
 
 struct fd_device {
@@ -36,7 +37,6 @@ struct fd_device {
     int foreign;           /* commands delivered that the operator never queued for it */
     long long nonce;       /* next FaultNonce */
     int pending_k;         /* a result not answered 200 (-1: none), re-sent on reconnection */
-    int forgot_k;          /* a result given up on: settled if the queue then runs empty */
     long long polls;       /* requests answered */
     long long refused;     /* answers 401/403 (never acceptable) */
     long long s5xx;        /* answers 5xx (retryable) */
