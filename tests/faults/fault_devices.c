@@ -161,6 +161,7 @@ static void session(struct fd_world *w, int d, unsigned *rnd)
         struct tu_http_resp r;
         long long t0 = now_ms(), dt;
         memset(&r, 0, sizeof(r));
+        atomic_fetch_add(&w->in_flight, 1);
         int rc =
             tu_http_do(c, "PUT", "/mdm/connect", "Content-Type: application/x-apple-aspen-mdm\r\n",
                        body, strlen(body), &r);

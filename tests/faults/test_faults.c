@@ -21,6 +21,9 @@
  *                    load: writes refused with an error naming the full disk (503), reads and
  *                    /healthz served, integrity_check ok, everything delivered once space
  *                    returns.  SQLite run.
+ *   two_instances    two scepter on one PostgreSQL, one killed mid-batch: the survivor takes
+ *                    over its background jobs (leases) and delivers what was in flight.
+ *                    PostgreSQL run.
  *   apns             the APNs test server sends GOAWAY every 5 requests, a 429 storm, 503 and
  *                    500 once, 410 for one token: every push delivered once, the dead token
  *                    pushed once and marked invalid.  SQLite run.
@@ -1024,4 +1027,102 @@ Test(faults, sqlite_disk_full_refuses_writes_keeps_reads_and_recovers, .timeout 
     free(w);
     h_stop(&S);
     free(url);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Two instances on one PostgreSQL, one killed mid-batch                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Background jobs whose lease names pid as holder (psql), as "job job ...". */
+static char *jobs_held_by(const char *url, pid_t pid)
+{
+    char *out = NULL;
+    if (tu_sh(&out,
+              "psql '%s' -qAtc \"SELECT string_agg(job, ' ' ORDER BY job) FROM leases WHERE "
+              "holder LIKE '%%/%ld/%%' AND expires > extract(epoch FROM now())\" 2>&1",
+              url, (long)pid) != 0) {
+        cr_log_error("psql: %s", out ? out : "");
+        free(out);
+        return xstrdup("");
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+Test(faults, two_instances_one_killed_mid_batch, .timeout = 1200)
+{
+    struct h_server A, B;
+    struct fd_world *w;
+    struct fd_report r;
+    unsigned seed = the_seed(), rnd = seed;
+    int devices = (int)env_uint("FAULTS_DEVICES", 24),
+        commands = (int)env_uint("FAULTS_COMMANDS", 12);
+
+    if (strcmp(store_name(), "postgres") != 0) {
+        cr_skip_test("two instances share a PostgreSQL: the postgres run covers them");
+        return;
+    }
+    printf("faults: two instances, seed %u\n", seed);
+    phase(NULL);
+    /* short job intervals: leases of 2 x interval + 10 s */
+    struct h_opts o = {.extra = "repush_interval = 2\n"};
+    h_start(&A, &o);
+    h_start_peer(&B, &A, &o);
+    w = xcalloc(1, sizeof(*w));
+    fd_setup(w, &A, devices, commands, 3, seed);
+    w->srv[1] = &B;
+    w->ninst = 2;
+    w->fanout_gap_ms = 300;
+    phase("two instances started, devices enrolled");
+    fd_run(w);
+    usleep((useconds_t)(1000 + rand_r(&rnd) % 2000) * 1000);
+    char *held = jobs_held_by(A.store_url, A.proc.pid);
+    bool fanning = atomic_load(&w->in_fanout) != 0;
+    int inflight = atomic_load(&w->in_flight);
+    h_kill(&A);
+    phase("instance A killed");
+    /* B takes over A's jobs when their leases run out (at most 2 x 10 + 10 s: pushcert). */
+    char *taken = NULL;
+    long long t0 = mono_ms(), takeover_ms = -1;
+    if (*held) {
+        for (int i = 0; i < 600; i++) {
+            free(taken);
+            taken = jobs_held_by(B.store_url, B.proc.pid);
+            bool all = true;
+            char *copy = xstrdup(held), *save = NULL;
+            for (char *j = strtok_r(copy, " ", &save); j; j = strtok_r(NULL, " ", &save))
+                all = all && strstr(taken, j) != NULL;
+            free(copy);
+            if (all) {
+                takeover_ms = mono_ms() - t0;
+                break;
+            }
+            usleep(100000);
+        }
+    }
+    bool drained = fd_finish(w, 180);
+    /* A is gone: the checks go to B */
+    fd_check(w, &B, &r);
+    phase("checked");
+    char line[1024];
+    snprintf(line, sizeof(line),
+             "faults: scenario=two_instances store=postgres seed=%u devices=%d fanouts=%d "
+             "pairs=%lld deliveries=%lld redelivered=%lld kill_during_fanout=%d "
+             "requests_in_flight=%d jobs_of_killed=[%s] taken_over_in_ms=%lld lost=%lld "
+             "wrong_device=%lld bad_record=%lld corrupt=%lld refused=%lld invariants=%s",
+             seed, devices, commands, r.pairs, r.deliveries, r.duplicates, fanning, inflight, held,
+             takeover_ms, r.lost, r.wrong_device, r.bad_record, r.corrupt, r.refused,
+             drained && invariants(&r) && (!*held || takeover_ms >= 0) ? "held" : "BROKEN");
+    emit(line);
+    expect_invariants(&r);
+    cr_expect(drained, "devices did not get through their commands on the survivor");
+    cr_expect(!*held || takeover_ms >= 0, "the survivor did not take over [%s] (holds [%s])", held,
+              taken ? taken : "");
+    free(held);
+    free(taken);
+    fd_free(w);
+    free(w);
+    A.proc.pid = 0; /* killed already */
+    h_stop_peer(&B);
+    h_stop(&A);
 }
