@@ -140,15 +140,17 @@ struct store {
     struct stmt_slot *slots; /* open-addressing table keyed by struct store_sql address */
     size_t nslots, used;
     unsigned next_id;
-    bool in_tx;                 /* between db_begin and db_commit/rollback */
-    bool broken;                /* the connection was lost: reconnect on the next call */
-    bool timed_out;             /* ... because the server did not answer within store_timeout */
+    bool in_tx;         /* between db_begin and db_commit/rollback */
+    bool broken;        /* the connection was lost: reconnect on the next call */
+    bool retry;         /* the last error is a serialization failure or deadlock */
+    int fail_calls;     /* store_fail_after countdown */
+    int fail_stmts;     /* store_fail_statement_after countdown */
+    int migrations_len; /* newest migration this binary knows */
+
+    /* Waiting on an unresponsive server (PostgreSQL, store_timeout). */
+    bool timed_out;             /* the connection broke: no answer within store_timeout */
     int64_t reconnect_after_ms; /* a reconnection failed: calls fail fast until then */
     char reconnect_error[200];  /* ... with its error */
-    bool retry;                 /* the last error is a serialization failure or deadlock */
-    int fail_calls;             /* store_fail_after countdown */
-    int fail_stmts;             /* store_fail_statement_after countdown */
-    int migrations_len;         /* newest migration this binary knows */
 };
 
 /* ---------------------------------------------------------------------------------------- */

@@ -35,12 +35,13 @@ struct h_server {
 };
 
 struct h_opts {
-    const char *identity;  /* default "mtls,signature" */
-    const char *extra;     /* more config lines */
-    bool plain_http;       /* also listen_http */
-    bool no_push_topic;    /* leave push_topic unset */
-    const char *topic;     /* the topic devices use (default H_TOPIC) */
-    const char *env;       /* one more environment variable for scepter ("KEY=VALUE") */
+    const char *identity; /* default "mtls,signature" */
+    const char *extra;    /* more config lines */
+    bool plain_http;      /* also listen_http */
+    bool no_push_topic;   /* leave push_topic unset */
+    const char *topic;    /* the topic devices use (default H_TOPIC) */
+    const char *env;      /* one more environment variable for scepter ("KEY=VALUE") */
+
     const char *store_url; /* a store of the test's own (default: per SCEPTER_TEST_STORE) */
 };
 
