@@ -98,3 +98,21 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR) $(LINT_BUILD_DIR)
+
+# The fault suite's long version (tests/faults/; `make test` runs the short one): 20 kills of
+# scepter, 200 devices, 40 fan-outs, PostgreSQL paused 10 s, 2,000 slow connections, 100
+# devices pushed through a misbehaving APNs; one report line per scenario and store in
+# $(TEST_BUILD_DIR)/faults-report.txt.  FAULTS_SEED=N replays a run.
+.PHONY: faults
+faults: deps-test
+	$(CMAKE) -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 \
+		-DSCEPTER_SANITIZE=ON -DSCEPTER_WERROR=ON -DSCEPTER_TESTS=ON \
+		-DSCEPTER_FAULTS_TIMEOUT=7200 >/dev/null
+	$(CMAKE) --build $(TEST_BUILD_DIR) -j $(JOBS) --target scepter test_faults apns-test-server
+	rm -f $(TEST_BUILD_DIR)/faults-report.txt
+	cd $(TEST_BUILD_DIR) && FAULTS_KILLS=$${FAULTS_KILLS:-20} FAULTS_DEVICES=$${FAULTS_DEVICES:-200} \
+		FAULTS_COMMANDS=$${FAULTS_COMMANDS:-40} FAULTS_PG_PAUSE=$${FAULTS_PG_PAUSE:-10} \
+		FAULTS_SLOW=$${FAULTS_SLOW:-2000} FAULTS_APNS_DEVICES=$${FAULTS_APNS_DEVICES:-100} \
+		FAULTS_REPORT=$(CURDIR)/$(TEST_BUILD_DIR)/faults-report.txt \
+		ctest -L faults -j 2 --output-on-failure --timeout 7200
+	@cat $(TEST_BUILD_DIR)/faults-report.txt

@@ -80,6 +80,7 @@ static int migrate(const struct cfg *cfg)
     struct store *s = NULL;
     int dbv = 0, binv = 0;
 
+    store_set_timeout_ms((int)cfg->store_timeout * 1000);
     if (store_open(cfg->store, &s, &err) != 0 || store_schema_version(s, &dbv, &binv, &err) != 0) {
         fprintf(stderr, "scepter migrate: %s\n", err.msg);
         store_close(s);

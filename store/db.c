@@ -19,6 +19,8 @@
 #include "common/xmalloc.h"
 
 #define STORE_MAX_TRIES 12
+/* After a failed reconnection, how long calls fail at once before the next attempt. */
+#define STORE_RECONNECT_MS 500
 
 /* ---------------------------------------------------------------------------------------- */
 /* Rendering                                                                                 */
@@ -404,11 +406,26 @@ int store_call_begin(struct store *s, struct scepter_error *err)
     if (s->fail_calls > 0 && --s->fail_calls == 0)
         return scepter_err(err, SCEPTER_ESTORE, NULL, "store: injected failure");
     if (s->broken || s->conn == NULL) {
+        struct timespec ts;
+        int64_t now;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        /* After a failed attempt, one more per STORE_RECONNECT_MS: the calls in between fail
+         * at once (503) instead of each waiting out a connection timeout of its own. */
+        if (now < s->reconnect_after_ms)
+            return scepter_err(err, SCEPTER_ESTORE, NULL, "store: unavailable (%s)",
+                               s->reconnect_error);
         db_cache_clear(s);
         s->in_tx = false;
         rc = s->ops->reconnect(s, err);
-        if (rc != 0)
+        if (rc != 0) {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            s->reconnect_after_ms =
+                (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + STORE_RECONNECT_MS;
+            str_copy(s->reconnect_error, sizeof(s->reconnect_error), err ? err->msg : "");
             return rc;
+        }
+        s->reconnect_after_ms = 0;
         s->broken = false;
         log_info("store: reconnected to the %s database", s->ops->name);
     }

@@ -10,9 +10,13 @@
  */
 #include "store/store_int.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -37,6 +41,61 @@ static PGconn *conn_of(struct store *s)
     return (PGconn *)s->conn;
 }
 
+static atomic_int timeout_ms = 5000;
+
+void store_set_timeout_ms(int ms)
+{
+    atomic_store(&timeout_ms, ms > 0 ? ms : 5000);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The result of the statement just sent (sent: what PQsend* returned), waiting at most
+ * store_timeout: a server that is stopped or unreachable breaks the connection (the next call
+ * reconnects) instead of holding the worker.  Like PQexec, the last result is returned.
+ */
+static PGresult *pg_wait(struct store *s, int sent)
+{
+    PGconn *c = conn_of(s);
+    PGresult *res, *last = NULL;
+    long long deadline = mono_ms() + atomic_load(&timeout_ms);
+
+    if (!sent)
+        return NULL;
+    for (;;) {
+        while (PQisBusy(c)) {
+            struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+            long long left = deadline - mono_ms();
+            int n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0) {
+                s->broken = true;
+                s->timed_out = true;
+                PQclear(last);
+                return NULL;
+            }
+            if (n < 0 || !PQconsumeInput(c)) {
+                s->broken = true;
+                PQclear(last);
+                return NULL;
+            }
+        }
+        res = PQgetResult(c);
+        if (res == NULL)
+            break;
+        PQclear(last);
+        last = res;
+    }
+    return last;
+}
+
 /* The first line of libpq's connection error, without the trailing newline. */
 static void conn_message(PGconn *c, char *out, size_t size)
 {
@@ -54,7 +113,13 @@ static int pg_err(struct store *s, PGresult *res, const char *what, struct scept
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char cmsg[200];
 
-    if (s->conn == NULL || PQstatus(conn_of(s)) != CONNECTION_OK ||
+    if (s->timed_out) {
+        s->timed_out = false;
+        return scepter_err(err, SCEPTER_ESTORE, NULL,
+                           "store: PostgreSQL did not answer within %d ms (%s)",
+                           atomic_load(&timeout_ms), what);
+    }
+    if (s->broken || s->conn == NULL || PQstatus(conn_of(s)) != CONNECTION_OK ||
         (state && strncmp(state, "08", 2) == 0)) {
         s->broken = true;
         conn_message(conn_of(s), cmsg, sizeof(cmsg));
@@ -90,8 +155,12 @@ static void notice_quiet(void *arg, const char *message)
 
 static int pg_connect(struct store *s, const char *url, struct scepter_error *err)
 {
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {url, "scepter", NULL};
+    /* connect_timeout bounds connecting and PQreset (libpq waits at least 2 s); a URL that
+     * names its own wins (expand_dbname applies it after these). */
+    char secs[16];
+    snprintf(secs, sizeof(secs), "%d", (atomic_load(&timeout_ms) + 999) / 1000);
+    const char *const keys[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {secs, url, "scepter", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     char msg[200];
 
@@ -163,9 +232,11 @@ static int pg_prepare(struct store *s, struct stmt_slot *slot, const char *sql,
                            slot->key->name);
     for (i = 0; i < np; i++)
         types[i] = type_oid(&params[i]);
+    if (s->broken) /* lost (or timed out) earlier in this call: send nothing more */
+        return pg_err(s, NULL, slot->key->name, err);
     slot->id = ++s->next_id;
     snprintf(name, sizeof(name), "s%u", slot->id);
-    res = PQprepare(conn_of(s), name, sql, (int)np, types);
+    res = pg_wait(s, PQsendPrepare(conn_of(s), name, sql, (int)np, types));
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = pg_err(s, res, slot->key->name, err);
     PQclear(res);
@@ -237,6 +308,8 @@ static int pg_run(struct store *s, struct stmt_slot *slot, const struct dbv *par
     if (np > PG_MAX_PARAMS)
         return scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: %s: too many parameters",
                            slot->key->name);
+    if (s->broken) /* lost (or timed out) earlier in this call: send nothing more */
+        return pg_err(s, NULL, slot->key->name, err);
     for (i = 0; i < np; i++) {
         const struct dbv *p = &params[i];
 
@@ -273,7 +346,7 @@ static int pg_run(struct store *s, struct stmt_slot *slot, const struct dbv *par
         }
     }
     snprintf(name, sizeof(name), "s%u", slot->id);
-    res = PQexecPrepared(conn_of(s), name, (int)np, values, lengths, formats, 1);
+    res = pg_wait(s, PQsendQueryPrepared(conn_of(s), name, (int)np, values, lengths, formats, 1));
     for (i = 0; i < np; i++)
         buf_free(&arrays[i]);
     if (res == NULL ||
@@ -358,7 +431,9 @@ static const unsigned char *pg_blob(const struct dbres *r, int col, size_t *len)
 
 static int pg_script(struct store *s, const char *sql, struct scepter_error *err)
 {
-    PGresult *res = PQexec(conn_of(s), sql);
+    if (s->broken) /* lost (or timed out) earlier in this call: send nothing more */
+        return pg_err(s, NULL, "script", err);
+    PGresult *res = pg_wait(s, PQsendQuery(conn_of(s), sql));
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int rc = 0;
 

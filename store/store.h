@@ -48,6 +48,13 @@ struct store;
  */
 int store_open(const char *url, struct store **out, struct scepter_error *err) WUR;
 void store_close(struct store *s);
+/*
+ * How long a PostgreSQL statement or connection attempt may wait for the server (store_timeout,
+ * milliseconds; process-wide, set before store_open).  Past it the call fails with
+ * SCEPTER_ESTORE (503 to clients) and the connection is re-established on the next call: a
+ * stopped or unreachable server never holds a worker longer.  Default 5000.
+ */
+void store_set_timeout_ms(int ms);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
 /* The schema version in the database and the newest this binary knows. */

@@ -150,6 +150,11 @@ struct store {
     int fail_calls;     /* store_fail_after countdown */
     int fail_stmts;     /* store_fail_statement_after countdown */
     int migrations_len; /* newest migration this binary knows */
+
+    /* Waiting on an unresponsive server (PostgreSQL, store_timeout). */
+    bool timed_out;             /* the connection broke: no answer within store_timeout */
+    int64_t reconnect_after_ms; /* a reconnection failed: calls fail fast until then */
+    char reconnect_error[200];  /* ... with its error */
 };
 
 /* ---------------------------------------------------------------------------------------- */

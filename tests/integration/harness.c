@@ -104,7 +104,8 @@ static void launch(struct h_server *s)
 
     unlink(ports);
     s->proc = tu_proc_start(argv, env, log);
-    if (tu_wait_file(ports, &s->proc, 30000) != 0) {
+    /* 90 s: a restart under fault-suite load on a busy 2-core machine can take 20 s */
+    if (tu_wait_file(ports, &s->proc, 90000) != 0) {
         char *l = tu_proc_log(&s->proc);
         cr_assert_fail("scepter did not start:\n%s", l);
     }
@@ -132,7 +133,9 @@ void h_start(struct h_server *s, const struct h_opts *o)
     s->log_file = xasprintf("%s/scepter.log", s->dir);
     s->backend = backend();
     s->env = o && o->env ? xstrdup(o->env) : NULL;
-    if (strcmp(s->backend, "postgres") == 0)
+    if (o && o->store_url)
+        s->store_url = xstrdup(o->store_url);
+    else if (strcmp(s->backend, "postgres") == 0)
         s->store_url = pg_fresh_db();
     else
         s->store_url = xasprintf("sqlite:%s/scepter.db", s->dir);
@@ -169,6 +172,17 @@ void h_crash_restart(struct h_server *s)
 {
     int rc = tu_proc_stop(&s->proc, SIGKILL, 10000);
     cr_assert_eq(rc, 128 + SIGKILL, "scepter was not killed (%d)", rc);
+    launch(s);
+}
+
+void h_kill(struct h_server *s)
+{
+    int rc = tu_proc_stop(&s->proc, SIGKILL, 10000);
+    cr_assert_eq(rc, 128 + SIGKILL, "scepter was not killed (%d)", rc);
+}
+
+void h_relaunch(struct h_server *s)
+{
     launch(s);
 }
 

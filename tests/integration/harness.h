@@ -41,6 +41,8 @@ struct h_opts {
     bool no_push_topic;   /* leave push_topic unset */
     const char *topic;    /* the topic devices use (default H_TOPIC) */
     const char *env;      /* one more environment variable for scepter ("KEY=VALUE") */
+
+    const char *store_url; /* a store of the test's own (default: per SCEPTER_TEST_STORE) */
 };
 
 /* Start scepter (asserts it comes up). */
@@ -57,6 +59,9 @@ void h_conf_append(struct h_server *s, const char *lines);
 void h_restart(struct h_server *s);
 /* SIGKILL (a crash: nothing is cleaned up), then start the same server again. */
 void h_crash_restart(struct h_server *s);
+/* SIGKILL only (h_relaunch starts it again): what a fault test inspects in between. */
+void h_kill(struct h_server *s);
+void h_relaunch(struct h_server *s);
 /* SIGTERM; asserts a clean exit 0 unless allow_fail; frees everything. */
 void h_stop(struct h_server *s);
 /* A device identity issued by the device CA with CN = cn. */

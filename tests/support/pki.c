@@ -49,7 +49,8 @@ struct tu_cert tu_cert_issue(const struct tu_cert *ca, const struct tu_cert_opts
 
     if (o == NULL)
         o = &def;
-    c.key = new_key(o->bits);
+    c.key = o->ec ? EVP_EC_gen("P-256") : new_key(o->bits);
+    cr_assert_not_null(c.key, "key generation failed");
     c.cert = X509_new();
     X509_set_version(c.cert, 2);
     RAND_bytes(serial, sizeof(serial));

@@ -25,6 +25,7 @@ struct tu_cert_opts {
     long not_after;      /* seconds from now */
     bool ca;
     int bits; /* RSA key size; 0 = 2048 */
+    bool ec;  /* an ECDSA P-256 key instead (fast to make: many devices) */
 };
 
 /* A self-signed CA (opts may be NULL: CN "Test CA", 10 years). */
