@@ -519,3 +519,36 @@ Test(policy_api, certificate_inspect_and_the_same_checks_on_save)
     free(pem);
     tu_cert_free(&ca);
 }
+
+/* Run scepterctl with args; returns its exit status, output in *out (caller frees). */
+static int ctl(char **out, const char *args)
+{
+    char *bin = tu_binary_path("mdm/scepterctl");
+    char *ca = xasprintf("%s/tls-ca.pem", S.dir);
+    int rc = tu_sh(out,
+                   "env -u SCEPTER_API_KEY SCEPTER_SERVER=https://127.0.0.1:%d SCEPTER_CA=%s "
+                   "SCEPTER_API_KEY=" H_API_KEY " %s %s 2>&1",
+                   S.port, ca, bin, args);
+    free(bin);
+    free(ca);
+    return rc;
+}
+
+Test(policy_api, scepterctl_policy_preview)
+{
+    int64_t id = create("CLI phones", "ios", "{}");
+    char *out = NULL, *args = xasprintf("policy preview %lld --device IPHONE-1", (long long)id);
+
+    cr_assert_eq(ctl(&out, args), 0, "%s", out);
+    cr_assert(strstr(out, "<?xml") == out, "the profile on stdout: %.200s", out);
+    cr_assert(strstr(out, "SN-TEST"), "%s", out);
+    free(out);
+    free(args);
+    args = xasprintf("policy preview %lld --device NOPE", (long long)id);
+    cr_assert_eq(ctl(&out, args), 3, "unknown device: not found: %s", out);
+    cr_assert(strstr(out, "device"), "%s", out);
+    free(out);
+    free(args);
+    cr_assert_eq(ctl(&out, "policy preview 1"), 2, "--device is required: %s", out);
+    free(out);
+}
