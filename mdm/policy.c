@@ -694,11 +694,11 @@ static void policy_list(struct api_call *c)
         api_reply_scepter_error(c, &err);
         goto out;
     }
-    sel = xcalloc(n ? n : 1, sizeof(*sel));
+    sel = xcalloc(n ? n : 1, sizeof(struct store_policy *));
     for (size_t i = 0; i < n; i++)
         if (q == NULL || contains_ci(list[i].name, q))
             sel[nsel++] = &list[i];
-    qsort_r(sel, nsel, sizeof(*sel), cmp_policies, &o);
+    qsort_r(sel, nsel, sizeof(struct store_policy *), cmp_policies, &o);
     arr = json_array();
     for (size_t i = (size_t)offset; i < nsel && i - (size_t)offset < (size_t)limit; i++) {
         json_t *pj = stored_policy_json(sel[i], c->ctx->cfg, false, &err);
