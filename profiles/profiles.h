@@ -4,10 +4,11 @@
  * The module owns four things, all pure (no sockets, no store, no clock):
  *
  *   1. The policy model: struct profile_policy, parsed from the operator JSON
- *      (profile_policy_from_json) or filled in by the server from the store, and validated
- *      (profile_policy_check).  Validation lists every problem it finds, each naming the field
- *      by its dotted path ("scep.key_size") with a reason, plus warnings that do not stop a
- *      save (1024-bit keys, a policy without targets).
+ *      (profile_policy_from_json) or from the document the store keeps for it
+ *      (profile_policy_document / profile_policy_from_document: the store never parses it),
+ *      and validated (profile_policy_check).  Validation lists every problem it finds, each
+ *      naming the field by its dotted path ("scep.key_size") with a reason, plus warnings that
+ *      do not stop a save (1024-bit keys, a policy without targets).
  *   2. Rendering a policy into a .mobileconfig: an outer Configuration profile holding an
  *      optional com.apple.security.root payload (installed first) and the
  *      com.apple.security.scep payload.  For fleets, a template is prepared once per policy
