@@ -119,10 +119,12 @@ static json_t *stored_policy_json(struct store_policy *sp, const struct cfg *cfg
     struct profile_policy pp;
     json_t *j = NULL;
 
-    if (from_store(sp, &pp, err) == 0)
+    if (from_store(sp, &pp, err) == 0) {
         j = policy_json(sp, &pp, cfg, secrets);
-    else
+    } else {
         log_kv(LOG_LVL_ERROR, "policy_unreadable", "policy", sp->name, "error", err->msg, NULL);
+        err->http_status = 500; /* the server's data, not the request, is wrong */
+    }
     profile_policy_clear(&pp);
     return j;
 }
@@ -919,9 +921,10 @@ void api_policies(struct api_call *c)
             api_reply_scepter_error(c, &err);
     } else if (c->req->method == MDM_PUT) {
         struct profile_policy old;
-        if (from_store(&sp, &old, &err) != 0)
+        if (from_store(&sp, &old, &err) != 0) {
+            err.http_status = 500;
             api_reply_scepter_error(c, &err);
-        else if (api_need_body(c))
+        } else if (api_need_body(c))
             policy_save(c, &sp, &old);
         profile_policy_clear(&old);
     } else if (c->req->method == MDM_DELETE) {
