@@ -9,7 +9,8 @@
  * authentication, the body and query readers and the replies.  The handlers live by
  * resource:
  *
- *   mdm/policy.c         /v1/policies[/{id}[/status]]
+ *   mdm/policy.c         /v1/policies[/{id}[/status|/preview]], /v1/policy-variables,
+ *                        /v1/certificates/inspect
  *   mdm/api_devices.c    /v1/devices[/{udid}]
  *   mdm/api_commands.c   /v1/devices/{udid}/commands[/{uuid}], /v1/commands, /v1/push
  *   mdm/api_groups.c     /v1/device-groups[/{name}[/members]]
@@ -204,12 +205,15 @@ refuse:
 
 /* Every /v1 route, one row per pattern and method. */
 static const struct api_route routes[] = {
-    {"/v1/policies", MDM_GET, api_policies},
-    {"/v1/policies", MDM_POST, api_policies},
-    {"/v1/policies/{id}", MDM_GET, api_policies},
-    {"/v1/policies/{id}", MDM_PUT, api_policies},
-    {"/v1/policies/{id}", MDM_DELETE, api_policies},
-    {"/v1/policies/{id}/status", MDM_GET, api_policies},
+    {"/v1/policies", MDM_GET, api_policies_list},
+    {"/v1/policies", MDM_POST, api_policy_create},
+    {"/v1/policies/{id}", MDM_GET, api_policy_show},
+    {"/v1/policies/{id}", MDM_PUT, api_policy_update},
+    {"/v1/policies/{id}", MDM_DELETE, api_policy_delete},
+    {"/v1/policies/{id}/status", MDM_GET, api_policy_status},
+    {"/v1/policies/{id}/preview", MDM_GET, api_policy_preview},
+    {"/v1/policy-variables", MDM_GET, api_policy_variables},
+    {"/v1/certificates/inspect", MDM_POST, api_certificate_inspect},
     {"/v1/devices", MDM_GET, api_devices_list},
     {"/v1/devices/{udid}", MDM_GET, api_device_show},
     {"/v1/devices/{udid}", MDM_DELETE, api_device_remove},

@@ -97,8 +97,17 @@ void api_webhook_dead_retry_all(struct api_call *c);
 void api_webhook_dead_delete(struct api_call *c);
 void api_webhook_dead_retry(struct api_call *c);
 
-/* Policies (mdm/policy.c): /v1/policies[/{id}[/status]]. */
-void api_policies(struct api_call *c);
+/* Policies (mdm/policy.c): /v1/policies[/{id}[/status|/preview]]. */
+void api_policies_list(struct api_call *c);
+void api_policy_create(struct api_call *c);
+void api_policy_show(struct api_call *c);
+void api_policy_update(struct api_call *c);
+void api_policy_delete(struct api_call *c);
+void api_policy_status(struct api_call *c);
+void api_policy_preview(struct api_call *c);
+/* GET /v1/policy-variables, POST /v1/certificates/inspect (mdm/policy.c). */
+void api_policy_variables(struct api_call *c);
+void api_certificate_inspect(struct api_call *c);
 /* A device's policies and their state on it (for GET /v1/devices/{udid}). */
 json_t *api_device_policies(struct api_call *c, const char *device_id);
 /*

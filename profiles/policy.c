@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 
 #include "common/codec.h"
@@ -615,6 +617,40 @@ static void parse_fingerprint(json_t *scep, struct profile_policy *p, struct pro
     free(text);
 }
 
+X509 *profile_root_cert_read(const void *data, size_t len, const char *field,
+                             struct scepter_error *err)
+{
+    X509 *cert;
+    EVP_PKEY *key;
+    const unsigned char *q = data;
+
+    if (len >= PROFILE_MAX_ROOT_CERT) {
+        scepter_err(err, SCEPTER_ETOOBIG, field,
+                    "%s: %zu bytes; the file must be smaller than 1 MB", field, len);
+        return NULL;
+    }
+    if ((cert = crypto_cert_parse(data, len, field, err)) != NULL)
+        return cert;
+    /* DER that is a private key (or a PKCS#12 bundle, which holds one) rather than a cert. */
+    if ((key = d2i_AutoPrivateKey(NULL, &q, (long)len)) != NULL) {
+        EVP_PKEY_free(key);
+        scepter_err(err, SCEPTER_EINVAL, field,
+                    "%s: contains a private key; upload the certificate only", field);
+    } else {
+        PKCS12 *p12;
+        q = data;
+        if ((p12 = d2i_PKCS12(NULL, &q, (long)len)) != NULL) {
+            PKCS12_free(p12);
+            scepter_err(err, SCEPTER_EINVAL, field,
+                        "%s: a PKCS#12 bundle, which holds a private key; upload the "
+                        "certificate only",
+                        field);
+        }
+    }
+    ERR_clear_error();
+    return NULL;
+}
+
 static void parse_root_cert(json_t *scep, struct profile_policy *p, struct profile_problems *pr)
 {
     const char *f = "scep.root_certificate";
@@ -639,11 +675,7 @@ static void parse_root_cert(json_t *scep, struct profile_policy *p, struct profi
                              "not base64 (send the .cer/.crt file's bytes base64-encoded)");
         goto out;
     }
-    if (rawlen >= PROFILE_MAX_ROOT_CERT) {
-        profile_problems_add(pr, false, f, "%zu bytes; the file must be smaller than 1 MB", rawlen);
-        goto out;
-    }
-    if ((cert = crypto_cert_parse(raw, rawlen, f, &err)) == NULL) {
+    if ((cert = profile_root_cert_read(raw, rawlen, f, &err)) == NULL) {
         pp_add_raw(pr, false, f, err.msg);
         goto out;
     }
@@ -659,10 +691,9 @@ out:
     free(text);
 }
 
-int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
-                                   struct profile_problems *pr)
+/* Read every field of the operator JSON into *p (initialised here), without the rules. */
+static void parse_fields(json_t *root, struct profile_policy *p, struct profile_problems *pr)
 {
-    size_t before = pr->n_errors;
     json_t *scep = NULL, *san = NULL, *targets = NULL;
     struct scepter_error err;
     char *platform = NULL, *type = NULL;
@@ -670,7 +701,7 @@ int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
     profile_policy_init(p);
     if (!json_is_object(root)) {
         profile_problems_add(pr, false, "body", "expected a JSON object");
-        return SCEPTER_EINVAL;
+        return;
     }
     unknown_keys(root, g_top_keys, "", pr);
     p->name = get_str(root, "name", "", true, pr);
@@ -725,9 +756,49 @@ int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
     }
     free(platform);
     free(type);
+}
+
+int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
+                                   struct profile_problems *pr)
+{
+    size_t before = pr->n_errors;
+
+    parse_fields(root, p, pr);
+    if (!json_is_object(root))
+        return SCEPTER_EINVAL;
     if (profile_policy_check(p, pr) != 0)
         return SCEPTER_EINVAL;
     return pr->n_errors > before ? SCEPTER_EINVAL : 0;
+}
+
+int profile_policy_from_document(const char *doc, struct profile_policy *out,
+                                 struct scepter_error *err)
+{
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct scepter_error perr;
+    json_t *root;
+    int rc = 0;
+
+    profile_policy_init(out);
+    if (doc == NULL)
+        return scepter_err(err, SCEPTER_EINVAL, "document", "document: missing");
+    root = jsonx_parse_object(doc, strlen(doc), &perr);
+    if (root == NULL)
+        return scepter_err(err, SCEPTER_EINVAL, "document", "document: %s", perr.msg);
+    if (json_object_get(root, "targets") != NULL) {
+        rc = scepter_err(err, SCEPTER_EINVAL, "document",
+                         "document: holds targets, which the store keeps");
+        goto out;
+    }
+    parse_fields(root, out, &pr);
+    if (pr.n_errors) {
+        const struct profile_problem *first = profile_problems_first_error(&pr);
+        rc = scepter_err(err, SCEPTER_EINVAL, "document", "document: %s", first->msg);
+    }
+out:
+    json_decref(root);
+    profile_problems_clear(&pr);
+    return rc;
 }
 
 int profile_policy_from_json(const char *text, size_t len, struct profile_policy *out,
@@ -807,6 +878,17 @@ json_t *profile_policy_to_json(const struct profile_policy *p, unsigned flags)
     json_object_set_new(t, "device_groups", list_json(p->target_groups, p->n_target_groups));
     json_object_set_new(root, "targets", t);
     return root;
+}
+
+char *profile_policy_document(const struct profile_policy *p)
+{
+    json_t *j = profile_policy_to_json(p, 0);
+    char *doc;
+
+    json_object_del(j, "targets");
+    doc = jsonx_dump(j);
+    json_decref(j);
+    return doc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
