@@ -282,7 +282,7 @@ static void plan_removals(struct plan *p, const char *identifier,
         bool keep = false;
         if (had[i].action != STORE_POLICY_INSTALL)
             continue; /* already removed or being removed */
-        if (strcmp(had[i].state, "installed") != 0 && strcmp(had[i].state, "pending") != 0)
+        if (had[i].state != STORE_PSTATE_INSTALLED && had[i].state != STORE_PSTATE_PENDING)
             continue; /* failed or cancelled: nothing on the device */
         for (size_t j = 0; j < nt && !keep; j++)
             keep = strcmp(targets[j].device_id, had[i].device_id) == 0;
@@ -493,14 +493,19 @@ out:
 }
 
 /* The console's state of a policy on a device; NULL for what is not on it (removed, ...). */
-static const char *console_state(const char *state)
+static const char *console_state(enum store_policy_state state)
 {
-    if (strcmp(state, "installed") == 0 || strcmp(state, "pending") == 0 ||
-        strcmp(state, "removing") == 0 || strcmp(state, "failed") == 0)
-        return state;
-    if (strcmp(state, "remove_failed") == 0)
-        return "failed";
-    return NULL;
+    switch (state) {
+    case STORE_PSTATE_INSTALLED:
+    case STORE_PSTATE_PENDING:
+    case STORE_PSTATE_REMOVING:
+    case STORE_PSTATE_FAILED:
+        return store_policy_state_name(state);
+    case STORE_PSTATE_REMOVE_FAILED:
+        return store_policy_state_name(STORE_PSTATE_FAILED);
+    default:
+        return NULL;
+    }
 }
 
 /* {"chain": [...], "message": first description} from a stored ErrorChain, or JSON null. */
@@ -570,24 +575,30 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
     removed = json_array();
     devices = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *d =
-            json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command", st[i].uuid,
-                      "state", st[i].state, "policy_version", (json_int_t)st[i].policy_version,
-                      "updated", api_time(st[i].updated), "notnow_count", st[i].notnow_count);
+        json_t *d = json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command",
+                              st[i].uuid, "state", store_policy_state_name(st[i].state),
+                              "policy_version", (json_int_t)st[i].policy_version, "updated",
+                              api_time(st[i].updated), "notnow_count", st[i].notnow_count);
         if (st[i].error_chain_json)
             json_object_set_new(d, "error_chain", json_loads(st[i].error_chain_json, 0, NULL));
-        const char *s = st[i].state;
-        if (strcmp(s, "installed") == 0)
+        switch (st[i].state) {
+        case STORE_PSTATE_INSTALLED:
             json_array_append_new(installed, d);
-        else if (strcmp(s, "pending") == 0 || strcmp(s, "removing") == 0)
+            break;
+        case STORE_PSTATE_PENDING:
+        case STORE_PSTATE_REMOVING:
             json_array_append_new(pending, d);
-        else if (strcmp(s, "failed") == 0 || strcmp(s, "remove_failed") == 0)
+            break;
+        case STORE_PSTATE_FAILED:
+        case STORE_PSTATE_REMOVE_FAILED:
             json_array_append_new(failed, d);
-        else
+            break;
+        default:
             json_array_append_new(removed, d);
+        }
 
         /* The console's list: one row per device the policy is on or going to. */
-        const char *cs = console_state(s);
+        const char *cs = console_state(st[i].state);
         if (cs == NULL || (want && strcmp(want, cs) != 0))
             continue;
         if (total++ < (size_t)offset || json_array_size(devices) >= (size_t)limit)
@@ -623,13 +634,10 @@ static json_t *policy_counts(struct api_call *c, int64_t id)
     if (store_policy_status(c->ctx->store, id, &st, &n, &err) != 0)
         log_warnx("policy %lld: %s", (long long)id, err.msg);
     for (size_t i = 0; i < n; i++) {
-        const char *s = st[i].state;
-        if (strcmp(s, "installed") == 0)
-            inst++;
-        else if (strcmp(s, "pending") == 0 || strcmp(s, "removing") == 0)
-            pend++;
-        else if (strcmp(s, "failed") == 0 || strcmp(s, "remove_failed") == 0)
-            fail++;
+        enum store_policy_state s = st[i].state;
+        inst += s == STORE_PSTATE_INSTALLED;
+        pend += s == STORE_PSTATE_PENDING || s == STORE_PSTATE_REMOVING;
+        fail += s == STORE_PSTATE_FAILED || s == STORE_PSTATE_REMOVE_FAILED;
     }
     store_policy_statuses_free(st, n);
     return json_pack("{s:I,s:I,s:I}", "installed", inst, "pending", pend, "failed", fail);
@@ -1046,8 +1054,8 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
              * had and is queued again. */
             has =
                 st[k].action == STORE_POLICY_INSTALL &&
-                ((strcmp(st[k].state, "installed") == 0 && st[k].updated >= dev.authenticated_at) ||
-                 strcmp(st[k].state, "pending") == 0);
+                ((st[k].state == STORE_PSTATE_INSTALLED && st[k].updated >= dev.authenticated_at) ||
+                 st[k].state == STORE_PSTATE_PENDING);
             current = has && st[k].policy_version == sp->version;
         }
         if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))
@@ -1097,7 +1105,7 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             me.device_id = dev.id;
             me.enrollment_id = dev.id;
             me.action = STORE_POLICY_INSTALL;
-            me.state = (char *)"installed";
+            me.state = STORE_PSTATE_INSTALLED;
             plan_removals(&plan, ident, &me, 1, NULL, 0);
         }
         plan_finish(&plan);
@@ -1171,7 +1179,7 @@ json_t *api_device_policies(struct api_call *c, const char *device_id)
             targeted = targeted || ids[k] == all[i].id;
         for (size_t k = 0; k < nst; k++)
             if (st[k].policy_id == all[i].id)
-                state = st[k].state;
+                state = store_policy_state_name(st[k].state);
         if (targeted || state)
             json_array_append_new(arr,
                                   json_pack("{s:I,s:s,s:s,s:b,s:s?}", "id", (json_int_t)all[i].id,

@@ -600,7 +600,6 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
     for (i = 0; i < n; i++) {
         free(st[i].device_id);
         free(st[i].enrollment_id);
-        free(st[i].state);
         free(st[i].error_chain_json);
         free(st[i].device_name);
         free(st[i].serial_number);
@@ -626,17 +625,33 @@ static const struct store_sql SQL_POLICY_STATUS = {
 static const struct store_sql SQL_POLICY_EXISTS = {
     "policy_exists", "SELECT 1 FROM policies WHERE id = $1", NULL, NULL};
 
-static const char *policy_state(enum store_policy_action action, int state, int status)
+static enum store_policy_state policy_state(enum store_policy_action action, int state, int status)
 {
     bool remove = action == STORE_POLICY_REMOVE;
 
     if (state == QSTATE_CANCELLED)
-        return "cancelled";
+        return STORE_PSTATE_CANCELLED;
     if (state == QSTATE_PENDING)
-        return remove ? "removing" : "pending";
+        return remove ? STORE_PSTATE_REMOVING : STORE_PSTATE_PENDING;
     if (status == STORE_STATUS_ACKNOWLEDGED)
-        return remove ? "removed" : "installed";
-    return remove ? "remove_failed" : "failed";
+        return remove ? STORE_PSTATE_REMOVED : STORE_PSTATE_INSTALLED;
+    return remove ? STORE_PSTATE_REMOVE_FAILED : STORE_PSTATE_FAILED;
+}
+
+const char *store_policy_state_name(enum store_policy_state st)
+{
+    static const char *const names[] = {
+        [STORE_PSTATE_PENDING] = "pending",    [STORE_PSTATE_INSTALLED] = "installed",
+        [STORE_PSTATE_FAILED] = "failed",      [STORE_PSTATE_REMOVING] = "removing",
+        [STORE_PSTATE_REMOVED] = "removed",    [STORE_PSTATE_REMOVE_FAILED] = "remove_failed",
+        [STORE_PSTATE_CANCELLED] = "cancelled"};
+
+    return (unsigned)st < ARRAY_LEN(names) ? names[st] : "unknown";
+}
+
+static bool state_failed(enum store_policy_state st)
+{
+    return st == STORE_PSTATE_FAILED || st == STORE_PSTATE_REMOVE_FAILED;
 }
 
 static int policy_status(struct store *s, int64_t id, struct store_policy_device_status **out,
@@ -672,8 +687,8 @@ static int policy_status(struct store *s, int64_t id, struct store_policy_device
         str_copy(d->uuid, sizeof(d->uuid), db_text(&r, 2));
         d->action = (enum store_policy_action)db_int(&r, 3);
         d->policy_version = db_int(&r, 4);
-        d->state = xstrdup(policy_state(d->action, (int)db_int(&r, 5), (int)db_int(&r, 6)));
-        if (strstr(d->state, "failed"))
+        d->state = policy_state(d->action, (int)db_int(&r, 5), (int)db_int(&r, 6));
+        if (state_failed(d->state))
             d->error_chain_json = db_strdup(&r, 7);
         d->notnow_count = (int)db_int(&r, 8);
         d->updated = db_int(&r, 9);
@@ -743,8 +758,8 @@ static int enrollment_policy_status(struct store *s, const char *enrollment_id,
         str_copy(d->uuid, sizeof(d->uuid), db_text(&r, 1));
         d->action = (enum store_policy_action)db_int(&r, 2);
         d->policy_version = db_int(&r, 3);
-        d->state = xstrdup(policy_state(d->action, (int)db_int(&r, 4), (int)db_int(&r, 5)));
-        if (strstr(d->state, "failed"))
+        d->state = policy_state(d->action, (int)db_int(&r, 4), (int)db_int(&r, 5));
+        if (state_failed(d->state))
             d->error_chain_json = db_strdup(&r, 6);
         d->notnow_count = (int)db_int(&r, 7);
         d->updated = db_int(&r, 8);

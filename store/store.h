@@ -643,6 +643,17 @@ int store_policies_for_device(struct store *s, const char *device_id, int64_t **
                               struct scepter_error *err) WUR;
 
 /* Where a policy stands on one device, from its latest install/remove command there. */
+enum store_policy_state {
+    STORE_PSTATE_PENDING,       /* InstallProfile queued */
+    STORE_PSTATE_INSTALLED,     /* acknowledged */
+    STORE_PSTATE_FAILED,        /* the device answered Error or CommandFormatError */
+    STORE_PSTATE_REMOVING,      /* RemoveProfile queued */
+    STORE_PSTATE_REMOVED,       /* RemoveProfile acknowledged */
+    STORE_PSTATE_REMOVE_FAILED, /* RemoveProfile refused */
+    STORE_PSTATE_CANCELLED,     /* the command was cancelled before delivery */
+};
+/* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled". */
+const char *store_policy_state_name(enum store_policy_state st);
 struct store_policy_device_status {
     int64_t policy_id; /* set by store_enrollment_policy_status */
     char *device_id;
@@ -650,8 +661,7 @@ struct store_policy_device_status {
     char uuid[UUID_STR_LEN]; /* the latest linked command */
     enum store_policy_action action;
     int64_t policy_version;
-    /* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled" */
-    char *state;
+    enum store_policy_state state;
     char *error_chain_json; /* when failed */
     int notnow_count;
     int64_t updated;

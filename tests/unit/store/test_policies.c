@@ -218,7 +218,7 @@ Test(policies, save_queues_commands_and_status_follows_results)
     cr_assert_eq(store_policy_status(s, p.id, &st, &n, &err), 0, "%s", err.msg);
     cr_assert_eq(n, 3);
     for (i = 0; i < 3; i++) {
-        cr_assert_str_eq(st[i].state, "pending");
+        cr_assert_str_eq(store_policy_state_name(st[i].state), "pending");
         cr_assert_eq(st[i].action, STORE_POLICY_INSTALL);
         cr_assert_eq(st[i].policy_version, 1);
     }
@@ -232,11 +232,11 @@ Test(policies, save_queues_commands_and_status_follows_results)
     cr_assert_eq(tf_connect(s, "I2", STORE_STATUS_ERROR, cmds[1].uuid, T0 + 2, &next, &out), 0);
     cr_assert_eq(tf_connect(s, "P1", STORE_STATUS_NOTNOW, cmds[2].uuid, T0 + 2, &next, &out), 0);
     cr_assert_eq(store_policy_status(s, p.id, &st, &n, &err), 0);
-    cr_assert_str_eq(st[0].state, "installed");
+    cr_assert_str_eq(store_policy_state_name(st[0].state), "installed");
     cr_assert_eq(st[0].updated, T0 + 2);
-    cr_assert_str_eq(st[1].state, "failed");
+    cr_assert_str_eq(store_policy_state_name(st[1].state), "failed");
     cr_assert_str_eq(st[1].error_chain_json, "[{\"ErrorCode\":12021}]");
-    cr_assert_str_eq(st[2].state, "pending");
+    cr_assert_str_eq(store_policy_state_name(st[2].state), "pending");
     cr_assert_eq(st[2].notnow_count, 1);
     store_policy_statuses_free(st, n);
 
@@ -244,7 +244,7 @@ Test(policies, save_queues_commands_and_status_follows_results)
     cr_assert_eq(store_enrollment_policy_status(s, "I2", &st, &n, &err), 0, "%s", err.msg);
     cr_assert_eq(n, 1);
     cr_assert_eq(st[0].policy_id, p.id);
-    cr_assert_str_eq(st[0].state, "failed");
+    cr_assert_str_eq(store_policy_state_name(st[0].state), "failed");
     cr_assert_str_eq(st[0].uuid, cmds[1].uuid);
     cr_assert_str_eq(st[0].error_chain_json, "[{\"ErrorCode\":12021}]");
     store_policy_statuses_free(st, n);
@@ -281,12 +281,12 @@ Test(policies, save_queues_commands_and_status_follows_results)
     cr_assert_eq(store_policy_get(s, p.id, &gone, &err), SCEPTER_ENOTFOUND);
     cr_assert_eq(store_policy_status(s, p.id, &st, &n, &err), 0, "%s", err.msg);
     cr_assert_str_eq(st[0].device_id, "I1");
-    cr_assert_str_eq(st[0].state, "removing");
+    cr_assert_str_eq(store_policy_state_name(st[0].state), "removing");
     cr_assert_eq(st[0].action, STORE_POLICY_REMOVE);
     store_policy_statuses_free(st, n);
     cr_assert_eq(tf_connect(s, "I1", STORE_STATUS_ACKNOWLEDGED, u, T0 + 11, &next, &out), 0);
     cr_assert_eq(store_policy_status(s, p.id, &st, &n, &err), 0);
-    cr_assert_str_eq(st[0].state, "removed");
+    cr_assert_str_eq(store_policy_state_name(st[0].state), "removed");
     store_policy_statuses_free(st, n);
     cr_assert_eq(store_policy_status(s, 424242, &st, &n, &err), SCEPTER_ENOTFOUND);
     store_close(s);
