@@ -11,6 +11,10 @@ TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-ce
 python3 python3-yaml clang-format clang-tidy git"
 # certmonger (its daemon and scep-submit) is a SCEP client of the built-in CA's tests.
 TEST="$TEST certmonger dbus-daemon"
+# The web console's browser test: Debian's chromium driven by playwright-core from npm
+# (tests/console/run.sh runs `npm ci`); npm comes with nodejs when that is NodeSource's.
+TEST="$TEST chromium"
+command -v npm >/dev/null 2>&1 || TEST="$TEST npm"
 BENCH="$TEST curl jq"
 # The shared libraries the runtime image needs (docker/Dockerfile uses this list).
 RUNTIME="libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7

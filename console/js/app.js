@@ -123,7 +123,6 @@ function home() {
       h("h1", {}, "Scepter"),
       h("p", {}, "Manage Mac and iOS SCEP Profiles policies for the devices enrolled with this server."),
       h("p", {}, "Open Device Management → Policy Management to list, create and edit policies.")));
-  setExpanded(true);
 }
 
 async function route() {

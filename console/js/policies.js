@@ -6,6 +6,14 @@ import { get, del, qs, ApiError } from "./api.js";
 export const PLATFORMS = { macos: "Mac", ios: "iOS" };
 const PAGE = 20;
 
+// A load started by a click or a timer: a 401 is handled by the sign-in page, anything
+// else is announced.
+export function quietly(promise) {
+  return promise.catch((e) => {
+    if (!(e instanceof ApiError && e.status === 401)) announce(e.message, "error");
+  });
+}
+
 function targetsText(t) {
   if (!t) return "none";
   const groups = t.groups || t.device_groups || [];
@@ -51,13 +59,13 @@ export async function policyList(ctx) {
   };
   const tbody = h("tbody");
   const summary = h("p", { class: "help", id: "policy-count", "aria-live": "polite" });
-  const prev = h("button", { type: "button", onclick: () => { state.offset = Math.max(0, state.offset - PAGE); load(); } }, "Previous");
-  const next = h("button", { type: "button", onclick: () => { state.offset += PAGE; load(); } }, "Next");
+  const prev = h("button", { type: "button", onclick: () => { state.offset = Math.max(0, state.offset - PAGE); quietly(load()); } }, "Previous");
+  const next = h("button", { type: "button", onclick: () => { state.offset += PAGE; quietly(load()); } }, "Next");
   const search = h("input", { type: "search", id: "policy-search", value: state.q, placeholder: "Name or notes" });
   let timer = null;
   search.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { state.q = search.value; state.offset = 0; load(); }, 250);
+    timer = setTimeout(() => { state.q = search.value; state.offset = 0; quietly(load()); }, 250);
   });
   const sortButton = (key, label) => h("button", {
     type: "button", class: "sort", "data-sort": key,
@@ -65,7 +73,7 @@ export async function policyList(ctx) {
       if (state.sort === key) state.order = state.order === "asc" ? "desc" : "asc";
       else { state.sort = key; state.order = key === "updated" ? "desc" : "asc"; }
       state.offset = 0;
-      load();
+      quietly(load());
     },
   }, label);
   const ths = {
@@ -99,7 +107,7 @@ export async function policyList(ctx) {
     if (state.platform !== id) { state.platform = id; state.offset = 0; }
     const target = t ? t.el.querySelector(`[role="tabpanel"]:not([hidden])`) : null;
     if (target && !target.contains(panel)) target.append(panel);
-    if (t) load();
+    if (t) quietly(load());
   });
 
   let seq = 0;
@@ -142,7 +150,6 @@ export async function policyList(ctx) {
       h("h1", {}, "Policy Management")),
     t.el);
   t.select(state.platform, false);
-  await load();
   return () => clearTimeout(timer);
 }
 
@@ -178,10 +185,10 @@ export async function policyDetail(ctx, id) {
   let offset = 0;
   let timer = null;
   let alive = true;
-  const prev = h("button", { type: "button", onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "Previous");
-  const next = h("button", { type: "button", onclick: () => { offset += PAGE; load(); } }, "Next");
+  const prev = h("button", { type: "button", onclick: () => { offset = Math.max(0, offset - PAGE); quietly(load()); } }, "Previous");
+  const next = h("button", { type: "button", onclick: () => { offset += PAGE; quietly(load()); } }, "Next");
   const pageInfo = h("span", { class: "help" });
-  stateFilter.addEventListener("change", () => { offset = 0; load(); });
+  stateFilter.addEventListener("change", () => { offset = 0; quietly(load()); });
 
   async function load() {
     clearTimeout(timer);
@@ -218,7 +225,7 @@ export async function policyDetail(ctx, id) {
     prev.disabled = offset === 0;
     next.disabled = offset + rows.length >= total;
     // Follow the devices while some are pending (bounded by the page's life).
-    if (rows.some((r) => r.state === "pending" || r.state === "removing")) timer = setTimeout(load, 2000);
+    if (rows.some((r) => r.state === "pending" || r.state === "removing")) timer = setTimeout(() => quietly(load()), 2000);
   }
 
   async function preview() {
@@ -240,7 +247,7 @@ export async function policyDetail(ctx, id) {
     }
   }
 
-  const delButton = h("button", { type: "button", class: "danger", id: "delete-policy", onclick: () => confirmDelete() }, "Delete");
+  const delButton = h("button", { type: "button", class: "danger", id: "delete-policy", onclick: () => quietly(confirmDelete()) }, "Delete");
   async function confirmDelete() {
     const n = (await get(`/v1/policies/${encodeURIComponent(id)}/status`).then(statusRows).catch(() => []))
       .filter((r) => r.state === "installed" || r.state === "pending").length;

@@ -6,7 +6,7 @@ import { get, post, put, qs, ApiError } from "./api.js";
 import { parseFingerprint } from "./fingerprint.js";
 import { composeSubject, parseSubject, SHORT_NAMES } from "./subject.js";
 import { precheckCertificate, bytesToBase64 } from "./cert.js";
-import { PLATFORMS } from "./policies.js";
+import { PLATFORMS, quietly } from "./policies.js";
 
 const DEFAULT_NAME = { macos: "Mac SCEP Profiles", ios: "iOS SCEP Profiles" };
 const PAGE = 20;
@@ -334,13 +334,13 @@ export async function policyForm(ctx, { id, platform }) {
   let devOffset = 0;
   let devSeq = 0;
   let devTimer = null;
-  const devPrev = h("button", { type: "button", onclick: () => { devOffset = Math.max(0, devOffset - PAGE); loadDevices(); } }, "Previous");
-  const devNext = h("button", { type: "button", onclick: () => { devOffset += PAGE; loadDevices(); } }, "Next");
+  const devPrev = h("button", { type: "button", onclick: () => { devOffset = Math.max(0, devOffset - PAGE); quietly(loadDevices()); } }, "Previous");
+  const devNext = h("button", { type: "button", onclick: () => { devOffset += PAGE; quietly(loadDevices()); } }, "Next");
   function renderChosen() {
     clear(chosenList);
     for (const u of chosenDevices) {
       chosenList.append(h("li", {}, h("span", { class: "mono" }, u),
-        h("button", { type: "button", class: "ghost", "aria-label": `Remove ${u}`, onclick: () => { chosenDevices.delete(u); renderChosen(); loadDevices(); } }, "×")));
+        h("button", { type: "button", class: "ghost", "aria-label": `Remove ${u}`, onclick: () => { chosenDevices.delete(u); renderChosen(); quietly(loadDevices()); } }, "×")));
     }
   }
   async function loadDevices() {
@@ -364,8 +364,8 @@ export async function policyForm(ctx, { id, platform }) {
     devPrev.disabled = devOffset === 0;
     devNext.disabled = devOffset + list.length >= total;
   }
-  devQ.addEventListener("input", () => { clearTimeout(devTimer); devTimer = setTimeout(() => { devOffset = 0; loadDevices(); }, 250); });
-  if (devKind) devKind.addEventListener("change", () => { devOffset = 0; loadDevices(); });
+  devQ.addEventListener("input", () => { clearTimeout(devTimer); devTimer = setTimeout(() => { devOffset = 0; quietly(loadDevices()); }, 250); });
+  if (devKind) devKind.addEventListener("change", () => { devOffset = 0; quietly(loadDevices()); });
   const devicesPanel = h("div", {},
     h("div", { class: "toolbar" }, h("label", { for: "device-search" }, "Search devices"), devQ,
       devKind ? h("label", { for: "device-kind" }, "Kind") : null, devKind),
@@ -419,7 +419,7 @@ export async function policyForm(ctx, { id, platform }) {
     { id: "settings", label: "SCEP Profiles", panel: settings },
     { id: "groups", label: "Device Groups", panel: groupsPanel },
     { id: "devices", label: "Devices", panel: devicesPanel },
-  ], (tid) => { if (tid === "devices") loadDevices().catch(() => {}); });
+  ], (tid) => { if (tid === "devices") quietly(loadDevices()); });
 
   // --- Save ----------------------------------------------------------------------------
   function body() {
