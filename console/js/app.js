@@ -35,7 +35,9 @@ menuToggle.addEventListener("click", () => {
   document.body.classList.toggle("menu-open", open);
 });
 nav.addEventListener("click", (e) => {
-  if (e.target.closest("a")) {
+  const a = e.target.closest("a");
+  if (a) {
+    if (a.getAttribute("href") === location.hash) route(); // the same page again: reload it
     menuToggle.setAttribute("aria-expanded", "false");
     document.body.classList.remove("menu-open");
   }
@@ -48,7 +50,7 @@ signOut.addEventListener("click", async () => {
     if (!(e instanceof ApiError && e.status === 401)) announce(`Sign-out failed: ${e.message}`, "error");
   }
   setSignedIn(null);
-  location.hash = "#/";
+  history.replaceState(null, "", "#/"); // no hashchange: the sign-in page stays as it is
   showSignIn("You are signed out.");
 });
 
@@ -154,7 +156,8 @@ async function route() {
     } else {
       home();
     }
-    main.focus({ preventScroll: true });
+    // Focus the new page (unless the page put focus on its first field itself).
+    if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
     view("Error", h("section", { class: "card" }, h("h1", {}, "Something went wrong"),

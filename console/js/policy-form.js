@@ -223,6 +223,7 @@ export async function policyForm(ctx, { id, platform }) {
   rootFile.addEventListener("change", async () => {
     rootB64 = null;
     clear(rootInfo);
+    setLocal("root-certificate", "");
     const f = rootFile.files[0];
     if (!f) return;
     const bytes = new Uint8Array(await f.arrayBuffer());

@@ -92,7 +92,7 @@ Test(console, the_admin_guide_in_a_browser, .timeout = 1200)
     struct h_opts o = {.no_push_topic = true, .topic = topic, .extra = extra};
     h_start(&S, &o);
     /* The server whose sessions expire while the test watches. */
-    struct h_opts eo = {.extra = "console_session_ttl = 5s\n"};
+    struct h_opts eo = {.extra = "console_session_ttl = 5\nconsole_session_idle = 5\n"};
     h_start(&E, &eo);
 
     /* Simulated devices: enroll, then serve pushes until the test stops them. */
