@@ -41,6 +41,7 @@ const FP_B64 = hexToB64(SCEP_FP);
 let browser;
 let api; // the same API with the bearer key (scripts keep working)
 const pageErrors = [];
+const openPages = []; // screenshotted when a step fails
 
 async function newPage(opts = {}) {
   const context = await browser.newContext({
@@ -50,6 +51,7 @@ async function newPage(opts = {}) {
   context.setDefaultTimeout(T);
   context.setDefaultNavigationTimeout(T);
   const page = await context.newPage();
+  openPages.push([opts.name || "page", page]);
   page.on("pageerror", (e) => pageErrors.push(`${opts.name || "page"}: ${e.message}`));
   page.on("console", (m) => {
     if (m.type() === "error" && !/Content Security Policy|Failed to load resource/.test(m.text())) {
@@ -661,6 +663,11 @@ try {
   await main();
 } catch (e) {
   console.error(`console: FAILED: ${e.stack || e}`);
+  for (const [name, p] of openPages) {
+    if (p.isClosed()) continue;
+    const path = join(SHOTS, `failure-${name}.png`);
+    if (await p.screenshot({ path, timeout: 5000 }).then(() => true, () => false)) console.error(`console: the page at the failure: ${path} (${p.url()})`);
+  }
   if (pageErrors.length) console.error(`page errors:\n${pageErrors.join("\n")}`);
   code = 1;
 } finally {

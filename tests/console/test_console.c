@@ -188,7 +188,7 @@ Test(console, the_admin_guide_in_a_browser, .timeout = 1200)
                    xasprintf("npm_config_cache=%s/npm-cache", bin),
                    NULL};
     char *log = xasprintf("%s/browser.log", S.dir);
-    const char *argv[] = {"sh", script, NULL};
+    const char *argv[] = {"/bin/sh", script, NULL};
     struct tu_proc b = tu_proc_start(argv, (const char *const *)env, log);
     int status = -1;
     for (int i = 0; i < 9000 && waitpid(b.pid, &status, WNOHANG) == 0; i++) /* 900 s */
