@@ -391,6 +391,12 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
     if (strcmp(cfg->reenroll, "refuse") != 0 && strcmp(cfg->reenroll, "allow") != 0)
         return scepter_err(err, SCEPTER_EINVAL, "reenroll", "reenroll: '%s' is not refuse or allow",
                            cfg->reenroll);
+    if (cfg->console_session_idle > cfg->console_session_ttl)
+        return scepter_err(err, SCEPTER_EINVAL, "console_session_idle",
+                           "console_session_idle: %lld s is longer than console_session_ttl "
+                           "(%lld s), which ends every session first",
+                           (long long)cfg->console_session_idle,
+                           (long long)cfg->console_session_ttl);
     if (!str_empty(cfg->device_ca_crl_file) && str_empty(cfg->device_ca_file))
         return scepter_err(err, SCEPTER_EINVAL, "device_ca_crl_file",
                            "device_ca_crl_file: needs device_ca_file (the CA the CRL is of)");

@@ -154,8 +154,10 @@ static bool authorized(struct api_call *c)
     char hex[CRYPTO_SHA256_HEX_LEN];
     struct scepter_error err;
     int64_t id;
-    int rc;
+    int rc = api_session_authorize(c); /* the console's session cookie (mdm/api_session.c) */
 
+    if (rc >= 0)
+        return rc == 1;
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0')
         goto refuse;
     key = auth + 7;
@@ -1095,6 +1097,8 @@ static const struct api_route routes[] = {
     {"/v1/ca/{name}/certificates", M(GET), api_ca_certificates},
     {"/v1/ca/{name}/certificates/{serial}/revoke", M(POST), api_ca_revoke},
     {"/v1/ca/{name}/challenges", M(POST), api_ca_challenges},
+    {"/v1/sessions", M(POST), api_sessions},
+    {"/v1/sessions/current", M(GET) | M(DELETE), api_session_current},
 };
 
 static const char *const method_names[] = {

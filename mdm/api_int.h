@@ -72,4 +72,14 @@ json_t *api_device_policies(struct api_call *c, const char *device_id);
 void mdm_policy_group_changed(struct mdm_ctx *ctx, const char *const *device_ids, size_t n,
                               int64_t now);
 
+/* Web console sessions (mdm/api_session.c): /v1/sessions, /v1/sessions/current. */
+void api_sessions(struct api_call *c);
+void api_session_current(struct api_call *c);
+/*
+ * The session cookie in the /v1 authorisation step: 1 authorised (a live session, with the
+ * CSRF token on a state-changing method; or POST /v1/sessions, which checks its own key), 0
+ * refused (the reply is set), -1 not a session request (Authorization: Bearer decides).
+ */
+int api_session_authorize(struct api_call *c);
+
 #endif

@@ -16,6 +16,7 @@
 #include "common/str.h"
 #include "common/uuid.h"
 #include "common/xmalloc.h"
+#include "mdm/console_int.h"
 #include "mdm/push_int.h"
 #include "mdm/server_int.h"
 #include "mdm/webhook_int.h"
@@ -41,6 +42,7 @@ static void retention_run(struct mdm_runtime *rt, int64_t now)
     struct scepter_error err;
     size_t deleted = 0;
 
+    mdm_sessions_purge(rt->store, conf->cfg, now); /* console sessions (mdm/api_session.c) */
     mdm_conf_put(rt->srv, conf);
     if (days <= 0)
         return;

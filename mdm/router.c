@@ -1,12 +1,13 @@
 /*
  * Routing: which handler answers which path.  Devices use /mdm/checkin, /mdm/connect (or
- * /mdm, dispatched on the content type) and /mdm/enroll; operators use /v1; /healthz and
- * /metrics need no key.
+ * /mdm, dispatched on the content type) and /mdm/enroll; operators use /v1 and the web
+ * console at /console/ (where / sends browsers); /healthz and /metrics need no key.
  */
 #include <string.h>
 
 #include "common/str.h"
 #include "mdm/api_int.h"
+#include "mdm/console_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
 #include "mdm/scep_int.h"
@@ -82,6 +83,10 @@ void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
         mdm_api_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/scep") == 0 || strncmp(p, "/scep/", 6) == 0) {
         mdm_scep_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/console") == 0 || strncmp(p, "/console/", 9) == 0) {
+        mdm_console_handle(ctx, req, now, reply);
+    } else if (strcmp(p, "/") == 0) {
+        mdm_console_root(ctx, req, now, reply);
     } else if (strcmp(p, "/healthz") == 0) {
         healthz(ctx, req, reply);
     } else if (strcmp(p, "/metrics") == 0) {

@@ -688,6 +688,39 @@ int store_apikey_list(struct store *s, struct store_apikey **out, size_t *n,
 int store_apikey_delete(struct store *s, int64_t id, struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
+/* Web console sessions (store/session.c; only the SHA-256 of a session id is stored)        */
+
+struct store_session {
+    char csrf_token[129];
+    char key_hash[65]; /* SHA-256 (hex) of the API key that signed in */
+    int64_t apikey_id; /* that key's id when it is a stored key that still exists, else 0 */
+    int64_t created;
+    int64_t expires;   /* the session ends then, whatever its use */
+    int64_t last_seen; /* the idle timeout counts from here */
+    int64_t revoked;   /* when it was signed out, 0 = not */
+};
+/* A new session (last_seen = now).  SCEPTER_EINVAL naming the field for a bad argument,
+ * SCEPTER_ECONFLICT when the hash exists. */
+int store_session_create(struct store *s, const char *hash_hex, const char *csrf_token,
+                         const char *key_hash_hex, const char *peer, int64_t now, int64_t expires,
+                         struct scepter_error *err) WUR;
+/* The session whose id hashes to hash_hex, expired or revoked ones included (the caller
+ * decides); SCEPTER_ENOTFOUND (field "session") when there is none. */
+int store_session_get(struct store *s, const char *hash_hex, struct store_session *out,
+                      struct scepter_error *err) WUR;
+/* last_seen = now, written only when it is at least `granularity` seconds old (so a busy
+ * session is written at most once per granularity); a revoked session is left alone. */
+int store_session_touch(struct store *s, const char *hash_hex, int64_t now, int64_t granularity,
+                        struct scepter_error *err) WUR;
+/* Sign-out: revoked = now.  SCEPTER_ENOTFOUND when there is no such live session. */
+int store_session_revoke(struct store *s, const char *hash_hex, int64_t now,
+                         struct scepter_error *err) WUR;
+/* Delete the sessions that can no longer be used: expired at now, unused since before
+ * idle_before, or revoked.  *deleted receives how many. */
+int store_session_purge(struct store *s, int64_t now, int64_t idle_before, int64_t *deleted,
+                        struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
 /* Outbox (events that must be delivered later, e.g. webhooks)                               */
 
 struct store_outbox_item {

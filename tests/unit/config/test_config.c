@@ -201,3 +201,34 @@ Test(config, restart_diff)
     cfg_free(a);
     cfg_free(b);
 }
+
+/* The console session lifetimes: seconds within bounds, and the idle timeout no longer than
+ * the lifetime; each refusal names the key. */
+Test(config, console_session_keys_are_validated)
+{
+    struct scepter_error err;
+    struct cfg *c = cfg_new();
+    cr_assert_eq(c->console_session_ttl, 8 * 3600);
+    cr_assert_eq(c->console_session_idle, 30 * 60);
+    cfg_free(c);
+
+    char *const e1[] = {(char *)"SCEPTER_CONSOLE_SESSION_TTL=8h", NULL};
+    cr_assert_null(cfg_load("", 0, NULL, e1, &err));
+    cr_assert_str_eq(err.field, "console_session_ttl");
+    cr_assert(strstr(err.msg, "console_session_ttl: '8h' is not an integer") != NULL, "%s",
+              err.msg);
+    char *const e2[] = {(char *)"SCEPTER_CONSOLE_SESSION_IDLE=0", NULL};
+    cr_assert_null(cfg_load("", 0, NULL, e2, &err));
+    cr_assert_str_eq(err.field, "console_session_idle");
+    char *const e3[] = {(char *)"SCEPTER_CONSOLE_SESSION_TTL=600",
+                        (char *)"SCEPTER_CONSOLE_SESSION_IDLE=900", NULL};
+    cr_assert_null(cfg_load("", 0, NULL, e3, &err));
+    cr_assert_str_eq(err.field, "console_session_idle");
+    cr_assert(strstr(err.msg, "longer than console_session_ttl") != NULL, "%s", err.msg);
+    char *const e4[] = {(char *)"SCEPTER_CONSOLE_SESSION_TTL=600",
+                        (char *)"SCEPTER_CONSOLE_SESSION_IDLE=600", NULL};
+    c = cfg_load("", 0, NULL, e4, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_eq(c->console_session_idle, 600);
+    cfg_free(c);
+}
