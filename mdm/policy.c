@@ -39,77 +39,26 @@ static const char *platform_name(enum profile_platform p)
     return profile_platform_name(p);
 }
 
-/* The store's view of a policy, borrowing every pointer from pp (never store_policy_clear). */
-static void borrow_store(const struct profile_policy *pp, struct store_policy *sp)
-{
-    sp->type = (char *)"scep";
-    sp->platform = (char *)platform_name(pp->platform);
-    sp->name = pp->name;
-    sp->notes = pp->notes;
-    sp->scep_url = pp->scep_url;
-    sp->scep_name = pp->scep_name;
-    sp->scep_challenge = pp->scep_challenge;
-    sp->scep_fingerprint = pp->scep_fingerprint;
-    sp->scep_subject = pp->scep_subject;
-    sp->key_size = pp->key_size;
-    sp->retries = pp->retries;
-    sp->retry_delay = pp->retry_delay;
-    sp->key_extractable = pp->key_extractable;
-    sp->key_usage = pp->key_usage;
-    sp->root_cert = pp->root_cert;
-    sp->root_cert_len = pp->root_cert_len;
-    sp->san_dns = pp->san_dns;
-    sp->san_ntpn = pp->san_ntpn;
-    sp->san_rfc822 = pp->san_rfc822;
-    sp->san_uri = pp->san_uri;
-    sp->target_devices = pp->target_devices;
-    sp->n_target_devices = pp->n_target_devices;
-    sp->target_groups = pp->target_groups;
-    sp->n_target_groups = pp->n_target_groups;
-}
-
 static char *dup_or_null(const char *s)
 {
     return s ? xstrdup(s) : NULL;
 }
 
-static char **dup_list(char *const *v, size_t n)
+/*
+ * The policy model of a stored policy: profiles parses its document; the targets, which the
+ * store keeps as rows, are moved over (sp no longer holds them).
+ */
+static int from_store(struct store_policy *sp, struct profile_policy *pp, struct scepter_error *err)
 {
-    char **out = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        out[i] = xstrdup(v[i]);
-    return out;
-}
-
-/* A deep copy of a stored policy into the profiles model. */
-static void from_store(const struct store_policy *sp, struct profile_policy *pp)
-{
-    profile_policy_init(pp);
-    pp->name = dup_or_null(sp->name);
-    pp->platform = profile_platform_parse(sp->platform);
-    pp->notes = dup_or_null(sp->notes);
-    pp->scep_url = dup_or_null(sp->scep_url);
-    pp->scep_name = dup_or_null(sp->scep_name);
-    pp->scep_challenge = dup_or_null(sp->scep_challenge);
-    pp->scep_fingerprint = dup_or_null(sp->scep_fingerprint);
-    pp->scep_subject = dup_or_null(sp->scep_subject);
-    pp->key_size = sp->key_size;
-    pp->retries = sp->retries;
-    pp->retry_delay = sp->retry_delay;
-    pp->key_extractable = sp->key_extractable;
-    pp->key_usage = sp->key_usage;
-    if (sp->root_cert) {
-        pp->root_cert = xmemdup(sp->root_cert, sp->root_cert_len);
-        pp->root_cert_len = sp->root_cert_len;
-    }
-    pp->san_dns = dup_or_null(sp->san_dns);
-    pp->san_ntpn = dup_or_null(sp->san_ntpn);
-    pp->san_rfc822 = dup_or_null(sp->san_rfc822);
-    pp->san_uri = dup_or_null(sp->san_uri);
-    pp->target_devices = dup_list(sp->target_devices, sp->n_target_devices);
+    if (profile_policy_from_document(sp->document, pp, err) != 0)
+        return SCEPTER_EINVAL;
+    pp->target_devices = sp->target_devices;
     pp->n_target_devices = sp->n_target_devices;
-    pp->target_groups = dup_list(sp->target_groups, sp->n_target_groups);
+    pp->target_groups = sp->target_groups;
     pp->n_target_groups = sp->n_target_groups;
+    sp->target_devices = sp->target_groups = NULL;
+    sp->n_target_devices = sp->n_target_groups = 0;
+    return 0;
 }
 
 static char *identifier_of(const struct cfg *cfg, const char *uid)
@@ -139,15 +88,14 @@ static bool platform_reached(enum profile_platform pol, enum store_platform dev)
     return false;
 }
 
-static json_t *policy_json(const struct store_policy *sp, const struct cfg *cfg, bool secrets)
+/* The API JSON of a policy: its model (pp) and what the store adds (sp: id, version, ...). */
+static json_t *policy_json(const struct store_policy *sp, const struct profile_policy *pp,
+                           const struct cfg *cfg, bool secrets)
 {
-    struct profile_policy pp;
     json_t *j;
     char *ident = identifier_of(cfg, sp->uid);
 
-    from_store(sp, &pp);
-    j = profile_policy_to_json(&pp, secrets ? 0 : PROFILE_JSON_MASK_CHALLENGE);
-    profile_policy_clear(&pp);
+    j = profile_policy_to_json(pp, secrets ? 0 : PROFILE_JSON_MASK_CHALLENGE);
     json_object_set_new(j, "id", json_integer((json_int_t)sp->id));
     json_object_set_new(j, "type", json_string(sp->type ? sp->type : "scep"));
     json_object_set_new(j, "version", json_integer((json_int_t)sp->version));
@@ -155,6 +103,21 @@ static json_t *policy_json(const struct store_policy *sp, const struct cfg *cfg,
     json_object_set_new(j, "created", api_time(sp->created));
     json_object_set_new(j, "updated", api_time(sp->updated));
     free(ident);
+    return j;
+}
+
+/* The API JSON of a stored policy (its targets move out of sp); NULL with err if unreadable. */
+static json_t *stored_policy_json(struct store_policy *sp, const struct cfg *cfg, bool secrets,
+                                  struct scepter_error *err)
+{
+    struct profile_policy pp;
+    json_t *j = NULL;
+
+    if (from_store(sp, &pp, err) == 0)
+        j = policy_json(sp, &pp, cfg, secrets);
+    else
+        log_kv(LOG_LVL_ERROR, "policy_unreadable", "policy", sp->name, "error", err->msg, NULL);
+    profile_policy_clear(&pp);
     return j;
 }
 
@@ -352,7 +315,26 @@ static void push_plan(struct mdm_ctx *ctx, const struct plan *p)
  * Create (id 0) or update the policy from the operator's JSON; existing is the stored policy
  * on update.
  */
-static void policy_save(struct api_call *c, const struct store_policy *existing)
+/* What POST and PUT name a policy sent without "name". */
+static void default_name(json_t *body)
+{
+    json_t *name = json_object_get(body, "name");
+    const char *plat = json_string_value(json_object_get(body, "platform"));
+    const char *def = NULL;
+
+    if (!json_is_object(body) || !(name == NULL || json_is_null(name) ||
+                                   (json_is_string(name) && json_string_length(name) == 0)))
+        return;
+    if (profile_platform_parse(plat) == PROFILE_PLATFORM_MACOS)
+        def = "Mac SCEP Profiles";
+    else if (profile_platform_parse(plat) == PROFILE_PLATFORM_IOS)
+        def = "iOS SCEP Profiles";
+    if (def)
+        json_object_set_new(body, "name", json_string(def));
+}
+
+static void policy_save(struct api_call *c, const struct store_policy *existing,
+                        const struct profile_policy *existing_pp)
 {
     struct profile_policy pp;
     struct profile_problems pr = PROFILE_PROBLEMS_INIT;
@@ -372,14 +354,16 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
     if (!api_scep_policy_fill(c))
         return; /* "use Scepter's CA" could not be filled in: nothing was allocated yet */
     plan_init(&plan, c->ctx);
+    memset(&sp, 0, sizeof(sp));
+    default_name(c->body);
     if (profile_policy_from_json_value(c->body, &pp, &pr) != 0) {
         reply_problems(c, &pr);
         goto out;
     }
-    if (existing && pp.scep_challenge && strcmp(pp.scep_challenge, CHALLENGE_MASK) == 0) {
+    if (existing_pp && pp.scep_challenge && strcmp(pp.scep_challenge, CHALLENGE_MASK) == 0) {
         /* A GET's masked challenge sent back: keep the stored secret. */
         free(pp.scep_challenge);
-        pp.scep_challenge = dup_or_null(existing->scep_challenge);
+        pp.scep_challenge = dup_or_null(existing_pp->scep_challenge);
     }
     if (existing)
         str_copy(uid, sizeof(uid), existing->uid);
@@ -409,8 +393,14 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
         plan_removals(&plan, ident, had, nhad, targets, nt);
     plan_finish(&plan);
 
-    memset(&sp, 0, sizeof(sp));
-    borrow_store(&pp, &sp);
+    sp.type = (char *)"scep";
+    sp.platform = (char *)platform_name(pp.platform);
+    sp.name = pp.name;
+    sp.document = profile_policy_document(&pp);
+    sp.target_devices = pp.target_devices;
+    sp.n_target_devices = pp.n_target_devices;
+    sp.target_groups = pp.target_groups;
+    sp.n_target_groups = pp.n_target_groups;
     sp.uid = uid;
     sp.id = existing ? existing->id : 0;
     if (store_policy_save(c->ctx->store, &sp, plan.sc, plan.ids, plan.n, c->now, &err) != 0) {
@@ -421,7 +411,7 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
     log_kv(LOG_LVL_INFO, existing ? "policy_updated" : "policy_created", "policy", pp.name,
            "platform", platform_name(pp.platform), NULL);
 
-    j = policy_json(&sp, c->ctx->cfg, false);
+    j = policy_json(&sp, &pp, c->ctx->cfg, false);
     json_object_set_new(j, "queued_installs", json_integer((json_int_t)plan.installs));
     json_object_set_new(j, "queued_removals", json_integer((json_int_t)plan.removals));
     json_object_set_new(j, "targeted_devices", json_integer((json_int_t)nt));
@@ -438,9 +428,9 @@ static void policy_save(struct api_call *c, const struct store_policy *existing)
                             json_string("saved; no enrolled device of this platform is targeted "
                                         "yet: devices get the profile when they enroll or join "
                                         "a targeted group"));
-    /* Free the borrowed view before pp goes. */
     api_reply_json(c, existing ? 200 : 201, j);
 out:
+    free(sp.document); /* the rest of sp is borrowed */
     store_policy_statuses_free(had, nhad);
     store_target_devices_free(targets, nt);
     profile_template_free(t);
@@ -548,13 +538,16 @@ void api_policies(struct api_call *c)
                 return;
             }
             json_t *arr = json_array();
-            for (size_t i = 0; i < n; i++)
-                json_array_append_new(arr, policy_json(&list[i], c->ctx->cfg, false));
+            for (size_t i = 0; i < n; i++) {
+                json_t *pj = stored_policy_json(&list[i], c->ctx->cfg, false, &err);
+                if (pj)
+                    json_array_append_new(arr, pj);
+            }
             store_policies_free(list, n);
             api_reply_json(c, 200, json_pack("{s:o}", "policies", arr));
         } else if (c->req->method == MDM_POST) {
             if (api_need_body(c))
-                policy_save(c, NULL);
+                policy_save(c, NULL, NULL);
         }
         return;
     }
@@ -574,10 +567,18 @@ void api_policies(struct api_call *c)
         if (v && str_to_bool(v, &secrets) != 0)
             secrets = false;
         free(v);
-        api_reply_json(c, 200, policy_json(&sp, c->ctx->cfg, secrets));
+        json_t *j = stored_policy_json(&sp, c->ctx->cfg, secrets, &err);
+        if (j)
+            api_reply_json(c, 200, j);
+        else
+            api_reply_scepter_error(c, &err);
     } else if (c->req->method == MDM_PUT) {
-        if (api_need_body(c))
-            policy_save(c, &sp);
+        struct profile_policy old;
+        if (from_store(&sp, &old, &err) != 0)
+            api_reply_scepter_error(c, &err);
+        else if (api_need_body(c))
+            policy_save(c, &sp, &old);
+        profile_policy_clear(&old);
     } else if (c->req->method == MDM_DELETE) {
         policy_delete(c, &sp);
     }
@@ -635,10 +636,13 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
                  strcmp(st[k].state, "pending") == 0);
             current = has && st[k].policy_version == sp->version;
         }
-        from_store(sp, &pp);
-        if (targeted && !platform_reached(pp.platform, dev.platform))
+        if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))
             targeted = false;
-        if (targeted == has && (!targeted || current)) {
+        if (targeted == has && (!targeted || current))
+            continue;
+        /* Only now is the document read: most policies need nothing for this device. */
+        if (from_store(sp, &pp, &err) != 0) {
+            log_warnx("policy %s: %s", sp->name, err.msg);
             profile_policy_clear(&pp);
             continue;
         }

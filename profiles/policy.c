@@ -659,10 +659,9 @@ out:
     free(text);
 }
 
-int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
-                                   struct profile_problems *pr)
+/* Read every field of the operator JSON into *p (initialised here), without the rules. */
+static void parse_fields(json_t *root, struct profile_policy *p, struct profile_problems *pr)
 {
-    size_t before = pr->n_errors;
     json_t *scep = NULL, *san = NULL, *targets = NULL;
     struct scepter_error err;
     char *platform = NULL, *type = NULL;
@@ -670,7 +669,7 @@ int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
     profile_policy_init(p);
     if (!json_is_object(root)) {
         profile_problems_add(pr, false, "body", "expected a JSON object");
-        return SCEPTER_EINVAL;
+        return;
     }
     unknown_keys(root, g_top_keys, "", pr);
     p->name = get_str(root, "name", "", true, pr);
@@ -725,9 +724,49 @@ int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
     }
     free(platform);
     free(type);
+}
+
+int profile_policy_from_json_value(json_t *root, struct profile_policy *p,
+                                   struct profile_problems *pr)
+{
+    size_t before = pr->n_errors;
+
+    parse_fields(root, p, pr);
+    if (!json_is_object(root))
+        return SCEPTER_EINVAL;
     if (profile_policy_check(p, pr) != 0)
         return SCEPTER_EINVAL;
     return pr->n_errors > before ? SCEPTER_EINVAL : 0;
+}
+
+int profile_policy_from_document(const char *doc, struct profile_policy *out,
+                                 struct scepter_error *err)
+{
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct scepter_error perr;
+    json_t *root;
+    int rc = 0;
+
+    profile_policy_init(out);
+    if (doc == NULL)
+        return scepter_err(err, SCEPTER_EINVAL, "document", "document: missing");
+    root = jsonx_parse_object(doc, strlen(doc), &perr);
+    if (root == NULL)
+        return scepter_err(err, SCEPTER_EINVAL, "document", "document: %s", perr.msg);
+    if (json_object_get(root, "targets") != NULL) {
+        rc = scepter_err(err, SCEPTER_EINVAL, "document",
+                         "document: holds targets, which the store keeps");
+        goto out;
+    }
+    parse_fields(root, out, &pr);
+    if (pr.n_errors) {
+        const struct profile_problem *first = profile_problems_first_error(&pr);
+        rc = scepter_err(err, SCEPTER_EINVAL, "document", "document: %s", first->msg);
+    }
+out:
+    json_decref(root);
+    profile_problems_clear(&pr);
+    return rc;
 }
 
 int profile_policy_from_json(const char *text, size_t len, struct profile_policy *out,
@@ -807,6 +846,17 @@ json_t *profile_policy_to_json(const struct profile_policy *p, unsigned flags)
     json_object_set_new(t, "device_groups", list_json(p->target_groups, p->n_target_groups));
     json_object_set_new(root, "targets", t);
     return root;
+}
+
+char *profile_policy_document(const struct profile_policy *p)
+{
+    json_t *j = profile_policy_to_json(p, 0);
+    char *doc;
+
+    json_object_del(j, "targets");
+    doc = jsonx_dump(j);
+    json_decref(j);
+    return doc;
 }
 
 /* ---------------------------------------------------------------------------------------- */

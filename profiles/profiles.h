@@ -117,8 +117,9 @@ enum profile_platform profile_platform_parse(const char *s); /* NONE when unknow
 #define PROFILE_MAX_ROOT_CERT       (1024 * 1024) /* "smaller than 1 MB" */
 
 /*
- * A SCEP Profiles policy in its canonical stored form — the form struct store_policy keeps, so
- * the server maps field by field (profiles never includes store.h).  A plain value that owns
+ * A SCEP Profiles policy: the one model.  The store keeps it as an opaque document
+ * (profile_policy_document) next to the columns it queries; only this module parses it.  A
+ * plain value that owns
  * every heap field; release with profile_policy_clear().  NULL strings mean "not set".
  */
 struct profile_policy {
@@ -177,6 +178,21 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
  * as base64 of the DER.  Caller json_decref()s.
  */
 json_t *profile_policy_to_json(const struct profile_policy *p, unsigned flags);
+
+/*
+ * The policy's canonical document, what the store keeps (it never parses it): the operator
+ * JSON shape of profile_policy_to_json() with the challenge in clear and without "targets"
+ * (the store keeps targets as rows it queries).  Caller frees.
+ */
+char *profile_policy_document(const struct profile_policy *p);
+/*
+ * A stored document back into *out (initialised here; clear it even on failure).  Fields are
+ * read as profile_policy_from_json() reads them, but the rules are not applied: a policy saved
+ * under older rules still reads back.  A document that is not one (bad JSON, wrong types,
+ * unknown fields, "targets") is SCEPTER_EINVAL with field "document".
+ */
+int profile_policy_from_document(const char *doc, struct profile_policy *out,
+                                 struct scepter_error *err) WUR;
 
 /*
  * The fingerprint as the user typed it -> bytes.  Accepts base64 (padded or not; what

@@ -13,7 +13,8 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define MAX_NAME 255
+#define MAX_NAME     255
+#define MAX_DOCUMENT (4 * 1024 * 1024)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Target resolution                                                                         */
@@ -159,17 +160,7 @@ void store_policy_clear(struct store_policy *p)
     free(p->type);
     free(p->platform);
     free(p->name);
-    free(p->notes);
-    free(p->scep_url);
-    free(p->scep_name);
-    free(p->scep_challenge);
-    free(p->scep_fingerprint);
-    free(p->scep_subject);
-    free(p->root_cert);
-    free(p->san_dns);
-    free(p->san_ntpn);
-    free(p->san_rfc822);
-    free(p->san_uri);
+    free(p->document);
     store_strv_free(p->target_devices, p->n_target_devices);
     store_strv_free(p->target_groups, p->n_target_groups);
     memset(p, 0, sizeof(*p));
@@ -188,22 +179,15 @@ void store_policies_free(struct store_policy *p, size_t n)
 
 static const struct store_sql SQL_POLICY_INSERT = {
     "policy_insert",
-    "INSERT INTO policies (type, platform, name, notes, scep_url, scep_name, scep_challenge,"
-    " scep_fingerprint, scep_subject, key_size, retries, retry_delay, key_extractable,"
-    " key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri, version, created, updated,"
-    " uid)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-    " $18, $19, 1, $20, $20, $21) ON CONFLICT (platform, name) DO NOTHING RETURNING id, version",
+    "INSERT INTO policies (type, platform, name, document, version, created, updated, uid)"
+    " VALUES ($1, $2, $3, $4, 1, $5, $5, $6) ON CONFLICT (platform, name) DO NOTHING"
+    " RETURNING id, version",
     NULL, NULL};
 
 static const struct store_sql SQL_POLICY_UPDATE = {
     "policy_update",
-    "UPDATE policies SET type = $1, platform = $2, name = $3, notes = $4, scep_url = $5,"
-    " scep_name = $6, scep_challenge = $7, scep_fingerprint = $8, scep_subject = $9,"
-    " key_size = $10, retries = $11, retry_delay = $12, key_extractable = $13,"
-    " key_usage = $14, root_cert = $15, san_dns = $16, san_ntpn = $17, san_rfc822 = $18,"
-    " san_uri = $19, version = version + 1, updated = $20"
-    " WHERE id = $21 RETURNING id, version, created",
+    "UPDATE policies SET type = $1, platform = $2, name = $3, document = $4,"
+    " version = version + 1, updated = $5 WHERE id = $6 RETURNING id, version, created",
     NULL, NULL};
 
 static const struct store_sql SQL_POLICY_NAME_TAKEN = {
@@ -258,30 +242,11 @@ static int policy_save(struct store *s, struct store_policy *p, const struct sto
         db_res_clear(&r);
     }
     {
-        struct dbv q[] = {P_TEXT(p->type),
-                          P_TEXT(p->platform),
-                          P_TEXT(p->name),
-                          P_TEXT(p->notes),
-                          P_TEXT(p->scep_url),
-                          P_TEXT(p->scep_name),
-                          P_TEXT(p->scep_challenge),
-                          P_TEXT(p->scep_fingerprint),
-                          P_TEXT(p->scep_subject),
-                          P_INT(p->key_size),
-                          P_INT(p->retries),
-                          P_INT(p->retry_delay),
-                          P_BOOL(p->key_extractable),
-                          P_INT(p->key_usage),
-                          P_BLOB(p->root_cert, p->root_cert_len),
-                          P_TEXT(p->san_dns),
-                          P_TEXT(p->san_ntpn),
-                          P_TEXT(p->san_rfc822),
-                          P_TEXT(p->san_uri),
-                          P_INT(now),
-                          P_INT(p->id)};
-        /* $21 is the id of the policy to update, or the uid of a new one. */
+        struct dbv q[] = {P_TEXT(p->type),     P_TEXT(p->platform), P_TEXT(p->name),
+                          P_TEXT(p->document), P_INT(now),          P_INT(p->id)};
+        /* $6 is the id of the policy to update, or the uid of a new one. */
         if (p->id == 0)
-            q[20] = P_TEXT(p->uid);
+            q[5] = P_TEXT(p->uid);
         rc = db_query(s, p->id ? &SQL_POLICY_UPDATE : &SQL_POLICY_INSERT, q, ARRAY_LEN(q), &r, err);
         if (rc == SCEPTER_ECONFLICT) /* a concurrent save took the name */
             rc = name_conflict(p, err);
@@ -349,6 +314,8 @@ static int check_policy(const struct store_policy *p, struct scepter_error *err)
         return scepter_err(err, SCEPTER_EINVAL, "id", "id: %lld is not a policy id",
                            (long long)p->id);
     if (p->id == 0 && (rc = store_check_str(p->uid, 64, "uid", err)) != 0)
+        return rc;
+    if ((rc = store_check_str(p->document, MAX_DOCUMENT, "document", err)) != 0)
         return rc;
     if ((rc = check_list((const char *const *)p->target_devices, p->n_target_devices,
                          "targets.devices", err)) != 0 ||
@@ -429,10 +396,7 @@ int store_policy_delete(struct store *s, int64_t id, const struct store_command 
 /* Reading                                                                                   */
 
 #define POLICY_COLUMNS                                                                             \
-    "SELECT id, type, platform, name, notes, scep_url, scep_name, scep_challenge,"                 \
-    " scep_fingerprint, scep_subject, key_size, retries, retry_delay, key_extractable,"            \
-    " key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri, version, created,"             \
-    " updated, uid FROM policies"
+    "SELECT id, type, platform, name, document, version, created, updated, uid FROM policies"
 
 /* $1 platform or NULL, $2 id or 0. */
 #define POLICY_FILTER "($1 IS NULL OR p.platform = $1) AND ($2 = 0 OR p.id = $2)"
@@ -457,26 +421,11 @@ static void read_policy(const struct dbres *r, struct store_policy *p)
     p->type = db_strdup(r, 1);
     p->platform = db_strdup(r, 2);
     p->name = db_strdup(r, 3);
-    p->notes = db_strdup(r, 4);
-    p->scep_url = db_strdup(r, 5);
-    p->scep_name = db_strdup(r, 6);
-    p->scep_challenge = db_strdup(r, 7);
-    p->scep_fingerprint = db_strdup(r, 8);
-    p->scep_subject = db_strdup(r, 9);
-    p->key_size = db_int(r, 10);
-    p->retries = db_int(r, 11);
-    p->retry_delay = db_int(r, 12);
-    p->key_extractable = db_bool(r, 13);
-    p->key_usage = db_int(r, 14);
-    p->root_cert = db_blobdup(r, 15, &p->root_cert_len);
-    p->san_dns = db_strdup(r, 16);
-    p->san_ntpn = db_strdup(r, 17);
-    p->san_rfc822 = db_strdup(r, 18);
-    p->san_uri = db_strdup(r, 19);
-    p->version = db_int(r, 20);
-    p->created = db_int(r, 21);
-    p->updated = db_int(r, 22);
-    p->uid = db_strdup(r, 23);
+    p->document = db_strdup(r, 4);
+    p->version = db_int(r, 5);
+    p->created = db_int(r, 6);
+    p->updated = db_int(r, 7);
+    p->uid = db_strdup(r, 8);
 }
 
 /* Attach (policy id, value) rows, sorted by policy id, to pols (sorted by id). */

@@ -17,6 +17,11 @@
 
 int store_open(const char *url, struct store **out, struct scepter_error *err)
 {
+    return store_open_at(url, 0, out, err);
+}
+
+int store_open_at(const char *url, int version, struct store **out, struct scepter_error *err)
+{
     struct store *s = NULL;
     const struct store_migration *mig;
     const char *target;
@@ -54,6 +59,8 @@ int store_open(const char *url, struct store **out, struct scepter_error *err)
                          len > 16 ? 16 : len, url);
         goto out;
     }
+    if (version > 0 && (size_t)version < nmig)
+        nmig = (size_t)version;
     s->migrations_len = (int)nmig;
     if ((rc = s->ops->connect(s, target, err)) != 0)
         goto out;

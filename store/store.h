@@ -47,6 +47,9 @@ struct store;
  * this binary).
  */
 int store_open(const char *url, struct store **out, struct scepter_error *err) WUR;
+/* store_open() applying the migrations up to schema version `version` only (0: all): for the
+ * tests of upgrades from a previous schema. */
+int store_open_at(const char *url, int version, struct store **out, struct scepter_error *err) WUR;
 void store_close(struct store *s);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
@@ -569,23 +572,11 @@ struct store_policy {
                        PayloadIdentifier derives from it); never changes */
     char *type;     /* "scep" */
     char *platform; /* "macos" or "ios" */
-    char *name;
-    char *notes;
-    /* SCEP fields, as the policy model validated them */
-    char *scep_url;
-    char *scep_name;
-    char *scep_challenge;
-    char *scep_fingerprint; /* canonical lower-case hex, or NULL */
-    char *scep_subject;     /* the subject statement as entered, or NULL */
-    int64_t key_size;
-    int64_t retries;
-    int64_t retry_delay;
-    bool key_extractable;
-    int64_t key_usage;        /* bitmask: 1 signing, 4 encryption */
-    unsigned char *root_cert; /* DER, or NULL */
-    size_t root_cert_len;
-    char *san_dns, *san_ntpn, *san_rfc822, *san_uri; /* NULL when unset */
-    char **target_devices;                           /* device ids */
+    char *name;     /* unique per platform */
+    /* The canonical policy document (JSON text, at most 4 MiB): profiles/ owns its format
+     * (profile_policy_document); the store keeps it whole and never parses it. */
+    char *document;
+    char **target_devices; /* device ids */
     size_t n_target_devices;
     char **target_groups; /* group names */
     size_t n_target_groups;

@@ -469,8 +469,8 @@ static void bench_backend(const struct opts *o, const char *url, bool pg)
                                  .type = (char *)"scep",
                                  .platform = (char *)"ios",
                                  .name = (char *)"bench",
-                                 .scep_url = (char *)"http://scep/",
-                                 .key_size = 2048};
+                                 .document = (char *)"{\"scep\":{\"url\":\"http://scep/\","
+                                                     "\"key_size\":2048}}"};
         for (long i = 0; i < n; i++) {
             cmd_uuid(cmds[i].uuid, 5000, i + 1);
             cmds[i].request_type = "InstallProfile";

@@ -8,13 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "common/xmalloc.h"
 #include "fixture.h"
 
 TestSuite(policies, .init = tf_setup, .fini = tf_teardown);
 
+/* The store keeps the document whole without reading it: any text comes back as it went. */
+#define DOC "{\"name\":\"opaque to the store\",\"scep\":{\"challenge\":\"s3cret\"}}"
+
 static struct store_policy policy(const char *platform, const char *name)
 {
-    static unsigned char root[] = {0x30, 0x82, 0x01, 0x0a, 0x00};
     static char uids[16][96];
     static unsigned k;
     char *uid = uids[k++ % 16];
@@ -24,20 +29,7 @@ static struct store_policy policy(const char *platform, const char *name)
         .type = (char *)"scep",
         .platform = (char *)platform,
         .name = (char *)name,
-        .notes = (char *)"created in the lab",
-        .scep_url = (char *)"http://scep.example/cgi-bin/pkiclient.exe",
-        .scep_name = (char *)"WiFi Certificate",
-        .scep_challenge = (char *)"s3cret",
-        .scep_fingerprint = (char *)"00112233445566778899aabbccddeeff00112233",
-        .scep_subject = (char *)"/C=US/O=ABCEnterprise/CN=foo/",
-        .key_size = 2048,
-        .retries = 3,
-        .retry_delay = 10,
-        .key_extractable = false,
-        .key_usage = 5,
-        .root_cert = root,
-        .root_cert_len = sizeof(root),
-        .san_dns = (char *)"ca.example",
+        .document = (char *)DOC,
     };
     return p;
 }
@@ -132,15 +124,7 @@ Test(policies, save_update_get_list_and_name_conflicts)
     cr_assert_str_eq(got.name, "WiFi");
     cr_assert_str_eq(got.uid, "uid-ios-WiFi", "the uid fixed at creation comes back");
     cr_assert_str_eq(got.platform, "ios");
-    cr_assert_str_eq(got.scep_challenge, "s3cret");
-    cr_assert_str_eq(got.scep_subject, "/C=US/O=ABCEnterprise/CN=foo/");
-    cr_assert_eq(got.key_size, 2048);
-    cr_assert_eq(got.key_usage, 5);
-    cr_assert_not(got.key_extractable);
-    cr_assert_eq(got.root_cert_len, 5);
-    cr_assert_eq(got.root_cert[1], 0x82);
-    cr_assert_str_eq(got.san_dns, "ca.example");
-    cr_assert_null(got.san_uri);
+    cr_assert_str_eq(got.document, DOC);
     cr_assert_eq(got.n_target_devices, 1);
     cr_assert_str_eq(got.target_devices[0], "I1");
     cr_assert_eq(got.n_target_groups, 1);
@@ -149,8 +133,7 @@ Test(policies, save_update_get_list_and_name_conflicts)
 
     /* Update: version + 1, created kept; renaming onto the macOS one's name is fine for iOS
      * only if no iOS policy has it. */
-    p.notes = (char *)"v2";
-    p.key_extractable = true;
+    p.document = (char *)"{\"notes\":\"v2\"}";
     p.n_target_groups = 0;
     cr_assert_eq(store_policy_save(s, &p, NULL, NULL, 0, T0 + 3, &err), 0, "%s", err.msg);
     cr_assert_eq(p.version, 2);
@@ -165,8 +148,7 @@ Test(policies, save_update_get_list_and_name_conflicts)
     cr_assert_eq(store_policy_list(s, "ios", &list, &n, &err), 0);
     cr_assert_eq(n, 2);
     cr_assert_eq(list[0].id, p.id);
-    cr_assert_str_eq(list[0].notes, "v2");
-    cr_assert(list[0].key_extractable);
+    cr_assert_str_eq(list[0].document, "{\"notes\":\"v2\"}");
     cr_assert_eq(list[0].n_target_groups, 0);
     cr_assert_eq(list[0].n_target_devices, 1);
     store_policies_free(list, n);
@@ -181,6 +163,10 @@ Test(policies, save_update_get_list_and_name_conflicts)
     bad = policy("ios", "");
     cr_assert_eq(store_policy_save(s, &bad, NULL, NULL, 0, T0, &err), SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "name");
+    bad = policy("ios", "No document");
+    bad.document = NULL;
+    cr_assert_eq(store_policy_save(s, &bad, NULL, NULL, 0, T0, &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "document");
     bad = policy("ios", "Ghosts");
     char *ghost[] = {(char *)"ghost"};
     bad.target_devices = ghost;
@@ -330,5 +316,134 @@ Test(policies, failed_save_keeps_nothing)
     store_policies_free(list, n);
     cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
     cr_assert_eq(depth, 0);
+    store_close(s);
+}
+
+/* A JSON string member of obj at a dotted path ("scep.url"), or NULL. */
+static json_t *at(json_t *obj, const char *path)
+{
+    char buf[128], *save = NULL;
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *k = strtok_r(buf, ".", &save); k && obj; k = strtok_r(NULL, ".", &save))
+        obj = json_object_get(obj, k);
+    return obj;
+}
+
+static const char *str_at(json_t *obj, const char *path)
+{
+    return json_string_value(at(obj, path));
+}
+
+/*
+ * A store made by the schema before 006_policy_document, holding policies in per-field
+ * columns, is upgraded without losing a field: every column is in the document, the
+ * targets stay rows, and unset fields stay unset.
+ */
+Test(policies, upgrade_to_documents_keeps_every_field)
+{
+    struct scepter_error err;
+    struct store *s = NULL;
+    struct store_policy got;
+    int db, bin;
+    const char *t = tf_pg() ? "true" : "1";
+    const char *blob = tf_pg() ? "decode('3082010aff', 'hex')" : "x'3082010aff'";
+
+    cr_assert_eq(store_open_at(tf_url(), 5, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_schema_version(s, &db, &bin, &err), 0, "%s", err.msg);
+    cr_assert_eq(db, 5);
+    fleet(s);
+    char *sql = xasprintf(
+        "INSERT INTO policies (uid, type, platform, name, notes, scep_url, scep_name,"
+        " scep_challenge, scep_fingerprint, scep_subject, key_size, retries, retry_delay,"
+        " key_extractable, key_usage, root_cert, san_dns, san_ntpn, san_rfc822, san_uri,"
+        " version, created, updated) VALUES ('uid-1', 'scep', 'ios', 'Wi-Fi \"lab\"',"
+        " 'line 1\nline 2', 'https://scep.example/pkiclient.exe', 'CA-1', 's3cr\u00e9t',"
+        " '00112233445566778899aabbccddeeff00112233', '/C=US/O=Example/CN=%%SerialNumber%%/',"
+        " 2048, 5, 60, %s, 5, %s, '%%ComputerName%%.example.com', 'host/x', 'a@example.com',"
+        " 'https://example.com/x', 3, %d, %d)",
+        t, blob, T0, T0 + 7);
+    cr_assert_eq(store_exec_sql(s, sql, &err), 0, "%s", err.msg);
+    free(sql);
+    cr_assert_eq(store_exec_sql(s,
+                                "INSERT INTO policies (uid, type, platform, name, scep_url,"
+                                " key_size, retries, retry_delay, key_extractable, key_usage,"
+                                " version, created, updated) VALUES ('uid-2', 'scep', 'macos',"
+                                " 'Bare', 'http://scep.example/', 1024, 3, 10, false, 0, 1, 1, 1)",
+                                &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(store_exec_sql(s,
+                                "INSERT INTO policy_devices (policy_id, device_id)"
+                                " SELECT id, 'I1' FROM policies WHERE uid = 'uid-1'",
+                                &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(store_exec_sql(s,
+                                "INSERT INTO policy_groups (policy_id, group_id)"
+                                " SELECT p.id, g.id FROM policies p, device_groups g"
+                                " WHERE p.uid = 'uid-1' AND g.name = 'Mixed'",
+                                &err),
+                 0, "%s", err.msg);
+    store_close(s);
+
+    s = tf_open(); /* applies 006 */
+    cr_assert_eq(store_schema_version(s, &db, &bin, &err), 0, "%s", err.msg);
+    cr_assert_eq(db, bin);
+    struct store_policy *list;
+    size_t n;
+    cr_assert_eq(store_policy_list(s, NULL, &list, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(store_policy_get(s, list[0].id, &got, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(got.uid, "uid-1");
+    cr_assert_str_eq(got.name, "Wi-Fi \"lab\"");
+    cr_assert_str_eq(got.platform, "ios");
+    cr_assert_eq(got.version, 3);
+    cr_assert_eq(got.created, T0);
+    cr_assert_eq(got.updated, T0 + 7);
+    cr_assert_eq(got.n_target_devices, 1);
+    cr_assert_str_eq(got.target_devices[0], "I1");
+    cr_assert_eq(got.n_target_groups, 1);
+    cr_assert_str_eq(got.target_groups[0], "Mixed");
+
+    json_error_t je;
+    json_t *d = json_loads(got.document, 0, &je);
+    cr_assert_not_null(d, "%s: %s", got.document, je.text);
+    cr_assert_str_eq(str_at(d, "type"), "scep");
+    cr_assert_str_eq(str_at(d, "name"), "Wi-Fi \"lab\"");
+    cr_assert_str_eq(str_at(d, "platform"), "ios");
+    cr_assert_str_eq(str_at(d, "notes"), "line 1\nline 2");
+    cr_assert_str_eq(str_at(d, "scep.url"), "https://scep.example/pkiclient.exe");
+    cr_assert_str_eq(str_at(d, "scep.name"), "CA-1");
+    cr_assert_str_eq(str_at(d, "scep.challenge"), "s3cr\u00e9t");
+    cr_assert_str_eq(str_at(d, "scep.fingerprint"), "00112233445566778899aabbccddeeff00112233");
+    cr_assert_str_eq(str_at(d, "scep.subject"), "/C=US/O=Example/CN=%SerialNumber%/");
+    cr_assert_eq(json_integer_value(at(d, "scep.key_size")), 2048);
+    cr_assert_eq(json_integer_value(at(d, "scep.retries")), 5);
+    cr_assert_eq(json_integer_value(at(d, "scep.retry_delay")), 60);
+    cr_assert(json_is_true(at(d, "scep.key_extractable")));
+    json_t *ku = at(d, "scep.key_usage");
+    cr_assert_eq(json_array_size(ku), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(ku, 0)), "signing");
+    cr_assert_str_eq(json_string_value(json_array_get(ku, 1)), "encryption");
+    cr_assert_str_eq(str_at(d, "scep.root_certificate"), "MIIBCv8=", "%s", got.document);
+    cr_assert_str_eq(str_at(d, "scep.subject_alt_name.dns_name"), "%ComputerName%.example.com");
+    cr_assert_str_eq(str_at(d, "scep.subject_alt_name.nt_principal_name"), "host/x");
+    cr_assert_str_eq(str_at(d, "scep.subject_alt_name.rfc822_name"), "a@example.com");
+    cr_assert_str_eq(str_at(d, "scep.subject_alt_name.uri"), "https://example.com/x");
+    cr_assert_null(at(d, "targets"), "targets stay rows");
+    json_decref(d);
+    store_policy_clear(&got);
+
+    /* Unset fields stay unset (absent or null), booleans and key usage keep their value. */
+    d = json_loads(list[1].document, 0, &je);
+    cr_assert_not_null(d, "%s: %s", list[1].document, je.text);
+    cr_assert_str_eq(str_at(d, "name"), "Bare");
+    cr_assert_null(str_at(d, "notes"));
+    cr_assert_null(str_at(d, "scep.challenge"));
+    cr_assert_null(str_at(d, "scep.root_certificate"));
+    cr_assert_null(str_at(d, "scep.subject_alt_name.dns_name"));
+    cr_assert(json_is_false(at(d, "scep.key_extractable")));
+    cr_assert_eq(json_array_size(at(d, "scep.key_usage")), 0);
+    cr_assert_eq(json_integer_value(at(d, "scep.key_size")), 1024);
+    json_decref(d);
+    store_policies_free(list, n);
     store_close(s);
 }
