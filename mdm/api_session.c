@@ -188,23 +188,29 @@ static bool is_api_key(struct api_call *c, const char *key, int64_t *id, bool *s
     return rc == 0;
 }
 
-/* Record a console event (GET /v1/events) and log it. */
+/* Record a console event (GET /v1/events) and log it; key_hash (or NULL) names the API key
+ * of the session by the first 8 hex digits of its hash, as GET /v1/apikeys lists keys. */
 static void session_event(struct api_call *c, const char *kind, const char *log_event,
-                          const char *why)
+                          const char *why, const char *key_hash)
 {
     struct scepter_error err;
     json_t *d = json_pack("{s:s}", "peer", c->req->peer_addr ? c->req->peer_addr : "");
+    char prefix[9] = "";
     char *text;
 
     if (why)
         json_object_set_new(d, "reason", json_string(why));
+    if (key_hash && strlen(key_hash) >= 8) {
+        memcpy(prefix, key_hash, 8);
+        json_object_set_new(d, "key_hash_prefix", json_string(prefix));
+    }
     text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     if (text == NULL || store_event_add(c->ctx->store, kind, NULL, text, c->now, &err) != 0)
         log_warnx("event %s not recorded: %s", kind, text ? err.msg : "cannot encode it");
     free(text); /* jansson's allocation */
     json_decref(d);
     log_kv(why ? LOG_LVL_WARN : LOG_LVL_INFO, log_event, "req", c->req->id, "peer",
-           c->req->peer_addr, "reason", why, NULL);
+           c->req->peer_addr, "key", prefix[0] ? prefix : NULL, "reason", why, NULL);
 }
 
 static void clear_cookie(struct api_call *c)
@@ -311,7 +317,7 @@ int api_session_authorize(struct api_call *c)
         size_t want = strlen(ss.csrf_token);
         if (tok == NULL || strlen(tok) != want || CRYPTO_memcmp(tok, ss.csrf_token, want) != 0) {
             session_event(c, "console.CSRFRefused", "console_csrf_refused",
-                          tok == NULL ? "no X-CSRF-Token" : "wrong X-CSRF-Token");
+                          tok == NULL ? "no X-CSRF-Token" : "wrong X-CSRF-Token", ss.key_hash);
             api_reply_error(c, 403, "X-CSRF-Token",
                             "%s: send the session's csrf_token (GET /v1/sessions/current) in "
                             "X-CSRF-Token with every %s",
@@ -369,7 +375,8 @@ static void sign_in(struct api_call *c)
             return;
         }
         signin_failed(peer, c->now);
-        session_event(c, "console.SignInRefused", "console_signin_refused", "unknown API key");
+        session_event(c, "console.SignInRefused", "console_signin_refused", "unknown API key",
+                      NULL);
         api_reply_error(c, 401, "api_key", "api_key: not a valid API key");
         return;
     }
@@ -394,7 +401,7 @@ static void sign_in(struct api_call *c)
     OPENSSL_cleanse(cookie, sizeof(cookie));
     if (key_id != 0)
         mdm_apikey_used(c->ctx, key_id, c->now);
-    session_event(c, "console.SignIn", "console_signin", NULL);
+    session_event(c, "console.SignIn", "console_signin", NULL, key_hash);
     api_reply_json(c, 201,
                    json_pack("{s:s,s:o,s:I}", "csrf_token", csrf, "expires_at", api_time(expires),
                              "idle_timeout_s", (json_int_t)cfg->console_session_idle));
@@ -424,7 +431,7 @@ void api_session_current(struct api_call *c)
         return;
     }
     clear_cookie(c);
-    session_event(c, "console.SignOut", "console_signout", NULL);
+    session_event(c, "console.SignOut", "console_signout", NULL, ss.key_hash);
     c->reply->status = 204;
     c->reply->content_type = NULL;
     buf_reset(&c->reply->body);

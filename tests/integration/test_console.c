@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/xmalloc.h"
@@ -53,6 +54,7 @@ static const char *header(const struct tu_http_resp *r, const char *name)
 struct sess {
     char cookie[128];
     char csrf[128];
+    int64_t expires; /* expires_at */
 };
 
 /* Sign in with key; asserts 201 and exactly the agreed cookie attributes. */
@@ -79,7 +81,12 @@ static struct sess sign_in(struct h_server *s, const char *key)
     const char *csrf = json_string_value(json_object_get(j, "csrf_token"));
     cr_assert_not_null(csrf, "%s", h_json(j));
     cr_assert_eq(strlen(csrf), 43);
-    cr_assert(json_is_string(json_object_get(j, "expires_at")), "%s", h_json(j));
+    const char *exp = json_string_value(json_object_get(j, "expires_at"));
+    cr_assert_not_null(exp, "%s", h_json(j));
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    cr_assert_not_null(strptime(exp, "%Y-%m-%dT%H:%M:%SZ", &tm), "expires_at: %s", exp);
+    out.expires = (int64_t)timegm(&tm);
     cr_assert(json_is_integer(json_object_get(j, "idle_timeout_s")), "%s", h_json(j));
     snprintf(out.csrf, sizeof(out.csrf), "%s", csrf);
     json_decref(j);
@@ -212,6 +219,20 @@ Test(console, session_cookie_csrf_bearer_and_sign_out)
     json_int_t key_id = json_integer_value(json_object_get(j, "id"));
     json_decref(j);
     struct sess b = sign_in(&S, key);
+    /* The sign-in event names the key as GET /v1/apikeys does, by its hash prefix. */
+    cr_assert_eq(h_api(&S, "GET", "/v1/apikeys", NULL, &j), 200);
+    char *prefix = xstrdup(json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "api_keys"), 0), "hash_prefix")));
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/events?kind=console.SignIn", NULL, &j), 200);
+    json_t *newest = json_array_get(json_object_get(j, "events"), 0);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(newest, "detail"), "key_hash_prefix")),
+        prefix, "%s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(newest, "detail"), "peer")),
+                     "127.0.0.1");
+    json_decref(j);
+    free(prefix);
     cr_assert_eq(with_cookie(&S, &b, false, "GET", "/v1/devices", NULL, &j), 200, "%s", h_json(j));
     json_decref(j);
     char *del = xasprintf("/v1/apikeys/%lld", (long long)key_id);
@@ -265,32 +286,57 @@ Test(console, session_cookie_csrf_bearer_and_sign_out)
     h_stop(&S);
 }
 
+/*
+ * Timing on a loaded machine: every assertion is made only where the client's clock (the
+ * server's, in whole seconds) proves what the answer must be.
+ */
 Test(console, sessions_end_after_their_lifetime_and_when_idle)
 {
     struct h_server S;
-    struct h_opts o = {.extra = "console_session_ttl = 4\nconsole_session_idle = 2\n"};
+    struct h_opts o = {.extra = "console_session_ttl = 8\nconsole_session_idle = 3\n"};
     json_t *j = NULL;
+    int st;
     h_start(&S, &o);
 
+    int64_t t0 = (int64_t)time(NULL);
     struct sess busy = sign_in(&S, H_API_KEY);
     struct sess idle = sign_in(&S, H_API_KEY);
-    /* busy is used every second (under the 2 s idle timeout), idle is not. */
-    for (int i = 0; i < 3; i++) {
+    int64_t t1 = (int64_t)time(NULL);
+    cr_assert(busy.expires >= t0 + 8 && busy.expires <= t1 + 8, "expires_at is sign-in + ttl");
+    int64_t created = busy.expires - 8;
+
+    /* busy is used every second until past its lifetime: it outlives the idle timeout. */
+    int64_t prev_before = t0, last_ok = 0;
+    bool idle_checked = false, ended = false;
+    for (int i = 0; i < 40 && !ended; i++) {
         sleep(1);
-        cr_assert_eq(with_cookie(&S, &busy, false, "GET", "/v1/devices", NULL, &j), 200,
-                     "second %d: %s", i + 1, h_json(j));
+        if (!idle_checked && (int64_t)time(NULL) >= t1 + 4) {
+            /* idle was last used at sign-in, 4 s or more ago: over the 3 s timeout. */
+            int64_t before = (int64_t)time(NULL);
+            st = with_cookie(&S, &idle, false, "GET", "/v1/devices", NULL, &j);
+            assert_expired(st, j);
+            json_decref(j);
+            if (before < idle.expires - 1)
+                cr_assert(log_contains(&S, "idle longer than console_session_idle"));
+            idle_checked = true;
+        }
+        int64_t before = (int64_t)time(NULL);
+        st = with_cookie(&S, &busy, false, "GET", "/v1/devices", NULL, &j);
+        int64_t after = (int64_t)time(NULL);
+        if (before >= busy.expires) {
+            assert_expired(st, j);
+            ended = true;
+        } else if (after < busy.expires && after - prev_before <= 3) {
+            cr_assert_eq(st, 200, "at %+lld s: %s", (long long)(after - created), h_json(j));
+            last_ok = after;
+        }
         json_decref(j);
+        prev_before = before;
     }
-    int st = with_cookie(&S, &idle, false, "GET", "/v1/devices", NULL, &j);
-    assert_expired(st, j);
-    json_decref(j);
-    cr_assert(log_contains(&S, "idle longer than console_session_idle"));
-    /* Past the 4 s lifetime, however busy. */
-    sleep(1);
-    st = with_cookie(&S, &busy, false, "GET", "/v1/devices", NULL, &j);
-    assert_expired(st, j);
-    json_decref(j);
+    cr_assert(idle_checked);
+    cr_assert(ended, "the session outlived its lifetime");
     cr_assert(log_contains(&S, "past console_session_ttl"));
+    cr_assert_geq(last_ok, created + 4, "a session in use outlives the idle timeout");
     h_stop(&S);
 }
 
