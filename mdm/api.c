@@ -5,7 +5,7 @@
  * {"error": "...", "field": "..."} with a 4xx, and change nothing.  The routes are described
  * in docs/openapi.yaml; a test keeps the two in step.
  *
- *   /v1/policies[/{id}[/status]]            mdm/policy.c
+ *   /v1/policies[/{id}[/status|/preview]]   mdm/policy.c
  *   /v1/devices[/{udid}]
  *   /v1/devices/{udid}/commands[/{uuid}]
  *   /v1/commands                            one command to many devices
@@ -1071,6 +1071,9 @@ static const struct api_route routes[] = {
     {"/v1/policies", M(GET) | M(POST), api_policies},
     {"/v1/policies/{id}", M(GET) | M(PUT) | M(DELETE), api_policies},
     {"/v1/policies/{id}/status", M(GET), api_policies},
+    {"/v1/policies/{id}/preview", M(GET), api_policies},
+    {"/v1/policy-variables", M(GET), api_policy_variables},
+    {"/v1/certificates/inspect", M(POST), api_certificate_inspect},
     {"/v1/devices", M(GET), r_devices},
     {"/v1/devices/{udid}", M(GET) | M(DELETE), r_device},
     {"/v1/devices/{udid}/reenroll", M(POST), r_device_reenroll},

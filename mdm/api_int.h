@@ -61,8 +61,11 @@ void api_webhook_dead_list(struct api_call *c);
 void api_webhook_dead_retry_all(struct api_call *c);
 void api_webhook_dead_one(struct api_call *c, const char *id_text);
 
-/* Policies (mdm/policy.c): /v1/policies[/{id}[/status]]. */
+/* Policies (mdm/policy.c): /v1/policies[/{id}[/status|/preview]]. */
 void api_policies(struct api_call *c);
+/* GET /v1/policy-variables, POST /v1/certificates/inspect (mdm/policy.c). */
+void api_policy_variables(struct api_call *c);
+void api_certificate_inspect(struct api_call *c);
 /* A device's policies and their state on it (for GET /v1/devices/{udid}). */
 json_t *api_device_policies(struct api_call *c, const char *device_id);
 /*

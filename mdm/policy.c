@@ -18,7 +18,13 @@
  * uid being fixed when the policy is created, so renames and edits replace the profile.
  */
 #include <string.h>
+#include <strings.h>
 
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#include "common/codec.h"
+#include "common/crypto.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -471,22 +477,83 @@ out:
     free(ident);
 }
 
+/* The console's state of a policy on a device; NULL for what is not on it (removed, ...). */
+static const char *console_state(const char *state)
+{
+    if (strcmp(state, "installed") == 0 || strcmp(state, "pending") == 0 ||
+        strcmp(state, "removing") == 0 || strcmp(state, "failed") == 0)
+        return state;
+    if (strcmp(state, "remove_failed") == 0)
+        return "failed";
+    return NULL;
+}
+
+/* {"chain": [...], "message": first description} from a stored ErrorChain, or JSON null. */
+static json_t *error_json(const char *chain_json)
+{
+    json_t *chain = chain_json ? json_loads(chain_json, 0, NULL) : NULL;
+    json_t *first;
+    const char *msg = NULL;
+
+    if (chain == NULL)
+        return json_null();
+    first = json_array_get(chain, 0);
+    msg = json_string_value(json_object_get(first, "USEnglishDescription"));
+    if (msg == NULL)
+        msg = json_string_value(json_object_get(first, "LocalizedDescription"));
+    return json_pack("{s:o,s:s?}", "chain", chain, "message", msg);
+}
+
+/* A query parameter as an integer in [min, max] (def when absent); false after a 400 reply. */
+static bool query_int(struct api_call *c, const char *name, int64_t min, int64_t max, int64_t def,
+                      int64_t *out)
+{
+    char *v = api_query(c, name);
+
+    *out = def;
+    if (v && str_to_i64(v, min, max, out) != 0) {
+        api_reply_error(c, 400, name, "%s: '%.40s' is not an integer between %lld and %lld", name,
+                        v, (long long)min, (long long)max);
+        free(v);
+        return false;
+    }
+    free(v);
+    return true;
+}
+
+#define PAGE_MAX 1000
+
 static void policy_status(struct api_call *c, const struct store_policy *sp)
 {
     struct store_policy_device_status *st = NULL;
     struct scepter_error err;
-    size_t n = 0;
-    json_t *installed = json_array(), *pending = json_array(), *failed = json_array(),
-           *removed = json_array(), *j;
+    size_t n = 0, total = 0;
+    int64_t limit, offset;
+    char *want = api_query(c, "state");
+    json_t *installed, *pending, *failed, *removed, *devices, *j;
 
+    if (want && strcmp(want, "installed") != 0 && strcmp(want, "pending") != 0 &&
+        strcmp(want, "failed") != 0 && strcmp(want, "removing") != 0) {
+        api_reply_error(c, 400, "state",
+                        "state: '%.40s' is not installed, pending, failed or removing", want);
+        free(want);
+        return;
+    }
+    if (!query_int(c, "limit", 1, PAGE_MAX, PAGE_MAX, &limit) ||
+        !query_int(c, "offset", 0, INT64_MAX, 0, &offset)) {
+        free(want);
+        return;
+    }
     if (store_policy_status(c->ctx->store, sp->id, &st, &n, &err) != 0) {
-        json_decref(installed);
-        json_decref(pending);
-        json_decref(failed);
-        json_decref(removed);
+        free(want);
         api_reply_scepter_error(c, &err);
         return;
     }
+    installed = json_array();
+    pending = json_array();
+    failed = json_array();
+    removed = json_array();
+    devices = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *d =
             json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command", st[i].uuid,
@@ -503,15 +570,314 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
             json_array_append_new(failed, d);
         else
             json_array_append_new(removed, d);
+
+        /* The console's list: one row per device the policy is on or going to. */
+        const char *cs = console_state(s);
+        if (cs == NULL || (want && strcmp(want, cs) != 0))
+            continue;
+        if (total++ < (size_t)offset || json_array_size(devices) >= (size_t)limit)
+            continue;
+        json_array_append_new(
+            devices, json_pack("{s:s,s:s?,s:s?,s:s?,s:s,s:o,s:o}", "udid", st[i].device_id, "name",
+                               st[i].device_name, "serial", st[i].serial_number, "platform",
+                               st[i].platform == STORE_PLATFORM_UNKNOWN
+                                   ? NULL
+                                   : store_platform_name(st[i].platform),
+                               "state", cs, "error", error_json(st[i].error_chain_json), "updated",
+                               api_time(st[i].updated)));
     }
     store_policy_statuses_free(st, n);
-    j = json_pack("{s:I,s:s,s:I,s:{s:I,s:I,s:I},s:o,s:o,s:o,s:o}", "id", (json_int_t)sp->id, "name",
-                  sp->name, "version", (json_int_t)sp->version, "counts", "installed",
-                  (json_int_t)json_array_size(installed), "pending",
-                  (json_int_t)json_array_size(pending), "failed",
-                  (json_int_t)json_array_size(failed), "installed", installed, "pending", pending,
-                  "failed", failed, "removed", removed);
+    free(want);
+    j = json_pack(
+        "{s:I,s:s,s:I,s:{s:I,s:I,s:I},s:o,s:o,s:o,s:o,s:o,s:I}", "id", (json_int_t)sp->id, "name",
+        sp->name, "version", (json_int_t)sp->version, "counts", "installed",
+        (json_int_t)json_array_size(installed), "pending", (json_int_t)json_array_size(pending),
+        "failed", (json_int_t)json_array_size(failed), "installed", installed, "pending", pending,
+        "failed", failed, "removed", removed, "devices", devices, "total", (json_int_t)total);
     api_reply_json(c, 200, j);
+}
+
+/* {installed, pending, failed} of one policy, counted as GET .../status counts them. */
+static json_t *policy_counts(struct api_call *c, int64_t id)
+{
+    struct store_policy_device_status *st = NULL;
+    struct scepter_error err;
+    size_t n = 0;
+    json_int_t inst = 0, pend = 0, fail = 0;
+
+    if (store_policy_status(c->ctx->store, id, &st, &n, &err) != 0)
+        log_warnx("policy %lld: %s", (long long)id, err.msg);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = st[i].state;
+        if (strcmp(s, "installed") == 0)
+            inst++;
+        else if (strcmp(s, "pending") == 0 || strcmp(s, "removing") == 0)
+            pend++;
+        else if (strcmp(s, "failed") == 0 || strcmp(s, "remove_failed") == 0)
+            fail++;
+    }
+    store_policy_statuses_free(st, n);
+    return json_pack("{s:I,s:I,s:I}", "installed", inst, "pending", pend, "failed", fail);
+}
+
+enum list_sort { SORT_ID, SORT_NAME, SORT_PLATFORM, SORT_UPDATED };
+struct list_order {
+    enum list_sort sort;
+    bool desc;
+};
+
+static int cmp_policies(const void *a, const void *b, void *arg)
+{
+    const struct store_policy *x = *(const struct store_policy *const *)a;
+    const struct store_policy *y = *(const struct store_policy *const *)b;
+    const struct list_order *o = arg;
+    int r = 0;
+
+    if (o->sort == SORT_PLATFORM)
+        r = strcmp(x->platform, y->platform);
+    if (r == 0 && (o->sort == SORT_NAME || o->sort == SORT_PLATFORM))
+        r = strcasecmp(x->name, y->name);
+    if (r == 0 && o->sort == SORT_UPDATED)
+        r = (x->updated > y->updated) - (x->updated < y->updated);
+    if (r == 0)
+        r = (x->id > y->id) - (x->id < y->id);
+    return o->desc ? -r : r;
+}
+
+/* ASCII case-insensitive substring test. */
+static bool contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return true;
+    return n == 0;
+}
+
+/* GET /v1/policies?platform=&q=&sort=&order=&limit=&offset= */
+static void policy_list(struct api_call *c)
+{
+    struct store_policy *list = NULL, **sel = NULL;
+    struct list_order o = {SORT_ID, false};
+    struct scepter_error err;
+    size_t n = 0, nsel = 0;
+    int64_t limit, offset;
+    char *platform = api_query(c, "platform"), *q = api_query(c, "q");
+    char *sort = api_query(c, "sort"), *order = api_query(c, "order");
+    json_t *arr;
+
+    if (platform && profile_platform_parse(platform) == PROFILE_PLATFORM_NONE) {
+        api_reply_error(c, 400, "platform", "platform: '%.40s' is not macos or ios", platform);
+        goto out;
+    }
+    if (sort && strcmp(sort, "name") == 0)
+        o.sort = SORT_NAME;
+    else if (sort && strcmp(sort, "platform") == 0)
+        o.sort = SORT_PLATFORM;
+    else if (sort && strcmp(sort, "updated") == 0)
+        o.sort = SORT_UPDATED;
+    else if (sort) {
+        api_reply_error(c, 400, "sort", "sort: '%.40s' is not name, platform or updated", sort);
+        goto out;
+    }
+    if (order && strcmp(order, "desc") == 0)
+        o.desc = true;
+    else if (order && strcmp(order, "asc") != 0) {
+        api_reply_error(c, 400, "order", "order: '%.40s' is not asc or desc", order);
+        goto out;
+    }
+    if (!query_int(c, "limit", 1, PAGE_MAX, INT64_MAX, &limit) ||
+        !query_int(c, "offset", 0, INT64_MAX, 0, &offset))
+        goto out;
+    if (store_policy_list(c->ctx->store, platform, &list, &n, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    sel = xcalloc(n ? n : 1, sizeof(*sel));
+    for (size_t i = 0; i < n; i++)
+        if (q == NULL || contains_ci(list[i].name, q))
+            sel[nsel++] = &list[i];
+    qsort_r(sel, nsel, sizeof(*sel), cmp_policies, &o);
+    arr = json_array();
+    for (size_t i = (size_t)offset; i < nsel && i - (size_t)offset < (size_t)limit; i++) {
+        json_t *pj = stored_policy_json(sel[i], c->ctx->cfg, false, &err);
+        if (pj == NULL)
+            continue;
+        /* The console's names: targets.groups (= device_groups) and the counts. */
+        json_t *t = json_object_get(pj, "targets");
+        json_object_set(t, "groups", json_object_get(t, "device_groups"));
+        json_object_set_new(pj, "counts", policy_counts(c, sel[i]->id));
+        json_array_append_new(arr, pj);
+    }
+    api_reply_json(c, 200, json_pack("{s:o,s:I}", "policies", arr, "total", (json_int_t)nsel));
+out:
+    store_policies_free(list, n);
+    free(sel);
+    free(platform);
+    free(q);
+    free(sort);
+    free(order);
+}
+
+/* GET /v1/policies/{id}/preview?device=UDID: the profile that device would be sent. */
+static void policy_preview(struct api_call *c, struct store_policy *sp)
+{
+    struct profile_policy pp;
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct profile_template *t = NULL;
+    struct store_device dev;
+    struct profile_device d;
+    struct scepter_error err;
+    struct buf xml = BUF_INIT;
+    char *udid = api_query(c, "device");
+    char *ident = identifier_of(c->ctx->cfg, sp->uid);
+    struct profile_render_opts ro = {ident, c->ctx->cfg->org_name};
+
+    memset(&dev, 0, sizeof(dev));
+    profile_policy_init(&pp);
+    if (udid == NULL || *udid == '\0') {
+        api_reply_error(c, 400, "device", "device: required (?device=UDID)");
+        goto out;
+    }
+    if (store_device_get(c->ctx->store, udid, &dev, &err) != 0) {
+        if (err.code == SCEPTER_ENOTFOUND)
+            api_reply_error(c, 404, "device", "device: no device %.200s", udid);
+        else
+            api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    if (from_store(sp, &pp, &err) != 0) {
+        api_reply_error(c, 500, "document", "%s", err.msg);
+        goto out;
+    }
+    if (!platform_reached(pp.platform, dev.platform)) {
+        api_reply_error(c, 400, "device",
+                        "device: %.200s is a%s %s device; this %s policy does not reach it", udid,
+                        dev.platform == STORE_PLATFORM_IOS ? "n" : "",
+                        store_platform_name(dev.platform), platform_name(pp.platform));
+        goto out;
+    }
+    if (profile_template_new(&pp, &ro, &t, &pr) != 0) {
+        reply_problems(c, &pr);
+        goto out;
+    }
+    d.udid = dev.id;
+    d.serial_number = dev.serial_number;
+    d.device_name = dev.device_name;
+    d.model = dev.model;
+    d.product_name = dev.product_name;
+    d.os_version = dev.os_version;
+    d.platform = store_platform_name(dev.platform);
+    if (profile_template_render(t, &d, &xml, &err) != 0) {
+        api_reply_error(c, 400, "device", "device: %.200s cannot get this profile: %s", udid,
+                        err.msg);
+        goto out;
+    }
+    c->reply->status = 200;
+    c->reply->content_type = "application/x-apple-aspen-config";
+    buf_reset(&c->reply->body);
+    buf_append(&c->reply->body, xml.data, xml.len);
+out:
+    buf_free(&xml);
+    profile_template_free(t);
+    profile_problems_clear(&pr);
+    profile_policy_clear(&pp);
+    store_device_clear(&dev);
+    free(ident);
+    free(udid);
+}
+
+void api_policy_variables(struct api_call *c)
+{
+    char *plat = api_query(c, "platform");
+    enum profile_platform want = profile_platform_parse(plat);
+    const struct profile_variable *v;
+    json_t *arr;
+    size_t n;
+
+    if (plat && want == PROFILE_PLATFORM_NONE) {
+        api_reply_error(c, 400, "platform", "platform: '%.40s' is not macos or ios", plat);
+        free(plat);
+        return;
+    }
+    free(plat);
+    v = profile_variables(&n);
+    arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        bool ios = v[i].scope != PROFILE_VAR_APPLE_MACOS; /* every variable works on macOS */
+        char *name;
+        if (want == PROFILE_PLATFORM_IOS && !ios)
+            continue;
+        name = xasprintf("%%%s%%", v[i].name);
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:[s,s*]}", "name", name, "description",
+                                             v[i].description, "platforms", "macos",
+                                             ios ? "ios" : NULL));
+        free(name);
+    }
+    api_reply_json(c, 200, json_pack("{s:o}", "variables", arr));
+}
+
+/* POST /v1/certificates/inspect {"data": base64 of the file}: what the root-cert upload shows. */
+void api_certificate_inspect(struct api_call *c)
+{
+    const char *f = "root_certificate";
+    const char *b64 = NULL;
+    unsigned char *raw = NULL, *der = NULL;
+    size_t rawlen = 0, derlen = 0;
+    struct scepter_error err;
+    unsigned char sha1[SHA_DIGEST_LENGTH], sha256[SHA256_DIGEST_LENGTH];
+    char *subject = NULL, *issuer = NULL, *h1 = NULL, *h256 = NULL;
+    X509 *cert = NULL;
+
+    if (!api_need_body(c))
+        return;
+    if (jsonx_get_string(c->body, "data", "", true, &b64, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        return;
+    }
+    if (strlen(b64) > (size_t)PROFILE_MAX_ROOT_CERT / 3 * 4 + 8) {
+        api_reply_error(c, 413, f, "%s: the file must be smaller than 1 MB", f);
+        return;
+    }
+    if (base64_decode(b64, strlen(b64), true, &raw, &rawlen) != 0) {
+        api_reply_error(c, 400, f, "%s: data is not base64 (send the file's bytes base64-encoded)",
+                        f);
+        return;
+    }
+    if ((cert = profile_root_cert_read(raw, rawlen, f, &err)) == NULL ||
+        (der = crypto_cert_der(cert, &derlen)) == NULL) {
+        if (cert)
+            scepter_err(&err, SCEPTER_EINVAL, f, "%s: cannot be encoded as DER", f);
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    SHA1(der, derlen, sha1);
+    SHA256(der, derlen, sha256);
+    h1 = hex_encode(sha1, sizeof(sha1), false);
+    h256 = hex_encode(sha256, sizeof(sha256), false);
+    subject = crypto_cert_subject(cert);
+    {
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *p = NULL;
+        X509_NAME_print_ex(bio, X509_get_issuer_name(cert), 0, XN_FLAG_RFC2253);
+        long len = BIO_get_mem_data(bio, &p);
+        issuer = xmemdup0(p, (size_t)len);
+        BIO_free(bio);
+    }
+    api_reply_json(c, 200,
+                   json_pack("{s:s,s:s,s:o,s:o,s:s,s:s,s:b}", "subject", subject, "issuer", issuer,
+                             "not_before", api_time(crypto_cert_not_before(cert)), "not_after",
+                             api_time(crypto_cert_not_after(cert)), "sha1", h1, "sha256", h256,
+                             "ca", X509_check_ca(cert) != 0));
+out:
+    X509_free(cert);
+    free(raw);
+    free(der);
+    free(subject);
+    free(issuer);
+    free(h1);
+    free(h256);
 }
 
 void api_policies(struct api_call *c)
@@ -522,33 +888,10 @@ void api_policies(struct api_call *c)
 
     memset(&sp, 0, sizeof(sp));
     if (c->nseg == 1) {
-        if (c->req->method == MDM_GET) {
-            struct store_policy *list = NULL;
-            size_t n = 0;
-            char *platform = api_query(c, "platform");
-            if (platform && profile_platform_parse(platform) == PROFILE_PLATFORM_NONE) {
-                api_reply_error(c, 400, "platform", "platform: '%s' is not macos or ios", platform);
-                free(platform);
-                return;
-            }
-            int rc = store_policy_list(c->ctx->store, platform, &list, &n, &err);
-            free(platform);
-            if (rc != 0) {
-                api_reply_scepter_error(c, &err);
-                return;
-            }
-            json_t *arr = json_array();
-            for (size_t i = 0; i < n; i++) {
-                json_t *pj = stored_policy_json(&list[i], c->ctx->cfg, false, &err);
-                if (pj)
-                    json_array_append_new(arr, pj);
-            }
-            store_policies_free(list, n);
-            api_reply_json(c, 200, json_pack("{s:o}", "policies", arr));
-        } else if (c->req->method == MDM_POST) {
-            if (api_need_body(c))
-                policy_save(c, NULL, NULL);
-        }
+        if (c->req->method == MDM_GET)
+            policy_list(c);
+        else if (c->req->method == MDM_POST && api_need_body(c))
+            policy_save(c, NULL, NULL);
         return;
     }
     if (str_to_i64(c->seg[1], 1, INT64_MAX, &id) != 0) {
@@ -559,7 +902,9 @@ void api_policies(struct api_call *c)
         api_reply_scepter_error(c, &err);
         return;
     }
-    if (c->nseg == 3) {
+    if (c->nseg == 3 && strcmp(c->seg[2], "preview") == 0) {
+        policy_preview(c, &sp);
+    } else if (c->nseg == 3) {
         policy_status(c, &sp);
     } else if (c->req->method == MDM_GET) {
         bool secrets = false;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 
 #include "common/codec.h"
@@ -615,6 +617,40 @@ static void parse_fingerprint(json_t *scep, struct profile_policy *p, struct pro
     free(text);
 }
 
+X509 *profile_root_cert_read(const void *data, size_t len, const char *field,
+                             struct scepter_error *err)
+{
+    X509 *cert;
+    EVP_PKEY *key;
+    const unsigned char *q = data;
+
+    if (len >= PROFILE_MAX_ROOT_CERT) {
+        scepter_err(err, SCEPTER_ETOOBIG, field,
+                    "%s: %zu bytes; the file must be smaller than 1 MB", field, len);
+        return NULL;
+    }
+    if ((cert = crypto_cert_parse(data, len, field, err)) != NULL)
+        return cert;
+    /* DER that is a private key (or a PKCS#12 bundle, which holds one) rather than a cert. */
+    if ((key = d2i_AutoPrivateKey(NULL, &q, (long)len)) != NULL) {
+        EVP_PKEY_free(key);
+        scepter_err(err, SCEPTER_EINVAL, field,
+                    "%s: contains a private key; upload the certificate only", field);
+    } else {
+        PKCS12 *p12;
+        q = data;
+        if ((p12 = d2i_PKCS12(NULL, &q, (long)len)) != NULL) {
+            PKCS12_free(p12);
+            scepter_err(err, SCEPTER_EINVAL, field,
+                        "%s: a PKCS#12 bundle, which holds a private key; upload the "
+                        "certificate only",
+                        field);
+        }
+    }
+    ERR_clear_error();
+    return NULL;
+}
+
 static void parse_root_cert(json_t *scep, struct profile_policy *p, struct profile_problems *pr)
 {
     const char *f = "scep.root_certificate";
@@ -639,11 +675,7 @@ static void parse_root_cert(json_t *scep, struct profile_policy *p, struct profi
                              "not base64 (send the .cer/.crt file's bytes base64-encoded)");
         goto out;
     }
-    if (rawlen >= PROFILE_MAX_ROOT_CERT) {
-        profile_problems_add(pr, false, f, "%zu bytes; the file must be smaller than 1 MB", rawlen);
-        goto out;
-    }
-    if ((cert = crypto_cert_parse(raw, rawlen, f, &err)) == NULL) {
+    if ((cert = profile_root_cert_read(raw, rawlen, f, &err)) == NULL) {
         pp_add_raw(pr, false, f, err.msg);
         goto out;
     }

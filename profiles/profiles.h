@@ -195,6 +195,15 @@ int profile_policy_from_document(const char *doc, struct profile_policy *out,
                                  struct scepter_error *err) WUR;
 
 /*
+ * The checks an uploaded root certificate passes (the policy's scep.root_certificate and
+ * POST /v1/certificates/inspect): smaller than 1 MB (else SCEPTER_ETOOBIG), exactly one
+ * X.509 certificate in DER or PEM, and no private key (PEM key blocks, DER keys, PKCS#12).
+ * Errors name field.  The certificate (X509_free) or NULL with err.
+ */
+X509 *profile_root_cert_read(const void *data, size_t len, const char *field,
+                             struct scepter_error *err);
+
+/*
  * The fingerprint as the user typed it -> bytes.  Accepts base64 (padded or not; what
  * `xxd -r -p | base64` prints) and hex with ':', ' ', '-' or no delimiters, any case.  A
  * string of only hex digits and delimiters is hex.  It must be 20 (SHA-1) or 32 (SHA-256)

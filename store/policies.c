@@ -602,6 +602,8 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
         free(st[i].enrollment_id);
         free(st[i].state);
         free(st[i].error_chain_json);
+        free(st[i].device_name);
+        free(st[i].serial_number);
     }
     free(st);
 }
@@ -609,14 +611,16 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
 /* The latest command linked to the policy on each device (any of its channels). */
 static const struct store_sql SQL_POLICY_STATUS = {
     "policy_status",
-    "SELECT device_id, enrollment_id, uuid, action, pversion, state, status, error_chain,"
-    " notnow_count, updated FROM (SELECT e.device_id, q.enrollment_id,"
+    "SELECT x.device_id, x.enrollment_id, x.uuid, x.action, x.pversion, x.state, x.status,"
+    " x.error_chain, x.notnow_count, x.updated, d.device_name, d.serial_number, d.platform"
+    " FROM (SELECT e.device_id, q.enrollment_id,"
     "  q.command_uuid AS uuid, c.policy_action AS action, c.policy_version AS pversion,"
     "  q.state, q.status, q.error_chain, q.notnow_count, q.updated,"
     "  row_number() OVER (PARTITION BY e.device_id ORDER BY q.seq DESC) AS rn"
     "  FROM commands c JOIN queue q ON q.command_uuid = c.uuid"
     "  JOIN enrollments e ON e.id = q.enrollment_id WHERE c.policy_id = $1) AS x"
-    " WHERE rn = 1 ORDER BY device_id",
+    " LEFT JOIN devices d ON d.id = x.device_id"
+    " WHERE rn = 1 ORDER BY x.device_id",
     NULL, NULL};
 
 static const struct store_sql SQL_POLICY_EXISTS = {
@@ -673,6 +677,10 @@ static int policy_status(struct store *s, int64_t id, struct store_policy_device
             d->error_chain_json = db_strdup(&r, 7);
         d->notnow_count = (int)db_int(&r, 8);
         d->updated = db_int(&r, 9);
+        d->device_name = db_strdup(&r, 10);
+        d->serial_number = db_strdup(&r, 11);
+        d->platform =
+            db_isnull(&r, 12) ? STORE_PLATFORM_UNKNOWN : store_platform_parse(db_text(&r, 12));
     }
     db_res_clear(&r);
     if (rc == 0 && count == 0 && !exists)

@@ -644,6 +644,9 @@ struct store_policy_device_status {
     char *error_chain_json; /* when failed */
     int notnow_count;
     int64_t updated;
+    /* The device's facts (store_policy_status only; NULL / UNKNOWN when not known). */
+    char *device_name, *serial_number;
+    enum store_platform platform;
 };
 void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
 int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_device_status **out,

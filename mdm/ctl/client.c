@@ -93,7 +93,8 @@ int ctl_exit_for_status(int status)
     }
 }
 
-int ctl_call(const char *method, const char *path, json_t *body, json_t **out)
+static int call(const char *method, const char *path, json_t *body, const char *accept,
+                json_t **out, char **raw, size_t *raw_len)
 {
     struct httpc_opts o = {
         .ca_file = g_conn.ca_file, .insecure = g_conn.insecure, .timeout_ms = 60000};
@@ -109,8 +110,8 @@ int ctl_call(const char *method, const char *path, json_t *body, json_t **out)
         free(url);
         return CTL_USAGE;
     }
-    headers = xasprintf("Authorization: Bearer %s\r\nAccept: application/json\r\n%s",
-                        g_conn.api_key, body ? "Content-Type: application/json\r\n" : "");
+    headers = xasprintf("Authorization: Bearer %s\r\nAccept: %s\r\n%s", g_conn.api_key, accept,
+                        body ? "Content-Type: application/json\r\n" : "");
     if (body)
         text = json_dumps(body, JSON_COMPACT);
     rc = httpc_request(url, method, headers, text, text ? strlen(text) : 0, &o, &r, &err);
@@ -124,6 +125,10 @@ int ctl_call(const char *method, const char *path, json_t *body, json_t **out)
     free(url);
     if (r.body_len)
         reply = json_loadb(r.body, r.body_len, 0, NULL);
+    if (raw && r.status >= 200 && r.status < 300) {
+        *raw = xmemdup0(r.body ? r.body : "", r.body_len);
+        *raw_len = r.body_len;
+    }
     if (r.status < 200 || r.status >= 300) {
         const char *msg = reply ? json_string_value(json_object_get(reply, "error")) : NULL;
         const char *field = reply ? json_string_value(json_object_get(reply, "field")) : NULL;
@@ -150,6 +155,23 @@ int ctl_call(const char *method, const char *path, json_t *body, json_t **out)
     httpc_response_clear(&r);
     *out = reply ? reply : json_object();
     return CTL_OK;
+}
+
+int ctl_call(const char *method, const char *path, json_t *body, json_t **out)
+{
+    return call(method, path, body, "application/json", out, NULL, NULL);
+}
+
+int ctl_get_raw(const char *path, const char *accept, char **out, size_t *len)
+{
+    json_t *ignored = NULL;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    rc = call("GET", path, NULL, accept, &ignored, out, len);
+    json_decref(ignored);
+    return rc;
 }
 
 void ctl_print_json(json_t *j)

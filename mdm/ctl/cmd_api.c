@@ -102,9 +102,10 @@ static void print_status(json_t *r)
 
 int cmd_policy(int argc, char **argv)
 {
-    const char *file = NULL, *platform = NULL, *secrets = NULL, *pos[2];
+    const char *file = NULL, *platform = NULL, *secrets = NULL, *device = NULL, *pos[2];
     struct ctl_opt opts[] = {{"file", true, &file},
                              {"platform", true, &platform},
+                             {"device", true, &device},
                              {"show-secrets", false, &secrets},
                              {NULL, false, NULL}};
     size_t npos = 0;
@@ -117,7 +118,7 @@ int cmd_policy(int argc, char **argv)
     argv++;
 
     if (argc < 1)
-        return usage("policy", "list|show|create|update|delete|status ...");
+        return usage("policy", "list|show|create|update|delete|status|preview ...");
     if (ctl_parse_opts("scepterctl policy", argc, argv, opts, pos, 2, &npos) != 0)
         return CTL_USAGE;
     const char *act = argv[0];
@@ -145,9 +146,24 @@ int cmd_policy(int argc, char **argv)
             path = ctl_path("/v1/policies/%s%s", pos[0], secrets ? "?show_secrets=true" : "");
         rc = ctl_call(strcmp(act, "delete") == 0 ? "DELETE" : "GET", path, NULL, &r);
         rc = show(rc, r, strcmp(act, "status") == 0 ? print_status : NULL);
+    } else if (strcmp(act, "preview") == 0 && npos == 1 && device) {
+        /* The .mobileconfig the device would be sent, on stdout. */
+        struct buf q = BUF_INIT;
+        char *xml = NULL;
+        size_t len = 0;
+        ctl_query_add(&q, "device", device);
+        char *base = ctl_path("/v1/policies/%s/preview", pos[0]);
+        path = xasprintf("%s%s", base, q.data);
+        free(base);
+        buf_free(&q);
+        rc = ctl_get_raw(path, "application/x-apple-aspen-config", &xml, &len);
+        if (rc == CTL_OK && fwrite(xml, 1, len, stdout) != len)
+            rc = CTL_FAIL;
+        free(xml);
     } else {
         return usage("policy", "list [--platform macos|ios] | show ID [--show-secrets] | "
-                               "create --file F | update ID --file F | delete ID | status ID");
+                               "create --file F | update ID --file F | delete ID | status ID | "
+                               "preview ID --device UDID");
     }
     free(path);
     return rc;

@@ -89,6 +89,9 @@ int ctl_global_opts(int *argc, char **argv) WUR;
  * printed on stderr and the exit code for its status returned.
  */
 int ctl_call(const char *method, const char *path, json_t *body, json_t **out) WUR;
+/* A GET whose 2xx answer is not JSON (Accept: accept): *out (caller frees, NUL-terminated) and
+ * *len; errors as ctl_call. */
+int ctl_get_raw(const char *path, const char *accept, char **out, size_t *len) WUR;
 int ctl_exit_for_status(int status);
 void ctl_print_json(json_t *j);
 /* A table of rows (array of objects), columns cols with headings heads (NULL-terminated). */

@@ -13,7 +13,8 @@ static const struct ctl_cmd g_groups[] = {
     {"profile", cmd_profile,
      "profile render|check|variables|verify ...  -- SCEP Profiles policies as .mobileconfig"},
     {"policy", cmd_policy,
-     "policy list|show|create|update|delete|status ...  -- SCEP Profiles policies on the server"},
+     "policy list|show|create|update|delete|status|preview ...  -- SCEP Profiles policies on the "
+     "server"},
     {"device", cmd_device,
      "device list|show|commands|enqueue|cancel|clear|result|remove|allow-reenroll ...  -- "
      "devices and their command queues"},

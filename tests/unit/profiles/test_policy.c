@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include <openssl/rsa.h>
+
 #include "common/codec.h"
 #include "common/crypto.h"
 #include "common/jsonx.h"
@@ -595,4 +597,114 @@ Test(policy, long_problem_lists_are_capped_but_counted)
     profile_policy_clear(&p);
     profile_problems_clear(&pr);
     json_decref(j);
+}
+
+/* The stored document: every field comes back, challenge in clear, targets left to the store. */
+Test(policy, document_round_trip_keeps_every_field)
+{
+    json_t *j = tp_base();
+    struct profile_policy p, q;
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct scepter_error err;
+    size_t len;
+    unsigned char *der = tp_ca_der(&len);
+    char *b64 = base64_encode(der, len);
+
+    tp_set(j, "scep.fingerprint", json_string("ESIzRKq7zN3u/wARIjNEVWZ3iJk="));
+    tp_set(j, "scep.key_usage", json_pack("[ss]", "signing", "encryption"));
+    tp_set(j, "scep.retries", json_integer(7));
+    tp_set(j, "scep.retry_delay", json_integer(45));
+    tp_set(j, "scep.key_extractable", json_true());
+    tp_set(j, "scep.root_certificate", json_string(b64));
+    tp_set(j, "scep.subject_alt_name.dns_name", json_string("%ComputerName%.example.com"));
+    tp_set(j, "scep.subject_alt_name.nt_principal_name", json_string("host/%SerialNumber%"));
+    tp_set(j, "scep.subject_alt_name.rfc822_name", json_string("it@example.com"));
+    tp_set(j, "scep.subject_alt_name.uri", json_string("https://x.example/"));
+    cr_assert_eq(tp_parse(j, &p, &pr), 0, "%s", pr.n ? pr.v[0].msg : "");
+    char *doc = profile_policy_document(&p);
+    cr_assert_null(strstr(doc, "targets"), "%s", doc);
+    cr_assert(strstr(doc, "s3cret"), "the stored challenge is in clear");
+    cr_assert_eq(profile_policy_from_document(doc, &q, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(q.name, p.name);
+    cr_assert_eq(q.platform, p.platform);
+    cr_assert_str_eq(q.notes, p.notes);
+    cr_assert_str_eq(q.scep_url, p.scep_url);
+    cr_assert_str_eq(q.scep_name, p.scep_name);
+    cr_assert_str_eq(q.scep_challenge, p.scep_challenge);
+    cr_assert_str_eq(q.scep_fingerprint, p.scep_fingerprint);
+    cr_assert_str_eq(q.scep_subject, p.scep_subject);
+    cr_assert_eq(q.key_size, p.key_size);
+    cr_assert_eq(q.retries, 7);
+    cr_assert_eq(q.retry_delay, 45);
+    cr_assert(q.key_extractable);
+    cr_assert_eq(q.key_usage, 5);
+    cr_assert_eq(q.root_cert_len, p.root_cert_len);
+    cr_assert_eq(memcmp(q.root_cert, p.root_cert, p.root_cert_len), 0);
+    cr_assert_str_eq(q.san_dns, p.san_dns);
+    cr_assert_str_eq(q.san_ntpn, p.san_ntpn);
+    cr_assert_str_eq(q.san_rfc822, p.san_rfc822);
+    cr_assert_str_eq(q.san_uri, p.san_uri);
+    cr_assert_eq(q.n_target_devices + q.n_target_groups, 0);
+    /* and the document of what came back is the same text */
+    char *again = profile_policy_document(&q);
+    cr_assert_str_eq(again, doc);
+    free(again);
+    profile_policy_clear(&q);
+
+    /* a stored policy that breaks today's rules still reads back (the rules are not applied) */
+    cr_assert_eq(profile_policy_from_document("{\"name\":\"old\",\"platform\":\"ios\",\"scep\":"
+                                              "{\"url\":\"http://ca/\",\"key_size\":512}}",
+                                              &q, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(q.key_size, 512);
+    profile_policy_clear(&q);
+    /* what is not a document is refused naming "document" */
+    const char *bad[] = {NULL,
+                         "",
+                         "[1]",
+                         "{\"name\":",
+                         "{\"colour\":1}",
+                         "{\"scep\":{\"retries\":\"x\"}}",
+                         "{\"name\":\"x\",\"targets\":{}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(profile_policy_from_document(bad[i], &q, &err), SCEPTER_EINVAL, "%s",
+                     bad[i] ? bad[i] : "NULL");
+        cr_assert_str_eq(err.field, "document");
+        profile_policy_clear(&q);
+    }
+    free(doc);
+    free(b64);
+    free(der);
+    profile_policy_clear(&p);
+    profile_problems_clear(&pr);
+    json_decref(j);
+}
+
+Test(policy, root_certificate_checks)
+{
+    struct scepter_error err;
+    size_t len;
+    unsigned char *der = tp_ca_der(&len);
+    X509 *c = profile_root_cert_read(der, len, "root_certificate", &err);
+
+    cr_assert_not_null(c, "%s", err.msg);
+    X509_free(c);
+    unsigned char *big = xcalloc(1, PROFILE_MAX_ROOT_CERT);
+    cr_assert_null(profile_root_cert_read(big, PROFILE_MAX_ROOT_CERT, "root_certificate", &err));
+    cr_assert_eq(err.code, SCEPTER_ETOOBIG);
+    cr_assert_str_eq(err.field, "root_certificate");
+    free(big);
+    cr_assert_null(profile_root_cert_read("hello", 5, "f", &err));
+    cr_assert_eq(err.code, SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "f");
+    cr_assert_null(strstr(err.msg, "private key"), "%s", err.msg);
+    /* a DER private key is named as one */
+    EVP_PKEY *k = EVP_RSA_gen(2048);
+    unsigned char *kder = NULL;
+    int kl = i2d_PrivateKey(k, &kder);
+    cr_assert_null(profile_root_cert_read(kder, (size_t)kl, "f", &err));
+    cr_assert(strstr(err.msg, "private key"), "%s", err.msg);
+    OPENSSL_free(kder);
+    EVP_PKEY_free(k);
+    free(der);
 }
