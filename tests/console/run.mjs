@@ -29,7 +29,7 @@ const { chromium, request } = require("playwright-core");
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
-const T = 15000; // every wait
+const T = 30000; // every wait (a loaded 2-core CI machine is slow)
 const INSTALL_T = 180000; // devices fetching, enrolling with SCEP and acknowledging
 const t0 = Date.now();
 const log = (m) => console.log(`console [${String(Math.round((Date.now() - t0) / 1000)).padStart(3)}s] ${m}`);
@@ -133,11 +133,11 @@ async function waitInstalled(page, udids) {
 async function fillGuide(page, { platform, notes, extractable }) {
   // Fingerprint: a wrong length is flagged as you type; hex with colons is understood.
   const fp = page.locator("#fingerprint");
-  await fp.pressSequentially(SCEP_FP.slice(0, 8));
+  await fp.pressSequentially(SCEP_FP.slice(0, 8), { timeout: 60000 });
   await fieldError(page, "fingerprint", /hex digits/);
   await fp.fill("");
   if (platform === "macos") {
-    await fp.pressSequentially(SCEP_FP);
+    await fp.pressSequentially(SCEP_FP, { timeout: 120000 });
   } else {
     await fp.fill(SCEP_FP.replace(/:/g, " ").toLowerCase()); // spaces, lower case
   }
@@ -177,6 +177,9 @@ async function fillGuide(page, { platform, notes, extractable }) {
   assert.equal(await page.locator(".subject-row").count(), 4);
   await page.getByRole("button", { name: "Remove subject value 3" }).click();
   assert.equal(await page.locator("#subject").inputValue(), "/C=US/O=ABCEnterprise/CN=foo/");
+  // One subject per device (the SCEP server refuses a second certificate for one subject).
+  await page.locator(".subject-row:last-child input.val").fill("%SerialNumber%");
+  assert.equal(await page.locator("#subject").inputValue(), "/C=US/O=ABCEnterprise/CN=%SerialNumber%/");
 
   // Retries 3, Retry Delay 10 s, Extractable Key off by default, Key Usage, URL, Name.
   assert.equal(await page.locator("#retries").inputValue(), "3");
@@ -441,11 +444,15 @@ async function main() {
     await shot(page, "10-preview");
   });
 
-  await step("edit: change the notes; the page shows the saved policy", async () => {
+  await step("edit: change the notes and the subject; the page shows the saved policy", async () => {
     await page.getByRole("link", { name: "Edit" }).click();
     await page.getByRole("heading", { level: 1, name: "Edit iOS SCEP Profiles", exact: true }).waitFor();
     assert.equal(await page.locator("#challenge").inputValue(), "********", "the challenge stays masked");
     await page.locator("#policy-notes").fill("iPhone certificates, reviewed");
+    // A new subject: the update re-installs the profile, and the SCEP server issues one
+    // certificate per subject.
+    await page.locator("#subject").fill("/C=US/O=ABCEnterprise/OU=Reviewed/CN=%SerialNumber%/");
+    assert.equal(await page.locator(".subject-row").count(), 4);
     await page.getByRole("button", { name: "Save", exact: true }).click();
     await page.waitForURL(/#\/policies\/\d+$/);
     await page.getByRole("heading", { level: 1, name: "iOS SCEP Profiles", exact: true }).waitFor();
