@@ -53,7 +53,8 @@ export async function policyForm(ctx, { id, platform }) {
   const plat = PLATFORMS[platform];
   let variables = [];
   try {
-    const v = await get(`/v1/policy-variables${qs({ platform })}`);
+    // Every variable (not only this platform's), so those it cannot resolve can be flagged.
+    const v = await get("/v1/policy-variables");
     variables = v.variables || [];
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) throw e;
