@@ -27,7 +27,7 @@
 #include "support/proc.h"
 #include "support/support.h"
 
-#define NDEV           6 /* 3 Macs, 3 iPhones */
+#define NDEV           6 /* 3 Macs, 3 iPhones: mac=1,iphone=1 alternates them */
 #define SCEP_CHALLENGE "console-corp-secret"
 
 /* "AA:BB:..." of the certificate's SHA-256 (what an administrator copies from a CA's page). */
@@ -110,7 +110,7 @@ Test(console, the_admin_guide_in_a_browser, .timeout = 1200)
                            "--devices",
                            "6",
                            "--platform-mix",
-                           "mac=50,iphone=50",
+                           "mac=1,iphone=1",
                            "--seed",
                            "15",
                            "--apns-control",
@@ -137,6 +137,11 @@ Test(console, the_admin_guide_in_a_browser, .timeout = 1200)
         usleep(250000);
     }
     char *macs = devices_of(&S, "macos"), *iphones = devices_of(&S, "ios");
+    json_t *mc = json_loads(macs, 0, NULL), *ic = json_loads(iphones, 0, NULL);
+    cr_assert(json_array_size(mc) >= 3 && json_array_size(ic) >= 3,
+              "the simulator made fewer than 3 Macs or iPhones: %s %s", macs, iphones);
+    json_decref(mc);
+    json_decref(ic);
 
     /* A group mixing platforms (2 Macs, 2 iPhones) and a Macs-only one. */
     json_t *m = json_loads(macs, 0, NULL), *p = json_loads(iphones, 0, NULL);
