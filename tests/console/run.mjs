@@ -415,13 +415,18 @@ async function main() {
     await page.locator("#device-search").fill(IPHONES[2].serial);
     await page.locator(`#devices-table tr[data-udid="${IPHONES[2].udid}"]`).getByRole("checkbox").check();
 
-    // A duplicate name: refused by the server, shown on the name field.
+    // A duplicate name (names are unique per platform): refused by the server (409), shown
+    // on the name field.
+    const other = await api.post("/v1/policies", { data: { name: "iOS Lab", platform: "ios", scep: { url: SCEP_URL } } });
+    assert.equal(other.status(), 201, await other.text());
+    const otherId = (await other.json()).id;
     await page.getByRole("tab", { name: "SCEP Profiles" }).click();
-    await page.getByLabel("Policy Name").fill("Mac SCEP Profiles");
+    await page.getByLabel("Policy Name").fill("iOS Lab");
     await page.getByRole("button", { name: "Save", exact: true }).click();
     await fieldError(page, "policy-name", /./);
-    assert.equal(await policyCount(), before, "nothing saved with a duplicate name");
+    assert.equal(await policyCount(), before + 1, "nothing saved with a duplicate name");
     await shot(page, "09-duplicate-name");
+    assert.ok([200, 204].includes((await api.delete(`/v1/policies/${otherId}`)).status()));
     await page.getByLabel("Policy Name").fill("iOS SCEP Profiles");
   });
 
