@@ -11,6 +11,10 @@ TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-ce
 python3 python3-yaml clang-format clang-tidy git"
 # certmonger (its daemon and scep-submit) is a SCEP client of the built-in CA's tests.
 TEST="$TEST certmonger dbus-daemon"
+# The web console's browser test: Debian's chromium driven by playwright-core from npm
+# (tests/console/run.sh runs `npm ci`); npm comes with nodejs when that is NodeSource's.
+TEST="$TEST chromium"
+command -v npm >/dev/null 2>&1 || TEST="$TEST npm"
 BENCH="$TEST curl jq"
 # make fuzz: clang with libFuzzer and the sanitizer runtimes (the fuzz build configures the tests).
 FUZZ="$BUILD libcriterion-dev clang libclang-rt-14-dev"

@@ -411,7 +411,7 @@ Test(console, files_headers_redirects_and_refusals)
     cr_assert_str_eq(header(&r, "Cache-Control"), "no-store");
     tu_http_resp_free(&r);
     assert_file(&S, "/console/index.html", "console/index.html", "text/html; charset=utf-8");
-    assert_file(&S, "/console/app.js", "console/app.js", "text/javascript; charset=utf-8");
+    assert_file(&S, "/console/js/app.js", "console/js/app.js", "text/javascript; charset=utf-8");
 
     /* No inline script in the page the CSP protects. */
     char *src = tu_source_path("console/index.html");
