@@ -68,7 +68,7 @@ wait_http "http://127.0.0.1:$SCEPTER_PORT/scep?operation=GetCACaps" "$TMP/scepte
 scepserver ca -init -depot "$TMP/depot" -keySize 2048 >/dev/null 2>&1 || die "scepserver ca -init failed"
 SCEPSERVER_PORT=""
 for _ in 1 2 3 4 5 6 7 8 9 10; do
-    p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000))
+    p=$((10000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 22000)) # below the ephemeral range
     curl -s "http://127.0.0.1:$p/" >/dev/null 2>&1 && continue
     SCEPSERVER_PORT=$p
     break

@@ -69,7 +69,7 @@ API_KEY=$(cat "$TMP/api_key")
 
 free_port() { # a loopback port nobody listens on (bounded tries)
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000))
+        p=$((10000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 22000)) # below the ephemeral range
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo $p; return 0; fi
     done 2>/dev/null
     die "no free port"

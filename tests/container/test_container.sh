@@ -95,9 +95,14 @@ for f in "$B/tests/sim/scepter-sim" "$B/tests/apns-server/apns-test-server"; do
     [ -x "$f" ] || die "$f is missing: build the test tree first"
 done
 
+# Ports are drawn below the kernel's ephemeral range (ip_local_port_range), where nothing that
+# binds port 0 or connects out (other tests running beside this one) is handed one; a port seen
+# free can still be taken before podman binds it, so `podman run` retries on "address in use".
+EPH_LO=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPH_LO" -gt 12000 ] 2>/dev/null || EPH_LO=32768
 free_port() { # a loopback port nobody listens on (bounded tries)
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000))
+        p=$((10000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % (EPH_LO - 10000)))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo $p; return 0; fi
     done 2>/dev/null
     die "no free port"
@@ -279,9 +284,10 @@ device_flow() { # LABEL ENROLL_URL SEED
 
 # --- 2. one container, SQLite on a named volume -------------------------------------------------
 T_RUN0=$(date +%s)
+podman volume create "$VOL" >/dev/null
+for try in 1 2 3 4 5; do
 PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
-podman volume create "$VOL" >/dev/null
 run_args=(--name "$NAME" -v "$VOL:/var/lib/scepter" -v "$SECRETS:/run/secrets:ro"
     -p "127.0.0.1:$PORT:8443"
     -e "SCEPTER_PUBLIC_URL=$URL"
@@ -293,7 +299,11 @@ run_args=(--name "$NAME" -v "$VOL:/var/lib/scepter" -v "$SECRETS:/run/secrets:ro
     -e SCEPTER_APNS_URL=https://127.0.0.1:2197 -e SCEPTER_APNS_CA_FILE=/run/secrets/tls.pem
     -e SCEPTER_API_KEY_FILE=/run/secrets/api_key
     -e SCEPTER_ENROLL_RATE_LIMIT=0 -e SCEPTER_REPUSH_INTERVAL=5)
-podman run -d "${run_args[@]}" "$IMAGE" >/dev/null 2>"$WORK/podman.err" || die "podman run: $(cat "$WORK/podman.err")"
+if podman run -d "${run_args[@]}" "$IMAGE" >/dev/null 2>"$WORK/podman.err"; then break; fi
+grep -q 'address already in use' "$WORK/podman.err" && [ "$try" -lt 5 ] || die "podman run: $(cat "$WORK/podman.err")"
+say "port $PORT was taken before podman bound it; another port (try $((try + 1)) of 5)"
+podman rm -f "$NAME" >/dev/null 2>&1 || true
+done
 wait_healthy "$NAME" 90
 relay_into "$NAME"
 say "container $NAME healthy (SQLite on volume $VOL, published on 127.0.0.1:$PORT)"
@@ -372,7 +382,16 @@ COMPOSE_UP=1
 compose up -d db >"$WORK/compose-db.log" 2>&1 || { cat "$WORK/compose-db.log" >&2; die "compose up db"; }
 wait_healthy "${PROJECT}_db_1" 120
 say "compose: db (the postgres:15 stand-in) healthy"
-compose up -d scepter >"$WORK/compose-scepter.log" 2>&1 || { cat "$WORK/compose-scepter.log" >&2; die "compose up scepter"; }
+for try in 1 2 3 4 5; do
+    compose up -d scepter >"$WORK/compose-scepter.log" 2>&1 && break
+    grep -q 'address already in use' "$WORK/compose-scepter.log" && [ "$try" -lt 5 ] ||
+        { cat "$WORK/compose-scepter.log" >&2; die "compose up scepter"; }
+    say "compose: port $CPORT was taken before podman bound it; another port (try $((try + 1)) of 5)"
+    podman rm -f "${PROJECT}_scepter_1" >/dev/null 2>&1 || true
+    CPORT=$(free_port)
+    URL=https://127.0.0.1:$CPORT
+    export SCEPTER_PUBLISH=127.0.0.1:$CPORT SCEPTER_PUBLIC_URL=$URL
+done
 wait_healthy "${PROJECT}_scepter_1" 90
 relay_into "${PROJECT}_scepter_1"
 podman exec "${PROJECT}_scepter_1" scepter migrate >"$WORK/migrate.out" 2>&1 || die "scepter migrate: $(cat "$WORK/migrate.out")"
