@@ -141,7 +141,7 @@ export async function groupDetail(ctx, name) {
       announce(`Renamed ${name} to ${v}.`);
       ctx.navigate(`#/groups/${encodeURIComponent(v)}`);
     } catch (x) {
-      if (!(x instanceof ApiError && x.status === 401)) showError(x, { name: rename }, renameErr);
+      if (!(x instanceof ApiError && x.status === 401)) showError(x, { name: rename, new_name: rename }, renameErr);
     }
   });
   const delBtn = act(h("button", { type: "button", class: "danger", id: "delete-group" }, "Delete group"), "delete groups");
