@@ -5,7 +5,7 @@ import { h, clear, announce } from "./dom.js";
 import { get, post, del, setCsrf, whenExpired, ApiError } from "./api.js";
 import { policyList, policyDetail } from "./policies.js";
 import { policyForm } from "./policy-form.js";
-import { setActor, currentActor, serverHas } from "./ui.js";
+import { setActor, currentActor, probe } from "./ui.js";
 import { dashboard } from "./dashboard.js";
 import { deviceList, deviceDetail } from "./devices.js";
 import { groupList, groupDetail } from "./groups.js";
@@ -38,7 +38,7 @@ function setSignedIn(s) {
   actorEl.textContent = s ? `${a.name || "API key"} · ${a.role}` : "";
   actorEl.title = s ? `Signed in ${a.type === "operator" ? "as the operator" : "with the API key"} ${a.name || ""} (${a.role})` : "";
   auditLink.hidden = true;
-  if (s) serverHas("/v1/audit?limit=1").then((yes) => { auditLink.hidden = !yes || !session; });
+  if (s) probe("/v1/audit?limit=1").then((st) => { auditLink.hidden = st !== 200 || !session; });
 }
 
 function setExpanded(open) {

@@ -2,7 +2,7 @@
 // time, newest first, older pages by next_before.  A server without the audit log says so.
 import { h, clear, when } from "./dom.js";
 import { get, qs } from "./api.js";
-import { quietly, pageHead, serverHas } from "./ui.js";
+import { quietly, pageHead, probe } from "./ui.js";
 
 const PAGE = 50;
 
@@ -42,9 +42,12 @@ export async function auditPage(ctx) {
   for (const el of [actor, action]) el.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => quietly(load(false)), 300); });
   since.addEventListener("change", () => quietly(load(false)));
   const head = pageHead("Administration › Audit", "Audit log");
-  if (!(await serverHas("/v1/audit?limit=1"))) {
+  const st = await probe("/v1/audit?limit=1");
+  if (st === 404 || st === 403) {
     ctx.view("Audit log", head, h("section", { class: "card" },
-      h("p", { class: "notice", id: "audit-missing" }, "This server keeps no audit log yet (GET /v1/audit is missing).")));
+      h("p", { class: "notice", id: "audit-missing" }, st === 404
+        ? "This server keeps no audit log yet (GET /v1/audit is missing)."
+        : "Your role cannot read the audit log.")));
     return null;
   }
   ctx.view("Audit log", head,

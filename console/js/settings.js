@@ -6,10 +6,12 @@ import { h, clear, when, announce, tabs } from "./dom.js";
 import { get, post, put, del, api, ApiError } from "./api.js";
 import {
   act, quietly, confirmDialog, field, showError, copyButton, readFile, pageHead, isAdmin,
-  currentActor, serverHas,
+  currentActor, serverHas, serverHasRoles,
 } from "./ui.js";
 
 const is401 = (e) => e instanceof ApiError && e.status === 401;
+const ROLES = [["admin", "Admin — everything, including accounts, keys and the push certificate"],
+  ["operator", "Operator — policies, groups, commands, pushes"], ["viewer", "Viewer — read only"]];
 
 // ---------------------------------------------------------------------------------------------
 // Push certificate
@@ -49,7 +51,7 @@ function pushcertPanel() {
   modePem.addEventListener("change", sync);
   modeP12.addEventListener("change", sync);
   const formErr = h("p", { class: "field-error", hidden: true, role: "alert", id: "pc-error" });
-  const upload = act(h("button", { type: "submit", class: "primary", id: "pc-upload" }, "Upload"), "change the push certificate");
+  const upload = act(h("button", { type: "submit", class: "primary", id: "pc-upload" }, "Upload"), "change the push certificate", "admin");
   const form = h("form", { class: "card", "aria-labelledby": "pc-up-h", novalidate: true },
     h("h2", { id: "pc-up-h" }, "Upload a push certificate"),
     h("fieldset", {}, h("legend", {}, "Format"),
@@ -113,29 +115,33 @@ function apikeysPanel() {
     const j = await get("/v1/apikeys");
     clear(tbody);
     const list = j.api_keys || [];
-    if (!list.length) tbody.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No API key yet (the bootstrap key from the configuration still works).")));
+    if (!list.length) tbody.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No API key yet (the bootstrap key from the configuration still works).")));
     for (const k of list) {
-      const d = act(h("button", { type: "button", class: "danger small", "aria-label": `Delete API key ${k.name}` }, "Delete"), "delete API keys");
+      const d = act(h("button", { type: "button", class: "danger small", "aria-label": `Delete API key ${k.name}` }, "Delete"), "delete API keys", "admin");
       d.addEventListener("click", () => confirmDialog({
         id: "confirm-delete-key", opener: d, title: `Delete the API key “${k.name}”?`, confirm: "Delete key",
         body: "Scripts using it are refused from now on, and sessions signed in with it end.",
         run: async () => { await del(`/v1/apikeys/${k.id}`); announce(`Deleted API key ${k.name}.`); await load(); },
       }));
       tbody.append(h("tr", { "data-key-id": k.id, "data-key-name": k.name },
-        h("th", { scope: "row" }, k.name), h("td", { class: "mono" }, `${k.hash_prefix}…`),
+        h("th", { scope: "row" }, k.name), h("td", {}, k.role || "admin"), h("td", { class: "mono" }, `${k.hash_prefix}…`),
         h("td", {}, when(k.created)), h("td", {}, when(k.last_used)), h("td", {}, d)));
     }
   }
   const name = field("Name", h("input", { type: "text", id: "key-name", maxlength: 128, autocomplete: "off", placeholder: "e.g. inventory-sync" }));
   const err = h("p", { class: "field-error", hidden: true, role: "alert" });
-  const create = act(h("button", { type: "submit", class: "primary", id: "create-key" }, "Create key"), "create API keys");
-  const form = h("form", { class: "inline-form", novalidate: true }, name.wrap, create);
+  const create = act(h("button", { type: "submit", class: "primary", id: "create-key" }, "Create key"), "create API keys", "admin");
+  const roleSel = h("select", { id: "key-role" }, ROLES.map(([r]) => h("option", { value: r }, r)));
+  roleSel.value = "operator";
+  const role = field("Role", roleSel);
+  const form = h("form", { class: "inline-form", novalidate: true }, name.wrap, serverHasRoles() ? role.wrap : null, create);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     name.clear();
     if (!name.input.value.trim()) { name.set("Name the key (who or what uses it)."); return; }
     try {
-      const r = await post("/v1/apikeys", { name: name.input.value.trim() });
+      const r = await post("/v1/apikeys", serverHasRoles()
+        ? { name: name.input.value.trim(), role: roleSel.value } : { name: name.input.value.trim() });
       clear(shown);
       shown.append(h("p", {}, h("strong", {}, `The key for ${r.name} — shown once. `), "Copy it now: only its hash is stored."),
         h("p", { class: "secret" }, h("code", { id: "new-key-value" }, r.key), " ", copyButton(r.key)));
@@ -143,7 +149,7 @@ function apikeysPanel() {
       name.input.value = "";
       await load();
     } catch (x) {
-      if (!is401(x)) showError(x, { name }, err);
+      if (!is401(x)) showError(x, { name, role }, err);
     }
   });
   return {
@@ -152,7 +158,7 @@ function apikeysPanel() {
       form, err, shown,
       h("div", { class: "table-wrap" }, h("table", { class: "list", id: "key-table" },
         h("caption", { class: "sr-only" }, "API keys"),
-        h("thead", {}, h("tr", {}, ["Name", "Hash", "Created", "Last used", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["Name", "Role", "Hash", "Created", "Last used", ""].map((c) => h("th", { scope: "col" }, c)))),
         tbody))),
     load,
   };
@@ -161,8 +167,6 @@ function apikeysPanel() {
 // ---------------------------------------------------------------------------------------------
 // Operator accounts (admins) and your password
 
-const ROLES = [["admin", "Admin — everything, including accounts, keys and the push certificate"],
-  ["operator", "Operator — policies, groups, commands, pushes"], ["viewer", "Viewer — read only"]];
 
 function accountsPanel() {
   const body = h("div", { id: "accounts" });
@@ -198,7 +202,7 @@ function accountsPanel() {
       }));
       tbody.append(h("tr", { "data-operator": o.name },
         h("th", { scope: "row" }, o.name), h("td", {}, role), h("td", {}, o.disabled ? "Disabled" : "Active"),
-        h("td", {}, when(o.last_login || o.last_seen)), h("td", {}, h("div", { class: "actions" }, dis, rm))));
+        h("td", {}, when(o.last_sign_in_at)), h("td", {}, h("div", { class: "actions" }, dis, rm))));
     }
     const name = field("Name", h("input", { type: "text", id: "op-name", autocomplete: "off" }));
     const roleSel = h("select", { id: "op-role" }, ROLES.map(([r, l]) => h("option", { value: r }, l)));
@@ -332,11 +336,9 @@ export async function settingsPage(ctx, tab) {
   const pc = pushcertPanel();
   const keys = apikeysPanel();
   const enr = enrollmentPanel();
-  const list = [
-    { id: "pushcert", label: "Push certificate", panel: pc.el, load: pc.load },
-    { id: "apikeys", label: "API keys", panel: keys.el, load: keys.load },
-  ];
+  const list = [{ id: "pushcert", label: "Push certificate", panel: pc.el, load: pc.load }];
   if (isAdmin()) {
+    list.push({ id: "apikeys", label: "API keys", panel: keys.el, load: keys.load });
     const acc = accountsPanel();
     list.push({ id: "accounts", label: "Operator accounts", panel: acc.el, load: acc.load });
   }

@@ -5,28 +5,33 @@ import { h, uid, announce } from "./dom.js";
 import { get, ApiError } from "./api.js";
 
 let actor = { type: "api_key", name: null, role: "admin" };
-const optional = new Map(); // route -> Promise<boolean>: does this server answer it?
+let rolesKnown = false; // the server names the actor's role (it has operator accounts)
+const probes = new Map(); // GET path -> Promise<HTTP status>
+const RANK = { viewer: 0, operator: 1, admin: 2 };
 
 // The session's actor (POST /v1/sessions, GET /v1/sessions/current).  A server without
 // operator accounts sends none: its API keys can do everything.
 export function setActor(session) {
   const a = session && session.actor;
-  actor = a && typeof a === "object"
-    ? { type: a.type || "api_key", name: a.name || null, role: a.role || "admin" }
+  rolesKnown = !!(a && typeof a === "object" && a.role);
+  actor = rolesKnown
+    ? { type: a.type || "api_key", name: a.name || null, role: a.role }
     : { type: "api_key", name: null, role: "admin" };
-  optional.clear();
+  probes.clear();
 }
 export const currentActor = () => actor;
+export const serverHasRoles = () => rolesKnown;
 export const isViewer = () => actor.role === "viewer";
 export const isAdmin = () => actor.role === "admin";
 
-// Mark an element as an action: disabled for a viewer with "viewers cannot <verb>".
-export function act(el, verb) {
+// Mark an element as an action needing role `need` (operator by default): disabled, with a
+// tooltip saying why, for a role below it ("viewers cannot <verb>").  The API refuses anyway.
+export function act(el, verb, need = "operator") {
   el.dataset.action = verb;
-  if (isViewer()) {
+  if ((RANK[actor.role] ?? 0) < RANK[need]) {
     el.disabled = true;
     el.setAttribute("aria-disabled", "true");
-    el.title = `viewers cannot ${verb}`;
+    el.title = actor.role === "viewer" ? `viewers cannot ${verb}` : `only ${need}s can ${verb}`;
     if (el.tagName === "A") {
       el.removeAttribute("href");
       el.classList.add("disabled");
@@ -35,13 +40,15 @@ export function act(el, verb) {
   return el;
 }
 
-// Does the server answer this GET (404: a route this version lacks)?  Cached per session.
-export function serverHas(path) {
-  if (!optional.has(path)) {
-    optional.set(path, get(path).then(() => true, (e) => !(e instanceof ApiError && e.status === 404)));
+// The HTTP status of a GET (200, or 404 for a route this server lacks, 403 for one the role
+// may not read).  Cached per session.
+export function probe(path) {
+  if (!probes.has(path)) {
+    probes.set(path, get(path).then(() => 200, (e) => (e instanceof ApiError ? e.status : 0)));
   }
-  return optional.get(path);
+  return probes.get(path);
 }
+export const serverHas = (path) => probe(path).then((st) => st !== 404);
 
 // A load started by a click or a timer: a 401 goes to the sign-in page, the rest is announced.
 export function quietly(promise) {

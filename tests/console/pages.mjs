@@ -453,7 +453,7 @@ async function main() {
     await signInAs(v, "victor", "viewer-Passw0rd-1");
     await v.getByRole("button", { name: "Sign out" }).waitFor();
     for (const [path, ready] of [[`#/devices/${encodeURIComponent(mac0.udid)}`, "#device-title"], ["#/groups/Lab", "#group-title"],
-      ["#/commands", "#command-table"], ["#/settings/apikeys", "#key-table"], ["#/policies", "#new-policy"]]) {
+      ["#/commands", "#command-table"], ["#/settings/pushcert", "#pc-upload"], ["#/policies", "#new-policy"]]) {
       await v.goto(`/console/${path}`);
       await v.locator(ready).waitFor();
       await v.waitForTimeout(300);
