@@ -77,11 +77,12 @@ static json_t *counts_json(const struct store_command_counts *k)
 static json_t *summary_json(const struct store_command_summary *s)
 {
     const struct store_command_counts *k = &s->counts;
+    json_int_t targets =
+        (json_int_t)k->queued + k->notnow + k->acknowledged + k->error + k->cancelled;
     json_t *j =
         json_pack("{s:s,s:s?,s:o,s:o,s:o,s:I}", "uuid", s->uuid, "request_type", s->request_type,
                   "created", api_time(s->created), "last_result_at", api_time(s->last_result_at),
-                  "counts", counts_json(k), "targets",
-                  (json_int_t)(k->queued + k->notnow + k->acknowledged + k->error + k->cancelled));
+                  "counts", counts_json(k), "targets", targets);
     json_object_set_new(j, "policy_id", s->policy_id ? json_integer(s->policy_id) : json_null());
     return j;
 }

@@ -59,11 +59,11 @@ export async function deviceList(ctx) {
       tbody.append(h("tr", { "data-udid": d.udid },
         h("th", { scope: "row" }, h("a", { href: `#/devices/${encodeURIComponent(d.udid)}`, class: "device-name" }, deviceName(d))),
         h("td", {}, d.serial_number || "—"),
-        h("td", { class: "mono" }, d.udid),
+        h("td", { class: "mono hide-phone" }, d.udid),
         h("td", {}, PLATFORM_NAMES[d.platform] || d.platform, d.os_version ? ` ${d.os_version}` : ""),
-        h("td", {}, d.removed_at ? "Removed" : d.enrolled ? "Enrolled" : "Not enrolled"),
+        h("td", { class: "hide-phone" }, d.removed_at ? "Removed" : d.enrolled ? "Enrolled" : "Not enrolled"),
         h("td", {}, when(d.last_seen)),
-        h("td", {}, (d.groups || []).join(", ") || "—")));
+        h("td", { class: "hide-phone" }, (d.groups || []).join(", ") || "—")));
     }
     pg.update(state.offset, list.length, j.total ?? list.length);
   }
@@ -90,7 +90,7 @@ export async function deviceList(ctx) {
         h("table", { class: "list", id: "device-table", "aria-describedby": "device-count" },
           h("caption", { class: "sr-only" }, "Devices"),
           h("thead", {}, h("tr", {}, ["Name", "Serial", "UDID", "Platform", "Enrollment", "Last seen", "Groups"]
-            .map((c) => h("th", { scope: "col" }, c)))),
+            .map((c, i) => h("th", { scope: "col", class: [2, 4, 6].includes(i) ? "hide-phone" : null }, c)))),
           tbody)),
       pg.el));
   await load();
@@ -149,7 +149,7 @@ function queueSection(udid, onChange) {
         h("th", { scope: "row" }, c.request_type || "—"),
         h("td", {}, statusBadge(c.status), c.notnow_count ? h("span", { class: "help" }, ` (NotNow ×${c.notnow_count})`) : null),
         h("td", {}, when(c.created)),
-        h("td", { class: "mono" }, c.uuid),
+        h("td", { class: "mono hide-phone" }, c.uuid),
         h("td", {}, cancel)));
     }
     clear(history);
@@ -160,7 +160,7 @@ function queueSection(udid, onChange) {
         h("th", { scope: "row" }, c.request_type || "—"),
         h("td", {}, statusBadge(c.status)),
         h("td", {}, when(c.result_at || c.created)),
-        h("td", { class: "mono" }, c.uuid),
+        h("td", { class: "mono hide-phone" }, c.uuid),
         resultCell);
       history.append(row);
       if (/Error/.test(c.status)) {
@@ -189,7 +189,7 @@ function queueSection(udid, onChange) {
   const table = (id, caption, body, cols) => h("div", { class: "table-wrap" },
     h("table", { class: "list", id },
       h("caption", { class: "sr-only" }, caption),
-      h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col", class: c === "UUID" ? "hide-phone" : null }, c)))),
       body));
   const el = h("section", { class: "card", "aria-labelledby": "queue-h" },
     h("div", { class: "section-head" }, h("h2", { id: "queue-h" }, "Command queue"), clearBtn),

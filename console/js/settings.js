@@ -2,7 +2,7 @@
 // change is refused unless confirmed), API keys (a new key is shown once; delete), operator
 // accounts (admins only; on servers that have them), your password, and enrollment (the URL,
 // enrollment tokens, the .mobileconfig download).
-import { h, clear, when, announce, tabs } from "./dom.js";
+import { h, clear, when, announce, tabs, append } from "./dom.js";
 import { get, post, put, del, api, ApiError } from "./api.js";
 import {
   act, quietly, confirmDialog, field, showError, copyButton, readFile, pageHead, isAdmin,
@@ -29,14 +29,14 @@ function pushcertPanel() {
       return;
     }
     const days = Math.floor((Date.parse(pc.not_after) - Date.now()) / 86400000);
-    current.append(h("dl", { class: "facts" },
+    append(current, [h("dl", { class: "facts" },
       h("dt", {}, "Topic"), h("dd", { class: "mono", id: "pushcert-topic" }, pc.topic),
       h("dt", {}, "Expires"), h("dd", { id: "pushcert-expiry" }, `${when(pc.not_after)} (${days} day${days === 1 ? "" : "s"})`),
       h("dt", {}, "APNs"), h("dd", {}, pc.apns ? `${pc.apns.state}, ${pc.apns.connections} connection(s)` : "—"),
       h("dt", {}, "Updated"), h("dd", {}, when(pc.updated))),
     days <= 30 ? h("p", { class: "notice warning", role: "alert", id: "pushcert-warning" },
       days < 0 ? "This certificate has expired: renew it with Apple (same topic) and upload it."
-        : `This certificate expires in ${days} day${days === 1 ? "" : "s"}: renew it with Apple (same topic) and upload it.`) : null);
+        : `This certificate expires in ${days} day${days === 1 ? "" : "s"}: renew it with Apple (same topic) and upload it.`) : null]);
   }
 
   const modePem = h("input", { type: "radio", name: "pc-mode", id: "pc-mode-pem", value: "pem", checked: true });
@@ -271,11 +271,11 @@ function enrollmentPanel() {
     cfg = await get("/v1/enrollment").catch((e) => { if (is401(e)) throw e; return null; });
     clear(info);
     if (cfg) {
-      info.append(h("dl", { class: "facts" },
+      append(info, [h("dl", { class: "facts" },
         h("dt", {}, "Enrollment URL"), h("dd", {}, h("code", { id: "enrollment-url" }, cfg.url), " ", copyButton(cfg.url)),
         h("dt", {}, "Access"), h("dd", { id: "enrollment-access" }, !cfg.gated ? "Open: anyone who can reach the URL gets the profile."
           : [cfg.tokens ? "An enrollment token (?token=)" : null, cfg.secret ? "the enrollment secret (?secret=)" : null].filter(Boolean).join(" or ") + " is needed.")),
-      !cfg.gated ? h("p", {}, h("a", { class: "button", id: "download-profile", href: downloadLink(), download: "enroll.mobileconfig" }, "Download .mobileconfig")) : null);
+      !cfg.gated ? h("p", {}, h("a", { class: "button", id: "download-profile", href: downloadLink(), download: "enroll.mobileconfig" }, "Download .mobileconfig")) : null]);
     }
     const j = await get("/v1/enrollment-tokens");
     clear(tbody);

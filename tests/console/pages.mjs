@@ -204,7 +204,7 @@ async function main() {
     await page.locator("#group-name").fill("Lab");
     await page.getByRole("button", { name: "Create group" }).click();
     await page.getByRole("heading", { level: 1, name: "Lab", exact: true }).waitFor();
-    assert.equal(await page.locator("#member-count").textContent(), "0 members");
+    await page.locator("#member-count").filter({ hasText: /^0 members$/ }).waitFor();
     await page.locator("#member-search").fill(name(mac0));
     await page.getByRole("button", { name: `Add ${name(mac0)} to Lab` }).click();
     await page.locator(`#member-table tr[data-udid="${mac0.udid}"]`).waitFor();
@@ -271,6 +271,7 @@ async function main() {
     for (const d of [mac0, iphone0]) await detail.locator(`tr[data-udid="${d.udid}"][data-status="Acknowledged"]`).waitFor();
     assert.equal(await detail.locator("tr[data-udid]").count(), 2, "only the group's members got it");
     await page.locator('#command-totals li[data-state="acknowledged"] strong').filter({ hasText: /^[1-9]/ }).waitFor();
+    await page.evaluate(() => window.scrollTo(0, 0));
     await shot(page, "23-commands");
     // The device's page shows the answer in its history, with the result.
     await detail.getByRole("link", { name: name(mac0) }).click();
@@ -343,6 +344,8 @@ async function main() {
   await step("Settings: the push certificate, a PEM pair and a .p12 of the same topic", async () => {
     await navTo(page, "Settings");
     await page.locator("#pushcert-topic").filter({ hasText: TOPIC }).waitFor();
+    const facts = await page.locator("#pushcert-current").innerText();
+    assert.ok(!/null|undefined|NaN/.test(facts), facts);
     await page.locator("#pc-upload").click();
     await fieldError(page, "pc-cert", /certificate file/);
     await page.locator("#pc-cert").setInputFiles(PUSH_KEY); // a key where the certificate goes
@@ -501,6 +504,7 @@ async function main() {
         ["#/groups/Lab", "#member-table tr[data-udid]", "22-group"]]) {
         await p.goto(`/console/${hash}`);
         await p.locator(ready).first().waitFor();
+        await p.evaluate(() => window.scrollTo(0, 0));
         await shot(p, file);
         const wide = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         assert.ok(wide <= 1, `${hash} is ${wide}px wider than the screen`);
