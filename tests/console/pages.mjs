@@ -341,6 +341,27 @@ async function main() {
     assert.equal(await page.getByRole("button", { name: "Clear queue" }).isDisabled(), true);
   });
 
+  await step("a device's page: allow re-enrollment, then remove the device", async () => {
+    await page.getByRole("button", { name: "Allow re-enrollment" }).click();
+    const re = page.getByRole("alertdialog", { name: "Allow re-enrollment?" });
+    await re.getByLabel("For").selectOption("24h");
+    await re.getByRole("button", { name: "Allow", exact: true }).click();
+    await page.locator("#device-reenroll").filter({ hasText: /^Allowed until/ }).waitFor();
+    const until = Date.parse((await apiJson("GET", `/v1/devices/${encodeURIComponent(mac1.udid)}`)).body.reenroll_until);
+    assert.ok(until > Date.now() + 23 * 3600 * 1000, "open for 24 hours");
+    await page.getByRole("button", { name: "Remove device" }).click();
+    const rm = page.getByRole("alertdialog", { name: `Remove ${name(mac1)}?` });
+    await rm.getByText(/certificates are revoked/).waitFor();
+    await rm.getByRole("button", { name: "Remove device" }).click();
+    await page.locator("#device-enrollment").filter({ hasText: /^Removed/ }).waitFor();
+    const d = (await apiJson("GET", `/v1/devices/${encodeURIComponent(mac1.udid)}`)).body;
+    assert.equal(d.enrolled, false);
+    assert.ok(d.removed_at, JSON.stringify(d));
+    await navTo(page, "Devices");
+    await page.locator("#device-enrolled").selectOption("false");
+    await expectDevices(page, [mac1.udid], "the removed Mac is not enrolled");
+  });
+
   await step("Settings: the push certificate, a PEM pair and a .p12 of the same topic", async () => {
     await navTo(page, "Settings");
     await page.locator("#pushcert-topic").filter({ hasText: TOPIC }).waitFor();
