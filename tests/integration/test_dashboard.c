@@ -18,7 +18,9 @@ static struct tu_cert mac1, mac2, iphone;
 
 static void setup(void)
 {
-    h_start(&S, NULL);
+    /* Pushes go nowhere: a local port nothing listens on (tests never reach Apple). */
+    struct h_opts o = {.extra = "apns_url = https://127.0.0.1:9\n"};
+    h_start(&S, &o);
     mac1 = h_device_cert(&S, "DASH-MAC-1");
     mac2 = h_device_cert(&S, "DASH-MAC-2");
     iphone = h_device_cert(&S, "DASH-IPHONE-1");
@@ -242,4 +244,69 @@ Test(dashboard, bad_parameters_name_themselves_and_enrollment_says_where)
     cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/v1/dashboard", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 401);
     tu_http_resp_free(&r);
+}
+
+Test(dashboard, a_push_certificate_expiring_within_30_days_is_flagged_and_notnow_counted)
+{
+    json_t *j = NULL;
+    char uuid[64], got[64];
+
+    cr_assert_eq(h_api(&S, "GET", "/v1/dashboard", NULL, &j), 200);
+    cr_assert(json_is_null(json_object_get(j, "pushcert")), "none stored yet: %s", h_json(j));
+    json_decref(j);
+
+    /* A push certificate for the devices' topic that expires in 20 days. */
+    cr_assert_eq(tu_sh(NULL,
+                       "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -keyout soon.key "
+                       "-subj '/UID=%s/CN=APSP:dashboard/C=US' -days 20 -out soon.pem "
+                       "-addext extendedKeyUsage=clientAuth >/dev/null 2>&1",
+                       S.dir, S.topic),
+                 0);
+    char *cp = xasprintf("%s/soon.pem", S.dir), *kp = xasprintf("%s/soon.key", S.dir);
+    size_t clen = 0, klen = 0;
+    char *cert = (char *)tu_read(cp, &clen), *key = (char *)tu_read(kp, &klen);
+    json_t *body = json_pack("{s:s,s:s}", "cert_pem", cert, "key_pem", key);
+    char *text = json_dumps(body, 0);
+    cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", text, &j), 200, "%s", h_json(j));
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/dashboard", NULL, &j), 200);
+    json_t *pc = json_object_get(j, "pushcert");
+    cr_assert_str_eq(json_string_value(json_object_get(pc, "state")), "expiring", "%s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(pc, "topic")), S.topic);
+    json_int_t left = json_integer_value(json_object_get(pc, "days_left"));
+    cr_assert(left >= 19 && left <= 20, "%s", h_json(j));
+    json_decref(j);
+
+    /* A device that says NotNow keeps the command pending, counted as notnow. */
+    cr_assert_eq(h_api(&S, "POST", "/v1/devices/DASH-MAC-1/commands",
+                       "{\"command\":{\"request_type\":\"CertificateList\"},\"push\":false}", &j),
+                 201);
+    snprintf(uuid, sizeof(uuid), "%s", json_string_value(json_object_get(j, "uuid")));
+    json_decref(j);
+    poll(&mac1, "DASH-MAC-1", got);
+    cr_assert_str_eq(got, uuid);
+    char *nn = xasprintf("<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>Status</key>"
+                         "<string>NotNow</string><key>UDID</key><string>DASH-MAC-1</string>"
+                         "<key>CommandUUID</key><string>%s</string></dict></plist>",
+                         uuid);
+    report(&mac1, nn);
+    free(nn);
+    char *path = xasprintf("/v1/commands/%s", uuid);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    cr_assert_eq(num(j, "counts", "notnow"), 1, "%s", h_json(j));
+    cr_assert_eq(num(j, "counts", "queued"), 0, "%s", h_json(j));
+    json_t *d0 = json_array_get(json_object_get(j, "devices"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(d0, "status")), "NotNow");
+    cr_assert_eq(json_integer_value(json_object_get(d0, "notnow_count")), 1);
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/dashboard", NULL, &j), 200);
+    cr_assert_eq(num(j, "commands", "pending"), 1, "NotNow is still pending: %s", h_json(j));
+    json_decref(j);
+    free(path);
+    free(text);
+    json_decref(body);
+    free(cert);
+    free(key);
+    free(cp);
+    free(kp);
 }
