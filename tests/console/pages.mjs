@@ -283,6 +283,18 @@ async function main() {
     assert.match(await hist.locator("pre.result").textContent(), new RegExp(mac0.serial));
   });
 
+  await step("a command the device refuses: its error chain on the device's page, counted on the dashboard", async () => {
+    await page.locator("#cmd-type").selectOption("raw");
+    await page.locator("#cmd-plist").fill('<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>' +
+      "<key>RequestType</key><string>ScepterTestUnknown</string></dict></plist>");
+    await page.getByRole("button", { name: "Send command" }).click();
+    const failed = page.locator('#queue-history tr[data-status="Error"]');
+    await failed.locator(".chain").filter({ hasText: 'Unknown command "ScepterTestUnknown"' }).waitFor({ timeout: ANSWER_T });
+    assert.match(await failed.locator(".chain").textContent(), /MCMDMErrorDomain 12021/);
+    await navTo(page, "Dashboard");
+    await page.locator("#dash-failed").filter({ hasText: /^1$/ }).waitFor();
+  });
+
   await step("a device's page: facts, groups, policies; a command cancelled before the device polls", async () => {
     await page.goto(`/console/#/devices/${encodeURIComponent(mac1.udid)}`);
     await page.locator("#device-title").filter({ hasText: name(mac1) }).waitFor();
