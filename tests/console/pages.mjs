@@ -488,8 +488,8 @@ async function main() {
     const v = await newPage({ name: "viewer" });
     await signInAs(v, "victor", "viewer-Passw0rd-1");
     await v.getByRole("button", { name: "Sign out" }).waitFor();
-    for (const [path, ready] of [[`#/devices/${encodeURIComponent(mac0.udid)}`, "#device-title"], ["#/groups/Lab", "#group-title"],
-      ["#/commands", "#command-table"], ["#/settings/pushcert", "#pc-upload"], ["#/policies", "#new-policy"]]) {
+    for (const [path, ready] of [["#/groups/Lab", "#group-title"], ["#/commands", "#command-table"],
+      ["#/settings/pushcert", "#pc-upload"], ["#/policies", "#new-policy"], [`#/devices/${encodeURIComponent(mac0.udid)}`, "#device-title"]]) {
       await v.goto(`/console/${path}`);
       await v.locator(ready).waitFor();
       await v.waitForTimeout(300);
