@@ -507,10 +507,19 @@ async function main() {
     });
     assert.equal(forged, 403, "a viewer's forged push is refused");
     await v.context().close();
-    // The audit log names who did what.
+    // The audit log names who did what: every kind of change these steps made, by its actor.
+    for (const action of ["group.create", "group.members.add", "group.rename", "group.delete", "command.enqueue",
+      "device.command.enqueue", "device.command.cancel", "device.command.clear", "device.reenroll", "device.remove",
+      "pushcert.update", "apikey.create", "apikey.delete", "enrollment_token.create", "operator.create", "session.password"]) {
+      const r = await apiJson("GET", `/v1/audit?action=${encodeURIComponent(action)}&limit=50`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(r.body.entries.length > 0, `the audit log has ${action}`);
+      const who = action === "session.password" ? "alice" : null;
+      if (who) assert.ok(r.body.entries.every((e) => e.actor.name === who && e.actor.type === "operator"), JSON.stringify(r.body.entries));
+    }
     await navTo(page, "Audit log");
     await page.locator("#audit-actor").fill("alice");
-    await page.locator("#audit-table tbody tr[data-action]").first().waitFor();
+    await page.locator('#audit-table tbody tr[data-action="session.password"]').first().waitFor();
   });
 
   await step("Settings: the topic change, confirmed, installs the other topic", async () => {
