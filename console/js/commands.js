@@ -51,6 +51,7 @@ export async function commandsPage(ctx) {
     const list = j.commands || [];
     if (!list.length) tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No command yet.")));
     const waits = [];
+    let pending = false; // entries still waiting for a device: follow them
     for (const c of list) {
       const k = c.counts;
       const detail = h("td", { colspan: 9 });
@@ -71,11 +72,11 @@ export async function commandsPage(ctx) {
         ...STATES.map(([s]) => h("td", { class: `num count-${s}`, "data-count": s }, k[s] || 0)),
         h("td", {}, toggle)), detailRow);
       if (open.has(c.uuid)) waits.push(devicesOf(c.uuid, detail).catch(() => {}));
-      if (k.queued || k.notnow) waits.push(null);
+      if (k.queued || k.notnow) pending = true;
     }
     pg.update(state.offset, list.length, j.total ?? list.length);
-    await Promise.all(waits.filter(Boolean));
-    if (alive && waits.length) timer = setTimeout(() => quietly(load()), 2000);
+    await Promise.all(waits);
+    if (alive && pending) timer = setTimeout(() => quietly(load()), 2000);
   }
   origin.addEventListener("change", () => { state.origin = origin.value; state.offset = 0; quietly(load()); });
   let typing = null;
