@@ -62,11 +62,13 @@ static int check_groups(struct store *s, const char *const *names, size_t n, con
 
 static const struct store_sql SQL_TARGETS = {
     "targets_resolve",
+    /* The named devices and the groups' members drive the join: "d.id IN (...) OR d.id IN
+     * (...)" made PostgreSQL filter every device (33 ms for one device among 100,000). */
     "SELECT d.id, e.id, d.platform, d.serial_number, d.device_name, d.model, d.product_name,"
-    " d.os_version FROM devices d JOIN enrollments e ON e.id = d.id AND e.enabled"
+    " d.os_version FROM (SELECT a.value AS id FROM {ARR1} AS a UNION SELECT m.device_id"
+    "  FROM group_members m JOIN device_groups g ON g.id = m.group_id WHERE g.name IN {ARR2}) t"
+    " JOIN devices d ON d.id = t.id JOIN enrollments e ON e.id = d.id AND e.enabled"
     " WHERE ($4 OR d.platform IN {ARR3})"
-    " AND (d.id IN {ARR1} OR d.id IN (SELECT m.device_id FROM group_members m"
-    "  JOIN device_groups g ON g.id = m.group_id WHERE g.name IN {ARR2}))"
     " ORDER BY d.id",
     NULL, NULL};
 
