@@ -117,6 +117,66 @@ enum profile_platform profile_platform_parse(const char *s); /* NONE when unknow
 #define PROFILE_MAX_RETRY_DELAY     3600
 #define PROFILE_MAX_ROOT_CERT       (1024 * 1024) /* "smaller than 1 MB" */
 
+/* A list of strings the policy owns (v[0..n)); empty when n is 0. */
+struct profile_strlist {
+    char **v;
+    size_t n;
+};
+
+/*
+ * Where the SCEP identity is installed.  DEVICE: the System keychain, the profile sent on the
+ * device channel (PayloadScope System).  USER (macOS only): the login keychain of the user
+ * signed in, the profile sent on that user's channel (PayloadScope User): each targeted Mac's
+ * user enrollments get the InstallProfile, a Mac without one gets it once a user's channel
+ * checks in.
+ */
+enum profile_keychain {
+    PROFILE_KEYCHAIN_DEVICE = 0, /* "device" (the default) */
+    PROFILE_KEYCHAIN_USER,       /* "user" */
+};
+
+/*
+ * Linked payloads: other payloads of the same profile that authenticate with the certificate
+ * the SCEP payload obtains (their PayloadCertificateUUID is the SCEP payload's PayloadUUID).
+ * Each is optional (NULL = none); see profiles/linked.c for the keys rendered and the rules.
+ */
+enum profile_ethernet_interface {
+    PROFILE_ETHERNET_GLOBAL = 0, /* "global": com.apple.globalethernet.managed (macOS, iOS 17) */
+    PROFILE_ETHERNET_FIRST,      /* "first": com.apple.firstethernet.managed (macOS only) */
+};
+
+struct profile_linked_wifi {
+    char *ssid;                                  /* SSID_STR, required, 1..32 bytes */
+    char *encryption;                            /* EncryptionType "WPA2" or "WPA3" (Enterprise) */
+    bool hidden;                                 /* HIDDEN_NETWORK */
+    bool auto_join;                              /* AutoJoin, default true */
+    struct profile_strlist trusted_server_names; /* TLSTrustedServerNames of the RADIUS server */
+    char *outer_identity;                        /* OuterIdentity, or NULL */
+    char *username;                              /* UserName (variables allowed), or NULL */
+};
+
+struct profile_linked_ethernet {
+    enum profile_ethernet_interface interface;
+    struct profile_strlist trusted_server_names; /* TLSTrustedServerNames */
+    char *outer_identity;                        /* OuterIdentity, or NULL */
+    char *username;                              /* UserName, or NULL */
+};
+
+struct profile_linked_vpn {
+    char *name;                  /* UserDefinedName, required */
+    char *server;                /* IKEv2.RemoteAddress: host name or IP address, required */
+    char *remote_identifier;     /* IKEv2.RemoteIdentifier, required */
+    char *local_identifier;      /* IKEv2.LocalIdentifier (variables allowed), required */
+    char *server_cert_issuer_cn; /* ServerCertificateIssuerCommonName, or NULL */
+    char *server_cert_cn;        /* ServerCertificateCommonName, or NULL */
+};
+
+struct profile_linked {
+    struct profile_linked_wifi *wifi;
+    struct profile_linked_ethernet *ethernet;
+    struct profile_linked_vpn *vpn;
+};
+
 /*
  * A SCEP Profiles policy: the one model.  The store keeps it as an opaque document
  * (profile_policy_document) next to the columns it queries; only this module parses it.  A
@@ -126,7 +186,7 @@ enum profile_platform profile_platform_parse(const char *s); /* NONE when unknow
 struct profile_policy {
     char *name;                     /* required, unique per platform (the store checks) */
     enum profile_platform platform; /* required */
-    char *notes;                    /* free text, never rendered */
+    char *notes;                    /* free text, rendered as the PayloadDescription */
     char *scep_url;                 /* required, http:// or https:// */
     char *scep_name;                /* SCEP Name (CA instance) */
     char *scep_challenge;           /* static pre-shared secret, as given */
@@ -139,8 +199,12 @@ struct profile_policy {
     int64_t key_usage;              /* bitmask of PROFILE_KEY_USAGE_* (0 = unspecified) */
     unsigned char *root_cert;       /* DER of the CA to install first, or NULL */
     size_t root_cert_len;
-    char *san_dns, *san_ntpn, *san_rfc822, *san_uri; /* subject alternative names */
-    char **target_devices;                           /* UDIDs / device ids */
+    /* Subject alternative names: each a list (JSON: a string or an array of strings). */
+    struct profile_strlist san_dns, san_ntpn, san_rfc822, san_uri;
+    bool allow_all_apps_access;     /* AllowAllAppsAccess (macOS only; default false) */
+    enum profile_keychain keychain; /* where the identity goes (user: macOS only) */
+    struct profile_linked linked;   /* payloads that use the SCEP certificate */
+    char **target_devices;          /* UDIDs / device ids */
     size_t n_target_devices;
     char **target_groups; /* device group names */
     size_t n_target_groups;
