@@ -440,3 +440,23 @@ Test(scep_options, user_keychain_is_a_user_scoped_macos_profile)
     tp_set(j, "scep.keychain", json_string("login"));
     tp_expect_error(j, "scep.keychain", "\"device\"");
 }
+
+/* The example in profiles/examples renders a profile that passes the schema facts. */
+Test(linked, the_example_policy_renders_clean)
+{
+    char *path = tu_source_path("profiles/examples/policy-macos-linked.json");
+    size_t len;
+    unsigned char *text = tu_read(path, &len);
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)text, len, 0, &jerr);
+
+    cr_assert_not_null(j, "%s: %s", path, jerr.text);
+    plist_t prof = render(j, &g_mac);
+    expect_schema_clean(prof, "macOS");
+    cr_assert_not_null(payload_of(prof, "com.apple.wifi.managed"));
+    cr_assert_not_null(payload_of(prof, "com.apple.globalethernet.managed"));
+    cr_assert_not_null(payload_of(prof, "com.apple.vpn.managed"));
+    plist_free(prof);
+    free(text);
+    free(path);
+}
