@@ -1137,8 +1137,7 @@ static void queue_user_channel(struct mdm_ctx *ctx, const struct store_policy *s
     if (json_array_size(plan.skipped))
         log_kv(LOG_LVL_WARN, "policy_not_rendered", "policy", sp->name, "enrollment", channel,
                "error",
-               json_string_value(json_object_get(json_array_get(plan.skipped, 0), "error")),
-               NULL);
+               json_string_value(json_object_get(json_array_get(plan.skipped, 0), "error")), NULL);
     if (plan.n && store_enqueue_each(ctx->store, plan.sc, plan.ids, plan.n, now, &err) != 0) {
         log_warnx("policy %s for %s: %s", sp->name, channel, err.msg);
     } else if (plan.n) {
@@ -1396,8 +1395,8 @@ void mdm_user_channel_enrolled(struct mdm_ctx *ctx, const char *device_id,
                                const char *enrollment_id, int64_t now,
                                const struct mdm_push_data *push)
 {
-    log_kv(LOG_LVL_INFO, "user_channel_enrolled", "device", device_id, "enrollment",
-           enrollment_id, NULL);
+    log_kv(LOG_LVL_INFO, "user_channel_enrolled", "device", device_id, "enrollment", enrollment_id,
+           NULL);
     reconcile_user_channels(ctx, device_id, enrollment_id, now, false);
     mdm_push_one(ctx, push);
 }

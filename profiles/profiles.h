@@ -10,14 +10,17 @@
  *      naming the field by its dotted path ("scep.key_size") with a reason, plus warnings that
  *      do not stop a save (1024-bit keys, a policy without targets).
  *   2. Rendering a policy into a .mobileconfig: an outer Configuration profile holding an
- *      optional com.apple.security.root payload (installed first) and the
- *      com.apple.security.scep payload.  For fleets, a template is prepared once per policy
- *      save and rendered per device by substitution (profile_template_*).
+ *      optional com.apple.security.root payload (installed first), the
+ *      com.apple.security.scep payload and the linked Wi-Fi / Ethernet 802.1X / VPN payloads
+ *      that use its certificate (profiles/linked.c; docs/policy.md).  For fleets, a template
+ *      is prepared once per policy save and rendered per device by substitution
+ *      (profile_template_*).
  *   3. The enrollment profile served at /mdm/enroll (profile_enroll_render): the com.apple.mdm
  *      payload, its identity (SCEP or PKCS#12) and optionally the TLS root CA.
  *   4. CMS signing and unwrapping of profiles (profile_signer_*, profile_sign, profile_unwrap).
  *
- * Device variables (in scep.subject and scep.subject_alt_name values):
+ * Device variables (in scep.subject and scep.subject_alt_name values, and in the linked
+ * payloads' username, outer_identity and vpn.local_identifier):
  *
  *   Apple's device-resolved names: %ComputerName% %LocalHostName% %HostName% %HardwareUUID%
  *   %SerialNumber% %MACAddress% %AD_ComputerID% %AD_ComputerName% %AD_Domain%
@@ -34,7 +37,8 @@
  *   variable needs makes that device's render fail with an error naming the variable.
  *
  * Limits chosen here: retries 0..100, retry_delay 0..3600 seconds, name <= 255 bytes, notes
- * <= 8192, challenge <= 1024, url <= 2048, subject and each SAN value <= 1024, root
+ * <= 8192, challenge <= 1024, url <= 2048, subject and each SAN value <= 1024 (at most 32 values
+ * per subjectAltName kind), root
  * certificate < 1 MiB, targets.devices <= 200000 entries, targets.device_groups <= 10000.
  *
  * Conventions: fallible functions return 0 or a negative SCEPTER_E* code and fill a
@@ -348,9 +352,13 @@ struct profile_template;
  * Validate the policy and prepare its profile: the XML is built once with libplist, fresh
  * PayloadUUIDs included (new for every template, shared by the devices rendered from it), and
  * split where server-side variables go.  Layout: Configuration (PayloadIdentifier o->identifier,
- * PayloadDisplayName the policy name, PayloadScope System, TargetDeviceType 5 for macOS or 1 for
- * iOS) holding "<identifier>.root" (com.apple.security.root, when root_cert is set) and then
- * "<identifier>.scep" (com.apple.security.scep, KeyIsExtractable always written).  Problems (and
+ * PayloadDisplayName the policy name, PayloadDescription the notes, PayloadScope System — User
+ * for a user-keychain policy — TargetDeviceType 5 for macOS or 1 for iOS) holding
+ * "<identifier>.root" (com.apple.security.root, when root_cert is set), then "<identifier>.scep"
+ * (com.apple.security.scep, KeyIsExtractable always written, AllowAllAppsAccess when set;
+ * subjectAltNames a string for one value, an array for several), then the linked
+ * "<identifier>.wifi", ".ethernet" and ".vpn" payloads, whose PayloadCertificateUUID is the SCEP
+ * payload's PayloadUUID.  Problems (and
  * warnings, e.g. weak key size, no targets) are added to *pr; on error *out is NULL and
  * SCEPTER_EINVAL is returned.  Free with profile_template_free().
  */

@@ -39,9 +39,8 @@ static char *path_of(const char *name)
 static void setup(void)
 {
     struct tu_cert_opts root = {.cn = "Scepter Test Profile Root", .not_after = 86400, .ca = true};
-    struct tu_cert_opts inter = {.cn = "Scepter Test Profile Intermediate",
-                                 .not_after = 86400,
-                                 .ca = true};
+    struct tu_cert_opts inter = {
+        .cn = "Scepter Test Profile Intermediate", .not_after = 86400, .ca = true};
     struct tu_cert_opts leaf = {.cn = "Scepter Test Profile Signer", .not_after = 86400};
     struct tu_cert_opts other = {.cn = "Unrelated Root", .not_after = 86400};
 
@@ -111,8 +110,8 @@ static plist_t poll_as(const char *user, const char *status, const char *reporte
     const char *u = NULL;
 
     if (user && reported)
-        body = h_plist("Status", status, "UDID", MAC, "UserID", user, "CommandUUID", reported,
-                       NULL);
+        body =
+            h_plist("Status", status, "UDID", MAC, "UserID", user, "CommandUUID", reported, NULL);
     else if (user)
         body = h_plist("Status", "Idle", "UDID", MAC, "UserID", user, NULL);
     else if (reported)
@@ -273,14 +272,15 @@ Test(profile_sign, signed_with_its_chain_and_linked_payloads_verify_as_a_device_
     size_t n = schema_check_profile(prof, "macOS", &problems);
     cr_assert_eq(n, 0, "%zu schema problems:\n%s", n, problems.data);
     buf_free(&problems);
-    cr_assert_str_eq(str_at(prof, "PayloadDescription"), "The device certificate for Wi-Fi and VPN");
+    cr_assert_str_eq(str_at(prof, "PayloadDescription"),
+                     "The device certificate for Wi-Fi and VPN");
     const char *scep_uuid = str_at(payload_typed(prof, "com.apple.security.scep"), "PayloadUUID");
-    cr_assert_str_eq(str_at(payload_typed(prof, "com.apple.wifi.managed"), "PayloadCertificateUUID"),
-                     scep_uuid);
-    cr_assert_str_eq(str_at(plist_dict_get_item(payload_typed(prof, "com.apple.vpn.managed"),
-                                                "IKEv2"),
-                            "PayloadCertificateUUID"),
-                     scep_uuid);
+    cr_assert_str_eq(
+        str_at(payload_typed(prof, "com.apple.wifi.managed"), "PayloadCertificateUUID"), scep_uuid);
+    cr_assert_str_eq(
+        str_at(plist_dict_get_item(payload_typed(prof, "com.apple.vpn.managed"), "IKEv2"),
+               "PayloadCertificateUUID"),
+        scep_uuid);
     plist_t san = plist_dict_get_item(
         plist_dict_get_item(payload_typed(prof, "com.apple.security.scep"), "PayloadContent"),
         "SubjectAltName");
@@ -293,9 +293,9 @@ Test(profile_sign, signed_with_its_chain_and_linked_payloads_verify_as_a_device_
 static void user_token_update(const char *user)
 {
     struct tu_http_resp r;
-    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", MAC, "UserID", user,
-                        "UserShortName", "jane", "Token", "data:user-token", "PushMagic",
-                        "PM-USER", NULL);
+    char *tok =
+        h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", MAC, "UserID", user,
+                "UserShortName", "jane", "Token", "data:user-token", "PushMagic", "PM-USER", NULL);
     cr_assert_eq(h_checkin(&S, &g_mac, tok, &r), 0);
     cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
     tu_http_resp_free(&r);
@@ -303,9 +303,9 @@ static void user_token_update(const char *user)
 }
 
 #define USER_POLICY(keychain)                                                                      \
-    "{\"name\": \"Login keychain cert\", \"platform\": \"macos\","                               \
-    " \"scep\": {\"url\": \"http://127.0.0.1:9/scep\", \"challenge\": \"s3cret\","               \
-    "   \"key_size\": 2048, \"keychain\": \"" keychain "\", \"allow_all_apps_access\": true},"  \
+    "{\"name\": \"Login keychain cert\", \"platform\": \"macos\","                                 \
+    " \"scep\": {\"url\": \"http://127.0.0.1:9/scep\", \"challenge\": \"s3cret\","                 \
+    "   \"key_size\": 2048, \"keychain\": \"" keychain "\", \"allow_all_apps_access\": true},"     \
     " \"targets\": {\"devices\": [\"" MAC "\"]}}"
 
 Test(profile_sign, user_keychain_policy_goes_to_the_user_channels)

@@ -133,10 +133,13 @@ static int check_payload(plist_t d, size_t i, struct sim_payload *pl, struct sce
 /* Payload types that hold a certificate or an identity another payload can name. */
 static bool is_cert_payload(const char *type)
 {
-    static const char *const types[] = {
-        "com.apple.security.scep", "com.apple.security.pkcs12", "com.apple.security.acme",
-        "com.apple.security.root", "com.apple.security.pkcs1",  "com.apple.security.pem",
-        NULL};
+    static const char *const types[] = {"com.apple.security.scep",
+                                        "com.apple.security.pkcs12",
+                                        "com.apple.security.acme",
+                                        "com.apple.security.root",
+                                        "com.apple.security.pkcs1",
+                                        "com.apple.security.pem",
+                                        NULL};
     for (size_t i = 0; types[i]; i++)
         if (strcmp(type, types[i]) == 0)
             return true;

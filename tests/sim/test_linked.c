@@ -52,7 +52,8 @@ static plist_t render_policy(const char *url)
         "   \"wifi\": {\"ssid\": \"CorpNet\", \"encryption\": \"WPA2\","
         "     \"trusted_server_names\": [\"radius.example.org\"]},"
         "   \"vpn\": {\"name\": \"Corp VPN\", \"server\": \"vpn.example.org\","
-        "     \"remote_identifier\": \"vpn.example.org\", \"local_identifier\": \"linked-device\"}},"
+        "     \"remote_identifier\": \"vpn.example.org\", \"local_identifier\": "
+        "\"linked-device\"}},"
         " \"targets\": {\"devices\": [\"X\"]}}",
         url);
     struct profile_policy p;
@@ -130,21 +131,19 @@ Test(linked, scep_policy_with_wifi_and_vpn_passes_the_schema_and_installs, .init
     cr_assert_eq(n, 0, "%zu schema problems:\n%s", n, problems.data);
     buf_free(&problems);
 
-    const char *scep_uuid =
-        plist_get_string_ptr(plist_dict_get_item(payload_of(prof, "com.apple.security.scep"),
-                                                 "PayloadUUID"),
-                             NULL);
+    const char *scep_uuid = plist_get_string_ptr(
+        plist_dict_get_item(payload_of(prof, "com.apple.security.scep"), "PayloadUUID"), NULL);
     plist_t wifi = payload_of(prof, "com.apple.wifi.managed");
     plist_t vpn = payload_of(prof, "com.apple.vpn.managed");
     cr_assert_not_null(wifi);
     cr_assert_not_null(vpn);
     cr_assert_str_eq(
-        plist_get_string_ptr(plist_dict_get_item(wifi, "PayloadCertificateUUID"), NULL),
-        scep_uuid, "the Wi-Fi payload names the SCEP payload's certificate");
-    cr_assert_str_eq(plist_get_string_ptr(plist_dict_get_item(plist_dict_get_item(vpn, "IKEv2"),
-                                                              "PayloadCertificateUUID"),
-                                          NULL),
-                     scep_uuid, "the VPN payload names the SCEP payload's certificate");
+        plist_get_string_ptr(plist_dict_get_item(wifi, "PayloadCertificateUUID"), NULL), scep_uuid,
+        "the Wi-Fi payload names the SCEP payload's certificate");
+    cr_assert_str_eq(
+        plist_get_string_ptr(
+            plist_dict_get_item(plist_dict_get_item(vpn, "IKEv2"), "PayloadCertificateUUID"), NULL),
+        scep_uuid, "the VPN payload names the SCEP payload's certificate");
 
     struct sim_device *d = install(prof, &r, &out);
     char *why = error_text(r);
@@ -172,7 +171,7 @@ Test(linked, a_dangling_certificate_reference_is_refused, .init = srv_start, .fi
     why = error_text(r);
     cr_assert_str_eq(out.status, "Error");
     cr_assert(strstr(why, "PayloadCertificateUUID") != NULL && strstr(why, "DEAD") != NULL, "%s",
-                 why);
+              why);
     cr_assert_not(sim_device_has_profile(d, "com.example.policy.linked"));
     free(why);
     plist_free(r);
