@@ -98,10 +98,12 @@ static void teardown(void)
 TestSuite(profile_sign, .init = setup, .fini = teardown, .timeout = 120);
 
 /*
- * Poll as the device (user NULL) or one of its user channels; report the previous command's
- * status when reported is set.  The command (caller plist_free()s) or NULL when none is queued.
+ * Poll as device udid (identity id) or, with user set, as one of its user channels; report the
+ * previous command's status when reported is set.  The command (caller plist_free()s) or NULL
+ * when none is queued.
  */
-static plist_t poll_as(const char *user, const char *status, const char *reported, char uuid[64])
+static plist_t poll_dev(const struct tu_cert *id, const char *udid, const char *user,
+                        const char *status, const char *reported, char uuid[64])
 {
     struct tu_http_resp r;
     char *body;
@@ -111,14 +113,14 @@ static plist_t poll_as(const char *user, const char *status, const char *reporte
 
     if (user && reported)
         body =
-            h_plist("Status", status, "UDID", MAC, "UserID", user, "CommandUUID", reported, NULL);
+            h_plist("Status", status, "UDID", udid, "UserID", user, "CommandUUID", reported, NULL);
     else if (user)
-        body = h_plist("Status", "Idle", "UDID", MAC, "UserID", user, NULL);
+        body = h_plist("Status", "Idle", "UDID", udid, "UserID", user, NULL);
     else if (reported)
-        body = h_plist("Status", status, "UDID", MAC, "CommandUUID", reported, NULL);
+        body = h_plist("Status", status, "UDID", udid, "CommandUUID", reported, NULL);
     else
-        body = h_plist("Status", "Idle", "UDID", MAC, NULL);
-    cr_assert_eq(h_connect(&S, &g_mac, body, &r), 0);
+        body = h_plist("Status", "Idle", "UDID", udid, NULL);
+    cr_assert_eq(h_connect(&S, id, body, &r), 0);
     free(body);
     cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
     if (r.body_len > 0) {
@@ -128,6 +130,11 @@ static plist_t poll_as(const char *user, const char *status, const char *reporte
     }
     tu_http_resp_free(&r);
     return d;
+}
+
+static plist_t poll_as(const char *user, const char *status, const char *reported, char uuid[64])
+{
+    return poll_dev(&g_mac, MAC, user, status, reported, uuid);
 }
 
 static const char *request_type(plist_t cmd)
@@ -289,17 +296,22 @@ Test(profile_sign, signed_with_its_chain_and_linked_payloads_verify_as_a_device_
     plist_free(cmd);
 }
 
-/* A user channel TokenUpdate for the Mac (its first: the channel is enabled). */
-static void user_token_update(const char *user)
+/* A user channel TokenUpdate for a Mac (its first: the channel is enabled). */
+static void user_token_update_of(const struct tu_cert *id, const char *udid, const char *user)
 {
     struct tu_http_resp r;
     char *tok =
-        h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", MAC, "UserID", user,
+        h_plist("MessageType", "TokenUpdate", "Topic", H_TOPIC, "UDID", udid, "UserID", user,
                 "UserShortName", "jane", "Token", "data:user-token", "PushMagic", "PM-USER", NULL);
-    cr_assert_eq(h_checkin(&S, &g_mac, tok, &r), 0);
+    cr_assert_eq(h_checkin(&S, id, tok, &r), 0);
     cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
     tu_http_resp_free(&r);
     free(tok);
+}
+
+static void user_token_update(const char *user)
+{
+    user_token_update_of(&g_mac, MAC, user);
 }
 
 #define USER_POLICY(keychain)                                                                      \
@@ -383,4 +395,50 @@ Test(profile_sign, user_keychain_policy_goes_to_the_user_channels)
     plist_free(prof);
     plist_free(cmd);
     free(path);
+}
+
+/* Group changes and late user channels: the user channels follow the Mac's membership. */
+Test(profile_sign, user_keychain_policy_follows_group_membership)
+{
+    json_t *j = NULL;
+    char uuid[64];
+    struct tu_cert mac2 = h_device_cert(&S, "SIGN-MAC-2");
+
+    h_enroll(&S, &mac2, "SIGN-MAC-2", "MacBookAir10,1");
+    cr_assert_eq(h_api(&S, "POST", "/v1/device-groups",
+                       "{\"name\":\"Lab\",\"devices\":[\"" MAC "\"]}", NULL),
+                 201);
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies",
+                       "{\"name\": \"Lab users\", \"platform\": \"macos\","
+                       " \"scep\": {\"url\": \"http://127.0.0.1:9/scep\", \"key_size\": 2048,"
+                       "   \"keychain\": \"user\"},"
+                       " \"targets\": {\"device_groups\": [\"Lab\"]}}",
+                       &j),
+                 201, "%s", h_json(j));
+    json_decref(j);
+
+    /* the other Mac's user is not targeted */
+    user_token_update_of(&mac2, "SIGN-MAC-2", "U-9");
+    cr_assert_null(poll_dev(&mac2, "SIGN-MAC-2", "U-9", NULL, NULL, uuid));
+    /* it joins the group: its user channel gets the profile, its device channel nothing */
+    cr_assert_eq(
+        h_api(&S, "POST", "/v1/device-groups/Lab/members", "{\"devices\":[\"SIGN-MAC-2\"]}", NULL),
+        200);
+    cr_assert_null(poll_dev(&mac2, "SIGN-MAC-2", NULL, NULL, NULL, uuid),
+                   "not on the device channel");
+    plist_t cmd = poll_dev(&mac2, "SIGN-MAC-2", "U-9", NULL, NULL, uuid);
+    cr_assert_not_null(cmd, "joined a targeted group: the user channel gets it");
+    cr_assert_str_eq(request_type(cmd), "InstallProfile");
+    plist_free(cmd);
+    cmd = poll_dev(&mac2, "SIGN-MAC-2", "U-9", "Acknowledged", uuid, uuid);
+    cr_assert_null(cmd);
+    /* and leaves it: RemoveProfile on the user channel */
+    cr_assert_eq(h_api(&S, "DELETE", "/v1/device-groups/Lab/members",
+                       "{\"devices\":[\"SIGN-MAC-2\"]}", NULL),
+                 200);
+    cmd = poll_dev(&mac2, "SIGN-MAC-2", "U-9", NULL, NULL, uuid);
+    cr_assert_not_null(cmd);
+    cr_assert_str_eq(request_type(cmd), "RemoveProfile");
+    plist_free(cmd);
+    tu_cert_free(&mac2);
 }
