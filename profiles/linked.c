@@ -183,7 +183,8 @@ void pl_linked_parse(json_t *root, struct profile_linked *l, struct profile_prob
         const char *pre = "linked.wifi.";
         struct profile_linked_wifi *w = xcalloc(1, sizeof(*w));
         pl_unknown_keys(o, g_wifi_keys, pre, pr);
-        w->ssid = pl_get_str(o, "ssid", pre, true, pr);
+        /* Required fields are read as optional: the rules say what is missing and why. */
+        w->ssid = pl_get_str(o, "ssid", pre, false, pr);
         w->encryption = pl_get_str(o, "encryption", pre, false, pr);
         if (w->encryption == NULL)
             w->encryption = xstrdup("WPA2");
@@ -220,10 +221,10 @@ void pl_linked_parse(json_t *root, struct profile_linked *l, struct profile_prob
         const char *pre = "linked.vpn.";
         struct profile_linked_vpn *v = xcalloc(1, sizeof(*v));
         pl_unknown_keys(o, g_vpn_keys, pre, pr);
-        v->name = pl_get_str(o, "name", pre, true, pr);
-        v->server = pl_get_str(o, "server", pre, true, pr);
-        v->remote_identifier = pl_get_str(o, "remote_identifier", pre, true, pr);
-        v->local_identifier = pl_get_str(o, "local_identifier", pre, true, pr);
+        v->name = pl_get_str(o, "name", pre, false, pr);
+        v->server = pl_get_str(o, "server", pre, false, pr);
+        v->remote_identifier = pl_get_str(o, "remote_identifier", pre, false, pr);
+        v->local_identifier = pl_get_str(o, "local_identifier", pre, false, pr);
         v->server_cert_issuer_cn =
             pl_get_str(o, "server_certificate_issuer_common_name", pre, false, pr);
         v->server_cert_cn = pl_get_str(o, "server_certificate_common_name", pre, false, pr);
