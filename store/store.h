@@ -619,6 +619,15 @@ int store_targets_resolve(struct store *s, const char *const *device_ids, size_t
                           struct scepter_error *err) WUR;
 
 /*
+ * The enabled macOS user channels (STORE_ENROLL_USER) of the given devices, for policies that
+ * install into a user's keychain: parallel lists of device id and user-channel enrollment id
+ * (caller frees both with store_strv_free), sorted by device id, then enrollment id.
+ */
+int store_user_channels(struct store *s, const char *const *device_ids, size_t ndev,
+                        char ***dev_out, char ***enrollment_ids, size_t *n,
+                        struct scepter_error *err) WUR;
+
+/*
  * Save a policy and queue what the save implies, in one transaction.
  *   p->id == 0: create (p->id, version, created and updated are filled in);
  *   otherwise: update that policy (SCEPTER_ENOTFOUND if gone), version + 1.
@@ -670,6 +679,8 @@ struct store_policy_device_status {
     enum store_platform platform;
 };
 void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
+/* One entry per enrollment that ever got a command of the policy (a Mac's user channels each
+ * have their own), ordered by device id, then enrollment id. */
 int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_device_status **out,
                         size_t *n, struct scepter_error *err) WUR;
 /*
