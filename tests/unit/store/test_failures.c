@@ -509,7 +509,7 @@ static int c_group_delete(struct store *s, struct scepter_error *err)
 static int c_apikey_create(struct store *s, struct scepter_error *err)
 {
     hash_of("api-key-1");
-    return store_apikey_create(s, "ci", C.hash, T0, &C.apikey_id, err);
+    return store_apikey_create(s, "ci", C.hash, STORE_ROLE_ADMIN, T0, &C.apikey_id, err);
 }
 static int c_apikey_touch(struct store *s, struct scepter_error *err)
 {
