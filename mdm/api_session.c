@@ -48,8 +48,12 @@
 
 /* A token bucket per address: SIGNIN_FAILURES failed sign-ins at once, refilled at
  * SIGNIN_FAILURES a minute (credit in 1/60 of a failure, so whole seconds suffice).  While an
- * address has no credit left, its sign-ins are refused without looking at the key. */
+ * address has no credit left, its sign-ins are refused without looking at the key.  Account
+ * names have a bucket of their own, smaller (NAME_FAILURES): guessing one account's password
+ * from many addresses is limited too, and one address with several people behind it (NAT)
+ * still signs the others in while one account is locked. */
 #define SIGNIN_FAILURES 10
+#define NAME_FAILURES   5
 #define SIGNIN_SLOTS    1024
 
 static struct {
@@ -61,10 +65,10 @@ static struct {
     } slot[SIGNIN_SLOTS];
 } g_signin = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static size_t signin_slot(const char *addr, int64_t now)
+static size_t signin_slot(const char *addr, int64_t rate, int64_t now)
 {
     uint64_t h = 1469598103934665603ULL;
-    const int64_t cap = SIGNIN_FAILURES * 60;
+    const int64_t cap = rate * 60;
     size_t i;
 
     for (const char *p = addr; *p; p++)
@@ -75,7 +79,7 @@ static size_t signin_slot(const char *addr, int64_t now)
         str_copy(g_signin.slot[i].addr, sizeof(g_signin.slot[i].addr), addr);
         g_signin.slot[i].credit = cap;
     } else if (now > g_signin.slot[i].at) {
-        int64_t refill = (now - g_signin.slot[i].at) * SIGNIN_FAILURES;
+        int64_t refill = (now - g_signin.slot[i].at) * rate;
         g_signin.slot[i].credit =
             refill > cap - g_signin.slot[i].credit ? cap : g_signin.slot[i].credit + refill;
     }
@@ -92,10 +96,11 @@ static int64_t signin_wait(char kind, const char *what, int64_t now)
     if (what == NULL)
         return 0;
     snprintf(addr, sizeof(addr), "%c:%s", kind, what);
+    int64_t rate = kind == 'n' ? NAME_FAILURES : SIGNIN_FAILURES;
     pthread_mutex_lock(&g_signin.lock);
-    size_t i = signin_slot(addr, now);
+    size_t i = signin_slot(addr, rate, now);
     if (g_signin.slot[i].credit < 60)
-        wait = (60 - g_signin.slot[i].credit + SIGNIN_FAILURES - 1) / SIGNIN_FAILURES;
+        wait = (60 - g_signin.slot[i].credit + rate - 1) / rate;
     pthread_mutex_unlock(&g_signin.lock);
     return wait;
 }
@@ -108,7 +113,7 @@ static void signin_failed(char kind, const char *what, int64_t now)
         return;
     snprintf(addr, sizeof(addr), "%c:%s", kind, what);
     pthread_mutex_lock(&g_signin.lock);
-    size_t i = signin_slot(addr, now);
+    size_t i = signin_slot(addr, kind == 'n' ? NAME_FAILURES : SIGNIN_FAILURES, now);
     g_signin.slot[i].credit = g_signin.slot[i].credit >= 60 ? g_signin.slot[i].credit - 60 : 0;
     pthread_mutex_unlock(&g_signin.lock);
 }

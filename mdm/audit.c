@@ -111,11 +111,30 @@ static void path_object(const struct api_call *c, char *out, size_t outlen)
     }
 }
 
-/* A created thing's id, uuid or name from the reply. */
+/*
+ * A created thing from the reply: the key that names it in the route table ("{name}" of
+ * /v1/device-groups/{name} after POST /v1/device-groups), else its id, uuid or name.
+ */
 static void reply_object(const struct api_call *c, char *out, size_t outlen)
 {
-    static const char *const keys[] = {"id", "uuid", "command_uuid", "name", "udid", NULL};
+    static const char *fallback[] = {"id", "uuid", "command_uuid", "name", "udid", NULL};
+    const char *keys[ARRAY_LEN(fallback) + 1];
+    char own[64] = "";
+    size_t nkeys = 0, nroutes, plen = strlen(c->route->pattern);
+    const struct api_route *routes = mdm_api_routes(&nroutes);
     json_t *j;
+
+    for (size_t r = 0; r < nroutes && own[0] == '\0'; r++) {
+        const char *p = routes[r].pattern;
+        if (strncmp(p, c->route->pattern, plen) == 0 && p[plen] == '/' && p[plen + 1] == '{' &&
+            strchr(p + plen + 1, '/') == NULL)
+            snprintf(own, sizeof(own), "%.*s", (int)(strlen(p) - plen - 3), p + plen + 2);
+    }
+    if (own[0])
+        keys[nkeys++] = own;
+    for (const char **k = fallback; *k; k++)
+        keys[nkeys++] = *k;
+    keys[nkeys] = NULL;
 
     if (c->reply->body.data == NULL || c->reply->body.len == 0)
         return;
@@ -124,7 +143,7 @@ static void reply_object(const struct api_call *c, char *out, size_t outlen)
         json_decref(j);
         return;
     }
-    for (const char *const *k = keys; *k; k++) {
+    for (const char **k = keys; *k; k++) {
         json_t *v = json_object_get(j, *k);
         if (json_is_string(v)) {
             str_copy(out, outlen, json_string_value(v));

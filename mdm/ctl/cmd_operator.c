@@ -200,8 +200,10 @@ int cmd_operator(int argc, char **argv)
     if (argc < 1 || ctl_parse_opts("scepterctl operator", argc, argv, opts, pos, 2, &npos) != 0)
         return op_usage();
     const char *act = argv[0];
-    if (strcmp(act, "list") == 0 && npos == 0)
-        return show(ctl_call("GET", "/v1/operators", NULL, &r), r, print_operators);
+    if (strcmp(act, "list") == 0 && npos == 0) {
+        rc = ctl_call("GET", "/v1/operators", NULL, &r); /* before r is read */
+        return show(rc, r, print_operators);
+    }
     if (strcmp(act, "create") == 0 && npos == 1) {
         if (role == NULL) {
             fputs("scepterctl operator create: --role admin|operator|viewer is required\n",
@@ -282,10 +284,11 @@ int cmd_audit(int argc, char **argv)
     opts[7] = (struct ctl_opt){NULL, false, NULL};
     if (ctl_parse_opts("scepterctl audit", argc, argv, opts, pos, 0, &npos) != 0)
         return CTL_USAGE;
-    buf_puts(&q, "/v1/audit");
     for (size_t i = 0; i < 7; i++)
         ctl_query_add(&q, names[i], v[i]);
-    int rc = ctl_call("GET", q.data, NULL, &r);
+    char *path = xasprintf("/v1/audit%s", q.data ? q.data : "");
     buf_free(&q);
+    int rc = ctl_call("GET", path, NULL, &r);
+    free(path);
     return show(rc, r, print_audit);
 }
