@@ -70,10 +70,9 @@ bool api_password_verify(const char *hash, const char *pw)
 
 static json_t *operator_json(const struct store_operator *o)
 {
-    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o}", "name", o->name, "role",
-                     store_role_name(o->role), "disabled", o->disabled, "created_at",
-                     api_time(o->created), "updated_at", api_time(o->updated), "last_sign_in_at",
-                     api_time(o->last_sign_in));
+    return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o}", "name", o->name, "role", store_role_name(o->role),
+                     "disabled", o->disabled, "created_at", api_time(o->created), "updated_at",
+                     api_time(o->updated), "last_sign_in_at", api_time(o->last_sign_in));
 }
 
 void api_operators_list(struct api_call *c)
@@ -212,10 +211,10 @@ void api_operator_update(struct api_call *c)
     }
     if (ch.set_role && ch.role != before.role)
         appendf(summary, sizeof(summary), "role %s -> %s; ", store_role_name(before.role),
-                       store_role_name(ch.role));
+                store_role_name(ch.role));
     if (ch.set_disabled && ch.disabled != before.disabled)
-        appendf(summary, sizeof(summary), "disabled %s -> %s; ",
-                       before.disabled ? "true" : "false", ch.disabled ? "true" : "false");
+        appendf(summary, sizeof(summary), "disabled %s -> %s; ", before.disabled ? "true" : "false",
+                ch.disabled ? "true" : "false");
     if (pw != NULL)
         appendf(summary, sizeof(summary), "password reset; ");
     if (revoked > 0)

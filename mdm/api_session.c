@@ -11,15 +11,15 @@
  *                                account changes its own password; its other sessions end
  *
  * A session stands in for the account or the API key that signed in, with its role as it
- * is now (a demoted, disabled or deleted account's sessions follow at once): every /v1 route accepts the cookie
- * instead of Authorization: Bearer, and with the cookie a state-changing method (POST, PUT,
- * PATCH, DELETE) must echo the session's CSRF token in X-CSRF-Token.  The store keeps only the
- * SHA-256 of the session id.  A session ends console_session_ttl after sign-in, after
+ * is now (a demoted, disabled or deleted account's sessions follow at once): every /v1 route
+ * accepts the cookie instead of Authorization: Bearer, and with the cookie a state-changing method
+ * (POST, PUT, PATCH, DELETE) must echo the session's CSRF token in X-CSRF-Token.  The store keeps
+ * only the SHA-256 of the session id.  A session ends console_session_ttl after sign-in, after
  * console_session_idle without use, at sign-out, or when the key that signed in is deleted
  * (a stored key) or changed (the bootstrap api_key), or when the account's password changes
  * or it is disabled.  Failed sign-ins are limited per client address and per account name
- * (429 naming the field) and recorded in the audit log (session.fail).  Sign-ins, refused sign-ins, sign-outs and refused CSRF tokens are logged and
- * recorded as events (GET /v1/events).
+ * (429 naming the field) and recorded in the audit log (session.fail).  Sign-ins, refused sign-ins,
+ * sign-outs and refused CSRF tokens are logged and recorded as events (GET /v1/events).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -59,7 +59,7 @@
 static struct {
     pthread_mutex_t lock;
     struct {
-        char addr[72]; /* "a:" address or "n:" account name */
+        char addr[72];  /* "a:" address or "n:" account name */
         int64_t at;     /* last refill (seconds) */
         int64_t credit; /* 60 per failure allowed now */
     } slot[SIGNIN_SLOTS];
@@ -333,8 +333,7 @@ static json_t *session_json(const struct api_call *c, const struct store_session
 {
     return json_pack("{s:s,s:o,s:I,s:o}", "csrf_token", ss->csrf_token, "expires_at",
                      api_time(ss->expires), "idle_timeout_s",
-                     (json_int_t)c->ctx->cfg->console_session_idle, "actor",
-                     actor_json(&c->actor));
+                     (json_int_t)c->ctx->cfg->console_session_idle, "actor", actor_json(&c->actor));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -528,8 +527,7 @@ static void sign_in(struct api_call *c)
         rc = store_session_create_operator(c->ctx->store, hash, csrf, operator_id, peer, c->now,
                                            expires, &err);
     else
-        rc = store_session_create(c->ctx->store, hash, csrf, key_hash, peer, c->now, expires,
-                                  &err);
+        rc = store_session_create(c->ctx->store, hash, csrf, key_hash, peer, c->now, expires, &err);
     if (rc != 0) {
         OPENSSL_cleanse(id, sizeof(id));
         api_reply_scepter_error(c, &err);

@@ -127,11 +127,11 @@ void api_apikeys_list(struct api_call *c)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(
-            arr, json_pack("{s:I,s:s,s:s,s:s,s:o,s:o}", "id", (json_int_t)k[i].id, "name",
-                           k[i].name, "hash_prefix", k[i].hash_prefix, "role",
-                           store_role_name(k[i].role), "created", api_time(k[i].created),
-                           "last_used", api_time(k[i].last_used)));
+        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:o,s:o}", "id", (json_int_t)k[i].id,
+                                             "name", k[i].name, "hash_prefix", k[i].hash_prefix,
+                                             "role", store_role_name(k[i].role), "created",
+                                             api_time(k[i].created), "last_used",
+                                             api_time(k[i].last_used)));
     store_apikeys_free(k, n);
     api_reply_json(c, 200, json_pack("{s:o}", "api_keys", arr));
 }

@@ -79,13 +79,12 @@ void api_audit_write(struct api_call *c, const char *action, const char *actor_t
     e.object = (char *)(object ? object : "");
     e.summary = (char *)(summary ? summary : "");
     if (store_audit_add(c->ctx->store, &e, &id, &err) != 0)
-        log_kv(LOG_LVL_ERROR, "audit_not_recorded", "req", c->req->id, "action", action,
-               "actor", e.actor_name, "object", e.object, "summary", e.summary, "error", err.msg,
-               NULL);
-    json_t *ev = json_pack("{s:I,s:o,s:{s:s,s:s},s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id,
-                           "at", api_time(c->now), "actor", "type", e.actor_type, "name",
-                           e.actor_name, "address", e.address, "action", action, "route", route,
-                           "object", e.object, "summary", e.summary);
+        log_kv(LOG_LVL_ERROR, "audit_not_recorded", "req", c->req->id, "action", action, "actor",
+               e.actor_name, "object", e.object, "summary", e.summary, "error", err.msg, NULL);
+    json_t *ev = json_pack("{s:I,s:o,s:{s:s,s:s},s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "at",
+                           api_time(c->now), "actor", "type", e.actor_type, "name", e.actor_name,
+                           "address", e.address, "action", action, "route", route, "object",
+                           e.object, "summary", e.summary);
     char topic[160];
     snprintf(topic, sizeof(topic), "audit.%s", action);
     if (ev != NULL)

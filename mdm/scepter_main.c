@@ -236,8 +236,7 @@ static int operator_command(int argc, char **argv)
         fprintf(stderr, "scepter operator bootstrap: %s\n", err.msg);
         return rc == SCEPTER_ECONFLICT ? 4 : rc == SCEPTER_EINVAL ? 2 : 1;
     }
-    printf("admin account '%s' ready: sign in to the console with its name and password\n",
-           name);
+    printf("admin account '%s' ready: sign in to the console with its name and password\n", name);
     return 0;
 }
 #endif

@@ -139,7 +139,8 @@ int store_apikey_touch(struct store *s, int64_t id, int64_t now, struct scepter_
 
 static const struct store_sql SQL_APIKEY_LIST = {
     "apikey_list",
-    "SELECT id, name, substr(hash, 1, 8), created, last_used, role FROM apikeys ORDER BY id", NULL, NULL};
+    "SELECT id, name, substr(hash, 1, 8), created, last_used, role FROM apikeys ORDER BY id", NULL,
+    NULL};
 
 static int apikey_list(struct store *s, struct store_apikey **out, size_t *n,
                        struct scepter_error *err)

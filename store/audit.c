@@ -108,14 +108,10 @@ int store_audit_list(struct store *s, const struct store_audit_filter *f,
         struct store_audit_entry *v = NULL;
         size_t count = 0, cap = 0;
         struct dbres r;
-        struct dbv p[] = {P_TEXT(f->actor),
-                          P_TEXT(exact),
-                          P_TEXT(prefix),
-                          P_TEXT(f->object),
-                          P_INT(f->since),
-                          P_INT(f->until > 0 ? f->until : INT64_MAX),
-                          P_INT(f->before),
-                          P_INT(limit)};
+        struct dbv p[] = {P_TEXT(f->actor), P_TEXT(exact),
+                          P_TEXT(prefix),   P_TEXT(f->object),
+                          P_INT(f->since),  P_INT(f->until > 0 ? f->until : INT64_MAX),
+                          P_INT(f->before), P_INT(limit)};
 
         rc = db_query(s, &SQL_AUDIT_LIST, p, ARRAY_LEN(p), &r, err);
         while (rc == 0 && (rc = db_next(&r, err)) == 1) {

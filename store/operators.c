@@ -18,8 +18,9 @@
 #define MAX_NAME 64
 #define MAX_HASH 512
 
-static const char *const role_names[] = {
-    [STORE_ROLE_VIEWER] = "viewer", [STORE_ROLE_OPERATOR] = "operator", [STORE_ROLE_ADMIN] = "admin"};
+static const char *const role_names[] = {[STORE_ROLE_VIEWER] = "viewer",
+                                         [STORE_ROLE_OPERATOR] = "operator",
+                                         [STORE_ROLE_ADMIN] = "admin"};
 
 const char *store_role_name(enum store_role r)
 {
@@ -300,8 +301,7 @@ static int operator_update(struct store *s, const char *name,
     }
     /* A new password ends the account's other sessions; a disabled account all of them. */
     if (ch->password_hash != NULL || (disabled && !o.disabled)) {
-        if ((rc = sessions_revoke(s, o.id, disabled ? NULL : keep_session, now, revoked, err)) !=
-            0)
+        if ((rc = sessions_revoke(s, o.id, disabled ? NULL : keep_session, now, revoked, err)) != 0)
             goto out;
     }
     if ((rc = db_commit(s, err)) == 0 && before != NULL) {
@@ -313,10 +313,9 @@ out:
     return rc;
 }
 
-int store_operator_update(struct store *s, const char *name,
-                          const struct store_operator_change *ch, const char *keep_session_hash,
-                          int64_t now, struct store_operator *before, int64_t *revoked,
-                          struct scepter_error *err)
+int store_operator_update(struct store *s, const char *name, const struct store_operator_change *ch,
+                          const char *keep_session_hash, int64_t now, struct store_operator *before,
+                          int64_t *revoked, struct scepter_error *err)
 {
     char keep[65];
     int rc;

@@ -725,8 +725,8 @@ int store_apikey_delete(struct store *s, int64_t id, struct scepter_error *err) 
 
 struct store_session {
     char csrf_token[129];
-    char key_hash[65]; /* SHA-256 (hex) of the API key that signed in ("" for an account) */
-    int64_t apikey_id; /* that key's id when it is a stored key that still exists, else 0 */
+    char key_hash[65];      /* SHA-256 (hex) of the API key that signed in ("" for an account) */
+    int64_t apikey_id;      /* that key's id when it is a stored key that still exists, else 0 */
     int64_t operator_id;    /* the operator account that signed in, 0 for an API key */
     char actor[256];        /* that account's name, or the stored key's name ("" otherwise) */
     enum store_role role;   /* the account's or stored key's role now (NONE otherwise) */
@@ -802,10 +802,9 @@ struct store_operator_change {
  * sessions but keep_session_hash (NULL: all); disabling it revokes all; *revoked says how
  * many.  *before (when non-NULL) receives the account as it was (store_operator_clear).
  */
-int store_operator_update(struct store *s, const char *name,
-                          const struct store_operator_change *ch, const char *keep_session_hash,
-                          int64_t now, struct store_operator *before, int64_t *revoked,
-                          struct scepter_error *err) WUR;
+int store_operator_update(struct store *s, const char *name, const struct store_operator_change *ch,
+                          const char *keep_session_hash, int64_t now, struct store_operator *before,
+                          int64_t *revoked, struct scepter_error *err) WUR;
 /* Delete an account and its sessions; SCEPTER_ENOTFOUND, SCEPTER_ECONFLICT for the last
  * enabled admin. */
 int store_operator_delete(struct store *s, const char *name, struct scepter_error *err) WUR;

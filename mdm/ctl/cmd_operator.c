@@ -155,12 +155,10 @@ static int show(int rc, json_t *r, void (*fn)(json_t *))
 
 static void print_operators(json_t *r)
 {
-    static const char *const cols[] = {"name",       "role",       "disabled",
-                                       "created_at", "updated_at", "last_sign_in_at",
-                                       NULL};
-    static const char *const heads[] = {"NAME",    "ROLE",    "DISABLED",
-                                        "CREATED", "UPDATED", "LAST SIGN-IN",
-                                        NULL};
+    static const char *const cols[] = {
+        "name", "role", "disabled", "created_at", "updated_at", "last_sign_in_at", NULL};
+    static const char *const heads[] = {"NAME",    "ROLE",         "DISABLED", "CREATED",
+                                        "UPDATED", "LAST SIGN-IN", NULL};
     ctl_print_table(json_object_get(r, "operators"), cols, heads);
 }
 
@@ -206,8 +204,7 @@ int cmd_operator(int argc, char **argv)
     }
     if (strcmp(act, "create") == 0 && npos == 1) {
         if (role == NULL) {
-            fputs("scepterctl operator create: --role admin|operator|viewer is required\n",
-                  stderr);
+            fputs("scepterctl operator create: --role admin|operator|viewer is required\n", stderr);
             return CTL_USAGE;
         }
         if ((rc = get_password(pwfile, pwstdin != NULL, pw)) != 0)
@@ -257,8 +254,8 @@ static void print_audit(json_t *r)
         free(who);
         json_array_append_new(rows, row);
     }
-    static const char *const cols[] = {"id",     "at",      "who", "address",
-                                       "action", "object",  "summary", NULL};
+    static const char *const cols[] = {"id",     "at",     "who",     "address",
+                                       "action", "object", "summary", NULL};
     static const char *const heads[] = {"ID",     "AT",     "ACTOR",   "ADDRESS",
                                         "ACTION", "OBJECT", "SUMMARY", NULL};
     ctl_print_table(rows, cols, heads);

@@ -205,12 +205,12 @@ Test(roles, every_route_for_every_role)
             int st = call(&S, &who, m, path, NULL, &j);
             bool want = api_role_allows(routes[r].role, who.role);
             if (want) {
-                cr_assert(st != 401 && st != 403, "%s %s as %s: %d %s (the %s role suffices)",
-                          m, path, who.label, st, h_json(j), api_role_name(routes[r].role));
+                cr_assert(st != 401 && st != 403, "%s %s as %s: %d %s (the %s role suffices)", m,
+                          path, who.label, st, h_json(j), api_role_name(routes[r].role));
                 allowed++;
             } else {
-                cr_assert_eq(st, 403, "%s %s as %s: %d %s, but it needs %s", m, path, who.label,
-                             st, h_json(j), api_role_name(routes[r].role));
+                cr_assert_eq(st, 403, "%s %s as %s: %d %s, but it needs %s", m, path, who.label, st,
+                             h_json(j), api_role_name(routes[r].role));
                 cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "role", "%s",
                                  h_json(j));
                 cr_assert_str_eq(json_string_value(json_object_get(j, "required_role")),
@@ -278,10 +278,10 @@ static void assert_actor(json_t *e, const char *type, const char *name)
 Test(roles, accounts_passwords_sessions_and_the_audit_log)
 {
     struct h_server S;
-    struct actor root = {.label = "root", .role = STORE_ROLE_ADMIN, .name = "root",
-                         .secret = ROOT_PW};
-    struct actor a1 = {.label = "alice 1", .role = STORE_ROLE_OPERATOR, .name = "alice",
-                       .secret = ALICE_PW};
+    struct actor root = {
+        .label = "root", .role = STORE_ROLE_ADMIN, .name = "root", .secret = ROOT_PW};
+    struct actor a1 = {
+        .label = "alice 1", .role = STORE_ROLE_OPERATOR, .name = "alice", .secret = ALICE_PW};
     struct actor a2, a3;
     json_t *j = NULL, *list;
     int st;
@@ -335,14 +335,13 @@ Test(roles, accounts_passwords_sessions_and_the_audit_log)
     cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "new_password");
     json_decref(j);
     st = call(&S, &a1, "POST", "/v1/sessions/current/password",
-              "{\"current_password\":\"" ALICE_PW "\",\"new_password\":\"a-new-password-1\"}",
-              &j);
+              "{\"current_password\":\"" ALICE_PW "\",\"new_password\":\"a-new-password-1\"}", &j);
     cr_assert_eq(st, 204, "%s", h_json(j));
     json_decref(j);
     cr_assert_eq(call(&S, &a2, "GET", "/v1/devices", NULL, NULL), 401, "the other session ended");
     cr_assert_eq(call(&S, &a1, "GET", "/v1/devices", NULL, NULL), 200, "this one stays");
-    st = req(&S, "POST", "/v1/sessions", NULL,
-             "{\"name\":\"alice\",\"password\":\"" ALICE_PW "\"}", NULL, NULL, 0);
+    st = req(&S, "POST", "/v1/sessions", NULL, "{\"name\":\"alice\",\"password\":\"" ALICE_PW "\"}",
+             NULL, NULL, 0);
     cr_assert_eq(st, 401, "the old password is gone");
     a3 = a1;
     snprintf(a3.secret, sizeof(a3.secret), "a-new-password-1");
@@ -356,9 +355,9 @@ Test(roles, accounts_passwords_sessions_and_the_audit_log)
     json_decref(j);
 
     /* An admin's reset ends every session of the account. */
-    cr_assert_eq(call(&S, &root, "PATCH", "/v1/operators/alice",
-                      "{\"password\":\"reset-by-root-123\"}", &j),
-                 200, "%s", h_json(j));
+    cr_assert_eq(
+        call(&S, &root, "PATCH", "/v1/operators/alice", "{\"password\":\"reset-by-root-123\"}", &j),
+        200, "%s", h_json(j));
     json_decref(j);
     cr_assert_eq(call(&S, &a1, "GET", "/v1/devices", NULL, NULL), 401);
     cr_assert_eq(call(&S, &a3, "GET", "/v1/devices", NULL, NULL), 401);
@@ -370,8 +369,7 @@ Test(roles, accounts_passwords_sessions_and_the_audit_log)
                  "%s", h_json(j));
     cr_assert_str_eq(json_string_value(json_object_get(j, "role")), "viewer");
     json_decref(j);
-    cr_assert_eq(call(&S, &a1, "DELETE", "/v1/device-groups/lab", NULL, &j), 403, "%s",
-                 h_json(j));
+    cr_assert_eq(call(&S, &a1, "DELETE", "/v1/device-groups/lab", NULL, &j), 403, "%s", h_json(j));
     json_decref(j);
     /* Disabled: the session ends, sign-in is refused like a wrong password. */
     cr_assert_eq(call(&S, &root, "PATCH", "/v1/operators/alice", "{\"disabled\":true}", &j), 200,
@@ -445,7 +443,8 @@ Test(roles, accounts_passwords_sessions_and_the_audit_log)
     char *q = xasprintf("?limit=2&before=%lld", (long long)next);
     list = audit(&S, &root, q);
     free(q);
-    cr_assert_lt(json_integer_value(json_object_get(json_array_get(json_object_get(list, "entries"), 0), "id")),
+    cr_assert_lt(json_integer_value(
+                     json_object_get(json_array_get(json_object_get(list, "entries"), 0), "id")),
                  next);
     json_decref(list);
     cr_assert_eq(call(&S, &root, "GET", "/v1/audit?since=yesterday", NULL, &j), 400);
@@ -457,8 +456,8 @@ Test(roles, accounts_passwords_sessions_and_the_audit_log)
 Test(roles, failed_sign_ins_are_limited_per_name_and_per_address)
 {
     struct h_server S;
-    struct actor root = {.label = "root", .role = STORE_ROLE_ADMIN, .name = "root",
-                         .secret = ROOT_PW};
+    struct actor root = {
+        .label = "root", .role = STORE_ROLE_ADMIN, .name = "root", .secret = ROOT_PW};
     json_t *j = NULL;
     int st;
 
@@ -490,7 +489,9 @@ Test(roles, failed_sign_ins_are_limited_per_name_and_per_address)
     cr_assert_not_null(strstr(json_string_value(json_object_get(j, "error")), "this account"));
     json_decref(j);
     /* ... but not the address: dave signs in from it. */
-    struct actor dave = {.label = "dave", .role = STORE_ROLE_VIEWER, .name = "dave",
+    struct actor dave = {.label = "dave",
+                         .role = STORE_ROLE_VIEWER,
+                         .name = "dave",
                          .secret = "dave-password-01234"};
     sign_in(&S, &dave);
     /* Failures for other names until the address waits (10 at once). */
@@ -580,18 +581,22 @@ Test(roles, command_lines)
     free(out);
 
     /* The first admin exists (from the configuration): bootstrap refuses without --force. */
-    rc = tu_sh(&out, "echo second-password-012 | %s operator bootstrap second --password-stdin "
-                     "--config %s 2>&1",
+    rc = tu_sh(&out,
+               "echo second-password-012 | %s operator bootstrap second --password-stdin "
+               "--config %s 2>&1",
                scepter, S.conf);
     cr_assert_eq(rc, 4, "%s", out);
     cr_assert_not_null(strstr(out, "--force"), "%s", out);
     free(out);
-    rc = tu_sh(&out, "echo second-password-012 | %s operator bootstrap second --force "
-                     "--password-stdin --config %s 2>&1",
+    rc = tu_sh(&out,
+               "echo second-password-012 | %s operator bootstrap second --force "
+               "--password-stdin --config %s 2>&1",
                scepter, S.conf);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
-    struct actor second = {.label = "second", .role = STORE_ROLE_ADMIN, .name = "second",
+    struct actor second = {.label = "second",
+                           .role = STORE_ROLE_ADMIN,
+                           .name = "second",
                            .secret = "second-password-012"};
     sign_in(&S, &second);
     free(ca);

@@ -104,7 +104,8 @@ Test(openapi, every_route_has_a_role_and_every_change_an_audit_action)
         cr_assert(routes[r].role > API_ROLE_UNSET && routes[r].role <= API_ROLE_ADMIN,
                   "%s %s has no role in the route table (mdm/api.c)",
                   api_method_name(routes[r].method), routes[r].pattern);
-        cr_assert(routes[r].role != API_ROLE_ANYONE || strcmp(routes[r].pattern, "/v1/sessions") == 0,
+        cr_assert(routes[r].role != API_ROLE_ANYONE ||
+                      strcmp(routes[r].pattern, "/v1/sessions") == 0,
                   "%s: only signing in is open to anyone", routes[r].pattern);
         bool is_pure = false;
         for (const char *const *p = pure; *p; p++)
@@ -113,8 +114,7 @@ Test(openapi, every_route_has_a_role_and_every_change_an_audit_action)
             cr_assert_null(routes[r].action, "%s %s changes nothing but has an audit action",
                            api_method_name(routes[r].method), routes[r].pattern);
         else
-            cr_assert_not_null(routes[r].action,
-                               "%s %s changes something but has no audit action",
+            cr_assert_not_null(routes[r].action, "%s %s changes something but has no audit action",
                                api_method_name(routes[r].method), routes[r].pattern);
     }
 }

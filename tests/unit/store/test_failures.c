@@ -620,7 +620,7 @@ static int c_session_purge(struct store *s, struct scepter_error *err)
 }
 
 /* operator accounts and the audit log */
-#define OP_HASH "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"
+#define OP_HASH         "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"
 #define OP_SESSION_HASH "0be5104e" SESSION_HASH_TAIL
 static int64_t op_id;
 static int c_operator_create(struct store *s, struct scepter_error *err)
@@ -636,16 +636,14 @@ static void p_operator(struct store *s)
     int rc = store_operator_create(s, "fail-viewer", STORE_ROLE_VIEWER, OP_HASH, T0, &id, &err);
     cr_assert(rc == 0 || rc == SCEPTER_ECONFLICT, "%s", err.msg);
     cr_assert_eq(store_operator_get(s, "fail-viewer", &o, &err), 0, "%s", err.msg);
-    rc = store_session_create_operator(s, OP_SESSION_HASH, "csrf", o.id, NULL, T0, T0 + 3600,
-                                       &err);
+    rc = store_session_create_operator(s, OP_SESSION_HASH, "csrf", o.id, NULL, T0, T0 + 3600, &err);
     cr_assert(rc == 0 || rc == SCEPTER_ECONFLICT, "%s", err.msg);
     store_operator_clear(&o);
 }
 static int c_operator_update(struct store *s, struct scepter_error *err)
 {
-    struct store_operator_change ch = {.set_role = true,
-                                       .role = STORE_ROLE_OPERATOR,
-                                       .password_hash = OP_HASH "x"};
+    struct store_operator_change ch = {
+        .set_role = true, .role = STORE_ROLE_OPERATOR, .password_hash = OP_HASH "x"};
     int64_t revoked = 0;
     return store_operator_update(s, "fail-viewer", &ch, NULL, T0 + 5, NULL, &revoked, err);
 }

@@ -57,9 +57,9 @@ Test(operators, create_get_list_and_refuse_bad_input)
     cr_assert_eq(o.last_sign_in, 0);
     store_operator_clear(&o);
 
-    cr_assert_eq(store_operator_create(s, "alice@example.com", STORE_ROLE_VIEWER, HASH_B, T0, &id,
-                                       &err),
-                 SCEPTER_ECONFLICT);
+    cr_assert_eq(
+        store_operator_create(s, "alice@example.com", STORE_ROLE_VIEWER, HASH_B, T0, &id, &err),
+        SCEPTER_ECONFLICT);
     cr_assert_str_eq(err.field, "name");
     cr_assert_eq(store_operator_create(s, "with space", STORE_ROLE_VIEWER, HASH_B, T0, &id, &err),
                  SCEPTER_EINVAL);
@@ -130,8 +130,8 @@ Test(operators, the_last_enabled_admin_stays)
     /* Enabled, ops is a second admin: now root may go. */
     struct store_operator_change enable = {.set_disabled = true, .disabled = false};
     struct store_operator before = {0};
-    cr_assert_eq(store_operator_update(s, "ops", &enable, NULL, T0 + 4, &before, &revoked, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(store_operator_update(s, "ops", &enable, NULL, T0 + 4, &before, &revoked, &err), 0,
+                 "%s", err.msg);
     cr_assert(before.disabled, "before: as it was");
     cr_assert_eq(before.role, STORE_ROLE_ADMIN);
     store_operator_clear(&before);
@@ -290,8 +290,8 @@ Test(operators, keys_from_before_roles_are_admins)
 
     tf_hash("old-key", h);
     cr_assert_eq(store_open_at(tf_url(), 7, &s, &err), 0, "%s", err.msg);
-    char *sql = xasprintf("INSERT INTO apikeys (name, hash, created) VALUES ('old', '%s', %d)", h,
-                          T0);
+    char *sql =
+        xasprintf("INSERT INTO apikeys (name, hash, created) VALUES ('old', '%s', %d)", h, T0);
     cr_assert_eq(store_exec_sql(s, sql, &err), 0, "%s", err.msg);
     free(sql);
     store_close(s);
@@ -374,8 +374,10 @@ Test(operators, audit_entries_filtered_paged_and_purged)
     cr_assert_str_eq(v[0].action, "policy.update");
     store_audit_entries_free(v, n);
 
-    struct store_audit_entry bad = {.at = T0, .actor_type = (char *)"operator",
-                                    .actor_name = (char *)"", .action = (char *)"x",
+    struct store_audit_entry bad = {.at = T0,
+                                    .actor_type = (char *)"operator",
+                                    .actor_name = (char *)"",
+                                    .action = (char *)"x",
                                     .route = (char *)"y"};
     int64_t id;
     cr_assert_eq(store_audit_add(s, &bad, &id, &err), SCEPTER_EINVAL);
