@@ -14,10 +14,12 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "mdm/api_int.h"
+#include "support/rawsrv.h"
 #include "support/support.h"
 
 #define ROOT_PW  "root-password-0123"
@@ -87,7 +89,7 @@ static int call(struct h_server *s, const struct actor *a, const char *method, c
     return st;
 }
 
-static void start(struct h_server *s)
+static void start_with(struct h_server *s, const char *more)
 {
     char *dir = tu_tmpdir();
     char *pwfile = xasprintf("%s/root.pw", dir);
@@ -96,13 +98,18 @@ static void start(struct h_server *s)
     fputs(ROOT_PW "\n", fp);
     fclose(fp);
     char *extra = xasprintf("bootstrap_admin_name = root\n"
-                            "bootstrap_admin_password_file = %s\n",
-                            pwfile);
+                            "bootstrap_admin_password_file = %s\n%s",
+                            pwfile, more ? more : "");
     struct h_opts o = {.extra = extra};
     h_start(s, &o);
     free(extra);
     free(pwfile);
     free(dir);
+}
+
+static void start(struct h_server *s)
+{
+    start_with(s, NULL);
 }
 
 static void make_account(struct h_server *s, struct actor *admin, const char *name,
@@ -603,4 +610,52 @@ Test(roles, command_lines)
     free(ctl);
     free(scepter);
     h_stop(&S);
+}
+
+/* Each audit entry also reaches the webhook as audit.<action>, with its actor and no secret. */
+Test(roles, audit_entries_reach_the_webhook)
+{
+    struct tu_rawsrv *rs = tu_rawsrv_start();
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const struct tu_raw_reply good = {ok, 0, 0};
+    tu_rawsrv_script(rs, &good, 1);
+    char *more = xasprintf("webhook_url = http://127.0.0.1:%d/hook\n", tu_rawsrv_port(rs));
+    struct h_server S;
+    json_t *j = NULL, *ev = NULL;
+
+    start_with(&S, more);
+    cr_assert_eq(h_api(&S, "POST", "/v1/operators",
+                       "{\"name\":\"zoe\",\"role\":\"viewer\",\"password\":\"zoe-password-0123\"}",
+                       &j),
+                 201, "%s", h_json(j));
+    json_decref(j);
+    for (int waited = 0; waited <= 20000 && ev == NULL; waited += 100) {
+        size_t n = tu_rawsrv_count(rs);
+        for (size_t i = 0; i < n && ev == NULL; i++) {
+            char *body = tu_rawsrv_body(rs, i);
+            cr_assert_null(strstr(body, "zoe-password-0123"), "a password in a webhook: %s", body);
+            json_t *e = json_loads(body, 0, NULL);
+            free(body);
+            if (e && strcmp(json_string_value(json_object_get(e, "topic")),
+                            "audit.operator.create") == 0)
+                ev = e;
+            else
+                json_decref(e);
+        }
+        if (ev == NULL)
+            usleep(100000);
+    }
+    cr_assert_not_null(ev, "no audit.operator.create webhook");
+    json_t *d = json_object_get(ev, "event");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "action")), "operator.create");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "object")), "zoe", "%s", h_json(ev));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(d, "actor"), "type")),
+                     "api_key");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(d, "actor"), "name")),
+                     "bootstrap");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "summary")), "role viewer");
+    json_decref(ev);
+    h_stop(&S);
+    tu_rawsrv_stop(rs);
+    free(more);
 }
