@@ -443,6 +443,12 @@ void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t 
             api_reply_error(&c, 400, "path", "path segment %d is not valid UTF-8", i + 2);
             goto out;
         }
+    /* The role before anything else of the request is looked at: a call beyond the caller's
+     * role is refused whatever its body. */
+    route = match_route(&c, &allowed, &pattern);
+    c.route = route;
+    if (route != NULL && !role_allowed(&c, route))
+        goto out;
     if (req->body_len > 0) {
         if (!mdm_content_type_is(mdm_header(req, "Content-Type"), "application/json") &&
             mdm_header(req, "Content-Type") != NULL) {
@@ -454,11 +460,7 @@ void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t 
             goto out;
         }
     }
-    route = match_route(&c, &allowed, &pattern);
     if (route != NULL) {
-        c.route = route;
-        if (!role_allowed(&c, route))
-            goto out;
         route->fn(&c);
         api_audit_after(&c);
     } else if (allowed == 0) {
