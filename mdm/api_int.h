@@ -173,8 +173,8 @@ void api_audit_object(struct api_call *c, const char *fmt, ...) PRINTF(2, 3);
 void api_audit_summary(struct api_call *c, const char *fmt, ...) PRINTF(2, 3);
 /*
  * Record an audit entry for the call now, with the call's actor (or, when it has none, the
- * actor type and name given): written right after the change, an error only logged; also
- * sent as the webhook event audit.<action>.
+ * actor type and name given): written right after the change, an error only logged; with
+ * webhook_audit also sent as the webhook event audit.<action>.
  */
 void api_audit_write(struct api_call *c, const char *action, const char *actor_type,
                      const char *actor_name, const char *object, const char *summary);

@@ -12,7 +12,8 @@
  * the handlers each run their own transaction, and threading the audit row through every one
  * of them would couple every store function to the API.  When the write fails the change
  * stands and the failure is logged (audit_not_recorded) with the entry's content, so the log
- * still holds it.  Each entry also goes to the webhook as the event audit.<action>.
+ * still holds it.  With webhook_audit, each entry also goes to the webhook as the event
+ * audit.<action>.
  *
  *   GET /v1/audit?actor=&action=&object=&since=&until=&limit=&before=
  *       {"entries": [...], "next_before": id|null}, newest first, paged by id
@@ -81,6 +82,8 @@ void api_audit_write(struct api_call *c, const char *action, const char *actor_t
     if (store_audit_add(c->ctx->store, &e, &id, &err) != 0)
         log_kv(LOG_LVL_ERROR, "audit_not_recorded", "req", c->req->id, "action", action, "actor",
                e.actor_name, "object", e.object, "summary", e.summary, "error", err.msg, NULL);
+    if (c->ctx->cfg == NULL || !c->ctx->cfg->webhook_audit)
+        return;
     json_t *ev = json_pack("{s:I,s:o,s:{s:s,s:s},s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "at",
                            api_time(c->now), "actor", "type", e.actor_type, "name", e.actor_name,
                            "address", e.address, "action", action, "route", route, "object",

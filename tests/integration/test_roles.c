@@ -629,7 +629,8 @@ Test(roles, audit_entries_reach_the_webhook)
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     const struct tu_raw_reply good = {ok, 0, 0};
     tu_rawsrv_script(rs, &good, 1);
-    char *more = xasprintf("webhook_url = http://127.0.0.1:%d/hook\n", tu_rawsrv_port(rs));
+    char *more = xasprintf("webhook_url = http://127.0.0.1:%d/hook\nwebhook_audit = true\n",
+                           tu_rawsrv_port(rs));
     struct h_server S;
     json_t *j = NULL, *ev = NULL;
 
