@@ -1011,21 +1011,55 @@ void api_policy_show(struct api_call *c)
     store_policy_clear(&sp);
 }
 
+/* What an update's audit entry compares: the stored document, the name and the targets. */
+static json_t *audit_view(const struct store_policy *sp)
+{
+    json_t *doc = json_loads(sp->document ? sp->document : "{}", 0, NULL);
+    json_t *devs = json_array(), *groups = json_array();
+
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        doc = json_object();
+    }
+    for (size_t i = 0; i < sp->n_target_devices; i++)
+        json_array_append_new(devs, json_string(sp->target_devices[i]));
+    for (size_t i = 0; i < sp->n_target_groups; i++)
+        json_array_append_new(groups, json_string(sp->target_groups[i]));
+    json_object_set_new(doc, "name", json_string(sp->name ? sp->name : ""));
+    json_object_set_new(doc, "targets",
+                        json_pack("{s:o, s:o}", "devices", devs, "device_groups", groups));
+    return doc;
+}
+
 /* PUT /v1/policies/{id} */
 void api_policy_update(struct api_call *c)
 {
     struct store_policy sp;
     struct profile_policy old;
     struct scepter_error err;
+    json_t *before;
 
     if (!policy_of_path(c, &sp))
         return;
+    /* The audit entry says what changed: the stored policy before and after (from_store takes
+     * the targets out of sp). */
+    before = audit_view(&sp);
     if (from_store(&sp, &old, &err) != 0) {
         err.http_status = 500;
         api_reply_scepter_error(c, &err);
     } else if (api_need_body(c)) {
+        int64_t id = sp.id;
+        struct store_policy now;
         policy_save(c, &sp, &old);
+        if (c->reply->status >= 200 && c->reply->status <= 299 &&
+            store_policy_get(c->ctx->store, id, &now, &err) == 0) {
+            json_t *after = audit_view(&now);
+            api_audit_diff(c, before, after);
+            json_decref(after);
+            store_policy_clear(&now);
+        }
     }
+    json_decref(before);
     profile_policy_clear(&old);
     store_policy_clear(&sp);
 }
