@@ -1049,13 +1049,10 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
         for (size_t k = 0; k < nst; k++) {
             if (st[k].policy_id != sp->id)
                 continue;
-            /* An install acknowledged before the device's latest Authenticate belonged to an
-             * earlier enrollment: unenrolling removed it from the device, so it counts as not
-             * had and is queued again. */
-            has =
-                st[k].action == STORE_POLICY_INSTALL &&
-                ((st[k].state == STORE_PSTATE_INSTALLED && st[k].updated >= dev.authenticated_at) ||
-                 st[k].state == STORE_PSTATE_PENDING);
+            /* Only the current enrollment's commands are linked: Authenticate detaches the
+             * earlier ones (store_authenticate), so a re-enrolled device has nothing. */
+            has = st[k].action == STORE_POLICY_INSTALL &&
+                  (st[k].state == STORE_PSTATE_INSTALLED || st[k].state == STORE_PSTATE_PENDING);
             current = has && st[k].policy_version == sp->version;
         }
         if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))

@@ -22,6 +22,16 @@ static const struct store_sql SQL_QUEUE_DEACTIVATE_DEVICE = {
     " WHERE state = 0 AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)",
     NULL, NULL};
 
+/* A new enrollment starts its policy state from nothing: unenrolling removed every profile MDM
+ * installed, so what the device's earlier enrollments installed or were sent no longer
+ * counts (the rows stay as history; retention may delete them once finished). */
+static const struct store_sql SQL_QUEUE_POLICY_DETACH = {
+    "queue_policy_detach",
+    "UPDATE queue SET policy_id = NULL"
+    " WHERE policy_id IS NOT NULL"
+    " AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)",
+    NULL, NULL};
+
 static const struct store_sql SQL_CERT_OWNER = {
     "cert_owner", "SELECT device_id FROM cert_bindings WHERE cert_hash = $1", NULL, NULL};
 
@@ -282,7 +292,8 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
     }
     {
         struct dbv p[] = {P_TEXT(a->device_id), P_INT(now)};
-        if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0)
+        if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0 ||
+            (rc = db_exec(s, &SQL_QUEUE_POLICY_DETACH, p, 1, NULL, err)) != 0)
             goto out;
     }
     return db_commit(s, err);

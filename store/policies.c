@@ -607,7 +607,9 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
     free(st);
 }
 
-/* The latest command linked to the policy on each device (any of its channels). */
+/* The latest command linked to the policy on each device (any of its channels).  A queue row
+ * whose link a new enrollment cleared (q.policy_id NULL) belonged to an earlier enrollment and
+ * no longer counts. */
 static const struct store_sql SQL_POLICY_STATUS = {
     "policy_status",
     "SELECT x.device_id, x.enrollment_id, x.uuid, x.action, x.pversion, x.state, x.status,"
@@ -617,7 +619,8 @@ static const struct store_sql SQL_POLICY_STATUS = {
     "  q.state, q.status, q.error_chain, q.notnow_count, q.updated,"
     "  row_number() OVER (PARTITION BY e.device_id ORDER BY q.seq DESC) AS rn"
     "  FROM commands c JOIN queue q ON q.command_uuid = c.uuid"
-    "  JOIN enrollments e ON e.id = q.enrollment_id WHERE c.policy_id = $1) AS x"
+    "  JOIN enrollments e ON e.id = q.enrollment_id WHERE c.policy_id = $1 AND q.policy_id = $1)"
+    " AS x"
     " LEFT JOIN devices d ON d.id = x.device_id"
     " WHERE rn = 1 ORDER BY x.device_id",
     NULL, NULL};

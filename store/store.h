@@ -134,7 +134,9 @@ struct store_auth_result {
  * Authenticate: create or update the device, bind cert_hash to it, and (re)start its device
  * enrollment: the enrollment is disabled until its first TokenUpdate, its push token,
  * PushMagic and unlock token are cleared, and commands still queued for it and its user
- * channels are deactivated (a re-enrolling device starts with a clean queue).
+ * channels are deactivated (a re-enrolling device starts with a clean queue), and its
+ * policy state starts from nothing: the links of its earlier commands to policies are cleared
+ * (store_enrollment_policy_status and store_policy_status no longer report them).
  *
  * A certificate new to the device replaces its previous ones — they are revoked ("superseded")
  * and its bootstrap token is cleared: a new identity inherits no secret — but only when the

