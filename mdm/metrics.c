@@ -149,6 +149,12 @@ void mdm_metrics_webhook_dead(struct mdm_server *srv)
         inc(&srv->metrics->webhooks_dead, 1);
 }
 
+void mdm_metrics_expired(struct mdm_server *srv, size_t n)
+{
+    if (srv->metrics)
+        inc(&srv->metrics->commands_expired, n);
+}
+
 static void help(struct buf *b, const char *name, const char *type, const char *text)
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
@@ -236,6 +242,9 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
     help(b, "scepter_webhook_dead_letters_total", "counter",
          "Webhook events given up on after webhook_max_attempts failed deliveries.");
     buf_printf(b, "scepter_webhook_dead_letters_total %llu\n", get(&m->webhooks_dead));
+    help(b, "scepter_commands_expired_total", "counter",
+         "Queued commands that reached their expires_in before a result (status Expired).");
+    buf_printf(b, "scepter_commands_expired_total %llu\n", get(&m->commands_expired));
     help(b, "scepter_outbox_dead", "gauge",
          "Webhook events in the dead letters (GET /v1/webhooks/dead-letters).");
     if (store_outbox_dead_count(ctx->store, "webhook", &outbox, &err) == 0)

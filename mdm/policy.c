@@ -145,6 +145,7 @@ struct plan {
     struct mdm_ctx *ctx;
     const struct mdm_scep_otc *otc; /* a one-time challenge per rendering, or NULL */
     int64_t now;
+    int64_t expires; /* the policy's expires_in as a time, for every command (0 = never) */
 };
 
 static void plan_init(struct plan *p, struct mdm_ctx *ctx)
@@ -207,6 +208,7 @@ static void plan_finish(struct plan *p)
         p->sc[i].request_type = c->request_type;
         p->sc[i].plist = (const unsigned char *)c->plist.data;
         p->sc[i].plist_len = c->plist.len;
+        p->sc[i].expires = p->expires;
     }
 }
 
@@ -392,6 +394,7 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
     if (mdm_scep_otc_begin(c->ctx, &pp, &otc))
         plan.otc = &otc;
     plan.now = c->now;
+    plan.expires = pp.expires_in ? c->now + pp.expires_in : 0;
     rc = profile_template_new(&pp, &ro, &t, &pr);
     mdm_scep_otc_end(&pp, &otc);
     if (rc != 0) {
@@ -1087,6 +1090,7 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             if (mdm_scep_otc_begin(ctx, &pp, &otc))
                 plan.otc = &otc;
             plan.now = now;
+            plan.expires = pp.expires_in ? now + pp.expires_in : 0;
             int trc = profile_template_new(&pp, &ro, &t, &pr);
             mdm_scep_otc_end(&pp, &otc);
             if (trc == 0)

@@ -634,6 +634,8 @@ static enum store_policy_state policy_state(enum store_policy_action action, int
 
     if (state == QSTATE_CANCELLED)
         return STORE_PSTATE_CANCELLED;
+    if (state == QSTATE_EXPIRED)
+        return STORE_PSTATE_EXPIRED;
     if (state == QSTATE_PENDING)
         return remove ? STORE_PSTATE_REMOVING : STORE_PSTATE_PENDING;
     if (status == STORE_STATUS_ACKNOWLEDGED)
@@ -644,10 +646,10 @@ static enum store_policy_state policy_state(enum store_policy_action action, int
 const char *store_policy_state_name(enum store_policy_state st)
 {
     static const char *const names[] = {
-        [STORE_PSTATE_PENDING] = "pending",    [STORE_PSTATE_INSTALLED] = "installed",
-        [STORE_PSTATE_FAILED] = "failed",      [STORE_PSTATE_REMOVING] = "removing",
-        [STORE_PSTATE_REMOVED] = "removed",    [STORE_PSTATE_REMOVE_FAILED] = "remove_failed",
-        [STORE_PSTATE_CANCELLED] = "cancelled"};
+        [STORE_PSTATE_PENDING] = "pending",     [STORE_PSTATE_INSTALLED] = "installed",
+        [STORE_PSTATE_FAILED] = "failed",       [STORE_PSTATE_REMOVING] = "removing",
+        [STORE_PSTATE_REMOVED] = "removed",     [STORE_PSTATE_REMOVE_FAILED] = "remove_failed",
+        [STORE_PSTATE_CANCELLED] = "cancelled", [STORE_PSTATE_EXPIRED] = "expired"};
 
     return (unsigned)st < ARRAY_LEN(names) ? names[st] : "unknown";
 }

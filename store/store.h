@@ -374,6 +374,7 @@ struct store_command {
     int64_t policy_id;
     int64_t policy_version;
     enum store_policy_action policy_action;
+    int64_t expires; /* UNIX time from which it is no longer delivered (0 = never) */
 };
 
 /*
@@ -456,11 +457,13 @@ struct store_queue_item {
     char *request_type;
     int priority;
     int64_t created;
-    /* "queued", "NotNow", "Acknowledged", "Error", "CommandFormatError", "cancelled" */
+    /* "queued", "NotNow", "Acknowledged", "Error", "CommandFormatError", "cancelled",
+     * "Expired" */
     char *status;
     int notnow_count;
     int64_t last_notnow_at; /* 0 = never */
     int64_t result_at;      /* 0 = no result */
+    int64_t expires;        /* 0 = never */
     bool active;
 };
 void store_queue_items_free(struct store_queue_item *items, size_t n);
@@ -499,6 +502,15 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
  */
 int store_retention(struct store *s, int64_t before, size_t batch, size_t *deleted,
                     struct scepter_error *err) WUR;
+
+/*
+ * Expiry: queue entries still without a final result whose command's `expires` time is at or
+ * before now become final with status "Expired" (at most limit of them per call, 1 to
+ * 1,000,000; *expired says how many).  The next-command lookups of store_connect already skip
+ * them from that moment: an expired command is never delivered.
+ */
+int store_queue_expire(struct store *s, int64_t now, size_t limit, size_t *expired,
+                       struct scepter_error *err) WUR;
 
 /* Number of active queue entries without a final result (for /metrics). */
 int store_queue_depth(struct store *s, int64_t *depth, struct scepter_error *err) WUR;
@@ -653,8 +665,10 @@ enum store_policy_state {
     STORE_PSTATE_REMOVED,       /* RemoveProfile acknowledged */
     STORE_PSTATE_REMOVE_FAILED, /* RemoveProfile refused */
     STORE_PSTATE_CANCELLED,     /* the command was cancelled before delivery */
+    STORE_PSTATE_EXPIRED,       /* the command expired before a result */
 };
-/* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled". */
+/* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled",
+ * "expired". */
 const char *store_policy_state_name(enum store_policy_state st);
 struct store_policy_device_status {
     int64_t policy_id; /* set by store_enrollment_policy_status */

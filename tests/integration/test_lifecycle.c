@@ -21,7 +21,8 @@ static struct tu_cert mac;
 
 static void setup(void)
 {
-    h_start(&S, NULL);
+    struct h_opts o = {.extra = "expiry_interval = 1\n"};
+    h_start(&S, &o);
     mac = h_device_cert(&S, "LC-MAC");
     h_enroll(&S, &mac, "LC-MAC", "MacBookPro18,3");
 }
@@ -170,4 +171,162 @@ Test(lifecycle, reenrolled_after_removal_gets_its_policy_again)
     st = policy_state("LC-MAC");
     cr_assert_str_eq(st, "installed");
     tu_cert_free(&fresh);
+}
+
+/* -------------------------------------------------------------------------------------- */
+/* Command expiry                                                                          */
+
+/* The status of a command in the device's history ("" when it is not listed). */
+static const char *history_status(const char *udid, const char *uuid, bool all)
+{
+    static char out[32];
+    json_t *j = NULL, *v;
+    size_t i;
+    char *path = xasprintf("/v1/devices/%s/commands%s", udid, all ? "?all=true" : "");
+
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    free(path);
+    out[0] = '\0';
+    json_array_foreach(json_object_get(j, "commands"), i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "uuid")), uuid) == 0)
+            snprintf(out, sizeof(out), "%s", json_string_value(json_object_get(v, "status")));
+    }
+    json_decref(j);
+    return out;
+}
+
+static void queue_cmd(const char *path, const char *body, char uuid[64])
+{
+    json_t *j = NULL;
+
+    cr_assert_eq(h_api(&S, "POST", path, body, &j), 201, "%s", h_json(j));
+    snprintf(uuid, 64, "%s", json_string_value(json_object_get(j, "uuid")));
+    json_decref(j);
+}
+
+/* A command that expires leaves the queue with the final status Expired and is never
+ * delivered; one without expiry (or a later one) still is. */
+Test(lifecycle, an_expired_command_leaves_the_queue_and_is_never_delivered)
+{
+    char gone[64], gone2[64], kept[64], later[64], uuid[64];
+    json_t *j = NULL;
+
+    queue_cmd("/v1/devices/LC-MAC/commands",
+              "{\"command\":{\"request_type\":\"ProfileList\"},\"push\":false,\"expires_in\":1}",
+              gone);
+    queue_cmd("/v1/commands",
+              "{\"devices\":[\"LC-MAC\"],\"command\":{\"request_type\":\"CertificateList\"},"
+              "\"push\":false,\"expires_in\":\"1s\"}",
+              gone2);
+    queue_cmd("/v1/devices/LC-MAC/commands",
+              "{\"command\":{\"request_type\":\"DeviceInformation\"},\"push\":false}", kept);
+    queue_cmd("/v1/devices/LC-MAC/commands",
+              "{\"command\":{\"request_type\":\"ProfileList\"},\"push\":false,"
+              "\"expires_in\":\"1h\"}",
+              later);
+    cr_assert_str_eq(history_status("LC-MAC", gone, false), "queued");
+
+    /* Past the expiry and a run of the job (every second here); bounded wait. */
+    bool expired = false;
+    for (int i = 0; i < 100 && !expired; i++) {
+        usleep(100 * 1000);
+        expired = strcmp(history_status("LC-MAC", gone, true), "Expired") == 0 &&
+                  strcmp(history_status("LC-MAC", gone2, true), "Expired") == 0;
+    }
+    cr_assert(expired, "the expiry job marks both commands Expired within 10 s");
+    cr_assert_str_eq(history_status("LC-MAC", gone, false), "", "it left the queue");
+    cr_assert_str_eq(history_status("LC-MAC", kept, false), "queued");
+    char *path = xasprintf("/v1/devices/LC-MAC/commands/%s", gone);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "Expired", "%s", h_json(j));
+    json_decref(j);
+    free(path);
+
+    /* The device is handed the other two, never the expired ones. */
+    plist_t cmd = poll_dev(&mac, "LC-MAC", NULL, NULL, uuid);
+    cr_assert_not_null(cmd);
+    cr_assert_str_eq(uuid, kept);
+    plist_free(cmd);
+    cmd = poll_dev(&mac, "LC-MAC", "Acknowledged", uuid, uuid);
+    cr_assert_not_null(cmd);
+    cr_assert_str_eq(uuid, later);
+    plist_free(cmd);
+    cmd = poll_dev(&mac, "LC-MAC", "Acknowledged", uuid, uuid);
+    cr_assert_null(cmd, "nothing else: the expired commands are never delivered");
+
+    struct tu_http_resp r;
+    cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    cr_assert(strstr((char *)r.body, "scepter_commands_expired_total 2"), "%s", r.body);
+    tu_http_resp_free(&r);
+}
+
+static void setup_slow_job(void)
+{
+    struct h_opts o = {.extra = "expiry_interval = 3600\n"};
+    h_start(&S, &o);
+    mac = h_device_cert(&S, "LC-MAC");
+    h_enroll(&S, &mac, "LC-MAC", "MacBookPro18,3");
+}
+
+/* Before the job has run, an expired command is not delivered either. */
+Test(lifecycle_slow_job, an_expired_command_is_not_delivered_before_the_job_runs,
+     .init = setup_slow_job, .fini = teardown)
+{
+    char gone[64], uuid[64];
+
+    queue_cmd("/v1/devices/LC-MAC/commands",
+              "{\"command\":{\"request_type\":\"ProfileList\"},\"push\":false,\"expires_in\":1}",
+              gone);
+    sleep(2);
+    cr_assert_str_eq(history_status("LC-MAC", gone, false), "queued", "the job has not run");
+    plist_t cmd = poll_dev(&mac, "LC-MAC", NULL, NULL, uuid);
+    cr_assert_null(cmd, "expired: not handed out (%s)", uuid);
+}
+
+Test(lifecycle, a_bad_expires_in_is_refused_naming_the_field)
+{
+    json_t *j = NULL;
+    static const char *const bad[] = {"0", "-5", "\"soon\"", "31536001", "true"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *body =
+            xasprintf("{\"command\":{\"request_type\":\"ProfileList\"},\"expires_in\":%s}", bad[i]);
+        cr_assert_eq(h_api(&S, "POST", "/v1/devices/LC-MAC/commands", body, &j), 400, "%s", bad[i]);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "expires_in", "%s",
+                         h_json(j));
+        json_decref(j);
+        free(body);
+    }
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices/LC-MAC/commands", NULL, &j), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "commands")), 0, "nothing was queued");
+    json_decref(j);
+}
+
+/* A policy's expires_in applies to the InstallProfiles it queues: not delivered after it, and
+ * the device's policy state says "expired". */
+Test(lifecycle, a_policy_install_expires)
+{
+    json_t *j = NULL;
+    char uuid[64];
+    char *body = policy_body("LC Expiring", "LC-MAC", "\"expires_in\":1,");
+
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 201, "%s", h_json(j));
+    cr_assert_eq(json_integer_value(json_object_get(j, "expires_in")), 1, "%s", h_json(j));
+    json_decref(j);
+    free(body);
+    bool expired = false;
+    for (int i = 0; i < 100 && !expired; i++) {
+        usleep(100 * 1000);
+        expired = strcmp(policy_state("LC-MAC"), "expired") == 0;
+    }
+    cr_assert(expired, "the install expired (state %s)", policy_state("LC-MAC"));
+    plist_t cmd = poll_dev(&mac, "LC-MAC", NULL, NULL, uuid);
+    cr_assert_null(cmd, "the expired InstallProfile is not delivered");
+
+    body = policy_body("LC Bad Expiry", "LC-MAC", "\"expires_in\":-1,");
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", body, &j), 400);
+    cr_assert_not_null(strstr(h_json(j), "expires_in"), "%s", h_json(j));
+    json_decref(j);
+    free(body);
 }

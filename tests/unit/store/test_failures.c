@@ -416,6 +416,21 @@ static int c_retention(struct store *s, struct scepter_error *err)
     return store_retention(s, T0 + 1000000, 1000, &deleted, err);
 }
 
+static void p_expiring(struct store *s)
+{
+    struct scepter_error err;
+    struct store_command c = cmd(47);
+    const char *e = "DEV-BASE";
+
+    c.expires = T0 + 5;
+    cr_assert_eq(store_enqueue(s, &c, &e, 1, T0 + 1, &err), 0, "%s", err.msg);
+}
+static int c_queue_expire(struct store *s, struct scepter_error *err)
+{
+    size_t n;
+    return store_queue_expire(s, T0 + 1000000, 1000, &n, err);
+}
+
 static int c_push_token_invalidate(struct store *s, struct scepter_error *err)
 {
     return store_push_token_invalidate(s, "DEV-F2",
@@ -698,6 +713,7 @@ static const struct fcase {
     {"store_scep_cert_add", NULL, c_scep_cert_add},
     {"store_scep_cert_revoke", NULL, c_scep_cert_revoke},
     {"store_retention", NULL, c_retention},
+    {"store_queue_expire", p_expiring, c_queue_expire},
 };
 
 Test(failures, every_mutating_call_keeps_nothing_when_a_statement_fails)
