@@ -177,9 +177,25 @@ void api_device_command_enqueue(struct api_call *c)
     }
     if (enqueue_opts(c, &push, &priority, &expires) != 0)
         goto out;
-    if (mdm_command_from_json(spec, &cmd, &err) != 0) {
-        api_reply_scepter_error(c, &err);
-        goto out;
+    {
+        /* ClearPasscode carries the UnlockToken the device escrowed. */
+        struct mdm_device_secrets sec = {NULL, 0};
+        unsigned char *unlock = NULL;
+        const char *type = json_string_value(json_object_get(spec, "request_type"));
+        int rc = 0;
+        if (type && strcmp(type, "ClearPasscode") == 0 &&
+            (rc = store_unlock_token_get(c->ctx->store, c->seg[1], &unlock, &sec.unlock_token_len,
+                                         &err)) != 0) {
+            api_reply_scepter_error(c, &err);
+            goto out;
+        }
+        sec.unlock_token = unlock;
+        rc = mdm_command_from_json_for(spec, &sec, &cmd, &err);
+        free(unlock);
+        if (rc != 0) {
+            api_reply_scepter_error(c, &err);
+            goto out;
+        }
     }
     store_command_of(&sc, &cmd, priority, expires);
     if (store_enqueue(c->ctx->store, &sc, ids, 1, c->now, &err) != 0) {

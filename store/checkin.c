@@ -613,6 +613,35 @@ int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **
     return rc;
 }
 
+static const struct store_sql SQL_UNLOCK_TOKEN_GET = {
+    "unlock_token_get", "SELECT unlock_token FROM devices WHERE id = $1", NULL, NULL};
+
+int store_unlock_token_get(struct store *s, const char *device_id, unsigned char **data,
+                           size_t *len, struct scepter_error *err)
+{
+    struct dbres r;
+    int rc;
+
+    *data = NULL;
+    *len = 0;
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(device_id)};
+        rc = db_query(s, &SQL_UNLOCK_TOKEN_GET, p, ARRAY_LEN(p), &r, err);
+        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+            *data = db_blobdup(&r, 0, len);
+            rc = 0;
+        } else if (rc == 0) {
+            rc =
+                scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
+        }
+        db_res_clear(&r);
+    }
+    return rc;
+}
+
 /* STORE_SEEN_GRANULARITY: a row seen less than a minute ago is left as it is. */
 static const struct store_sql SQL_TOUCH = {
     "touch", "UPDATE enrollments SET last_seen = $2 WHERE id IN {ARR1} AND last_seen <= $2 - 60",

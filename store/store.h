@@ -197,6 +197,10 @@ int store_bootstrap_set(struct store *s, const char *device_id, const unsigned c
                         size_t len, struct scepter_error *err) WUR;
 int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **data, size_t *len,
                         struct scepter_error *err) WUR;
+/* The UnlockToken the device escrowed at TokenUpdate (*data NULL when none; caller frees), for
+ * ClearPasscode.  SCEPTER_ENOTFOUND if the device is unknown. */
+int store_unlock_token_get(struct store *s, const char *device_id, unsigned char **data,
+                           size_t *len, struct scepter_error *err) WUR;
 
 /*
  * Batched last-seen: set last_seen = now for the n enrollments, in one statement, except

@@ -330,3 +330,79 @@ Test(lifecycle, a_policy_install_expires)
     json_decref(j);
     free(body);
 }
+
+/* -------------------------------------------------------------------------------------- */
+/* Typed commands (Apple's key names) through the API                                      */
+
+/* A second TokenUpdate escrowing an UnlockToken, as an iPhone sends it. */
+static void escrow_unlock_token(const struct tu_cert *id, const char *udid, const char *token)
+{
+    struct tu_http_resp r;
+    char *data = xasprintf("data:%s", token);
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", S.topic, "UDID", udid, "Token",
+                        "data:tok-LC", "PushMagic", "00000000-1111-2222-3333-444444444444",
+                        "UnlockToken", data, NULL);
+    cr_assert_eq(h_checkin(&S, id, tok, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    free(tok);
+    free(data);
+}
+
+Test(lifecycle, typed_commands_are_checked_and_clear_passcode_uses_the_escrowed_token)
+{
+    json_t *j = NULL;
+    char uuid[64], got[64];
+    struct scepter_error err;
+
+    queue_cmd("/v1/devices/LC-MAC/commands",
+              "{\"command\":{\"request_type\":\"DeviceLock\",\"Message\":\"Call IT\","
+              "\"PIN\":\"123456\"},\"push\":false}",
+              uuid);
+    plist_t cmd = poll_dev(&mac, "LC-MAC", NULL, NULL, got);
+    cr_assert_not_null(cmd);
+    cr_assert_str_eq(got, uuid);
+    cr_assert_str_eq(request_type(cmd), "DeviceLock");
+    plist_t c = NULL;
+    const char *msg = NULL;
+    cr_assert_eq(plistx_get_dict(cmd, "Command", true, &c, &err), 0);
+    cr_assert_eq(plistx_get_string(c, "Message", true, &msg, &err), 0);
+    cr_assert_str_eq(msg, "Call IT");
+    plist_free(cmd);
+    cmd = poll_dev(&mac, "LC-MAC", "Acknowledged", got, got);
+    cr_assert_null(cmd);
+
+    cr_assert_eq(h_api(&S, "POST", "/v1/devices/LC-MAC/commands",
+                       "{\"command\":{\"request_type\":\"ScheduleOSUpdate\",\"Updates\":"
+                       "[{\"ProductVersion\":\"15.1\"}]}}",
+                       &j),
+                 400);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "field")),
+                     "command.Updates[0].InstallAction", "%s", h_json(j));
+    json_decref(j);
+
+    /* ClearPasscode: refused while the device escrowed nothing, and for several devices. */
+    cr_assert_eq(h_api(&S, "POST", "/v1/devices/LC-MAC/commands",
+                       "{\"command\":{\"request_type\":\"ClearPasscode\"}}", &j),
+                 409, "%s", h_json(j));
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "POST", "/v1/commands",
+                       "{\"devices\":[\"LC-MAC\"],\"command\":{\"request_type\":"
+                       "\"ClearPasscode\"}}",
+                       &j),
+                 409, "%s", h_json(j));
+    json_decref(j);
+    escrow_unlock_token(&mac, "LC-MAC", "secret-unlock");
+    queue_cmd("/v1/devices/LC-MAC/commands",
+              "{\"command\":{\"request_type\":\"ClearPasscode\"},\"push\":false}", uuid);
+    cmd = poll_dev(&mac, "LC-MAC", NULL, NULL, got);
+    cr_assert_not_null(cmd);
+    cr_assert_str_eq(request_type(cmd), "ClearPasscode");
+    const unsigned char *tok = NULL;
+    size_t len = 0;
+    cr_assert_eq(plistx_get_dict(cmd, "Command", true, &c, &err), 0);
+    cr_assert_eq(plistx_get_data(c, "UnlockToken", true, &tok, &len, &err), 0, "%s", err.msg);
+    cr_assert_eq(len, strlen("secret-unlock"));
+    cr_assert_eq(memcmp(tok, "secret-unlock", len), 0, "the escrowed UnlockToken");
+    plist_free(cmd);
+}
