@@ -270,6 +270,21 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         if (plistx_get_string(body, "RequestType", false, &rt, &ignore) != 0)
             rt = NULL; /* devices before iOS 17 do not echo it */
         mdm_metrics_command(ctx->srv, ev, rt, 1);
+        /* DeviceConfigured acknowledged: Setup Assistant goes on, the device no longer awaits
+         * configuration.  (Checked in the store only when the device did not name another
+         * RequestType: devices before iOS 17 name none.) */
+        if (st == STORE_STATUS_ACKNOWLEDGED && ids.type != STORE_ENROLL_USER &&
+            ids.type != STORE_ENROLL_SHARED_IPAD_USER &&
+            ids.type != STORE_ENROLL_USER_ENROLLMENT_USER &&
+            (rt == NULL || strcmp(rt, "DeviceConfigured") == 0)) {
+            bool cleared = false;
+            struct scepter_error e2;
+            if (store_device_configured(ctx->store, ids.enrollment_id, uuid, &cleared, &e2) < 0)
+                log_kv(LOG_LVL_WARN, "device_configured", "enrollment", ids.enrollment_id, "msg",
+                       e2.msg, NULL);
+            else if (cleared)
+                log_kv(LOG_LVL_INFO, "device_configured", "enrollment", ids.enrollment_id, NULL);
+        }
         mdm_webhook_result(ctx, &ids, status, uuid, req->body, req->body_len, now);
     }
     answer_next(ctx, ids.enrollment_id, rc, &next, reply);

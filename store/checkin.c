@@ -613,6 +613,36 @@ int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **
     return rc;
 }
 
+/* $1 enrollment, $2 command: DeviceConfigured acknowledged ends AwaitingConfiguration. */
+static const struct store_sql SQL_DEVICE_CONFIGURED = {
+    "device_configured",
+    "UPDATE enrollments SET awaiting_configuration = false"
+    " WHERE id = $1 AND awaiting_configuration"
+    " AND EXISTS (SELECT 1 FROM commands c WHERE c.uuid = $2"
+    "  AND c.request_type = 'DeviceConfigured')",
+    NULL, NULL};
+
+int store_device_configured(struct store *s, const char *enrollment_id, const char *command_uuid,
+                            bool *cleared, struct scepter_error *err)
+{
+    int64_t changes = 0;
+    int rc;
+
+    *cleared = false;
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0 ||
+        (rc = store_check_str(command_uuid, LIMIT_COMMAND_UUID, "CommandUUID", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(enrollment_id), P_TEXT(command_uuid)};
+        changes = 0;
+        rc = db_exec(s, &SQL_DEVICE_CONFIGURED, p, ARRAY_LEN(p), &changes, err);
+    }
+    if (rc == 0)
+        *cleared = changes > 0;
+    return rc;
+}
+
 static const struct store_sql SQL_UNLOCK_TOKEN_GET = {
     "unlock_token_get", "SELECT unlock_token FROM devices WHERE id = $1", NULL, NULL};
 
@@ -772,7 +802,7 @@ void store_devices_free(struct store_device *d, size_t n)
     " coalesce(e.token_valid AND e.push_token IS NOT NULL, false),"                                \
     " d.bootstrap_token IS NOT NULL, coalesce(e.last_seen, 0), d.authenticated_at,"                \
     " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created, d.removed_at,"                 \
-    " d.reenroll_until"                                                                            \
+    " d.reenroll_until, coalesce(e.awaiting_configuration, false)"                                 \
     " FROM devices d LEFT JOIN enrollments e ON e.id = d.id"
 
 static void read_device(const struct dbres *r, struct store_device *d)
@@ -798,6 +828,7 @@ static void read_device(const struct dbres *r, struct store_device *d)
     d->created = db_int(r, 18);
     d->removed_at = db_int(r, 19);
     d->reenroll_until = db_int(r, 20);
+    d->awaiting_configuration = db_bool(r, 21);
 }
 
 static const struct store_sql SQL_DEVICE_GET = {
@@ -899,6 +930,7 @@ static const struct store_sql SQL_DEVICE_LIST = {
     " AND ($8 IS NULL OR lower(d.id) LIKE $8 ESCAPE '!'"
     "  OR lower(coalesce(d.serial_number, '')) LIKE $8 ESCAPE '!'"
     "  OR lower(coalesce(d.device_name, '')) LIKE $8 ESCAPE '!')"
+    " AND ($9 = 0 OR coalesce(e.awaiting_configuration, false) = ($9 = 1))"
     " ORDER BY d.id LIMIT $6 OFFSET $7",
     NULL, NULL};
 
@@ -913,7 +945,8 @@ static const struct store_sql SQL_DEVICE_COUNT = {
     "  JOIN device_groups g ON g.id = m.group_id WHERE g.name = $5))"
     " AND ($6 IS NULL OR lower(d.id) LIKE $6 ESCAPE '!'"
     "  OR lower(coalesce(d.serial_number, '')) LIKE $6 ESCAPE '!'"
-    "  OR lower(coalesce(d.device_name, '')) LIKE $6 ESCAPE '!')",
+    "  OR lower(coalesce(d.device_name, '')) LIKE $6 ESCAPE '!')"
+    " AND ($7 = 0 OR coalesce(e.awaiting_configuration, false) = ($7 = 1))",
     NULL, NULL};
 
 /* "%q%" in lower case with LIKE's wildcards escaped by '!', or NULL for no q. */
@@ -957,9 +990,15 @@ static int device_list(struct store *s, const struct store_device_filter *f,
             goto out;
     }
     if (f->total) {
-        struct dbv p[] = {P_TEXT(platform),     P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
-                          P_INT(f->seen_after), P_INT(f->seen_before),
-                          P_TEXT(f->group),     P_TEXT(like)};
+        struct dbv p[] = {P_TEXT(platform),
+                          P_INT(f->enrolled < 0 ? -1
+                                : f->enrolled   ? 1
+                                                : 0),
+                          P_INT(f->seen_after),
+                          P_INT(f->seen_before),
+                          P_TEXT(f->group),
+                          P_TEXT(like),
+                          P_INT(f->awaiting_configuration)};
         if ((rc = db_query(s, &SQL_DEVICE_COUNT, p, ARRAY_LEN(p), &r, err)) != 0 ||
             (rc = db_next(&r, err)) < 0)
             goto out;
@@ -967,10 +1006,17 @@ static int device_list(struct store *s, const struct store_device_filter *f,
         db_res_clear(&r);
     }
     {
-        struct dbv p[] = {P_TEXT(platform),     P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
-                          P_INT(f->seen_after), P_INT(f->seen_before),
-                          P_TEXT(f->group),     P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
-                          P_INT(f->offset),     P_TEXT(like)};
+        struct dbv p[] = {P_TEXT(platform),
+                          P_INT(f->enrolled < 0 ? -1
+                                : f->enrolled   ? 1
+                                                : 0),
+                          P_INT(f->seen_after),
+                          P_INT(f->seen_before),
+                          P_TEXT(f->group),
+                          P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
+                          P_INT(f->offset),
+                          P_TEXT(like),
+                          P_INT(f->awaiting_configuration)};
         if ((rc = db_query(s, &SQL_DEVICE_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }

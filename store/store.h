@@ -187,6 +187,11 @@ int store_token_update(struct store *s, const struct store_token_update *t, int6
 int store_checkout(struct store *s, const char *device_id, int64_t now,
                    struct scepter_error *err) WUR;
 
+/* The device acknowledged command_uuid on enrollment_id: when that is a DeviceConfigured, the
+ * enrollment no longer awaits configuration (*cleared true when this call ended it). */
+int store_device_configured(struct store *s, const char *enrollment_id, const char *command_uuid,
+                            bool *cleared, struct scepter_error *err) WUR;
+
 /* Update the stored facts of a device (after a DeviceInformation result); NULL keeps one. */
 int store_device_update_facts(struct store *s, const char *device_id,
                               const struct store_device_facts *f, int64_t now,
@@ -240,9 +245,11 @@ struct store_device {
     bool token_valid;
     bool has_bootstrap_token;
     int64_t last_seen, authenticated_at, token_updated_at, checked_out_at, created;
-    int64_t removed_at;     /* an operator removed it (0: not removed) */
-    int64_t reenroll_until; /* an operator allows a new identity until then (0: no) */
-    char **groups;          /* names of its device groups */
+    int64_t removed_at;          /* an operator removed it (0: not removed) */
+    int64_t reenroll_until;      /* an operator allows a new identity until then (0: no) */
+    bool awaiting_configuration; /* its last TokenUpdate said AwaitingConfiguration (Setup
+                                  * Assistant waits for DeviceConfigured) */
+    char **groups;               /* names of its device groups */
     size_t n_groups;
 };
 void store_device_clear(struct store_device *d);
@@ -257,6 +264,7 @@ struct store_device_filter {
     int64_t seen_before;          /* last_seen < this; 0 = no bound */
     const char *group;            /* NULL = any */
     const char *q;                /* UDID, serial number or name containing this; NULL = any */
+    int awaiting_configuration;   /* 0 any, 1 awaiting configuration, -1 not awaiting */
     size_t limit;                 /* 0 = no limit */
     size_t offset;
     size_t *total; /* out, when not NULL: devices matching, before limit/offset */

@@ -406,3 +406,66 @@ Test(lifecycle, typed_commands_are_checked_and_clear_passcode_uses_the_escrowed_
     cr_assert_eq(memcmp(tok, "secret-unlock", len), 0, "the escrowed UnlockToken");
     plist_free(cmd);
 }
+
+/* -------------------------------------------------------------------------------------- */
+/* AwaitingConfiguration                                                                   */
+
+static size_t count_devices(const char *query)
+{
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/devices%s", query);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200, "%s", h_json(j));
+    size_t n = json_array_size(json_object_get(j, "devices"));
+    json_decref(j);
+    free(path);
+    return n;
+}
+
+Test(lifecycle, awaiting_configuration_is_shown_filtered_and_ended_by_device_configured)
+{
+    struct tu_http_resp r;
+    json_t *j = NULL;
+    char uuid[64], got[64];
+    struct tu_cert dep = h_device_cert(&S, "LC-DEP");
+
+    /* A DEP iPhone in Setup Assistant: its TokenUpdate says AwaitingConfiguration. */
+    char *auth = h_plist("MessageType", "Authenticate", "Topic", S.topic, "UDID", "LC-DEP",
+                         "ProductName", "iPhone14,2", NULL);
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", S.topic, "UDID", "LC-DEP", "Token",
+                        "data:tok-dep", "PushMagic", "00000000-1111-2222-3333-444444444444",
+                        "AwaitingConfiguration", "true", NULL);
+    cr_assert_eq(h_checkin(&S, &dep, auth, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_checkin(&S, &dep, tok, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_resp_free(&r);
+    free(auth);
+    free(tok);
+
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices/LC-DEP", NULL, &j), 200);
+    cr_assert(json_is_true(json_object_get(j, "awaiting_configuration")), "%s", h_json(j));
+    json_decref(j);
+    cr_assert_eq(count_devices("?awaiting_configuration=true"), 1);
+    cr_assert_eq(count_devices("?awaiting_configuration=false"), 1, "LC-MAC");
+    cr_assert_eq(count_devices(""), 2);
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices?awaiting_configuration=maybe", NULL, &j), 400);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "awaiting_configuration");
+    json_decref(j);
+
+    /* The operator releases it. */
+    queue_cmd("/v1/devices/LC-DEP/commands",
+              "{\"command\":{\"request_type\":\"DeviceConfigured\"},\"push\":false}", uuid);
+    plist_t cmd = poll_dev(&dep, "LC-DEP", NULL, NULL, got);
+    cr_assert_not_null(cmd);
+    cr_assert_str_eq(request_type(cmd), "DeviceConfigured");
+    plist_free(cmd);
+    cr_assert_eq(count_devices("?awaiting_configuration=true"), 1, "not before it is acknowledged");
+    cmd = poll_dev(&dep, "LC-DEP", "Acknowledged", got, got);
+    cr_assert_null(cmd);
+    cr_assert_eq(count_devices("?awaiting_configuration=true"), 0);
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices/LC-DEP", NULL, &j), 200);
+    cr_assert(json_is_false(json_object_get(j, "awaiting_configuration")), "%s", h_json(j));
+    json_decref(j);
+    tu_cert_free(&dep);
+}

@@ -416,6 +416,27 @@ static int c_retention(struct store *s, struct scepter_error *err)
     return store_retention(s, T0 + 1000000, 1000, &deleted, err);
 }
 
+static void p_awaiting(struct store *s)
+{
+    struct scepter_error err;
+    struct store_command c = cmd(48);
+    const char *e = "DEV-BASE";
+
+    c.request_type = "DeviceConfigured";
+    cr_assert_eq(store_enqueue(s, &c, &e, 1, T0 + 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_exec_sql(s,
+                                "UPDATE enrollments SET awaiting_configuration = true"
+                                " WHERE id = 'DEV-BASE'",
+                                &err),
+                 0, "%s", err.msg);
+}
+static int c_device_configured(struct store *s, struct scepter_error *err)
+{
+    bool cleared = false;
+    struct store_command c = cmd(48);
+    return store_device_configured(s, "DEV-BASE", c.uuid, &cleared, err);
+}
+
 static void p_expiring(struct store *s)
 {
     struct scepter_error err;
@@ -714,6 +735,7 @@ static const struct fcase {
     {"store_scep_cert_revoke", NULL, c_scep_cert_revoke},
     {"store_retention", NULL, c_retention},
     {"store_queue_expire", p_expiring, c_queue_expire},
+    {"store_device_configured", p_awaiting, c_device_configured},
 };
 
 Test(failures, every_mutating_call_keeps_nothing_when_a_statement_fails)
