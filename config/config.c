@@ -388,6 +388,11 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
         return scepter_err(err, SCEPTER_EINVAL, "api_key",
                            "api_key: %zu characters; keys are %d to %d characters long",
                            strlen(cfg->api_key), CFG_API_KEY_MIN, CFG_API_KEY_MAX);
+    if (strcmp(cfg->shared_ipad_users, "accept") != 0 &&
+        strcmp(cfg->shared_ipad_users, "decline") != 0)
+        return scepter_err(err, SCEPTER_EINVAL, "shared_ipad_users",
+                           "shared_ipad_users: '%s' is not accept or decline",
+                           cfg->shared_ipad_users);
     if (strcmp(cfg->reenroll, "refuse") != 0 && strcmp(cfg->reenroll, "allow") != 0)
         return scepter_err(err, SCEPTER_EINVAL, "reenroll", "reenroll: '%s' is not refuse or allow",
                            cfg->reenroll);

@@ -253,6 +253,21 @@ static void do_authenticate(struct checkin *c)
     mdm_reply_empty(c->reply);
 }
 
+/* shared_ipad_users = decline: a Shared iPad user's channel is refused with 410 (Apple's
+ * documented answer: the device then manages that user without MDM).  true when declined. */
+static bool shared_ipad_declined(struct checkin *c)
+{
+    if (c->ids.type != STORE_ENROLL_SHARED_IPAD_USER ||
+        strcmp(c->ctx->cfg->shared_ipad_users, "decline") != 0)
+        return false;
+    c->reply->status = 410;
+    snprintf(c->reply->reason, sizeof(c->reply->reason),
+             "%s: Shared iPad user channels are declined (shared_ipad_users = decline)", c->type);
+    log_kv(LOG_LVL_INFO, "shared_ipad_user_declined", "req", c->req->id, "enrollment",
+           c->ids.enrollment_id, NULL);
+    return true;
+}
+
 static void do_token_update(struct checkin *c)
 {
     struct store_token_update t;
@@ -262,7 +277,7 @@ static void do_token_update(struct checkin *c)
     bool first = false;
     int rc;
 
-    if (!require_bound(c))
+    if (!require_bound(c) || shared_ipad_declined(c))
         return;
     memset(&t, 0, sizeof(t));
     if (plistx_get_string(c->body, "Topic", true, &t.topic, &err) < 0 ||
@@ -473,6 +488,8 @@ static void do_user_authenticate(struct checkin *c)
     const char *digest = NULL;
     plist_t d;
 
+    if (shared_ipad_declined(c))
+        return;
     if (!c->ctx->cfg->user_authenticate) {
         /* 410: this server does not manage the user (Apple's documented refusal). */
         c->reply->status = 410;

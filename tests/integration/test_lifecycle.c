@@ -469,3 +469,63 @@ Test(lifecycle, awaiting_configuration_is_shown_filtered_and_ended_by_device_con
     json_decref(j);
     tu_cert_free(&dep);
 }
+
+/* -------------------------------------------------------------------------------------- */
+/* Shared iPad users                                                                       */
+
+/* A Shared iPad user's TokenUpdate (and UserAuthenticate); its HTTP status. */
+static int shared_ipad_user(const struct tu_cert *id, const char *type)
+{
+    struct tu_http_resp r;
+    char *body = strcmp(type, "TokenUpdate") == 0
+                     ? h_plist("MessageType", "TokenUpdate", "Topic", S.topic, "UDID", "LC-IPAD",
+                               "UserID", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "UserShortName",
+                               "student@example.edu", "Token", "data:tok-user", "PushMagic",
+                               "00000000-1111-2222-3333-555555555555", NULL)
+                     : h_plist("MessageType", "UserAuthenticate", "UDID", "LC-IPAD", "UserID",
+                               "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "UserShortName",
+                               "student@example.edu", NULL);
+    cr_assert_eq(h_checkin(&S, id, body, &r), 0);
+    int status = r.status;
+    tu_http_resp_free(&r);
+    free(body);
+    return status;
+}
+
+Test(lifecycle, shared_ipad_users_are_accepted_by_default)
+{
+    struct tu_cert ipad = h_device_cert(&S, "LC-IPAD");
+    h_enroll(&S, &ipad, "LC-IPAD", "iPad13,4");
+    cr_assert_eq(shared_ipad_user(&ipad, "TokenUpdate"), 200);
+    json_t *j = NULL;
+    cr_assert_eq(
+        h_api(&S, "GET", "/v1/devices/LC-IPAD/commands?user=student@example.edu", NULL, &j), 200,
+        "the user channel exists: %s", h_json(j));
+    json_decref(j);
+    tu_cert_free(&ipad);
+}
+
+static void setup_decline(void)
+{
+    struct h_opts o = {.extra = "shared_ipad_users = decline\n"};
+    h_start(&S, &o);
+    mac = h_device_cert(&S, "LC-MAC");
+}
+
+Test(lifecycle_shared_ipad, declined_shared_ipad_users_get_410, .init = setup_decline,
+     .fini = teardown)
+{
+    struct tu_cert ipad = h_device_cert(&S, "LC-IPAD");
+    h_enroll(&S, &ipad, "LC-IPAD", "iPad13,4");
+    cr_assert_eq(shared_ipad_user(&ipad, "TokenUpdate"), 410);
+    cr_assert_eq(shared_ipad_user(&ipad, "UserAuthenticate"), 410);
+    json_t *j = NULL;
+    cr_assert_eq(
+        h_api(&S, "GET", "/v1/devices/LC-IPAD/commands?user=student@example.edu", NULL, &j), 404,
+        "no user channel was made: %s", h_json(j));
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices/LC-IPAD", NULL, &j), 200);
+    cr_assert(json_is_true(json_object_get(j, "enrolled")), "the device channel stays managed");
+    json_decref(j);
+    tu_cert_free(&ipad);
+}
