@@ -58,6 +58,13 @@ static json_t *device_json(const struct store_device *d)
     json_object_set_new(j, "removed_at", api_time(d->removed_at));
     json_object_set_new(j, "reenroll_until", api_time(d->reenroll_until));
     json_object_set_new(j, "awaiting_configuration", json_boolean(d->awaiting_configuration));
+    json_object_set_new(j, "identity_not_after", api_time(d->identity_not_after));
+    json_object_set_new(j, "identity_renewal",
+                        json_string(d->renewal_at   ? "outstanding"
+                                    : d->renewed_at ? "renewed"
+                                                    : "none"));
+    json_object_set_new(j, "identity_renewal_queued_at", api_time(d->renewal_at));
+    json_object_set_new(j, "identity_renewed_at", api_time(d->renewed_at));
     json_object_set_new(j, "created", api_time(d->created));
     for (size_t i = 0; i < d->n_groups; i++)
         json_array_append_new(groups, json_string(d->groups[i]));

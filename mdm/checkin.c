@@ -158,6 +158,11 @@ static bool require_bound(struct checkin *c)
         store_failed(c, "enrollment lookup", &err);
         return false;
     }
+    /* A known device with a certificate bound to nothing: its renewed identity, when a renewal
+     * is outstanding for it (and only then). */
+    if (mdm_renewal_bind(c->ctx, c->ids.device_id, c->identity.hash,
+                         mdm_identity_not_after(c->identity.cert), c->now, &err) == 0)
+        return true;
     log_kv(LOG_LVL_WARN, "identity_unbound", "req", c->req->id, "device", c->ids.device_id, "cert",
            c->identity.hash, NULL);
     mdm_reply_error(c->reply, 403,
@@ -214,6 +219,7 @@ static void do_authenticate(struct checkin *c)
     a.type = c->ids.type;
     a.topic = topic;
     a.cert_hash = c->identity.hash;
+    a.cert_not_after = mdm_identity_not_after(c->identity.cert);
     a.reenroll_allow = strcmp(c->ctx->cfg->reenroll, "allow") == 0;
     rc = store_authenticate(c->ctx->store, &a, c->now, &res, &err);
     if (rc == SCEPTER_ECONFLICT) {
@@ -380,6 +386,11 @@ static void do_get_bootstrap(struct checkin *c)
     reply_dict(c, d);
     plist_free(d);
     free(tok);
+}
+
+bool mdm_get_token_verifiable(const struct mdm_conf *conf)
+{
+    return conf->signing_key != NULL && EVP_PKEY_get_base_id(conf->signing_key) == EVP_PKEY_RSA;
 }
 
 /* base64url without padding, for the JWT of com.apple.maid. */

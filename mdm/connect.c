@@ -157,6 +157,22 @@ void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enroll
         answer_next(ctx, enrollment_id, rc, next, reply);
 }
 
+/*
+ * The store refused the certificate (rc): when it is bound to nothing and the device has an
+ * identity renewal outstanding, it is the renewed identity — bind it (mdm_renewal_bind) and
+ * say so, so the exchange is tried once more.
+ */
+static bool renewed(struct mdm_ctx *ctx, const struct mdm_ids *ids,
+                    const struct mdm_identity *identity, int rc, int64_t now)
+{
+    struct scepter_error err;
+
+    if (rc != SCEPTER_EFORBIDDEN || identity->cert == NULL)
+        return false;
+    return mdm_renewal_bind(ctx, ids->device_id, identity->hash,
+                            mdm_identity_not_after(identity->cert), now, &err) == 0;
+}
+
 void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                         struct mdm_reply *reply)
 {
@@ -246,11 +262,15 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
             goto out;
         }
         rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
+        if (renewed(ctx, &ids, &identity, rc, now))
+            rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
         mdm_idle_answer(ctx, req->id, ids.enrollment_id, ids.device_id, identity.hash, rc, &err,
                         &next, reply);
         goto out;
     }
     rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
+    if (renewed(ctx, &ids, &identity, rc, now))
+        rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
     if (refused(req->id, ids.device_id, identity.hash, rc, &err, reply))
         goto out;
     if (outcome == STORE_REPORT_UNKNOWN_COMMAND)

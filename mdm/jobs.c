@@ -81,6 +81,16 @@ static void expiry_run(struct mdm_runtime *rt, int64_t now)
     }
 }
 
+/* Identities close to their notAfter get the enrollment profile again (mdm/identity.c). */
+static void renewal_run(struct mdm_runtime *rt, int64_t now)
+{
+    struct mdm_conf *conf = mdm_conf_get(rt->srv);
+    struct mdm_ctx ctx = {rt->srv, conf->cfg, rt->store, NULL, conf};
+
+    mdm_renewal_run(&ctx, now);
+    mdm_conf_put(rt->srv, conf);
+}
+
 static void job_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct mdm_job *job = arg;
@@ -132,6 +142,7 @@ int mdm_runtime_start(struct mdm_runtime *rt, struct scepter_error *err)
              id);
     mdm_jobs_add(rt, "retention", rt->srv->cfg->retention_interval, retention_run);
     mdm_jobs_add(rt, "expiry", rt->srv->cfg->expiry_interval, expiry_run);
+    mdm_jobs_add(rt, "renewal", rt->srv->cfg->identity_renew_interval, renewal_run);
     mdm_webhook_start(rt);
     return mdm_push_start(rt, err);
 }

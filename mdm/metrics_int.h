@@ -43,6 +43,7 @@ struct mdm_metrics {
     atomic_ullong webhooks_delivered, webhooks_failed;
     atomic_ullong webhooks_dead;    /* events moved to the dead letters */
     atomic_ullong commands_expired; /* queue entries the expiry job closed */
+    atomic_ullong identities_renewed;
 };
 
 struct mdm_metrics *mdm_metrics_new(void);
@@ -56,6 +57,7 @@ void mdm_metrics_security(struct mdm_server *srv, enum mdm_security_kind kind);
 void mdm_metrics_webhook(struct mdm_server *srv, bool delivered);
 void mdm_metrics_webhook_dead(struct mdm_server *srv);
 void mdm_metrics_expired(struct mdm_server *srv, size_t n);
+void mdm_metrics_renewed(struct mdm_server *srv);
 /* The Prometheus text exposition. */
 void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b);
 

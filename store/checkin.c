@@ -32,12 +32,19 @@ static const struct store_sql SQL_QUEUE_POLICY_DETACH = {
     " AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)",
     NULL, NULL};
 
+/* A new enrollment ends an identity renewal (its InstallProfile was just deactivated). */
+static const struct store_sql SQL_RENEWAL_RESET = {
+    "renewal_reset",
+    "UPDATE devices SET renewal_uuid = NULL, renewal_at = 0, renewal_cert = NULL,"
+    " renewal_not_after = 0 WHERE id = $1 AND renewal_at <> 0",
+    NULL, NULL};
+
 static const struct store_sql SQL_CERT_OWNER = {
     "cert_owner", "SELECT device_id FROM cert_bindings WHERE cert_hash = $1", NULL, NULL};
 
 static const struct store_sql SQL_CERT_BIND = {
     "cert_bind",
-    "INSERT INTO cert_bindings (cert_hash, device_id, created) VALUES ($1, $2, $3)"
+    "INSERT INTO cert_bindings (cert_hash, device_id, created, not_after) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (cert_hash) DO NOTHING",
     NULL, NULL};
 
@@ -266,7 +273,7 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
             goto out;
     }
     if (res->new_binding) {
-        struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id), P_INT(now)};
+        struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id), P_INT(now), P_INT(a->cert_not_after)};
         if ((rc = db_exec(s, &SQL_CERT_BIND, p, ARRAY_LEN(p), &changes, err)) != 0)
             goto out;
         if (changes == 0) { /* bound to another device meanwhile (no lock covers the hash) */
@@ -293,7 +300,8 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
     {
         struct dbv p[] = {P_TEXT(a->device_id), P_INT(now)};
         if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0 ||
-            (rc = db_exec(s, &SQL_QUEUE_POLICY_DETACH, p, 1, NULL, err)) != 0)
+            (rc = db_exec(s, &SQL_QUEUE_POLICY_DETACH, p, 1, NULL, err)) != 0 ||
+            (rc = db_exec(s, &SQL_RENEWAL_RESET, p, 1, NULL, err)) != 0)
             goto out;
     }
     return db_commit(s, err);
@@ -802,7 +810,9 @@ void store_devices_free(struct store_device *d, size_t n)
     " coalesce(e.token_valid AND e.push_token IS NOT NULL, false),"                                \
     " d.bootstrap_token IS NOT NULL, coalesce(e.last_seen, 0), d.authenticated_at,"                \
     " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created, d.removed_at,"                 \
-    " d.reenroll_until, coalesce(e.awaiting_configuration, false)"                                 \
+    " d.reenroll_until, coalesce(e.awaiting_configuration, false),"                                \
+    " coalesce((SELECT max(b.not_after) FROM cert_bindings b WHERE b.device_id = d.id), 0),"       \
+    " d.renewal_at, d.renewed_at"                                                                  \
     " FROM devices d LEFT JOIN enrollments e ON e.id = d.id"
 
 static void read_device(const struct dbres *r, struct store_device *d)
@@ -829,6 +839,9 @@ static void read_device(const struct dbres *r, struct store_device *d)
     d->removed_at = db_int(r, 19);
     d->reenroll_until = db_int(r, 20);
     d->awaiting_configuration = db_bool(r, 21);
+    d->identity_not_after = db_int(r, 22);
+    d->renewal_at = db_int(r, 23);
+    d->renewed_at = db_int(r, 24);
 }
 
 static const struct store_sql SQL_DEVICE_GET = {

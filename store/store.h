@@ -116,7 +116,8 @@ struct store_authenticate {
     const char *device_id;       /* UDID or EnrollmentID */
     enum store_enroll_type type; /* STORE_ENROLL_DEVICE or STORE_ENROLL_USER_ENROLLMENT */
     const char *topic;
-    const char *cert_hash; /* SHA-256 hex of the identity certificate */
+    const char *cert_hash;  /* SHA-256 hex of the identity certificate */
+    int64_t cert_not_after; /* its notAfter (0: not known), for identity renewal */
     struct store_device_facts facts;
     bool reenroll_allow; /* `reenroll = allow`: a new certificate may replace an active one */
 };
@@ -249,6 +250,9 @@ struct store_device {
     int64_t reenroll_until;      /* an operator allows a new identity until then (0: no) */
     bool awaiting_configuration; /* its last TokenUpdate said AwaitingConfiguration (Setup
                                   * Assistant waits for DeviceConfigured) */
+    int64_t identity_not_after;  /* notAfter of its bound certificate (0: not known) */
+    int64_t renewal_at;          /* an identity renewal is outstanding since then (0: none) */
+    int64_t renewed_at;          /* its identity was last renewed then (0: never) */
     char **groups;               /* names of its device groups */
     size_t n_groups;
 };
@@ -272,6 +276,48 @@ struct store_device_filter {
 /* Devices ordered by id. */
 int store_device_list(struct store *s, const struct store_device_filter *f,
                       struct store_device **out, size_t *n, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Identity renewal (store/renewal.c)                                                        */
+
+struct store_command;
+
+struct store_renewal_candidate {
+    char *device_id;
+    int64_t not_after; /* of its bound certificate */
+};
+void store_renewal_candidates_free(struct store_renewal_candidate *c, size_t n);
+/* Enrolled devices whose bound certificate (its notAfter known) expires before `before` and
+ * that have no renewal outstanding, soonest first, at most limit (1..100000). */
+int store_renewal_candidates(struct store *s, int64_t before, size_t limit,
+                             struct store_renewal_candidate **out, size_t *n,
+                             struct scepter_error *err) WUR;
+/*
+ * Queue cmd (the enrollment profile with a fresh identity) for the device channel and mark the
+ * renewal outstanding, in one transaction.  cert_hash: the certificate the renewal will
+ * present when Scepter made it (a PKCS#12 identity; its notAfter in cert_not_after), or NULL
+ * (SCEP).  SCEPTER_ECONFLICT when the device is unknown or already has a renewal outstanding.
+ */
+int store_renewal_begin(struct store *s, const char *device_id, const struct store_command *cmd,
+                        const char *cert_hash, int64_t cert_not_after, int64_t now,
+                        struct scepter_error *err) WUR;
+/*
+ * The device presents a certificate bound to nothing: bind it to the device when, and only
+ * when, an identity renewal is outstanding for the device, its channel is enabled, the
+ * certificate was never revoked, and it is the renewal's — the PKCS#12 identity the renewal
+ * carried, or one the built-in SCEP CA issued to this device, or (an external SCEP CA) one
+ * the built-in CA did not issue.  The device's previous certificates are then revoked
+ * ("superseded"), the renewal ends (renewed_at = now); its queue, enrollment and policies are
+ * untouched.  not_after: the certificate's (0: taken from what the store knows);
+ * *bound_not_after (may be NULL) receives what was recorded.  SCEPTER_EFORBIDDEN otherwise
+ * (nothing changes).
+ */
+int store_renewal_bind(struct store *s, const char *device_id, const char *cert_hash,
+                       int64_t not_after, int64_t now, int64_t *bound_not_after,
+                       struct scepter_error *err) WUR;
+/* Enrolled devices whose bound identity expires before `before` (for /metrics). */
+int store_identities_expiring(struct store *s, int64_t before, int64_t *count,
+                              struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Removal, re-enrollment, revocation, enrollment tokens, security events (store/security.c) */

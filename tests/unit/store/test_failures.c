@@ -437,6 +437,23 @@ static int c_device_configured(struct store *s, struct scepter_error *err)
     return store_device_configured(s, "DEV-BASE", c.uuid, &cleared, err);
 }
 
+static void p_renewal(struct store *s)
+{
+    tf_enroll(s, "DEV-RN", "MacBookPro18,3", T0);
+}
+static int c_renewal_begin(struct store *s, struct scepter_error *err)
+{
+    struct store_command c = cmd(49);
+    hash_of("renewed-DEV-RN");
+    return store_renewal_begin(s, "DEV-RN", &c, C.hash, T0 + 86400, T0 + 20, err);
+}
+static int c_renewal_bind(struct store *s, struct scepter_error *err)
+{
+    int64_t na;
+    hash_of("renewed-DEV-RN");
+    return store_renewal_bind(s, "DEV-RN", C.hash, 0, T0 + 30, &na, err);
+}
+
 static void p_expiring(struct store *s)
 {
     struct scepter_error err;
@@ -736,6 +753,8 @@ static const struct fcase {
     {"store_retention", NULL, c_retention},
     {"store_queue_expire", p_expiring, c_queue_expire},
     {"store_device_configured", p_awaiting, c_device_configured},
+    {"store_renewal_begin", p_renewal, c_renewal_begin},
+    {"store_renewal_bind", NULL, c_renewal_bind},
 };
 
 Test(failures, every_mutating_call_keeps_nothing_when_a_statement_fails)
@@ -823,6 +842,8 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_scep_challenge_peek",
         "store_session_get",
         "store_unlock_token_get",
+        "store_renewal_candidates",
+        "store_identities_expiring",
         "store_exec_sql", /* a test hook */
     };
     char *path = tu_source_path("store/store.h");
