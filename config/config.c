@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "common/file.h"
+#include "common/uuid.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -388,6 +389,17 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
         return scepter_err(err, SCEPTER_EINVAL, "api_key",
                            "api_key: %zu characters; keys are %d to %d characters long",
                            strlen(cfg->api_key), CFG_API_KEY_MIN, CFG_API_KEY_MAX);
+    if (str_empty(cfg->maid_server_uuid) != str_empty(cfg->maid_key_file))
+        return scepter_err(err, SCEPTER_EINVAL,
+                           str_empty(cfg->maid_server_uuid) ? "maid_server_uuid" : "maid_key_file",
+                           "%s: required with %s (GetToken needs both to issue verifiable tokens)",
+                           str_empty(cfg->maid_server_uuid) ? "maid_server_uuid" : "maid_key_file",
+                           str_empty(cfg->maid_server_uuid) ? "maid_key_file" : "maid_server_uuid");
+    if (!str_empty(cfg->maid_server_uuid) && !uuid_valid(cfg->maid_server_uuid))
+        return scepter_err(err, SCEPTER_EINVAL, "maid_server_uuid",
+                           "maid_server_uuid: '%s' is not a UUID (Apple Business Manager's "
+                           "server_uuid)",
+                           cfg->maid_server_uuid);
     if (strcmp(cfg->shared_ipad_users, "accept") != 0 &&
         strcmp(cfg->shared_ipad_users, "decline") != 0)
         return scepter_err(err, SCEPTER_EINVAL, "shared_ipad_users",

@@ -147,14 +147,17 @@ static void answer_next(struct mdm_ctx *ctx, const char *enrollment_id, int rc,
 
 void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enrollment_id,
                      const char *device_id, const char *cert_hash, int rc,
-                     const struct scepter_error *err, const struct store_next *next,
+                     const struct scepter_error *err, const struct store_next *next, int64_t now,
                      struct mdm_reply *reply)
 {
     reply->event = "connect";
     reply->message_type = store_status_name(STORE_STATUS_IDLE);
     str_copy(reply->enrollment, sizeof(reply->enrollment), enrollment_id);
-    if (!refused(req_id, device_id, cert_hash, rc, err, reply))
+    if (!refused(req_id, device_id, cert_hash, rc, err, reply)) {
         answer_next(ctx, enrollment_id, rc, next, reply);
+        if (ctx->cfg->webhook_idle_events)
+            mdm_webhook_idle(ctx, enrollment_id, device_id, now);
+    }
 }
 
 /*
@@ -265,7 +268,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         if (renewed(ctx, &ids, &identity, rc, now))
             rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
         mdm_idle_answer(ctx, req->id, ids.enrollment_id, ids.device_id, identity.hash, rc, &err,
-                        &next, reply);
+                        &next, now, reply);
         goto out;
     }
     rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);

@@ -184,6 +184,7 @@ struct mdm_conf {
     EVP_PKEY *signing_key;
     STACK_OF(X509) *signing_chain;
     struct profile_signer *signer; /* signs enrollment and policy profiles, or NULL */
+    EVP_PKEY *maid_key;            /* signs GetToken's com.apple.maid JWT (maid_key_file) */
     X509 *device_ca_cert;          /* issues PKCS#12 identities when device_ca_key is set */
     EVP_PKEY *device_ca_key;
     unsigned char *tls_ca_der; /* root of the TLS certificate for the enrollment profile */
@@ -269,7 +270,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
  */
 void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enrollment_id,
                      const char *device_id, const char *cert_hash, int rc,
-                     const struct scepter_error *err, const struct store_next *next,
+                     const struct scepter_error *err, const struct store_next *next, int64_t now,
                      struct mdm_reply *reply);
 /* GET /mdm/enroll */
 void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,

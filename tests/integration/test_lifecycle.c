@@ -14,7 +14,11 @@
 #include "common/plistx.h"
 #include "common/xmalloc.h"
 #include "harness.h"
+#include "profiles/profiles.h"
 #include "support/support.h"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 static struct h_server S;
 static struct tu_cert mac;
@@ -528,4 +532,145 @@ Test(lifecycle_shared_ipad, declined_shared_ipad_users_get_410, .init = setup_de
     cr_assert(json_is_true(json_object_get(j, "enrolled")), "the device channel stays managed");
     json_decref(j);
     tu_cert_free(&ipad);
+}
+
+/* -------------------------------------------------------------------------------------- */
+/* GetToken                                                                                */
+
+/* ServerCapabilities of the enrollment profile: whether it lists cap. */
+static bool enroll_advertises(const char *cap)
+{
+    struct tu_http_resp r;
+    struct scepter_error err;
+    unsigned char *inner = NULL;
+    size_t ilen = 0;
+    plist_t prof = NULL;
+    bool found = false;
+
+    cr_assert_eq(tu_http(S.port, true, NULL, NULL, "GET", "/mdm/enroll", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    cr_assert_eq(profile_unwrap(r.body, r.body_len, NULL, &inner, &ilen, NULL, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(plistx_parse_dict(inner, ilen, &prof, &err), 0, "%s", err.msg);
+    plist_t arr = plist_dict_get_item(prof, "PayloadContent");
+    for (uint32_t i = 0; i < plist_array_get_size(arr); i++) {
+        plist_t caps = plist_dict_get_item(plist_array_get_item(arr, i), "ServerCapabilities");
+        for (uint32_t k = 0; caps && k < plist_array_get_size(caps); k++)
+            found = found ||
+                    strcmp(plist_get_string_ptr(plist_array_get_item(caps, k), NULL), cap) == 0;
+    }
+    plist_free(prof);
+    free(inner);
+    tu_http_resp_free(&r);
+    return found;
+}
+
+static int get_token(const struct tu_cert *id, const char *udid, char **jwt)
+{
+    struct tu_http_resp r;
+    struct scepter_error err;
+    char *body = h_plist("MessageType", "GetToken", "UDID", udid, "TokenServiceType",
+                         "com.apple.maid", NULL);
+    cr_assert_eq(h_checkin(&S, id, body, &r), 0);
+    free(body);
+    int status = r.status;
+    *jwt = NULL;
+    if (status == 200) {
+        plist_t d = NULL;
+        const unsigned char *tok = NULL;
+        size_t len = 0;
+        cr_assert_eq(plistx_parse_dict(r.body, r.body_len, &d, &err), 0);
+        cr_assert_eq(plistx_get_data(d, "TokenData", true, &tok, &len, &err), 0);
+        *jwt = xstrndup((const char *)tok, len);
+        plist_free(d);
+    }
+    tu_http_resp_free(&r);
+    return status;
+}
+
+Test(lifecycle, get_token_is_neither_advertised_nor_served_without_apple_s_server_identity)
+{
+    char *jwt = NULL;
+    cr_assert_not(enroll_advertises("com.apple.mdm.token"));
+    cr_assert(enroll_advertises("com.apple.mdm.bootstraptoken"), "the check works");
+    cr_assert_eq(get_token(&mac, "LC-MAC", &jwt), 400);
+}
+
+#define MAID_UUID "0f9e8d7c-6b5a-4c3d-9e2f-1a2b3c4d5e6f"
+
+static char *maid_dir;
+static struct tu_cert maid_ca, maid_id;
+
+static void setup_maid(void)
+{
+    maid_dir = tu_tmpdir();
+    maid_ca = tu_ca_new(NULL);
+    struct tu_cert_opts o = {.cn = "ABM MDM server", .not_after = 86400};
+    maid_id = tu_cert_issue(&maid_ca, &o);
+    char *crt = xasprintf("%s/abm.pem", maid_dir), *key = xasprintf("%s/abm.key", maid_dir);
+    tu_cert_write(&maid_id, crt, key);
+    char *extra = xasprintf("maid_server_uuid = " MAID_UUID "\nmaid_key_file = %s\n", key);
+    struct h_opts op = {.extra = extra};
+    h_start(&S, &op);
+    free(extra);
+    free(crt);
+    free(key);
+    mac = h_device_cert(&S, "LC-MAC");
+    h_enroll(&S, &mac, "LC-MAC", "MacBookPro18,3");
+}
+
+static void teardown_maid(void)
+{
+    teardown();
+    tu_cert_free(&maid_ca);
+    tu_cert_free(&maid_id);
+    tu_rmtree(maid_dir);
+    free(maid_dir);
+}
+
+/* Base64url (no padding) to bytes. */
+static unsigned char *b64url_decode(const char *s, size_t n, size_t *len)
+{
+    char *t = xmalloc(n + 4);
+    size_t k = 0;
+    unsigned char *out = NULL;
+    for (size_t i = 0; i < n; i++)
+        t[k++] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+    while (k % 4)
+        t[k++] = '=';
+    t[k] = '\0';
+    cr_assert_eq(base64_decode(t, k, false, &out, len), 0, "%s", t);
+    free(t);
+    return out;
+}
+
+Test(lifecycle_maid, get_token_is_advertised_and_verifiable_with_the_configured_identity,
+     .init = setup_maid, .fini = teardown_maid)
+{
+    char *jwt = NULL;
+    cr_assert(enroll_advertises("com.apple.mdm.token"));
+    cr_assert_eq(get_token(&mac, "LC-MAC", &jwt), 200);
+    /* What Apple's identity service checks: the RS256 signature against the public key
+     * uploaded to Apple Business Manager, iss = its server_uuid, service_type, jti, iat. */
+    char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    cr_assert_not_null(d2, "%s", jwt);
+    size_t clen = 0, slen = 0;
+    unsigned char *claims = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &clen);
+    unsigned char *sig = b64url_decode(d2 + 1, strlen(d2 + 1), &slen);
+    json_t *c = json_loadb((const char *)claims, clen, 0, NULL);
+    cr_assert_not_null(c);
+    cr_assert_str_eq(json_string_value(json_object_get(c, "iss")), MAID_UUID);
+    cr_assert_str_eq(json_string_value(json_object_get(c, "service_type")), "com.apple.maid");
+    cr_assert(json_is_string(json_object_get(c, "jti")));
+    cr_assert(json_integer_value(json_object_get(c, "iat")) > 1700000000);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY *pub = X509_get0_pubkey(maid_id.cert);
+    cr_assert_eq(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    cr_assert_eq(EVP_DigestVerify(md, sig, slen, (const unsigned char *)jwt, (size_t)(d2 - jwt)), 1,
+                 "the signature verifies with the uploaded public key");
+    EVP_MD_CTX_free(md);
+    json_decref(c);
+    free(claims);
+    free(sig);
+    free(jwt);
 }
