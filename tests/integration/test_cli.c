@@ -260,9 +260,9 @@ Test(cli, typed_commands_with_fields_and_expiry)
                   0, "%s", out);
     cr_assert(strstr(out, "command.Updates[0].InstallAction: required") != NULL, "%s", out);
     free(out);
-    cr_assert_neq(ctl(&out, NULL,
-                      "device enqueue " MAC_UDID " --type RestartDevice --expires-in never"),
-                  0, "%s", out);
+    cr_assert_neq(
+        ctl(&out, NULL, "device enqueue " MAC_UDID " --type RestartDevice --expires-in never"), 0,
+        "%s", out);
     cr_assert(strstr(out, "expires_in") != NULL, "%s", out);
     free(out);
     cr_assert_eq(ctl(&out, NULL, "device commands " MAC_UDID), 0, "%s", out);
