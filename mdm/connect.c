@@ -150,14 +150,32 @@ void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enroll
                      const struct scepter_error *err, const struct store_next *next, int64_t now,
                      struct mdm_reply *reply)
 {
+    struct store_next again;
+    struct scepter_error e2;
+
     reply->event = "connect";
     reply->message_type = store_status_name(STORE_STATUS_IDLE);
     str_copy(reply->enrollment, sizeof(reply->enrollment), enrollment_id);
+    memset(&again, 0, sizeof(again));
+    /* A batched poll with a certificate bound to nothing: the device's renewed identity when
+     * its renewal is outstanding (notAfter from what the store knows); then the poll again. */
+    if (rc == SCEPTER_EFORBIDDEN && cert_hash &&
+        mdm_renewal_bind(ctx, device_id, cert_hash, 0, now, &e2) == 0) {
+        struct store_report rep = {.enrollment_id = enrollment_id,
+                                   .device_id = device_id,
+                                   .cert_hash = cert_hash,
+                                   .status = STORE_STATUS_IDLE};
+        enum store_report_outcome outcome;
+        rc = store_connect(ctx->store, &rep, now, &again, &outcome, &e2);
+        err = &e2;
+        next = &again;
+    }
     if (!refused(req_id, device_id, cert_hash, rc, err, reply)) {
         answer_next(ctx, enrollment_id, rc, next, reply);
         if (ctx->cfg->webhook_idle_events)
             mdm_webhook_idle(ctx, enrollment_id, device_id, now);
     }
+    store_next_clear(&again);
 }
 
 /*
