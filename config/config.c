@@ -389,6 +389,16 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
         return scepter_err(err, SCEPTER_EINVAL, "api_key",
                            "api_key: %zu characters; keys are %d to %d characters long",
                            strlen(cfg->api_key), CFG_API_KEY_MIN, CFG_API_KEY_MAX);
+    /* PKCS#12 identities last enroll_identity_days: renewing them earlier than that would
+     * renew every renewed identity again at once. */
+    if (cfg->identity_renew_days > 0 && cfg->identity_renew_days >= cfg->enroll_identity_days &&
+        !str_empty(cfg->device_ca_key_file) && str_empty(cfg->enroll_scep_ca) &&
+        str_empty(cfg->enroll_scep_url))
+        return scepter_err(err, SCEPTER_EINVAL, "identity_renew_days",
+                           "identity_renew_days: %lld is not shorter than enroll_identity_days "
+                           "(%lld): every renewed identity would be renewed again at once",
+                           (long long)cfg->identity_renew_days,
+                           (long long)cfg->enroll_identity_days);
     if (str_empty(cfg->maid_server_uuid) != str_empty(cfg->maid_key_file))
         return scepter_err(err, SCEPTER_EINVAL,
                            str_empty(cfg->maid_server_uuid) ? "maid_server_uuid" : "maid_key_file",
