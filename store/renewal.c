@@ -212,8 +212,9 @@ static int renewal_bind(struct store *s, const char *device_id, const char *hash
     } else {
         /* An external SCEP CA: the device presents it during its renewal.  A certificate the
          * built-in CA issued to anything else is refused: its renewals are bound to the
-         * device by their one-time challenge. */
-        ok = !db_bool(&r, 7);
+         * device by their one-time challenge.  Its notAfter must come with it (the caller
+         * read the certificate): nothing else knows it, and the next renewal needs it. */
+        ok = !db_bool(&r, 7) && not_after != 0;
     }
     db_res_clear(&r);
     if (!ok) {

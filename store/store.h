@@ -306,7 +306,8 @@ int store_renewal_begin(struct store *s, const char *device_id, const struct sto
  * when, an identity renewal is outstanding for the device, its channel is enabled, the
  * certificate was never revoked, and it is the renewal's — the PKCS#12 identity the renewal
  * carried, or one the built-in SCEP CA issued to this device, or (an external SCEP CA) one
- * the built-in CA did not issue.  The device's previous certificates are then revoked
+ * the built-in CA did not issue (then not_after is required).  The device's previous
+ * certificates are then revoked
  * ("superseded"), the renewal ends (renewed_at = now); its queue, enrollment and policies are
  * untouched.  not_after: the certificate's (0: taken from what the store knows);
  * *bound_not_after (may be NULL) receives what was recorded.  SCEPTER_EFORBIDDEN otherwise

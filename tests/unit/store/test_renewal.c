@@ -172,7 +172,8 @@ Test(renewal, scep_certificates_bind_by_device_and_issuer)
                  "issued to F, presented for G");
     cr_assert_eq(store_renewal_bind(s, "F", mine, 0, T0 + 200, &na, &err), 0, "%s", err.msg);
     cr_assert_eq(na, T0 + 400 * DAY, "the notAfter the CA recorded");
-    /* An external CA's certificate, during G's renewal. */
+    /* An external CA's certificate, during G's renewal: with its notAfter only. */
+    cr_assert_eq(store_renewal_bind(s, "G", external, 0, T0 + 200, &na, &err), SCEPTER_EFORBIDDEN);
     cr_assert_eq(store_renewal_bind(s, "G", external, T0 + 90 * DAY, T0 + 200, &na, &err), 0, "%s",
                  err.msg);
     cr_assert_eq(na, T0 + 90 * DAY);
