@@ -122,7 +122,6 @@ static const char *renewal_state(const char *udid)
 
 Test(lifecycle_sim, reenrolled_and_renewed_devices_keep_their_policy)
 {
-    char *out = NULL;
     json_t *j = NULL;
 
     char *pushca = ts_pki("pushca.pem"), *apns_ca = ts_pki("ca.pem"), *cert = ts_pki("push.pem"),
@@ -246,7 +245,6 @@ Test(lifecycle_sim, reenrolled_and_renewed_devices_keep_their_policy)
     cr_assert(strstr((char *)r.body, "scepter_identities_renewed_total 3"), "%s", r.body);
     tu_http_resp_free(&r);
 
-    free(out);
     json_decref(udids);
     json_decref(first);
     json_decref(second);

@@ -417,19 +417,17 @@ Test(brain, the_enrollment_profile_again_renews_the_identity)
     struct sim_device *d = ts_enrolled_device(SIM_MAC, 8191);
     struct sim_brain_env env = no_env();
     struct sim_brain_outcome o;
-    X509 *cert, *old = sim_device_identity(d);
+    X509 *cert, *old = X509_dup(sim_device_identity(d));
     EVP_PKEY *key;
-    unsigned char *old_der;
-    size_t old_len;
     plist_t r;
 
-    old_der = crypto_cert_der(old, &old_len);
     ts_identity("renewed", &cert, &key);
     r = run_cmd(d, &env, "R1", "InstallProfile", renewal_params(cert, key, NULL), &o);
     cr_assert_str_eq(str(r, "Status"), "Acknowledged");
     cr_assert(o.identity_renewed);
     cr_assert(sim_device_enrolled(d), "still enrolled");
     cr_assert_eq(X509_cmp(sim_device_identity(d), cert), 0, "the device now presents it");
+    cr_assert_neq(X509_cmp(sim_device_identity(d), old), 0);
     cr_assert(crypto_cert_matches_key(sim_device_identity(d), sim_device_key(d)));
     plist_free(r);
 
@@ -443,7 +441,7 @@ Test(brain, the_enrollment_profile_again_renews_the_identity)
     cr_assert_not(o.identity_renewed);
     cr_assert_eq(X509_cmp(sim_device_identity(d), cert), 0);
     plist_free(r);
-    OPENSSL_free(old_der);
+    X509_free(old);
     X509_free(cert);
     EVP_PKEY_free(key);
     X509_free(other);
