@@ -70,7 +70,9 @@ static int enrollment_exists(struct api_call *c, const char *id)
 /* The longest expires_in: a year. */
 #define EXPIRES_IN_MAX (365 * 86400)
 
-int api_expires_in(json_t *obj, const char *field, int64_t *secs, struct scepter_error *err)
+/* obj's optional "expires_in" (seconds, or a duration such as "10m", "7d"; 1 s to 365 d) into
+ * *secs (0 when absent); SCEPTER_EINVAL naming field otherwise. */
+static int api_expires_in(json_t *obj, const char *field, int64_t *secs, struct scepter_error *err)
 {
     json_t *v = obj ? json_object_get(obj, "expires_in") : NULL;
 

@@ -48,9 +48,6 @@ char *api_query(const struct api_call *c, const char *name);
 bool api_query_bool(struct api_call *c, const char *name, bool *out);
 /* A JSON string, or null for NULL. */
 json_t *api_opt_str(const char *s);
-/* obj's optional "expires_in" (seconds, or a duration such as "10m", "7d"; 1 s to 365 d) into
- * *secs (0 when absent); SCEPTER_EINVAL naming field otherwise. */
-int api_expires_in(json_t *obj, const char *field, int64_t *secs, struct scepter_error *err) WUR;
 /* Free an array of n strings. */
 void api_ids_free(char **ids, size_t n);
 /* The body must be a JSON object: sets an error reply and returns false otherwise. */
