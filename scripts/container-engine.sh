@@ -4,7 +4,8 @@
 #   scripts/container-engine.sh [setup]   install, configure, build missing base images
 #
 # 1. Packages (apt-get, Debian's archive only): podman, runc, debootstrap, uidmap,
-#    containernetworking-plugins, iptables, socat, podman-compose.
+#    containernetworking-plugins, its dnsname plugin (compose services find each other by name
+#    on a CNI network: without it "db" does not resolve), iptables, socat, podman-compose.
 # 2. podman runs rootful with runc (crun fails on hosts with hybrid cgroups: "cgroups in hybrid
 #    mode not supported"), cgroupfs (no systemd needed) and lowered default rlimits (a
 #    container's default nofile/nproc limits above the host's are refused):
@@ -35,7 +36,8 @@ fi
 SUDO=""
 
 # --- 1. packages ------------------------------------------------------------------------------
-PKGS="podman runc debootstrap uidmap containernetworking-plugins iptables socat podman-compose
+PKGS="podman runc debootstrap uidmap containernetworking-plugins golang-github-containernetworking-plugin-dnsname
+iptables socat podman-compose
 python3-yaml ca-certificates curl jq"
 missing=""
 for p in $PKGS; do

@@ -692,6 +692,15 @@ int store_targets_resolve(struct store *s, const char *const *device_ids, size_t
                           struct scepter_error *err) WUR;
 
 /*
+ * The enabled macOS user channels (STORE_ENROLL_USER) of the given devices, for policies that
+ * install into a user's keychain: parallel lists of device id and user-channel enrollment id
+ * (caller frees both with store_strv_free), sorted by device id, then enrollment id.
+ */
+int store_user_channels(struct store *s, const char *const *device_ids, size_t ndev,
+                        char ***dev_out, char ***enrollment_ids, size_t *n,
+                        struct scepter_error *err) WUR;
+
+/*
  * Save a policy and queue what the save implies, in one transaction.
  *   p->id == 0: create (p->id, version, created and updated are filled in);
  *   otherwise: update that policy (SCEPTER_ENOTFOUND if gone), version + 1.
@@ -745,6 +754,8 @@ struct store_policy_device_status {
     enum store_platform platform;
 };
 void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
+/* One entry per enrollment that ever got a command of the policy (a Mac's user channels each
+ * have their own), ordered by device id, then enrollment id. */
 int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_device_status **out,
                         size_t *n, struct scepter_error *err) WUR;
 /*
@@ -759,15 +770,33 @@ int store_enrollment_policy_status(struct store *s, const char *enrollment_id,
 /* ---------------------------------------------------------------------------------------- */
 /* API keys (only SHA-256 hashes are stored)                                                 */
 
+/* Roles of operator accounts and API keys, ordered: each can do what the ones below can. */
+enum store_role {
+    STORE_ROLE_NONE = 0, /* unset: refused everywhere */
+    STORE_ROLE_VIEWER,   /* reads */
+    STORE_ROLE_OPERATOR, /* policies, groups, commands, pushes, devices */
+    STORE_ROLE_ADMIN,    /* everything: accounts, API keys, push certificate, revocations */
+};
+/* "viewer", "operator", "admin" ("none" for anything else). */
+const char *store_role_name(enum store_role r);
+/* The role named s into *out: 0, or -1 (and STORE_ROLE_NONE) for anything else. */
+int store_role_parse(const char *s, enum store_role *out);
+
 struct store_apikey {
     int64_t id;
     char *name;
     char *hash_prefix; /* first 8 hex digits, to tell keys apart */
     int64_t created, last_used;
+    enum store_role role;
 };
 void store_apikeys_free(struct store_apikey *k, size_t n);
-int store_apikey_create(struct store *s, const char *name, const char *hash_hex, int64_t now,
-                        int64_t *id, struct scepter_error *err) WUR;
+int store_apikey_create(struct store *s, const char *name, const char *hash_hex,
+                        enum store_role role, int64_t now, int64_t *id,
+                        struct scepter_error *err) WUR;
+/* The key whose hash is hash_hex: its id, role and name (*name: caller frees) into the
+ * outputs; SCEPTER_EAUTH when there is none. */
+int store_apikey_auth(struct store *s, const char *hash_hex, int64_t *id, enum store_role *role,
+                      char **name, struct scepter_error *err) WUR;
 /* 0 when the hash belongs to a key (its id in *id), SCEPTER_EAUTH otherwise. */
 int store_apikey_check(struct store *s, const char *hash_hex, int64_t *id,
                        struct scepter_error *err) WUR;
@@ -782,8 +811,12 @@ int store_apikey_delete(struct store *s, int64_t id, struct scepter_error *err) 
 
 struct store_session {
     char csrf_token[129];
-    char key_hash[65]; /* SHA-256 (hex) of the API key that signed in */
-    int64_t apikey_id; /* that key's id when it is a stored key that still exists, else 0 */
+    char key_hash[65];      /* SHA-256 (hex) of the API key that signed in ("" for an account) */
+    int64_t apikey_id;      /* that key's id when it is a stored key that still exists, else 0 */
+    int64_t operator_id;    /* the operator account that signed in, 0 for an API key */
+    char actor[256];        /* that account's name, or the stored key's name ("" otherwise) */
+    enum store_role role;   /* the account's or stored key's role now (NONE otherwise) */
+    bool operator_disabled; /* the account is disabled */
     int64_t created;
     int64_t expires;   /* the session ends then, whatever its use */
     int64_t last_seen; /* the idle timeout counts from here */
@@ -794,6 +827,10 @@ struct store_session {
 int store_session_create(struct store *s, const char *hash_hex, const char *csrf_token,
                          const char *key_hash_hex, const char *peer, int64_t now, int64_t expires,
                          struct scepter_error *err) WUR;
+/* A new session signed in by operator account operator_id (key_hash ""). */
+int store_session_create_operator(struct store *s, const char *hash_hex, const char *csrf_token,
+                                  int64_t operator_id, const char *peer, int64_t now,
+                                  int64_t expires, struct scepter_error *err) WUR;
 /* The session whose id hashes to hash_hex, expired or revoked ones included (the caller
  * decides); SCEPTER_ENOTFOUND (field "session") when there is none. */
 int store_session_get(struct store *s, const char *hash_hex, struct store_session *out,
@@ -809,6 +846,91 @@ int store_session_revoke(struct store *s, const char *hash_hex, int64_t now,
  * idle_before, or revoked.  *deleted receives how many. */
 int store_session_purge(struct store *s, int64_t now, int64_t idle_before, int64_t *deleted,
                         struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Operator accounts (store/operators.c; the password hash is made by the caller)            */
+
+struct store_operator {
+    int64_t id;
+    char *name;
+    enum store_role role;
+    char *password_hash; /* crypto_pwhash_str string; NULL in lists */
+    bool disabled;
+    int64_t created, updated, password_changed, last_sign_in; /* last_sign_in 0 = never */
+};
+void store_operator_clear(struct store_operator *o);
+void store_operators_free(struct store_operator *v, size_t n);
+/* SCEPTER_EINVAL naming field unless name is 1-64 of [A-Za-z0-9._@-]. */
+int store_operator_name_check(const char *name, const char *field, struct scepter_error *err) WUR;
+/* A new account; SCEPTER_ECONFLICT (field "name") when the name is taken. */
+int store_operator_create(struct store *s, const char *name, enum store_role role,
+                          const char *password_hash, int64_t now, int64_t *id,
+                          struct scepter_error *err) WUR;
+/* One account with its hash (store_operator_clear); SCEPTER_ENOTFOUND. */
+int store_operator_get(struct store *s, const char *name, struct store_operator *out,
+                       struct scepter_error *err) WUR;
+/* Every account by name, without hashes. */
+int store_operator_list(struct store *s, struct store_operator **out, size_t *n,
+                        struct scepter_error *err) WUR;
+/* How many enabled admin accounts there are. */
+int store_operator_admins(struct store *s, int64_t *count, struct scepter_error *err) WUR;
+/* What an update changes; password_hash NULL = unchanged. */
+struct store_operator_change {
+    bool set_role;
+    enum store_role role;
+    bool set_disabled;
+    bool disabled;
+    const char *password_hash;
+};
+/*
+ * Change an account in one transaction: SCEPTER_ENOTFOUND, SCEPTER_ECONFLICT (field "role"
+ * or "disabled") when it would leave no enabled admin.  A new password revokes the account's
+ * sessions but keep_session_hash (NULL: all); disabling it revokes all; *revoked says how
+ * many.  *before (when non-NULL) receives the account as it was (store_operator_clear).
+ */
+int store_operator_update(struct store *s, const char *name, const struct store_operator_change *ch,
+                          const char *keep_session_hash, int64_t now, struct store_operator *before,
+                          int64_t *revoked, struct scepter_error *err) WUR;
+/* Delete an account and its sessions; SCEPTER_ENOTFOUND, SCEPTER_ECONFLICT for the last
+ * enabled admin. */
+int store_operator_delete(struct store *s, const char *name, struct scepter_error *err) WUR;
+/* last_sign_in = now. */
+int store_operator_signed_in(struct store *s, int64_t id, int64_t now,
+                             struct scepter_error *err) WUR;
+/* Revoke the live sessions of account id but keep_session_hash (NULL: all). */
+int store_operator_sessions_revoke(struct store *s, int64_t id, const char *keep_session_hash,
+                                   int64_t now, int64_t *revoked, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The audit log (store/audit.c)                                                             */
+
+struct store_audit_entry {
+    int64_t id, at;
+    char *actor_type; /* "operator", "api_key", "anonymous" (a refused sign-in) */
+    char *actor_name;
+    char *address; /* the client's address */
+    char *action;  /* "policy.update", "operator.create", "session.fail", ... */
+    char *route;   /* "PUT /v1/policies/{id}" */
+    char *object;  /* what was changed ("" when nothing names it) */
+    char *summary; /* short before/after, never a secret */
+};
+void store_audit_entries_free(struct store_audit_entry *v, size_t n);
+/* Append an entry (the strings of e are borrowed); its id into *id. */
+int store_audit_add(struct store *s, const struct store_audit_entry *e, int64_t *id,
+                    struct scepter_error *err) WUR;
+/* NULL / 0 fields do not filter.  action ending in '*' is a prefix. */
+struct store_audit_filter {
+    const char *actor, *action, *object;
+    int64_t since, until; /* at within [since, until]; until 0 = no end */
+    int64_t before;       /* id < before (paging), 0 = from the newest */
+    size_t limit;         /* 0 or over 1000: 1000 */
+};
+/* Entries newest first (by id). */
+int store_audit_list(struct store *s, const struct store_audit_filter *f,
+                     struct store_audit_entry **out, size_t *n, struct scepter_error *err) WUR;
+/* Delete entries older than before (retention). */
+int store_audit_purge(struct store *s, int64_t before, int64_t *deleted,
+                      struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Outbox (events that must be delivered later, e.g. webhooks)                               */
@@ -920,6 +1042,58 @@ int store_scep_challenge_create_bound(struct store *s, const char *ca, const cha
  * SCEPTER_EFORBIDDEN.  store_scep_cert_add consumes it. */
 int store_scep_challenge_peek(struct store *s, const char *ca, const char *challenge, int64_t now,
                               char **device_id, char **expect, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The console's overview: dashboard figures, the cross-device command view (dashboard.c)   */
+
+struct store_dashboard {
+    int64_t enrolled[STORE_PLATFORM_COUNT]; /* enrolled devices (device channel enabled) */
+    int64_t seen;                           /* device channels seen since seen_since */
+    int64_t pending;                        /* queue entries without a final result */
+    int64_t failed;                         /* Error / CommandFormatError since failed_since */
+};
+int store_dashboard_get(struct store *s, int64_t seen_since, int64_t failed_since,
+                        struct store_dashboard *out, struct scepter_error *err) WUR;
+
+/* Queue entries by state: queued, NotNow (still pending), Acknowledged, Error (with
+ * CommandFormatError), cancelled (or deactivated). */
+struct store_command_counts {
+    int64_t queued, notnow, acknowledged, error, cancelled;
+};
+struct store_command_summary {
+    char uuid[UUID_STR_LEN];
+    char *request_type;
+    int64_t created;
+    int64_t policy_id; /* 0: an operator's command */
+    int64_t last_result_at;
+    struct store_command_counts counts;
+};
+enum store_command_origin { STORE_ORIGIN_ANY = 0, STORE_ORIGIN_OPERATOR, STORE_ORIGIN_POLICY };
+struct store_command_filter {
+    const char *request_type; /* NULL: any */
+    enum store_command_origin origin;
+    size_t limit, offset; /* limit 0: 50 */
+};
+void store_command_summaries_free(struct store_command_summary *v, size_t n);
+/* Commands newest first, each with its queue entries counted by state; *total counts the
+ * commands the filter matches and *all (optional) every queue entry by state. */
+int store_command_summaries(struct store *s, const struct store_command_filter *f,
+                            struct store_command_summary **out, size_t *n, size_t *total,
+                            struct store_command_counts *all, struct scepter_error *err) WUR;
+
+/* One command's entries, device by device (SCEPTER_ENOTFOUND for an unknown command). */
+struct store_command_target {
+    char *enrollment_id, *device_id, *device_name, *serial_number;
+    enum store_platform platform;
+    char *status; /* as in store_queue_item */
+    int notnow_count;
+    int64_t result_at, updated;
+    char *error_chain_json; /* the device's ErrorChain, or NULL */
+};
+void store_command_targets_free(struct store_command_target *v, size_t n);
+int store_command_targets(struct store *s, const char *uuid, size_t limit, size_t offset,
+                          struct store_command_summary *cmd, struct store_command_target **out,
+                          size_t *n, struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Test hooks                                                                                */
