@@ -145,6 +145,7 @@ struct plan {
     struct mdm_ctx *ctx;
     const struct mdm_scep_otc *otc; /* a one-time challenge per rendering, or NULL */
     int64_t now;
+    int64_t expires; /* the policy's expires_in as a time, for every command (0 = never) */
 };
 
 static void plan_init(struct plan *p, struct mdm_ctx *ctx)
@@ -207,6 +208,7 @@ static void plan_finish(struct plan *p)
         p->sc[i].request_type = c->request_type;
         p->sc[i].plist = (const unsigned char *)c->plist.data;
         p->sc[i].plist_len = c->plist.len;
+        p->sc[i].expires = p->expires;
     }
 }
 
@@ -438,6 +440,7 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
     if (mdm_scep_otc_begin(c->ctx, &pp, &otc))
         plan.otc = &otc;
     plan.now = c->now;
+    plan.expires = pp.expires_in ? c->now + pp.expires_in : 0;
     rc = profile_template_new(&pp, &ro, &t, &pr);
     mdm_scep_otc_end(&pp, &otc);
     if (rc != 0) {
@@ -1310,13 +1313,10 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
         for (size_t k = 0; k < nst; k++) {
             if (st[k].policy_id != sp->id)
                 continue;
-            /* An install acknowledged before the device's latest Authenticate belonged to an
-             * earlier enrollment: unenrolling removed it from the device, so it counts as not
-             * had and is queued again. */
-            has =
-                st[k].action == STORE_POLICY_INSTALL &&
-                ((st[k].state == STORE_PSTATE_INSTALLED && st[k].updated >= dev.authenticated_at) ||
-                 st[k].state == STORE_PSTATE_PENDING);
+            /* Only the current enrollment's commands are linked: Authenticate detaches the
+             * earlier ones (store_authenticate), so a re-enrolled device has nothing. */
+            has = st[k].action == STORE_POLICY_INSTALL &&
+                  (st[k].state == STORE_PSTATE_INSTALLED || st[k].state == STORE_PSTATE_PENDING);
             current = has && st[k].policy_version == sp->version;
         }
         if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))
@@ -1353,6 +1353,7 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             if (mdm_scep_otc_begin(ctx, &pp, &otc))
                 plan.otc = &otc;
             plan.now = now;
+            plan.expires = pp.expires_in ? now + pp.expires_in : 0;
             int trc = profile_template_new(&pp, &ro, &t, &pr);
             mdm_scep_otc_end(&pp, &otc);
             if (trc == 0)
