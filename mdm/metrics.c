@@ -226,6 +226,10 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
             buf_printf(b, "scepter_security_events_total{event=\"%s\"} %llu\n", names[i],
                        get(&m->security[i]));
     }
+    help(b, "scepter_enroll_keys_ready", "gauge",
+         "Device keys ready in the enrollment key pool (filled in the background).");
+    buf_printf(b, "scepter_enroll_keys_ready %zu\n",
+               mdm_enroll_guard_ready(ctx->srv->enroll_guard));
     help(b, "scepter_webhooks_total", "counter", "Webhook deliveries by result.");
     buf_printf(b, "scepter_webhooks_total{result=\"delivered\"} %llu\n",
                get(&m->webhooks_delivered));
