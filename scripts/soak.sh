@@ -220,7 +220,8 @@ wait_queue_empty 600 || die "the capacity fan-outs did not finish within 600 s"
 t1=$(date +%s.%N)
 CAP_S=$(awk "BEGIN{print ($t1 - $t0) / 3}")
 CAPACITY=$(awk "BEGIN{printf \"%.1f\", $N / $CAP_S}")
-PERIOD=$(awk "BEGIN{p = 2 * $CAP_S; printf \"%d\", (p < 2 ? 2 : p) + 0.999}")
+PERIOD_MS=$(awk "BEGIN{p = 2000 * $CAP_S; printf \"%d\", (p < 500 ? 500 : p)}")
+PERIOD=$(awk "BEGIN{printf \"%.2f\", $PERIOD_MS / 1000}")
 say "capacity: one fan-out to $N devices in ${CAP_S} s = $CAPACITY commands/s; the soak: one every ${PERIOD} s"
 
 # --- the soak --------------------------------------------------------------------------------
@@ -283,9 +284,10 @@ READER=$!
 PIDS="$PIDS $READER"
 
 seed=1000
+ms() { date +%s%3N; }
 next_sample=$SOAK0
-next_fan=$SOAK0
-next_push=$((SOAK0 + PERIOD / 2))
+next_fan=$(ms)
+next_push=$((next_fan + PERIOD_MS / 2))
 next_enroll=$((SOAK0 + 15))
 fanouts=0
 pushes=0
@@ -300,15 +302,15 @@ while :; do
         sample
         next_sample=$((next_sample + 10))
     fi
-    if [ "$now" -ge "$next_fan" ]; then
+    if [ "$(ms)" -ge "$next_fan" ]; then
         fan_out || die "a fan-out failed at $((now - SOAK0)) s"
         fanouts=$((fanouts + 1))
-        next_fan=$((next_fan + PERIOD))
+        next_fan=$((next_fan + PERIOD_MS))
     fi
-    if [ "$now" -ge "$next_push" ]; then
+    if [ "$(ms)" -ge "$next_push" ]; then
         api POST /v1/push "$TMP/push.json" >/dev/null || echo "soak: a push failed" >&2
         pushes=$((pushes + 1))
-        next_push=$((next_push + PERIOD))
+        next_push=$((next_push + PERIOD_MS))
     fi
     if [ "$now" -ge "$next_enroll" ]; then
         # New devices, each with a seed of its own (new UDIDs), enrolled by a short-lived
@@ -323,7 +325,7 @@ while :; do
         lastprog=$(((now - SOAK0) / 300))
         say "$((now - SOAK0)) s: $fanouts fan-outs, $pushes pushes, $(tail -n 1 "$CSV")"
     fi
-    sleep 0.5
+    sleep 0.1
 done
 sample
 say "traffic stopped after $SECS s: $fanouts fan-outs, $pushes push-only rounds"
