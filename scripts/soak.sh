@@ -47,7 +47,12 @@ TMP=$(mktemp -d /tmp/scepter-soak.XXXXXX)
 PIDS=""
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-    sleep 0.5
+    for _ in $(seq 1 100); do # 10 s for a clean exit, then SIGKILL
+        alive=0
+        for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive -eq 0 ] && break
+        sleep 0.1
+    done
     for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
     [ -n "${SOAK_KEEP:-}" ] || rm -rf "$TMP"
 }
