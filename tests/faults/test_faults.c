@@ -27,6 +27,16 @@
  *   apns             the APNs test server sends GOAWAY every 5 requests, a 429 storm, 503 and
  *                    500 once, 410 for one token: every push delivered once, the dead token
  *                    pushed once and marked invalid.  SQLite run.
+ *   apns_stops_reading  the APNs test server stops reading its sockets for 6 s with pushes in
+ *                    flight: the client gives the silent connection up (apns_ping_timeout),
+ *                    reconnects without spinning, devices are served meanwhile, every push is
+ *                    answered once it reads again (twice at most for those resent).
+ *   apns_cert_expires   the push certificate expires during the run: reported by /healthz and
+ *                    /metrics, logged, pushing halts (nothing sent with it, no reconnect loop),
+ *                    and a new certificate (PUT /v1/pushcert) resumes it.  SQLite run.
+ *   max_connections  max_connections + 40 idle TLS connections: the excess refused at the
+ *                    handshake at once, a device's keep-alive connection served throughout,
+ *                    the idle ones cut at request_timeout, new connections served after.
  *
  * Sizes (the short version in ctest by default; `make faults` runs the long one):
  *   FAULTS_SEED      the random seed (printed; set it to replay a run)
