@@ -1648,19 +1648,20 @@ Test(faults, connections_past_max_connections, .timeout = 600)
 
     /* The flood: TLS connections that send nothing. */
     int total = max_conns + extra_conns;
-    struct tu_http_conn **fl = xcalloc((size_t)total, sizeof(*fl));
-    long long *opened_ms = xcalloc((size_t)total, sizeof(*opened_ms));
-    long long *cut_ms = xcalloc((size_t)total, sizeof(*cut_ms));
+    struct flood {
+        struct tu_http_conn *c;
+        long long opened_ms, cut_ms;
+    } *fl = xcalloc((size_t)total, sizeof(*fl));
     for (int i = 0; i < total; i++) {
         long long t0 = mono_ms();
-        fl[i] = tu_http_connect(S.port, true, NULL, NULL);
-        opened_ms[i] = mono_ms();
-        if (fl[i]) {
+        fl[i].c = tu_http_connect(S.port, true, NULL, NULL);
+        fl[i].opened_ms = mono_ms();
+        if (fl[i].c) {
             held_open++;
         } else {
             refused++;
             /* refused at the handshake, at once: not left hanging */
-            if (opened_ms[i] - t0 > 2000)
+            if (fl[i].opened_ms - t0 > 2000)
                 slow_refusals++;
         }
     }
@@ -1668,15 +1669,15 @@ Test(faults, connections_past_max_connections, .timeout = 600)
     /* Each accepted one is cut at request_timeout (+ 1 s, the whole-request deadline):
      * checked by writing a byte every 250 ms (bounded). */
     int late = 0;
-    long long last_open = opened_ms[total - 1];
+    long long last_open = fl[total - 1].opened_ms;
     for (long long end = last_open + (timeout_s + 1) * 1000LL + 5000; mono_ms() < end;) {
         int alive = 0;
         for (int i = 0; i < total; i++) {
             char b = 'a';
-            if (!fl[i] || cut_ms[i])
+            if (!fl[i].c || fl[i].cut_ms)
                 continue;
-            if (tu_http_send_raw(fl[i], &b, 1) != 0)
-                cut_ms[i] = mono_ms();
+            if (tu_http_send_raw(fl[i].c, &b, 1) != 0)
+                fl[i].cut_ms = mono_ms();
             else
                 alive++;
         }
@@ -1685,18 +1686,16 @@ Test(faults, connections_past_max_connections, .timeout = 600)
         usleep(250000);
     }
     for (int i = 0; i < total; i++) {
-        if (!fl[i])
+        if (!fl[i].c)
             continue;
-        if (cut_ms[i]) {
+        if (fl[i].cut_ms) {
             cut++;
-            if (cut_ms[i] - opened_ms[i] > (timeout_s + 1) * 1000LL + 3000)
+            if (fl[i].cut_ms - fl[i].opened_ms > (timeout_s + 1) * 1000LL + 3000)
                 late++;
         }
-        tu_http_close(fl[i]);
+        tu_http_close(fl[i].c);
     }
     free(fl);
-    free(opened_ms);
-    free(cut_ms);
     phase("flood cut");
     /* With the flood gone a new device connection is served again at once. */
     long long t_new = mono_ms();
