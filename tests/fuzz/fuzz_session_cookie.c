@@ -133,6 +133,26 @@ static bool names_live_session(const char *h)
     return false;
 }
 
+/* Is path /v1/sessions, read as the router reads it (empty segments do not count: a
+ * trailing or doubled '/' names the same route)? */
+static bool is_sessions_path(const char *path)
+{
+    static const char *const want[] = {"v1", "sessions"};
+    size_t n = 0;
+
+    for (const char *p = path; *p;) {
+        size_t len;
+        p += strspn(p, "/");
+        if ((len = strcspn(p, "/")) == 0)
+            break;
+        if (n >= 2 || strlen(want[n]) != len || memcmp(p, want[n], len) != 0)
+            return false;
+        n++;
+        p += len;
+    }
+    return n == 2;
+}
+
 /* The next line of [*p, end) as a new string (without its '\n'); *p moves past it. */
 static char *next_line(const uint8_t **p, const uint8_t *end)
 {
@@ -195,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mdm_api_handle(&ctx, &req, now, &reply);
 
     bool live = cookie_hdr && names_live_session(cookie_hdr);
-    bool sign_in = req.method == MDM_POST && strcmp(path, "/v1/sessions") == 0;
+    bool sign_in = req.method == MDM_POST && is_sessions_path(path);
     bool changes = req.method != MDM_GET;
     bool csrf_ok = csrf_hdr && strcmp(csrf_hdr, CSRF_TOKEN) == 0;
     /* A path with more segments than any route is refused before anyone is asked who they
