@@ -227,6 +227,9 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
             buf_printf(b, "scepter_security_events_total{event=\"%s\"} %llu\n", names[i],
                        get(&m->security[i]));
     }
+    help(b, "scepter_sqlite_memory_bytes", "gauge",
+         "Memory SQLite holds, its page caches included (bounded by cache_size per connection).");
+    buf_printf(b, "scepter_sqlite_memory_bytes %lld\n", (long long)store_sqlite_memory_used());
     help(b, "scepter_enroll_keys_ready", "gauge",
          "Device keys ready in the enrollment key pool (filled in the background).");
     buf_printf(b, "scepter_enroll_keys_ready %zu\n",

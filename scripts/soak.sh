@@ -19,8 +19,9 @@
 # descriptors, the database's size (bytes, with its WAL), device-request latency p50/p99 (ms,
 # over the 10 s, from /metrics' histogram of the checkin and connect routes, interpolated in
 # the bucket), requests in the window, queue depth, commands acknowledged so far, webhook
-# events received, devices enrolled.  At the end: the PNG plot (gnuplot) of RSS, descriptors
-# and p99 over time, summary.txt, and the verdict:
+# events received, devices enrolled, memory SQLite holds (kB; its page caches included).  At
+# the end: the PNG plot (gnuplot) of RSS (and SQLite's part of it), descriptors and p99 over
+# time, summary.txt, and the verdict:
 #   - RSS and descriptors flat after warm-up: over windows of SECS/12 (5 minutes of an hour),
 #     the last window at most 5 % above the first window of the second half — RSS by the
 #     windows' medians, descriptors by their floors (the devices' connections of the moment
@@ -233,7 +234,7 @@ say "capacity: one fan-out to $N devices in ${CAP_S} s = $CAPACITY commands/s; t
 
 # --- the soak --------------------------------------------------------------------------------
 CSV=$OUT/soak.csv
-echo "t_s,rss_kb,fds,db_bytes,p50_ms,p99_ms,requests,queue_depth,acknowledged,webhook_events,enrolled" >"$CSV"
+echo "t_s,rss_kb,fds,db_bytes,p50_ms,p99_ms,requests,queue_depth,acknowledged,webhook_events,enrolled,sqlite_kb" >"$CSV"
 # Percentiles of the device routes over the window, from the delta of two histogram scrapes.
 hist() { awk '/^scepter_http_request_duration_seconds_bucket\{route="(checkin|connect)"/ {
         match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); c[le] += $NF }
@@ -269,11 +270,12 @@ sample() {
     hist "$TMP/hist.cur"
     p=$(percentiles "$TMP/hist.prev" "$TMP/hist.cur")
     mv "$TMP/hist.cur" "$TMP/hist.prev"
-    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$now" "$rss" "$fds" "$db" $(echo "$p" | tr ' ' '\n' | head -n 3) \
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$now" "$rss" "$fds" "$db" $(echo "$p" | tr ' ' '\n' | head -n 3) \
         "$(metric 'scepter_queue_depth ')" \
         "$(metric 'scepter_commands_total{event="acknowledged"')" \
         "$(curl -sS --max-time 10 "$HOOK/stats" | jq .distinct)" \
-        "$(sqlite3 "file:$DB?mode=ro" 'SELECT COUNT(*) FROM enrollments' 2>/dev/null || echo 0)" >>"$CSV"
+        "$(sqlite3 "file:$DB?mode=ro" 'SELECT COUNT(*) FROM enrollments' 2>/dev/null || echo 0)" \
+        "$(($(metric 'scepter_sqlite_memory_bytes ') / 1024))" >>"$CSV"
 }
 
 # API reads, about one a second, in the background for the whole soak.
@@ -399,6 +401,10 @@ H=$((SECS / 2))
 WIN=$((SECS / 12 > 60 ? SECS / 12 : 60))
 rss_a=$(median 2 "$H" $((H + WIN)))
 rss_b=$(median 2 $((SECS - WIN)) $((SECS + 20)))
+# RSS less what SQLite holds (its page caches fill up to cache_size per connection as the
+# database grows): what would be left to leak.
+sql_a=$(median 12 "$H" $((H + WIN)))
+sql_b=$(median 12 $((SECS - WIN)) $((SECS + 20)))
 fds_a=$(minimum 3 "$H" $((H + WIN)))
 fds_b=$(minimum 3 $((SECS - WIN)) $((SECS + 20)))
 p99_a=$(median 6 $((SECS / 4)) "$H")
@@ -422,6 +428,7 @@ growth() { awk "BEGIN{ if ($1 > 0) printf \"%+.1f %%\", ($2 - $1) * 100 / $1; el
     echo "capacity: one ProfileList fan-out to $N devices in $CAP_S s = $CAPACITY commands/s; soak: one fan-out every $PERIOD s (half), a command-less push between"
     echo "traffic: $fanouts fan-outs, $pushes push-only rounds, API reads ~4/s ($api_errors failed), webhook events $(printf '%s' "$hook" | jq -c '{distinct, deliveries, topics}')"
     echo "RSS (median of each window): $((rss_a / 1024)) MB in the first $WIN s of the second half, $((rss_b / 1024)) MB in the last $WIN s ($(growth "$rss_a" "$rss_b")); peak $(($(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SCEPTER_PID/status") / 1024)) MB"
+    echo "RSS less SQLite's memory: $(((rss_a - sql_a) / 1024)) MB, then $(((rss_b - sql_b) / 1024)) MB ($(growth $((rss_a - sql_a)) $((rss_b - sql_b)))); SQLite held $((sql_a / 1024)) MB, then $((sql_b / 1024)) MB"
     echo "descriptors (floor of each window): $fds_a in the first $WIN s of the second half, $fds_b in the last $WIN s ($(growth "$fds_a" "$fds_b")); range over the run $(minimum 3 0 $((SECS + 20)))-$(awk -F, 'NR > 1 { print $3 }' "$CSV" | sort -g | tail -n 1)"
     echo "latency (device requests, per 10 s): median p50 $p50_all ms, median p99 $p99_all ms; p99 second quarter $p99_a ms, last quarter $p99_b ms"
     echo "database: $(($(tail -n 1 "$CSV" | cut -d, -f4) / 1024)) KiB at the end"
@@ -438,7 +445,8 @@ set key top left
 set multiplot layout 3,1 title "scepter soak: $SECS s, $N devices, fan-out every $PERIOD s ($CAPACITY cmd/s capacity)"
 set xlabel "seconds"
 set ylabel "RSS (MB)"
-plot "$CSV" using 1:(\$2/1024) every ::1 with lines lw 2 title "RSS"
+plot "$CSV" using 1:(\$2/1024) every ::1 with lines lw 2 title "RSS", \
+     "$CSV" using 1:(\$12/1024) every ::1 with lines title "of which SQLite (page caches)"
 set ylabel "open fds"
 plot "$CSV" using 1:3 every ::1 with lines lw 2 title "descriptors"
 set ylabel "ms"
