@@ -1,7 +1,8 @@
 # Scepter — the whole set-up is two commands on a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the server (SQLite, dev certificates)
 #   make test   install what tests need, build with sanitizers, run every test
-# Other targets: make build, make bench, make lint, make format, make clean, make image.
+# Other targets: make build, make bench, make soak, make faults, make fuzz, make lint, make format,
+# make clean, make image.
 
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
