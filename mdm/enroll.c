@@ -18,7 +18,7 @@
  * Identities are issued from a pool of keys generated on a background thread (RSA-2048 takes
  * 100-300 ms, which must not stall a worker's event loop), and downloads are rate-limited per
  * client address.  The pool fills in the background from the start (a pool of 256 made
- * synchronously held a restart for a minute); a download that finds it empty generates its
+ * synchronously would hold a restart for 25-75 s); a download that finds it empty makes its
  * key itself, at most ENROLL_ONDEMAND_MAX at a time across the workers, and beyond that is
  * answered 503 with Retry-After.
  */
