@@ -18,6 +18,17 @@ const SEEN = [
   { id: "stale", label: "Not in 7 days", before: 7 * 86400 },
 ];
 const iso = (secondsAgo) => new Date(Date.now() - secondsAgo * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+
+// The device's MDM identity: when it expires, and where its renewal stands.
+function identityText(d) {
+  if (!d.identity_not_after) return "—";
+  const left = Math.floor((Date.parse(d.identity_not_after) - Date.now()) / 86400000);
+  const exp = left < 0 ? `expired ${when(d.identity_not_after)}` : `expires ${when(d.identity_not_after)} (${left} days)`;
+  const ren = d.identity_renewal === "outstanding" ? `; renewal queued ${when(d.identity_renewal_queued_at)}`
+    : d.identity_renewal === "renewed" ? `; renewed ${when(d.identity_renewed_at)}` : "";
+  return exp + ren;
+}
+
 export const deviceName = (d) => d.device_name || d.serial_number || d.udid;
 
 export async function deviceList(ctx) {
@@ -226,7 +237,10 @@ export async function deviceDetail(ctx, udid) {
     h("dt", {}, "Push token"), h("dd", {}, d.push_token_valid ? "Valid" : "None or invalid"),
     h("dt", {}, "Last seen"), h("dd", {}, when(d.last_seen)),
     h("dt", {}, "Enrolled since"), h("dd", {}, when(d.authenticated_at || d.created)),
-    h("dt", {}, "Certificates"), h("dd", {}, String((d.certificates || []).length)));
+    h("dt", {}, "Certificates"), h("dd", {}, String((d.certificates || []).length)),
+    h("dt", {}, "MDM identity"), h("dd", { id: "device-identity" }, identityText(d)),
+    h("dt", {}, "Setup Assistant"), h("dd", { id: "device-awaiting" }, d.awaiting_configuration
+      ? "Awaiting configuration: send DeviceConfigured to let it finish" : "—"));
   const factsCard = h("section", { class: "card", "aria-labelledby": "facts-h" }, h("h2", { id: "facts-h" }, "Facts"), facts());
   const groupsEl = h("ul", { class: "chips", id: "device-groups" }, (d.groups || []).length
     ? d.groups.map((g) => h("li", {}, h("a", { href: `#/groups/${encodeURIComponent(g)}` }, g)))

@@ -300,6 +300,9 @@ async function main() {
     await page.locator("#device-title").filter({ hasText: name(mac1) }).waitFor();
     assert.match(await page.locator("#device-facts").textContent(), new RegExp(mac1.serial));
     assert.match(await page.locator("#device-enrollment").textContent(), /Enrolled/);
+    // The MDM identity's expiry (identity renewal starts identity_renew_days before it).
+    assert.match(await page.locator("#device-identity").textContent(), /^expires .* \(\d+ days\)$/);
+    assert.equal(await page.locator("#device-awaiting").textContent(), "—");
     await page.locator("#device-groups").getByText("In no group.").waitFor();
     await page.locator("#device-policies").getByText("No policy targets this device.").waitFor();
     // Typed commands check their fields before anything is sent.
