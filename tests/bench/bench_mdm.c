@@ -2061,15 +2061,16 @@ int main(int argc, char **argv)
         c0 = proc_cpu_s(b.pid);
         d0 = db_cpu_s(&b);
         drive_split(&b, &hold, NULL, 64, 2);
-        report = (proc_cpu_s(b.pid) - c0 + db_cpu_s(&b) - d0) * 1000.0 / (double)n;
+        double rsrv = (proc_cpu_s(b.pid) - c0) * 1000.0 / (double)n;
+        report = rsrv + (db_cpu_s(&b) - d0) * 1000.0 / (double)n;
         snprintf(note, sizeof(note), "%ld devices, 64 in flight, over open mTLS conns", n);
         fig_add(F, "CPU per Idle poll delivering a command (server + database)", deliver, "cpu-ms",
                 NULL, note);
         char target[32];
         snprintf(target, sizeof(target), "<=%.3f", 1.5 * mtls_ms);
         snprintf(note, sizeof(note),
-                 "Acknowledged, empty queue after; %.2fx an Idle poll (target 1.5x)",
-                 mtls_ms > 0 ? report / mtls_ms : 0.0);
+                 "scepter %.3f + database %.3f; %.2fx an Idle poll (target 1.5x)", rsrv,
+                 report - rsrv, mtls_ms > 0 ? report / mtls_ms : 0.0);
         fig_add(F, "CPU per result report (server + database)", report, "cpu-ms", target, note);
     }
 
