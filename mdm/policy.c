@@ -17,6 +17,7 @@
  * The profile's PayloadIdentifier is "<payload_identifier_prefix>.policy.<policy uid>", the
  * uid being fixed when the policy is created, so renames and edits replace the profile.
  */
+#include <malloc.h>
 #include <string.h>
 #include <strings.h>
 
@@ -155,6 +156,8 @@ static void plan_init(struct plan *p, struct mdm_ctx *ctx)
     p->ctx = ctx;
 }
 
+#define PLAN_TRIM_AT 1000 /* plans for this many devices or more end with malloc_trim */
+
 static void plan_free(struct plan *p)
 {
     for (size_t i = 0; i < p->ncmds; i++)
@@ -166,6 +169,10 @@ static void plan_free(struct plan *p)
     free(p->ids);
     free(p->cmd_of);
     json_decref(p->skipped);
+    /* A fan-out to thousands of devices held their rendered commands: give the freed memory
+     * back to the system (glibc keeps it in the arena otherwise, and RSS stays at the peak). */
+    if (p->n >= PLAN_TRIM_AT)
+        malloc_trim(0);
 }
 
 static struct mdm_command *plan_new_command(struct plan *p)

@@ -2150,8 +2150,24 @@ int main(int argc, char **argv)
     }
 
 finish:
+    /* Memory by cache, from /metrics (scepter_cache_bytes{cache="..."}). */
+    if (api(&b, "GET", "/metrics", NULL, &resp) == 200) {
+        for (const char *p = resp; (p = strstr(p, "\nscepter_cache_bytes{cache=\"")) != NULL;) {
+            char cache[32];
+            long long bytes;
+            p += strlen("\nscepter_cache_bytes{cache=\"");
+            if (sscanf(p, "%31[^\"]\"} %lld", cache, &bytes) == 2) {
+                snprintf(name, sizeof(name), "scepter cache memory: %s", cache);
+                fig_add(F, name, (double)bytes / 1e6, "MB", NULL,
+                        "scepter_cache_bytes in /metrics");
+            }
+        }
+    }
+    free(resp);
+    resp = NULL;
+    snprintf(note, sizeof(note), "VmRSS now %.1f MB", proc_status_mb(b.pid, "VmRSS"));
     fig_add(F, "scepter peak RSS over the whole run", proc_status_mb(b.pid, "VmHWM"), "MB", NULL,
-            NULL);
+            note);
     teardown(&b);
     printf("bench_mdm: %s done in %.0f s, %d failure%s\n", b.backend, mono() - t_all, b.failures,
            b.failures == 1 ? "" : "s");
