@@ -16,6 +16,7 @@
  *
  *   bench_mdm [--backend sqlite|postgres] [--devices N] [--big-devices M] [--mtls-enroll K]
  *             [--seconds S] [--conns 32,64] [--workers N] [--json FILE] [--keep] [--enroll-only]
+ *             [--seed-sql FILE]
  *
  * Device identities are ECDSA P-256 certificates issued here from a throwaway device CA (one
  * shared key; every certificate differs), as the server binds each certificate's SHA-256 at
@@ -277,7 +278,8 @@ struct bench {
     int conns[MAX_CONNS_LIST], nconns;
     const char *json_path;
     bool keep;
-    bool enroll_only; /* --enroll-only: stop after the Mdm-Signature enrollment (profiling) */
+    bool enroll_only;     /* --enroll-only: stop after the Mdm-Signature enrollment (profiling) */
+    const char *seed_sql; /* --seed-sql FILE: run with psql before the first phase (PostgreSQL) */
     /* places */
     char *dir, *bin_dir, *src_dir, *store_url, *pg_dir;
     /* PKI */
@@ -1349,6 +1351,25 @@ static void check_failures(struct bench *b, struct eng *e, const char *phase)
     }
 }
 
+/* --seed-sql: fill the store (after scepter created the schema) with psql, then ANALYZE, so
+ * that every phase runs against a store of that size (scripts/bench-growth.sh). */
+static void seed_store(struct bench *b)
+{
+    double t0 = mono();
+    char *cmd;
+
+    if (b->pg_dir == NULL)
+        die("--seed-sql needs --backend postgres");
+    cmd =
+        xasprintf("psql -X -q -v ON_ERROR_STOP=1 -d '%s' -f '%s' -c 'ANALYZE' >'%s/seed.log' 2>&1",
+                  b->store_url, b->seed_sql, b->dir);
+    if (system(cmd) != 0)
+        die("%s failed (see %s/seed.log; --keep keeps it)", cmd, b->dir);
+    free(cmd);
+    printf("bench_mdm: store seeded from %s in %.1f s\n", b->seed_sql, mono() - t0);
+    fflush(stdout);
+}
+
 /*
  * Wait (at most 30 s) until scepter's start-up work is over — it fills its pool of RSA keys
  * for /mdm/enroll on a background thread (~1 CPU-s) — so that it is not counted in the first
@@ -1695,7 +1716,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_mdm [--backend sqlite|postgres] [--devices N] "
                     "[--big-devices M] [--mtls-enroll K] [--seconds S] [--conns 32,64] "
-                    "[--workers N] [--json FILE] [--keep] [--enroll-only]\n");
+                    "[--workers N] [--json FILE] [--keep] [--enroll-only] [--seed-sql FILE]\n");
     exit(2);
 }
 
@@ -1738,6 +1759,8 @@ static void parse_args(struct bench *b, int argc, char **argv)
             b->seconds = strtod(val, NULL);
         else if (strcmp(a, "--json") == 0)
             b->json_path = val;
+        else if (strcmp(a, "--seed-sql") == 0)
+            b->seed_sql = val;
         else if (strcmp(a, "--conns") == 0) {
             b->nconns = 0;
             for (const char *p = val; *p && b->nconns < MAX_CONNS_LIST;) {
@@ -1916,6 +1939,8 @@ int main(int argc, char **argv)
         die("apns-test-server did not start");
     setup_store(&b);
     start_scepter(&b);
+    if (b.seed_sql)
+        seed_store(&b);
     wait_quiet(&b);
 
     /* 1. Enrollment with Mdm-Signature over 32 keep-alive connections. */
