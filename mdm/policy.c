@@ -1381,9 +1381,18 @@ out:
 void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now,
                          const struct mdm_push_data *push)
 {
+    struct scepter_error err;
+    bool policies = true, user_channels = true;
+
     log_kv(LOG_LVL_INFO, "enrolled", "device", device_id, NULL);
-    reconcile_device(ctx, device_id, now, false);
-    reconcile_user_channels(ctx, device_id, NULL, now, true);
+    /* The common case, nothing targets a new device: one statement says so instead of the
+     * three reads of the reconciliations (on failure they run and say what failed). */
+    if (store_device_policy_probe(ctx->store, device_id, &policies, &user_channels, &err) != 0)
+        policies = user_channels = true;
+    if (policies)
+        reconcile_device(ctx, device_id, now, false);
+    if (user_channels)
+        reconcile_user_channels(ctx, device_id, NULL, now, true);
     /* Apple: a device polls only after a push, so push after the first TokenUpdate — with the
      * token it just sent, no need to read it back. */
     mdm_push_one(ctx, push);
