@@ -1,8 +1,8 @@
 # Scepter — the whole set-up is two commands on a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the server (SQLite, dev certificates)
 #   make test   install what tests need, build with sanitizers, run every test
-# Other targets: make build, make bench, make soak, make faults, make fuzz, make lint, make format,
-# make clean, make image.
+# Other targets: make build, make bench, make bench-growth, make soak, make faults, make fuzz,
+# make lint, make format, make clean, make image.
 
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
 .PHONY: all build run test bench lint format check-banned clean deps-build deps-run deps-test \
-	deps-bench image fuzz deps-fuzz soak deps-soak
+	deps-bench image fuzz deps-fuzz soak deps-soak bench-growth
 
 all: build
 
@@ -66,6 +66,13 @@ soak: deps-soak
 	$(CMAKE) -S . -B $(SOAK_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCEPTER_TESTS=ON >/dev/null
 	$(CMAKE) --build $(SOAK_BUILD_DIR) -j $(JOBS) --target scepter scepter-sim apns-test-server
 	@scripts/soak.sh $(SOAK_BUILD_DIR)
+
+# The growth table: costs per operation at 10,000 and 100,000 enrolled devices (1,000,000 with
+# BENCH_HUGE=1) on PostgreSQL (scripts/bench-growth.sh; not part of `make bench` or CI).
+bench-growth: deps-bench
+	$(CMAKE) -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DSCEPTER_TESTS=ON >/dev/null
+	$(CMAKE) --build $(BENCH_BUILD_DIR) -j $(JOBS) --target scepter bench_mdm apns-test-server
+	@scripts/bench-growth.sh $(BENCH_BUILD_DIR)
 
 # Coverage-guided fuzzing (clang, libFuzzer, ASan + UBSan) of every parser of untrusted input:
 # each target of tests/fuzz/ for FUZZ_RUNS executions (scripts/fuzz.sh; FUZZ_TIME, FUZZ_TARGETS).

@@ -253,6 +253,23 @@ fail:
     return -1;
 }
 
+static void certcache_count(struct mdm_idcache *c, long long delta)
+{
+    c->cert_bytes = (size_t)((long long)c->cert_bytes + delta);
+    if (c->srv)
+        mdm_metrics_cache_bytes(c->srv, MDM_CACHE_CERTIFICATES, delta);
+}
+
+static void certcache_drop(struct mdm_idcache *c, size_t slot)
+{
+    if (c->cert[slot].x == NULL)
+        return;
+    X509_free(c->cert[slot].x);
+    c->cert[slot].x = NULL;
+    certcache_count(c, -(long long)c->cert[slot].bytes);
+    c->cert[slot].bytes = 0;
+}
+
 /*
  * A decoded certificate for these DER bytes (a new reference), from the worker's cache when
  * there is one: the bytes are hashed before anything is decoded, and md gets that SHA-256 —
@@ -279,19 +296,22 @@ static X509 *certcache_get(struct mdm_idcache *c, const unsigned char *der, size
     }
     if (c == NULL)
         return x;
-    X509_free(c->cert[slot].x);
+    certcache_drop(c, slot);
+    /* Bounded in bytes (identity_cache_bytes): beyond it the certificate is used, not kept. */
+    if (c->cert_bytes + MDM_CERT_BYTES(len) > c->cert_budget)
+        return x;
     memcpy(c->cert[slot].sha256, md, CRYPTO_SHA256_LEN);
     c->cert[slot].x = x;
+    c->cert[slot].bytes = MDM_CERT_BYTES(len);
+    certcache_count(c, (long long)c->cert[slot].bytes);
     X509_up_ref(x);
     return x;
 }
 
 void mdm_idcache_clear(struct mdm_idcache *c)
 {
-    for (size_t i = 0; c && i < MDM_CERTCACHE_SLOTS; i++) {
-        X509_free(c->cert[i].x);
-        c->cert[i].x = NULL;
-    }
+    for (size_t i = 0; c && i < MDM_CERTCACHE_SLOTS; i++)
+        certcache_drop(c, i);
 }
 
 static int from_signature(const char *value, const struct mdm_request *req, X509 **cert,

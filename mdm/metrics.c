@@ -162,6 +162,12 @@ void mdm_metrics_expired(struct mdm_server *srv, size_t n)
         inc(&srv->metrics->commands_expired, n);
 }
 
+void mdm_metrics_cache_bytes(struct mdm_server *srv, enum mdm_cache_kind which, long long delta)
+{
+    if (srv->metrics)
+        atomic_fetch_add_explicit(&srv->metrics->cache_bytes[which], delta, memory_order_relaxed);
+}
+
 static void help(struct buf *b, const char *name, const char *type, const char *text)
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
@@ -276,6 +282,16 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
          "Webhook events in the dead letters (GET /v1/webhooks/dead-letters).");
     if (store_outbox_dead_count(ctx->store, "webhook", &outbox, &err) == 0)
         buf_printf(b, "scepter_outbox_dead %lld\n", (long long)outbox);
+
+    help(b, "scepter_cache_bytes", "gauge",
+         "Memory held by each cache, all workers together: decoded device certificates "
+         "(bounded by identity_cache_bytes per worker) and the verified-identity tables.");
+    buf_printf(b, "scepter_cache_bytes{cache=\"certificates\"} %lld\n",
+               (long long)atomic_load_explicit(&m->cache_bytes[MDM_CACHE_CERTIFICATES],
+                                               memory_order_relaxed));
+    buf_printf(b, "scepter_cache_bytes{cache=\"identities\"} %lld\n",
+               (long long)atomic_load_explicit(&m->cache_bytes[MDM_CACHE_IDENTITIES],
+                                               memory_order_relaxed));
 
     if (mdm_push_state(ctx->srv, &st) == 0) {
         help(b, "scepter_push_results_total", "counter", "Final push results by kind.");

@@ -27,6 +27,12 @@ enum mdm_command_event {
     MDM_CMD_NOTNOW,
 };
 
+enum mdm_cache_kind {
+    MDM_CACHE_CERTIFICATES, /* decoded device certificates (identity_cache_bytes per worker) */
+    MDM_CACHE_IDENTITIES,   /* verified-identity tables, fixed size per worker */
+    MDM_CACHE_KINDS
+};
+
 struct mdm_metrics {
     atomic_ullong checkins[MDM_M_CHECKIN_TYPES][MDM_M_RESULTS];
     atomic_ullong connects[MDM_M_CONNECT_STATUSES][MDM_M_RESULTS];
@@ -44,8 +50,13 @@ struct mdm_metrics {
     atomic_ullong webhooks_dead;    /* events moved to the dead letters */
     atomic_ullong commands_expired; /* queue entries the expiry job closed */
     atomic_ullong identities_renewed;
+    /* Bytes held by the caches (scepter_cache_bytes): MDM_CACHE_CERTIFICATES is updated by the
+     * workers' certificate caches as they change, MDM_CACHE_IDENTITIES at worker start/stop. */
+    atomic_llong cache_bytes[MDM_CACHE_KINDS];
 };
 
+/* Add delta bytes to a cache's gauge. */
+void mdm_metrics_cache_bytes(struct mdm_server *srv, enum mdm_cache_kind which, long long delta);
 struct mdm_metrics *mdm_metrics_new(void);
 void mdm_metrics_free(struct mdm_metrics *m);
 /* n commands of request_type went through event. */

@@ -17,6 +17,7 @@
  * The profile's PayloadIdentifier is "<payload_identifier_prefix>.policy.<policy uid>", the
  * uid being fixed when the policy is created, so renames and edits replace the profile.
  */
+#include <malloc.h>
 #include <string.h>
 #include <strings.h>
 
@@ -156,6 +157,8 @@ static void plan_init(struct plan *p, struct mdm_ctx *ctx)
     p->ctx = ctx;
 }
 
+#define PLAN_TRIM_AT 1000 /* plans for this many devices or more end with malloc_trim */
+
 static void plan_free(struct plan *p)
 {
     for (size_t i = 0; i < p->ncmds; i++)
@@ -167,6 +170,10 @@ static void plan_free(struct plan *p)
     free(p->ids);
     free(p->cmd_of);
     json_decref(p->skipped);
+    /* A fan-out to thousands of devices held their rendered commands: give the freed memory
+     * back to the system (glibc keeps it in the arena otherwise, and RSS stays at the peak). */
+    if (p->n >= PLAN_TRIM_AT)
+        malloc_trim(0);
 }
 
 static struct mdm_command *plan_new_command(struct plan *p)
@@ -1409,9 +1416,18 @@ out:
 void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now,
                          const struct mdm_push_data *push)
 {
+    struct scepter_error err;
+    bool policies = true, user_channels = true;
+
     log_kv(LOG_LVL_INFO, "enrolled", "device", device_id, NULL);
-    reconcile_device(ctx, device_id, now, false);
-    reconcile_user_channels(ctx, device_id, NULL, now, true);
+    /* The common case, nothing targets a new device: one statement says so instead of the
+     * three reads of the reconciliations (on failure they run and say what failed). */
+    if (store_device_policy_probe(ctx->store, device_id, &policies, &user_channels, &err) != 0)
+        policies = user_channels = true;
+    if (policies)
+        reconcile_device(ctx, device_id, now, false);
+    if (user_channels)
+        reconcile_user_channels(ctx, device_id, NULL, now, true);
     /* Apple: a device polls only after a push, so push after the first TokenUpdate — with the
      * token it just sent, no need to read it back. */
     mdm_push_one(ctx, push);

@@ -805,6 +805,8 @@ static void worker_free(struct mdm_worker *w)
         free(w->touched.slots[i]);
     free(w->touched.slots);
     mdm_idcache_clear(w->idcache);
+    if (w->idcache && w->srv)
+        mdm_metrics_cache_bytes(w->srv, MDM_CACHE_IDENTITIES, -(long long)sizeof(w->idcache->slot));
     free(w->idcache);
     mdm_conf_put(w->srv, w->conf);
 }
@@ -821,6 +823,9 @@ static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
     w->rt = rt;
     w->srv = rt->srv;
     w->idcache = xcalloc(1, sizeof(*w->idcache));
+    w->idcache->cert_budget = (size_t)cfg->identity_cache_bytes;
+    w->idcache->srv = rt->srv;
+    mdm_metrics_cache_bytes(rt->srv, MDM_CACHE_IDENTITIES, (long long)sizeof(w->idcache->slot));
     w->max_conns = cfg->max_connections;
     w->conf = mdm_conf_get(rt->srv);
     w->cache_gen = __atomic_load_n(&rt->srv->cache_gen, __ATOMIC_ACQUIRE);

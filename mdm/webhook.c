@@ -200,11 +200,25 @@ static void set_payload(struct mdm_ctx *ctx, json_t *ev, const void *raw, size_t
         json_decref(redacted);
 }
 
+/* Is a webhook configured now?  Without one, an event is not built at all: building it parses
+ * the device's plist a second time, redacts and re-encodes it (the check-in and result paths
+ * run this for every message). */
+static bool webhook_wanted(struct mdm_ctx *ctx)
+{
+    char url[8];
+
+    mdm_live_get(ctx->srv, MDM_LIVE_WEBHOOK_URL, url, sizeof(url));
+    return *url != '\0';
+}
+
 void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type, const struct mdm_ids *ids,
                          const void *raw, size_t raw_len, int64_t now)
 {
     char topic[64];
     json_t *ev;
+
+    if (!webhook_wanted(ctx))
+        return;
 
     snprintf(topic, sizeof(topic), "mdm.%s", message_type);
     ev = json_pack("{s:s,s:{s:s,s:s}}", "udid", ids->device_id, "ids", "id", ids->enrollment_id,
@@ -255,6 +269,8 @@ void mdm_webhook_idle(struct mdm_ctx *ctx, const char *enrollment_id, const char
 void mdm_webhook_result(struct mdm_ctx *ctx, const struct mdm_ids *ids, const char *status,
                         const char *command_uuid, const void *raw, size_t raw_len, int64_t now)
 {
+    if (!webhook_wanted(ctx))
+        return;
     json_t *ev = json_pack("{s:s,s:{s:s,s:s},s:s,s:s}", "udid", ids->device_id, "ids", "id",
                            ids->enrollment_id, "type", ids_type(ids->type), "status", status,
                            "command_uuid", command_uuid);

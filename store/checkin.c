@@ -59,43 +59,44 @@ static const struct store_sql SQL_CERT_BIND = {
  * message leaves them out.  $15: the certificate is newly bound to the device — a new
  * identity inherits no secret of the previous one (bootstrap token; the unlock token is
  * cleared by every Authenticate) and ends an operator's removal or re-enrollment window. */
-static const struct store_sql SQL_DEVICE_AUTH = {
-    "device_authenticate",
-    SQL_DEVICE_COLUMNS
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)"
-    " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"
-    " serial_number = coalesce(excluded.serial_number, devices.serial_number),"
-    " device_name = coalesce(excluded.device_name, devices.device_name),"
-    " model = coalesce(excluded.model, devices.model),"
-    " model_name = coalesce(excluded.model_name, devices.model_name),"
-    " product_name = coalesce(excluded.product_name, devices.product_name),"
-    " os_version = coalesce(excluded.os_version, devices.os_version),"
-    " build_version = coalesce(excluded.build_version, devices.build_version),"
-    " imei = coalesce(excluded.imei, devices.imei),"
-    " meid = coalesce(excluded.meid, devices.meid),"
-    " platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"
-    "  ELSE excluded.platform END,"
-    " topic = excluded.topic, unlock_token = NULL, authenticated_at = excluded.authenticated_at,"
-    " bootstrap_token = CASE WHEN $15 THEN NULL ELSE devices.bootstrap_token END,"
-    " removed_at = CASE WHEN $15 THEN 0 ELSE devices.removed_at END,"
-    " reenroll_until = CASE WHEN $15 THEN 0 ELSE devices.reenroll_until END,"
-    " updated = excluded.updated",
-    NULL, NULL};
+#define SQL_DEVICE_AUTH_TEXT                                                                       \
+    SQL_DEVICE_COLUMNS                                                                             \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14)"              \
+    " ON CONFLICT (id) DO UPDATE SET type = excluded.type,"                                        \
+    " serial_number = coalesce(excluded.serial_number, devices.serial_number),"                    \
+    " device_name = coalesce(excluded.device_name, devices.device_name),"                          \
+    " model = coalesce(excluded.model, devices.model),"                                            \
+    " model_name = coalesce(excluded.model_name, devices.model_name),"                             \
+    " product_name = coalesce(excluded.product_name, devices.product_name),"                       \
+    " os_version = coalesce(excluded.os_version, devices.os_version),"                             \
+    " build_version = coalesce(excluded.build_version, devices.build_version),"                    \
+    " imei = coalesce(excluded.imei, devices.imei),"                                               \
+    " meid = coalesce(excluded.meid, devices.meid),"                                               \
+    " platform = CASE WHEN excluded.platform = 'unknown' THEN devices.platform"                    \
+    "  ELSE excluded.platform END,"                                                                \
+    " topic = excluded.topic, unlock_token = NULL, authenticated_at = excluded.authenticated_at,"  \
+    " bootstrap_token = CASE WHEN $15 THEN NULL ELSE devices.bootstrap_token END,"                 \
+    " removed_at = CASE WHEN $15 THEN 0 ELSE devices.removed_at END,"                              \
+    " reenroll_until = CASE WHEN $15 THEN 0 ELSE devices.reenroll_until END,"                      \
+    " updated = excluded.updated"
+static const struct store_sql SQL_DEVICE_AUTH = {"device_authenticate", SQL_DEVICE_AUTH_TEXT, NULL,
+                                                 NULL};
 
+#define SQL_ENROLLMENT_AUTH_UPSERT                                                                 \
+    " ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"                \
+    " enabled = false, token_valid = false, push_token = NULL, push_magic = NULL,"                 \
+    " token_invalid_at = 0, awaiting_configuration = false"
 static const struct store_sql SQL_ENROLLMENT_AUTH = {
     "enrollment_authenticate",
     "INSERT INTO enrollments (id, device_id, type, topic, enabled, token_valid, created)"
-    " VALUES ($1, $1, $2, $3, false, false, $4)"
-    " ON CONFLICT (id) DO UPDATE SET type = excluded.type, topic = excluded.topic,"
-    " enabled = false, token_valid = false, push_token = NULL, push_magic = NULL,"
-    " token_invalid_at = 0, awaiting_configuration = false",
+    " VALUES ($1, $1, $2, $3, false, false, $4)" SQL_ENROLLMENT_AUTH_UPSERT,
     NULL, NULL};
 
-static const struct store_sql SQL_USER_CHANNELS_RESET = {
-    "user_channels_reset",
-    "UPDATE enrollments SET enabled = false, token_valid = false, push_token = NULL,"
-    " push_magic = NULL WHERE device_id = $1 AND id <> $1",
-    NULL, NULL};
+#define SQL_USER_CHANNELS_RESET_TEXT                                                               \
+    "UPDATE enrollments SET enabled = false, token_valid = false, push_token = NULL,"              \
+    " push_magic = NULL WHERE device_id = $1 AND id <> $1"
+static const struct store_sql SQL_USER_CHANNELS_RESET = {"user_channels_reset",
+                                                         SQL_USER_CHANNELS_RESET_TEXT, NULL, NULL};
 
 static int check_facts(const struct store_device_facts *f, struct scepter_error *err)
 {
@@ -252,10 +253,104 @@ out:
     return rc;
 }
 
+/*
+ * PostgreSQL: every write of an Authenticate in one statement (one round trip instead of
+ * five, under the same transaction and advisory lock): the device row ($1-$14, $15 the
+ * certificate is newly bound), the binding of certificate $16 when $15, the device channel's
+ * enrollment row, the user channels reset and the pending queue cancelled.  Its one column
+ * is the number of bindings written.  The CTEs touch different rows; the foreign keys to the
+ * new device row are checked at the end of the statement, when it exists.
+ */
+static const struct store_sql SQL_AUTH_WRITE = {
+    "authenticate_write", NULL,
+    "WITH dev AS (" SQL_DEVICE_AUTH_TEXT " RETURNING 1),"
+    " bind AS (INSERT INTO cert_bindings (cert_hash, device_id, created, not_after)"
+    "  SELECT $16, $1, $14, $17 WHERE $15 ON CONFLICT (cert_hash) DO NOTHING RETURNING 1),"
+    " en AS (INSERT INTO enrollments (id, device_id, type, topic, enabled, token_valid, created)"
+    "  VALUES ($1, $1, $2, $13, false, false, $14)" SQL_ENROLLMENT_AUTH_UPSERT " RETURNING 1),"
+    " uc AS (" SQL_USER_CHANNELS_RESET_TEXT " RETURNING 1),"
+    " q AS (UPDATE queue SET state = 2, notnow = false, updated = $14"
+    "  WHERE state = 0 AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)"
+    "  RETURNING 1)"
+    " SELECT (SELECT count(*) FROM bind), (SELECT count(*) FROM dev), (SELECT count(*) FROM en),"
+    "  (SELECT count(*) FROM uc), (SELECT count(*) FROM q)",
+    NULL};
+
+/* A new enrollment starts its policy state from nothing and ends an identity renewal: separate
+ * statements on both backends (on PostgreSQL they touch rows SQL_AUTH_WRITE's CTEs modify, and
+ * one statement may not modify a row twice). */
+static int auth_reset(struct store *s, const struct store_authenticate *a, int64_t now,
+                      struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(a->device_id), P_INT(now)};
+    int rc;
+
+    if ((rc = db_exec(s, &SQL_QUEUE_POLICY_DETACH, p, 1, NULL, err)) != 0 ||
+        (rc = db_exec(s, &SQL_RENEWAL_RESET, p, 1, NULL, err)) != 0)
+        return rc;
+    return 0;
+}
+
+/* The writes of an Authenticate, one statement on PostgreSQL (SQL_AUTH_WRITE) and the resets
+ * (auth_reset), one each on SQLite. */
+static int auth_write(struct store *s, const struct store_authenticate *a, const char *hash,
+                      int64_t now, const struct store_auth_result *res, struct scepter_error *err)
+{
+    int64_t changes = 0;
+    int rc;
+
+    if (s->ops->writing_reads) {
+        struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now), P_BOOL(res->new_binding), P_TEXT(hash),
+                          P_INT(a->cert_not_after)};
+        struct dbres r;
+        if ((rc = db_query(s, &SQL_AUTH_WRITE, p, ARRAY_LEN(p), &r, err)) == 0) {
+            if ((rc = db_next(&r, err)) == 1) {
+                changes = db_int(&r, 0);
+                rc = 0;
+            } else if (rc == 0) {
+                rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: Authenticate: no row");
+            }
+        }
+        db_res_clear(&r);
+        if (rc != 0)
+            return rc;
+        if (res->new_binding && changes == 0)
+            return forbid_cert(NULL, a->device_id, err); /* bound to another device meanwhile */
+        return auth_reset(s, a, now, err);
+    }
+    {
+        struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now), P_BOOL(res->new_binding)};
+        if ((rc = db_exec(s, &SQL_DEVICE_AUTH, p, ARRAY_LEN(p), NULL, err)) != 0)
+            return rc;
+    }
+    if (res->new_binding) {
+        struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id), P_INT(now), P_INT(a->cert_not_after)};
+        if ((rc = db_exec(s, &SQL_CERT_BIND, p, ARRAY_LEN(p), &changes, err)) != 0)
+            return rc;
+        if (changes == 0) /* bound to another device meanwhile (no lock covers the hash) */
+            return forbid_cert(NULL, a->device_id, err);
+    }
+    {
+        struct dbv p[] = {P_TEXT(a->device_id), P_INT(a->type), P_TEXT(a->topic), P_INT(now)};
+        if ((rc = db_exec(s, &SQL_ENROLLMENT_AUTH, p, ARRAY_LEN(p), NULL, err)) != 0)
+            return rc;
+    }
+    {
+        struct dbv p[] = {P_TEXT(a->device_id)};
+        if ((rc = db_exec(s, &SQL_USER_CHANNELS_RESET, p, ARRAY_LEN(p), NULL, err)) != 0)
+            return rc;
+    }
+    {
+        struct dbv p[] = {P_TEXT(a->device_id), P_INT(now)};
+        if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0)
+            return rc;
+    }
+    return auth_reset(s, a, now, err);
+}
+
 static int authenticate(struct store *s, const struct store_authenticate *a, const char *hash,
                         int64_t now, struct store_auth_result *res, struct scepter_error *err)
 {
-    int64_t changes = 0;
     int rc;
 
     if ((rc = db_begin(s, err)) != 0)
@@ -265,43 +360,13 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
         if ((rc = db_exec(s, &SQL_AUTH_LOCK, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
     }
-    if ((rc = auth_decide(s, a, hash, now, res, err)) != 0)
+    if ((rc = auth_decide(s, a, hash, now, res, err)) != 0 ||
+        (rc = auth_write(s, a, hash, now, res, err)) != 0)
         goto out;
-    {
-        struct dbv p[] = {DEVICE_AUTH_PARAMS(a, now), P_BOOL(res->new_binding)};
-        if ((rc = db_exec(s, &SQL_DEVICE_AUTH, p, ARRAY_LEN(p), NULL, err)) != 0)
-            goto out;
-    }
-    if (res->new_binding) {
-        struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id), P_INT(now), P_INT(a->cert_not_after)};
-        if ((rc = db_exec(s, &SQL_CERT_BIND, p, ARRAY_LEN(p), &changes, err)) != 0)
-            goto out;
-        if (changes == 0) { /* bound to another device meanwhile (no lock covers the hash) */
-            rc = forbid_cert(NULL, a->device_id, err);
-            goto out;
-        }
-    }
     if (res->rebound) {
         struct dbv p[] = {P_TEXT(a->device_id), P_TEXT(hash), P_INT(now)};
         if ((rc = db_exec(s, &SQL_BINDINGS_SUPERSEDE, p, ARRAY_LEN(p), NULL, err)) != 0 ||
             (rc = db_exec(s, &SQL_BINDINGS_DROP_OTHERS, p, 2, NULL, err)) != 0)
-            goto out;
-    }
-    {
-        struct dbv p[] = {P_TEXT(a->device_id), P_INT(a->type), P_TEXT(a->topic), P_INT(now)};
-        if ((rc = db_exec(s, &SQL_ENROLLMENT_AUTH, p, ARRAY_LEN(p), NULL, err)) != 0)
-            goto out;
-    }
-    {
-        struct dbv p[] = {P_TEXT(a->device_id)};
-        if ((rc = db_exec(s, &SQL_USER_CHANNELS_RESET, p, ARRAY_LEN(p), NULL, err)) != 0)
-            goto out;
-    }
-    {
-        struct dbv p[] = {P_TEXT(a->device_id), P_INT(now)};
-        if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0 ||
-            (rc = db_exec(s, &SQL_QUEUE_POLICY_DETACH, p, 1, NULL, err)) != 0 ||
-            (rc = db_exec(s, &SQL_RENEWAL_RESET, p, 1, NULL, err)) != 0)
             goto out;
     }
     return db_commit(s, err);

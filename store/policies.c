@@ -625,6 +625,42 @@ static int policies_for_device(struct store *s, const char *device_id, int64_t *
     return 0;
 }
 
+/* $1 device (its device channel's enrollment id is the same), $2 STORE_ENROLL_USER. */
+static const struct store_sql SQL_DEVICE_POLICY_PROBE = {
+    "device_policy_probe",
+    "SELECT EXISTS (SELECT 1 FROM policy_devices WHERE device_id = $1)"
+    " OR EXISTS (SELECT 1 FROM policy_groups t JOIN group_members m ON m.group_id = t.group_id"
+    "  WHERE m.device_id = $1)"
+    " OR EXISTS (SELECT 1 FROM queue q WHERE q.enrollment_id = $1 AND q.policy_id IS NOT NULL),"
+    " EXISTS (SELECT 1 FROM enrollments e WHERE e.device_id = $1 AND e.type = $2 AND e.enabled)",
+    NULL, NULL};
+
+int store_device_policy_probe(struct store *s, const char *device_id, bool *policies,
+                              bool *user_channels, struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(device_id), P_INT(STORE_ENROLL_USER)};
+    struct dbres r;
+    int rc;
+
+    *policies = *user_channels = true; /* on any failure: do the full reconciliation */
+    if ((rc = store_check_str(device_id, 256, "device_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        if ((rc = db_query(s, &SQL_DEVICE_POLICY_PROBE, p, ARRAY_LEN(p), &r, err)) == 0) {
+            if ((rc = db_next(&r, err)) == 1) {
+                *policies = db_bool(&r, 0);
+                *user_channels = db_bool(&r, 1);
+                rc = 0;
+            } else if (rc == 0) {
+                rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: policy probe: no row");
+            }
+        }
+        db_res_clear(&r);
+    }
+    return rc;
+}
+
 int store_policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
                               struct scepter_error *err)
 {

@@ -723,6 +723,11 @@ int store_policy_get(struct store *s, int64_t id, struct store_policy *out,
 /* platform NULL = all; ordered by id. */
 int store_policy_list(struct store *s, const char *platform, struct store_policy **out, size_t *n,
                       struct scepter_error *err) WUR;
+/* One statement for a device that just enrolled: *policies — a policy targets it or it has
+ * policy commands in its device channel's queue; *user_channels — it has an enabled user
+ * channel.  When both are false there is nothing for policies to do. */
+int store_device_policy_probe(struct store *s, const char *device_id, bool *policies,
+                              bool *user_channels, struct scepter_error *err) WUR;
 /* Ids of the policies that target the device directly or through one of its groups. */
 int store_policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
                               struct scepter_error *err) WUR;

@@ -453,3 +453,50 @@ Test(ops, two_instances_on_one_postgres_behave_as_one_server)
     receiver_stop(&r);
     free(extra);
 }
+
+/* scepter_cache_bytes{cache="certificates"} from /metrics; -1 when absent. */
+static long long cert_cache_bytes(struct h_server *s, const char *which)
+{
+    struct tu_http_resp resp;
+    char needle[96];
+    long long v = -1;
+    const char *p;
+
+    cr_assert_eq(tu_http(s->port, true, NULL, NULL, "GET", "/metrics", NULL, NULL, 0, &resp), 0);
+    snprintf(needle, sizeof(needle), "\nscepter_cache_bytes{cache=\"%s\"} ", which);
+    if ((p = strstr((const char *)resp.body, needle)) != NULL)
+        v = strtoll(p + strlen(needle), NULL, 10);
+    tu_http_resp_free(&resp);
+    return v;
+}
+
+Test(ops, certificate_cache_is_bounded_in_bytes_and_reported)
+{
+    struct h_server S;
+    /* One worker, room for one decoded certificate (its DER plus ~4.6 KB), not two. */
+    struct h_opts o = {.extra = "workers = 1\nidentity_cache_bytes = 6000\n"};
+    h_start(&S, &o);
+    cr_assert_eq(cert_cache_bytes(&S, "certificates"), 0);
+    /* the verified-identity table of the one worker: 8192 slots of a SHA-256 and a time */
+    cr_assert_eq(cert_cache_bytes(&S, "identities"), 8192 * (32 + 8));
+
+    const char *udids[3] = {"CACHE-1", "CACHE-2", "CACHE-3"};
+    for (int i = 0; i < 3; i++) {
+        struct tu_cert id = h_device_cert(&S, udids[i]);
+        struct tu_http_resp r;
+        char *auth = h_plist("MessageType", "Authenticate", "Topic", H_TOPIC, "UDID", udids[i],
+                             "ProductName", "iPhone14,2", NULL);
+        cr_assert_eq(h_device_put(&S, &id, H_SIGNATURE, "/mdm/checkin",
+                                  "application/x-apple-aspen-mdm-checkin", auth, strlen(auth), &r),
+                     0);
+        /* a certificate the cache has no room for is still used: the device enrolls */
+        cr_assert_eq(r.status, 200, "%s: %d %s", udids[i], r.status, r.body);
+        tu_http_resp_free(&r);
+        free(auth);
+        tu_cert_free(&id);
+        long long now = cert_cache_bytes(&S, "certificates");
+        cr_assert(now > 4608 && now <= 6000, "%s: %lld bytes of certificates cached", udids[i],
+                  now);
+    }
+    h_stop(&S);
+}

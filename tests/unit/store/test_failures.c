@@ -900,6 +900,8 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_policy_get",
         "store_policy_list",
         "store_policies_for_device",
+        "store_device_policy_probe",
+        "store_user_channels",
         "store_policy_status",
         "store_enrollment_policy_status",
         "store_apikey_check",
