@@ -477,7 +477,7 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
 /* JSON in                                                                                  */
 
 static const char *const g_top_keys[] = {"name", "platform", "notes", "type",
-                                         "scep", "targets",  NULL};
+                                         "scep", "targets",  "ddm", NULL};
 static const char *const g_scep_keys[] = {"url",
                                           "name",
                                           "challenge",
@@ -706,6 +706,11 @@ static void parse_fields(json_t *root, struct profile_policy *p, struct profile_
     unknown_keys(root, g_top_keys, "", pr);
     p->name = get_str(root, "name", "", true, pr);
     p->notes = get_str(root, "notes", "", false, pr);
+    if (json_object_get(root, "ddm") != NULL && !json_is_null(json_object_get(root, "ddm"))) {
+        struct scepter_error derr;
+        if (jsonx_get_bool(root, "ddm", "", false, &p->ddm, &derr) < 0)
+            profile_problems_add(pr, false, "ddm", "must be true or false");
+    }
     if ((type = get_str(root, "type", "", false, pr)) != NULL && strcmp(type, "scep") != 0)
         profile_problems_add(pr, false, "type",
                              "\"%.40s\" is not \"scep\" (the only policy "
@@ -843,6 +848,8 @@ json_t *profile_policy_to_json(const struct profile_policy *p, unsigned flags)
     set_opt(root, "name", p->name);
     json_object_set_new(root, "platform", json_string(profile_platform_name(p->platform)));
     set_opt(root, "notes", p->notes);
+    if (p->ddm)
+        json_object_set_new(root, "ddm", json_true());
     set_opt(scep, "url", p->scep_url);
     set_opt(scep, "name", p->scep_name);
     if (p->scep_challenge)

@@ -127,6 +127,7 @@ struct profile_policy {
     char *name;                     /* required, unique per platform (the store checks) */
     enum profile_platform platform; /* required */
     char *notes;                    /* free text, never rendered */
+    bool ddm; /* "ddm": Declarative Device Management where the device supports it (mdm/ddm.c) */
     char *scep_url;                 /* required, http:// or https:// */
     char *scep_name;                /* SCEP Name (CA instance) */
     char *scep_challenge;           /* static pre-shared secret, as given */
