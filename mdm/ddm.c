@@ -18,7 +18,9 @@
 #include "common/log.h"
 #include "common/plistx.h"
 #include "common/str.h"
+#include "common/uuid.h"
 #include "common/xmalloc.h"
+#include "mdm/commands_int.h"
 
 #define DDM_MAX_STATUS_ITEMS 10000
 
@@ -831,4 +833,136 @@ out:
     free(device_id);
     loaded_clear(&l);
     mdm_identity_clear(&id);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The DeclarativeManagement command and the policy hooks                                    */
+
+void mdm_ddm_command(const struct ddm_set *s, struct mdm_command *out)
+{
+    plist_t root = plist_new_dict(), cmd = plist_new_dict();
+    char ts[32], *tokens, *xml;
+    size_t len;
+    json_t *j;
+
+    iso_time(s->changed, ts);
+    j = json_pack("{s:s,s:s}", "DeclarationsToken", s->token, "Timestamp", ts);
+    tokens = canonical(j);
+    json_decref(j);
+    memset(out, 0, sizeof(*out));
+    uuid_new(out->uuid);
+    out->request_type = xstrdup("DeclarativeManagement");
+    plistx_set_string(cmd, "RequestType", "DeclarativeManagement");
+    plistx_set_data(cmd, "Data", tokens, strlen(tokens));
+    plist_dict_set_item(root, "Command", cmd);
+    plistx_set_string(root, "CommandUUID", out->uuid);
+    xml = plistx_to_xml(root, &len);
+    buf_append(&out->plist, xml, len);
+    free(xml);
+    free(tokens);
+    plist_free(root);
+}
+
+int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
+                         const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *out,
+                         struct scepter_error *err)
+{
+    struct ddm_set set;
+    struct loaded l;
+    size_t k = 0;
+    int rc;
+
+    if (ch == NULL || ch->pp == NULL || !ch->pp->ddm)
+        return 0;
+    if ((rc = load(ctx, device_id, &l, err)) != 0)
+        goto out;
+    if (!ddm_capable(l.dev.platform, l.dev.os_version))
+        goto out; /* rc 0: the profile channel */
+    /* The policy as it will be, whatever the store holds of it now. */
+    for (size_t i = 0; i < l.n; i++) {
+        if (strcmp(l.sp[i].uid, ch->uid) == 0) {
+            store_policy_clear(&l.sp[i]);
+            profile_policy_clear(&l.pp[i]);
+            continue;
+        }
+        if (k != i) {
+            l.sp[k] = l.sp[i];
+            l.pp[k] = l.pp[i];
+        }
+        k++;
+    }
+    l.n = k;
+    if (reaches && policy_reaches(ch->pp->platform, l.dev.platform)) {
+        l.sp = xreallocarray(l.sp, l.n + 1, sizeof(*l.sp));
+        l.pp = xreallocarray(l.pp, l.n + 1, sizeof(*l.pp));
+        memset(&l.sp[l.n], 0, sizeof(l.sp[l.n]));
+        l.sp[l.n].uid = xstrdup(ch->uid);
+        l.sp[l.n].updated = ch->updated;
+        profile_policy_copy(&l.pp[l.n], ch->pp);
+        l.n++;
+    }
+    if ((rc = compute_loaded(ctx, &l, &set, err)) == 0) {
+        if (set.changed < ch->updated)
+            set.changed = ch->updated;
+        mdm_ddm_command(&set, out);
+        ddm_set_clear(&set);
+        rc = 1;
+    }
+out:
+    loaded_clear(&l);
+    return rc;
+}
+
+void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
+                                const char *device_id, const char *enrollment_id, json_t *entry)
+{
+    struct store_ddm_statuses st;
+    struct store_device d;
+    struct scepter_error err;
+    char *prefix;
+    json_t *decls;
+    bool any = false, all_active = true, invalid = false, unknown = false;
+
+    memset(&d, 0, sizeof(d));
+    if (!policy_ddm || store_device_get(ctx->store, device_id, &d, &err) != 0 ||
+        !ddm_capable(d.platform, d.os_version)) {
+        store_device_clear(&d);
+        json_object_set_new(entry, "channel", json_string("profile"));
+        return;
+    }
+    store_device_clear(&d);
+    json_object_set_new(entry, "channel", json_string("ddm"));
+    if (store_ddm_status_list(ctx->store, enrollment_id, &st, &err) != 0) {
+        json_object_set_new(entry, "ddm", json_pack("{s:s}", "error", err.msg));
+        return;
+    }
+    prefix = xasprintf("%s.policy.%s.", ctx->cfg->payload_identifier_prefix, uid);
+    decls = json_array();
+    for (size_t i = 0; i < st.n; i++) {
+        const struct store_ddm_status *s = &st.v[i];
+        if (strncmp(s->identifier, prefix, strlen(prefix)) != 0)
+            continue;
+        any = true;
+        /* assets are never "active" (only configurations and activations are) */
+        if (!s->active && strcmp(s->kind, "assets") != 0)
+            all_active = false;
+        invalid |= strcmp(s->valid, "invalid") == 0;
+        unknown |= strcmp(s->valid, "unknown") == 0;
+        json_t *e =
+            json_pack("{s:s,s:s,s:b,s:s,s:s?}", "kind", s->kind, "identifier", s->identifier,
+                      "active", s->active, "valid", s->valid, "server_token", s->server_token);
+        if (s->reasons_json)
+            json_object_set_new(e, "reasons", json_loads(s->reasons_json, 0, NULL));
+        json_array_append_new(decls, e);
+    }
+    json_object_set_new(entry, "ddm",
+                        json_pack("{s:s,s:o}", "state",
+                                  !any         ? "unknown"
+                                  : invalid    ? "invalid"
+                                  : unknown    ? "unknown"
+                                  : all_active ? "active"
+                                               : "inactive",
+                                  "declarations", decls));
+    free(prefix);
+    store_ddm_statuses_clear(&st);
 }

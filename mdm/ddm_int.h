@@ -111,4 +111,37 @@ void mdm_ddm_checkin(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *id
 void mdm_ddm_asset_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                           struct mdm_reply *reply);
 
+/* ---------------------------------------------------------------------------------------- */
+/* The DeclarativeManagement command and the policy hooks (mdm/policy.c)                     */
+
+struct mdm_command;
+
+/* A policy being saved (pp as it will be stored) or deleted (pp as it was, reaches false). */
+struct mdm_ddm_change {
+    const char *uid;
+    const struct profile_policy *pp;
+    int64_t updated; /* the save's time */
+};
+
+/* The DeclarativeManagement command carrying a set's SyncTokens (base64 JSON in Data). */
+void mdm_ddm_command(const struct ddm_set *s, struct mdm_command *out);
+
+/*
+ * Does this change reach the device over DDM?  1 when the policy is a DDM policy and the device
+ * is DDM-capable: *out is the DeclarativeManagement command with the device's tokens after the
+ * change (the policy counted for the device when reaches, left out otherwise).  0: the device
+ * keeps the profile channel (*out untouched).  Negative with err on a store failure.
+ */
+int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
+                         const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *out,
+                         struct scepter_error *err) WUR;
+
+/*
+ * For GET /v1/policies/{id}/status: add "channel" ("ddm" or "profile") to a device's entry and,
+ * on the DDM channel, "ddm": what the device last reported of the policy's declarations
+ * ({"state": "active"|"inactive"|"invalid"|"unknown", "current", "declarations": [...]}).
+ */
+void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
+                                const char *device_id, const char *enrollment_id, json_t *entry);
+
 #endif

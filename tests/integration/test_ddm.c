@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "common/codec.h"
+#include "common/plistx.h"
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "support/support.h"
@@ -515,4 +516,196 @@ Test(ddm, shared_declarations_where_variables_do_not_differ)
     json_decref(m2);
     tu_cert_free(&ios17b);
     tu_cert_free(&mac2);
+}
+
+/* The device's next command: its RequestType into type, the base64-decoded Data (when there
+ * is one) into *data (caller frees); the command is acknowledged.  False when none. */
+static bool next_command(const struct tu_cert *id, const char *udid, char type[64], char **data)
+{
+    struct tu_http_resp r;
+    struct scepter_error err;
+    char *idle = h_plist("Status", "Idle", "UDID", udid, NULL);
+    cr_assert_eq(h_connect(&S, id, idle, &r), 0);
+    cr_assert_eq(r.status, 200);
+    free(idle);
+    if (r.body_len == 0) {
+        tu_http_resp_free(&r);
+        return false;
+    }
+    plist_t d = NULL, cmd = NULL;
+    const char *uuid = NULL, *rt = NULL;
+    const unsigned char *bytes = NULL;
+    size_t len = 0;
+    cr_assert_eq(plistx_parse_dict(r.body, r.body_len, &d, &err), 0);
+    cr_assert_eq(plistx_get_string(d, "CommandUUID", true, &uuid, &err), 0);
+    cr_assert_eq(plistx_get_dict(d, "Command", true, &cmd, &err), 0);
+    cr_assert_eq(plistx_get_string(cmd, "RequestType", true, &rt, &err), 0);
+    snprintf(type, 64, "%s", rt);
+    if (data) {
+        *data = NULL;
+        if (plistx_get_data(cmd, "Data", false, &bytes, &len, &err) == 0 && bytes)
+            *data = xstrndup((const char *)bytes, len);
+    }
+    char *ack = h_plist("Status", "Acknowledged", "UDID", udid, "CommandUUID", uuid, NULL);
+    plist_free(d);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_connect(&S, id, ack, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    free(ack);
+    return true;
+}
+
+static const char *sync_token(const char *data)
+{
+    static char tok[64];
+    json_t *j = json_loads(data, 0, NULL);
+    cr_assert_not_null(j, "SyncTokens JSON: %s", data);
+    const char *t = json_string_value(json_object_get(j, "DeclarationsToken"));
+    cr_assert_not_null(t, "%s", data);
+    cr_assert_not_null(json_object_get(j, "Timestamp"), "%s", data);
+    snprintf(tok, sizeof(tok), "%s", t);
+    json_decref(j);
+    return tok;
+}
+
+static const char *current_token(const struct tu_cert *id, const char *udid)
+{
+    static char tok[64];
+    json_t *j = NULL;
+    cr_assert_eq(dm(id, udid, "tokens", NULL, &j, NULL), 200);
+    snprintf(
+        tok, sizeof(tok), "%s",
+        json_string_value(json_object_get(json_object_get(j, "SyncTokens"), "DeclarationsToken")));
+    json_decref(j);
+    return tok;
+}
+
+static json_t *status_entry(int64_t id, const char *udid)
+{
+    json_t *j = NULL;
+    char *p = xasprintf("/v1/policies/%lld/status", (long long)id);
+    cr_assert_eq(h_api(&S, "GET", p, NULL, &j), 200, "%s", h_json(j));
+    free(p);
+    size_t i;
+    json_t *v, *found = NULL;
+    json_array_foreach(json_object_get(j, "devices"), i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "udid")), udid) == 0)
+            found = v;
+    }
+    const char *lists[] = {"installed", "pending", "failed", "removed"};
+    json_t *full = NULL;
+    for (size_t k = 0; k < 4; k++)
+        json_array_foreach(json_object_get(j, lists[k]), i, v)
+        {
+            if (strcmp(json_string_value(json_object_get(v, "device")), udid) == 0)
+                full = v;
+        }
+    cr_assert_not_null(full, "%s in %s", udid, h_json(j));
+    json_t *out = json_deep_copy(full);
+    if (found)
+        json_object_set(out, "console_channel", json_object_get(found, "channel"));
+    json_decref(j);
+    return out;
+}
+
+Test(ddm, one_policy_right_channel_per_device)
+{
+    int64_t id = create_policy("{\"devices\":[\"IOS-17\",\"IOS-16\"]}");
+    char type[64], *data = NULL;
+
+    /* iOS 17: a DeclarativeManagement command with the tokens the device will find */
+    cr_assert(next_command(&ios17, "IOS-17", type, &data), "a command for IOS-17");
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_not_null(data);
+    cr_assert_str_eq(sync_token(data), current_token(&ios17, "IOS-17"));
+    free(data);
+    cr_assert_not(next_command(&ios17, "IOS-17", type, NULL), "no InstallProfile besides: %s",
+                  type);
+    /* iOS 16: the profile */
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+
+    json_t *e17 = status_entry(id, "IOS-17"), *e16 = status_entry(id, "IOS-16");
+    cr_assert_str_eq(json_string_value(json_object_get(e17, "channel")), "ddm", "%s", h_json(e17));
+    cr_assert_str_eq(json_string_value(json_object_get(e17, "console_channel")), "ddm");
+    cr_assert_str_eq(json_string_value(json_object_get(e16, "channel")), "profile");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e17, "ddm"), "state")),
+                     "unknown", "no report yet: %s", h_json(e17));
+    json_decref(e17);
+    json_decref(e16);
+
+    /* the device reports its configuration active and valid */
+    json_t *it = items(&ios17, "IOS-17");
+    json_t *conf = find_item(it, "Configurations", ".identity");
+    json_t *act = find_item(it, "Activations", ".activation");
+    char *report = xasprintf(
+        "{\"StatusItems\":{\"management\":{\"declarations\":{\"activations\":[{\"identifier\":"
+        "\"%s\",\"server-token\":\"%s\",\"active\":true,\"valid\":\"valid\"}],"
+        "\"configurations\":[{\"identifier\":\"%s\",\"server-token\":\"%s\",\"active\":true,"
+        "\"valid\":\"valid\"}]}}},\"Errors\":[]}",
+        json_string_value(json_object_get(act, "Identifier")), token_of(act),
+        json_string_value(json_object_get(conf, "Identifier")), token_of(conf));
+    cr_assert_eq(dm(&ios17, "IOS-17", "status", report, NULL, NULL), 200);
+    free(report);
+    json_decref(it);
+    e17 = status_entry(id, "IOS-17");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e17, "ddm"), "state")),
+                     "active", "%s", h_json(e17));
+    json_decref(e17);
+
+    /* an update syncs again (new tokens); the iOS 16 phone gets the new profile */
+    const char *before = xstrdup(current_token(&ios17, "IOS-17"));
+    update_policy(id, "rotated", false, "{\"devices\":[\"IOS-17\",\"IOS-16\"]}");
+    cr_assert(next_command(&ios17, "IOS-17", type, &data));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_str_neq(sync_token(data), before);
+    cr_assert_str_eq(sync_token(data), current_token(&ios17, "IOS-17"));
+    free(data);
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+
+    /* untargeted: a sync that removes the declarations (no RemoveProfile); the old phone gets
+     * RemoveProfile */
+    update_policy(id, "rotated", false, "{\"devices\":[]}");
+    cr_assert(next_command(&ios17, "IOS-17", type, &data));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_str_eq(sync_token(data), current_token(&ios17, "IOS-17"));
+    free(data);
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "RemoveProfile");
+    free((char *)before);
+}
+
+Test(ddm, group_membership_and_enrollment_sync)
+{
+    cr_assert_eq(
+        h_api(&S, "POST", "/v1/device-groups", "{\"name\":\"Phones\",\"devices\":[]}", NULL), 201);
+    create_policy("{\"device_groups\":[\"Phones\"]}");
+    char type[64], *data = NULL;
+    cr_assert_not(next_command(&ios17, "IOS-17", type, NULL), "not a member yet: %s", type);
+
+    /* joining the group: the sync is queued */
+    cr_assert_eq(
+        h_api(&S, "POST", "/v1/device-groups/Phones/members", "{\"devices\":[\"IOS-17\"]}", NULL),
+        200);
+    cr_assert(next_command(&ios17, "IOS-17", type, &data));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_str_eq(sync_token(data), current_token(&ios17, "IOS-17"));
+    free(data);
+    json_t *it = items(&ios17, "IOS-17");
+    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 1, "%s", h_json(it));
+    json_decref(it);
+
+    /* leaving it: another sync, and the declarations are gone */
+    cr_assert_eq(
+        h_api(&S, "DELETE", "/v1/device-groups/Phones/members", "{\"devices\":[\"IOS-17\"]}", NULL),
+        200);
+    cr_assert(next_command(&ios17, "IOS-17", type, &data));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    free(data);
+    it = items(&ios17, "IOS-17");
+    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 0, "%s", h_json(it));
+    json_decref(it);
 }
