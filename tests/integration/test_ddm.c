@@ -136,22 +136,126 @@ static json_t *declaration(const struct tu_cert *id, const char *udid, const cha
     return j;
 }
 
-/* Does an object have exactly keys from allowed and all of required?  (Apple's schema facts
- * for the declarations we emit: the YAML under declarative/declarations.) */
-static void check_keys(json_t *o, const char *const *allowed, const char *const *required)
+/* ---------------------------------------------------------------------------------------- */
+/* Apple's schema facts (tests/data/apple-schemas/ddm-facts.json, scripts/schema-facts.py)    */
+
+static json_t *g_facts;
+
+static json_t *facts_keys(const char *name)
+{
+    if (g_facts == NULL) {
+        size_t len = 0;
+        unsigned char *text = tu_read_data("apple-schemas/ddm-facts.json", &len);
+        g_facts = json_loadb((const char *)text, len, 0, NULL);
+        free(text);
+        cr_assert_not_null(g_facts, "ddm-facts.json");
+    }
+    json_t *k =
+        json_object_get(json_object_get(json_object_get(g_facts, "declarations"), name), "keys");
+    cr_assert(json_is_array(k), "no facts for %s", name);
+    return k;
+}
+
+static void check_object(json_t *v, json_t *keys, const char *where);
+
+/* One value against one key's facts: its type, allowed values, subkeys. */
+static void check_value(json_t *v, json_t *spec, const char *where)
+{
+    const char *type = json_string_value(json_object_get(spec, "type"));
+    json_t *sub = json_object_get(spec, "subkeys"), *allowed = json_object_get(spec, "allowed");
+    if (strcmp(type, "<string>") == 0 || strcmp(type, "<data>") == 0) {
+        cr_assert(json_is_string(v), "%s: not a string", where);
+        if (allowed) {
+            bool ok = false;
+            size_t i;
+            json_t *a;
+            json_array_foreach(allowed, i, a) ok |=
+                strcmp(json_string_value(a), json_string_value(v)) == 0;
+            cr_assert(ok, "%s: '%s' is not an allowed value", where, json_string_value(v));
+        }
+    } else if (strcmp(type, "<integer>") == 0) {
+        cr_assert(json_is_integer(v), "%s: not an integer", where);
+    } else if (strcmp(type, "<boolean>") == 0) {
+        cr_assert(json_is_boolean(v), "%s: not a boolean", where);
+    } else if (strcmp(type, "<dictionary>") == 0) {
+        cr_assert(json_is_object(v), "%s: not an object", where);
+        if (sub)
+            check_object(v, sub, where);
+    } else if (strcmp(type, "<array>") == 0) {
+        cr_assert(json_is_array(v), "%s: not an array", where);
+        size_t i;
+        json_t *e;
+        if (sub && json_array_size(sub) == 1)
+            json_array_foreach(v, i, e)
+            {
+                char w[256];
+                snprintf(w, sizeof(w), "%s[%zu]", where, i);
+                check_value(e, json_array_get(sub, 0), w);
+            }
+    }
+}
+
+/* An object against a key list: no key Apple does not define, every required one there. */
+static void check_object(json_t *v, json_t *keys, const char *where)
 {
     const char *k;
+    json_t *x, *spec;
+    size_t i;
+    cr_assert(json_is_object(v), "%s: not an object", where);
+    json_object_foreach(v, k, x)
+    {
+        json_t *found = NULL;
+        json_array_foreach(keys, i, spec)
+        {
+            const char *name = json_string_value(json_object_get(spec, "key"));
+            if (strcmp(name, k) == 0 || (strcmp(name, "ANY") == 0 && found == NULL))
+                found = spec;
+        }
+        cr_assert_not_null(found, "%s.%s: not in Apple's schema", where, k);
+        char w[256];
+        snprintf(w, sizeof(w), "%s.%s", where, k);
+        check_value(x, found, w);
+    }
+    json_array_foreach(keys, i, spec)
+    {
+        if (json_is_true(json_object_get(spec, "required")))
+            cr_assert_not_null(json_object_get(v, json_string_value(json_object_get(spec, "key"))),
+                               "%s: required %s missing", where,
+                               json_string_value(json_object_get(spec, "key")));
+    }
+}
+
+/* A declaration: Type, Identifier, ServerToken, Payload, the Payload per its type's facts. */
+static void check_declaration(json_t *d, const char *type)
+{
+    static const char *const top[] = {"Type", "Identifier", "ServerToken", "Payload"};
+    const char *k;
     json_t *v;
-    json_object_foreach(o, k, v)
+    json_object_foreach(d, k, v)
     {
         bool ok = false;
-        for (size_t i = 0; allowed[i]; i++)
-            ok |= strcmp(allowed[i], k) == 0;
-        cr_assert(ok, "key %s is not in Apple's schema: %s", k, h_json(o));
+        for (size_t i = 0; i < 4; i++)
+            ok |= strcmp(top[i], k) == 0;
+        cr_assert(ok, "declaration key %s", k);
     }
-    for (size_t i = 0; required[i]; i++)
-        cr_assert_not_null(json_object_get(o, required[i]), "required %s missing: %s", required[i],
-                           h_json(o));
+    cr_assert_str_eq(json_string_value(json_object_get(d, "Type")), type);
+    cr_assert(json_is_string(json_object_get(d, "Identifier")));
+    cr_assert(json_is_string(json_object_get(d, "ServerToken")));
+    check_object(json_object_get(d, "Payload"), facts_keys(type), type);
+}
+
+/* A status report we send is itself checked, so the tests speak Apple's format. */
+static void check_report(const char *text)
+{
+    json_t *r = json_loads(text, 0, NULL);
+    cr_assert_not_null(r, "%s", text);
+    check_object(r, facts_keys("StatusReport"), "StatusReport");
+    json_t *d = json_object_get(json_object_get(json_object_get(r, "StatusItems"), "management"),
+                                "declarations");
+    if (d)
+        check_value(d, json_array_get(facts_keys("management.declarations"), 0),
+                    "management.declarations");
+    json_decref(r);
 }
 
 static int64_t create_policy(const char *targets)
@@ -211,30 +315,23 @@ Test(ddm, capable_devices_get_declarations_older_ones_none)
     cr_assert(dt && strlen(dt) == 40, "%s", h_json(tok));
     cr_assert_not_null(
         json_string_value(json_object_get(json_object_get(tok, "SyncTokens"), "Timestamp")));
+    check_object(tok, facts_keys("TokensResponse"), "TokensResponse");
 
     json_t *it = items(&ios17, "IOS-17");
     cr_assert_str_eq(json_string_value(json_object_get(it, "DeclarationsToken")), dt);
+    check_object(it, facts_keys("DeclarationItemsResponse"), "DeclarationItemsResponse");
     cr_assert_eq(json_array_size(kind_list(it, "Assets")), 1, "%s", h_json(it));
     cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 1);
     cr_assert_eq(json_array_size(kind_list(it, "Activations")), 1);
     cr_assert_eq(json_array_size(kind_list(it, "Management")), 1);
 
     /* each declaration: the token the items list gave, the type, Apple's keys */
-    static const char *const top[] = {"Type", "Identifier", "ServerToken", "Payload", NULL};
     json_t *asset_item = find_item(it, "Assets", ".scep");
     json_t *asset = declaration(&ios17, "IOS-17", "asset", asset_item);
-    check_keys(asset, top, top);
-    cr_assert_str_eq(json_string_value(json_object_get(asset, "Type")),
-                     "com.apple.asset.credential.scep");
+    check_declaration(asset, "com.apple.asset.credential.scep");
     cr_assert_str_eq(json_string_value(json_object_get(asset, "ServerToken")),
                      token_of(asset_item));
     json_t *ap = json_object_get(asset, "Payload");
-    static const char *const asset_keys[] = {"Reference", "Authentication", "Accessible", NULL};
-    static const char *const asset_req[] = {"Reference", NULL};
-    check_keys(ap, asset_keys, asset_req);
-    static const char *const ref_keys[] = {"DataURL", "ContentType", "Size", "Hash-SHA-256", NULL};
-    static const char *const ref_req[] = {"DataURL", NULL};
-    check_keys(json_object_get(ap, "Reference"), ref_keys, ref_req);
     cr_assert_str_eq(
         json_string_value(json_object_get(json_object_get(ap, "Authentication"), "Type")), "MDM");
     const char *url =
@@ -245,20 +342,14 @@ Test(ddm, capable_devices_get_declarations_older_ones_none)
 
     json_t *conf_item = find_item(it, "Configurations", ".identity");
     json_t *conf = declaration(&ios17, "IOS-17", "configuration", conf_item);
-    cr_assert_str_eq(json_string_value(json_object_get(conf, "Type")),
-                     "com.apple.configuration.security.identity");
-    static const char *const id_keys[] = {"CredentialAssetReference", "AllowAllAppsAccess",
-                                          "KeyIsExtractable", NULL};
-    static const char *const id_req[] = {"CredentialAssetReference", NULL};
-    check_keys(json_object_get(conf, "Payload"), id_keys, id_req);
+    check_declaration(conf, "com.apple.configuration.security.identity");
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(conf, "Payload"),
                                                        "CredentialAssetReference")),
                      json_string_value(json_object_get(asset_item, "Identifier")));
 
     json_t *act_item = find_item(it, "Activations", ".activation");
     json_t *act = declaration(&ios17, "IOS-17", "activation", act_item);
-    cr_assert_str_eq(json_string_value(json_object_get(act, "Type")),
-                     "com.apple.activation.simple");
+    check_declaration(act, "com.apple.activation.simple");
     json_t *std = json_object_get(json_object_get(act, "Payload"), "StandardConfigurations");
     cr_assert_eq(json_array_size(std), 1);
     cr_assert_str_eq(json_string_value(json_array_get(std, 0)),
@@ -266,10 +357,7 @@ Test(ddm, capable_devices_get_declarations_older_ones_none)
 
     json_t *mg =
         declaration(&ios17, "IOS-17", "management", json_array_get(kind_list(it, "Management"), 0));
-    cr_assert_str_eq(json_string_value(json_object_get(mg, "Type")),
-                     "com.apple.management.server-capabilities");
-    static const char *const cap_keys[] = {"Version", "SupportedFeatures", NULL};
-    check_keys(json_object_get(mg, "Payload"), cap_keys, cap_keys);
+    check_declaration(mg, "com.apple.management.server-capabilities");
 
     /* the asset data: the SCEP credential with the device's serial resolved, its hash in the
      * declaration; refused to any other identity */
@@ -282,11 +370,7 @@ Test(ddm, capable_devices_get_declarations_older_ones_none)
     cr_assert_eq(json_integer_value(json_object_get(cred, "Keysize")), 2048);
     cr_assert(strstr(data, "SN17") != NULL, "serial resolved: %s", data);
     cr_assert(strstr(data, "%SerialNumber%") == NULL, "%s", data);
-    static const char *const scep_keys[] = {
-        "URL",       "Name",          "Subject", "Challenge",  "Keysize",        "Key Type",
-        "Key Usage", "CAFingerprint", "Retries", "RetryDelay", "SubjectAltName", NULL};
-    static const char *const scep_req[] = {"URL", NULL};
-    check_keys(cred, scep_keys, scep_req);
+    check_object(cred, facts_keys("com.apple.credential.scep"), "com.apple.credential.scep");
     unsigned char md[SHA256_DIGEST_LENGTH];
     char hex[65];
     SHA256((const unsigned char *)data, strlen(data), md);
@@ -342,10 +426,12 @@ Test(ddm, status_reports_are_stored_bad_ones_refused)
         "\"model\":{\"family\":\"iPhone\"}},\"management\":{\"declarations\":{"
         "\"configurations\":[{\"identifier\":\"%s\",\"server-token\":\"%s\",\"active\":true,"
         "\"valid\":\"valid\"}],\"assets\":[{\"identifier\":\"%s\",\"server-token\":\"%s\","
-        "\"active\":true,\"valid\":\"valid\"}]}}},\"Errors\":[]}",
+        "\"active\":true,\"valid\":\"valid\"}],\"activations\":[],\"management\":[]}}},"
+        "\"Errors\":[]}",
         json_string_value(json_object_get(conf, "Identifier")), token_of(conf),
         json_string_value(json_object_get(find_item(it, "Assets", ".scep"), "Identifier")),
         token_of(find_item(it, "Assets", ".scep")));
+    check_report(report);
     char *text = NULL;
     cr_assert_eq(dm(&ios17, "IOS-17", "status", report, NULL, &text), 200, "%s", text);
     free(text);
@@ -644,9 +730,10 @@ Test(ddm, one_policy_right_channel_per_device)
         "{\"StatusItems\":{\"management\":{\"declarations\":{\"activations\":[{\"identifier\":"
         "\"%s\",\"server-token\":\"%s\",\"active\":true,\"valid\":\"valid\"}],"
         "\"configurations\":[{\"identifier\":\"%s\",\"server-token\":\"%s\",\"active\":true,"
-        "\"valid\":\"valid\"}]}}},\"Errors\":[]}",
+        "\"valid\":\"valid\"}],\"assets\":[],\"management\":[]}}},\"Errors\":[]}",
         json_string_value(json_object_get(act, "Identifier")), token_of(act),
         json_string_value(json_object_get(conf, "Identifier")), token_of(conf));
+    check_report(report);
     cr_assert_eq(dm(&ios17, "IOS-17", "status", report, NULL, NULL), 200);
     free(report);
     json_decref(it);
