@@ -699,9 +699,8 @@ static void do_status(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *i
     sr.os_version = rep.os_version;
     sr.model_family = rep.model_family;
     if (store_ddm_report_save(ctx->store, &sr, now, &err) != 0) {
-        if (err.code == SCEPTER_EINVAL)
-            mdm_reply_error(reply, 400, "DeclarativeManagement: status: %s", err.msg);
-        else if (err.code == SCEPTER_ENOTFOUND)
+        /* a bad value, or an enrollment that is not this device's */
+        if (err.code == SCEPTER_EINVAL || err.code == SCEPTER_ENOTFOUND)
             mdm_reply_error(reply, 400, "DeclarativeManagement: status: %s", err.msg);
         else
             store_failed(reply, "status", &err);

@@ -477,7 +477,7 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
 /* JSON in                                                                                  */
 
 static const char *const g_top_keys[] = {"name", "platform", "notes", "type",
-                                         "scep", "targets",  "ddm", NULL};
+                                         "scep", "targets",  "ddm",   NULL};
 static const char *const g_scep_keys[] = {"url",
                                           "name",
                                           "challenge",

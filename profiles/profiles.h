@@ -127,7 +127,6 @@ struct profile_policy {
     char *name;                     /* required, unique per platform (the store checks) */
     enum profile_platform platform; /* required */
     char *notes;                    /* free text, never rendered */
-    bool ddm; /* "ddm": Declarative Device Management where the device supports it (mdm/ddm.c) */
     char *scep_url;                 /* required, http:// or https:// */
     char *scep_name;                /* SCEP Name (CA instance) */
     char *scep_challenge;           /* static pre-shared secret, as given */
@@ -145,6 +144,8 @@ struct profile_policy {
     size_t n_target_devices;
     char **target_groups; /* device group names */
     size_t n_target_groups;
+    /* "ddm": Declarative Device Management where the device supports it (mdm/ddm.c) */
+    bool ddm;
 };
 
 /* Set every field to its default (empty strings NULL, key_size 1024, retries 3, delay 10). */
