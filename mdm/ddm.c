@@ -210,6 +210,19 @@ out:
     return out;
 }
 
+char *ddm_root_pem(const struct profile_policy *p)
+{
+    const unsigned char *der = p->root_cert;
+    X509 *x;
+    char *pem;
+
+    if (der == NULL || (x = d2i_X509(NULL, &der, (long)p->root_cert_len)) == NULL)
+        return NULL;
+    pem = crypto_cert_pem(x);
+    X509_free(x);
+    return pem;
+}
+
 void ddm_set_clear(struct ddm_set *s)
 {
     if (s == NULL)
@@ -290,8 +303,32 @@ int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profi
             set_add(out, &cap, DDM_CONFIGURATION, "com.apple.configuration.security.identity", conf,
                     json_pack("{s:s,s:b}", "CredentialAssetReference", asset, "KeyIsExtractable",
                               pol[i].policy->key_extractable));
+            json_t *std = json_array();
+            char *pem = ddm_root_pem(pol[i].policy);
+            if (pem != NULL) {
+                /* The policy's root certificate: a certificate asset (PEM) and the
+                 * configuration that installs it, activated with (before) the identity. */
+                char *rasset = xasprintf("%s.root", base);
+                char *rconf = xasprintf("%s.root-certificate", base);
+                char *rurl = xasprintf("%s/mdm/ddm/asset/%s/root", base_url, pol[i].uid);
+                crypto_sha256(pem, strlen(pem), md);
+                hex_encode_to(md, sizeof(md), hash, false);
+                set_add(out, &cap, DDM_ASSET, "com.apple.asset.credential.certificate", rasset,
+                        json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", rurl,
+                                  "ContentType", "application/pem", "Size", (json_int_t)strlen(pem),
+                                  "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
+                set_add(out, &cap, DDM_CONFIGURATION,
+                        "com.apple.configuration.security.certificate", rconf,
+                        json_pack("{s:s}", "CredentialAssetReference", rasset));
+                json_array_append_new(std, json_string(rconf));
+                free(rasset);
+                free(rconf);
+                free(rurl);
+                free(pem);
+            }
+            json_array_append_new(std, json_string(conf));
             set_add(out, &cap, DDM_ACTIVATION, "com.apple.activation.simple", act,
-                    json_pack("{s:[s]}", "StandardConfigurations", conf));
+                    json_pack("{s:o}", "StandardConfigurations", std));
             if (pol[i].updated > out->changed)
                 out->changed = pol[i].updated;
             free(url);
@@ -804,10 +841,18 @@ void mdm_ddm_asset_handle(struct mdm_ctx *ctx, const struct mdm_request *req, in
         store_failed(reply, "asset", &err);
         goto out;
     }
+    size_t uid_len = strlen(uid);
+    bool root = uid_len > 5 && strcmp(uid + uid_len - 5, "/root") == 0;
+    if (root)
+        uid_len -= 5;
     for (size_t i = 0; i < l.n; i++) {
-        if (strcmp(l.sp[i].uid, uid) != 0)
+        if (strlen(l.sp[i].uid) != uid_len || strncmp(l.sp[i].uid, uid, uid_len) != 0)
             continue;
-        char *base = xasprintf("%s.policy.%s", ctx->cfg->payload_identifier_prefix, uid);
+        if (root) {
+            data = ddm_root_pem(&l.pp[i]); /* NULL: the policy has none (403 below) */
+            break;
+        }
+        char *base = xasprintf("%s.policy.%s", ctx->cfg->payload_identifier_prefix, l.sp[i].uid);
         data = ddm_scep_credential(&l.pp[i], base, &l.pdev, &err);
         free(base);
         if (data == NULL) {
@@ -824,7 +869,7 @@ void mdm_ddm_asset_handle(struct mdm_ctx *ctx, const struct mdm_request *req, in
         goto out;
     }
     reply->status = 200;
-    reply->content_type = "application/json";
+    reply->content_type = root ? "application/pem" : "application/json";
     buf_reset(&reply->body);
     buf_puts(&reply->body, data);
 out:

@@ -12,7 +12,10 @@
  *                  CredentialAssetReference = the asset, KeyIsExtractable
  *   activation     <prefix>.policy.<uid>.activation com.apple.activation.simple
  *                  StandardConfigurations = [the configuration]
- * plus, once for the device, management <prefix>.ddm.server-capabilities
+ * and, when the policy has a root certificate, a com.apple.asset.credential.certificate
+ * <p>.root (PEM at <DataURL of the SCEP asset>/root) with the
+ * com.apple.configuration.security.certificate <p>.root-certificate installing it, activated
+ * before the identity; plus, once for the device, management <prefix>.ddm.server-capabilities
  * (com.apple.management.server-capabilities).
  *
  * ServerToken = the first 40 hex digits of SHA-256 over the declaration's canonical JSON
@@ -77,6 +80,9 @@ bool ddm_capable(enum store_platform platform, const char *os_version);
  */
 char *ddm_scep_credential(const struct profile_policy *p, const char *identifier,
                           const struct profile_device *dev, struct scepter_error *err);
+
+/* The policy's root certificate as PEM (caller frees), NULL when it has none. */
+char *ddm_root_pem(const struct profile_policy *p);
 
 /*
  * The declarations of one device (pure).  prefix is payload_identifier_prefix, base_url the

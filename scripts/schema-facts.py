@@ -46,6 +46,9 @@ DDM_TYPES = {
     "com.apple.credential.scep": "declarations/assets/credentials/scep.yaml",
     "com.apple.configuration.security.identity":
         "declarations/configurations/security.identity.yaml",
+    "com.apple.asset.credential.certificate": "declarations/assets/credential.certificate.yaml",
+    "com.apple.configuration.security.certificate":
+        "declarations/configurations/security.certificate.yaml",
     "com.apple.activation.simple": "declarations/activations/simple.yaml",
     "com.apple.management.server-capabilities":
         "declarations/management/server-capabilities.yaml",

@@ -796,3 +796,52 @@ Test(ddm, group_membership_and_enrollment_sync)
     cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 0, "%s", h_json(it));
     json_decref(it);
 }
+
+Test(ddm, root_certificate_goes_as_a_certificate_asset)
+{
+    size_t len = 0;
+    unsigned char *pem = tu_read_data("scep-ca/ca.pem", &len);
+    char *b64 = base64_encode(pem, len);
+    char *b = xasprintf("{\"name\":\"DDM with root\",\"platform\":\"ios\",\"ddm\":true,"
+                        "\"scep\":{\"url\":\"https://127.0.0.1:9/scep\",\"challenge\":\"c\","
+                        "\"subject\":\"/CN=%%SerialNumber%%/\",\"root_certificate\":\"%s\"},"
+                        "\"targets\":{\"devices\":[\"IOS-17\"]}}",
+                        b64);
+    json_t *j = NULL;
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", b, &j), 201, "%s", h_json(j));
+    json_decref(j);
+
+    json_t *it = items(&ios17, "IOS-17");
+    cr_assert_eq(json_array_size(kind_list(it, "Assets")), 2, "%s", h_json(it));
+    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 2);
+    json_t *ra = find_item(it, "Assets", ".root"),
+           *rc = find_item(it, "Configurations", ".root-certificate");
+    json_t *asset = declaration(&ios17, "IOS-17", "asset", ra);
+    check_declaration(asset, "com.apple.asset.credential.certificate");
+    json_t *conf = declaration(&ios17, "IOS-17", "configuration", rc);
+    check_declaration(conf, "com.apple.configuration.security.certificate");
+    json_t *act =
+        declaration(&ios17, "IOS-17", "activation", find_item(it, "Activations", ".activation"));
+    check_declaration(act, "com.apple.activation.simple");
+    cr_assert_eq(
+        json_array_size(json_object_get(json_object_get(act, "Payload"), "StandardConfigurations")),
+        2);
+
+    const char *url = json_string_value(json_object_get(
+        json_object_get(json_object_get(asset, "Payload"), "Reference"), "DataURL"));
+    const char *path = strstr(url, "/mdm/ddm/asset/");
+    char *data = NULL;
+    cr_assert_eq(get_asset(&ios17, path, &data), 200, "%s", data);
+    cr_assert(strncmp(data, "-----BEGIN CERTIFICATE-----", 27) == 0, "%s", data);
+    free(data);
+    cr_assert_eq(get_asset(&mac14, path, &data), 403, "another device: %s", data);
+    free(data);
+
+    json_decref(act);
+    json_decref(conf);
+    json_decref(asset);
+    json_decref(it);
+    free(b);
+    free(b64);
+    free(pem);
+}

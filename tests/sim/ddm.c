@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "common/codec.h"
+#include "common/crypto.h"
 #include "common/plistx.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -163,6 +164,8 @@ static plist_t to_plist(json_t *j, const char *key)
 
 static struct held *find(struct sim_ddm *s, const char *kind, const char *identifier)
 {
+    if (identifier == NULL)
+        return NULL;
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->v[i].kind, kind) == 0 && strcmp(s->v[i].identifier, identifier) == 0)
             return &s->v[i];
@@ -255,6 +258,47 @@ out:
     sim_http_reply_clear(&r);
 }
 
+/* A certificate configuration: fetch its asset (PEM or DER) and check it is a certificate. */
+static void install_certificate(const struct sim_ddm_env *env, struct held *conf,
+                                struct held *asset)
+{
+    json_t *p, *ref;
+    const char *url, *auth;
+    struct sim_http_reply r;
+    struct scepter_error err;
+    X509 *x = NULL;
+
+    if (asset == NULL) {
+        fail(conf, "Error.MissingAsset", "CredentialAssetReference");
+        return;
+    }
+    p = json_object_get(asset->decl, "Payload");
+    ref = json_object_get(p, "Reference");
+    url = json_string_value(json_object_get(ref, "DataURL"));
+    auth = json_string_value(json_object_get(json_object_get(p, "Authentication"), "Type"));
+    memset(&r, 0, sizeof(r));
+    bool mdm = auth != NULL && strcmp(auth, "MDM") == 0;
+    if (url == NULL ||
+        sim_http_fetch("GET", url, NULL, NULL, 0, env->trust, mdm ? env->cert : NULL,
+                       mdm ? env->key : NULL, env->timeout_ms, &r, &err) != 0 ||
+        r.status != 200) {
+        fail(asset, "Error.AssetCouldNotBeDownloaded", "certificate asset: not fetched");
+        fail(conf, "Error.AssetCouldNotBeResolved", "the certificate asset failed");
+        sim_http_reply_clear(&r);
+        return;
+    }
+    x = crypto_cert_parse(r.body, r.len, "certificate", &err);
+    if (x == NULL) {
+        fail(asset, "Error.InvalidAsset", "certificate asset: not a certificate");
+        fail(conf, "Error.AssetCouldNotBeResolved", "the certificate asset failed");
+    } else {
+        asset->active = true;
+        conf->active = true;
+    }
+    X509_free(x);
+    sim_http_reply_clear(&r);
+}
+
 /* Decide every declaration's state: activations turn configurations on. */
 static void evaluate(struct sim_ddm *s, const struct sim_ddm_env *env)
 {
@@ -287,6 +331,14 @@ static void evaluate(struct sim_ddm *s, const struct sim_ddm_env *env)
                 continue;
             }
             const char *ct = json_string_value(json_object_get(conf->decl, "Type"));
+            if (ct != NULL && strcmp(ct, "com.apple.configuration.security.certificate") == 0) {
+                install_certificate(
+                    env, conf,
+                    find(s, "asset",
+                         json_string_value(json_object_get(json_object_get(conf->decl, "Payload"),
+                                                           "CredentialAssetReference"))));
+                continue;
+            }
             if (ct == NULL || strcmp(ct, "com.apple.configuration.security.identity") != 0) {
                 fail(conf, "Error.UnsupportedType", "configuration type not simulated");
                 continue;

@@ -9,11 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
 #include "common/codec.h"
 #include "common/plistx.h"
 #include "common/xmalloc.h"
 #include "mdm/commands_int.h"
 #include "mdm/ddm_int.h"
+#include "support/support.h"
 
 #define PREFIX "com.scepter"
 #define BASE   "https://mdm.example.com"
@@ -294,4 +297,52 @@ Test(ddm, bad_status_reports_name_the_field)
         cr_assert_null(r.items);
         cr_assert_null(r.root);
     }
+}
+
+Test(ddm, root_certificate_asset_and_configuration)
+{
+    struct profile_policy p;
+    struct ddm_set s;
+    struct profile_device d = phone("UDID-1", "SN-1");
+    size_t len = 0;
+    unsigned char *pem = tu_read_data("scep-ca/ca.pem", &len);
+    struct scepter_error err;
+    X509 *x = profile_root_cert_read(pem, len, "root", &err);
+    cr_assert_not_null(x, "%s", err.msg);
+    policy(&p, "/CN=%SerialNumber%/");
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    cr_assert_gt(n, 0);
+    p.root_cert = xmemdup(der, (size_t)n);
+    p.root_cert_len = (size_t)n;
+    OPENSSL_free(der);
+    X509_free(x);
+    free(pem);
+
+    compute(&p, &d, &s);
+    cr_assert_eq(s.n, 6, "two assets, two configurations, the activation, management");
+    const struct ddm_decl *act = find(&s, DDM_ACTIVATION);
+    json_t *std = json_object_get(json_object_get(act->json, "Payload"), "StandardConfigurations");
+    cr_assert_eq(json_array_size(std), 2);
+    const char *first = json_string_value(json_array_get(std, 0));
+    cr_assert(strstr(first, ".root-certificate") != NULL, "root first: %s", first);
+    size_t certs = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        const char *type = json_string_value(json_object_get(s.v[i].json, "Type"));
+        if (strcmp(type, "com.apple.asset.credential.certificate") == 0) {
+            json_t *ref = json_object_get(json_object_get(s.v[i].json, "Payload"), "Reference");
+            cr_assert(strstr(json_string_value(json_object_get(ref, "DataURL")), "/root") != NULL);
+            cr_assert_str_eq(json_string_value(json_object_get(ref, "ContentType")),
+                             "application/pem");
+            certs++;
+        }
+        if (strcmp(type, "com.apple.configuration.security.certificate") == 0)
+            certs++;
+    }
+    cr_assert_eq(certs, 2);
+    char *out = ddm_root_pem(&p);
+    cr_assert(out && strncmp(out, "-----BEGIN CERTIFICATE-----", 27) == 0);
+    free(out);
+    ddm_set_clear(&s);
+    profile_policy_clear(&p);
 }
