@@ -845,3 +845,54 @@ Test(ddm, root_certificate_goes_as_a_certificate_asset)
     free(b64);
     free(pem);
 }
+
+Test(ddm, enrollment_and_deletion_sync)
+{
+    /* a phone that authenticated but has not sent TokenUpdate yet: the policy reaches it when
+     * it does */
+    struct tu_cert late = h_device_cert(&S, "IOS-LATE");
+    struct tu_http_resp r;
+    char *auth =
+        h_plist("MessageType", "Authenticate", "Topic", S.topic, "UDID", "IOS-LATE", "ProductName",
+                "iPhone16,1", "OSVersion", "18.1", "SerialNumber", "SNL", NULL);
+    cr_assert_eq(h_checkin(&S, &late, auth, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    free(auth);
+    int64_t id = create_policy("{\"devices\":[\"IOS-LATE\",\"IOS-17\"]}");
+    char type[64], *data = NULL;
+    cr_assert(next_command(&ios17, "IOS-17", type, NULL));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", S.topic, "UDID", "IOS-LATE", "Token",
+                        "data:tok", "PushMagic", "00000000-1111-2222-3333-444444444444", NULL);
+    cr_assert_eq(h_checkin(&S, &late, tok, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    free(tok);
+    cr_assert(next_command(&late, "IOS-LATE", type, &data), "a command after enrolling");
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_str_eq(sync_token(data), current_token(&late, "IOS-LATE"));
+    free(data);
+    json_t *it = items(&late, "IOS-LATE");
+    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 1, "%s", h_json(it));
+    json_decref(it);
+
+    /* deleting the policy: a sync for each DDM phone, and the declarations are gone */
+    char *path = xasprintf("/v1/policies/%lld", (long long)id);
+    json_t *j = NULL;
+    cr_assert_eq(h_api(&S, "DELETE", path, NULL, &j), 200, "%s", h_json(j));
+    json_decref(j);
+    free(path);
+    cr_assert(next_command(&ios17, "IOS-17", type, &data));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_str_eq(sync_token(data), current_token(&ios17, "IOS-17"));
+    free(data);
+    cr_assert(next_command(&late, "IOS-LATE", type, NULL));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    it = items(&ios17, "IOS-17");
+    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 0, "%s", h_json(it));
+    cr_assert_eq(json_array_size(kind_list(it, "Assets")), 0);
+    json_decref(it);
+    tu_cert_free(&late);
+}
