@@ -20,6 +20,7 @@
  *                        security events
  *   mdm/api_webhook.c    /v1/webhooks/dead-letters...
  *   mdm/scep_http.c      /v1/ca...
+ *   mdm/api_dashboard.c  /v1/dashboard, GET /v1/commands[/{uuid}], /v1/enrollment (read-only)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -256,6 +257,10 @@ static const struct api_route routes[] = {
     {"/v1/sessions", MDM_POST, api_session_create},
     {"/v1/sessions/current", MDM_GET, api_session_show},
     {"/v1/sessions/current", MDM_DELETE, api_session_delete},
+    {"/v1/dashboard", MDM_GET, api_dashboard},
+    {"/v1/commands", MDM_GET, api_commands_list},
+    {"/v1/commands/{uuid}", MDM_GET, api_command_show},
+    {"/v1/enrollment", MDM_GET, api_enrollment_show},
 };
 
 static const char *const method_names[] = {

@@ -119,6 +119,13 @@ json_t *api_device_policies(struct api_call *c, const char *device_id);
 void mdm_policy_group_changed(struct mdm_ctx *ctx, const char *const *device_ids, size_t n,
                               int64_t now);
 
+/* The console's overview (mdm/api_dashboard.c): /v1/dashboard, GET /v1/commands[/{uuid}],
+ * /v1/enrollment. */
+void api_dashboard(struct api_call *c);
+void api_commands_list(struct api_call *c);
+void api_command_show(struct api_call *c);
+void api_enrollment_show(struct api_call *c);
+
 /* Web console sessions (mdm/api_session.c): /v1/sessions, /v1/sessions/current. */
 void api_session_create(struct api_call *c);
 void api_session_show(struct api_call *c);

@@ -3,7 +3,8 @@
  *
  *   GET /v1/pushcert          the APNs certificate's topic and expiry, and the APNs state
  *   PUT /v1/pushcert          install a push certificate: {"cert_pem", "key_pem"} or
- *                             {"pkcs12", "password"}; ?force=true for a topic change
+ *                             {"pkcs12", "password"}; a topic change needs
+ *                             "confirm_topic_change": true (or ?force=true, as scepterctl sends)
  *   GET /v1/apikeys           operator keys (name, hash prefix, last used)
  *   POST /v1/apikeys          {"name"}: a new key, shown once
  *   DELETE /v1/apikeys/{id}
@@ -47,22 +48,25 @@ void api_pushcert_show(struct api_call *c)
 void api_pushcert_put(struct api_call *c)
 {
     struct scepter_error err;
-    static const char *const keys[] = {"cert_pem", "key_pem", "pkcs12", "password", NULL};
+    static const char *const keys[] = {
+        "cert_pem", "key_pem", "pkcs12", "password", "confirm_topic_change", NULL};
     const char *cert = NULL, *key = NULL, *p12 = NULL, *password = NULL;
     unsigned char *p12_bytes = NULL;
     size_t p12_len = 0;
     struct apns_identity *id = NULL;
-    bool force = false;
+    bool force = false, confirm = false;
     if (!api_need_body(c) || !api_query_bool(c, "force", &force))
         return;
     if (jsonx_only_keys(c->body, keys, "", &err) != 0 ||
         jsonx_get_string(c->body, "cert_pem", "", false, &cert, &err) < 0 ||
         jsonx_get_string(c->body, "key_pem", "", false, &key, &err) < 0 ||
         jsonx_get_string(c->body, "pkcs12", "", false, &p12, &err) < 0 ||
-        jsonx_get_string(c->body, "password", "", false, &password, &err) < 0) {
+        jsonx_get_string(c->body, "password", "", false, &password, &err) < 0 ||
+        jsonx_get_bool(c->body, "confirm_topic_change", "", false, &confirm, &err) < 0) {
         api_reply_scepter_error(c, &err);
         return;
     }
+    force = force || confirm;
     if ((cert == NULL) == (p12 == NULL)) {
         api_reply_error(c, 400, "cert_pem",
                         "send either cert_pem (+ key_pem) or pkcs12 (base64) + password");
@@ -90,6 +94,21 @@ void api_pushcert_put(struct api_call *c)
     }
     if (mdm_push_install(c->ctx->srv, c->ctx->store, id, force, c->now, &err) != 0) {
         apns_identity_free(id);
+        if (err.code == SCEPTER_ECONFLICT && strcmp(err.field, "topic") == 0) {
+            /* Say what the change does and how to make it anyway (the store's message names
+             * the devices and both topics). */
+            char msg[sizeof(err.msg)];
+            str_copy(msg, sizeof(msg), err.msg);
+            char *cut = strstr(msg, " (force to replace anyway)");
+            if (cut)
+                *cut = '\0';
+            api_reply_error(c, 409, "confirm_topic_change",
+                            "%s. Devices enrolled with the old topic stop answering pushes until "
+                            "they re-enroll; send \"confirm_topic_change\": true to install it "
+                            "anyway",
+                            msg);
+            return;
+        }
         api_reply_scepter_error(c, &err);
         return;
     }

@@ -303,6 +303,10 @@ static void do_token_update(struct checkin *c)
         (c->ids.type == STORE_ENROLL_DEVICE || c->ids.type == STORE_ENROLL_USER_ENROLLMENT)) {
         struct mdm_push_data pd = {t.enrollment_id, t.token, t.token_len, t.push_magic, t.topic};
         mdm_device_enrolled(c->ctx, c->ids.device_id, c->now, &pd);
+    } else if (first && c->ids.type == STORE_ENROLL_USER) {
+        /* Policies that install into a user's keychain go to this channel. */
+        struct mdm_push_data pd = {t.enrollment_id, t.token, t.token_len, t.push_magic, t.topic};
+        mdm_user_channel_enrolled(c->ctx, c->ids.device_id, t.enrollment_id, c->now, &pd);
     }
 }
 

@@ -47,6 +47,12 @@ const char *ddm_kind_items_key(enum ddm_kind k)
     return k < DDM_KINDS ? g_kind_items[k] : "";
 }
 
+bool ddm_policy(const struct profile_policy *p)
+{
+    return p->ddm && p->keychain == PROFILE_KEYCHAIN_DEVICE && p->linked.wifi == NULL &&
+           p->linked.ethernet == NULL && p->linked.vpn == NULL;
+}
+
 bool ddm_capable(enum store_platform platform, const char *os_version)
 {
     int64_t major = 0;
@@ -300,9 +306,12 @@ int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profi
                     json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", url,
                               "ContentType", "application/json", "Size", (json_int_t)strlen(data),
                               "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
+            json_t *idp = json_pack("{s:s,s:b}", "CredentialAssetReference", asset,
+                                    "KeyIsExtractable", pol[i].policy->key_extractable);
+            if (pol[i].policy->allow_all_apps_access) /* macOS only, as in the profile */
+                json_object_set_new(idp, "AllowAllAppsAccess", json_true());
             set_add(out, &cap, DDM_CONFIGURATION, "com.apple.configuration.security.identity", conf,
-                    json_pack("{s:s,s:b}", "CredentialAssetReference", asset, "KeyIsExtractable",
-                              pol[i].policy->key_extractable));
+                    idp);
             json_t *std = json_array();
             char *pem = ddm_root_pem(pol[i].policy);
             if (pem != NULL) {
@@ -578,7 +587,7 @@ static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
                 continue;
             goto out;
         }
-        if (profile_policy_from_document(sp.document, &pp, &perr) != 0 || !pp.ddm ||
+        if (profile_policy_from_document(sp.document, &pp, &perr) != 0 || !ddm_policy(&pp) ||
             !policy_reaches(pp.platform, l->dev.platform)) {
             store_policy_clear(&sp);
             profile_policy_clear(&pp);
@@ -916,7 +925,7 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
     size_t k = 0;
     int rc;
 
-    if (ch == NULL || ch->pp == NULL || !ch->pp->ddm)
+    if (ch == NULL || ch->pp == NULL || !ddm_policy(ch->pp))
         return 0;
     if ((rc = load(ctx, device_id, &l, err)) != 0)
         goto out;
@@ -968,14 +977,16 @@ void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool polic
     bool any = false, all_active = true, invalid = false, unknown = false;
 
     memset(&d, 0, sizeof(d));
-    if (!policy_ddm || store_device_get(ctx->store, device_id, &d, &err) != 0 ||
+    /* A user channel's entry (a user-keychain policy) is always a profile. */
+    if (!policy_ddm || strcmp(device_id, enrollment_id) != 0 ||
+        store_device_get(ctx->store, device_id, &d, &err) != 0 ||
         !ddm_capable(d.platform, d.os_version)) {
         store_device_clear(&d);
-        json_object_set_new(entry, "channel", json_string("profile"));
+        json_object_set_new(entry, "delivery", json_string("profile"));
         return;
     }
     store_device_clear(&d);
-    json_object_set_new(entry, "channel", json_string("ddm"));
+    json_object_set_new(entry, "delivery", json_string("ddm"));
     if (store_ddm_status_list(ctx->store, enrollment_id, &st, &err) != 0) {
         json_object_set_new(entry, "ddm", json_pack("{s:s}", "error", err.msg));
         return;

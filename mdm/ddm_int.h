@@ -69,6 +69,12 @@ struct ddm_policy_in {
     const struct profile_policy *policy;
 };
 
+/*
+ * Does the policy go over DDM where devices support it: "ddm": true, the device keychain (a
+ * user-keychain policy goes to user channels as a profile) and no linked Wi-Fi/Ethernet/VPN
+ * payloads (not rendered as declarations yet: such a policy stays a profile everywhere)?
+ */
+bool ddm_policy(const struct profile_policy *p);
 /* Does the device run an OS whose DDM can install a SCEP credential asset? */
 bool ddm_capable(enum store_platform platform, const char *os_version);
 
@@ -143,7 +149,7 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
                          struct scepter_error *err) WUR;
 
 /*
- * For GET /v1/policies/{id}/status: add "channel" ("ddm" or "profile") to a device's entry and,
+ * For GET /v1/policies/{id}/status: add "delivery" ("ddm" or "profile") to a device's entry and,
  * on the DDM channel, "ddm": what the device last reported of the policy's declarations
  * ({"state": "active"|"inactive"|"invalid"|"unknown", "current", "declarations": [...]}).
  */

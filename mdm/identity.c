@@ -249,10 +249,14 @@ fail:
     return -1;
 }
 
-/* A decoded certificate for these DER bytes, from the worker's cache (a new reference). */
-static X509 *certcache_get(struct mdm_idcache *c, const unsigned char *der, size_t len)
+/*
+ * A decoded certificate for these DER bytes (a new reference), from the worker's cache when
+ * there is one: the bytes are hashed before anything is decoded, and md gets that SHA-256 —
+ * the certificate's fingerprint, as X509_digest would compute it from the same encoding.
+ */
+static X509 *certcache_get(struct mdm_idcache *c, const unsigned char *der, size_t len,
+                           unsigned char md[CRYPTO_SHA256_LEN])
 {
-    unsigned char md[CRYPTO_SHA256_LEN];
     const unsigned char *p = der;
     size_t slot;
     X509 *x;
@@ -260,16 +264,19 @@ static X509 *certcache_get(struct mdm_idcache *c, const unsigned char *der, size
     crypto_sha256(der, len, md);
     memcpy(&slot, md, sizeof(slot));
     slot %= MDM_CERTCACHE_SLOTS;
-    if (c->cert[slot].x && memcmp(c->cert[slot].sha256, md, sizeof(md)) == 0) {
+    if (c && c->cert[slot].x && memcmp(c->cert[slot].sha256, md, CRYPTO_SHA256_LEN) == 0) {
         X509_up_ref(c->cert[slot].x);
         return c->cert[slot].x;
     }
     if ((x = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len) {
         X509_free(x);
+        ERR_clear_error();
         return NULL;
     }
+    if (c == NULL)
+        return x;
     X509_free(c->cert[slot].x);
-    memcpy(c->cert[slot].sha256, md, sizeof(md));
+    memcpy(c->cert[slot].sha256, md, CRYPTO_SHA256_LEN);
     c->cert[slot].x = x;
     X509_up_ref(x);
     return x;
@@ -284,8 +291,10 @@ void mdm_idcache_clear(struct mdm_idcache *c)
 }
 
 static int from_signature(const char *value, const struct mdm_request *req, X509 **cert,
-                          STACK_OF(X509) **chain, struct scepter_error *err)
+                          STACK_OF(X509) **chain, unsigned char md[CRYPTO_SHA256_LEN],
+                          bool *have_md, struct scepter_error *err)
 {
+    unsigned char slice_md[MAX_SIG_CERTS][CRYPTO_SHA256_LEN];
     unsigned char *der = NULL;
     size_t len = 0;
     CMS_ContentInfo *cms = NULL;
@@ -304,7 +313,7 @@ static int from_signature(const char *value, const struct mdm_request *req, X509
         nslice > 0) {
         certs = sk_X509_new_null();
         for (size_t i = 0; i < nslice; i++) {
-            X509 *x = certcache_get(req->idcache, slice[i], slice_len[i]);
+            X509 *x = certcache_get(req->idcache, slice[i], slice_len[i], slice_md[i]);
             if (x == NULL) {
                 rc = scepter_err(err, SCEPTER_EFORBIDDEN, "Mdm-Signature",
                                  "Mdm-Signature: an embedded certificate does not parse");
@@ -344,6 +353,13 @@ static int from_signature(const char *value, const struct mdm_request *req, X509
     }
     *cert = sk_X509_value(signers, 0);
     X509_up_ref(*cert);
+    /* The signer is one of the embedded certificates: its fingerprint is already known. */
+    for (int i = 0; certs && i < sk_X509_num(certs); i++) {
+        if (sk_X509_value(certs, i) == *cert) {
+            memcpy(md, slice_md[i], CRYPTO_SHA256_LEN);
+            *have_md = true;
+        }
+    }
     if (certs) {
         *chain = certs;
         certs = NULL;
@@ -384,12 +400,13 @@ static char *url_unescape(const char *s)
     return out;
 }
 
-/* One RFC 8941 byte sequence ":base64:" into a certificate. */
-static X509 *sf_binary_cert(const char *s, size_t len)
+/* One RFC 8941 byte sequence ":base64:" into a certificate (through the worker's cache, c may
+ * be NULL); md gets its SHA-256. */
+static X509 *sf_binary_cert(struct mdm_idcache *c, const char *s, size_t len,
+                            unsigned char md[CRYPTO_SHA256_LEN])
 {
     unsigned char *der = NULL;
     size_t dlen = 0;
-    const unsigned char *p;
     X509 *cert = NULL;
 
     while (len && isspace((unsigned char)*s)) {
@@ -402,15 +419,14 @@ static X509 *sf_binary_cert(const char *s, size_t len)
         return NULL;
     if (base64_decode(s + 1, len - 2, true, &der, &dlen) != 0)
         return NULL;
-    p = der;
-    cert = d2i_X509(NULL, &p, (long)dlen);
+    cert = certcache_get(c, der, dlen, md);
     free(der);
-    ERR_clear_error();
     return cert;
 }
 
 static int from_proxy_header(const struct mdm_identity_cfg *cfg, const struct mdm_request *req,
                              const char *value, X509 **cert, STACK_OF(X509) **chain,
+                             unsigned char md[CRYPTO_SHA256_LEN], bool *have_md,
                              struct scepter_error *err)
 {
     if (req->peer_addr == NULL ||
@@ -419,7 +435,8 @@ static int from_proxy_header(const struct mdm_identity_cfg *cfg, const struct md
                            "%s header from %s, which is not in trusted_proxy_addrs",
                            cfg->proxy_header, req->peer_addr ? req->peer_addr : "?");
     if (value[0] == ':') {
-        *cert = sf_binary_cert(value, strlen(value));
+        *cert = sf_binary_cert(req->idcache, value, strlen(value), md);
+        *have_md = *cert != NULL;
         /* RFC 9440 Client-Cert-Chain: a list of byte sequences. */
         const char *chainv = mdm_header(req, "Client-Cert-Chain");
         if (*cert && chainv) {
@@ -428,7 +445,8 @@ static int from_proxy_header(const struct mdm_identity_cfg *cfg, const struct md
             while (*p) {
                 const char *comma = strchr(p, ',');
                 size_t n = comma ? (size_t)(comma - p) : strlen(p);
-                X509 *c = sf_binary_cert(p, n);
+                unsigned char cmd[CRYPTO_SHA256_LEN];
+                X509 *c = sf_binary_cert(NULL, p, n, cmd);
                 if (c)
                     sk_X509_push(*chain, c);
                 if (!comma)
@@ -484,6 +502,8 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
     X509 *cert = NULL;
     STACK_OF(X509) *chain = NULL;
     const char *source = NULL, *v;
+    unsigned char md[CRYPTO_SHA256_LEN];
+    bool have_md = false;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -494,7 +514,7 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
     } else if ((cfg->accepted & MDM_ID_SIGNATURE) &&
                (v = mdm_header(req, "Mdm-Signature")) != NULL) {
         source = "signature";
-        if ((rc = from_signature(v, req, &cert, &chain, err)) != 0)
+        if ((rc = from_signature(v, req, &cert, &chain, md, &have_md, err)) != 0)
             goto out;
     } else if ((cfg->accepted & MDM_ID_HEADER) && cfg->proxy_header &&
                (v = mdm_header(req, cfg->proxy_header)) != NULL && *v) {
@@ -507,7 +527,7 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
                              cfg->proxy_header);
             goto out;
         }
-        if ((rc = from_proxy_header(cfg, req, v, &cert, &chain, err)) != 0)
+        if ((rc = from_proxy_header(cfg, req, v, &cert, &chain, md, &have_md, err)) != 0)
             goto out;
     } else {
         rc = scepter_err(err, SCEPTER_EFORBIDDEN, NULL, "no device identity: expected %s%s%s",
@@ -516,9 +536,10 @@ int mdm_identity_get(const struct mdm_identity_cfg *cfg, const struct mdm_reques
                          (cfg->accepted & MDM_ID_HEADER) ? "a proxy certificate header" : "");
         goto out;
     }
-    unsigned char md[CRYPTO_SHA256_LEN];
-    unsigned int mdlen = sizeof(md);
-    X509_digest(cert, EVP_sha256(), md, &mdlen);
+    if (!have_md) {
+        unsigned int mdlen = sizeof(md);
+        X509_digest(cert, EVP_sha256(), md, &mdlen);
+    }
     if (!idcache_hit(req->idcache, md, now)) {
         if ((rc = verify_chain(cfg->device_ca, cert,
                                chain ? chain

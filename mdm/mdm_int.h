@@ -353,6 +353,13 @@ void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids
  */
 void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now,
                          const struct mdm_push_data *push);
+/*
+ * A macOS user channel (enrollment_id) of device_id just got its first TokenUpdate: queue the
+ * user-keychain policies that target the Mac (mdm/policy.c) and push the channel.
+ */
+void mdm_user_channel_enrolled(struct mdm_ctx *ctx, const char *device_id,
+                               const char *enrollment_id, int64_t now,
+                               const struct mdm_push_data *push);
 /* ErrorChain of a result as JSON text (caller frees), NULL when absent or malformed (err set
  * then). */
 char *mdm_error_chain_json(plist_t result, struct scepter_error *err);

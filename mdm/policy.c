@@ -212,8 +212,8 @@ static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollme
     struct mdm_command cmd;
     int rc;
 
-    if (p->ddm == NULL)
-        return false;
+    if (p->ddm == NULL || strcmp(device_id, enrollment_id) != 0)
+        return false; /* not a DDM save, or a user channel (user-keychain policies) */
     rc = mdm_ddm_sync_command(p->ctx, device_id, p->ddm, reaches, &cmd, &err);
     if (rc < 0)
         json_array_append_new(p->skipped,
@@ -313,8 +313,9 @@ static void plan_removals(struct plan *p, const char *identifier,
             continue; /* already removed or being removed */
         if (had[i].state != STORE_PSTATE_INSTALLED && had[i].state != STORE_PSTATE_PENDING)
             continue; /* failed or cancelled: nothing on the device */
+        /* By channel: a policy moved to the user keychain leaves the device channel. */
         for (size_t j = 0; j < nt && !keep; j++)
-            keep = strcmp(targets[j].device_id, had[i].device_id) == 0;
+            keep = strcmp(targets[j].enrollment_id, had[i].enrollment_id) == 0;
         if (keep || plan_ddm(p, had[i].device_id, had[i].enrollment_id, false, STORE_POLICY_REMOVE))
             continue;
         if (shared == (size_t)-1) { /* one RemoveProfile command for all of them */
@@ -323,6 +324,51 @@ static void plan_removals(struct plan *p, const char *identifier,
         }
         plan_add(p, shared, had[i].enrollment_id, STORE_POLICY_REMOVE);
     }
+}
+
+/*
+ * A user-keychain policy (macOS) goes to the user channels of the targeted Macs rather than to
+ * their device channels: *targets (the devices) is replaced by one entry per enabled user
+ * channel, the device's facts copied.  A Mac without a user channel yet gets the profile when a
+ * user's channel first checks in (mdm_user_channel_enrolled).
+ */
+static int user_channel_targets(struct mdm_ctx *ctx, struct store_target_device **targets,
+                                size_t *nt, struct scepter_error *err)
+{
+    struct store_target_device *in = *targets, *out = NULL;
+    const char **devs = xcalloc(*nt ? *nt : 1, sizeof(*devs));
+    char **dv = NULL, **ev = NULL;
+    size_t n = 0, k = 0;
+    int rc;
+
+    for (size_t i = 0; i < *nt; i++)
+        devs[i] = in[i].device_id;
+    rc = store_user_channels(ctx->store, devs, *nt, &dv, &ev, &n, err);
+    free(devs);
+    if (rc != 0)
+        return rc;
+    out = n ? xcalloc(n, sizeof(*out)) : NULL;
+    for (size_t j = 0, i = 0; j < n; j++) {
+        while (i < *nt && strcmp(in[i].device_id, dv[j]) != 0)
+            i++;
+        if (i == *nt)
+            break; /* both lists are sorted by device id */
+        out[k].device_id = xstrdup(in[i].device_id);
+        out[k].enrollment_id = xstrdup(ev[j]);
+        out[k].platform = in[i].platform;
+        out[k].serial_number = dup_or_null(in[i].serial_number);
+        out[k].device_name = dup_or_null(in[i].device_name);
+        out[k].model = dup_or_null(in[i].model);
+        out[k].product_name = dup_or_null(in[i].product_name);
+        out[k].os_version = dup_or_null(in[i].os_version);
+        k++;
+    }
+    store_strv_free(dv, n);
+    store_strv_free(ev, n);
+    store_target_devices_free(in, *nt);
+    *targets = out;
+    *nt = k;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -391,7 +437,7 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
     struct plan plan;
     char uid[UUID_STR_LEN];
     char *ident = NULL;
-    size_t nt = 0, nhad = 0, np;
+    size_t nt = 0, nhad = 0, np, ndevices = 0;
     struct mdm_scep_otc otc;
     int rc;
     json_t *j;
@@ -436,6 +482,12 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
         api_reply_scepter_error(c, &err);
         goto out;
     }
+    ndevices = nt;
+    if (pp.keychain == PROFILE_KEYCHAIN_USER &&
+        user_channel_targets(c->ctx, &targets, &nt, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
     if (existing && store_policy_status(c->ctx->store, existing->id, &had, &nhad, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;
@@ -466,7 +518,9 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
     j = policy_json(&sp, &pp, c->ctx->cfg, false);
     json_object_set_new(j, "queued_installs", json_integer((json_int_t)plan.installs));
     json_object_set_new(j, "queued_removals", json_integer((json_int_t)plan.removals));
-    json_object_set_new(j, "targeted_devices", json_integer((json_int_t)nt));
+    json_object_set_new(j, "targeted_devices", json_integer((json_int_t)ndevices));
+    if (pp.keychain == PROFILE_KEYCHAIN_USER)
+        json_object_set_new(j, "targeted_user_channels", json_integer((json_int_t)nt));
     json_object_set_new(j, "not_rendered", json_incref(plan.skipped));
     json_object_set_new(j, "warnings", warnings_json(&pr));
     json_object_set_new(j, "takes_effect",
@@ -610,7 +664,7 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
     {
         struct profile_policy pp;
         if (profile_policy_from_document(sp->document, &pp, &err) == 0)
-            ddm = pp.ddm;
+            ddm = ddm_policy(&pp);
         profile_policy_clear(&pp);
     }
     installed = json_array();
@@ -625,8 +679,10 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
                               api_time(st[i].updated), "notnow_count", st[i].notnow_count);
         if (st[i].error_chain_json)
             json_object_set_new(d, "error_chain", json_loads(st[i].error_chain_json, 0, NULL));
+        if (st[i].enrollment_id && strcmp(st[i].enrollment_id, st[i].device_id) != 0)
+            json_object_set_new(d, "channel", json_string(st[i].enrollment_id)); /* a user's */
         mdm_ddm_policy_device_json(c->ctx, sp->uid, ddm, st[i].device_id, st[i].enrollment_id, d);
-        json_t *channel = json_object_get(d, "channel"); /* borrowed while d lives */
+        json_t *delivery = json_object_get(d, "delivery"); /* borrowed while d lives */
         switch (st[i].state) {
         case STORE_PSTATE_INSTALLED:
             json_array_append_new(installed, d);
@@ -656,7 +712,7 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
                                    ? NULL
                                    : store_platform_name(st[i].platform),
                                "state", cs, "error", error_json(st[i].error_chain_json), "updated",
-                               api_time(st[i].updated), "channel", channel));
+                               api_time(st[i].updated), "delivery", delivery));
     }
     store_policy_statuses_free(st, n);
     free(want);
@@ -1056,6 +1112,177 @@ void api_policy_preview(struct api_call *c)
 /* ---------------------------------------------------------------------------------------- */
 /* Devices arriving later                                                                    */
 
+/* Does the stored policy install into the user's keychain (its profile on user channels)? */
+static bool user_keychain(const struct store_policy *sp)
+{
+    struct profile_policy pp;
+    struct scepter_error err;
+    bool user = profile_policy_from_document(sp->document, &pp, &err) == 0 &&
+                pp.keychain == PROFILE_KEYCHAIN_USER;
+
+    profile_policy_clear(&pp);
+    return user;
+}
+
+/*
+ * Queue the install (targeted) or the removal of one policy for one user channel of dev, in one
+ * transaction; its enrollment id is added to *queued when something was queued.
+ */
+static void queue_user_channel(struct mdm_ctx *ctx, const struct store_policy *sp,
+                               struct profile_policy *pp, const struct store_device *dev,
+                               const char *channel, bool targeted, int64_t now, char ***queued,
+                               size_t *nq, size_t *qcap)
+{
+    struct scepter_error err;
+    char *ident = identifier_of(ctx->cfg, sp->uid);
+    struct plan plan;
+
+    plan_init(&plan, ctx);
+    if (targeted) {
+        struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+        struct profile_template *t = NULL;
+        struct profile_render_opts ro = {ident, ctx->cfg->org_name};
+        struct store_target_device td;
+        struct mdm_scep_otc otc;
+
+        memset(&td, 0, sizeof(td));
+        td.device_id = dev->id;
+        td.enrollment_id = (char *)channel;
+        td.platform = dev->platform;
+        td.serial_number = dev->serial_number;
+        td.device_name = dev->device_name;
+        td.model = dev->model;
+        td.product_name = dev->product_name;
+        td.os_version = dev->os_version;
+        if (mdm_scep_otc_begin(ctx, pp, &otc))
+            plan.otc = &otc;
+        plan.now = now;
+        int trc = profile_template_new(pp, &ro, &t, &pr);
+        mdm_scep_otc_end(pp, &otc);
+        if (trc == 0)
+            plan_installs(&plan, t, &td, 1);
+        else
+            log_warnx("policy %s: stored policy no longer valid: %s", sp->name,
+                      profile_problems_first_error(&pr)->msg);
+        profile_template_free(t);
+        profile_problems_clear(&pr);
+    } else {
+        struct store_policy_device_status me;
+        memset(&me, 0, sizeof(me));
+        me.device_id = dev->id;
+        me.enrollment_id = (char *)channel;
+        me.action = STORE_POLICY_INSTALL;
+        me.state = STORE_PSTATE_INSTALLED;
+        plan_removals(&plan, ident, &me, 1, NULL, 0);
+    }
+    plan_finish(&plan);
+    for (size_t k = 0; k < plan.n; k++) {
+        plan.sc[k].policy_id = sp->id;
+        plan.sc[k].policy_version = sp->version;
+    }
+    if (json_array_size(plan.skipped))
+        log_kv(LOG_LVL_WARN, "policy_not_rendered", "policy", sp->name, "enrollment", channel,
+               "error",
+               json_string_value(json_object_get(json_array_get(plan.skipped, 0), "error")), NULL);
+    if (plan.n && store_enqueue_each(ctx->store, plan.sc, plan.ids, plan.n, now, &err) != 0) {
+        log_warnx("policy %s for %s: %s", sp->name, channel, err.msg);
+    } else if (plan.n) {
+        if (*nq == *qcap) {
+            *qcap = *qcap ? *qcap * 2 : 4;
+            *queued = xreallocarray(*queued, *qcap, sizeof(**queued));
+        }
+        (*queued)[(*nq)++] = xstrdup(channel);
+        mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED, targeted ? "InstallProfile" : "RemoveProfile",
+                            plan.n);
+        log_kv(LOG_LVL_INFO, targeted ? "policy_install_queued" : "policy_remove_queued", "policy",
+               sp->name, "enrollment", channel, NULL);
+    }
+    plan_free(&plan);
+    free(ident);
+}
+
+/*
+ * The user channels of a Mac (all, or only `only`): each gets the user-keychain policies that
+ * target the Mac and loses those that no longer do.  Pushed when push is set.
+ */
+static void reconcile_user_channels(struct mdm_ctx *ctx, const char *device_id, const char *only,
+                                    int64_t now, bool push)
+{
+    struct scepter_error err;
+    struct store_device dev;
+    struct store_policy *all = NULL;
+    int64_t *ids = NULL;
+    char **dv = NULL, **ev = NULL, **queued = NULL;
+    size_t nall = 0, nids = 0, nch = 0, nq = 0, qcap = 0;
+    const char *one[1] = {device_id};
+
+    memset(&dev, 0, sizeof(dev));
+    if (store_user_channels(ctx->store, one, 1, &dv, &ev, &nch, &err) != 0) {
+        log_warnx("user channels of %s: %s", device_id, err.msg);
+        goto out;
+    }
+    if (nch == 0)
+        goto out; /* the common case: no user channel */
+    if (store_policies_for_device(ctx->store, device_id, &ids, &nids, &err) != 0 ||
+        store_device_get(ctx->store, device_id, &dev, &err) != 0 ||
+        store_policy_list(ctx->store, NULL, &all, &nall, &err) != 0) {
+        log_warnx("policies for %s: %s", device_id, err.msg);
+        goto out;
+    }
+    for (size_t c = 0; c < nch; c++) {
+        struct store_policy_device_status *st = NULL;
+        size_t nst = 0;
+
+        if (only && strcmp(only, ev[c]) != 0)
+            continue;
+        if (store_enrollment_policy_status(ctx->store, ev[c], &st, &nst, &err) != 0) {
+            log_warnx("policies for %s: %s", ev[c], err.msg);
+            continue;
+        }
+        for (size_t i = 0; i < nall; i++) {
+            const struct store_policy *sp = &all[i];
+            struct profile_policy pp;
+            bool targeted = false, has = false, current = false;
+
+            for (size_t k = 0; k < nids && !targeted; k++)
+                targeted = ids[k] == sp->id;
+            for (size_t k = 0; k < nst; k++) {
+                if (st[k].policy_id != sp->id)
+                    continue;
+                has = st[k].action == STORE_POLICY_INSTALL &&
+                      ((st[k].state == STORE_PSTATE_INSTALLED &&
+                        st[k].updated >= dev.authenticated_at) ||
+                       st[k].state == STORE_PSTATE_PENDING);
+                current = has && st[k].policy_version == sp->version;
+            }
+            if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))
+                targeted = false;
+            if (!targeted && !has)
+                continue;
+            if (profile_policy_from_document(sp->document, &pp, &err) != 0) {
+                log_warnx("policy %s: %s", sp->name, err.msg);
+                profile_policy_clear(&pp);
+                continue;
+            }
+            if (pp.keychain != PROFILE_KEYCHAIN_USER)
+                targeted = false;
+            if (targeted != has || (targeted && !current))
+                queue_user_channel(ctx, sp, &pp, &dev, ev[c], targeted, now, &queued, &nq, &qcap);
+            profile_policy_clear(&pp);
+        }
+        store_policy_statuses_free(st, nst);
+    }
+    if (push && nq)
+        mdm_push_enrollments(ctx, (const char **)queued, nq);
+out:
+    store_strv_free(queued, nq);
+    store_strv_free(dv, nch);
+    store_strv_free(ev, nch);
+    store_device_clear(&dev);
+    store_policies_free(all, nall);
+    free(ids);
+}
+
 /*
  * Bring one device in line with the policies that target it now: InstallProfile for each
  * that reaches it and it does not have (installed or pending at the current version), and
@@ -1106,6 +1333,8 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
         }
         if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))
             targeted = false;
+        if (targeted && user_keychain(sp))
+            targeted = false; /* its profile goes to the user channels */
         if (targeted == has && (!targeted || current))
             continue;
         /* Only now is the document read: most policies need nothing for this device. */
@@ -1195,6 +1424,7 @@ void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now
 {
     log_kv(LOG_LVL_INFO, "enrolled", "device", device_id, NULL);
     reconcile_device(ctx, device_id, now, false);
+    reconcile_user_channels(ctx, device_id, NULL, now, true);
     /* Apple: a device polls only after a push, so push after the first TokenUpdate — with the
      * token it just sent, no need to read it back. */
     mdm_push_one(ctx, push);
@@ -1203,8 +1433,20 @@ void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now
 void mdm_policy_group_changed(struct mdm_ctx *ctx, const char *const *device_ids, size_t n,
                               int64_t now)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         reconcile_device(ctx, device_ids[i], now, true);
+        reconcile_user_channels(ctx, device_ids[i], NULL, now, true);
+    }
+}
+
+void mdm_user_channel_enrolled(struct mdm_ctx *ctx, const char *device_id,
+                               const char *enrollment_id, int64_t now,
+                               const struct mdm_push_data *push)
+{
+    log_kv(LOG_LVL_INFO, "user_channel_enrolled", "device", device_id, "enrollment", enrollment_id,
+           NULL);
+    reconcile_user_channels(ctx, device_id, enrollment_id, now, false);
+    mdm_push_one(ctx, push);
 }
 
 json_t *api_device_policies(struct api_call *c, const char *device_id)

@@ -27,6 +27,37 @@
 #define MAX_DEVICE_ID 64
 #define MAX_DEVICES   200000
 #define MAX_GROUPS    10000
+#define MAX_SANS      32 /* values per subjectAltName kind */
+
+void pl_strlist_clear(struct profile_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+void pl_strlist_copy(struct profile_strlist *dst, const struct profile_strlist *src)
+{
+    dst->n = src->n;
+    dst->v = src->n ? xcalloc(src->n, sizeof(*dst->v)) : NULL;
+    for (size_t i = 0; i < src->n; i++)
+        dst->v[i] = xstrdup(src->v[i]);
+}
+
+json_t *pl_strlist_json_array(const struct profile_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_string(l->v[i]));
+    return a;
+}
+
+json_t *pl_strlist_json(const struct profile_strlist *l)
+{
+    return l->n == 1 ? json_string(l->v[0]) : pl_strlist_json_array(l);
+}
 
 const char *profile_platform_name(enum profile_platform p)
 {
@@ -77,10 +108,11 @@ void profile_policy_clear(struct profile_policy *p)
     free(p->scep_fingerprint);
     free(p->scep_subject);
     free(p->root_cert);
-    free(p->san_dns);
-    free(p->san_ntpn);
-    free(p->san_rfc822);
-    free(p->san_uri);
+    pl_strlist_clear(&p->san_dns);
+    pl_strlist_clear(&p->san_ntpn);
+    pl_strlist_clear(&p->san_rfc822);
+    pl_strlist_clear(&p->san_uri);
+    pl_linked_clear(&p->linked);
     free_list(p->target_devices, p->n_target_devices);
     free_list(p->target_groups, p->n_target_groups);
     profile_policy_init(p);
@@ -110,10 +142,11 @@ void profile_policy_copy(struct profile_policy *dst, const struct profile_policy
     dst->scep_fingerprint = dup_or_null(src->scep_fingerprint);
     dst->scep_subject = dup_or_null(src->scep_subject);
     dst->root_cert = src->root_cert ? xmemdup(src->root_cert, src->root_cert_len) : NULL;
-    dst->san_dns = dup_or_null(src->san_dns);
-    dst->san_ntpn = dup_or_null(src->san_ntpn);
-    dst->san_rfc822 = dup_or_null(src->san_rfc822);
-    dst->san_uri = dup_or_null(src->san_uri);
+    pl_strlist_copy(&dst->san_dns, &src->san_dns);
+    pl_strlist_copy(&dst->san_ntpn, &src->san_ntpn);
+    pl_strlist_copy(&dst->san_rfc822, &src->san_rfc822);
+    pl_strlist_copy(&dst->san_uri, &src->san_uri);
+    pl_linked_copy(&dst->linked, &src->linked);
     dst->target_devices = dup_list(src->target_devices, src->n_target_devices);
     dst->target_groups = dup_list(src->target_groups, src->n_target_groups);
 }
@@ -208,15 +241,12 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* Validation of the canonical form                                                         */
 
-/* Add an error unless the field already has one (from the JSON layer). */
-#define ERR(pr, field, ...)                                                                        \
-    do {                                                                                           \
-        if (!pp_has_field((pr), (field)))                                                          \
-            profile_problems_add((pr), false, (field), __VA_ARGS__);                               \
-    } while (0)
+#define ERR PP_ERR
 
-static void check_text(struct profile_problems *pr, const char *field, const char *s, size_t max,
-                       bool allow_ws)
+static size_t count_dups(char *const *v, size_t n, size_t *dup);
+
+void pl_check_text(struct profile_problems *pr, const char *field, const char *s, size_t max,
+                   bool allow_ws)
 {
     size_t len;
 
@@ -231,6 +261,12 @@ static void check_text(struct profile_problems *pr, const char *field, const cha
         ERR(pr, field,
             allow_ws ? "contains a control character"
                      : "contains a control character (line breaks and tabs too)");
+}
+
+static void check_text(struct profile_problems *pr, const char *field, const char *s, size_t max,
+                       bool allow_ws)
+{
+    pl_check_text(pr, field, s, max, allow_ws);
 }
 
 static void check_url(struct profile_problems *pr, const char *url)
@@ -260,8 +296,8 @@ static void check_url(struct profile_problems *pr, const char *url)
         }
 }
 
-static void check_san(struct profile_problems *pr, enum profile_platform plat, const char *field,
-                      const char *v)
+static void check_san_value(struct profile_problems *pr, enum profile_platform plat,
+                            const char *kind, const char *field, const char *v)
 {
     if (v == NULL)
         return;
@@ -274,20 +310,43 @@ static void check_san(struct profile_problems *pr, enum profile_platform plat, c
         pv_check(v, plat, field, pr);
     if (pp_has_field(pr, field))
         return;
-    if (strcmp(field, "scep.subject_alt_name.rfc822_name") == 0) {
+    if (strcmp(kind, "rfc822_name") == 0) {
         const char *at = strchr(v, '@');
         if (at == NULL || at == v || at[1] == '\0')
             ERR(pr, field, "an RFC 822 name is an email address (local@domain)");
-    } else if (strcmp(field, "scep.subject_alt_name.uri") == 0) {
+    } else if (strcmp(kind, "uri") == 0) {
         const char *c = strchr(v, ':');
         bool ok = c != NULL && c != v && isalpha((unsigned char)v[0]);
         for (const char *p = v; ok && p < c; p++)
             ok = isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.';
         if (!ok)
             ERR(pr, field, "a URI starts with a scheme, e.g. https://ca.example.com/");
-    } else if (strcmp(field, "scep.subject_alt_name.dns_name") == 0) {
+    } else if (strcmp(kind, "dns_name") == 0) {
         if (strpbrk(v, " /@") != NULL)
             ERR(pr, field, "a DNS name has no spaces, '/' or '@'");
+    }
+}
+
+/* Every value of one subjectAltName kind: "<kind>" for a single value, "<kind>[i]" for lists. */
+static void check_san(struct profile_problems *pr, enum profile_platform plat, const char *kind,
+                      const struct profile_strlist *l)
+{
+    char field[64];
+    size_t dup = 0;
+
+    snprintf(field, sizeof(field), "scep.subject_alt_name.%s", kind);
+    if (l->n > MAX_SANS) {
+        ERR(pr, field, "%zu values; at most %d", l->n, MAX_SANS);
+        return;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->n > 1)
+            snprintf(field, sizeof(field), "scep.subject_alt_name.%s[%zu]", kind, i);
+        check_san_value(pr, plat, kind, field, l->v[i]);
+    }
+    if (count_dups(l->v, l->n, &dup) > 0) {
+        snprintf(field, sizeof(field), "scep.subject_alt_name.%s[%zu]", kind, dup);
+        ERR(pr, field, "repeats an earlier value");
     }
 }
 
@@ -465,10 +524,19 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
             "(encryption)",
             (long long)p->key_usage);
     check_root_cert(p, pr);
-    check_san(pr, plat, "scep.subject_alt_name.dns_name", p->san_dns);
-    check_san(pr, plat, "scep.subject_alt_name.nt_principal_name", p->san_ntpn);
-    check_san(pr, plat, "scep.subject_alt_name.rfc822_name", p->san_rfc822);
-    check_san(pr, plat, "scep.subject_alt_name.uri", p->san_uri);
+    check_san(pr, plat, "dns_name", &p->san_dns);
+    check_san(pr, plat, "nt_principal_name", &p->san_ntpn);
+    check_san(pr, plat, "rfc822_name", &p->san_rfc822);
+    check_san(pr, plat, "uri", &p->san_uri);
+    if (p->allow_all_apps_access && plat == PROFILE_PLATFORM_IOS)
+        ERR(pr, "scep.allow_all_apps_access",
+            "macOS only (AllowAllAppsAccess); on iOS and iPadOS a SCEP identity is reachable "
+            "only by the payloads of its profile");
+    if (p->keychain == PROFILE_KEYCHAIN_USER && plat == PROFILE_PLATFORM_IOS)
+        ERR(pr, "scep.keychain",
+            "\"user\" is macOS only (a user's login keychain, PayloadScope User); iOS and "
+            "iPadOS have one keychain: use \"device\"");
+    pl_linked_check(p, pr);
     check_targets(p, pr);
     return pr->n_errors > before ? SCEPTER_EINVAL : 0;
 }
@@ -476,8 +544,8 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
 /* ---------------------------------------------------------------------------------------- */
 /* JSON in                                                                                  */
 
-static const char *const g_top_keys[] = {"name", "platform", "notes", "type",
-                                         "scep", "targets",  "ddm",   NULL};
+static const char *const g_top_keys[] = {"name",    "platform", "notes", "type", "scep",
+                                         "targets", "linked",   "ddm",   NULL};
 static const char *const g_scep_keys[] = {"url",
                                           "name",
                                           "challenge",
@@ -490,13 +558,15 @@ static const char *const g_scep_keys[] = {"url",
                                           "key_usage",
                                           "root_certificate",
                                           "subject_alt_name",
+                                          "allow_all_apps_access",
+                                          "keychain",
                                           NULL};
 static const char *const g_san_keys[] = {"dns_name", "nt_principal_name", "rfc822_name", "uri",
                                          NULL};
 static const char *const g_target_keys[] = {"devices", "device_groups", NULL};
 
-static void unknown_keys(json_t *obj, const char *const *allowed, const char *prefix,
-                         struct profile_problems *pr)
+void pl_unknown_keys(json_t *obj, const char *const *allowed, const char *prefix,
+                     struct profile_problems *pr)
 {
     const char *key;
     json_t *v;
@@ -514,9 +584,66 @@ static void unknown_keys(json_t *obj, const char *const *allowed, const char *pr
     }
 }
 
-/* A string field; "" counts as unset for optional ones.  Returns a copy or NULL. */
-static char *get_str(json_t *obj, const char *key, const char *prefix, bool required,
-                     struct profile_problems *pr)
+static void unknown_keys(json_t *obj, const char *const *allowed, const char *prefix,
+                         struct profile_problems *pr)
+{
+    pl_unknown_keys(obj, allowed, prefix, pr);
+}
+
+void pl_get_bool(json_t *obj, const char *key, const char *prefix, bool *out,
+                 struct profile_problems *pr)
+{
+    struct scepter_error err;
+
+    if (jsonx_get_bool(obj, key, prefix, false, out, &err) < 0)
+        pp_add_raw(pr, false, err.field, err.msg);
+}
+
+void pl_get_strlist(json_t *obj, const char *key, const char *prefix, size_t max,
+                    struct profile_strlist *out, struct profile_problems *pr)
+{
+    json_t *v = json_object_get(obj, key), *e;
+    char f[64];
+    size_t i;
+
+    pl_strlist_clear(out);
+    snprintf(f, sizeof(f), "%s%s", prefix, key);
+    if (v == NULL || json_is_null(v))
+        return;
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            profile_problems_add(pr, false, f, "contains a NUL character");
+        else if (json_string_length(v) > 0) {
+            out->v = xcalloc(1, sizeof(*out->v));
+            out->v[out->n++] = xstrdup(json_string_value(v));
+        }
+        return;
+    }
+    if (!json_is_array(v)) {
+        profile_problems_add(pr, false, f, "expected a string or an array of strings");
+        return;
+    }
+    if (json_array_size(v) > max) {
+        profile_problems_add(pr, false, f, "%zu values; at most %zu", json_array_size(v), max);
+        return;
+    }
+    out->v = json_array_size(v) ? xcalloc(json_array_size(v), sizeof(*out->v)) : NULL;
+    json_array_foreach(v, i, e)
+    {
+        snprintf(f, sizeof(f), "%s%s[%zu]", prefix, key, i);
+        if (!json_is_string(e))
+            profile_problems_add(pr, false, f, "expected a string");
+        else if (strlen(json_string_value(e)) != json_string_length(e))
+            profile_problems_add(pr, false, f, "contains a NUL character");
+        else if (json_string_length(e) == 0)
+            profile_problems_add(pr, false, f, "empty; leave the value out instead");
+        else
+            out->v[out->n++] = xstrdup(json_string_value(e));
+    }
+}
+
+char *pl_get_str(json_t *obj, const char *key, const char *prefix, bool required,
+                 struct profile_problems *pr)
 {
     const char *s = NULL;
     struct scepter_error err;
@@ -529,6 +656,13 @@ static char *get_str(json_t *obj, const char *key, const char *prefix, bool requ
     if (rc == 1 || (!required && s[0] == '\0'))
         return NULL;
     return xstrdup(s);
+}
+
+/* A string field; "" counts as unset for optional ones.  Returns a copy or NULL. */
+static char *get_str(json_t *obj, const char *key, const char *prefix, bool required,
+                     struct profile_problems *pr)
+{
+    return pl_get_str(obj, key, prefix, required, pr);
 }
 
 static void get_int(json_t *obj, const char *key, const char *prefix, int64_t *out,
@@ -745,12 +879,23 @@ static void parse_fields(json_t *root, struct profile_policy *p, struct profile_
         } else if (san != NULL) {
             const char *pre = "scep.subject_alt_name.";
             unknown_keys(san, g_san_keys, pre, pr);
-            p->san_dns = get_str(san, "dns_name", pre, false, pr);
-            p->san_ntpn = get_str(san, "nt_principal_name", pre, false, pr);
-            p->san_rfc822 = get_str(san, "rfc822_name", pre, false, pr);
-            p->san_uri = get_str(san, "uri", pre, false, pr);
+            pl_get_strlist(san, "dns_name", pre, MAX_SANS, &p->san_dns, pr);
+            pl_get_strlist(san, "nt_principal_name", pre, MAX_SANS, &p->san_ntpn, pr);
+            pl_get_strlist(san, "rfc822_name", pre, MAX_SANS, &p->san_rfc822, pr);
+            pl_get_strlist(san, "uri", pre, MAX_SANS, &p->san_uri, pr);
         }
+        pl_get_bool(scep, "allow_all_apps_access", "scep.", &p->allow_all_apps_access, pr);
+        char *kc = get_str(scep, "keychain", "scep.", false, pr);
+        if (kc && strcmp(kc, "user") == 0)
+            p->keychain = PROFILE_KEYCHAIN_USER;
+        else if (kc && strcmp(kc, "device") != 0)
+            profile_problems_add(pr, false, "scep.keychain",
+                                 "\"%.40s\" is not \"device\" (the System keychain) or \"user\" "
+                                 "(the user's login keychain, macOS)",
+                                 kc);
+        free(kc);
     }
+    pl_linked_parse(root, &p->linked, pr);
     if (jsonx_get_object(root, "targets", "", false, &targets, &err) < 0) {
         pp_add_raw(pr, false, err.field, err.msg);
     } else if (targets != NULL) {
@@ -872,15 +1017,27 @@ json_t *profile_policy_to_json(const struct profile_policy *p, unsigned flags)
         json_object_set_new(scep, "root_certificate", json_string(b64));
         free(b64);
     }
-    if (p->san_dns || p->san_ntpn || p->san_rfc822 || p->san_uri) {
+    if (p->san_dns.n || p->san_ntpn.n || p->san_rfc822.n || p->san_uri.n) {
         json_t *san = json_object();
-        set_opt(san, "dns_name", p->san_dns);
-        set_opt(san, "nt_principal_name", p->san_ntpn);
-        set_opt(san, "rfc822_name", p->san_rfc822);
-        set_opt(san, "uri", p->san_uri);
+        if (p->san_dns.n)
+            json_object_set_new(san, "dns_name", pl_strlist_json(&p->san_dns));
+        if (p->san_ntpn.n)
+            json_object_set_new(san, "nt_principal_name", pl_strlist_json(&p->san_ntpn));
+        if (p->san_rfc822.n)
+            json_object_set_new(san, "rfc822_name", pl_strlist_json(&p->san_rfc822));
+        if (p->san_uri.n)
+            json_object_set_new(san, "uri", pl_strlist_json(&p->san_uri));
         json_object_set_new(scep, "subject_alt_name", san);
     }
+    /* Written only when set: documents of earlier versions stay byte-identical. */
+    if (p->allow_all_apps_access)
+        json_object_set_new(scep, "allow_all_apps_access", json_true());
+    if (p->keychain == PROFILE_KEYCHAIN_USER)
+        json_object_set_new(scep, "keychain", json_string("user"));
     json_object_set_new(root, "scep", scep);
+    json_t *linked = pl_linked_json(&p->linked);
+    if (linked)
+        json_object_set_new(root, "linked", linked);
     json_object_set_new(t, "devices", list_json(p->target_devices, p->n_target_devices));
     json_object_set_new(t, "device_groups", list_json(p->target_groups, p->n_target_groups));
     json_object_set_new(root, "targets", t);

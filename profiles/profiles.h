@@ -10,14 +10,17 @@
  *      naming the field by its dotted path ("scep.key_size") with a reason, plus warnings that
  *      do not stop a save (1024-bit keys, a policy without targets).
  *   2. Rendering a policy into a .mobileconfig: an outer Configuration profile holding an
- *      optional com.apple.security.root payload (installed first) and the
- *      com.apple.security.scep payload.  For fleets, a template is prepared once per policy
- *      save and rendered per device by substitution (profile_template_*).
+ *      optional com.apple.security.root payload (installed first), the
+ *      com.apple.security.scep payload and the linked Wi-Fi / Ethernet 802.1X / VPN payloads
+ *      that use its certificate (profiles/linked.c; docs/policy.md).  For fleets, a template
+ *      is prepared once per policy save and rendered per device by substitution
+ *      (profile_template_*).
  *   3. The enrollment profile served at /mdm/enroll (profile_enroll_render): the com.apple.mdm
  *      payload, its identity (SCEP or PKCS#12) and optionally the TLS root CA.
  *   4. CMS signing and unwrapping of profiles (profile_signer_*, profile_sign, profile_unwrap).
  *
- * Device variables (in scep.subject and scep.subject_alt_name values):
+ * Device variables (in scep.subject and scep.subject_alt_name values, and in the linked
+ * payloads' username, outer_identity and vpn.local_identifier):
  *
  *   Apple's device-resolved names: %ComputerName% %LocalHostName% %HostName% %HardwareUUID%
  *   %SerialNumber% %MACAddress% %AD_ComputerID% %AD_ComputerName% %AD_Domain%
@@ -34,7 +37,8 @@
  *   variable needs makes that device's render fail with an error naming the variable.
  *
  * Limits chosen here: retries 0..100, retry_delay 0..3600 seconds, name <= 255 bytes, notes
- * <= 8192, challenge <= 1024, url <= 2048, subject and each SAN value <= 1024, root
+ * <= 8192, challenge <= 1024, url <= 2048, subject and each SAN value <= 1024 (at most 32 values
+ * per subjectAltName kind), root
  * certificate < 1 MiB, targets.devices <= 200000 entries, targets.device_groups <= 10000.
  *
  * Conventions: fallible functions return 0 or a negative SCEPTER_E* code and fill a
@@ -117,6 +121,66 @@ enum profile_platform profile_platform_parse(const char *s); /* NONE when unknow
 #define PROFILE_MAX_RETRY_DELAY     3600
 #define PROFILE_MAX_ROOT_CERT       (1024 * 1024) /* "smaller than 1 MB" */
 
+/* A list of strings the policy owns (v[0..n)); empty when n is 0. */
+struct profile_strlist {
+    char **v;
+    size_t n;
+};
+
+/*
+ * Where the SCEP identity is installed.  DEVICE: the System keychain, the profile sent on the
+ * device channel (PayloadScope System).  USER (macOS only): the login keychain of the user
+ * signed in, the profile sent on that user's channel (PayloadScope User): each targeted Mac's
+ * user enrollments get the InstallProfile, a Mac without one gets it once a user's channel
+ * checks in.
+ */
+enum profile_keychain {
+    PROFILE_KEYCHAIN_DEVICE = 0, /* "device" (the default) */
+    PROFILE_KEYCHAIN_USER,       /* "user" */
+};
+
+/*
+ * Linked payloads: other payloads of the same profile that authenticate with the certificate
+ * the SCEP payload obtains (their PayloadCertificateUUID is the SCEP payload's PayloadUUID).
+ * Each is optional (NULL = none); see profiles/linked.c for the keys rendered and the rules.
+ */
+enum profile_ethernet_interface {
+    PROFILE_ETHERNET_GLOBAL = 0, /* "global": com.apple.globalethernet.managed (macOS, iOS 17) */
+    PROFILE_ETHERNET_FIRST,      /* "first": com.apple.firstethernet.managed (macOS only) */
+};
+
+struct profile_linked_wifi {
+    char *ssid;                                  /* SSID_STR, required, 1..32 bytes */
+    char *encryption;                            /* EncryptionType "WPA2" or "WPA3" (Enterprise) */
+    bool hidden;                                 /* HIDDEN_NETWORK */
+    bool auto_join;                              /* AutoJoin, default true */
+    struct profile_strlist trusted_server_names; /* TLSTrustedServerNames of the RADIUS server */
+    char *outer_identity;                        /* OuterIdentity, or NULL */
+    char *username;                              /* UserName (variables allowed), or NULL */
+};
+
+struct profile_linked_ethernet {
+    enum profile_ethernet_interface interface;
+    struct profile_strlist trusted_server_names; /* TLSTrustedServerNames */
+    char *outer_identity;                        /* OuterIdentity, or NULL */
+    char *username;                              /* UserName, or NULL */
+};
+
+struct profile_linked_vpn {
+    char *name;                  /* UserDefinedName, required */
+    char *server;                /* IKEv2.RemoteAddress: host name or IP address, required */
+    char *remote_identifier;     /* IKEv2.RemoteIdentifier, required */
+    char *local_identifier;      /* IKEv2.LocalIdentifier (variables allowed), required */
+    char *server_cert_issuer_cn; /* ServerCertificateIssuerCommonName, or NULL */
+    char *server_cert_cn;        /* ServerCertificateCommonName, or NULL */
+};
+
+struct profile_linked {
+    struct profile_linked_wifi *wifi;
+    struct profile_linked_ethernet *ethernet;
+    struct profile_linked_vpn *vpn;
+};
+
 /*
  * A SCEP Profiles policy: the one model.  The store keeps it as an opaque document
  * (profile_policy_document) next to the columns it queries; only this module parses it.  A
@@ -126,7 +190,7 @@ enum profile_platform profile_platform_parse(const char *s); /* NONE when unknow
 struct profile_policy {
     char *name;                     /* required, unique per platform (the store checks) */
     enum profile_platform platform; /* required */
-    char *notes;                    /* free text, never rendered */
+    char *notes;                    /* free text, rendered as the PayloadDescription */
     char *scep_url;                 /* required, http:// or https:// */
     char *scep_name;                /* SCEP Name (CA instance) */
     char *scep_challenge;           /* static pre-shared secret, as given */
@@ -139,8 +203,12 @@ struct profile_policy {
     int64_t key_usage;              /* bitmask of PROFILE_KEY_USAGE_* (0 = unspecified) */
     unsigned char *root_cert;       /* DER of the CA to install first, or NULL */
     size_t root_cert_len;
-    char *san_dns, *san_ntpn, *san_rfc822, *san_uri; /* subject alternative names */
-    char **target_devices;                           /* UDIDs / device ids */
+    /* Subject alternative names: each a list (JSON: a string or an array of strings). */
+    struct profile_strlist san_dns, san_ntpn, san_rfc822, san_uri;
+    bool allow_all_apps_access;     /* AllowAllAppsAccess (macOS only; default false) */
+    enum profile_keychain keychain; /* where the identity goes (user: macOS only) */
+    struct profile_linked linked;   /* payloads that use the SCEP certificate */
+    char **target_devices;          /* UDIDs / device ids */
     size_t n_target_devices;
     char **target_groups; /* device group names */
     size_t n_target_groups;
@@ -286,9 +354,13 @@ struct profile_template;
  * Validate the policy and prepare its profile: the XML is built once with libplist, fresh
  * PayloadUUIDs included (new for every template, shared by the devices rendered from it), and
  * split where server-side variables go.  Layout: Configuration (PayloadIdentifier o->identifier,
- * PayloadDisplayName the policy name, PayloadScope System, TargetDeviceType 5 for macOS or 1 for
- * iOS) holding "<identifier>.root" (com.apple.security.root, when root_cert is set) and then
- * "<identifier>.scep" (com.apple.security.scep, KeyIsExtractable always written).  Problems (and
+ * PayloadDisplayName the policy name, PayloadDescription the notes, PayloadScope System — User
+ * for a user-keychain policy — TargetDeviceType 5 for macOS or 1 for iOS) holding
+ * "<identifier>.root" (com.apple.security.root, when root_cert is set), then "<identifier>.scep"
+ * (com.apple.security.scep, KeyIsExtractable always written, AllowAllAppsAccess when set;
+ * subjectAltNames a string for one value, an array for several), then the linked
+ * "<identifier>.wifi", ".ethernet" and ".vpn" payloads, whose PayloadCertificateUUID is the SCEP
+ * payload's PayloadUUID.  Problems (and
  * warnings, e.g. weak key size, no targets) are added to *pr; on error *out is NULL and
  * SCEPTER_EINVAL is returned.  Free with profile_template_free().
  */

@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+#include <plist/plist.h>
+
 #include "common/buf.h"
 #include "profiles/profiles.h"
 
@@ -81,5 +84,60 @@ void pl_payload_common(plist_t d, const char *type, const char *identifier, cons
 bool pl_identifier_ok(const char *s);
 /* A display name for a certificate: its CN, else the one-line subject (caller frees). */
 char *pl_cert_display_name(const unsigned char *der, size_t len);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Shared by the policy parser, the template builder and linked.c                            */
+
+/* Add an error unless the field already has one (from the JSON layer). */
+#define PP_ERR(pr, field, ...)                                                                     \
+    do {                                                                                           \
+        if (!pp_has_field((pr), (field)))                                                          \
+            profile_problems_add((pr), false, (field), __VA_ARGS__);                               \
+    } while (0)
+
+/* Length, UTF-8 and control-character checks of an optional text field (NULL passes). */
+void pl_check_text(struct profile_problems *pr, const char *field, const char *s, size_t max,
+                   bool allow_ws);
+/* A string field of obj; "" counts as unset for optional ones.  A copy or NULL. */
+char *pl_get_str(json_t *obj, const char *key, const char *prefix, bool required,
+                 struct profile_problems *pr);
+/* A boolean field of obj into *out (left alone when absent). */
+void pl_get_bool(json_t *obj, const char *key, const char *prefix, bool *out,
+                 struct profile_problems *pr);
+/* Refuse the keys of obj not in allowed (NULL-terminated), naming "<prefix><key>". */
+void pl_unknown_keys(json_t *obj, const char *const *allowed, const char *prefix,
+                     struct profile_problems *pr);
+
+/*
+ * A string list field: a JSON string (one entry; "" = none) or an array of strings (errors
+ * name "<prefix><key>[i]"), at most max entries.  *out is replaced.
+ */
+void pl_get_strlist(json_t *obj, const char *key, const char *prefix, size_t max,
+                    struct profile_strlist *out, struct profile_problems *pr);
+void pl_strlist_clear(struct profile_strlist *l);
+void pl_strlist_copy(struct profile_strlist *dst, const struct profile_strlist *src);
+/* One entry as a JSON string, several as an array (what pl_get_strlist reads back). */
+json_t *pl_strlist_json(const struct profile_strlist *l);
+/* Always an array. */
+json_t *pl_strlist_json_array(const struct profile_strlist *l);
+
+/* A string value with the server-side variables of platform replaced by template markers. */
+plist_t pl_tmpl_string(const char *s, enum profile_platform plat, uint64_t *used);
+
+/* Linked payloads (linked.c). */
+void pl_linked_clear(struct profile_linked *l);
+void pl_linked_copy(struct profile_linked *dst, const struct profile_linked *src);
+/* Read the "linked" object of the operator JSON (absent: nothing linked). */
+void pl_linked_parse(json_t *root, struct profile_linked *l, struct profile_problems *pr);
+/* The rules, with the policy's platform and keychain; errors name "linked.<kind>.<field>". */
+void pl_linked_check(const struct profile_policy *p, struct profile_problems *pr);
+/* The "linked" JSON object, or NULL when nothing is linked. */
+json_t *pl_linked_json(const struct profile_linked *l);
+/*
+ * Append the linked payloads to content (a PayloadContent array), each naming scep_uuid as
+ * its certificate; identifiers "<ident>.wifi", "<ident>.ethernet", "<ident>.vpn".
+ */
+void pl_linked_render(const struct profile_policy *p, plist_t content, const char *ident,
+                      const char *scep_uuid, const char *org, uint64_t *used);
 
 #endif

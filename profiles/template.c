@@ -91,8 +91,7 @@ char *pl_cert_display_name(const unsigned char *der, size_t len)
     return name;
 }
 
-/* A string value with the server-side variables replaced by markers. */
-static plist_t tmpl_string(const char *s, enum profile_platform plat, uint64_t *used)
+plist_t pl_tmpl_string(const char *s, enum profile_platform plat, uint64_t *used)
 {
     struct buf b = BUF_INIT;
     plist_t node;
@@ -101,6 +100,27 @@ static plist_t tmpl_string(const char *s, enum profile_platform plat, uint64_t *
     node = plist_new_string(b.data ? b.data : "");
     buf_free(&b);
     return node;
+}
+
+static plist_t tmpl_string(const char *s, enum profile_platform plat, uint64_t *used)
+{
+    return pl_tmpl_string(s, plat, used);
+}
+
+/* One subjectAltName kind: a string for one value, an array of strings for several. */
+static void san_item(plist_t san, const char *key, const struct profile_strlist *l,
+                     enum profile_platform plat, uint64_t *used)
+{
+    if (l->n == 0)
+        return;
+    if (l->n == 1) {
+        plist_dict_set_item(san, key, tmpl_string(l->v[0], plat, used));
+        return;
+    }
+    plist_t arr = plist_new_array();
+    for (size_t i = 0; i < l->n; i++)
+        plist_array_append_item(arr, tmpl_string(l->v[i], plat, used));
+    plist_dict_set_item(san, key, arr);
 }
 
 static plist_t build_scep_content(const struct profile_policy *p, uint64_t *used)
@@ -142,18 +162,14 @@ static plist_t build_scep_content(const struct profile_policy *p, uint64_t *used
     plistx_set_uint(c, "Retries", (uint64_t)p->retries);
     plistx_set_uint(c, "RetryDelay", (uint64_t)p->retry_delay);
     plistx_set_bool(c, "KeyIsExtractable", p->key_extractable);
-    if (p->san_dns || p->san_ntpn || p->san_rfc822 || p->san_uri) {
+    if (p->allow_all_apps_access)
+        plistx_set_bool(c, "AllowAllAppsAccess", true);
+    if (p->san_dns.n || p->san_ntpn.n || p->san_rfc822.n || p->san_uri.n) {
         plist_t san = plist_new_dict();
-        if (p->san_rfc822)
-            plist_dict_set_item(san, "rfc822Name", tmpl_string(p->san_rfc822, p->platform, used));
-        if (p->san_dns)
-            plist_dict_set_item(san, "dNSName", tmpl_string(p->san_dns, p->platform, used));
-        if (p->san_uri)
-            plist_dict_set_item(san, "uniformResourceIdentifier",
-                                tmpl_string(p->san_uri, p->platform, used));
-        if (p->san_ntpn)
-            plist_dict_set_item(san, "ntPrincipalName",
-                                tmpl_string(p->san_ntpn, p->platform, used));
+        san_item(san, "rfc822Name", &p->san_rfc822, p->platform, used);
+        san_item(san, "dNSName", &p->san_dns, p->platform, used);
+        san_item(san, "uniformResourceIdentifier", &p->san_uri, p->platform, used);
+        san_item(san, "ntPrincipalName", &p->san_ntpn, p->platform, used);
         plist_dict_set_item(c, "SubjectAltName", san);
     }
     return c;
@@ -260,10 +276,15 @@ int profile_template_new(const struct profile_policy *p, const struct profile_re
         plist_array_append_item(content, scep);
         free(id);
     }
+    /* After the SCEP payload: they name its certificate. */
+    pl_linked_render(p, content, ident, uuid_scep, org, &used);
     plist_dict_set_item(top, "PayloadContent", content);
     uuid_new(uuid_top);
     pl_payload_common(top, "Configuration", ident, uuid_top, p->name, org);
-    plistx_set_string(top, "PayloadScope", "System");
+    if (p->notes)
+        plistx_set_string(top, "PayloadDescription", p->notes);
+    plistx_set_string(top, "PayloadScope",
+                      p->keychain == PROFILE_KEYCHAIN_USER ? "User" : "System");
     plistx_set_uint(top, "TargetDeviceType", p->platform == PROFILE_PLATFORM_MACOS ? 5 : 1);
 
     xml = plistx_to_xml(top, &xml_len);

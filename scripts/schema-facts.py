@@ -9,11 +9,11 @@ without it, $SCEPTER_APPLE_SCHEMAS.  OUT defaults to tests/data/apple-schemas/pr
 
 For each payload type Scepter renders or a test profile carries, the output keeps only what a
 checker needs — per key: name, type, required, allowed values (rangelist), format, default,
-repetition, the iOS/macOS version it appeared in (or "n/a"), its subkeys — and per payload the
-iOS/macOS versions.  With --declarative the same facts come from the declarative/ folder for the
-declarations, protocol documents and status items Scepter's Declarative Device Management
-emits or reads (DDM_TYPES), into tests/data/apple-schemas/ddm-facts.json.  Titles and prose
-are dropped.  Scalars are kept as the YAML text
+repetition, the iOS/macOS version it appeared in (or "n/a"), its subkeys, whether Apple's text
+lets a string key hold an array of strings — and per payload the iOS/macOS versions.  With
+--declarative the same facts come from the declarative/ folder for the declarations, protocol
+documents and status items Scepter's Declarative Device Management emits or reads (DDM_TYPES),
+into tests/data/apple-schemas/ddm-facts.json.  Titles and prose are dropped.  Scalars are kept as the YAML text
 ("1024", "true"), the way the checker compares them.  The output is stable (sorted types,
 schema key order) so a diff shows a schema change.
 """
@@ -37,7 +37,17 @@ TYPES = [
     "com.apple.security.root",
     "com.apple.security.pem",
     "com.apple.security.pkcs1",
+    # Linked payloads a SCEP policy carries (profiles/linked.c).
+    "com.apple.wifi.managed",
+    "com.apple.firstethernet.managed",
+    "com.apple.globalethernet.managed",
+    "com.apple.vpn.managed",
 ]
+# Apple's prose that lets a <string> key hold an array of strings too (the schema's type line
+# cannot say so): com.apple.security.scep's SubjectAltName says "You can specify a single string
+# or an array of strings for each key".  Subkeys of a key whose text says this get
+# "string_or_array": true.
+STRING_OR_ARRAY = "a single string or an array of strings"
 OSES = ("iOS", "macOS")
 
 # Declarative Device Management: name -> path under the checkout's declarative/ folder.
@@ -93,6 +103,10 @@ def key_facts(spec, where):
         k["os"] = osf
     if spec.get("subkeys"):
         k["subkeys"] = [key_facts(s, where + "." + str(spec["key"])) for s in spec["subkeys"]]
+        if STRING_OR_ARRAY in " ".join(str(spec.get("content", "")).split()):
+            for sub in k["subkeys"]:
+                if sub.get("type") == "<string>":
+                    sub["string_or_array"] = True
     return k
 
 

@@ -62,11 +62,13 @@ static int check_groups(struct store *s, const char *const *names, size_t n, con
 
 static const struct store_sql SQL_TARGETS = {
     "targets_resolve",
+    /* The named devices and the groups' members drive the join: "d.id IN (...) OR d.id IN
+     * (...)" made PostgreSQL filter every device (33 ms for one device among 100,000). */
     "SELECT d.id, e.id, d.platform, d.serial_number, d.device_name, d.model, d.product_name,"
-    " d.os_version FROM devices d JOIN enrollments e ON e.id = d.id AND e.enabled"
+    " d.os_version FROM (SELECT a.value AS id FROM {ARR1} AS a UNION SELECT m.device_id"
+    "  FROM group_members m JOIN device_groups g ON g.id = m.group_id WHERE g.name IN {ARR2}) t"
+    " JOIN devices d ON d.id = t.id JOIN enrollments e ON e.id = d.id AND e.enabled"
     " WHERE ($4 OR d.platform IN {ARR3})"
-    " AND (d.id IN {ARR1} OR d.id IN (SELECT m.device_id FROM group_members m"
-    "  JOIN device_groups g ON g.id = m.group_id WHERE g.name IN {ARR2}))"
     " ORDER BY d.id",
     NULL, NULL};
 
@@ -118,6 +120,55 @@ out:
     *out = t;
     *n = count;
     return 0;
+}
+
+static const struct store_sql SQL_USER_CHANNELS = {
+    "user_channels",
+    "SELECT e.device_id, e.id FROM enrollments e WHERE e.device_id IN {ARR1} AND e.type = $2"
+    " AND e.enabled ORDER BY e.device_id, e.id",
+    NULL, NULL};
+
+static int user_channels(struct store *s, const char *const *devs, size_t ndev, char ***dev_out,
+                         char ***enr_out, size_t *n, struct scepter_error *err)
+{
+    char **dv = NULL, **ev = NULL;
+    size_t count = 0, dcap = 0, ecap = 0;
+    struct dbv p[] = {P_TEXTS(devs, ndev), P_INT(STORE_ENROLL_USER)};
+    struct dbres r;
+    int rc;
+
+    if ((rc = db_query(s, &SQL_USER_CHANNELS, p, ARRAY_LEN(p), &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        size_t k = count;
+        store_strv_push(&dv, &k, &dcap, db_strdup(&r, 0));
+        store_strv_push(&ev, &count, &ecap, db_strdup(&r, 1));
+    }
+    db_res_clear(&r);
+    if (rc < 0) {
+        store_strv_free(dv, count);
+        store_strv_free(ev, count);
+        return rc;
+    }
+    *dev_out = dv;
+    *enr_out = ev;
+    *n = count;
+    return 0;
+}
+
+int store_user_channels(struct store *s, const char *const *device_ids, size_t ndev,
+                        char ***dev_out, char ***enrollment_ids, size_t *n,
+                        struct scepter_error *err)
+{
+    int rc;
+
+    *dev_out = *enrollment_ids = NULL;
+    *n = 0;
+    if (ndev == 0)
+        return 0;
+    STORE_CALL(s, rc, err)
+    rc = user_channels(s, device_ids, ndev, dev_out, enrollment_ids, n, err);
+    return rc;
 }
 
 static int check_list(const char *const *v, size_t n, const char *field, struct scepter_error *err)
@@ -615,11 +666,11 @@ static const struct store_sql SQL_POLICY_STATUS = {
     " FROM (SELECT e.device_id, q.enrollment_id,"
     "  q.command_uuid AS uuid, c.policy_action AS action, c.policy_version AS pversion,"
     "  q.state, q.status, q.error_chain, q.notnow_count, q.updated,"
-    "  row_number() OVER (PARTITION BY e.device_id ORDER BY q.seq DESC) AS rn"
+    "  row_number() OVER (PARTITION BY q.enrollment_id ORDER BY q.seq DESC) AS rn"
     "  FROM commands c JOIN queue q ON q.command_uuid = c.uuid"
     "  JOIN enrollments e ON e.id = q.enrollment_id WHERE c.policy_id = $1) AS x"
     " LEFT JOIN devices d ON d.id = x.device_id"
-    " WHERE rn = 1 ORDER BY x.device_id",
+    " WHERE rn = 1 ORDER BY x.device_id, x.enrollment_id",
     NULL, NULL};
 
 static const struct store_sql SQL_POLICY_EXISTS = {

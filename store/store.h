@@ -619,6 +619,15 @@ int store_targets_resolve(struct store *s, const char *const *device_ids, size_t
                           struct scepter_error *err) WUR;
 
 /*
+ * The enabled macOS user channels (STORE_ENROLL_USER) of the given devices, for policies that
+ * install into a user's keychain: parallel lists of device id and user-channel enrollment id
+ * (caller frees both with store_strv_free), sorted by device id, then enrollment id.
+ */
+int store_user_channels(struct store *s, const char *const *device_ids, size_t ndev,
+                        char ***dev_out, char ***enrollment_ids, size_t *n,
+                        struct scepter_error *err) WUR;
+
+/*
  * Save a policy and queue what the save implies, in one transaction.
  *   p->id == 0: create (p->id, version, created and updated are filled in);
  *   otherwise: update that policy (SCEPTER_ENOTFOUND if gone), version + 1.
@@ -670,6 +679,8 @@ struct store_policy_device_status {
     enum store_platform platform;
 };
 void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
+/* One entry per enrollment that ever got a command of the policy (a Mac's user channels each
+ * have their own), ordered by device id, then enrollment id. */
 int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_device_status **out,
                         size_t *n, struct scepter_error *err) WUR;
 /*
@@ -894,6 +905,58 @@ int store_scep_challenge_create_bound(struct store *s, const char *ca, const cha
  * SCEPTER_EFORBIDDEN.  store_scep_cert_add consumes it. */
 int store_scep_challenge_peek(struct store *s, const char *ca, const char *challenge, int64_t now,
                               char **device_id, char **expect, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The console's overview: dashboard figures, the cross-device command view (dashboard.c)   */
+
+struct store_dashboard {
+    int64_t enrolled[STORE_PLATFORM_COUNT]; /* enrolled devices (device channel enabled) */
+    int64_t seen;                           /* device channels seen since seen_since */
+    int64_t pending;                        /* queue entries without a final result */
+    int64_t failed;                         /* Error / CommandFormatError since failed_since */
+};
+int store_dashboard_get(struct store *s, int64_t seen_since, int64_t failed_since,
+                        struct store_dashboard *out, struct scepter_error *err) WUR;
+
+/* Queue entries by state: queued, NotNow (still pending), Acknowledged, Error (with
+ * CommandFormatError), cancelled (or deactivated). */
+struct store_command_counts {
+    int64_t queued, notnow, acknowledged, error, cancelled;
+};
+struct store_command_summary {
+    char uuid[UUID_STR_LEN];
+    char *request_type;
+    int64_t created;
+    int64_t policy_id; /* 0: an operator's command */
+    int64_t last_result_at;
+    struct store_command_counts counts;
+};
+enum store_command_origin { STORE_ORIGIN_ANY = 0, STORE_ORIGIN_OPERATOR, STORE_ORIGIN_POLICY };
+struct store_command_filter {
+    const char *request_type; /* NULL: any */
+    enum store_command_origin origin;
+    size_t limit, offset; /* limit 0: 50 */
+};
+void store_command_summaries_free(struct store_command_summary *v, size_t n);
+/* Commands newest first, each with its queue entries counted by state; *total counts the
+ * commands the filter matches and *all (optional) every queue entry by state. */
+int store_command_summaries(struct store *s, const struct store_command_filter *f,
+                            struct store_command_summary **out, size_t *n, size_t *total,
+                            struct store_command_counts *all, struct scepter_error *err) WUR;
+
+/* One command's entries, device by device (SCEPTER_ENOTFOUND for an unknown command). */
+struct store_command_target {
+    char *enrollment_id, *device_id, *device_name, *serial_number;
+    enum store_platform platform;
+    char *status; /* as in store_queue_item */
+    int notnow_count;
+    int64_t result_at, updated;
+    char *error_chain_json; /* the device's ErrorChain, or NULL */
+};
+void store_command_targets_free(struct store_command_target *v, size_t n);
+int store_command_targets(struct store *s, const char *uuid, size_t limit, size_t offset,
+                          struct store_command_summary *cmd, struct store_command_target **out,
+                          size_t *n, struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Test hooks                                                                                */

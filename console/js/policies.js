@@ -2,6 +2,7 @@
 // Policy panel, and a policy's page (per-device status, edit, delete, .mobileconfig preview).
 import { h, clear, when, tabs, announce, uid } from "./dom.js";
 import { get, del, qs, ApiError } from "./api.js";
+import { act } from "./ui.js";
 
 export const PLATFORMS = { macos: "Mac", ios: "iOS" };
 const PAGE = 20;
@@ -87,10 +88,10 @@ export async function policyList(ctx) {
       h("th", { scope: "col" }, "Installed"), h("th", { scope: "col" }, "Pending"),
       h("th", { scope: "col" }, "Failed"), ths.updated)),
     tbody);
-  const plus = h("button", {
+  const plus = act(h("button", {
     type: "button", class: "fab", id: "new-policy", "aria-label": "New policy", "aria-haspopup": "dialog",
     onclick: () => newPolicyPanel(ctx, plus),
-  }, "+");
+  }, "+"), "create policies");
   const listPanel = () => h("div", {},
     h("div", { class: "toolbar" },
       h("label", { for: "policy-search" }, "Search"), search, plus),
@@ -247,7 +248,7 @@ export async function policyDetail(ctx, id) {
     }
   }
 
-  const delButton = h("button", { type: "button", class: "danger", id: "delete-policy", onclick: () => quietly(confirmDelete()) }, "Delete");
+  const delButton = act(h("button", { type: "button", class: "danger", id: "delete-policy", onclick: () => quietly(confirmDelete()) }, "Delete"), "delete policies");
   async function confirmDelete() {
     const n = (await get(`/v1/policies/${encodeURIComponent(id)}/status`).then(statusRows).catch(() => []))
       .filter((r) => r.state === "installed" || r.state === "pending").length;
@@ -298,7 +299,7 @@ export async function policyDetail(ctx, id) {
         h("a", { href: "#/policies" }, "Policy Management"), " › ", PLATFORMS[pol.platform] || "", " SCEP Profiles"),
       h("h1", { id: "policy-title" }, pol.name),
       h("div", { class: "actions" },
-        h("a", { class: "button", href: `#/policies/${pol.id}/edit`, id: "edit-policy" }, "Edit"), delButton)),
+        act(h("a", { class: "button", href: `#/policies/${pol.id}/edit`, id: "edit-policy" }, "Edit"), "edit policies"), delButton)),
     h("section", { class: "card", "aria-labelledby": "facts-h" }, h("h2", { id: "facts-h" }, "Settings"), dl),
     h("section", { class: "card", "aria-labelledby": "status-h" },
       h("h2", { id: "status-h" }, "Devices"), counts,

@@ -13,6 +13,29 @@ const PAGE = 20;
 
 // Server field names -> the form's element ids.
 const FIELD_IDS = [
+  ["scep.allow_all_apps_access", "allow-all-apps"],
+  ["scep.keychain", "keychain"],
+  ["linked.wifi.ssid", "linked-wifi-ssid"],
+  ["linked.wifi.encryption", "linked-wifi-encryption"],
+  ["linked.wifi.hidden", "linked-wifi-hidden"],
+  ["linked.wifi.auto_join", "linked-wifi-auto-join"],
+  ["linked.wifi.trusted_server_names", "linked-wifi-servers"],
+  ["linked.wifi.outer_identity", "linked-wifi-outer"],
+  ["linked.wifi.username", "linked-wifi-username"],
+  ["linked.wifi", "use-wifi"],
+  ["linked.ethernet.interface", "linked-ethernet-interface"],
+  ["linked.ethernet.trusted_server_names", "linked-ethernet-servers"],
+  ["linked.ethernet.outer_identity", "linked-ethernet-outer"],
+  ["linked.ethernet.username", "linked-ethernet-username"],
+  ["linked.ethernet", "use-ethernet"],
+  ["linked.vpn.name", "linked-vpn-name"],
+  ["linked.vpn.server_certificate_issuer_common_name", "linked-vpn-issuer"],
+  ["linked.vpn.server_certificate_common_name", "linked-vpn-server-cn"],
+  ["linked.vpn.server", "linked-vpn-server"],
+  ["linked.vpn.remote_identifier", "linked-vpn-remote"],
+  ["linked.vpn.local_identifier", "linked-vpn-local"],
+  ["linked.vpn", "use-vpn"],
+  ["linked", "use-wifi"],
   ["scep.subject_alt_name.dns_name", "san-dns"],
   ["scep.subject_alt_name.nt_principal_name", "san-principal"],
   ["scep.subject_alt_name.rfc822_name", "san-rfc822"],
@@ -44,6 +67,12 @@ function fieldId(field) {
 }
 
 const VAR_RE = /%([A-Za-z][A-Za-z0-9_]*)%/g;
+
+// Lists typed as "a, b, c" (subjectAltNames, trusted server names) and back.
+const joinList = (v) => (Array.isArray(v) ? v.join(", ") : v || "");
+const splitList = (text) => text.split(",").map((x) => x.trim()).filter(Boolean);
+// One value as a string, several as an array (what the API takes for subjectAltNames).
+const oneOrMany = (list) => (list.length === 1 ? list[0] : list);
 
 export async function policyForm(ctx, { id, platform }) {
   const editing = id !== undefined;
@@ -271,12 +300,102 @@ export async function policyForm(ctx, { id, platform }) {
   }
   const sanBox = h("div", { class: "sub", hidden: !hasSan });
   for (const [key, idv, label] of sanFields) {
-    const inp = h("input", { type: "text", id: idv, value: sanRoot[key] || "", spellcheck: "false", class: "mono" });
+    const inp = h("input", { type: "text", id: idv, value: joinList(sanRoot[key]), spellcheck: "false", class: "mono" });
     inp.addEventListener("input", checkVariables);
     sanInputs[key] = inp;
     sanBox.append(field(idv, label, inp, null, picker(inp, label)));
   }
   setSan.addEventListener("change", () => { sanBox.hidden = !setSan.checked; checkVariables(); });
+
+  // --- Keychain and app access (macOS) --------------------------------------------------
+  const keychain = h("select", { id: "keychain" },
+    h("option", { value: "device" }, "Device (System keychain)"),
+    h("option", { value: "user" }, "User (the signed-in user's login keychain)"));
+  keychain.value = scep.keychain === "user" ? "user" : "device";
+  const allowAll = h("input", { type: "checkbox", id: "allow-all-apps", checked: !!scep.allow_all_apps_access });
+
+  // --- Use this certificate for: Wi-Fi, Ethernet 802.1X, VPN in the same profile ----------
+  const linked = existing?.linked || {};
+  const inputs = {};
+  function text(idv, value, label, help, opts = {}) {
+    const inp = h("input", { type: "text", id: idv, value: value || "", spellcheck: "false", autocomplete: "off", ...opts });
+    inp.addEventListener("input", () => setLocal(idv, ""));
+    inputs[idv] = inp;
+    return field(idv, label, inp, help);
+  }
+  function useBox(key, label, help, fields) {
+    const on = h("input", { type: "checkbox", id: `use-${key}`, checked: !!linked[key] });
+    const box = h("div", { class: "sub linked-fields", id: `linked-${key}`, hidden: !linked[key] }, fields);
+    on.addEventListener("change", () => { box.hidden = !on.checked; });
+    const err = h("p", { class: "field-error", id: `use-${key}-error`, hidden: true });
+    return { on, el: h("div", { class: "field wide linked-use", "data-field": `use-${key}` },
+      h("label", { class: "check" }, on, ` ${label}`), h("p", { class: "help" }, help), err, box) };
+  }
+  const w = linked.wifi || {};
+  const wifiEnc = h("select", { id: "linked-wifi-encryption" },
+    h("option", { value: "WPA2" }, "WPA2 Enterprise"), h("option", { value: "WPA3" }, "WPA3 Enterprise"));
+  wifiEnc.value = w.encryption === "WPA3" ? "WPA3" : "WPA2";
+  const wifiHidden = h("input", { type: "checkbox", id: "linked-wifi-hidden", checked: !!w.hidden });
+  const wifiAuto = h("input", { type: "checkbox", id: "linked-wifi-auto-join", checked: w.auto_join !== false });
+  const useWifi = useBox("wifi", "Wi-Fi", "WPA2/WPA3 Enterprise with EAP-TLS: the device joins with this certificate.", [
+    text("linked-wifi-ssid", w.ssid, "Network Name (SSID)", null, { maxlength: 32 }),
+    field("linked-wifi-encryption", "Security", wifiEnc),
+    h("div", { class: "field" }, h("label", { class: "check" }, wifiHidden, " Hidden network"),
+      h("label", { class: "check" }, wifiAuto, " Join automatically")),
+    text("linked-wifi-servers", joinList(w.trusted_server_names), "Trusted Server Names",
+      "The RADIUS server's certificate names, separated by commas (e.g. radius.example.com, *.example.com)."),
+    text("linked-wifi-outer", w.outer_identity, "Outer Identity", "Optional, e.g. anonymous."),
+    text("linked-wifi-username", w.username, "User Name", "Optional; variables such as %SerialNumber% are filled in per device."),
+  ]);
+  const e8021x = linked.ethernet || {};
+  const ethItf = h("select", { id: "linked-ethernet-interface" },
+    h("option", { value: "global" }, "Every Ethernet interface"),
+    platform === "macos" ? h("option", { value: "first" }, "The first Ethernet interface") : null);
+  ethItf.value = e8021x.interface === "first" && platform === "macos" ? "first" : "global";
+  const useEthernet = useBox("ethernet", "Ethernet (802.1X)",
+    platform === "ios" ? "EAP-TLS on wired networks (iOS and iPadOS 17 or later)." : "EAP-TLS on wired networks.", [
+      field("linked-ethernet-interface", "Interface", ethItf),
+      text("linked-ethernet-servers", joinList(e8021x.trusted_server_names), "Trusted Server Names",
+        "The RADIUS server's certificate names, separated by commas."),
+      text("linked-ethernet-outer", e8021x.outer_identity, "Outer Identity", "Optional."),
+      text("linked-ethernet-username", e8021x.username, "User Name", "Optional."),
+    ]);
+  const v = linked.vpn || {};
+  const useVpn = useBox("vpn", "VPN (IKEv2)", "IKEv2 with certificate authentication.", [
+    text("linked-vpn-name", v.name, "Connection Name"),
+    text("linked-vpn-server", v.server, "Server", "Host name or IP address, e.g. vpn.example.com."),
+    text("linked-vpn-remote", v.remote_identifier, "Remote Identifier", "The server's IKE identity, usually its host name."),
+    text("linked-vpn-local", v.local_identifier, "Local Identifier", "The device's IKE identity, e.g. %SerialNumber% or the certificate's common name."),
+    text("linked-vpn-issuer", v.server_certificate_issuer_common_name, "Server Certificate Issuer", "Optional: the common name of the CA that issued the server's certificate."),
+    text("linked-vpn-server-cn", v.server_certificate_common_name, "Server Certificate Name", "Optional: the common name of the server's certificate."),
+  ]);
+  const linkedSection = h("section", { class: "field wide linked-section", "aria-labelledby": "linked-title" },
+    h("h2", { id: "linked-title" }, "Use this certificate for"),
+    h("p", { class: "help" }, "These payloads travel in the same profile and name the SCEP certificate, which is how Wi-Fi, Ethernet and VPN can use it."),
+    useWifi.el, useEthernet.el, useVpn.el);
+  function linkedBody() {
+    const val = (idv) => inputs[idv].value.trim();
+    const opt = (o, k, idv) => { if (val(idv)) o[k] = val(idv); };
+    const l = {};
+    if (useWifi.on.checked) {
+      l.wifi = { ssid: val("linked-wifi-ssid"), encryption: wifiEnc.value, hidden: wifiHidden.checked,
+        auto_join: wifiAuto.checked, trusted_server_names: splitList(inputs["linked-wifi-servers"].value) };
+      opt(l.wifi, "outer_identity", "linked-wifi-outer");
+      opt(l.wifi, "username", "linked-wifi-username");
+    }
+    if (useEthernet.on.checked) {
+      l.ethernet = { interface: ethItf.value, trusted_server_names: splitList(inputs["linked-ethernet-servers"].value) };
+      opt(l.ethernet, "outer_identity", "linked-ethernet-outer");
+      opt(l.ethernet, "username", "linked-ethernet-username");
+    }
+    if (useVpn.on.checked) {
+      l.vpn = { name: val("linked-vpn-name"), server: val("linked-vpn-server"),
+        remote_identifier: val("linked-vpn-remote"), local_identifier: val("linked-vpn-local") };
+      opt(l.vpn, "server_certificate_issuer_common_name", "linked-vpn-issuer");
+      opt(l.vpn, "server_certificate_common_name", "linked-vpn-server-cn");
+    }
+    return Object.keys(l).length ? l : null;
+  }
 
   // Variables the platform cannot resolve, flagged on their field before saving.
   function checkVariables() {
@@ -409,12 +528,19 @@ export async function policyForm(ctx, { id, platform }) {
     field("scep-name", "Name", scepName, "Optional: the CA's name (some servers serve several)."),
     h("div", { class: "field wide" }, h("label", { class: "check" }, includeRoot, " Include Root Certificate"), rootBox),
     h("div", { class: "field wide" }, h("label", { class: "check" }, setSan, " Set Subject Alternative Name"),
-      h("p", { class: "help" }, `Variables marked "not on ${plat}" cannot be resolved for this platform.`), sanBox));
+      h("p", { class: "help" }, `Separate several values with commas. Variables marked "not on ${plat}" cannot be resolved for this platform.`), sanBox),
+    platform === "macos" ? field("keychain", "Keychain", keychain, "User: the profile goes to each targeted Mac's user channels (the users who signed in), PayloadScope User.") : null,
+    platform === "macos" ? h("div", { class: "field" }, h("label", { class: "check" }, allowAll, " Allow All Apps Access"),
+      h("p", { class: "help" }, "Every app may use the private key (macOS only)."),
+      h("p", { class: "field-error", id: "allow-all-apps-error", hidden: true })) : null,
+    linkedSection);
   subjectText.id = "subject";
   subjectText.setAttribute("aria-describedby", "subject-help subject-error");
   for (const idv of ["policy-name", "policy-notes", "fingerprint", "challenge", "key-size", "subject", "retries",
     "retry-delay", "key-extractable", "key-usage", "scep-url", "scep-name", "root-certificate",
-    "san-dns", "san-principal", "san-rfc822", "san-uri"]) tabOf.set(idv, "settings");
+    "san-dns", "san-principal", "san-rfc822", "san-uri", "keychain", "allow-all-apps", "use-wifi",
+    "use-ethernet", "use-vpn", "linked-wifi-encryption", "linked-wifi-hidden", "linked-wifi-auto-join",
+    "linked-ethernet-interface", ...Object.keys(inputs)]) tabOf.set(idv, "settings");
   tabOf.set("targets", "groups");
 
   tabset = tabs("Policy", [
@@ -445,10 +571,19 @@ export async function policyForm(ctx, { id, platform }) {
     if (includeRoot.checked && rootB64) s.root_certificate = rootB64;
     if (setSan.checked) {
       const san = {};
-      for (const [key] of sanFields) if (sanInputs[key].value.trim()) san[key] = sanInputs[key].value.trim();
+      for (const [key] of sanFields) {
+        const vals = splitList(sanInputs[key].value);
+        if (vals.length) san[key] = oneOrMany(vals);
+      }
       if (Object.keys(san).length) s.subject_alt_name = san;
     }
+    if (platform === "macos") {
+      s.keychain = keychain.value;
+      if (allowAll.checked) s.allow_all_apps_access = true;
+    }
     const b = { platform, scep: s, targets: { devices: [...chosenDevices], device_groups: [...chosenGroups] } };
+    const l = linkedBody();
+    if (l) b.linked = l;
     if (name.value.trim()) b.name = name.value.trim();
     b.notes = notes.value;
     return b;

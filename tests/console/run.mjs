@@ -348,6 +348,25 @@ async function main() {
     await shot(page, "06-devices");
   });
 
+  await step("Mac: Use this certificate for Wi-Fi and VPN; a bad VPN server stays on its field", async () => {
+    await page.getByRole("tab", { name: "SCEP Profiles" }).click();
+    await page.locator("#use-wifi").check();
+    await page.locator("#linked-wifi-ssid").fill("CorpNet");
+    await page.locator("#linked-wifi-encryption").selectOption("WPA3");
+    await page.locator("#linked-wifi-servers").fill("radius.example.com, *.radius.example.com");
+    await page.locator("#use-vpn").check();
+    await page.locator("#linked-vpn-name").fill("Corp VPN");
+    await page.locator("#linked-vpn-server").fill("https://vpn.example.com/");
+    await page.locator("#linked-vpn-remote").fill("vpn.example.com");
+    await page.locator("#linked-vpn-local").fill("%SerialNumber%");
+    const before = await policyCount();
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await fieldError(page, "linked-vpn-server", /not a host name or IP address/);
+    assert.equal(await policyCount(), before, "nothing saved");
+    await page.locator("#linked-vpn-server").fill("vpn.example.com");
+    await shot(page, "06b-linked-payloads");
+  });
+
   await step("Mac: Save → the policy page; the Macs install the profile", async () => {
     await page.getByRole("button", { name: "Save", exact: true }).click();
     await page.waitForURL(/#\/policies\/\d+$/);
@@ -360,6 +379,18 @@ async function main() {
     assert.deepEqual(rows.sort(), expected.sort(), "exactly the targeted Macs");
     await page.locator("#status-counts").getByText("3 installed").waitFor();
     await shot(page, "07-policy-installed");
+  });
+
+  await step("Mac: the saved policy carries its linked Wi-Fi and VPN", async () => {
+    const r = await api.get(`/v1/policies/${macPolicyId}`);
+    assert.equal(r.status(), 200, await r.text());
+    const p = await r.json();
+    assert.equal(p.linked.wifi.ssid, "CorpNet");
+    assert.equal(p.linked.wifi.encryption, "WPA3");
+    assert.deepEqual(p.linked.wifi.trusted_server_names, ["radius.example.com", "*.radius.example.com"]);
+    assert.equal(p.linked.vpn.server, "vpn.example.com");
+    assert.equal(p.linked.vpn.local_identifier, "%SerialNumber%");
+    assert.equal(p.linked.ethernet, undefined, "Ethernet was not ticked");
   });
 
   let iosPolicyId;

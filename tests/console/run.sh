@@ -2,7 +2,7 @@
 # The console's browser test (started by test_console.c with the servers' addresses in the
 # environment): install playwright-core from the npm registry with `npm ci` — exactly the
 # versions of package-lock.json, no browser download — into $CONSOLE_NODE_DIR (in the build
-# tree) when that copy is missing or stale, then run run.mjs with node.
+# tree) when that copy is missing or stale, then run $CONSOLE_SCRIPT (default run.mjs) with node.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${CONSOLE_NODE_DIR:?CONSOLE_NODE_DIR is not set (test_console sets it)}
@@ -16,4 +16,4 @@ if ! cmp -s "$here/package-lock.json" "$dir/package-lock.json" ||
     (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 300 npm ci --no-audit --no-fund \
         --ignore-scripts)
 fi
-exec node "$here/run.mjs"
+exec node "$here/${CONSOLE_SCRIPT:-run.mjs}"

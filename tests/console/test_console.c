@@ -259,3 +259,164 @@ Test(console, the_admin_guide_in_a_browser, .timeout = 1200)
     free(key);
     free(fp);
 }
+
+/*
+ * The fleet pages (tests/console/pages.mjs): Dashboard, Devices, Device Groups, Commands,
+ * Settings and Audit against a scepter with 4 simulated devices (2 Macs, 2 iPhones) that
+ * answer pushes from the APNs test server.  No re-push job runs during the test (the default
+ * hour), so a command queued without a push waits until the page cancels it.
+ */
+Test(console, fleet_pages_in_a_browser, .timeout = 900)
+{
+    struct h_server S;
+    struct ts_server *ts;
+    char *pushca = ts_pki("pushca.pem"), *apns_ca = ts_pki("ca.pem"), *cert = ts_pki("push.pem"),
+         *key = ts_pki("push.key"), *cert2 = ts_pki("push2.pem"), *key2 = ts_pki("push2.key"),
+         *certo = ts_pki("push-other.pem"), *keyo = ts_pki("push-other.key");
+    const char *targs[] = {"--client-ca", pushca, "--max-lifetime", "900", NULL};
+    ts = ts_start(targs);
+    cr_assert_not_null(ts, "apns-test-server did not start");
+    char *topic = ts_pki_text("topic");
+    char *extra = xasprintf("apns_url = https://localhost:%d\napns_ca_file = %s\n"
+                            "apns_cert_file = %s\napns_key_file = %s\napns_coalesce_ms = 50\n"
+                            "enroll_rate_limit = 0\nenroll_key_pool = 2\nenroll_tokens = true\n",
+                            ts->port, apns_ca, cert, key);
+    struct h_opts o = {.no_push_topic = true, .topic = topic, .extra = extra};
+    h_start(&S, &o);
+
+    /* The same-topic certificate as a .p12 with a password (what Apple's portal exports). */
+    char *p12 = xasprintf("%s/push2.p12", S.dir);
+    cr_assert_eq(tu_sh(NULL,
+                       "openssl pkcs12 -export -in '%s' -inkey '%s' -out '%s' -passout "
+                       "pass:console-p12 2>&1",
+                       cert2, key2, p12),
+                 0, "openssl pkcs12 -export failed");
+
+    char *server = xasprintf("https://127.0.0.1:%d", S.port);
+    char *tlsca = xasprintf("%s/tls-ca.pem", S.dir);
+    char *control = xasprintf("http://127.0.0.1:%d", ts->control_port);
+    char *simlog = xasprintf("%s/sim.log", S.dir);
+    const char *sim_bin = getenv("SCEPTER_SIM_BIN");
+    cr_assert_not_null(sim_bin, "SCEPTER_SIM_BIN is not set (ctest sets it)");
+    const char *sargv[] = {sim_bin,
+                           "--server",
+                           server,
+                           "--ca",
+                           tlsca,
+                           "--devices",
+                           "4",
+                           "--platform-mix",
+                           "mac=1,iphone=1",
+                           "--seed",
+                           "16",
+                           "--apns-control",
+                           control,
+                           "--retry-ms",
+                           "500",
+                           "--duration",
+                           "800",
+                           "--log-level",
+                           "warn",
+                           NULL};
+    struct tu_proc sim = tu_proc_start(sargv, NULL, simlog);
+    json_t *j = NULL;
+    for (int i = 0;; i++) {
+        cr_assert(tu_proc_alive(&sim), "the simulator died: %s", tu_proc_log(&sim));
+        cr_assert_eq(h_api(&S, "GET", "/v1/devices?enrolled=true", NULL, &j), 200);
+        json_int_t n = json_integer_value(json_object_get(j, "total"));
+        json_decref(j);
+        if (n == 4)
+            break;
+        cr_assert_lt(i, 720, "only %lld of 4 devices enrolled in 180 s", (long long)n);
+        usleep(250000);
+    }
+    char *macs = devices_of(&S, "macos"), *iphones = devices_of(&S, "ios");
+
+    const char *bin = getenv("SCEPTER_BINARY_DIR");
+    cr_assert_not_null(bin, "SCEPTER_BINARY_DIR is not set (ctest sets it)");
+    char *tmp = xasprintf("%s/tmp", S.dir);
+    cr_assert_eq(tu_sh(NULL, "mkdir -p '%s'", tmp), 0);
+    char *script = tu_source_path("tests/console/run.sh");
+    char *env[] = {xasprintf("CONSOLE_SCRIPT=pages.mjs"),
+                   xasprintf("CONSOLE_URL=https://127.0.0.1:%d", S.port),
+                   xasprintf("CONSOLE_API_KEY=%s", H_API_KEY),
+                   xasprintf("CONSOLE_MACS=%s", macs),
+                   xasprintf("CONSOLE_IPHONES=%s", iphones),
+                   xasprintf("CONSOLE_TOPIC=%s", topic),
+                   xasprintf("CONSOLE_PUSH_CERT=%s", cert2),
+                   xasprintf("CONSOLE_PUSH_KEY=%s", key2),
+                   xasprintf("CONSOLE_PUSH_P12=%s", p12),
+                   xasprintf("CONSOLE_PUSH_P12_PASSWORD=console-p12"),
+                   xasprintf("CONSOLE_OTHER_CERT=%s", certo),
+                   xasprintf("CONSOLE_OTHER_KEY=%s", keyo),
+                   xasprintf("CONSOLE_SCREENSHOTS=%s/console-screenshots", bin),
+                   xasprintf("CONSOLE_NODE_DIR=%s/console-node", bin),
+                   xasprintf("TMPDIR=%s", tmp),
+                   xasprintf("HOME=%s", tmp),
+                   xasprintf("npm_config_cache=%s/npm-cache", bin),
+                   NULL};
+    char *log = xasprintf("%s/browser.log", S.dir);
+    const char *argv[] = {"/bin/sh", script, NULL};
+    struct tu_proc b = tu_proc_start(argv, (const char *const *)env, log);
+    int status = -1;
+    for (int i = 0; i < 6000 && waitpid(b.pid, &status, WNOHANG) == 0; i++) /* 600 s */
+        usleep(100000);
+    char *out = tu_proc_log(&b);
+    if (kill(b.pid, 0) == 0) {
+        tu_proc_stop(&b, SIGTERM, 10000);
+        status = -1;
+    }
+    tu_untrack_pid(b.pid);
+    free(b.log_path);
+    fprintf(stderr, "%s", out);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the browser test failed (log above; screenshots in %s/console-screenshots)", bin);
+
+    /* What the pages did is what the server holds: the DeviceInformation the page sent to
+     * the group was acknowledged by both members; the topic change was confirmed last. */
+    cr_assert_eq(
+        h_api(&S, "GET", "/v1/commands?request_type=DeviceInformation&origin=operator", NULL, &j),
+        200);
+    size_t k, acked = 0;
+    json_t *c0;
+    json_array_foreach(json_object_get(j, "commands"), k, c0)
+    {
+        if (json_integer_value(json_object_get(c0, "targets")) == 2 &&
+            json_integer_value(json_object_get(json_object_get(c0, "counts"), "acknowledged")) == 2)
+            acked++;
+    }
+    cr_assert_eq(acked, 1, "one DeviceInformation to the group, acknowledged by both: %s",
+                 h_json(j));
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/pushcert", NULL, &j), 200);
+    cr_assert_str_neq(json_string_value(json_object_get(j, "topic")), topic, "%s", h_json(j));
+    json_decref(j);
+
+    free(out);
+    free(log);
+    for (char **e = env; *e; e++)
+        free(*e);
+    free(script);
+    tu_proc_stop(&sim, SIGTERM, 10000);
+    free(sim.log_path);
+    h_stop(&S);
+    ts_stop(ts);
+    free(tmp);
+    free(p12);
+    free(macs);
+    free(iphones);
+    free(server);
+    free(tlsca);
+    free(control);
+    free(simlog);
+    free(extra);
+    free(topic);
+    free(pushca);
+    free(apns_ca);
+    free(cert);
+    free(key);
+    free(cert2);
+    free(key2);
+    free(certo);
+    free(keyo);
+}

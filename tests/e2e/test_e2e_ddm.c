@@ -218,12 +218,12 @@ Test(e2e_ddm, one_policy_ddm_on_new_phones_profile_on_old_ones)
     json_array_foreach(newer, i, d)
     {
         json_t *e = entry(st, json_string_value(d));
-        cr_assert_str_eq(json_string_value(json_object_get(e, "channel")), "ddm");
+        cr_assert_str_eq(json_string_value(json_object_get(e, "delivery")), "ddm");
     }
     json_array_foreach(older, i, d)
     {
         json_t *e = entry(st, json_string_value(d));
-        cr_assert_str_eq(json_string_value(json_object_get(e, "channel")), "profile");
+        cr_assert_str_eq(json_string_value(json_object_get(e, "delivery")), "profile");
     }
     /* the wrong challenge: the device's reason is kept */
     json_t *eb = entry(stb, bad_udid);

@@ -691,7 +691,7 @@ static json_t *status_entry(int64_t id, const char *udid)
     cr_assert_not_null(full, "%s in %s", udid, h_json(j));
     json_t *out = json_deep_copy(full);
     if (found)
-        json_object_set(out, "console_channel", json_object_get(found, "channel"));
+        json_object_set(out, "console_channel", json_object_get(found, "delivery"));
     json_decref(j);
     return out;
 }
@@ -714,9 +714,9 @@ Test(ddm, one_policy_right_channel_per_device)
     cr_assert_str_eq(type, "InstallProfile");
 
     json_t *e17 = status_entry(id, "IOS-17"), *e16 = status_entry(id, "IOS-16");
-    cr_assert_str_eq(json_string_value(json_object_get(e17, "channel")), "ddm", "%s", h_json(e17));
+    cr_assert_str_eq(json_string_value(json_object_get(e17, "delivery")), "ddm", "%s", h_json(e17));
     cr_assert_str_eq(json_string_value(json_object_get(e17, "console_channel")), "ddm");
-    cr_assert_str_eq(json_string_value(json_object_get(e16, "channel")), "profile");
+    cr_assert_str_eq(json_string_value(json_object_get(e16, "delivery")), "profile");
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e17, "ddm"), "state")),
                      "unknown", "no report yet: %s", h_json(e17));
     json_decref(e17);

@@ -211,11 +211,23 @@ Test(push, certificate_swap_without_restart_and_topic_change_guard)
     cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", text, &j), 409);
     cr_assert(strstr(json_string_value(json_object_get(j, "error")), topic) != NULL,
               "names the topic in use: %s", h_json(j));
+    cr_assert(strstr(json_string_value(json_object_get(j, "error")), "stop answering") != NULL,
+              "says what the change does: %s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "confirm_topic_change");
+    json_decref(j);
+    /* "confirm_topic_change": false is no confirmation */
+    json_object_set_new(body, "confirm_topic_change", json_false());
+    free(text);
+    text = json_dumps(body, 0);
+    cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", text, &j), 409, "%s", h_json(j));
     json_decref(j);
     cr_assert_eq(h_api(&S, "GET", "/v1/pushcert", NULL, &j), 200);
     cr_assert_str_eq(json_string_value(json_object_get(j, "topic")), topic, "unchanged");
     json_decref(j);
-    cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert?force=true", text, &j), 200);
+    json_object_set_new(body, "confirm_topic_change", json_true());
+    free(text);
+    text = json_dumps(body, 0);
+    cr_assert_eq(h_api(&S, "PUT", "/v1/pushcert", text, &j), 200, "%s", h_json(j));
     cr_assert_str_neq(json_string_value(json_object_get(j, "topic")), topic);
     json_decref(j);
     /* a bad upload names the field */

@@ -821,6 +821,54 @@ Test(scep_ca, policy_profiles_carry_one_time_challenges_bound_to_their_device)
     stop(&f);
 }
 
+/* Several DNS names in the policy (an array): the profile asks for all of them, each with the
+ * device's value, and the one-time challenge issues only a certificate with all, in order. */
+Test(scep_ca, several_subject_alt_names_are_bound_to_the_challenge)
+{
+    struct fix f;
+    struct scepc_reply rep;
+    json_t *j = NULL;
+
+    start(&f, NULL);
+    char *ca_path = xasprintf("%s/ca/ca.pem", f.work);
+    X509 *ca = load_pem(ca_path);
+    struct tu_cert a = enrolled_device(&f, "UDID-S", "iPhone14,2");
+    const char *policy =
+        "{\"name\":\"Two names\",\"platform\":\"ios\",\"scep\":{\"scepter_ca\":"
+        "\"default\",\"subject\":\"/CN=%UDID%\",\"key_size\":2048,"
+        "\"subject_alt_name\":{\"dns_name\":[\"%UDID%.devices.example.com\","
+        "\"%SerialNumber%.serials.example.com\"]}},\"targets\":{\"devices\":[\"UDID-S\"]}}";
+    cr_assert_eq(h_api(&f.s, "POST", "/v1/policies", policy, &j), 201, "%s", h_json(j));
+    json_decref(j);
+    plist_t cmd = next_command(&f, &a, "UDID-S");
+    cr_assert_not_null(cmd);
+    plist_t sc = scep_content(cmd);
+    plist_t dns = plist_dict_get_item(plist_dict_get_item(sc, "SubjectAltName"), "dNSName");
+    cr_assert_eq(plist_get_node_type(dns), PLIST_ARRAY, "several names: an array");
+    cr_assert_eq(plist_array_get_size(dns), 2);
+    cr_assert_str_eq(plist_get_string_ptr(plist_array_get_item(dns, 0), NULL),
+                     "UDID-S.devices.example.com");
+    char *ch = challenge_of(sc);
+
+    /* only one of the two names: refused (and the challenge is not used up) */
+    pkcsreq(&f, ca, "UDID-S", "UDID-S.devices.example.com", ch, &rep);
+    cr_assert_eq(rep.status, 2, "a request without the second name is refused");
+    /* both, in the profile's order (scepc: "a,DNS:b" is two DNS names) */
+    pkcsreq(&f, ca, "UDID-S", "UDID-S.devices.example.com,DNS:SN-TEST.serials.example.com", ch,
+            &rep);
+    cr_assert_eq(rep.status, 0, "both names: issued");
+    X509_free(rep.cert);
+
+    free(ch);
+    plist_free(sc);
+    plist_free(cmd);
+    X509_free(a.cert);
+    EVP_PKEY_free(a.key);
+    X509_free(ca);
+    free(ca_path);
+    stop(&f);
+}
+
 Test(scep_ca, the_crl_is_signed_again_only_when_revocations_change)
 {
     struct fix f;

@@ -3,8 +3,9 @@
  * in a CMS SignedData (what a server's signing step produces).  A signed profile is verified
  * before anything in it is believed.  Validation follows Apple's schema (TopLevel.yaml,
  * CommonPayloadKeys.yaml, com.apple.mdm.yaml): required keys with the right types, unique
- * payload identifiers and UUIDs, and an MDM payload whose IdentityCertificateUUID names an
- * identity payload of the same profile.
+ * payload identifiers and UUIDs, an MDM payload whose IdentityCertificateUUID names an
+ * identity payload of the same profile, and every PayloadCertificateUUID (Wi-Fi, Ethernet
+ * 802.1X, VPN) naming a certificate payload of the same profile.
  */
 #include "sim.h"
 
@@ -129,6 +130,61 @@ static int check_payload(plist_t d, size_t i, struct sim_payload *pl, struct sce
     return 0;
 }
 
+/* Payload types that hold a certificate or an identity another payload can name. */
+static bool is_cert_payload(const char *type)
+{
+    static const char *const types[] = {"com.apple.security.scep",
+                                        "com.apple.security.pkcs12",
+                                        "com.apple.security.acme",
+                                        "com.apple.security.root",
+                                        "com.apple.security.pkcs1",
+                                        "com.apple.security.pem",
+                                        NULL};
+    for (size_t i = 0; types[i]; i++)
+        if (strcmp(type, types[i]) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * A payload that uses a certificate (Wi-Fi, Ethernet 802.1X, VPN...) names it by
+ * PayloadCertificateUUID, at the top of the payload or in its VPN sub-dictionary, and the
+ * certificate must be a payload of the same profile: a device refuses the profile otherwise.
+ */
+static int check_certificate_refs(const struct sim_profile *p, struct scepter_error *err)
+{
+    static const char *const where[] = {"", "IKEv2", "IPSec", "VPN", NULL};
+
+    for (size_t i = 0; i < p->npayloads; i++) {
+        for (size_t w = 0; where[w]; w++) {
+            plist_t d = where[w][0] ? plist_dict_get_item(p->payloads[i].dict, where[w])
+                                    : p->payloads[i].dict;
+            plist_t ref = d && plist_get_node_type(d) == PLIST_DICT
+                              ? plist_dict_get_item(d, "PayloadCertificateUUID")
+                              : NULL;
+            char field[96];
+            const char *uuid;
+            bool found = false;
+
+            if (ref == NULL)
+                continue;
+            snprintf(field, sizeof(field), "PayloadContent[%zu].%s%sPayloadCertificateUUID", i,
+                     where[w], where[w][0] ? "." : "");
+            if (plist_get_node_type(ref) != PLIST_STRING)
+                return scepter_err(err, SCEPTER_EINVAL, field, "%s: expected a string", field);
+            uuid = plist_get_string_ptr(ref, NULL);
+            for (size_t j = 0; j < p->npayloads && !found; j++)
+                found = j != i && strcasecmp(p->payloads[j].uuid, uuid) == 0 &&
+                        is_cert_payload(p->payloads[j].type);
+            if (!found)
+                return scepter_err(err, SCEPTER_EINVAL, field,
+                                   "%s: \"%.64s\" names no certificate payload of the profile",
+                                   field, uuid);
+        }
+    }
+    return 0;
+}
+
 int sim_profile_parse(const void *data, size_t len, X509_STORE *trust, struct sim_profile **out,
                       struct scepter_error *err)
 {
@@ -209,6 +265,8 @@ int sim_profile_parse(const void *data, size_t len, X509_STORE *trust, struct si
             }
         }
     }
+    if ((rc = check_certificate_refs(p, err)) != 0)
+        goto out;
     *out = p;
     p = NULL;
 out:

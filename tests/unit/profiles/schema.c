@@ -158,6 +158,21 @@ static void check_value(struct ctx *c, plist_t v, json_t *spec, const char *path
     if (type == NULL)
         return;
     want = want_type(type, &any);
+    /* Apple's text lets some string keys hold an array of strings (SubjectAltName's). */
+    if (want == PLIST_STRING && plist_get_node_type(v) == PLIST_ARRAY &&
+        json_is_true(json_object_get(spec, "string_or_array"))) {
+        json_t *one = json_deep_copy(spec);
+        json_object_del(one, "string_or_array");
+        if (plist_array_get_size(v) == 0)
+            problem(c, path, "an empty array; the schema wants a string or strings");
+        for (uint32_t i = 0; i < plist_array_get_size(v); i++) {
+            char *p = xasprintf("%s[%u]", path, i);
+            check_value(c, plist_array_get_item(v, i), one, p);
+            free(p);
+        }
+        json_decref(one);
+        return;
+    }
     if (!any && plist_get_node_type(v) != want) {
         problem(c, path, "wrong type, the schema says %s", type);
         return;

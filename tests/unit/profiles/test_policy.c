@@ -52,10 +52,10 @@ Test(policy, full_example_is_accepted_in_canonical_form)
     cr_assert_eq(p.key_usage, 5);
     cr_assert_eq(p.root_cert_len, len);
     cr_assert_eq(memcmp(p.root_cert, der, len), 0);
-    cr_assert_str_eq(p.san_dns, "%ComputerName%.example.com");
-    cr_assert_str_eq(p.san_ntpn, "host/%SerialNumber%");
-    cr_assert_str_eq(p.san_rfc822, "it@example.com");
-    cr_assert_str_eq(p.san_uri, "https://ca.example.com/");
+    cr_assert_str_eq(p.san_dns.v[0], "%ComputerName%.example.com");
+    cr_assert_str_eq(p.san_ntpn.v[0], "host/%SerialNumber%");
+    cr_assert_str_eq(p.san_rfc822.v[0], "it@example.com");
+    cr_assert_str_eq(p.san_uri.v[0], "https://ca.example.com/");
     cr_assert_eq(p.n_target_devices, 1);
     cr_assert_str_eq(p.target_devices[0], TP_UDID);
     cr_assert_eq(p.n_target_groups, 1);
@@ -509,7 +509,7 @@ Test(policy, json_round_trip_and_masking)
     cr_assert_eq(q.key_usage, 4);
     cr_assert_eq(q.root_cert_len, p.root_cert_len);
     cr_assert_str_eq(q.scep_challenge, "s3cret");
-    cr_assert_str_eq(q.san_uri, "https://x.example/");
+    cr_assert_str_eq(q.san_uri.v[0], "https://x.example/");
     cr_assert_eq(q.n_target_devices, 1);
     json_decref(out);
 
@@ -640,10 +640,10 @@ Test(policy, document_round_trip_keeps_every_field)
     cr_assert_eq(q.key_usage, 5);
     cr_assert_eq(q.root_cert_len, p.root_cert_len);
     cr_assert_eq(memcmp(q.root_cert, p.root_cert, p.root_cert_len), 0);
-    cr_assert_str_eq(q.san_dns, p.san_dns);
-    cr_assert_str_eq(q.san_ntpn, p.san_ntpn);
-    cr_assert_str_eq(q.san_rfc822, p.san_rfc822);
-    cr_assert_str_eq(q.san_uri, p.san_uri);
+    cr_assert_str_eq(q.san_dns.v[0], p.san_dns.v[0]);
+    cr_assert_str_eq(q.san_ntpn.v[0], p.san_ntpn.v[0]);
+    cr_assert_str_eq(q.san_rfc822.v[0], p.san_rfc822.v[0]);
+    cr_assert_str_eq(q.san_uri.v[0], p.san_uri.v[0]);
     cr_assert_eq(q.n_target_devices + q.n_target_groups, 0);
     /* and the document of what came back is the same text */
     char *again = profile_policy_document(&q);

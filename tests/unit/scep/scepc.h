@@ -18,7 +18,7 @@ struct scepc_opts {
     EVP_PKEY *key;         /* the key the CSR is for */
     const char *cn;        /* subject CN (default "scepc") */
     const char *challenge; /* challengePassword, or NULL */
-    const char *san_dns;   /* a DNS subjectAltName, or NULL */
+    const char *san_dns;   /* a DNS subjectAltName ("a,DNS:b" for two), or NULL */
     X509 *signer_cert;     /* RenewalReq: the current certificate; NULL: self-signed */
     EVP_PKEY *signer_key;  /* its key */
     X509 *recipient;       /* the CA (or RA) the CSR is encrypted to */

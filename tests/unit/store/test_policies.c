@@ -447,3 +447,59 @@ Test(policies, upgrade_to_documents_keeps_every_field)
     store_policies_free(list, n);
     store_close(s);
 }
+
+/* A user channel of mac (enabled by its first TokenUpdate). */
+static void user_channel(struct store *s, const char *mac, const char *user, int64_t now)
+{
+    struct scepter_error err;
+    unsigned char tok[32];
+    bool first = false;
+    char id[96];
+
+    memset(tok, 0xcd, sizeof(tok));
+    snprintf(id, sizeof(id), "%s:%s", mac, user);
+    struct store_token_update t = {.enrollment_id = id,
+                                   .device_id = mac,
+                                   .type = STORE_ENROLL_USER,
+                                   .topic = "com.apple.mgmt.External.test",
+                                   .token = tok,
+                                   .token_len = sizeof(tok),
+                                   .push_magic = "pm-user",
+                                   .user_id = user};
+    cr_assert_eq(store_token_update(s, &t, now, &first, &err), 0, "%s", err.msg);
+}
+
+/* The enabled user channels of the targeted Macs, for user-keychain policies. */
+Test(policies, user_channels_of_devices)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    char **dv = NULL, **ev = NULL;
+    size_t n = 0;
+
+    fleet(s);
+    tf_enroll(s, "M3", "Mac14,2", T0);
+    user_channel(s, "M1", "U-B", T0 + 1);
+    user_channel(s, "M1", "U-A", T0 + 1);
+    user_channel(s, "M3", "U-C", T0 + 1);
+    const char *devs[] = {"M1", "M3", "I1"};
+    cr_assert_eq(store_user_channels(s, devs, 3, &dv, &ev, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(dv[0], "M1");
+    cr_assert_str_eq(ev[0], "M1:U-A");
+    cr_assert_str_eq(ev[1], "M1:U-B");
+    cr_assert_str_eq(dv[2], "M3");
+    cr_assert_str_eq(ev[2], "M3:U-C");
+    store_strv_free(dv, n);
+    store_strv_free(ev, n);
+    /* a checked-out Mac's channels are disabled: none */
+    cr_assert_eq(store_checkout(s, "M3", T0 + 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_user_channels(s, devs + 1, 1, &dv, &ev, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 0);
+    store_strv_free(dv, n);
+    store_strv_free(ev, n);
+    /* no devices: nothing asked */
+    cr_assert_eq(store_user_channels(s, NULL, 0, &dv, &ev, &n, &err), 0);
+    cr_assert_eq(n, 0);
+    store_close(s);
+}
