@@ -800,6 +800,7 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_scep_certs_list",
         "store_scep_challenge_peek",
         "store_session_get",
+        "store_user_channels",
         "store_ddm_status_list",
         "store_ddm_cert_device",
         "store_exec_sql", /* a test hook */
