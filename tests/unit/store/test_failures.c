@@ -801,6 +801,9 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_scep_challenge_peek",
         "store_session_get",
         "store_user_channels",
+        "store_dashboard_get",
+        "store_command_summaries",
+        "store_command_targets",
         "store_ddm_status_list",
         "store_ddm_cert_device",
         "store_exec_sql", /* a test hook */
