@@ -388,6 +388,15 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
         return scepter_err(err, SCEPTER_EINVAL, "api_key",
                            "api_key: %zu characters; keys are %d to %d characters long",
                            strlen(cfg->api_key), CFG_API_KEY_MIN, CFG_API_KEY_MAX);
+    if (str_empty(cfg->bootstrap_admin_name) != str_empty(cfg->bootstrap_admin_password_file))
+        return scepter_err(err, SCEPTER_EINVAL,
+                           str_empty(cfg->bootstrap_admin_name) ? "bootstrap_admin_name"
+                                                                : "bootstrap_admin_password_file",
+                           "%s: required with %s",
+                           str_empty(cfg->bootstrap_admin_name) ? "bootstrap_admin_name"
+                                                                : "bootstrap_admin_password_file",
+                           str_empty(cfg->bootstrap_admin_name) ? "bootstrap_admin_password_file"
+                                                                : "bootstrap_admin_name");
     if (strcmp(cfg->reenroll, "refuse") != 0 && strcmp(cfg->reenroll, "allow") != 0)
         return scepter_err(err, SCEPTER_EINVAL, "reenroll", "reenroll: '%s' is not refuse or allow",
                            cfg->reenroll);

@@ -160,6 +160,15 @@ bool api_query_bool(struct api_call *c, const char *name, bool *out)
     return ok;
 }
 
+static const char *const method_names[] = {
+    [MDM_GET] = "GET",     [MDM_POST] = "POST", [MDM_PUT] = "PUT",    [MDM_DELETE] = "DELETE",
+    [MDM_PATCH] = "PATCH", [MDM_HEAD] = "HEAD", [MDM_OTHER] = "OTHER"};
+
+const char *api_method_name(enum mdm_method m)
+{
+    return m >= MDM_GET && m <= MDM_OTHER ? method_names[m] : "OTHER";
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Authentication                                                                            */
 
@@ -170,6 +179,8 @@ static bool authorized(struct api_call *c)
     unsigned char md[CRYPTO_SHA256_LEN];
     char hex[CRYPTO_SHA256_HEX_LEN];
     struct scepter_error err;
+    enum store_role role = STORE_ROLE_NONE;
+    char *name = NULL;
     int64_t id;
     int rc = api_session_authorize(c); /* the console's session cookie (mdm/api_session.c) */
 
@@ -182,15 +193,20 @@ static bool authorized(struct api_call *c)
      * bootstrap key is not the key. */
     const char *boot = c->ctx->cfg->api_key;
     if (!str_empty(boot) && strlen(boot) == strlen(key) &&
-        CRYPTO_memcmp(boot, key, strlen(key)) == 0)
-        return true;
-    crypto_sha256(key, strlen(key), md);
-    hex_encode_to(md, sizeof(md), hex, false);
-    rc = store_apikey_check(c->ctx->store, hex, &id, &err);
-    if (rc == 0) {
-        mdm_apikey_used(c->ctx, id, c->now);
+        CRYPTO_memcmp(boot, key, strlen(key)) == 0) {
+        api_actor_key(c, STORE_ROLE_ADMIN, NULL);
         return true;
     }
+    crypto_sha256(key, strlen(key), md);
+    hex_encode_to(md, sizeof(md), hex, false);
+    rc = store_apikey_auth(c->ctx->store, hex, &id, &role, &name, &err);
+    if (rc == 0) {
+        mdm_apikey_used(c->ctx, id, c->now);
+        api_actor_key(c, role, name);
+        free(name);
+        return true;
+    }
+    free(name);
     if (rc != SCEPTER_EAUTH) {
         api_reply_error(c, 503, NULL, "cannot check the API key: %s", err.msg);
         return false;
@@ -202,70 +218,160 @@ refuse:
     return false;
 }
 
+void api_actor_key(struct api_call *c, enum store_role role, const char *name)
+{
+    c->actor.type = "api_key";
+    c->actor.role = role;
+    c->actor.operator_id = 0;
+    /* The configuration's api_key has no name of its own. */
+    str_copy(c->actor.name, sizeof(c->actor.name), name ? name : "bootstrap");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Roles                                                                                     */
+
+static const char *const api_role_names[] = {[API_ROLE_UNSET] = "unset",
+                                             [API_ROLE_ANYONE] = "anyone",
+                                             [API_ROLE_VIEWER] = "viewer",
+                                             [API_ROLE_OPERATOR] = "operator",
+                                             [API_ROLE_ADMIN] = "admin"};
+
+const char *api_role_name(enum api_role r)
+{
+    return r <= API_ROLE_ADMIN ? api_role_names[r] : "unset";
+}
+
+bool api_role_allows(enum api_role need, enum store_role role)
+{
+    switch (need) {
+    case API_ROLE_ANYONE:
+        return true;
+    case API_ROLE_VIEWER:
+        return role >= STORE_ROLE_VIEWER && role <= STORE_ROLE_ADMIN;
+    case API_ROLE_OPERATOR:
+        return role >= STORE_ROLE_OPERATOR && role <= STORE_ROLE_ADMIN;
+    case API_ROLE_ADMIN:
+        return role == STORE_ROLE_ADMIN;
+    case API_ROLE_UNSET:
+    default:
+        return false;
+    }
+}
+
+/* The route's role against the actor's: false with a 403 (or a 500 for a row without a role)
+ * naming the role needed. */
+static bool role_allowed(struct api_call *c, const struct api_route *route)
+{
+    char msg[320];
+    json_t *j;
+
+    if (route->role == API_ROLE_UNSET) {
+        api_reply_error(c, 500, "role", "%s %s has no role in the route table",
+                        method_names[route->method], route->pattern);
+        return false;
+    }
+    if (api_role_allows(route->role, c->actor.role))
+        return true;
+    snprintf(msg, sizeof(msg), "role: %s %s needs the %s role; this %s has %s",
+             method_names[route->method], route->pattern, api_role_name(route->role),
+             c->actor.type && strcmp(c->actor.type, "operator") == 0 ? "account" : "API key",
+             store_role_name(c->actor.role));
+    str_utf8_sanitize(msg);
+    j = json_pack("{s:s,s:s,s:s,s:s}", "error", msg, "field", "role", "required_role",
+                  api_role_name(route->role), "role", store_role_name(c->actor.role));
+    str_copy(c->reply->reason, sizeof(c->reply->reason), msg);
+    api_reply_json(c, 403, j);
+    return false;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Routing                                                                                   */
 
-/* Every /v1 route, one row per pattern and method. */
+/*
+ * Every /v1 route, one row per pattern and method: the handler, the least role it needs
+ * (viewer < operator < admin; docs/openapi.yaml says the same as x-scepter-role) and the
+ * action its audit entry records (NULL: the route changes nothing).
+ *   viewer    reads, except accounts, API keys and the audit log
+ *   operator  policies, groups, commands, pushes, devices, enrollment tokens, SCEP challenges
+ *   admin     accounts, API keys, the push certificate, revocations, webhook dead letters
+ */
 static const struct api_route routes[] = {
-    {"/v1/policies", MDM_GET, api_policies_list},
-    {"/v1/policies", MDM_POST, api_policy_create},
-    {"/v1/policies/{id}", MDM_GET, api_policy_show},
-    {"/v1/policies/{id}", MDM_PUT, api_policy_update},
-    {"/v1/policies/{id}", MDM_DELETE, api_policy_delete},
-    {"/v1/policies/{id}/status", MDM_GET, api_policy_status},
-    {"/v1/policies/{id}/preview", MDM_GET, api_policy_preview},
-    {"/v1/policy-variables", MDM_GET, api_policy_variables},
-    {"/v1/certificates/inspect", MDM_POST, api_certificate_inspect},
-    {"/v1/devices", MDM_GET, api_devices_list},
-    {"/v1/devices/{udid}", MDM_GET, api_device_show},
-    {"/v1/devices/{udid}", MDM_DELETE, api_device_remove},
-    {"/v1/devices/{udid}/reenroll", MDM_POST, api_device_reenroll},
-    {"/v1/devices/{udid}/declarations", MDM_GET, api_device_declarations},
-    {"/v1/devices/{udid}/commands", MDM_GET, api_device_commands_list},
-    {"/v1/devices/{udid}/commands", MDM_POST, api_device_command_enqueue},
-    {"/v1/devices/{udid}/commands", MDM_DELETE, api_device_commands_clear},
-    {"/v1/devices/{udid}/commands/{uuid}", MDM_GET, api_device_command_show},
-    {"/v1/devices/{udid}/commands/{uuid}", MDM_DELETE, api_device_command_cancel},
-    {"/v1/commands", MDM_POST, api_commands_enqueue},
-    {"/v1/device-groups", MDM_GET, api_groups_list},
-    {"/v1/device-groups", MDM_POST, api_group_create},
-    {"/v1/device-groups/{name}", MDM_GET, api_group_show},
-    {"/v1/device-groups/{name}", MDM_PATCH, api_group_rename},
-    {"/v1/device-groups/{name}", MDM_DELETE, api_group_delete},
-    {"/v1/device-groups/{name}/members", MDM_POST, api_group_members_add},
-    {"/v1/device-groups/{name}/members", MDM_DELETE, api_group_members_remove},
-    {"/v1/push", MDM_POST, api_push},
-    {"/v1/pushcert", MDM_GET, api_pushcert_show},
-    {"/v1/pushcert", MDM_PUT, api_pushcert_put},
-    {"/v1/apikeys", MDM_GET, api_apikeys_list},
-    {"/v1/apikeys", MDM_POST, api_apikey_create},
-    {"/v1/apikeys/{id}", MDM_DELETE, api_apikey_delete},
-    {"/v1/certificates/{sha256}/revoke", MDM_POST, api_cert_revoke},
-    {"/v1/revocations", MDM_GET, api_revocations},
-    {"/v1/enrollment-tokens", MDM_GET, api_enroll_tokens_list},
-    {"/v1/enrollment-tokens", MDM_POST, api_enroll_token_create},
-    {"/v1/enrollment-tokens/{id}", MDM_DELETE, api_enroll_token_delete},
-    {"/v1/events", MDM_GET, api_events},
-    {"/v1/webhooks/dead-letters", MDM_GET, api_webhook_dead_list},
-    {"/v1/webhooks/dead-letters/retry", MDM_POST, api_webhook_dead_retry_all},
-    {"/v1/webhooks/dead-letters/{id}", MDM_DELETE, api_webhook_dead_delete},
-    {"/v1/webhooks/dead-letters/{id}/retry", MDM_POST, api_webhook_dead_retry},
-    {"/v1/ca", MDM_GET, api_ca_list},
-    {"/v1/ca/{name}/certificates", MDM_GET, api_ca_certificates},
-    {"/v1/ca/{name}/certificates/{serial}/revoke", MDM_POST, api_ca_revoke},
-    {"/v1/ca/{name}/challenges", MDM_POST, api_ca_challenges},
-    {"/v1/sessions", MDM_POST, api_session_create},
-    {"/v1/sessions/current", MDM_GET, api_session_show},
-    {"/v1/sessions/current", MDM_DELETE, api_session_delete},
-    {"/v1/dashboard", MDM_GET, api_dashboard},
-    {"/v1/commands", MDM_GET, api_commands_list},
-    {"/v1/commands/{uuid}", MDM_GET, api_command_show},
-    {"/v1/enrollment", MDM_GET, api_enrollment_show},
+    {"/v1/policies", MDM_GET, api_policies_list, API_ROLE_VIEWER, NULL},
+    {"/v1/policies", MDM_POST, api_policy_create, API_ROLE_OPERATOR, "policy.create"},
+    {"/v1/policies/{id}", MDM_GET, api_policy_show, API_ROLE_VIEWER, NULL},
+    {"/v1/policies/{id}", MDM_PUT, api_policy_update, API_ROLE_OPERATOR, "policy.update"},
+    {"/v1/policies/{id}", MDM_DELETE, api_policy_delete, API_ROLE_OPERATOR, "policy.delete"},
+    {"/v1/policies/{id}/status", MDM_GET, api_policy_status, API_ROLE_VIEWER, NULL},
+    {"/v1/policies/{id}/preview", MDM_GET, api_policy_preview, API_ROLE_VIEWER, NULL},
+    {"/v1/policy-variables", MDM_GET, api_policy_variables, API_ROLE_VIEWER, NULL},
+    {"/v1/certificates/inspect", MDM_POST, api_certificate_inspect, API_ROLE_VIEWER, NULL},
+    {"/v1/devices", MDM_GET, api_devices_list, API_ROLE_VIEWER, NULL},
+    {"/v1/devices/{udid}", MDM_GET, api_device_show, API_ROLE_VIEWER, NULL},
+    {"/v1/devices/{udid}", MDM_DELETE, api_device_remove, API_ROLE_OPERATOR, "device.remove"},
+    {"/v1/devices/{udid}/reenroll", MDM_POST, api_device_reenroll, API_ROLE_OPERATOR,
+     "device.reenroll"},
+    {"/v1/devices/{udid}/declarations", MDM_GET, api_device_declarations, API_ROLE_VIEWER, NULL},
+    {"/v1/devices/{udid}/commands", MDM_GET, api_device_commands_list, API_ROLE_VIEWER, NULL},
+    {"/v1/devices/{udid}/commands", MDM_POST, api_device_command_enqueue, API_ROLE_OPERATOR,
+     "device.command.enqueue"},
+    {"/v1/devices/{udid}/commands", MDM_DELETE, api_device_commands_clear, API_ROLE_OPERATOR,
+     "device.command.clear"},
+    {"/v1/devices/{udid}/commands/{uuid}", MDM_GET, api_device_command_show, API_ROLE_VIEWER, NULL},
+    {"/v1/devices/{udid}/commands/{uuid}", MDM_DELETE, api_device_command_cancel, API_ROLE_OPERATOR,
+     "device.command.cancel"},
+    {"/v1/commands", MDM_POST, api_commands_enqueue, API_ROLE_OPERATOR, "command.enqueue"},
+    {"/v1/device-groups", MDM_GET, api_groups_list, API_ROLE_VIEWER, NULL},
+    {"/v1/device-groups", MDM_POST, api_group_create, API_ROLE_OPERATOR, "group.create"},
+    {"/v1/device-groups/{name}", MDM_GET, api_group_show, API_ROLE_VIEWER, NULL},
+    {"/v1/device-groups/{name}", MDM_PATCH, api_group_rename, API_ROLE_OPERATOR, "group.rename"},
+    {"/v1/device-groups/{name}", MDM_DELETE, api_group_delete, API_ROLE_OPERATOR, "group.delete"},
+    {"/v1/device-groups/{name}/members", MDM_POST, api_group_members_add, API_ROLE_OPERATOR,
+     "group.members.add"},
+    {"/v1/device-groups/{name}/members", MDM_DELETE, api_group_members_remove, API_ROLE_OPERATOR,
+     "group.members.remove"},
+    {"/v1/push", MDM_POST, api_push, API_ROLE_OPERATOR, "push.send"},
+    {"/v1/pushcert", MDM_GET, api_pushcert_show, API_ROLE_VIEWER, NULL},
+    {"/v1/pushcert", MDM_PUT, api_pushcert_put, API_ROLE_ADMIN, "pushcert.update"},
+    {"/v1/apikeys", MDM_GET, api_apikeys_list, API_ROLE_ADMIN, NULL},
+    {"/v1/apikeys", MDM_POST, api_apikey_create, API_ROLE_ADMIN, "apikey.create"},
+    {"/v1/apikeys/{id}", MDM_DELETE, api_apikey_delete, API_ROLE_ADMIN, "apikey.delete"},
+    {"/v1/certificates/{sha256}/revoke", MDM_POST, api_cert_revoke, API_ROLE_ADMIN,
+     "certificate.revoke"},
+    {"/v1/revocations", MDM_GET, api_revocations, API_ROLE_VIEWER, NULL},
+    {"/v1/enrollment-tokens", MDM_GET, api_enroll_tokens_list, API_ROLE_VIEWER, NULL},
+    {"/v1/enrollment-tokens", MDM_POST, api_enroll_token_create, API_ROLE_OPERATOR,
+     "enrollment_token.create"},
+    {"/v1/enrollment-tokens/{id}", MDM_DELETE, api_enroll_token_delete, API_ROLE_OPERATOR,
+     "enrollment_token.delete"},
+    {"/v1/events", MDM_GET, api_events, API_ROLE_VIEWER, NULL},
+    {"/v1/webhooks/dead-letters", MDM_GET, api_webhook_dead_list, API_ROLE_VIEWER, NULL},
+    {"/v1/webhooks/dead-letters/retry", MDM_POST, api_webhook_dead_retry_all, API_ROLE_ADMIN,
+     "webhook.dead_letter.retry"},
+    {"/v1/webhooks/dead-letters/{id}", MDM_DELETE, api_webhook_dead_delete, API_ROLE_ADMIN,
+     "webhook.dead_letter.delete"},
+    {"/v1/webhooks/dead-letters/{id}/retry", MDM_POST, api_webhook_dead_retry, API_ROLE_ADMIN,
+     "webhook.dead_letter.retry"},
+    {"/v1/ca", MDM_GET, api_ca_list, API_ROLE_VIEWER, NULL},
+    {"/v1/ca/{name}/certificates", MDM_GET, api_ca_certificates, API_ROLE_VIEWER, NULL},
+    {"/v1/ca/{name}/certificates/{serial}/revoke", MDM_POST, api_ca_revoke, API_ROLE_ADMIN,
+     "ca.certificate.revoke"},
+    {"/v1/ca/{name}/challenges", MDM_POST, api_ca_challenges, API_ROLE_OPERATOR,
+     "ca.challenge.create"},
+    {"/v1/sessions", MDM_POST, api_session_create, API_ROLE_ANYONE, "session.create"},
+    {"/v1/sessions/current", MDM_GET, api_session_show, API_ROLE_VIEWER, NULL},
+    {"/v1/sessions/current", MDM_DELETE, api_session_delete, API_ROLE_VIEWER, "session.delete"},
+    {"/v1/sessions/current/password", MDM_POST, api_session_password, API_ROLE_VIEWER,
+     "session.password"},
+    {"/v1/operators", MDM_GET, api_operators_list, API_ROLE_ADMIN, NULL},
+    {"/v1/operators", MDM_POST, api_operator_create, API_ROLE_ADMIN, "operator.create"},
+    {"/v1/operators/{name}", MDM_PATCH, api_operator_update, API_ROLE_ADMIN, "operator.update"},
+    {"/v1/operators/{name}", MDM_DELETE, api_operator_delete, API_ROLE_ADMIN, "operator.delete"},
+    {"/v1/audit", MDM_GET, api_audit_list, API_ROLE_OPERATOR, NULL},
+    {"/v1/dashboard", MDM_GET, api_dashboard, API_ROLE_VIEWER, NULL},
+    {"/v1/commands", MDM_GET, api_commands_list, API_ROLE_VIEWER, NULL},
+    {"/v1/commands/{uuid}", MDM_GET, api_command_show, API_ROLE_VIEWER, NULL},
+    {"/v1/enrollment", MDM_GET, api_enrollment_show, API_ROLE_VIEWER, NULL},
 };
-
-static const char *const method_names[] = {
-    [MDM_GET] = "GET",     [MDM_POST] = "POST", [MDM_PUT] = "PUT",    [MDM_DELETE] = "DELETE",
-    [MDM_PATCH] = "PATCH", [MDM_HEAD] = "HEAD", [MDM_OTHER] = "OTHER"};
 
 const struct api_route *mdm_api_routes(size_t *n)
 {
@@ -344,6 +450,12 @@ void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t 
             api_reply_error(&c, 400, "path", "path segment %d is not valid UTF-8", i + 2);
             goto out;
         }
+    /* The role before anything else of the request is looked at: a call beyond the caller's
+     * role is refused whatever its body. */
+    route = match_route(&c, &allowed, &pattern);
+    c.route = route;
+    if (route != NULL && !role_allowed(&c, route))
+        goto out;
     if (req->body_len > 0) {
         if (!mdm_content_type_is(mdm_header(req, "Content-Type"), "application/json") &&
             mdm_header(req, "Content-Type") != NULL) {
@@ -355,9 +467,9 @@ void mdm_api_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t 
             goto out;
         }
     }
-    route = match_route(&c, &allowed, &pattern);
     if (route != NULL) {
         route->fn(&c);
+        api_audit_after(&c);
     } else if (allowed == 0) {
         api_reply_error(&c, 404, NULL, "no such endpoint: see docs/openapi.yaml");
     } else {

@@ -8,6 +8,15 @@
 
 #include "mdm/mdm_int.h"
 
+/* Who makes a request: an operator account or an API key, and its role. */
+struct api_actor {
+    enum store_role role;  /* STORE_ROLE_NONE until authenticated */
+    const char *type;      /* "operator", "api_key" (NULL until authenticated) */
+    char name[256];        /* the account's name, the key's name, "bootstrap" (config api_key) */
+    int64_t operator_id;   /* the account, 0 for a key */
+    char session_hash[65]; /* the console session's id hash, "" without a session */
+};
+
 /* A routed /v1 request: the path split into segments, the parsed body. */
 struct api_call {
     struct mdm_ctx *ctx;
@@ -17,16 +26,46 @@ struct api_call {
     const char *seg[6]; /* path segments after /v1 (decoded) */
     int nseg;
     json_t *body; /* parsed JSON body, or NULL */
+    struct api_actor actor;
+    const struct api_route *route; /* the matched row */
+    /* What the audit entry of a successful change says (mdm/audit.c); handlers may set them
+     * (api_audit_object, api_audit_summary), else they are derived from the path and body. */
+    char audit_object[256];
+    char audit_summary[512];
 };
 
 /*
+ * The least role a route needs.  Every row of the route table names one: a row left at
+ * API_ROLE_UNSET is refused (500) and fails the route test.  API_ROLE_ANYONE is for signing
+ * in only.
+ */
+enum api_role {
+    API_ROLE_UNSET = 0,
+    API_ROLE_ANYONE,
+    API_ROLE_VIEWER,
+    API_ROLE_OPERATOR,
+    API_ROLE_ADMIN,
+};
+/* The actor is an API key with role and name (NULL: the configuration's api_key). */
+void api_actor_key(struct api_call *c, enum store_role role, const char *name);
+/* "GET", "POST", ... */
+const char *api_method_name(enum mdm_method m);
+/* "anyone", "viewer", "operator", "admin" ("unset"). */
+const char *api_role_name(enum api_role r);
+/* Does an actor with role have what need asks for? */
+bool api_role_allows(enum api_role need, enum store_role role);
+
+/*
  * A /v1 route: a pattern such as "/v1/devices/{udid}" ("{x}" is one path segment, read from
- * seg[]), one method, and its handler.
+ * seg[]), one method, its handler, the least role it needs, and the audit action a
+ * successful call records ("policy.update"; NULL for a route that changes nothing).
  */
 struct api_route {
     const char *pattern;
     enum mdm_method method;
     void (*fn)(struct api_call *c);
+    enum api_role role;
+    const char *action;
 };
 /* Every route, one row per pattern and method (docs/openapi.yaml describes exactly these). */
 const struct api_route *mdm_api_routes(size_t *n);
@@ -130,6 +169,36 @@ void api_enrollment_show(struct api_call *c);
 void api_session_create(struct api_call *c);
 void api_session_show(struct api_call *c);
 void api_session_delete(struct api_call *c);
+void api_session_password(struct api_call *c);
+/* Operator accounts (mdm/api_operators.c): /v1/operators[/{name}]. */
+void api_operators_list(struct api_call *c);
+void api_operator_create(struct api_call *c);
+void api_operator_update(struct api_call *c);
+void api_operator_delete(struct api_call *c);
+/* The audit log (mdm/audit.c): GET /v1/audit. */
+void api_audit_list(struct api_call *c);
+/* Set the object or the summary of the call's audit entry (printf-style, cut to fit). */
+void api_audit_object(struct api_call *c, const char *fmt, ...) PRINTF(2, 3);
+void api_audit_summary(struct api_call *c, const char *fmt, ...) PRINTF(2, 3);
+/*
+ * Record an audit entry for the call now, with the call's actor (or, when it has none, the
+ * actor type and name given): written right after the change, an error only logged; with
+ * webhook_audit also sent as the webhook event audit.<action>.
+ */
+void api_audit_write(struct api_call *c, const char *action, const char *actor_type,
+                     const char *actor_name, const char *object, const char *summary);
+/* After a route ran: the audit entry of a successful change (mdm/audit.c). */
+void api_audit_after(struct api_call *c);
+
+/* Passwords of operator accounts (mdm/api_operators.c). */
+#define API_PASSWORD_MIN 12
+#define API_PASSWORD_MAX 256
+/* SCEPTER_EINVAL naming field unless pw fits the password policy (12 to 256 bytes). */
+int api_password_check(const char *pw, const char *field, struct scepter_error *err) WUR;
+/* libsodium's Argon2id string for pw into out; -1 when out of memory. */
+int api_password_hash(const char *pw, char out[128]) WUR;
+/* Does pw match the stored hash? */
+bool api_password_verify(const char *hash, const char *pw);
 /*
  * The session cookie in the /v1 authorisation step: 1 authorised (a live session, with the
  * CSRF token on a state-changing method; or POST /v1/sessions, which checks its own key), 0

@@ -146,9 +146,10 @@ void api_apikeys_list(struct api_call *c)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o,s:o}", "id", (json_int_t)k[i].id,
+        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:o,s:o}", "id", (json_int_t)k[i].id,
                                              "name", k[i].name, "hash_prefix", k[i].hash_prefix,
-                                             "created", api_time(k[i].created), "last_used",
+                                             "role", store_role_name(k[i].role), "created",
+                                             api_time(k[i].created), "last_used",
                                              api_time(k[i].last_used)));
     store_apikeys_free(k, n);
     api_reply_json(c, 200, json_pack("{s:o}", "api_keys", arr));
@@ -156,21 +157,29 @@ void api_apikeys_list(struct api_call *c)
 
 void api_apikey_create(struct api_call *c)
 {
-    static const char *const keys[] = {"name", NULL};
+    static const char *const keys[] = {"name", "role", NULL};
     struct scepter_error err;
-    const char *name = NULL;
+    const char *name = NULL, *role_name = "operator";
+    enum store_role role = STORE_ROLE_NONE;
     unsigned char raw[32], md[CRYPTO_SHA256_LEN];
     char hex[CRYPTO_SHA256_HEX_LEN], *key;
     int64_t id = 0;
     if (!api_need_body(c))
         return;
     if (jsonx_only_keys(c->body, keys, "", &err) != 0 ||
-        jsonx_get_string(c->body, "name", "", true, &name, &err) != 0) {
+        jsonx_get_string(c->body, "name", "", true, &name, &err) != 0 ||
+        jsonx_get_string(c->body, "role", "", false, &role_name, &err) < 0) {
         api_reply_scepter_error(c, &err);
         return;
     }
     if (*name == '\0' || strlen(name) > 128) {
         api_reply_error(c, 400, "name", "name: must be 1 to 128 characters");
+        return;
+    }
+    /* Without "role" a new key is an operator: keys for automation rarely need accounts. */
+    if (store_role_parse(role_name, &role) != 0) {
+        api_reply_error(c, 400, "role", "role: '%s' is not one of admin, operator, viewer",
+                        role_name);
         return;
     }
     RAND_bytes(raw, sizeof(raw));
@@ -179,15 +188,17 @@ void api_apikey_create(struct api_call *c)
     free(hexkey);
     crypto_sha256(key, strlen(key), md);
     hex_encode_to(md, sizeof(md), hex, false);
-    if (store_apikey_create(c->ctx->store, name, hex, c->now, &id, &err) != 0) {
+    if (store_apikey_create(c->ctx->store, name, hex, role, c->now, &id, &err) != 0) {
         free(key);
         api_reply_scepter_error(c, &err);
         return;
     }
-    log_kv(LOG_LVL_INFO, "apikey_created", "name", name, NULL);
+    log_kv(LOG_LVL_INFO, "apikey_created", "name", name, "role", store_role_name(role), NULL);
+    api_audit_summary(c, "name %s, role %s", name, store_role_name(role));
     api_reply_json(c, 201,
-                   json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "name", name, "key", key,
-                             "note", "the key is shown once; only its hash is stored"));
+                   json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "name", name, "role",
+                             store_role_name(role), "key", key, "note",
+                             "the key is shown once; only its hash is stored"));
     OPENSSL_cleanse(key, strlen(key));
     free(key);
 }

@@ -39,5 +39,7 @@ void mdm_console_root(struct mdm_ctx *ctx, const struct mdm_request *req, int64_
                       struct mdm_reply *reply);
 /* Retention: delete console sessions that can no longer be used (the retention job). */
 void mdm_sessions_purge(struct store *st, const struct cfg *cfg, int64_t now);
+/* Delete audit entries older than audit_retention_days (mdm/audit.c). */
+void mdm_audit_purge(struct store *st, const struct cfg *cfg, int64_t now);
 
 #endif

@@ -43,6 +43,7 @@ static void retention_run(struct mdm_runtime *rt, int64_t now)
     size_t deleted = 0;
 
     mdm_sessions_purge(rt->store, conf->cfg, now); /* console sessions (mdm/api_session.c) */
+    mdm_audit_purge(rt->store, conf->cfg, now);    /* audit_retention_days (mdm/audit.c) */
     mdm_conf_put(rt->srv, conf);
     if (days <= 0)
         return;

@@ -6,16 +6,22 @@
  *   scepter migrate                               apply the store's migrations and exit
  *   scepter healthcheck [--url URL]               GET /healthz of the local server (Docker)
  *   scepter ca init --out DIR [--cn NAME] [--bits N]   create a SCEP CA (ca.pem, ca.key)
+ *   scepter operator bootstrap NAME [--force] [--password-file F | --password-stdin]
+ *                                                 [--config FILE] [--KEY=VALUE ...]
+ *                                                 the first admin account, in the store
  *   scepter --help
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/xmalloc.h"
 #include "config/config.h"
 #include "mdm/mdm.h"
 #ifndef SCEPTER_CONFIG_ONLY
@@ -32,6 +38,9 @@ static void usage(FILE *fp)
           "       scepter migrate [--config FILE] [--KEY=VALUE ...]\n"
           "       scepter healthcheck [--url URL] [--config FILE]\n"
           "       scepter ca init --out DIR [--cn NAME] [--bits 2048..8192]\n"
+          "       scepter operator bootstrap NAME [--force] [--password-file F | "
+          "--password-stdin]\n"
+          "                                  [--config FILE] [--KEY=VALUE ...]\n"
           "\n"
           "Scepter, an Apple MDM server.  Every configuration key can be given in the INI\n"
           "file (--config, $SCEPTER_CONFIG, ./scepter.conf or /etc/scepter/scepter.conf), as\n"
@@ -132,6 +141,106 @@ static int ca_command(int argc, char **argv)
 }
 #endif
 
+#ifndef SCEPTER_CONFIG_ONLY
+/* The password of `operator bootstrap`: a file or stdin (one line, the newline dropped). */
+static int bootstrap_password(const char *file, char *out, size_t outlen)
+{
+    struct scepter_error err;
+    FILE *fp = stdin;
+    size_t n;
+
+    if (file != NULL) {
+        unsigned char *data = NULL;
+        size_t len = 0;
+        if (file_read(file, outlen - 1, &data, &len, &err) != 0) {
+            fprintf(stderr, "scepter operator bootstrap: --password-file: %s\n", err.msg);
+            return 2;
+        }
+        str_copy(out, outlen, (const char *)data);
+        explicit_bzero(data, len);
+        free(data);
+    } else if (fgets(out, (int)outlen, fp) == NULL) {
+        fputs("scepter operator bootstrap: no password on stdin (use --password-stdin or "
+              "--password-file F)\n",
+              stderr);
+        return 2;
+    }
+    n = strlen(out);
+    if (n > 0 && out[n - 1] == '\n')
+        out[--n] = '\0';
+    if (n > 0 && out[n - 1] == '\r')
+        out[--n] = '\0';
+    return 0;
+}
+
+/* scepter operator bootstrap NAME: the first admin account, straight into the store of the
+ * configuration (the server need not run). */
+static int operator_command(int argc, char **argv)
+{
+    const char *name = NULL, *pwfile = NULL;
+    bool force = false, from_stdin = false;
+    struct scepter_error err;
+    struct store *s = NULL;
+    struct cfg *cfg;
+    char pw[1024];
+    int rc, nrest = 0;
+    char **rest = xcalloc((size_t)argc, sizeof(char *));
+
+    if (argc < 4 || strcmp(argv[2], "bootstrap") != 0) {
+        free(rest);
+        fputs("usage: scepter operator bootstrap NAME [--force] [--password-file F | "
+              "--password-stdin] [--config FILE] [--KEY=VALUE ...]\n",
+              stderr);
+        return 2;
+    }
+    name = argv[3];
+    for (int i = 4; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0)
+            force = true;
+        else if (strcmp(argv[i], "--password-stdin") == 0)
+            from_stdin = true;
+        else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
+            pwfile = argv[++i];
+        else
+            rest[nrest++] = argv[i]; /* --config and --KEY=VALUE */
+    }
+    if (pwfile == NULL && !from_stdin) {
+        free(rest);
+        fputs("scepter operator bootstrap: give the password with --password-file F or "
+              "--password-stdin\n",
+              stderr);
+        return 2;
+    }
+    cfg = cfg_load(NULL, nrest, rest, environ, &err);
+    free(rest);
+    if (cfg == NULL) {
+        fprintf(stderr, "scepter: %s\n", err.msg);
+        return 2;
+    }
+    if ((rc = bootstrap_password(pwfile, pw, sizeof(pw))) != 0) {
+        cfg_free(cfg);
+        return rc;
+    }
+    store_set_timeout_ms((int)cfg->store_timeout * 1000);
+    if (store_open(cfg->store, &s, &err) != 0) {
+        fprintf(stderr, "scepter operator bootstrap: %s\n", err.msg);
+        explicit_bzero(pw, sizeof(pw));
+        cfg_free(cfg);
+        return 1;
+    }
+    rc = mdm_operator_bootstrap(s, name, pw, force, (int64_t)time(NULL), &err);
+    explicit_bzero(pw, sizeof(pw));
+    store_close(s);
+    cfg_free(cfg);
+    if (rc != 0) {
+        fprintf(stderr, "scepter operator bootstrap: %s\n", err.msg);
+        return rc == SCEPTER_ECONFLICT ? 4 : rc == SCEPTER_EINVAL ? 2 : 1;
+    }
+    printf("admin account '%s' ready: sign in to the console with its name and password\n", name);
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     struct scepter_error err;
@@ -146,6 +255,8 @@ int main(int argc, char **argv)
 #ifndef SCEPTER_CONFIG_ONLY
     if (argc > 1 && strcmp(argv[1], "ca") == 0)
         return ca_command(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "operator") == 0)
+        return operator_command(argc, argv);
 #endif
     if (argc > 1 && (strcmp(argv[1], "config") == 0 || strcmp(argv[1], "migrate") == 0 ||
                      strcmp(argv[1], "healthcheck") == 0)) {

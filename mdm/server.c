@@ -920,6 +920,9 @@ int mdm_serve(struct cfg *cfg, struct scepter_error *err)
     }
     rt.srv->rt = &rt;
     rt.store = main_store;
+    /* The first admin account from the configuration (mdm/api_operators.c). */
+    if ((rc = mdm_operator_bootstrap_config(cfg, main_store, (int64_t)time(NULL), err)) != 0)
+        goto out;
     if (str_empty(cfg->listen) && str_empty(cfg->listen_http)) {
         rc = scepter_err(err, SCEPTER_EINVAL, "listen", "listen and listen_http are both empty");
         goto out;

@@ -5,7 +5,7 @@
 set -eu
 
 BUILD="build-essential cmake pkg-config libevent-dev libssl-dev libplist-dev libjansson-dev
-libinih-dev libsqlite3-dev libpq-dev libnghttp2-dev"
+libinih-dev libsqlite3-dev libpq-dev libnghttp2-dev libsodium-dev"
 RUN="$BUILD openssl"
 TEST="$RUN libcriterion-dev postgresql-15 postgresql-client-15 scep nodejs ca-certificates
 python3 python3-yaml clang-format clang-tidy git"
@@ -22,7 +22,7 @@ FUZZ="$BUILD libcriterion-dev clang libclang-rt-14-dev"
 RUNTIME="libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7
 libevent-pthreads-2.1-7
 libssl3 libplist3
-libjansson4 libinih1 libsqlite3-0 libpq5 libnghttp2-14 ca-certificates openssl"
+libjansson4 libinih1 libsqlite3-0 libpq5 libnghttp2-14 libsodium23 ca-certificates openssl"
 
 case "${1:-}" in
 build) want=$BUILD ;;

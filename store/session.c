@@ -51,11 +51,49 @@ int store_session_create(struct store *s, const char *hash_hex, const char *csrf
     return rc;
 }
 
-/* The stored key that signed in, when it still exists (NULL: the bootstrap key, or deleted). */
+static const struct store_sql SQL_SESSION_CREATE_OPERATOR = {
+    "session_create_operator",
+    "INSERT INTO sessions (hash, csrf_token, key_hash, peer, created, expires, last_seen,"
+    " operator_id) VALUES ($1, $2, '', $3, $4, $5, $4, $6) ON CONFLICT (hash) DO NOTHING",
+    NULL, NULL};
+
+int store_session_create_operator(struct store *s, const char *hash_hex, const char *csrf_token,
+                                  int64_t operator_id, const char *peer, int64_t now,
+                                  int64_t expires, struct scepter_error *err)
+{
+    char hash[65];
+    int64_t changes = 0;
+    int rc;
+
+    if ((rc = store_norm_sha256(hash_hex, hash, "hash", err)) != 0 ||
+        (rc = store_check_str(csrf_token, MAX_TOKEN_LEN, "csrf_token", err)) != 0)
+        return rc;
+    if (peer != NULL && strlen(peer) > MAX_PEER_LEN)
+        return scepter_err(err, SCEPTER_EINVAL, "peer", "peer: at most %d characters",
+                           MAX_PEER_LEN);
+    if (expires <= now)
+        return scepter_err(err, SCEPTER_EINVAL, "expires", "expires: must be after now");
+    if (operator_id <= 0)
+        return scepter_err(err, SCEPTER_EINVAL, "operator_id", "operator_id: not an account");
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(hash), P_TEXT(csrf_token), P_TEXT(peer ? peer : ""),
+                          P_INT(now),   P_INT(expires),     P_INT(operator_id)};
+        rc = db_exec(s, &SQL_SESSION_CREATE_OPERATOR, p, ARRAY_LEN(p), &changes, err);
+        if (rc == 0 && changes == 0)
+            rc = scepter_err(err, SCEPTER_ECONFLICT, "hash", "hash: this session exists already");
+    }
+    return rc;
+}
+
+/* The stored key that signed in, when it still exists (NULL: the bootstrap key, or deleted),
+ * or the account that did, with their roles now. */
 static const struct store_sql SQL_SESSION_GET = {
     "session_get",
-    "SELECT s.csrf_token, s.key_hash, s.created, s.expires, s.last_seen, s.revoked,"
-    " (SELECT a.id FROM apikeys a WHERE a.hash = s.key_hash) FROM sessions s WHERE s.hash = $1",
+    "SELECT s.csrf_token, s.key_hash, s.created, s.expires, s.last_seen, s.revoked, a.id,"
+    " s.operator_id, o.name, o.role, o.disabled, a.name, a.role FROM sessions s"
+    " LEFT JOIN apikeys a ON a.hash = s.key_hash AND s.operator_id IS NULL"
+    " LEFT JOIN operators o ON o.id = s.operator_id WHERE s.hash = $1",
     NULL, NULL};
 
 int store_session_get(struct store *s, const char *hash_hex, struct store_session *out,
@@ -80,6 +118,19 @@ int store_session_get(struct store *s, const char *hash_hex, struct store_sessio
             out->last_seen = db_int(&r, 4);
             out->revoked = db_int(&r, 5);
             out->apikey_id = db_isnull(&r, 6) ? 0 : db_int(&r, 6);
+            out->operator_id = db_isnull(&r, 7) ? 0 : db_int(&r, 7);
+            if (out->operator_id != 0 && !db_isnull(&r, 8)) {
+                str_copy(out->actor, sizeof(out->actor), db_text(&r, 8));
+                if (store_role_parse(db_text(&r, 9), &out->role) != 0)
+                    out->role = STORE_ROLE_NONE;
+                out->operator_disabled = db_int(&r, 10) != 0;
+            } else if (out->operator_id != 0) {
+                out->operator_disabled = true; /* the account is gone */
+            } else if (out->apikey_id != 0) {
+                str_copy(out->actor, sizeof(out->actor), db_text(&r, 11));
+                if (store_role_parse(db_text(&r, 12), &out->role) != 0)
+                    out->role = STORE_ROLE_NONE;
+            }
             rc = 0;
         } else if (rc == 0) {
             rc = scepter_err(err, SCEPTER_ENOTFOUND, "session", "no such session");

@@ -744,15 +744,33 @@ int store_ddm_cert_device(struct store *s, const char *cert_hash, char **device_
 /* ---------------------------------------------------------------------------------------- */
 /* API keys (only SHA-256 hashes are stored)                                                 */
 
+/* Roles of operator accounts and API keys, ordered: each can do what the ones below can. */
+enum store_role {
+    STORE_ROLE_NONE = 0, /* unset: refused everywhere */
+    STORE_ROLE_VIEWER,   /* reads */
+    STORE_ROLE_OPERATOR, /* policies, groups, commands, pushes, devices */
+    STORE_ROLE_ADMIN,    /* everything: accounts, API keys, push certificate, revocations */
+};
+/* "viewer", "operator", "admin" ("none" for anything else). */
+const char *store_role_name(enum store_role r);
+/* The role named s into *out: 0, or -1 (and STORE_ROLE_NONE) for anything else. */
+int store_role_parse(const char *s, enum store_role *out);
+
 struct store_apikey {
     int64_t id;
     char *name;
     char *hash_prefix; /* first 8 hex digits, to tell keys apart */
     int64_t created, last_used;
+    enum store_role role;
 };
 void store_apikeys_free(struct store_apikey *k, size_t n);
-int store_apikey_create(struct store *s, const char *name, const char *hash_hex, int64_t now,
-                        int64_t *id, struct scepter_error *err) WUR;
+int store_apikey_create(struct store *s, const char *name, const char *hash_hex,
+                        enum store_role role, int64_t now, int64_t *id,
+                        struct scepter_error *err) WUR;
+/* The key whose hash is hash_hex: its id, role and name (*name: caller frees) into the
+ * outputs; SCEPTER_EAUTH when there is none. */
+int store_apikey_auth(struct store *s, const char *hash_hex, int64_t *id, enum store_role *role,
+                      char **name, struct scepter_error *err) WUR;
 /* 0 when the hash belongs to a key (its id in *id), SCEPTER_EAUTH otherwise. */
 int store_apikey_check(struct store *s, const char *hash_hex, int64_t *id,
                        struct scepter_error *err) WUR;
@@ -767,8 +785,12 @@ int store_apikey_delete(struct store *s, int64_t id, struct scepter_error *err) 
 
 struct store_session {
     char csrf_token[129];
-    char key_hash[65]; /* SHA-256 (hex) of the API key that signed in */
-    int64_t apikey_id; /* that key's id when it is a stored key that still exists, else 0 */
+    char key_hash[65];      /* SHA-256 (hex) of the API key that signed in ("" for an account) */
+    int64_t apikey_id;      /* that key's id when it is a stored key that still exists, else 0 */
+    int64_t operator_id;    /* the operator account that signed in, 0 for an API key */
+    char actor[256];        /* that account's name, or the stored key's name ("" otherwise) */
+    enum store_role role;   /* the account's or stored key's role now (NONE otherwise) */
+    bool operator_disabled; /* the account is disabled */
     int64_t created;
     int64_t expires;   /* the session ends then, whatever its use */
     int64_t last_seen; /* the idle timeout counts from here */
@@ -779,6 +801,10 @@ struct store_session {
 int store_session_create(struct store *s, const char *hash_hex, const char *csrf_token,
                          const char *key_hash_hex, const char *peer, int64_t now, int64_t expires,
                          struct scepter_error *err) WUR;
+/* A new session signed in by operator account operator_id (key_hash ""). */
+int store_session_create_operator(struct store *s, const char *hash_hex, const char *csrf_token,
+                                  int64_t operator_id, const char *peer, int64_t now,
+                                  int64_t expires, struct scepter_error *err) WUR;
 /* The session whose id hashes to hash_hex, expired or revoked ones included (the caller
  * decides); SCEPTER_ENOTFOUND (field "session") when there is none. */
 int store_session_get(struct store *s, const char *hash_hex, struct store_session *out,
@@ -794,6 +820,91 @@ int store_session_revoke(struct store *s, const char *hash_hex, int64_t now,
  * idle_before, or revoked.  *deleted receives how many. */
 int store_session_purge(struct store *s, int64_t now, int64_t idle_before, int64_t *deleted,
                         struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Operator accounts (store/operators.c; the password hash is made by the caller)            */
+
+struct store_operator {
+    int64_t id;
+    char *name;
+    enum store_role role;
+    char *password_hash; /* crypto_pwhash_str string; NULL in lists */
+    bool disabled;
+    int64_t created, updated, password_changed, last_sign_in; /* last_sign_in 0 = never */
+};
+void store_operator_clear(struct store_operator *o);
+void store_operators_free(struct store_operator *v, size_t n);
+/* SCEPTER_EINVAL naming field unless name is 1-64 of [A-Za-z0-9._@-]. */
+int store_operator_name_check(const char *name, const char *field, struct scepter_error *err) WUR;
+/* A new account; SCEPTER_ECONFLICT (field "name") when the name is taken. */
+int store_operator_create(struct store *s, const char *name, enum store_role role,
+                          const char *password_hash, int64_t now, int64_t *id,
+                          struct scepter_error *err) WUR;
+/* One account with its hash (store_operator_clear); SCEPTER_ENOTFOUND. */
+int store_operator_get(struct store *s, const char *name, struct store_operator *out,
+                       struct scepter_error *err) WUR;
+/* Every account by name, without hashes. */
+int store_operator_list(struct store *s, struct store_operator **out, size_t *n,
+                        struct scepter_error *err) WUR;
+/* How many enabled admin accounts there are. */
+int store_operator_admins(struct store *s, int64_t *count, struct scepter_error *err) WUR;
+/* What an update changes; password_hash NULL = unchanged. */
+struct store_operator_change {
+    bool set_role;
+    enum store_role role;
+    bool set_disabled;
+    bool disabled;
+    const char *password_hash;
+};
+/*
+ * Change an account in one transaction: SCEPTER_ENOTFOUND, SCEPTER_ECONFLICT (field "role"
+ * or "disabled") when it would leave no enabled admin.  A new password revokes the account's
+ * sessions but keep_session_hash (NULL: all); disabling it revokes all; *revoked says how
+ * many.  *before (when non-NULL) receives the account as it was (store_operator_clear).
+ */
+int store_operator_update(struct store *s, const char *name, const struct store_operator_change *ch,
+                          const char *keep_session_hash, int64_t now, struct store_operator *before,
+                          int64_t *revoked, struct scepter_error *err) WUR;
+/* Delete an account and its sessions; SCEPTER_ENOTFOUND, SCEPTER_ECONFLICT for the last
+ * enabled admin. */
+int store_operator_delete(struct store *s, const char *name, struct scepter_error *err) WUR;
+/* last_sign_in = now. */
+int store_operator_signed_in(struct store *s, int64_t id, int64_t now,
+                             struct scepter_error *err) WUR;
+/* Revoke the live sessions of account id but keep_session_hash (NULL: all). */
+int store_operator_sessions_revoke(struct store *s, int64_t id, const char *keep_session_hash,
+                                   int64_t now, int64_t *revoked, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The audit log (store/audit.c)                                                             */
+
+struct store_audit_entry {
+    int64_t id, at;
+    char *actor_type; /* "operator", "api_key", "anonymous" (a refused sign-in) */
+    char *actor_name;
+    char *address; /* the client's address */
+    char *action;  /* "policy.update", "operator.create", "session.fail", ... */
+    char *route;   /* "PUT /v1/policies/{id}" */
+    char *object;  /* what was changed ("" when nothing names it) */
+    char *summary; /* short before/after, never a secret */
+};
+void store_audit_entries_free(struct store_audit_entry *v, size_t n);
+/* Append an entry (the strings of e are borrowed); its id into *id. */
+int store_audit_add(struct store *s, const struct store_audit_entry *e, int64_t *id,
+                    struct scepter_error *err) WUR;
+/* NULL / 0 fields do not filter.  action ending in '*' is a prefix. */
+struct store_audit_filter {
+    const char *actor, *action, *object;
+    int64_t since, until; /* at within [since, until]; until 0 = no end */
+    int64_t before;       /* id < before (paging), 0 = from the newest */
+    size_t limit;         /* 0 or over 1000: 1000 */
+};
+/* Entries newest first (by id). */
+int store_audit_list(struct store *s, const struct store_audit_filter *f,
+                     struct store_audit_entry **out, size_t *n, struct scepter_error *err) WUR;
+/* Delete entries older than before (retention). */
+int store_audit_purge(struct store *s, int64_t before, int64_t *deleted,
+                      struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Outbox (events that must be delivered later, e.g. webhooks)                               */

@@ -580,8 +580,9 @@ int cmd_pushcert(int argc, char **argv)
 
 static void print_keys(json_t *r)
 {
-    static const char *const cols[] = {"id", "name", "hash_prefix", "created", "last_used", NULL};
-    static const char *const heads[] = {"ID", "NAME", "HASH", "CREATED", "LAST USED", NULL};
+    static const char *const cols[] = {"id",      "name",      "hash_prefix", "role",
+                                       "created", "last_used", NULL};
+    static const char *const heads[] = {"ID", "NAME", "HASH", "ROLE", "CREATED", "LAST USED", NULL};
     ctl_print_table(json_object_get(r, "api_keys"), cols, heads);
 }
 
@@ -595,8 +596,8 @@ static void print_new_key(json_t *r)
 
 int cmd_apikey(int argc, char **argv)
 {
-    const char *pos[1];
-    struct ctl_opt opts[] = {{NULL, false, NULL}};
+    const char *pos[1], *role = NULL;
+    struct ctl_opt opts[] = {{"role", true, &role}, {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
 
@@ -605,11 +606,13 @@ int cmd_apikey(int argc, char **argv)
     argv++;
 
     if (argc < 1 || ctl_parse_opts("scepterctl apikey", argc, argv, opts, pos, 1, &npos) != 0)
-        return usage("apikey", "list | create NAME | delete ID");
+        return usage("apikey", "list | create NAME [--role admin|operator|viewer] | delete ID");
     if (strcmp(argv[0], "list") == 0)
         return show_call("GET", "/v1/apikeys", NULL, &r, print_keys);
     if (strcmp(argv[0], "create") == 0 && npos == 1) {
         json_t *body = json_pack("{s:s}", "name", pos[0]);
+        if (role)
+            json_object_set_new(body, "role", json_string(role));
         int rc = ctl_call("POST", "/v1/apikeys", body, &r);
         json_decref(body);
         return show(rc, r, print_new_key);
@@ -620,5 +623,5 @@ int cmd_apikey(int argc, char **argv)
         free(path);
         return rc;
     }
-    return usage("apikey", "list | create NAME | delete ID");
+    return usage("apikey", "list | create NAME [--role admin|operator|viewer] | delete ID");
 }

@@ -65,6 +65,8 @@ int cmd_cert(int argc, char **argv);
 int cmd_enrollment_token(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_webhook(int argc, char **argv);
+int cmd_operator(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The operator API (mdm/ctl/client.c)                                                       */

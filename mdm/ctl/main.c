@@ -23,6 +23,11 @@ static const struct ctl_cmd g_groups[] = {
     {"push", cmd_push, "push UDID... [--group G]  -- wake devices now"},
     {"pushcert", cmd_pushcert, "pushcert show|upload ...  -- the APNs push certificate"},
     {"apikey", cmd_apikey, "apikey list|create|delete ...  -- operator API keys"},
+    {"operator", cmd_operator,
+     "operator list|create|set-role|passwd|disable|enable|delete ...  -- operator accounts"},
+    {"audit", cmd_audit,
+     "audit [--actor A] [--action X] [--object O] [--since T] [--until T] [--limit N] "
+     "[--before ID]  -- the audit log"},
     {"cert", cmd_cert,
      "cert revoke SHA256 [--reason R] | cert revocations [--device UDID]  -- "
      "device identity certificates"},

@@ -106,6 +106,13 @@ Test(config, errors_name_the_key_and_origin)
     char *const e4[] = {(char *)"SCEPTER_ENROLL_KEY_SIZE=3072", NULL};
     cr_assert_null(cfg_load("", 0, NULL, e4, &err));
     cr_assert(strstr(err.msg, "3072 is not one of 1024, 2048, 4096") != NULL, "%s", err.msg);
+    /* The first admin needs its name and its password file together. */
+    char *const e5[] = {(char *)"SCEPTER_BOOTSTRAP_ADMIN_NAME=root", NULL};
+    cr_assert_null(cfg_load("", 0, NULL, e5, &err));
+    cr_assert_str_eq(err.field, "bootstrap_admin_password_file");
+    char *const e6[] = {(char *)"SCEPTER_BOOTSTRAP_ADMIN_PASSWORD_FILE=/run/pw", NULL};
+    cr_assert_null(cfg_load("", 0, NULL, e6, &err));
+    cr_assert_str_eq(err.field, "bootstrap_admin_name");
     tu_rmtree(dir);
     free(dir);
     free(path);

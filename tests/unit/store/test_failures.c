@@ -509,7 +509,7 @@ static int c_group_delete(struct store *s, struct scepter_error *err)
 static int c_apikey_create(struct store *s, struct scepter_error *err)
 {
     hash_of("api-key-1");
-    return store_apikey_create(s, "ci", C.hash, T0, &C.apikey_id, err);
+    return store_apikey_create(s, "ci", C.hash, STORE_ROLE_ADMIN, T0, &C.apikey_id, err);
 }
 static int c_apikey_touch(struct store *s, struct scepter_error *err)
 {
@@ -634,6 +634,68 @@ static int c_session_purge(struct store *s, struct scepter_error *err)
     return store_session_purge(s, T0 + 7200, T0, &deleted, err);
 }
 
+/* operator accounts and the audit log */
+#define OP_HASH         "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"
+#define OP_SESSION_HASH "0be5104e" SESSION_HASH_TAIL
+static int64_t op_id;
+static int c_operator_create(struct store *s, struct scepter_error *err)
+{
+    return store_operator_create(s, "fail-admin", STORE_ROLE_ADMIN, OP_HASH, T0, &op_id, err);
+}
+/* A second account with a session, which the calls below change in turn. */
+static void p_operator(struct store *s)
+{
+    struct scepter_error err;
+    struct store_operator o = {0};
+    int64_t id = 0;
+    int rc = store_operator_create(s, "fail-viewer", STORE_ROLE_VIEWER, OP_HASH, T0, &id, &err);
+    cr_assert(rc == 0 || rc == SCEPTER_ECONFLICT, "%s", err.msg);
+    cr_assert_eq(store_operator_get(s, "fail-viewer", &o, &err), 0, "%s", err.msg);
+    rc = store_session_create_operator(s, OP_SESSION_HASH, "csrf", o.id, NULL, T0, T0 + 3600, &err);
+    cr_assert(rc == 0 || rc == SCEPTER_ECONFLICT, "%s", err.msg);
+    store_operator_clear(&o);
+}
+static int c_operator_update(struct store *s, struct scepter_error *err)
+{
+    struct store_operator_change ch = {
+        .set_role = true, .role = STORE_ROLE_OPERATOR, .password_hash = OP_HASH "x"};
+    int64_t revoked = 0;
+    return store_operator_update(s, "fail-viewer", &ch, NULL, T0 + 5, NULL, &revoked, err);
+}
+static int c_operator_signed_in(struct store *s, struct scepter_error *err)
+{
+    return store_operator_signed_in(s, op_id, T0 + 6, err);
+}
+static int c_session_create_operator(struct store *s, struct scepter_error *err)
+{
+    return store_session_create_operator(s, "0be5104f" SESSION_HASH_TAIL, "csrf", op_id, NULL, T0,
+                                         T0 + 3600, err);
+}
+static int c_operator_sessions_revoke(struct store *s, struct scepter_error *err)
+{
+    int64_t revoked = 0;
+    return store_operator_sessions_revoke(s, op_id, NULL, T0 + 7, &revoked, err);
+}
+static int c_operator_delete(struct store *s, struct scepter_error *err)
+{
+    return store_operator_delete(s, "fail-viewer", err);
+}
+static int c_audit_add(struct store *s, struct scepter_error *err)
+{
+    struct store_audit_entry e = {.at = T0,
+                                  .actor_type = (char *)"operator",
+                                  .actor_name = (char *)"fail-admin",
+                                  .action = (char *)"policy.create",
+                                  .route = (char *)"POST /v1/policies"};
+    int64_t id = 0;
+    return store_audit_add(s, &e, &id, err);
+}
+static int c_audit_purge(struct store *s, struct scepter_error *err)
+{
+    int64_t deleted = 0;
+    return store_audit_purge(s, T0 + 1, &deleted, err);
+}
+
 static int c_scep_cert_add(struct store *s, struct scepter_error *err)
 {
     char *dev = NULL;
@@ -710,6 +772,14 @@ static const struct fcase {
     {"store_session_touch", p_session, c_session_touch},
     {"store_session_revoke", p_session, c_session_revoke},
     {"store_session_purge", p_session, c_session_purge},
+    {"store_operator_create", NULL, c_operator_create},
+    {"store_operator_update", p_operator, c_operator_update},
+    {"store_operator_signed_in", NULL, c_operator_signed_in},
+    {"store_session_create_operator", NULL, c_session_create_operator},
+    {"store_operator_sessions_revoke", NULL, c_operator_sessions_revoke},
+    {"store_operator_delete", p_operator, c_operator_delete},
+    {"store_audit_add", NULL, c_audit_add},
+    {"store_audit_purge", NULL, c_audit_purge},
     {"store_scep_cert_add", NULL, c_scep_cert_add},
     {"store_scep_cert_revoke", NULL, c_scep_cert_revoke},
     {"store_retention", NULL, c_retention},
@@ -800,6 +870,13 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_scep_certs_list",
         "store_scep_challenge_peek",
         "store_session_get",
+        "store_role_parse",
+        "store_operator_name_check",
+        "store_operator_get",
+        "store_operator_list",
+        "store_operator_admins",
+        "store_apikey_auth",
+        "store_audit_list",
         "store_user_channels",
         "store_dashboard_get",
         "store_command_summaries",

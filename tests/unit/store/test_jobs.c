@@ -20,10 +20,13 @@ Test(jobs, apikeys)
 
     tf_hash("key-1", h1);
     tf_hash("key-2", h2);
-    cr_assert_eq(store_apikey_create(s, "ci", h1, T0, &id1, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_apikey_create(s, "again", h1, T0, &id3, &err), SCEPTER_ECONFLICT);
-    cr_assert_eq(store_apikey_create(s, "ops", h2, T0 + 1, &id2, &err), 0);
-    cr_assert_eq(store_apikey_create(s, "bad", "abc", T0, &id3, &err), SCEPTER_EINVAL);
+    cr_assert_eq(store_apikey_create(s, "ci", h1, STORE_ROLE_OPERATOR, T0, &id1, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(store_apikey_create(s, "again", h1, STORE_ROLE_OPERATOR, T0, &id3, &err),
+                 SCEPTER_ECONFLICT);
+    cr_assert_eq(store_apikey_create(s, "ops", h2, STORE_ROLE_OPERATOR, T0 + 1, &id2, &err), 0);
+    cr_assert_eq(store_apikey_create(s, "bad", "abc", STORE_ROLE_OPERATOR, T0, &id3, &err),
+                 SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "hash");
     cr_assert_eq(store_apikey_check(s, h2, &got, &err), 0);
     cr_assert_eq(got, id2);

@@ -105,7 +105,8 @@ Test(session, reports_the_stored_key_while_it_exists)
 
     tf_hash("session", h);
     tf_hash("a stored key", key);
-    cr_assert_eq(store_apikey_create(s, "ops", key, T0, &id, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_apikey_create(s, "ops", key, STORE_ROLE_ADMIN, T0, &id, &err), 0, "%s",
+                 err.msg);
     cr_assert_eq(store_session_create(s, h, "csrf", key, NULL, T0, T0 + 100, &err), 0, "%s",
                  err.msg);
     get_ok(s, h, &ss);
