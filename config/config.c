@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "common/file.h"
+#include "common/uuid.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -388,6 +389,32 @@ int cfg_validate(const struct cfg *cfg, struct scepter_error *err)
         return scepter_err(err, SCEPTER_EINVAL, "api_key",
                            "api_key: %zu characters; keys are %d to %d characters long",
                            strlen(cfg->api_key), CFG_API_KEY_MIN, CFG_API_KEY_MAX);
+    /* PKCS#12 identities last enroll_identity_days: renewing them earlier than that would
+     * renew every renewed identity again at once. */
+    if (cfg->identity_renew_days > 0 && cfg->identity_renew_days >= cfg->enroll_identity_days &&
+        !str_empty(cfg->device_ca_key_file) && str_empty(cfg->enroll_scep_ca) &&
+        str_empty(cfg->enroll_scep_url))
+        return scepter_err(err, SCEPTER_EINVAL, "identity_renew_days",
+                           "identity_renew_days: %lld is not shorter than enroll_identity_days "
+                           "(%lld): every renewed identity would be renewed again at once",
+                           (long long)cfg->identity_renew_days,
+                           (long long)cfg->enroll_identity_days);
+    if (str_empty(cfg->maid_server_uuid) != str_empty(cfg->maid_key_file))
+        return scepter_err(err, SCEPTER_EINVAL,
+                           str_empty(cfg->maid_server_uuid) ? "maid_server_uuid" : "maid_key_file",
+                           "%s: required with %s (GetToken needs both to issue verifiable tokens)",
+                           str_empty(cfg->maid_server_uuid) ? "maid_server_uuid" : "maid_key_file",
+                           str_empty(cfg->maid_server_uuid) ? "maid_key_file" : "maid_server_uuid");
+    if (!str_empty(cfg->maid_server_uuid) && !uuid_valid(cfg->maid_server_uuid))
+        return scepter_err(err, SCEPTER_EINVAL, "maid_server_uuid",
+                           "maid_server_uuid: '%s' is not a UUID (Apple Business Manager's "
+                           "server_uuid)",
+                           cfg->maid_server_uuid);
+    if (strcmp(cfg->shared_ipad_users, "accept") != 0 &&
+        strcmp(cfg->shared_ipad_users, "decline") != 0)
+        return scepter_err(err, SCEPTER_EINVAL, "shared_ipad_users",
+                           "shared_ipad_users: '%s' is not accept or decline",
+                           cfg->shared_ipad_users);
     if (str_empty(cfg->bootstrap_admin_name) != str_empty(cfg->bootstrap_admin_password_file))
         return scepter_err(err, SCEPTER_EINVAL,
                            str_empty(cfg->bootstrap_admin_name) ? "bootstrap_admin_name"

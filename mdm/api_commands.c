@@ -8,6 +8,9 @@
  *   DELETE /v1/devices/{udid}/commands/{uuid}    cancel one queued command
  *   POST   /v1/commands                          one command to devices and groups
  *   POST   /v1/push                              wake devices and groups now
+ *
+ * A queued command may carry "expires_in" (seconds or "10m", "7d"): from then on it is not
+ * delivered, and the expiry job (mdm/jobs.c) gives it the final status "Expired".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,7 @@ static json_t *queue_item_json(const struct store_queue_item *q)
     json_object_set_new(j, "last_notnow_at", api_time(q->last_notnow_at));
     json_object_set_new(j, "created", api_time(q->created));
     json_object_set_new(j, "result_at", api_time(q->result_at));
+    json_object_set_new(j, "expires", api_time(q->expires));
     return j;
 }
 
@@ -63,10 +67,35 @@ static int enrollment_exists(struct api_call *c, const char *id)
     return rc;
 }
 
-static int enqueue_opts(struct api_call *c, bool *push, int *priority)
+/* The longest expires_in: a year. */
+#define EXPIRES_IN_MAX (365 * 86400)
+
+/* obj's optional "expires_in" (seconds, or a duration such as "10m", "7d"; 1 s to 365 d) into
+ * *secs (0 when absent); SCEPTER_EINVAL naming field otherwise. */
+static int api_expires_in(json_t *obj, const char *field, int64_t *secs, struct scepter_error *err)
+{
+    json_t *v = obj ? json_object_get(obj, "expires_in") : NULL;
+
+    *secs = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_integer(v))
+        *secs = json_integer_value(v);
+    else if (!json_is_string(v) || str_to_duration(json_string_value(v), secs) != 0)
+        return scepter_err(err, SCEPTER_EINVAL, field,
+                           "%s: want a duration such as \"10m\", \"7d\" or a number of seconds",
+                           field);
+    if (*secs < 1 || *secs > EXPIRES_IN_MAX)
+        return scepter_err(err, SCEPTER_EINVAL, field,
+                           "%s: %lld is not between 1 second and 365 days", field,
+                           (long long)*secs);
+    return 0;
+}
+
+static int enqueue_opts(struct api_call *c, bool *push, int *priority, int64_t *expires)
 {
     struct scepter_error err;
-    int64_t prio = 0;
+    int64_t prio = 0, secs = 0;
     int rc;
 
     *push = true;
@@ -81,11 +110,17 @@ static int enqueue_opts(struct api_call *c, bool *push, int *priority)
         return -1;
     }
     *priority = (int)prio;
+    if (api_expires_in(c->body, "expires_in", &secs, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        return -1;
+    }
+    *expires = secs ? c->now + secs : 0;
     return 0;
 }
 
 /* The store's view of a parsed command (borrows cmd). */
-static void store_command_of(struct store_command *sc, const struct mdm_command *cmd, int priority)
+static void store_command_of(struct store_command *sc, const struct mdm_command *cmd, int priority,
+                             int64_t expires)
 {
     memset(sc, 0, sizeof(*sc));
     str_copy(sc->uuid, sizeof(sc->uuid), cmd->uuid);
@@ -93,6 +128,7 @@ static void store_command_of(struct store_command *sc, const struct mdm_command 
     sc->plist = (const unsigned char *)cmd->plist.data;
     sc->plist_len = cmd->plist.len;
     sc->priority = priority;
+    sc->expires = expires;
 }
 
 /* GET /v1/devices/{udid}/commands[?all=true][&user=]: the queue (and history with all). */
@@ -122,13 +158,14 @@ out:
 /* POST /v1/devices/{udid}/commands {"command": {...}, "push", "priority"}. */
 void api_device_command_enqueue(struct api_call *c)
 {
-    static const char *const keys[] = {"command", "push", "priority", NULL};
+    static const char *const keys[] = {"command", "push", "priority", "expires_in", NULL};
     struct scepter_error err;
     struct mdm_command cmd;
     struct store_command sc;
     json_t *spec = NULL;
     bool push;
     int priority;
+    int64_t expires = 0;
     char *eid = enrollment_of(c, c->seg[1]);
     const char *ids[1] = {eid};
 
@@ -140,13 +177,29 @@ void api_device_command_enqueue(struct api_call *c)
         api_reply_scepter_error(c, &err);
         goto out;
     }
-    if (enqueue_opts(c, &push, &priority) != 0)
+    if (enqueue_opts(c, &push, &priority, &expires) != 0)
         goto out;
-    if (mdm_command_from_json(spec, &cmd, &err) != 0) {
-        api_reply_scepter_error(c, &err);
-        goto out;
+    {
+        /* ClearPasscode carries the UnlockToken the device escrowed. */
+        struct mdm_device_secrets sec = {NULL, 0};
+        unsigned char *unlock = NULL;
+        const char *type = json_string_value(json_object_get(spec, "request_type"));
+        int rc = 0;
+        if (type && strcmp(type, "ClearPasscode") == 0 &&
+            (rc = store_unlock_token_get(c->ctx->store, c->seg[1], &unlock, &sec.unlock_token_len,
+                                         &err)) != 0) {
+            api_reply_scepter_error(c, &err);
+            goto out;
+        }
+        sec.unlock_token = unlock;
+        rc = mdm_command_from_json_for(spec, &sec, &cmd, &err);
+        free(unlock);
+        if (rc != 0) {
+            api_reply_scepter_error(c, &err);
+            goto out;
+        }
     }
-    store_command_of(&sc, &cmd, priority);
+    store_command_of(&sc, &cmd, priority, expires);
     if (store_enqueue(c->ctx->store, &sc, ids, 1, c->now, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;
@@ -275,8 +328,8 @@ static int resolve_devices(struct api_call *c, const char *const *devs, size_t n
 /* POST /v1/commands: one command to devices and groups. */
 void api_commands_enqueue(struct api_call *c)
 {
-    static const char *const keys[] = {"devices", "device_groups", "command",
-                                       "push",    "priority",      NULL};
+    static const char *const keys[] = {"devices",  "device_groups", "command", "push",
+                                       "priority", "expires_in",    NULL};
     struct scepter_error err;
     const char **devs = NULL, **groups = NULL;
     size_t nd = 0, ng = 0, n = 0;
@@ -286,6 +339,7 @@ void api_commands_enqueue(struct api_call *c)
     struct store_command sc;
     bool push;
     int priority;
+    int64_t expires = 0;
 
     memset(&cmd, 0, sizeof(cmd));
     if (!api_need_body(c))
@@ -301,7 +355,7 @@ void api_commands_enqueue(struct api_call *c)
         api_reply_error(c, 400, "devices", "devices or device_groups: name at least one target");
         goto out;
     }
-    if (enqueue_opts(c, &push, &priority) != 0)
+    if (enqueue_opts(c, &push, &priority, &expires) != 0)
         goto out;
     if (mdm_command_from_json(spec, &cmd, &err) != 0 ||
         resolve_devices(c, devs, nd, groups, ng, &ids, &n, &err) != 0) {
@@ -312,7 +366,7 @@ void api_commands_enqueue(struct api_call *c)
         api_reply_error(c, 409, "devices", "none of the targets is an enrolled device");
         goto out;
     }
-    store_command_of(&sc, &cmd, priority);
+    store_command_of(&sc, &cmd, priority, expires);
     if (store_enqueue(c->ctx->store, &sc, (const char *const *)ids, n, c->now, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;

@@ -2,6 +2,8 @@
  * The operator API's devices:
  *
  *   GET    /v1/devices          enrolled (and removed) devices, filtered and paged
+ *                               (?awaiting_configuration=true: those in Setup Assistant
+ *                               waiting for DeviceConfigured)
  *   GET    /v1/devices/{udid}   one device: facts, groups, policies, certificates
  *
  * Removal and re-enrollment are in mdm/api_security.c, the command queue in
@@ -55,6 +57,14 @@ static json_t *device_json(const struct store_device *d)
     json_object_set_new(j, "checked_out_at", api_time(d->checked_out_at));
     json_object_set_new(j, "removed_at", api_time(d->removed_at));
     json_object_set_new(j, "reenroll_until", api_time(d->reenroll_until));
+    json_object_set_new(j, "awaiting_configuration", json_boolean(d->awaiting_configuration));
+    json_object_set_new(j, "identity_not_after", api_time(d->identity_not_after));
+    json_object_set_new(j, "identity_renewal",
+                        json_string(d->renewal_at   ? "outstanding"
+                                    : d->renewed_at ? "renewed"
+                                                    : "none"));
+    json_object_set_new(j, "identity_renewal_queued_at", api_time(d->renewal_at));
+    json_object_set_new(j, "identity_renewed_at", api_time(d->renewed_at));
     json_object_set_new(j, "created", api_time(d->created));
     for (size_t i = 0; i < d->n_groups; i++)
         json_array_append_new(groups, json_string(d->groups[i]));
@@ -80,10 +90,11 @@ static int64_t parse_time(const char *s)
 
 void api_devices_list(struct api_call *c)
 {
-    static const char *const names[] = {"platform", "enrolled", "seen_after", "seen_before",
-                                        "group",    "limit",    "offset",     "q"};
+    static const char *const names[] = {"platform",    "enrolled", "seen_after",
+                                        "seen_before", "group",    "limit",
+                                        "offset",      "q",        "awaiting_configuration"};
     struct store_device_filter f = {.enrolled = -1};
-    char *v[8] = {NULL};
+    char *v[9] = {NULL};
     struct store_device *devs = NULL;
     struct scepter_error err;
     size_t n = 0, total = 0;
@@ -138,6 +149,14 @@ void api_devices_list(struct api_call *c)
         f.offset = (size_t)num;
     }
     f.q = v[7] && *v[7] ? v[7] : NULL;
+    if (v[8]) {
+        if (str_to_bool(v[8], &b) != 0) {
+            api_reply_error(c, 400, "awaiting_configuration",
+                            "awaiting_configuration: '%s' is not true or false", v[8]);
+            goto out;
+        }
+        f.awaiting_configuration = b ? 1 : -1;
+    }
     f.total = &total;
     if (store_device_list(c->ctx->store, &f, &devs, &n, &err) != 0) {
         api_reply_scepter_error(c, &err);

@@ -17,6 +17,7 @@
 
 #include "common/jsonx.h"
 #include "common/xmalloc.h"
+#include "common/str.h"
 #include "mdm/api_int.h"
 
 #define GROUP_NAME_MAX 128
@@ -146,6 +147,7 @@ void api_group_rename(struct api_call *c)
         api_reply_scepter_error(c, &err);
         return;
     }
+    api_audit_summary(c, "name: \"%s\" -> \"%s\"", name, new_name);
     api_reply_json(c, 200, json_pack("{s:s,s:s}", "name", new_name, "previous_name", name));
 }
 
@@ -192,6 +194,14 @@ static void members_change(struct api_call *c, bool add)
         return;
     }
     mdm_policy_group_changed(c->ctx, devs, nd, c->now);
+    {
+        char list[400] = "";
+        for (size_t i = 0; i < nd && strlen(list) + strlen(devs[i]) + 16 < sizeof(list); i++) {
+            str_append(list, sizeof(list), i ? ", " : "");
+            str_append(list, sizeof(list), devs[i]);
+        }
+        api_audit_summary(c, "%s %zu of %zu: %s", add ? "added" : "removed", changed, nd, list);
+    }
     api_reply_json(
         c, 200,
         json_pack("{s:s,s:I}", "name", name, add ? "added" : "removed", (json_int_t)changed));

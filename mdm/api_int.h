@@ -180,6 +180,9 @@ void api_audit_list(struct api_call *c);
 /* Set the object or the summary of the call's audit entry (printf-style, cut to fit). */
 void api_audit_object(struct api_call *c, const char *fmt, ...) PRINTF(2, 3);
 void api_audit_summary(struct api_call *c, const char *fmt, ...) PRINTF(2, 3);
+/* The summary as "path: before -> after; ..." between two JSON documents (secrets named, never
+ * shown; long values cut), for an update of a stored document. */
+void api_audit_diff(struct api_call *c, const json_t *before, const json_t *after);
 /*
  * Record an audit entry for the call now, with the call's actor (or, when it has none, the
  * actor type and name given): written right after the change, an error only logged; with

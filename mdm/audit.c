@@ -159,6 +159,111 @@ static void reply_object(const struct api_call *c, char *out, size_t outlen)
     json_decref(j);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Before -> after summaries of a changed document                                           */
+
+/* Keys whose values never go into the log, whatever object holds them. */
+static bool secret_key(const char *key)
+{
+    static const char *const secret[] = {"challenge",   "password",   "secret", "api_key",
+                                         "private_key", "passphrase", "p12",    "key_pem",
+                                         "token",       NULL};
+    for (size_t i = 0; secret[i]; i++) {
+        if (strcmp(key, secret[i]) == 0 ||
+            (strstr(key, secret[i]) && strstr(key, "_size") == NULL &&
+             strstr(key, "_usage") == NULL))
+            return true;
+    }
+    return false;
+}
+
+/* A value as compact JSON, at most 48 bytes (longer ones end in "..."). */
+static void value_text(const json_t *v, char *out, size_t outlen)
+{
+    char *t = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS) : NULL;
+
+    if (t == NULL) {
+        str_copy(out, outlen, "(none)");
+        return;
+    }
+    if (strlen(t) > 48)
+        memcpy(t + 45, "...", 4);
+    str_copy(out, outlen, t);
+    free(t);
+}
+
+struct diff {
+    char *out;
+    size_t outlen;
+    size_t shown, more;
+};
+
+static void diff_add(struct diff *d, const char *path, const json_t *a, const json_t *b,
+                     bool secret)
+{
+    char va[64], vb[64], item[256];
+
+    if (secret) {
+        snprintf(item, sizeof(item), "%s changed", path);
+    } else {
+        value_text(a, va, sizeof(va));
+        value_text(b, vb, sizeof(vb));
+        snprintf(item, sizeof(item), "%s: %s -> %s", path, va, vb);
+    }
+    /* Room for the item and a final "; and N more". */
+    if (strlen(d->out) + strlen(item) + 24 >= d->outlen) {
+        d->more++;
+        return;
+    }
+    if (d->shown++)
+        str_append(d->out, d->outlen, "; ");
+    str_append(d->out, d->outlen, item);
+}
+
+/* Walk two JSON values; objects key by key, anything else compared whole. */
+static void diff_walk(struct diff *d, const char *path, const json_t *a, const json_t *b,
+                      bool secret)
+{
+    const char *key;
+    json_t *v;
+    char sub[192];
+
+    if (json_is_object(a) && json_is_object(b)) {
+        json_object_foreach((json_t *)a, key, v)
+        {
+            snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+            diff_walk(d, sub, v, json_object_get(b, key), secret || secret_key(key));
+        }
+        json_object_foreach((json_t *)b, key, v)
+        {
+            if (json_object_get(a, key) != NULL)
+                continue;
+            snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+            diff_walk(d, sub, NULL, v, secret || secret_key(key));
+        }
+        return;
+    }
+    if ((a == NULL && b == NULL) || (a && b && json_equal((json_t *)a, (json_t *)b)))
+        return;
+    diff_add(d, *path ? path : "(document)", a, b, secret);
+}
+
+void api_audit_diff(struct api_call *c, const json_t *before, const json_t *after)
+{
+    char out[sizeof(c->audit_summary)] = "";
+    struct diff d = {out, sizeof(out), 0, 0};
+
+    diff_walk(&d, "", before, after, false);
+    if (d.more) {
+        char tail[32];
+        snprintf(tail, sizeof(tail), "; and %zu more", d.more);
+        str_append(out, sizeof(out), tail);
+    }
+    if (d.shown == 0 && d.more == 0)
+        str_copy(out, sizeof(out), "no change");
+    api_audit_summary(c, "%s", out);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);

@@ -159,6 +159,11 @@ static bool require_bound(struct checkin *c)
         store_failed(c, "enrollment lookup", &err);
         return false;
     }
+    /* A known device with a certificate bound to nothing: its renewed identity, when a renewal
+     * is outstanding for it (and only then). */
+    if (mdm_renewal_bind(c->ctx, c->ids.device_id, c->identity.hash,
+                         mdm_identity_not_after(c->identity.cert), c->now, &err) == 0)
+        return true;
     log_kv(LOG_LVL_WARN, "identity_unbound", "req", c->req->id, "device", c->ids.device_id, "cert",
            c->identity.hash, NULL);
     mdm_reply_error(c->reply, 403,
@@ -215,6 +220,7 @@ static void do_authenticate(struct checkin *c)
     a.type = c->ids.type;
     a.topic = topic;
     a.cert_hash = c->identity.hash;
+    a.cert_not_after = mdm_identity_not_after(c->identity.cert);
     a.reenroll_allow = strcmp(c->ctx->cfg->reenroll, "allow") == 0;
     rc = store_authenticate(c->ctx->store, &a, c->now, &res, &err);
     if (rc == SCEPTER_ECONFLICT) {
@@ -254,6 +260,21 @@ static void do_authenticate(struct checkin *c)
     mdm_reply_empty(c->reply);
 }
 
+/* shared_ipad_users = decline: a Shared iPad user's channel is refused with 410 (Apple's
+ * documented answer: the device then manages that user without MDM).  true when declined. */
+static bool shared_ipad_declined(struct checkin *c)
+{
+    if (c->ids.type != STORE_ENROLL_SHARED_IPAD_USER ||
+        strcmp(c->ctx->cfg->shared_ipad_users, "decline") != 0)
+        return false;
+    c->reply->status = 410;
+    snprintf(c->reply->reason, sizeof(c->reply->reason),
+             "%s: Shared iPad user channels are declined (shared_ipad_users = decline)", c->type);
+    log_kv(LOG_LVL_INFO, "shared_ipad_user_declined", "req", c->req->id, "enrollment",
+           c->ids.enrollment_id, NULL);
+    return true;
+}
+
 static void do_token_update(struct checkin *c)
 {
     struct store_token_update t;
@@ -263,7 +284,7 @@ static void do_token_update(struct checkin *c)
     bool first = false;
     int rc;
 
-    if (!require_bound(c))
+    if (!require_bound(c) || shared_ipad_declined(c))
         return;
     memset(&t, 0, sizeof(t));
     if (plistx_get_string(c->body, "Topic", true, &t.topic, &err) < 0 ||
@@ -299,6 +320,8 @@ static void do_token_update(struct checkin *c)
         return;
     }
     mdm_reply_empty(c->reply);
+    mdm_webhook_token_update(c->ctx, &c->ids, first, t.awaiting_configuration, c->req->body,
+                             c->req->body_len, c->now);
     if (first &&
         (c->ids.type == STORE_ENROLL_DEVICE || c->ids.type == STORE_ENROLL_USER_ENROLLMENT)) {
         struct mdm_push_data pd = {t.enrollment_id, t.token, t.token_len, t.push_magic, t.topic};
@@ -372,6 +395,21 @@ static void do_get_bootstrap(struct checkin *c)
     free(tok);
 }
 
+/*
+ * GetToken, com.apple.maid (Apple's Get Token documentation): when a Managed Apple Account
+ * signs in, Apple's identity service fetches this token through the device and checks that
+ * the account belongs to the organization of the MDM server that enrolled the device.  It is
+ * an RFC 7519 JWT with iss = the server_uuid Apple Business/School Manager reports for this
+ * MDM server (AccountDetail), iat, a unique jti and service_type = com.apple.maid, signed
+ * (RS256) with the private key whose public key was uploaded to Apple for that server.  Only
+ * with both configured (maid_server_uuid, maid_key_file) is it verifiable — only then is
+ * com.apple.mdm.token advertised and the request answered.
+ */
+bool mdm_get_token_verifiable(const struct mdm_conf *conf)
+{
+    return conf->maid_key != NULL && !str_empty(conf->cfg->maid_server_uuid);
+}
+
 /* base64url without padding, for the JWT of com.apple.maid. */
 static char *b64url(const void *data, size_t len)
 {
@@ -387,43 +425,32 @@ static char *b64url(const void *data, size_t len)
     return s;
 }
 
-/* The server_uuid of com.apple.maid tokens: stable, derived from the signing certificate. */
-static void server_uuid(const struct mdm_conf *conf, char out[UUID_STR_LEN])
-{
-    char hex[CRYPTO_SHA256_HEX_LEN];
-
-    crypto_cert_sha256_hex(conf->signing_cert, hex);
-    snprintf(out, UUID_STR_LEN, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-             hex + 20);
-}
-
 static char *maid_jwt(struct checkin *c, struct scepter_error *err)
 {
     const struct mdm_conf *conf = c->ctx->conf;
-    char sid[UUID_STR_LEN], jti[UUID_STR_LEN];
+    char jti[UUID_STR_LEN];
     char *header = NULL, *claims = NULL, *h64 = NULL, *c64 = NULL, *input = NULL, *s64 = NULL,
          *jwt = NULL;
     unsigned char sig[1024];
     size_t siglen = sizeof(sig);
     EVP_MD_CTX *md = NULL;
 
-    if (conf->signing_key == NULL || EVP_PKEY_get_base_id(conf->signing_key) != EVP_PKEY_RSA) {
+    if (!mdm_get_token_verifiable(conf)) {
         scepter_err(err, SCEPTER_EINVAL, "TokenServiceType",
-                    "com.apple.maid tokens need an RSA signing identity "
-                    "(signing_cert_file, signing_key_file)");
+                    "TokenServiceType com.apple.maid is not served: it needs maid_server_uuid "
+                    "and maid_key_file (Apple Business Manager's server identity)");
         return NULL;
     }
-    server_uuid(conf, sid);
-    uuid_new(jti);
+    uuid_new_lower(jti);
     header = xstrdup("{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
     claims = xasprintf("{\"iss\":\"%s\",\"iat\":%lld,\"jti\":\"%s\","
                        "\"service_type\":\"com.apple.maid\"}",
-                       sid, (long long)c->now, jti);
+                       conf->cfg->maid_server_uuid, (long long)c->now, jti);
     h64 = b64url(header, strlen(header));
     c64 = b64url(claims, strlen(claims));
     input = xasprintf("%s.%s", h64, c64);
     md = EVP_MD_CTX_new();
-    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, conf->signing_key) != 1 ||
+    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, conf->maid_key) != 1 ||
         EVP_DigestSign(md, sig, &siglen, (const unsigned char *)input, strlen(input)) != 1) {
         scepter_err(err, SCEPTER_ECRYPTO, NULL, "signing the com.apple.maid token failed");
         scepter_err_openssl(err);
@@ -478,6 +505,8 @@ static void do_user_authenticate(struct checkin *c)
     const char *digest = NULL;
     plist_t d;
 
+    if (shared_ipad_declined(c))
+        return;
     if (!c->ctx->cfg->user_authenticate) {
         /* 410: this server does not manage the user (Apple's documented refusal). */
         c->reply->status = 410;
@@ -581,8 +610,8 @@ void mdm_checkin_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
     handlers[i].fn(&c);
     if (reply->status == 200) {
         mdm_touch(ctx, c.ids.enrollment_id);
-        if (handlers[i].fn == do_authenticate || handlers[i].fn == do_token_update ||
-            handlers[i].fn == do_checkout || handlers[i].fn == do_set_bootstrap)
+        if (handlers[i].fn == do_authenticate || handlers[i].fn == do_checkout ||
+            handlers[i].fn == do_set_bootstrap)
             mdm_webhook_checkin(ctx, c.type, &c.ids, req->body, req->body_len, now);
     }
 out:

@@ -64,8 +64,7 @@ void mdm_command_install_profile(const void *profile, size_t len, const char *uu
     buf_puts(&out->plist, "</string>\n</dict>\n</plist>\n");
 }
 
-/* Wrap a Command dict (taken over) into {CommandUUID, Command}. */
-static void finish(plist_t command, const char *uuid, struct mdm_command *out)
+void mdm_command_finish(plist_t command, const char *uuid, struct mdm_command *out)
 {
     plist_t root = plist_new_dict();
     const char *type = NULL;
@@ -93,7 +92,7 @@ void mdm_command_remove_profile(const char *identifier, const char *uuid, struct
 
     plistx_set_string(cmd, "RequestType", "RemoveProfile");
     plistx_set_string(cmd, "Identifier", identifier);
-    finish(cmd, uuid, out);
+    mdm_command_finish(cmd, uuid, out);
 }
 
 void mdm_command_simple(const char *request_type, const char *uuid, struct mdm_command *out)
@@ -101,7 +100,7 @@ void mdm_command_simple(const char *request_type, const char *uuid, struct mdm_c
     plist_t cmd = plist_new_dict();
 
     plistx_set_string(cmd, "RequestType", request_type);
-    finish(cmd, uuid, out);
+    mdm_command_finish(cmd, uuid, out);
 }
 
 /* The queries a DeviceInformation command asks when the operator names none. */
@@ -122,14 +121,13 @@ static const char *const default_queries[] = {
     "BluetoothMAC",
 };
 
-static int typed_from_json(json_t *spec, const char *type, struct mdm_command *out,
-                           struct scepter_error *err)
+static int typed_from_json(json_t *spec, const char *type, const struct mdm_device_secrets *sec,
+                           struct mdm_command *out, struct scepter_error *err)
 {
     static const char *const keys_install[] = {"request_type", "payload", "uuid", NULL};
     static const char *const keys_remove[] = {"request_type", "identifier", "uuid", NULL};
     static const char *const keys_list[] = {"request_type", "managed_only", "uuid", NULL};
     static const char *const keys_info[] = {"request_type", "queries", "uuid", NULL};
-    static const char *const keys_simple[] = {"request_type", "uuid", NULL};
     const char *uuid = NULL;
     int rc;
 
@@ -189,7 +187,7 @@ static int typed_from_json(json_t *spec, const char *type, struct mdm_command *o
         plistx_set_string(cmd, "RequestType", type);
         if (have == 0)
             plistx_set_bool(cmd, "ManagedOnly", managed);
-        finish(cmd, uuid, out);
+        mdm_command_finish(cmd, uuid, out);
         return 0;
     }
     if (strcmp(type, "DeviceInformation") == 0) {
@@ -216,19 +214,18 @@ static int typed_from_json(json_t *spec, const char *type, struct mdm_command *o
         }
         plistx_set_string(cmd, "RequestType", type);
         plist_dict_set_item(cmd, "Queries", arr);
-        finish(cmd, uuid, out);
+        mdm_command_finish(cmd, uuid, out);
         return 0;
     }
-    if (strcmp(type, "DeviceConfigured") == 0) {
-        if ((rc = jsonx_only_keys(spec, keys_simple, "command.", err)) != 0)
-            return rc;
-        mdm_command_simple(type, uuid, out);
-        return 0;
-    }
+    if (mdm_command_schema_known(type))
+        return mdm_command_schema_build(spec, type, sec, uuid, out, err);
     return scepter_err(err, SCEPTER_EINVAL, "command.request_type",
                        "command.request_type: '%.64s' is not one of InstallProfile, "
                        "RemoveProfile, ProfileList, DeviceInformation, CertificateList, "
-                       "DeviceConfigured (send other commands as a raw plist)",
+                       "DeviceLock, EraseDevice, RestartDevice, ShutDownDevice, ClearPasscode, "
+                       "SecurityInfo, InstalledApplicationList, AvailableOSUpdates, "
+                       "ScheduleOSUpdate, Settings, DeviceConfigured (send other commands as a "
+                       "raw plist)",
                        type);
 }
 
@@ -265,7 +262,7 @@ static int raw_from_text(const char *text, size_t len, struct mdm_command *out,
         char u[UUID_STR_LEN] = "";
         if (uuid)
             str_copy(u, sizeof(u), uuid);
-        finish(cmd, uuid ? u : NULL, out);
+        mdm_command_finish(cmd, uuid ? u : NULL, out);
     }
     plist_free(root);
     return 0;
@@ -284,6 +281,12 @@ fail:
 
 int mdm_command_from_json(json_t *spec, struct mdm_command *out, struct scepter_error *err)
 {
+    return mdm_command_from_json_for(spec, NULL, out, err);
+}
+
+int mdm_command_from_json_for(json_t *spec, const struct mdm_device_secrets *sec,
+                              struct mdm_command *out, struct scepter_error *err)
+{
     const char *type = NULL, *plist = NULL;
     int rc;
 
@@ -300,7 +303,7 @@ int mdm_command_from_json(json_t *spec, struct mdm_command *out, struct scepter_
     }
     if ((rc = jsonx_get_string(spec, "request_type", "command.", true, &type, err)) != 0)
         return rc < 0 ? rc : SCEPTER_EINVAL;
-    return typed_from_json(spec, type, out, err);
+    return typed_from_json(spec, type, sec, out, err);
 }
 
 json_t *mdm_plist_to_json(plist_t node)

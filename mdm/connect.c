@@ -147,14 +147,51 @@ static void answer_next(struct mdm_ctx *ctx, const char *enrollment_id, int rc,
 
 void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enrollment_id,
                      const char *device_id, const char *cert_hash, int rc,
-                     const struct scepter_error *err, const struct store_next *next,
+                     const struct scepter_error *err, const struct store_next *next, int64_t now,
                      struct mdm_reply *reply)
 {
+    struct store_next again;
+    struct scepter_error e2;
+
     reply->event = "connect";
     reply->message_type = store_status_name(STORE_STATUS_IDLE);
     str_copy(reply->enrollment, sizeof(reply->enrollment), enrollment_id);
-    if (!refused(req_id, device_id, cert_hash, rc, err, reply))
+    memset(&again, 0, sizeof(again));
+    /* A batched poll with a certificate bound to nothing: the device's renewed identity when
+     * its renewal is outstanding (notAfter from what the store knows); then the poll again. */
+    if (rc == SCEPTER_EFORBIDDEN && cert_hash &&
+        mdm_renewal_bind(ctx, device_id, cert_hash, 0, now, &e2) == 0) {
+        struct store_report rep = {.enrollment_id = enrollment_id,
+                                   .device_id = device_id,
+                                   .cert_hash = cert_hash,
+                                   .status = STORE_STATUS_IDLE};
+        enum store_report_outcome outcome;
+        rc = store_connect(ctx->store, &rep, now, &again, &outcome, &e2);
+        err = &e2;
+        next = &again;
+    }
+    if (!refused(req_id, device_id, cert_hash, rc, err, reply)) {
         answer_next(ctx, enrollment_id, rc, next, reply);
+        if (ctx->cfg->webhook_idle_events)
+            mdm_webhook_idle(ctx, enrollment_id, device_id, now);
+    }
+    store_next_clear(&again);
+}
+
+/*
+ * The store refused the certificate (rc): when it is bound to nothing and the device has an
+ * identity renewal outstanding, it is the renewed identity — bind it (mdm_renewal_bind) and
+ * say so, so the exchange is tried once more.
+ */
+static bool renewed(struct mdm_ctx *ctx, const struct mdm_ids *ids,
+                    const struct mdm_identity *identity, int rc, int64_t now)
+{
+    struct scepter_error err;
+
+    if (rc != SCEPTER_EFORBIDDEN || identity->cert == NULL)
+        return false;
+    return mdm_renewal_bind(ctx, ids->device_id, identity->hash,
+                            mdm_identity_not_after(identity->cert), now, &err) == 0;
 }
 
 void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
@@ -246,11 +283,15 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
             goto out;
         }
         rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
+        if (renewed(ctx, &ids, &identity, rc, now))
+            rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
         mdm_idle_answer(ctx, req->id, ids.enrollment_id, ids.device_id, identity.hash, rc, &err,
-                        &next, reply);
+                        &next, now, reply);
         goto out;
     }
     rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
+    if (renewed(ctx, &ids, &identity, rc, now))
+        rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
     if (refused(req->id, ids.device_id, identity.hash, rc, &err, reply))
         goto out;
     if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
@@ -270,6 +311,21 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         if (plistx_get_string(body, "RequestType", false, &rt, &ignore) != 0)
             rt = NULL; /* devices before iOS 17 do not echo it */
         mdm_metrics_command(ctx->srv, ev, rt, 1);
+        /* DeviceConfigured acknowledged: Setup Assistant goes on, the device no longer awaits
+         * configuration.  (Checked in the store only when the device did not name another
+         * RequestType: devices before iOS 17 name none.) */
+        if (st == STORE_STATUS_ACKNOWLEDGED && ids.type != STORE_ENROLL_USER &&
+            ids.type != STORE_ENROLL_SHARED_IPAD_USER &&
+            ids.type != STORE_ENROLL_USER_ENROLLMENT_USER &&
+            (rt == NULL || strcmp(rt, "DeviceConfigured") == 0)) {
+            bool cleared = false;
+            struct scepter_error e2;
+            if (store_device_configured(ctx->store, ids.enrollment_id, uuid, &cleared, &e2) < 0)
+                log_kv(LOG_LVL_WARN, "device_configured", "enrollment", ids.enrollment_id, "msg",
+                       e2.msg, NULL);
+            else if (cleared)
+                log_kv(LOG_LVL_INFO, "device_configured", "enrollment", ids.enrollment_id, NULL);
+        }
         mdm_webhook_result(ctx, &ids, status, uuid, req->body, req->body_len, now);
     }
     answer_next(ctx, ids.enrollment_id, rc, &next, reply);

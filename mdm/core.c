@@ -65,6 +65,15 @@ struct mdm_conf *mdm_conf_new(struct cfg *cfg, struct scepter_error *err)
                                err) != 0)
             goto fail;
     }
+    if (!str_empty(cfg->maid_key_file)) {
+        if ((c->maid_key = crypto_key_load(cfg->maid_key_file, NULL, err)) == NULL)
+            goto fail;
+        if (EVP_PKEY_get_base_id(c->maid_key) != EVP_PKEY_RSA) {
+            scepter_err(err, SCEPTER_ECRYPTO, "maid_key_file",
+                        "maid_key_file: not an RSA key (the com.apple.maid token is RS256)");
+            goto fail;
+        }
+    }
     if (!str_empty(cfg->tls_ca_file)) {
         X509 *ca = crypto_cert_load(cfg->tls_ca_file, err);
         if (ca == NULL)
@@ -89,6 +98,7 @@ static void conf_free(struct mdm_conf *c)
     profile_signer_free(c->signer);
     X509_free(c->signing_cert);
     EVP_PKEY_free(c->signing_key);
+    EVP_PKEY_free(c->maid_key);
     sk_X509_pop_free(c->signing_chain, X509_free);
     free(c->tls_ca_der);
     mdm_scep_free(c->scep);

@@ -211,7 +211,8 @@ static bool guard_admit(struct mdm_enroll_guard *g, const char *addr, int64_t no
  * password.  *p12 and *password are the caller's.
  */
 int mdm_issue_pkcs12(const struct mdm_conf *conf, EVP_PKEY *key, int64_t now, unsigned char **p12,
-                     size_t *p12_len, char **password, struct scepter_error *err)
+                     size_t *p12_len, char **password, char *cert_hash, int64_t *not_after,
+                     struct scepter_error *err)
 {
     X509 *cert = NULL;
     PKCS12 *pk = NULL;
@@ -251,6 +252,10 @@ int mdm_issue_pkcs12(const struct mdm_conf *conf, EVP_PKEY *key, int64_t now, un
                          "signing the device certificate failed");
         goto out;
     }
+    if (cert_hash)
+        crypto_cert_sha256_hex(cert, cert_hash);
+    if (not_after)
+        *not_after = now + conf->cfg->enroll_identity_days * 86400;
     RAND_bytes(pw, sizeof(pw));
     *password = hex_encode(pw, sizeof(pw), false);
     pk = PKCS12_create(*password, "Scepter device identity", key, cert, NULL,
@@ -324,43 +329,29 @@ out:
     return ok;
 }
 
-void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
-                       struct mdm_reply *reply)
+int mdm_enroll_profile(struct mdm_ctx *ctx, int64_t now, const char *device_id, struct buf *out,
+                       char *issued_hash, int64_t *issued_not_after, struct scepter_error *err)
 {
     struct mdm_server *srv = ctx->srv;
     const struct mdm_conf *conf = ctx->conf;
     const struct cfg *cfg = ctx->cfg;
     struct profile_enroll_opts o;
-    struct scepter_error err;
     char topic[256], cn[UUID_STR_LEN];
     char *server_url = NULL, *checkin_url = NULL, *xml = NULL, *p12_password = NULL;
     char *scep_url = NULL, challenge[STORE_SCEP_CHALLENGE_LEN] = "";
     unsigned char *p12 = NULL, *signed_der = NULL;
     size_t xml_len = 0, p12_len = 0, signed_len = 0;
+    int rc;
 
-    reply->event = "enroll";
-    if (req->method != MDM_GET && req->method != MDM_HEAD) {
-        mdm_reply_error(reply, 405, "enroll: GET only");
-        mdm_reply_header(reply, "Allow", "GET");
-        return;
-    }
-    /* Before the secret or token check: it also slows down guessing them. */
-    if (!guard_admit(srv->enroll_guard, req->peer_addr, now)) {
-        mdm_reply_error(reply, 429, "enroll: more than %lld requests a minute from %s",
-                        (long long)cfg->enroll_rate_limit, req->peer_addr);
-        mdm_reply_header(reply, "Retry-After", "60");
-        mdm_metrics_security(srv, MDM_SEC_ENROLL_LIMITED);
-        goto out;
-    }
-    if (!enroll_admitted(ctx, req, now, reply)) {
-        mdm_metrics_security(srv, MDM_SEC_ENROLL_REFUSED);
-        goto out;
-    }
+    if (issued_hash)
+        issued_hash[0] = '\0';
+    if (issued_not_after)
+        *issued_not_after = 0;
     mdm_server_topic(srv, topic, sizeof(topic));
     if (*topic == '\0') {
-        mdm_reply_error(reply, 503,
-                        "enroll: no push topic yet: load a push certificate (apns_cert_file, or "
-                        "scepterctl pushcert upload) or set push_topic");
+        rc = scepter_err(err, SCEPTER_EUNAVAIL, NULL,
+                         "no push topic yet: load a push certificate (apns_cert_file, or "
+                         "scepterctl pushcert upload) or set push_topic");
         goto out;
     }
     memset(&o, 0, sizeof(o));
@@ -373,31 +364,28 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     o.checkin_url = checkin_url;
     o.topic = topic;
     o.cap_bootstrap_token = true;
-    o.cap_token =
-        conf->signing_key != NULL && EVP_PKEY_get_base_id(conf->signing_key) == EVP_PKEY_RSA;
+    o.cap_token = mdm_get_token_verifiable(conf);
     o.root_cert = conf->tls_ca_der;
     o.root_cert_len = conf->tls_ca_der_len;
     if (!str_empty(cfg->enroll_scep_ca)) {
-        /* Scepter's own CA: a one-time challenge of this download's own, which issues only
-         * the certificate this profile asks for (CN = cn). */
+        /* Scepter's own CA: a one-time challenge of this profile's own, which issues only the
+         * certificate this profile asks for (CN = cn), to the device when it is known (a
+         * renewal: the certificate's serial then ties it to the device). */
         const struct scep_ca *ca = mdm_scep_find(conf, cfg->enroll_scep_ca);
         char *expect;
-        int rc;
         if (ca == NULL) {
-            mdm_reply_error(reply, 503, "enroll: enroll_scep_ca: no built-in CA named '%.80s'",
-                            cfg->enroll_scep_ca);
+            rc = scepter_err(err, SCEPTER_EUNAVAIL, "enroll_scep_ca",
+                             "enroll_scep_ca: no built-in CA named '%.80s'", cfg->enroll_scep_ca);
             goto out;
         }
         uuid_new(cn);
         expect = xasprintf("subject.CN=%s", cn);
-        rc = store_scep_challenge_create_bound(ctx->store, scep_ca_name(ca), cn, expect,
-                                               now + cfg->scep_profile_challenge_hours * 3600, now,
-                                               challenge, &err);
+        rc = store_scep_challenge_create_bound(
+            ctx->store, scep_ca_name(ca), device_id ? device_id : cn, expect,
+            now + cfg->scep_profile_challenge_hours * 3600, now, challenge, err);
         free(expect);
-        if (rc != 0) {
-            mdm_reply_error(reply, 503, "enroll: one-time challenge: %s", err.msg);
+        if (rc != 0)
             goto out;
-        }
         scep_url = mdm_scep_ca_url(cfg, scep_ca_name(ca));
         o.scep_url = scep_url;
         o.scep_challenge = challenge;
@@ -417,41 +405,32 @@ void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64
     } else if (conf->device_ca_key != NULL) {
         EVP_PKEY *key;
         if ((key = guard_take_key(srv->enroll_guard)) == NULL) {
-            mdm_reply_error(reply, 503, "enroll: no device key ready yet (the key pool refills)");
-            mdm_reply_header(reply, "Retry-After", "2");
+            rc = scepter_err(err, SCEPTER_EUNAVAIL, NULL,
+                             "no device key ready yet (the key pool refills)");
             goto out;
         }
-        if (mdm_issue_pkcs12(conf, key, now, &p12, &p12_len, &p12_password, &err) != 0) {
-            mdm_reply_error(reply, 500, "enroll: %s", err.msg);
+        if ((rc = mdm_issue_pkcs12(conf, key, now, &p12, &p12_len, &p12_password, issued_hash,
+                                   issued_not_after, err)) != 0)
             goto out;
-        }
         o.pkcs12 = p12;
         o.pkcs12_len = p12_len;
         o.pkcs12_password = p12_password;
     } else {
-        mdm_reply_error(reply, 503,
-                        "enroll: no device identity source: set enroll_scep_url (a SCEP CA) or "
-                        "device_ca_key_file");
+        rc = scepter_err(err, SCEPTER_EUNAVAIL, NULL,
+                         "no device identity source: set enroll_scep_url (a SCEP CA) or "
+                         "device_ca_key_file");
         goto out;
     }
-    if (profile_enroll_render(&o, &xml, &xml_len, &err) != 0) {
-        mdm_reply_error(reply, 500, "enroll: %s", err.msg);
+    if ((rc = profile_enroll_render(&o, &xml, &xml_len, err)) != 0)
         goto out;
-    }
-    reply->status = 200;
-    reply->content_type = "application/x-apple-aspen-config";
-    mdm_reply_header(reply, "Content-Disposition", "attachment; filename=\"enroll.mobileconfig\"");
     if (conf->signer != NULL) {
-        if (profile_sign(conf->signer, xml, xml_len, &signed_der, &signed_len, &err) != 0) {
-            mdm_reply_error(reply, 500, "enroll: signing: %s", err.msg);
+        if ((rc = profile_sign(conf->signer, xml, xml_len, &signed_der, &signed_len, err)) != 0)
             goto out;
-        }
-        buf_append(&reply->body, signed_der, signed_len);
+        buf_append(out, signed_der, signed_len);
     } else {
-        buf_append(&reply->body, xml, xml_len);
+        buf_append(out, xml, xml_len);
     }
-    log_kv(LOG_LVL_INFO, "enroll_profile", "req", req->id, "peer", req->peer_addr, "identity",
-           o.scep_url ? "scep" : "pkcs12", "signed", signed_der ? "yes" : "no", NULL);
+    rc = 0;
 out:
     if (p12) {
         OPENSSL_cleanse(p12, p12_len);
@@ -464,4 +443,48 @@ out:
     free(checkin_url);
     free(scep_url);
     OPENSSL_cleanse(challenge, sizeof(challenge));
+    return rc;
+}
+
+void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
+                       struct mdm_reply *reply)
+{
+    struct mdm_server *srv = ctx->srv;
+    const struct cfg *cfg = ctx->cfg;
+    struct scepter_error err;
+    int rc;
+
+    reply->event = "enroll";
+    if (req->method != MDM_GET && req->method != MDM_HEAD) {
+        mdm_reply_error(reply, 405, "enroll: GET only");
+        mdm_reply_header(reply, "Allow", "GET");
+        return;
+    }
+    /* Before the secret or token check: it also slows down guessing them. */
+    if (!guard_admit(srv->enroll_guard, req->peer_addr, now)) {
+        mdm_reply_error(reply, 429, "enroll: more than %lld requests a minute from %s",
+                        (long long)cfg->enroll_rate_limit, req->peer_addr);
+        mdm_reply_header(reply, "Retry-After", "60");
+        mdm_metrics_security(srv, MDM_SEC_ENROLL_LIMITED);
+        return;
+    }
+    if (!enroll_admitted(ctx, req, now, reply)) {
+        mdm_metrics_security(srv, MDM_SEC_ENROLL_REFUSED);
+        return;
+    }
+    buf_reset(&reply->body);
+    rc = mdm_enroll_profile(ctx, now, NULL, &reply->body, NULL, NULL, &err);
+    if (rc != 0) {
+        buf_reset(&reply->body);
+        mdm_reply_error(reply, rc == SCEPTER_EUNAVAIL ? 503 : 500, "enroll: %s", err.msg);
+        if (strstr(err.msg, "key pool") != NULL)
+            mdm_reply_header(reply, "Retry-After", "2");
+        return;
+    }
+    reply->status = 200;
+    reply->content_type = "application/x-apple-aspen-config";
+    mdm_reply_header(reply, "Content-Disposition", "attachment; filename=\"enroll.mobileconfig\"");
+    log_kv(LOG_LVL_INFO, "enroll_profile", "req", req->id, "peer", req->peer_addr, "identity",
+           !str_empty(cfg->enroll_scep_ca) || !str_empty(cfg->enroll_scep_url) ? "scep" : "pkcs12",
+           "signed", ctx->conf->signer ? "yes" : "no", NULL);
 }

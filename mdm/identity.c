@@ -12,7 +12,9 @@
  * a weaker one.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
@@ -26,7 +28,9 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 #include "config/config.h"
+#include "mdm/commands_int.h"
 #include "mdm/mdm_int.h"
+#include "mdm/metrics_int.h"
 
 unsigned mdm_identity_parse(const char *list)
 {
@@ -565,4 +569,85 @@ void mdm_identity_clear(struct mdm_identity *id)
         return;
     X509_free(id->cert);
     memset(id, 0, sizeof(*id));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Identity renewal                                                                          */
+
+int64_t mdm_identity_not_after(X509 *cert)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (cert == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+int mdm_renewal_bind(struct mdm_ctx *ctx, const char *device_id, const char *cert_hash,
+                     int64_t not_after, int64_t now, struct scepter_error *err)
+{
+    int64_t na = 0;
+    int rc = store_renewal_bind(ctx->store, device_id, cert_hash, not_after, now, &na, err);
+
+    if (rc != 0)
+        return rc;
+    char when[24];
+    snprintf(when, sizeof(when), "%lld", (long long)na);
+    log_kv(LOG_LVL_INFO, "identity_renewed", "device", device_id, "cert", cert_hash, "not_after",
+           when, NULL);
+    mdm_metrics_renewed(ctx->srv);
+    mdm_security_event(ctx, MDM_SEC_RENEWED, "mdm.IdentityRenewed", device_id,
+                       json_pack("{s:s,s:s,s:I}", "udid", device_id, "cert_sha256", cert_hash,
+                                 "not_after", (json_int_t)na),
+                       now);
+    return 0;
+}
+
+void mdm_renewal_run(struct mdm_ctx *ctx, int64_t now)
+{
+    struct store_renewal_candidate *c = NULL;
+    struct scepter_error err;
+    size_t n = 0;
+    int64_t days = ctx->cfg->identity_renew_days;
+
+    if (days <= 0)
+        return;
+    if (store_renewal_candidates(ctx->store, now + days * 86400, 100, &c, &n, &err) != 0) {
+        log_warnx("identity renewal: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct buf profile = BUF_INIT;
+        struct mdm_command cmd;
+        struct store_command sc;
+        char hash[CRYPTO_SHA256_HEX_LEN];
+        int64_t na = 0;
+        const char *dev = c[i].device_id;
+
+        if (mdm_enroll_profile(ctx, now, dev, &profile, hash, &na, &err) != 0) {
+            log_kv(LOG_LVL_WARN, "identity_renewal", "device", dev, "msg", err.msg, NULL);
+            buf_free(&profile);
+            break; /* the next run tries again */
+        }
+        mdm_command_install_profile(profile.data, profile.len, NULL, &cmd);
+        buf_free(&profile);
+        memset(&sc, 0, sizeof(sc));
+        str_copy(sc.uuid, sizeof(sc.uuid), cmd.uuid);
+        sc.request_type = cmd.request_type;
+        sc.plist = (const unsigned char *)cmd.plist.data;
+        sc.plist_len = cmd.plist.len;
+        if (store_renewal_begin(ctx->store, dev, &sc, hash[0] ? hash : NULL, na, now, &err) != 0) {
+            log_kv(LOG_LVL_WARN, "identity_renewal", "device", dev, "msg", err.msg, NULL);
+        } else {
+            char when[24];
+            snprintf(when, sizeof(when), "%lld", (long long)c[i].not_after);
+            log_kv(LOG_LVL_INFO, "identity_renewal_queued", "device", dev, "command", cmd.uuid,
+                   "expires", when, NULL);
+            mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED, "InstallProfile", 1);
+            mdm_push_enrollments(ctx, &dev, 1);
+        }
+        mdm_command_clear(&cmd);
+    }
+    store_renewal_candidates_free(c, n);
 }

@@ -17,6 +17,7 @@
 #include "common/uuid.h"
 #include "common/xmalloc.h"
 #include "mdm/console_int.h"
+#include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
 #include "mdm/server_int.h"
 #include "mdm/webhook_int.h"
@@ -31,7 +32,7 @@ struct mdm_job {
 
 struct mdm_jobs {
     char holder[64]; /* this process, for leases */
-    struct mdm_job jobs[8];
+    struct mdm_job jobs[16];
     int n;
 };
 
@@ -56,6 +57,39 @@ static void retention_run(struct mdm_runtime *rt, int64_t now)
         snprintf(n, sizeof(n), "%zu", deleted);
         log_kv(LOG_LVL_INFO, "retention", "deleted", n, NULL);
     }
+}
+
+/* Queued commands past their expiry become final ("Expired"), in bounded batches. */
+static void expiry_run(struct mdm_runtime *rt, int64_t now)
+{
+    struct scepter_error err;
+    size_t n = 0, total = 0;
+
+    for (int i = 0; i < 100; i++) {
+        if (store_queue_expire(rt->store, now, 10000, &n, &err) < 0) {
+            log_warnx("expiry: %s", err.msg);
+            break;
+        }
+        total += n;
+        if (n < 10000)
+            break;
+    }
+    if (total) {
+        char num[24];
+        snprintf(num, sizeof(num), "%zu", total);
+        mdm_metrics_expired(rt->srv, total);
+        log_kv(LOG_LVL_INFO, "commands_expired", "count", num, NULL);
+    }
+}
+
+/* Identities close to their notAfter get the enrollment profile again (mdm/identity.c). */
+static void renewal_run(struct mdm_runtime *rt, int64_t now)
+{
+    struct mdm_conf *conf = mdm_conf_get(rt->srv);
+    struct mdm_ctx ctx = {rt->srv, conf->cfg, rt->store, NULL, conf};
+
+    mdm_renewal_run(&ctx, now);
+    mdm_conf_put(rt->srv, conf);
 }
 
 static void job_cb(evutil_socket_t fd, short what, void *arg)
@@ -108,6 +142,8 @@ int mdm_runtime_start(struct mdm_runtime *rt, struct scepter_error *err)
     snprintf(rt->jobs->holder, sizeof(rt->jobs->holder), "%.24s/%ld/%.8s", host, (long)getpid(),
              id);
     mdm_jobs_add(rt, "retention", rt->srv->cfg->retention_interval, retention_run);
+    mdm_jobs_add(rt, "expiry", rt->srv->cfg->expiry_interval, expiry_run);
+    mdm_jobs_add(rt, "renewal", rt->srv->cfg->identity_renew_interval, renewal_run);
     mdm_webhook_start(rt);
     return mdm_push_start(rt, err);
 }

@@ -184,6 +184,7 @@ struct mdm_conf {
     EVP_PKEY *signing_key;
     STACK_OF(X509) *signing_chain;
     struct profile_signer *signer; /* signs enrollment and policy profiles, or NULL */
+    EVP_PKEY *maid_key;            /* signs GetToken's com.apple.maid JWT (maid_key_file) */
     X509 *device_ca_cert;          /* issues PKCS#12 identities when device_ca_key is set */
     EVP_PKEY *device_ca_key;
     unsigned char *tls_ca_der; /* root of the TLS certificate for the enrollment profile */
@@ -269,7 +270,7 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
  */
 void mdm_idle_answer(struct mdm_ctx *ctx, const char *req_id, const char *enrollment_id,
                      const char *device_id, const char *cert_hash, int rc,
-                     const struct scepter_error *err, const struct store_next *next,
+                     const struct scepter_error *err, const struct store_next *next, int64_t now,
                      struct mdm_reply *reply);
 /* GET /mdm/enroll */
 void mdm_enroll_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
@@ -281,7 +282,33 @@ void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
 /* A PKCS#12 device identity for key (taken) from the device CA (mdm/enroll.c); outputs are the
  * caller's. */
 int mdm_issue_pkcs12(const struct mdm_conf *conf, EVP_PKEY *key, int64_t now, unsigned char **p12,
-                     size_t *p12_len, char **password, struct scepter_error *err) WUR;
+                     size_t *p12_len, char **password, char *cert_hash, int64_t *not_after,
+                     struct scepter_error *err) WUR;
+/*
+ * The enrollment profile (signed when a signing identity is configured) appended to *out, with
+ * a fresh identity: a PKCS#12 from the device CA (its certificate's SHA-256 hex into
+ * issued_hash[65] and notAfter into *issued_not_after, when non-NULL), or a SCEP payload — for
+ * the built-in CA with a one-time challenge bound to device_id (NULL: a download, bound to the
+ * profile's own CN).  SCEPTER_EUNAVAIL when it cannot be made now (no topic, no key ready, no
+ * identity source).
+ */
+int mdm_enroll_profile(struct mdm_ctx *ctx, int64_t now, const char *device_id, struct buf *out,
+                       char *issued_hash, int64_t *issued_not_after, struct scepter_error *err) WUR;
+/*
+ * Identity renewal (mdm/identity.c): the notAfter of a certificate (0 when unreadable);
+ * mdm_renewal_run queues, for enrolled devices whose identity expires within
+ * identity_renew_days, the enrollment profile with a fresh identity (store_renewal_begin) and
+ * pushes them; mdm_renewal_bind binds a certificate a device presents while its renewal is
+ * outstanding (store_renewal_bind: SCEPTER_EFORBIDDEN when it may not be), counted and
+ * recorded as the event mdm.IdentityRenewed.
+ */
+int64_t mdm_identity_not_after(X509 *cert);
+void mdm_renewal_run(struct mdm_ctx *ctx, int64_t now);
+int mdm_renewal_bind(struct mdm_ctx *ctx, const char *device_id, const char *cert_hash,
+                     int64_t not_after, int64_t now, struct scepter_error *err) WUR;
+
+/* GetToken (com.apple.mdm.token) is advertised and answered only when this is true. */
+bool mdm_get_token_verifiable(const struct mdm_conf *conf);
 
 /* Security outcomes: counted for /metrics, recorded as events (mdm/events.c). */
 enum mdm_security_kind {
@@ -291,6 +318,7 @@ enum mdm_security_kind {
     MDM_SEC_ENROLL_LIMITED,       /* /mdm/enroll over the per-address limit */
     MDM_SEC_CERT_REVOKED,         /* an operator revoked a device certificate */
     MDM_SEC_DEVICE_REMOVED,       /* an operator removed a device */
+    MDM_SEC_RENEWED,              /* a renewed identity was bound to its device */
     MDM_SEC_KINDS
 };
 

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -149,6 +150,18 @@ void mdm_metrics_webhook_dead(struct mdm_server *srv)
         inc(&srv->metrics->webhooks_dead, 1);
 }
 
+void mdm_metrics_renewed(struct mdm_server *srv)
+{
+    if (srv->metrics)
+        inc(&srv->metrics->identities_renewed, 1);
+}
+
+void mdm_metrics_expired(struct mdm_server *srv, size_t n)
+{
+    if (srv->metrics)
+        inc(&srv->metrics->commands_expired, n);
+}
+
 static void help(struct buf *b, const char *name, const char *type, const char *text)
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
@@ -216,12 +229,13 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
          "Connections closed because a whole request did not arrive within request_timeout.");
     buf_printf(b, "scepter_connections_timed_out_total %llu\n", get(&m->connections_timed_out));
     {
-        static const char *const names[MDM_SEC_KINDS] = {"reenroll_refused", "reenrolled",
-                                                         "enroll_refused",   "enroll_limited",
-                                                         "cert_revoked",     "device_removed"};
+        static const char *const names[MDM_SEC_KINDS] = {
+            "reenroll_refused", "reenrolled",     "enroll_refused",  "enroll_limited",
+            "cert_revoked",     "device_removed", "identity_renewed"};
         help(b, "scepter_security_events_total", "counter",
              "Security outcomes: refused re-enrollments, re-enrollments, refused or rate-limited "
-             "enrollment downloads, revoked certificates, removed devices.");
+             "enrollment downloads, revoked certificates, removed devices, renewed "
+             "identities.");
         for (int i = 0; i < MDM_SEC_KINDS; i++)
             buf_printf(b, "scepter_security_events_total{event=\"%s\"} %llu\n", names[i],
                        get(&m->security[i]));
@@ -236,6 +250,21 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
     help(b, "scepter_webhook_dead_letters_total", "counter",
          "Webhook events given up on after webhook_max_attempts failed deliveries.");
     buf_printf(b, "scepter_webhook_dead_letters_total %llu\n", get(&m->webhooks_dead));
+    help(b, "scepter_identities_renewed_total", "counter",
+         "Device identities renewed: a new certificate bound while its renewal was outstanding.");
+    buf_printf(b, "scepter_identities_renewed_total %llu\n", get(&m->identities_renewed));
+    if (ctx->cfg->identity_renew_days > 0) {
+        int64_t expiring = 0;
+        help(b, "scepter_identities_expiring", "gauge",
+             "Enrolled devices whose identity expires within identity_renew_days.");
+        if (store_identities_expiring(ctx->store,
+                                      (int64_t)time(NULL) + ctx->cfg->identity_renew_days * 86400,
+                                      &expiring, &err) == 0)
+            buf_printf(b, "scepter_identities_expiring %lld\n", (long long)expiring);
+    }
+    help(b, "scepter_commands_expired_total", "counter",
+         "Queued commands that reached their expires_in before a result (status Expired).");
+    buf_printf(b, "scepter_commands_expired_total %llu\n", get(&m->commands_expired));
     help(b, "scepter_outbox_dead", "gauge",
          "Webhook events in the dead letters (GET /v1/webhooks/dead-letters).");
     if (store_outbox_dead_count(ctx->store, "webhook", &outbox, &err) == 0)

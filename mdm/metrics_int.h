@@ -41,7 +41,9 @@ struct mdm_metrics {
     atomic_ullong connections_timed_out; /* no whole request within request_timeout */
     atomic_ullong security[MDM_SEC_KINDS];
     atomic_ullong webhooks_delivered, webhooks_failed;
-    atomic_ullong webhooks_dead; /* events moved to the dead letters */
+    atomic_ullong webhooks_dead;    /* events moved to the dead letters */
+    atomic_ullong commands_expired; /* queue entries the expiry job closed */
+    atomic_ullong identities_renewed;
 };
 
 struct mdm_metrics *mdm_metrics_new(void);
@@ -54,6 +56,8 @@ void mdm_metrics_connection_refused(struct mdm_server *srv, bool timed_out);
 void mdm_metrics_security(struct mdm_server *srv, enum mdm_security_kind kind);
 void mdm_metrics_webhook(struct mdm_server *srv, bool delivered);
 void mdm_metrics_webhook_dead(struct mdm_server *srv);
+void mdm_metrics_expired(struct mdm_server *srv, size_t n);
+void mdm_metrics_renewed(struct mdm_server *srv);
 /* The Prometheus text exposition. */
 void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b);
 

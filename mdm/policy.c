@@ -146,6 +146,7 @@ struct plan {
     struct mdm_ctx *ctx;
     const struct mdm_scep_otc *otc; /* a one-time challenge per rendering, or NULL */
     int64_t now;
+    int64_t expires; /* the policy's expires_in as a time, for every command (0 = never) */
     const struct mdm_ddm_change *ddm; /* the policy, for devices it reaches over DDM, or NULL */
 };
 
@@ -234,6 +235,7 @@ static void plan_finish(struct plan *p)
         p->sc[i].request_type = c->request_type;
         p->sc[i].plist = (const unsigned char *)c->plist.data;
         p->sc[i].plist_len = c->plist.len;
+        p->sc[i].expires = p->expires;
     }
 }
 
@@ -467,6 +469,7 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
     if (mdm_scep_otc_begin(c->ctx, &pp, &otc))
         plan.otc = &otc;
     plan.now = c->now;
+    plan.expires = pp.expires_in ? c->now + pp.expires_in : 0;
     struct mdm_ddm_change ddm = {uid, &pp, c->now};
     plan.ddm = &ddm;
     rc = profile_template_new(&pp, &ro, &t, &pr);
@@ -1057,21 +1060,55 @@ void api_policy_show(struct api_call *c)
     store_policy_clear(&sp);
 }
 
+/* What an update's audit entry compares: the stored document, the name and the targets. */
+static json_t *audit_view(const struct store_policy *sp)
+{
+    json_t *doc = json_loads(sp->document ? sp->document : "{}", 0, NULL);
+    json_t *devs = json_array(), *groups = json_array();
+
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        doc = json_object();
+    }
+    for (size_t i = 0; i < sp->n_target_devices; i++)
+        json_array_append_new(devs, json_string(sp->target_devices[i]));
+    for (size_t i = 0; i < sp->n_target_groups; i++)
+        json_array_append_new(groups, json_string(sp->target_groups[i]));
+    json_object_set_new(doc, "name", json_string(sp->name ? sp->name : ""));
+    json_object_set_new(doc, "targets",
+                        json_pack("{s:o, s:o}", "devices", devs, "device_groups", groups));
+    return doc;
+}
+
 /* PUT /v1/policies/{id} */
 void api_policy_update(struct api_call *c)
 {
     struct store_policy sp;
     struct profile_policy old;
     struct scepter_error err;
+    json_t *before;
 
     if (!policy_of_path(c, &sp))
         return;
+    /* The audit entry says what changed: the stored policy before and after (from_store takes
+     * the targets out of sp). */
+    before = audit_view(&sp);
     if (from_store(&sp, &old, &err) != 0) {
         err.http_status = 500;
         api_reply_scepter_error(c, &err);
     } else if (api_need_body(c)) {
+        int64_t id = sp.id;
+        struct store_policy now;
         policy_save(c, &sp, &old);
+        if (c->reply->status >= 200 && c->reply->status <= 299 &&
+            store_policy_get(c->ctx->store, id, &now, &err) == 0) {
+            json_t *after = audit_view(&now);
+            api_audit_diff(c, before, after);
+            json_decref(after);
+            store_policy_clear(&now);
+        }
     }
+    json_decref(before);
     profile_policy_clear(&old);
     store_policy_clear(&sp);
 }
@@ -1322,13 +1359,10 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
         for (size_t k = 0; k < nst; k++) {
             if (st[k].policy_id != sp->id)
                 continue;
-            /* An install acknowledged before the device's latest Authenticate belonged to an
-             * earlier enrollment: unenrolling removed it from the device, so it counts as not
-             * had and is queued again. */
-            has =
-                st[k].action == STORE_POLICY_INSTALL &&
-                ((st[k].state == STORE_PSTATE_INSTALLED && st[k].updated >= dev.authenticated_at) ||
-                 st[k].state == STORE_PSTATE_PENDING);
+            /* Only the current enrollment's commands are linked: Authenticate detaches the
+             * earlier ones (store_authenticate), so a re-enrolled device has nothing. */
+            has = st[k].action == STORE_POLICY_INSTALL &&
+                  (st[k].state == STORE_PSTATE_INSTALLED || st[k].state == STORE_PSTATE_PENDING);
             current = has && st[k].policy_version == sp->version;
         }
         if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))
@@ -1367,6 +1401,7 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             if (mdm_scep_otc_begin(ctx, &pp, &otc))
                 plan.otc = &otc;
             plan.now = now;
+            plan.expires = pp.expires_in ? now + pp.expires_in : 0;
             int trc = profile_template_new(&pp, &ro, &t, &pr);
             mdm_scep_otc_end(&pp, &otc);
             if (trc == 0)

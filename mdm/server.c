@@ -396,7 +396,8 @@ static void idle_flush(struct mdm_worker *w)
         reps[i].cert_hash = b.items[i].hash[0] ? b.items[i].hash : NULL;
         reps[i].status = STORE_STATUS_IDLE;
     }
-    (void)store_connect_idle_many(w->store, reps, b.n, (int64_t)time(NULL), nexts, rcs, errs);
+    int64_t now = (int64_t)time(NULL);
+    (void)store_connect_idle_many(w->store, reps, b.n, now, nexts, rcs, errs);
     ctx_init(&ctx, w);
     for (size_t i = 0; i < b.n; i++) {
         struct idle_item *it = &b.items[i];
@@ -404,7 +405,7 @@ static void idle_flush(struct mdm_worker *w)
 
         mdm_reply_init(&reply);
         mdm_idle_answer(&ctx, it->id, it->enrollment_id, it->device_id, reps[i].cert_hash, rcs[i],
-                        &errs[i], &nexts[i], &reply);
+                        &errs[i], &nexts[i], now, &reply);
         send_reply(w, it->http, it->id, it->peer, it->path, &reply, &it->t0);
         mdm_reply_free(&reply);
         store_next_clear(&nexts[i]);

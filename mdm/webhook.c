@@ -9,6 +9,12 @@
  *   {"topic": "mdm.Connect", ..., "acknowledge_event": {"udid", "ids", "status",
  *                      "command_uuid", "raw_payload"}}
  *
+ * mdm.TokenUpdate's checkin_event adds NanoMDM's "token_update_tally": 1 on the channel's
+ * first TokenUpdate (the enrollment is complete: what consumers act on), "first_token_update"
+ * and "awaiting_configuration" (Setup Assistant waits for DeviceConfigured).  With
+ * webhook_idle_events = true every answered Idle poll is an mdm.Connect with status "Idle"
+ * (NanoMDM sends those; off by default: one event per poll).
+ *
  * Events go into the store's outbox in the request that caused them, and a background job
  * (one instance at a time, store_lease) delivers them with an X-Scepter-Signature header
  * (sha256=<hex HMAC-SHA256 of the body with webhook_secret>).  A receiver that fails or is
@@ -207,6 +213,43 @@ void mdm_webhook_checkin(struct mdm_ctx *ctx, const char *message_type, const st
     if (ids->type == STORE_ENROLL_USER_ENROLLMENT)
         json_object_set_new(ev, "enrollment_id", json_string(ids->device_id));
     emit(ctx, topic, "checkin_event", ev, now);
+}
+
+void mdm_webhook_token_update(struct mdm_ctx *ctx, const struct mdm_ids *ids, bool first,
+                              bool awaiting_configuration, const void *raw, size_t raw_len,
+                              int64_t now)
+{
+    json_t *ev = json_pack("{s:s,s:{s:s,s:s},s:b,s:b}", "udid", ids->device_id, "ids", "id",
+                           ids->enrollment_id, "type", ids_type(ids->type), "first_token_update",
+                           first, "awaiting_configuration", awaiting_configuration);
+    if (first)
+        json_object_set_new(ev, "token_update_tally", json_integer(1));
+    set_payload(ctx, ev, raw, raw_len);
+    if (ids->type == STORE_ENROLL_USER_ENROLLMENT)
+        json_object_set_new(ev, "enrollment_id", json_string(ids->device_id));
+    emit(ctx, "mdm.TokenUpdate", "checkin_event", ev, now);
+}
+
+void mdm_webhook_idle(struct mdm_ctx *ctx, const char *enrollment_id, const char *device_id,
+                      int64_t now)
+{
+    plist_t d = plist_new_dict();
+    size_t len = 0;
+    char *xml, *b64;
+    json_t *ev;
+
+    /* The Idle report itself is {Status: Idle, UDID (and UserID)}: rebuilt, not kept. */
+    plistx_set_string(d, "Status", "Idle");
+    plistx_set_string(d, "UDID", device_id);
+    xml = plistx_to_xml(d, &len);
+    b64 = base64_encode(xml, len);
+    ev = json_pack("{s:s,s:{s:s,s:s},s:s,s:s}", "udid", device_id, "ids", "id", enrollment_id,
+                   "type", strchr(enrollment_id, ':') ? "User" : "Device", "status", "Idle",
+                   "raw_payload", b64);
+    free(b64);
+    free(xml);
+    plist_free(d);
+    emit(ctx, "mdm.Connect", "acknowledge_event", ev, now);
 }
 
 void mdm_webhook_result(struct mdm_ctx *ctx, const struct mdm_ids *ids, const char *status,

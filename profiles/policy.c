@@ -479,6 +479,10 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
     if (plat != PROFILE_PLATFORM_MACOS && plat != PROFILE_PLATFORM_IOS)
         ERR(pr, "platform", "must be \"macos\" or \"ios\" (iOS covers iPhone and iPad)");
     check_text(pr, "notes", p->notes, MAX_NOTES, true);
+    if (p->expires_in < 0 || p->expires_in > PROFILE_MAX_EXPIRES_IN)
+        profile_problems_add(pr, false, "expires_in",
+                             "%lld is not between 1 second and 365 days (0: no expiry)",
+                             (long long)p->expires_in);
 
     check_url(pr, p->scep_url);
     check_text(pr, "scep.name", p->scep_name, MAX_NAME, false);
@@ -544,8 +548,8 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
 /* ---------------------------------------------------------------------------------------- */
 /* JSON in                                                                                  */
 
-static const char *const g_top_keys[] = {"name",    "platform", "notes", "type", "scep",
-                                         "targets", "linked",   "ddm",   NULL};
+static const char *const g_top_keys[] = {"name",    "platform", "notes",      "type", "scep",
+                                         "targets", "linked",   "expires_in", "ddm",  NULL};
 static const char *const g_scep_keys[] = {"url",
                                           "name",
                                           "challenge",
@@ -840,6 +844,7 @@ static void parse_fields(json_t *root, struct profile_policy *p, struct profile_
     unknown_keys(root, g_top_keys, "", pr);
     p->name = get_str(root, "name", "", true, pr);
     p->notes = get_str(root, "notes", "", false, pr);
+    get_int(root, "expires_in", "", &p->expires_in, pr);
     if (json_object_get(root, "ddm") != NULL && !json_is_null(json_object_get(root, "ddm"))) {
         struct scepter_error derr;
         if (jsonx_get_bool(root, "ddm", "", false, &p->ddm, &derr) < 0)
@@ -993,6 +998,8 @@ json_t *profile_policy_to_json(const struct profile_policy *p, unsigned flags)
     set_opt(root, "name", p->name);
     json_object_set_new(root, "platform", json_string(profile_platform_name(p->platform)));
     set_opt(root, "notes", p->notes);
+    if (p->expires_in)
+        json_object_set_new(root, "expires_in", json_integer(p->expires_in));
     if (p->ddm)
         json_object_set_new(root, "ddm", json_true());
     set_opt(scep, "url", p->scep_url);

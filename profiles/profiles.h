@@ -191,6 +191,7 @@ struct profile_policy {
     char *name;                     /* required, unique per platform (the store checks) */
     enum profile_platform platform; /* required */
     char *notes;                    /* free text, rendered as the PayloadDescription */
+    int64_t expires_in;             /* seconds its commands stay deliverable (0 = no expiry) */
     char *scep_url;                 /* required, http:// or https:// */
     char *scep_name;                /* SCEP Name (CA instance) */
     char *scep_challenge;           /* static pre-shared secret, as given */
@@ -215,6 +216,9 @@ struct profile_policy {
     /* "ddm": Declarative Device Management where the device supports it (mdm/ddm.c) */
     bool ddm;
 };
+
+/* The longest expires_in of a policy (a year). */
+#define PROFILE_MAX_EXPIRES_IN (365 * 86400)
 
 /* Set every field to its default (empty strings NULL, key_size 1024, retries 3, delay 10). */
 void profile_policy_init(struct profile_policy *p);

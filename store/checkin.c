@@ -22,12 +22,29 @@ static const struct store_sql SQL_QUEUE_DEACTIVATE_DEVICE = {
     " WHERE state = 0 AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)",
     NULL, NULL};
 
+/* A new enrollment starts its policy state from nothing: unenrolling removed every profile MDM
+ * installed, so what the device's earlier enrollments installed or were sent no longer
+ * counts (the rows stay as history; retention may delete them once finished). */
+static const struct store_sql SQL_QUEUE_POLICY_DETACH = {
+    "queue_policy_detach",
+    "UPDATE queue SET policy_id = NULL"
+    " WHERE policy_id IS NOT NULL"
+    " AND enrollment_id IN (SELECT id FROM enrollments WHERE device_id = $1)",
+    NULL, NULL};
+
+/* A new enrollment ends an identity renewal (its InstallProfile was just deactivated). */
+static const struct store_sql SQL_RENEWAL_RESET = {
+    "renewal_reset",
+    "UPDATE devices SET renewal_uuid = NULL, renewal_at = 0, renewal_cert = NULL,"
+    " renewal_not_after = 0 WHERE id = $1 AND renewal_at <> 0",
+    NULL, NULL};
+
 static const struct store_sql SQL_CERT_OWNER = {
     "cert_owner", "SELECT device_id FROM cert_bindings WHERE cert_hash = $1", NULL, NULL};
 
 static const struct store_sql SQL_CERT_BIND = {
     "cert_bind",
-    "INSERT INTO cert_bindings (cert_hash, device_id, created) VALUES ($1, $2, $3)"
+    "INSERT INTO cert_bindings (cert_hash, device_id, created, not_after) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (cert_hash) DO NOTHING",
     NULL, NULL};
 
@@ -256,7 +273,7 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
             goto out;
     }
     if (res->new_binding) {
-        struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id), P_INT(now)};
+        struct dbv p[] = {P_TEXT(hash), P_TEXT(a->device_id), P_INT(now), P_INT(a->cert_not_after)};
         if ((rc = db_exec(s, &SQL_CERT_BIND, p, ARRAY_LEN(p), &changes, err)) != 0)
             goto out;
         if (changes == 0) { /* bound to another device meanwhile (no lock covers the hash) */
@@ -282,7 +299,9 @@ static int authenticate(struct store *s, const struct store_authenticate *a, con
     }
     {
         struct dbv p[] = {P_TEXT(a->device_id), P_INT(now)};
-        if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0)
+        if ((rc = db_exec(s, &SQL_QUEUE_DEACTIVATE_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0 ||
+            (rc = db_exec(s, &SQL_QUEUE_POLICY_DETACH, p, 1, NULL, err)) != 0 ||
+            (rc = db_exec(s, &SQL_RENEWAL_RESET, p, 1, NULL, err)) != 0)
             goto out;
     }
     return db_commit(s, err);
@@ -602,6 +621,65 @@ int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **
     return rc;
 }
 
+/* $1 enrollment, $2 command: DeviceConfigured acknowledged ends AwaitingConfiguration. */
+static const struct store_sql SQL_DEVICE_CONFIGURED = {
+    "device_configured",
+    "UPDATE enrollments SET awaiting_configuration = false"
+    " WHERE id = $1 AND awaiting_configuration"
+    " AND EXISTS (SELECT 1 FROM commands c WHERE c.uuid = $2"
+    "  AND c.request_type = 'DeviceConfigured')",
+    NULL, NULL};
+
+int store_device_configured(struct store *s, const char *enrollment_id, const char *command_uuid,
+                            bool *cleared, struct scepter_error *err)
+{
+    int64_t changes = 0;
+    int rc;
+
+    *cleared = false;
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0 ||
+        (rc = store_check_str(command_uuid, LIMIT_COMMAND_UUID, "CommandUUID", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(enrollment_id), P_TEXT(command_uuid)};
+        changes = 0;
+        rc = db_exec(s, &SQL_DEVICE_CONFIGURED, p, ARRAY_LEN(p), &changes, err);
+    }
+    if (rc == 0)
+        *cleared = changes > 0;
+    return rc;
+}
+
+static const struct store_sql SQL_UNLOCK_TOKEN_GET = {
+    "unlock_token_get", "SELECT unlock_token FROM devices WHERE id = $1", NULL, NULL};
+
+int store_unlock_token_get(struct store *s, const char *device_id, unsigned char **data,
+                           size_t *len, struct scepter_error *err)
+{
+    struct dbres r;
+    int rc;
+
+    *data = NULL;
+    *len = 0;
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(device_id)};
+        rc = db_query(s, &SQL_UNLOCK_TOKEN_GET, p, ARRAY_LEN(p), &r, err);
+        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+            *data = db_blobdup(&r, 0, len);
+            rc = 0;
+        } else if (rc == 0) {
+            rc =
+                scepter_err(err, SCEPTER_ENOTFOUND, "device_id", "device %s is unknown", device_id);
+        }
+        db_res_clear(&r);
+    }
+    return rc;
+}
+
 /* STORE_SEEN_GRANULARITY: a row seen less than a minute ago is left as it is. */
 static const struct store_sql SQL_TOUCH = {
     "touch", "UPDATE enrollments SET last_seen = $2 WHERE id IN {ARR1} AND last_seen <= $2 - 60",
@@ -732,7 +810,9 @@ void store_devices_free(struct store_device *d, size_t n)
     " coalesce(e.token_valid AND e.push_token IS NOT NULL, false),"                                \
     " d.bootstrap_token IS NOT NULL, coalesce(e.last_seen, 0), d.authenticated_at,"                \
     " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created, d.removed_at,"                 \
-    " d.reenroll_until"                                                                            \
+    " d.reenroll_until, coalesce(e.awaiting_configuration, false),"                                \
+    " coalesce((SELECT max(b.not_after) FROM cert_bindings b WHERE b.device_id = d.id), 0),"       \
+    " d.renewal_at, d.renewed_at"                                                                  \
     " FROM devices d LEFT JOIN enrollments e ON e.id = d.id"
 
 static void read_device(const struct dbres *r, struct store_device *d)
@@ -758,6 +838,10 @@ static void read_device(const struct dbres *r, struct store_device *d)
     d->created = db_int(r, 18);
     d->removed_at = db_int(r, 19);
     d->reenroll_until = db_int(r, 20);
+    d->awaiting_configuration = db_bool(r, 21);
+    d->identity_not_after = db_int(r, 22);
+    d->renewal_at = db_int(r, 23);
+    d->renewed_at = db_int(r, 24);
 }
 
 static const struct store_sql SQL_DEVICE_GET = {
@@ -859,6 +943,7 @@ static const struct store_sql SQL_DEVICE_LIST = {
     " AND ($8 IS NULL OR lower(d.id) LIKE $8 ESCAPE '!'"
     "  OR lower(coalesce(d.serial_number, '')) LIKE $8 ESCAPE '!'"
     "  OR lower(coalesce(d.device_name, '')) LIKE $8 ESCAPE '!')"
+    " AND ($9 = 0 OR coalesce(e.awaiting_configuration, false) = ($9 = 1))"
     " ORDER BY d.id LIMIT $6 OFFSET $7",
     NULL, NULL};
 
@@ -873,7 +958,8 @@ static const struct store_sql SQL_DEVICE_COUNT = {
     "  JOIN device_groups g ON g.id = m.group_id WHERE g.name = $5))"
     " AND ($6 IS NULL OR lower(d.id) LIKE $6 ESCAPE '!'"
     "  OR lower(coalesce(d.serial_number, '')) LIKE $6 ESCAPE '!'"
-    "  OR lower(coalesce(d.device_name, '')) LIKE $6 ESCAPE '!')",
+    "  OR lower(coalesce(d.device_name, '')) LIKE $6 ESCAPE '!')"
+    " AND ($7 = 0 OR coalesce(e.awaiting_configuration, false) = ($7 = 1))",
     NULL, NULL};
 
 /* "%q%" in lower case with LIKE's wildcards escaped by '!', or NULL for no q. */
@@ -917,9 +1003,15 @@ static int device_list(struct store *s, const struct store_device_filter *f,
             goto out;
     }
     if (f->total) {
-        struct dbv p[] = {P_TEXT(platform),     P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
-                          P_INT(f->seen_after), P_INT(f->seen_before),
-                          P_TEXT(f->group),     P_TEXT(like)};
+        struct dbv p[] = {P_TEXT(platform),
+                          P_INT(f->enrolled < 0 ? -1
+                                : f->enrolled   ? 1
+                                                : 0),
+                          P_INT(f->seen_after),
+                          P_INT(f->seen_before),
+                          P_TEXT(f->group),
+                          P_TEXT(like),
+                          P_INT(f->awaiting_configuration)};
         if ((rc = db_query(s, &SQL_DEVICE_COUNT, p, ARRAY_LEN(p), &r, err)) != 0 ||
             (rc = db_next(&r, err)) < 0)
             goto out;
@@ -927,10 +1019,17 @@ static int device_list(struct store *s, const struct store_device_filter *f,
         db_res_clear(&r);
     }
     {
-        struct dbv p[] = {P_TEXT(platform),     P_INT(f->enrolled < 0 ? -1 : f->enrolled ? 1 : 0),
-                          P_INT(f->seen_after), P_INT(f->seen_before),
-                          P_TEXT(f->group),     P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
-                          P_INT(f->offset),     P_TEXT(like)};
+        struct dbv p[] = {P_TEXT(platform),
+                          P_INT(f->enrolled < 0 ? -1
+                                : f->enrolled   ? 1
+                                                : 0),
+                          P_INT(f->seen_after),
+                          P_INT(f->seen_before),
+                          P_TEXT(f->group),
+                          P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
+                          P_INT(f->offset),
+                          P_TEXT(like),
+                          P_INT(f->awaiting_configuration)};
         if ((rc = db_query(s, &SQL_DEVICE_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }

@@ -241,6 +241,8 @@ static const char *entry_status(int state, int status)
 {
     if (state == 2)
         return "cancelled";
+    if (state == QSTATE_EXPIRED)
+        return "Expired";
     if (state == 0)
         return status == STORE_STATUS_NOTNOW ? "NotNow" : "queued";
     return store_status_name((enum store_status)status);

@@ -658,7 +658,9 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
     free(st);
 }
 
-/* The latest command linked to the policy on each device (any of its channels). */
+/* The latest command linked to the policy on each device (any of its channels).  A queue row
+ * whose link a new enrollment cleared (q.policy_id NULL) belonged to an earlier enrollment and
+ * no longer counts. */
 static const struct store_sql SQL_POLICY_STATUS = {
     "policy_status",
     "SELECT x.device_id, x.enrollment_id, x.uuid, x.action, x.pversion, x.state, x.status,"
@@ -668,7 +670,8 @@ static const struct store_sql SQL_POLICY_STATUS = {
     "  q.state, q.status, q.error_chain, q.notnow_count, q.updated,"
     "  row_number() OVER (PARTITION BY q.enrollment_id ORDER BY q.seq DESC) AS rn"
     "  FROM commands c JOIN queue q ON q.command_uuid = c.uuid"
-    "  JOIN enrollments e ON e.id = q.enrollment_id WHERE c.policy_id = $1) AS x"
+    "  JOIN enrollments e ON e.id = q.enrollment_id WHERE c.policy_id = $1 AND q.policy_id = $1)"
+    " AS x"
     " LEFT JOIN devices d ON d.id = x.device_id"
     " WHERE rn = 1 ORDER BY x.device_id, x.enrollment_id",
     NULL, NULL};
@@ -682,6 +685,8 @@ static enum store_policy_state policy_state(enum store_policy_action action, int
 
     if (state == QSTATE_CANCELLED)
         return STORE_PSTATE_CANCELLED;
+    if (state == QSTATE_EXPIRED)
+        return STORE_PSTATE_EXPIRED;
     if (state == QSTATE_PENDING)
         return remove ? STORE_PSTATE_REMOVING : STORE_PSTATE_PENDING;
     if (status == STORE_STATUS_ACKNOWLEDGED)
@@ -692,10 +697,10 @@ static enum store_policy_state policy_state(enum store_policy_action action, int
 const char *store_policy_state_name(enum store_policy_state st)
 {
     static const char *const names[] = {
-        [STORE_PSTATE_PENDING] = "pending",    [STORE_PSTATE_INSTALLED] = "installed",
-        [STORE_PSTATE_FAILED] = "failed",      [STORE_PSTATE_REMOVING] = "removing",
-        [STORE_PSTATE_REMOVED] = "removed",    [STORE_PSTATE_REMOVE_FAILED] = "remove_failed",
-        [STORE_PSTATE_CANCELLED] = "cancelled"};
+        [STORE_PSTATE_PENDING] = "pending",     [STORE_PSTATE_INSTALLED] = "installed",
+        [STORE_PSTATE_FAILED] = "failed",       [STORE_PSTATE_REMOVING] = "removing",
+        [STORE_PSTATE_REMOVED] = "removed",     [STORE_PSTATE_REMOVE_FAILED] = "remove_failed",
+        [STORE_PSTATE_CANCELLED] = "cancelled", [STORE_PSTATE_EXPIRED] = "expired"};
 
     return (unsigned)st < ARRAY_LEN(names) ? names[st] : "unknown";
 }

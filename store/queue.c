@@ -74,8 +74,9 @@ static const struct store_sql SQL_COMMAND_INSERT = {
 /* ids sorted and distinct: rows go into queue_next in key order. */
 static const struct store_sql SQL_QUEUE_INSERT_MANY = {
     "queue_insert_many",
-    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
-    " SELECT e.id, $2, $3, $4, $4, $5 FROM {ARR1} AS a JOIN enrollments e ON e.id = a.value",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
+    " expires) SELECT e.id, $2, $3, $4, $4, $5, $6 FROM {ARR1} AS a"
+    " JOIN enrollments e ON e.id = a.value",
     NULL, NULL};
 
 static const struct store_sql SQL_FIRST_UNKNOWN_ENROLLMENT = {
@@ -177,8 +178,8 @@ static int enqueue(struct store *s, const struct store_command *cmd, const char 
                              err)) != 0)
         return rc;
     {
-        struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(cmd->uuid), P_INT(cmd->priority), P_INT(now),
-                          P_INT(cmd->policy_id)};
+        struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(cmd->uuid),     P_INT(cmd->priority),
+                          P_INT(now),      P_INT(cmd->policy_id), P_INT(cmd->expires)};
         p[4].null = cmd->policy_id == 0;
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_MANY, p, ARRAY_LEN(p), &changes, err)) != 0)
             return rc;
@@ -227,14 +228,17 @@ static const struct store_sql SQL_COMMANDS_INSERT_ROWS = {
     " VALUES ($1, $2, $3, $4, $8, nullif($5, 0), CASE WHEN $5 = 0 THEN NULL ELSE $6 END, $7)"
     " ON CONFLICT (uuid) DO NOTHING"};
 
-/* Queue rows: $1 enrollment, $2 command UUID, $3 priority, $4 policy (columns); $5 now. */
+/* Queue rows: $1 enrollment, $2 command UUID, $3 priority, $4 policy, $5 expiry (columns);
+ * $6 now. */
 static const struct store_sql SQL_QUEUE_INSERT_ROWS = {
     "queue_insert_rows", NULL,
-    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
-    " SELECT x.e, x.u, x.pr, $5, $5, nullif(x.pid, 0) FROM unnest($1, $2, $3, $4)"
-    " AS x(e, u, pr, pid) JOIN enrollments en ON en.id = x.e",
-    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id)"
-    " SELECT e.id, $2, $3, $5, $5, nullif($4, 0) FROM enrollments e WHERE e.id = $1"};
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
+    " expires)"
+    " SELECT x.e, x.u, x.pr, $6, $6, nullif(x.pid, 0), x.ex FROM unnest($1, $2, $3, $4, $5)"
+    " AS x(e, u, pr, pid, ex) JOIN enrollments en ON en.id = x.e",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
+    " expires)"
+    " SELECT e.id, $2, $3, $6, $6, nullif($4, 0), $5 FROM enrollments e WHERE e.id = $1"};
 
 /* Enqueue cmds[i] for ids[i] (sorted by id; first[i]: the first entry of its UUID). */
 static int enqueue_rows(struct store *s, const struct store_command *cmds, const bool *first,
@@ -286,9 +290,11 @@ static int enqueue_rows(struct store *s, const struct store_command *cmds, const
         uuids[i] = cmds[i].uuid;
         prios[i] = cmds[i].priority;
         pids[i] = policy_id ? policy_id : cmds[i].policy_id;
+        acts[i] = cmds[i].expires; /* acts reused: the command rows are written */
     }
     {
-        struct dbv cols[] = {P_TEXTS(ids, n), P_TEXTS(uuids, n), P_INTS(prios, n), P_INTS(pids, n)};
+        struct dbv cols[] = {P_TEXTS(ids, n), P_TEXTS(uuids, n), P_INTS(prios, n), P_INTS(pids, n),
+                             P_INTS(acts, n)};
         struct dbv sc[] = {P_INT(now)};
         rc = db_exec_rows(s, &SQL_QUEUE_INSERT_ROWS, cols, ARRAY_LEN(cols), n, sc, ARRAY_LEN(sc),
                           &changes, err);
@@ -473,7 +479,7 @@ static enum store_report_outcome exchange_outcome(const struct store_report *rep
         return STORE_REPORT_IDLE;
     if (x->recorded)
         return STORE_REPORT_RECORDED;
-    if (!x->have_row || x->row_state == QSTATE_CANCELLED)
+    if (!x->have_row || x->row_state == QSTATE_CANCELLED || x->row_state == QSTATE_EXPIRED)
         return STORE_REPORT_UNKNOWN_COMMAND;
     return STORE_REPORT_DUPLICATE; /* final already, or a NotNow repeated in one exchange */
 }
@@ -518,6 +524,7 @@ static const struct store_sql SQL_CONNECT_IDLE = {
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
     "  JOIN commands c ON c.uuid = q.command_uuid"
     "  WHERE q.enrollment_id = $1 AND q.state = 0 AND e.enabled"
+    "   AND (q.expires = 0 OR q.expires > $3)"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
     "SELECT e.device_id, e.enabled,"
     " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2), NULL, NULL,"
@@ -525,7 +532,7 @@ static const struct store_sql SQL_CONNECT_IDLE = {
     " n.command_uuid, c.request_type, c.plist"
     " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
     " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
-    "  WHERE n2.enrollment_id = $1 AND n2.state = 0"
+    "  WHERE n2.enrollment_id = $1 AND n2.state = 0 AND (n2.expires = 0 OR n2.expires > $3)"
     "  ORDER BY n2.priority DESC, n2.created, n2.seq LIMIT 1)"
     " LEFT JOIN commands c ON c.uuid = n.command_uuid"};
 
@@ -561,7 +568,7 @@ static const struct store_sql SQL_CONNECT_REPORT = {
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
     "  JOIN commands c ON c.uuid = q.command_uuid"
     "  WHERE q.enrollment_id = $1 AND q.state = 0 AND NOT q.notnow AND q.command_uuid <> $4"
-    "   AND ok.enabled"
+    "   AND ok.enabled AND (q.expires = 0 OR q.expires > $8)"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
     "SELECT e.device_id, e.enabled,"
     " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
@@ -570,7 +577,7 @@ static const struct store_sql SQL_CONNECT_REPORT = {
     " LEFT JOIN queue q ON q.command_uuid = $4 AND q.enrollment_id = $1"
     " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
     "  WHERE n2.enrollment_id = $1 AND n2.state = 0 AND NOT n2.notnow"
-    "  AND n2.command_uuid <> $4"
+    "  AND n2.command_uuid <> $4 AND (n2.expires = 0 OR n2.expires > $8)"
     "  ORDER BY n2.priority DESC, n2.created, n2.seq LIMIT 1)"
     " LEFT JOIN commands c ON c.uuid = n.command_uuid"};
 
@@ -597,7 +604,7 @@ static int exchange(struct store *s, const struct store_report *rep, const char 
     if (!idle && !s->ops->writing_reads && (rc = db_begin(s, err)) != 0)
         goto out;
     if (idle) {
-        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash)};
+        struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash), P_INT(now)};
         rc = db_query(s, &SQL_CONNECT_IDLE, p, ARRAY_LEN(p), &r, err);
     } else {
         struct dbv p[] = {
@@ -743,6 +750,7 @@ static const struct store_sql SQL_CONNECT_IDLE_MANY = {
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
     "  JOIN commands c ON c.uuid = q.command_uuid"
     "  WHERE q.enrollment_id = i.eid AND q.state = 0 AND e.enabled"
+    "   AND (q.expires = 0 OR q.expires > $33::bigint)"
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true"
     " WHERE i.eid IS NOT NULL",
     "SELECT i.ord, e.device_id, e.enabled,"
@@ -762,16 +770,17 @@ static const struct store_sql SQL_CONNECT_IDLE_MANY = {
     " LEFT JOIN enrollments e ON e.id = i.eid"
     " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
     "  WHERE n2.enrollment_id = i.eid AND n2.state = 0 AND e.enabled"
+    "   AND (n2.expires = 0 OR n2.expires > $33)"
     "  ORDER BY n2.priority DESC, n2.created, n2.seq LIMIT 1)"
     " LEFT JOIN commands c ON c.uuid = n.command_uuid"
     " WHERE i.eid IS NOT NULL"};
 
 /* Answer items idx[0..m) (m <= IDLE_BATCH) of reps in one statement. */
 static int idle_many(struct store *s, const struct store_report *reps, const size_t *idx, size_t m,
-                     const char *const *hashes, struct store_next *nexts, int *rcs,
+                     int64_t now, const char *const *hashes, struct store_next *nexts, int *rcs,
                      struct scepter_error *errs, struct scepter_error *err)
 {
-    struct dbv p[2 * IDLE_BATCH];
+    struct dbv p[2 * IDLE_BATCH + 1];
     struct dbres r;
     size_t k;
     int rc;
@@ -780,6 +789,7 @@ static int idle_many(struct store *s, const struct store_report *reps, const siz
         p[2 * k] = P_TEXT(k < m ? reps[idx[k]].enrollment_id : NULL);
         p[2 * k + 1] = P_TEXT(k < m ? hashes[k] : NULL);
     }
+    p[2 * IDLE_BATCH] = P_INT(now);
     for (k = 0; k < m; k++) {
         store_next_clear(&nexts[idx[k]]);
         rcs[idx[k]] =
@@ -854,7 +864,7 @@ int store_connect_idle_many(struct store *s, const struct store_report *reports,
         if (m == 0)
             continue;
         STORE_CALL(s, rc, &err)
-        rc = idle_many(s, reports, idx, m, hashes, nexts, rcs, errs, &err);
+        rc = idle_many(s, reports, idx, m, now, hashes, nexts, rcs, errs, &err);
         if (rc < 0) {
             any = rc;
             for (j = 0; j < m; j++) {
@@ -874,6 +884,8 @@ static const char *item_status(int state, int status)
 {
     if (state == QSTATE_CANCELLED)
         return "cancelled";
+    if (state == QSTATE_EXPIRED)
+        return "Expired";
     if (state == QSTATE_PENDING)
         return status == STORE_STATUS_NOTNOW ? "NotNow" : "queued";
     return store_status_name((enum store_status)status);
@@ -910,7 +922,7 @@ static int enrollment_exists(struct store *s, const char *id, struct scepter_err
 static const struct store_sql SQL_QUEUE_LIST = {
     "queue_list",
     "SELECT q.command_uuid, c.request_type, q.priority, q.created, q.state, q.status,"
-    " q.notnow_count, q.last_notnow_at, q.result_at FROM queue q"
+    " q.notnow_count, q.last_notnow_at, q.result_at, q.expires FROM queue q"
     " JOIN commands c ON c.uuid = q.command_uuid"
     " WHERE q.enrollment_id = $1 AND ($2 OR q.state = 0) ORDER BY q.created, q.seq",
     NULL, NULL};
@@ -947,6 +959,7 @@ static int queue_list(struct store *s, const char *id, bool all, struct store_qu
         it->notnow_count = (int)db_int(&r, 6);
         it->last_notnow_at = db_int(&r, 7);
         it->result_at = db_int(&r, 8);
+        it->expires = db_int(&r, 9);
     }
 out:
     db_res_clear(&r);
@@ -1209,5 +1222,34 @@ int store_queue_depth(struct store *s, int64_t *depth, struct scepter_error *err
         }
         db_res_clear(&r);
     }
+    return rc;
+}
+
+/* Up to $2 pending entries whose expiry ($1 now) has come become final: state expired.  The
+ * partial index queue_expiring holds only pending entries with an expiry. */
+static const struct store_sql SQL_QUEUE_EXPIRE = {
+    "queue_expire",
+    "UPDATE queue SET state = 3, notnow = false, updated = $1"
+    " WHERE seq IN (SELECT seq FROM queue WHERE state = 0 AND expires <> 0 AND expires <= $1"
+    " LIMIT $2) AND state = 0",
+    NULL, NULL};
+
+int store_queue_expire(struct store *s, int64_t now, size_t limit, size_t *expired,
+                       struct scepter_error *err)
+{
+    int64_t changes = 0;
+    int rc;
+
+    *expired = 0;
+    if (limit == 0 || limit > 1000000)
+        return scepter_err(err, SCEPTER_EINVAL, "limit", "limit: want 1 to 1000000 entries");
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_INT(now), P_INT(limit)};
+        changes = 0;
+        rc = db_exec(s, &SQL_QUEUE_EXPIRE, p, ARRAY_LEN(p), &changes, err);
+    }
+    if (rc == 0)
+        *expired = (size_t)changes;
     return rc;
 }

@@ -116,7 +116,8 @@ struct store_authenticate {
     const char *device_id;       /* UDID or EnrollmentID */
     enum store_enroll_type type; /* STORE_ENROLL_DEVICE or STORE_ENROLL_USER_ENROLLMENT */
     const char *topic;
-    const char *cert_hash; /* SHA-256 hex of the identity certificate */
+    const char *cert_hash;  /* SHA-256 hex of the identity certificate */
+    int64_t cert_not_after; /* its notAfter (0: not known), for identity renewal */
     struct store_device_facts facts;
     bool reenroll_allow; /* `reenroll = allow`: a new certificate may replace an active one */
 };
@@ -134,7 +135,9 @@ struct store_auth_result {
  * Authenticate: create or update the device, bind cert_hash to it, and (re)start its device
  * enrollment: the enrollment is disabled until its first TokenUpdate, its push token,
  * PushMagic and unlock token are cleared, and commands still queued for it and its user
- * channels are deactivated (a re-enrolling device starts with a clean queue).
+ * channels are deactivated (a re-enrolling device starts with a clean queue), and its
+ * policy state starts from nothing: the links of its earlier commands to policies are cleared
+ * (store_enrollment_policy_status and store_policy_status no longer report them).
  *
  * A certificate new to the device replaces its previous ones — they are revoked ("superseded")
  * and its bootstrap token is cleared: a new identity inherits no secret — but only when the
@@ -185,6 +188,11 @@ int store_token_update(struct store *s, const struct store_token_update *t, int6
 int store_checkout(struct store *s, const char *device_id, int64_t now,
                    struct scepter_error *err) WUR;
 
+/* The device acknowledged command_uuid on enrollment_id: when that is a DeviceConfigured, the
+ * enrollment no longer awaits configuration (*cleared true when this call ended it). */
+int store_device_configured(struct store *s, const char *enrollment_id, const char *command_uuid,
+                            bool *cleared, struct scepter_error *err) WUR;
+
 /* Update the stored facts of a device (after a DeviceInformation result); NULL keeps one. */
 int store_device_update_facts(struct store *s, const char *device_id,
                               const struct store_device_facts *f, int64_t now,
@@ -195,6 +203,10 @@ int store_bootstrap_set(struct store *s, const char *device_id, const unsigned c
                         size_t len, struct scepter_error *err) WUR;
 int store_bootstrap_get(struct store *s, const char *device_id, unsigned char **data, size_t *len,
                         struct scepter_error *err) WUR;
+/* The UnlockToken the device escrowed at TokenUpdate (*data NULL when none; caller frees), for
+ * ClearPasscode.  SCEPTER_ENOTFOUND if the device is unknown. */
+int store_unlock_token_get(struct store *s, const char *device_id, unsigned char **data,
+                           size_t *len, struct scepter_error *err) WUR;
 
 /*
  * Batched last-seen: set last_seen = now for the n enrollments, in one statement, except
@@ -234,9 +246,14 @@ struct store_device {
     bool token_valid;
     bool has_bootstrap_token;
     int64_t last_seen, authenticated_at, token_updated_at, checked_out_at, created;
-    int64_t removed_at;     /* an operator removed it (0: not removed) */
-    int64_t reenroll_until; /* an operator allows a new identity until then (0: no) */
-    char **groups;          /* names of its device groups */
+    int64_t removed_at;          /* an operator removed it (0: not removed) */
+    int64_t reenroll_until;      /* an operator allows a new identity until then (0: no) */
+    bool awaiting_configuration; /* its last TokenUpdate said AwaitingConfiguration (Setup
+                                  * Assistant waits for DeviceConfigured) */
+    int64_t identity_not_after;  /* notAfter of its bound certificate (0: not known) */
+    int64_t renewal_at;          /* an identity renewal is outstanding since then (0: none) */
+    int64_t renewed_at;          /* its identity was last renewed then (0: never) */
+    char **groups;               /* names of its device groups */
     size_t n_groups;
 };
 void store_device_clear(struct store_device *d);
@@ -251,6 +268,7 @@ struct store_device_filter {
     int64_t seen_before;          /* last_seen < this; 0 = no bound */
     const char *group;            /* NULL = any */
     const char *q;                /* UDID, serial number or name containing this; NULL = any */
+    int awaiting_configuration;   /* 0 any, 1 awaiting configuration, -1 not awaiting */
     size_t limit;                 /* 0 = no limit */
     size_t offset;
     size_t *total; /* out, when not NULL: devices matching, before limit/offset */
@@ -258,6 +276,49 @@ struct store_device_filter {
 /* Devices ordered by id. */
 int store_device_list(struct store *s, const struct store_device_filter *f,
                       struct store_device **out, size_t *n, struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Identity renewal (store/renewal.c)                                                        */
+
+struct store_command;
+
+struct store_renewal_candidate {
+    char *device_id;
+    int64_t not_after; /* of its bound certificate */
+};
+void store_renewal_candidates_free(struct store_renewal_candidate *c, size_t n);
+/* Enrolled devices whose bound certificate (its notAfter known) expires before `before` and
+ * that have no renewal outstanding, soonest first, at most limit (1..100000). */
+int store_renewal_candidates(struct store *s, int64_t before, size_t limit,
+                             struct store_renewal_candidate **out, size_t *n,
+                             struct scepter_error *err) WUR;
+/*
+ * Queue cmd (the enrollment profile with a fresh identity) for the device channel and mark the
+ * renewal outstanding, in one transaction.  cert_hash: the certificate the renewal will
+ * present when Scepter made it (a PKCS#12 identity; its notAfter in cert_not_after), or NULL
+ * (SCEP).  SCEPTER_ECONFLICT when the device is unknown or already has a renewal outstanding.
+ */
+int store_renewal_begin(struct store *s, const char *device_id, const struct store_command *cmd,
+                        const char *cert_hash, int64_t cert_not_after, int64_t now,
+                        struct scepter_error *err) WUR;
+/*
+ * The device presents a certificate bound to nothing: bind it to the device when, and only
+ * when, an identity renewal is outstanding for the device, its channel is enabled, the
+ * certificate was never revoked, and it is the renewal's — the PKCS#12 identity the renewal
+ * carried, or one the built-in SCEP CA issued to this device, or (an external SCEP CA) one
+ * the built-in CA did not issue (then not_after is required).  The device's previous
+ * certificates are then revoked
+ * ("superseded"), the renewal ends (renewed_at = now); its queue, enrollment and policies are
+ * untouched.  not_after: the certificate's (0: taken from what the store knows);
+ * *bound_not_after (may be NULL) receives what was recorded.  SCEPTER_EFORBIDDEN otherwise
+ * (nothing changes).
+ */
+int store_renewal_bind(struct store *s, const char *device_id, const char *cert_hash,
+                       int64_t not_after, int64_t now, int64_t *bound_not_after,
+                       struct scepter_error *err) WUR;
+/* Enrolled devices whose bound identity expires before `before` (for /metrics). */
+int store_identities_expiring(struct store *s, int64_t before, int64_t *count,
+                              struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Removal, re-enrollment, revocation, enrollment tokens, security events (store/security.c) */
@@ -372,6 +433,7 @@ struct store_command {
     int64_t policy_id;
     int64_t policy_version;
     enum store_policy_action policy_action;
+    int64_t expires; /* UNIX time from which it is no longer delivered (0 = never) */
 };
 
 /*
@@ -454,11 +516,13 @@ struct store_queue_item {
     char *request_type;
     int priority;
     int64_t created;
-    /* "queued", "NotNow", "Acknowledged", "Error", "CommandFormatError", "cancelled" */
+    /* "queued", "NotNow", "Acknowledged", "Error", "CommandFormatError", "cancelled",
+     * "Expired" */
     char *status;
     int notnow_count;
     int64_t last_notnow_at; /* 0 = never */
     int64_t result_at;      /* 0 = no result */
+    int64_t expires;        /* 0 = never */
     bool active;
 };
 void store_queue_items_free(struct store_queue_item *items, size_t n);
@@ -497,6 +561,15 @@ int store_result_get(struct store *s, const char *enrollment_id, const char *uui
  */
 int store_retention(struct store *s, int64_t before, size_t batch, size_t *deleted,
                     struct scepter_error *err) WUR;
+
+/*
+ * Expiry: queue entries still without a final result whose command's `expires` time is at or
+ * before now become final with status "Expired" (at most limit of them per call, 1 to
+ * 1,000,000; *expired says how many).  The next-command lookups of store_connect already skip
+ * them from that moment: an expired command is never delivered.
+ */
+int store_queue_expire(struct store *s, int64_t now, size_t limit, size_t *expired,
+                       struct scepter_error *err) WUR;
 
 /* Number of active queue entries without a final result (for /metrics). */
 int store_queue_depth(struct store *s, int64_t *depth, struct scepter_error *err) WUR;
@@ -660,8 +733,10 @@ enum store_policy_state {
     STORE_PSTATE_REMOVED,       /* RemoveProfile acknowledged */
     STORE_PSTATE_REMOVE_FAILED, /* RemoveProfile refused */
     STORE_PSTATE_CANCELLED,     /* the command was cancelled before delivery */
+    STORE_PSTATE_EXPIRED,       /* the command expired before a result */
 };
-/* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled". */
+/* "pending", "installed", "failed", "removing", "removed", "remove_failed", "cancelled",
+ * "expired". */
 const char *store_policy_state_name(enum store_policy_state st);
 struct store_policy_device_status {
     int64_t policy_id; /* set by store_enrollment_policy_status */

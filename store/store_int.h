@@ -248,5 +248,6 @@ int store_check_command(const struct store_command *c, struct scepter_error *err
 #define QSTATE_PENDING   0
 #define QSTATE_FINISHED  1
 #define QSTATE_CANCELLED 2
+#define QSTATE_EXPIRED   3 /* its expiry passed before a final result */
 
 #endif

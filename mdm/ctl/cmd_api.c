@@ -200,10 +200,13 @@ static void print_queued(json_t *r)
 
 /*
  * The "command" object of an enqueue from flags: --type T [--identifier I] [--payload FILE]
- * [--queries a,b] [--managed-only], or --plist FILE for a raw command.
+ * [--queries a,b] [--managed-only] [--fields JSON], or --plist FILE for a raw command.
+ * --fields is a JSON object of the command's keys as Apple names them ('{"Message":"Call
+ * IT","PIN":"123456"}' for DeviceLock); the server checks them against Apple's schema.
  */
 static json_t *command_from_flags(const char *type, const char *ident, const char *payload,
-                                  const char *queries, const char *managed, const char *plist)
+                                  const char *queries, const char *managed, const char *plist,
+                                  const char *fields)
 {
     struct scepter_error err;
     unsigned char *data = NULL;
@@ -224,6 +227,19 @@ static json_t *command_from_flags(const char *type, const char *ident, const cha
         return NULL;
     }
     cmd = json_pack("{s:s}", "request_type", type);
+    if (fields) {
+        json_error_t je;
+        json_t *f = json_loads(fields, 0, &je);
+        if (!json_is_object(f)) {
+            fprintf(stderr, "scepterctl: --fields: not a JSON object (%s)\n",
+                    f ? "another JSON value" : je.text);
+            json_decref(f);
+            json_decref(cmd);
+            return NULL;
+        }
+        json_object_update(cmd, f);
+        json_decref(f);
+    }
     if (ident)
         json_object_set_new(cmd, "identifier", json_string(ident));
     if (managed)
@@ -270,7 +286,7 @@ int cmd_device(int argc, char **argv)
     const char *platform = NULL, *enrolled = NULL, *group = NULL, *after = NULL, *before = NULL,
                *limit = NULL, *all = NULL, *type = NULL, *ident = NULL, *payload = NULL,
                *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL, *priority = NULL,
-               *user = NULL, *dur = NULL, *pos[2];
+               *user = NULL, *dur = NULL, *fields = NULL, *expires = NULL, *pos[2];
     struct ctl_opt opts[] = {{"platform", true, &platform},
                              {"for", true, &dur},
                              {"enrolled", true, &enrolled},
@@ -288,6 +304,8 @@ int cmd_device(int argc, char **argv)
                              {"no-push", false, &nopush},
                              {"priority", true, &priority},
                              {"user", true, &user},
+                             {"fields", true, &fields},
+                             {"expires-in", true, &expires},
                              {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
@@ -322,7 +340,7 @@ int cmd_device(int argc, char **argv)
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
         rc = show_call("GET", path, NULL, &r, print_queue);
     } else if (strcmp(act, "enqueue") == 0 && npos == 1) {
-        json_t *cmd = command_from_flags(type, ident, payload, queries, managed, plist);
+        json_t *cmd = command_from_flags(type, ident, payload, queries, managed, plist, fields);
         int64_t prio = 0;
         if (cmd == NULL)
             return CTL_USAGE;
@@ -332,6 +350,8 @@ int cmd_device(int argc, char **argv)
         }
         json_t *body = json_pack("{s:o,s:b,s:I}", "command", cmd, "push", nopush == NULL,
                                  "priority", (json_int_t)prio);
+        if (expires)
+            json_object_set_new(body, "expires_in", json_string(expires));
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
         rc = ctl_call("POST", path, body, &r);
         json_decref(body);
@@ -359,8 +379,8 @@ int cmd_device(int argc, char **argv)
                      "       scepterctl device show UDID\n"
                      "       scepterctl device commands UDID [--all] [--user UID]\n"
                      "       scepterctl device enqueue UDID (--type T [--identifier I] [--payload "
-                     "F] [--queries a,b] [--managed-only] | --plist F) [--no-push] "
-                     "[--priority N]\n"
+                     "F] [--queries a,b] [--managed-only] [--fields JSON] | --plist F) "
+                     "[--no-push] [--priority N] [--expires-in 10m]\n"
                      "       scepterctl device cancel|result UDID UUID\n"
                      "       scepterctl device clear UDID\n"
                      "       scepterctl device remove UDID\n"
@@ -452,7 +472,7 @@ int cmd_command(int argc, char **argv)
 {
     const char *dev = NULL, *group = NULL, *type = NULL, *ident = NULL, *payload = NULL,
                *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL, *priority = NULL,
-               *pos[1];
+               *fields = NULL, *expires = NULL, *pos[1];
     struct ctl_opt opts[] = {{"device", true, &dev},
                              {"group", true, &group},
                              {"type", true, &type},
@@ -463,6 +483,8 @@ int cmd_command(int argc, char **argv)
                              {"plist", true, &plist},
                              {"no-push", false, &nopush},
                              {"priority", true, &priority},
+                             {"fields", true, &fields},
+                             {"expires-in", true, &expires},
                              {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
@@ -474,12 +496,12 @@ int cmd_command(int argc, char **argv)
 
     if (argc < 1 || strcmp(argv[0], "send") != 0)
         return usage("command", "send (--device UDID | --group NAME)... (--type T ... | --plist "
-                                "F) [--no-push] [--priority N]");
+                                "F) [--fields JSON] [--no-push] [--priority N] [--expires-in 10m]");
     if (ctl_parse_opts("scepterctl command", argc, argv, opts, pos, 0, &npos) != 0)
         return CTL_USAGE;
     if (priority && str_to_i64(priority, -100, 100, &prio) != 0)
         return usage("command", "send: --priority is -100..100");
-    json_t *cmd = command_from_flags(type, ident, payload, queries, managed, plist);
+    json_t *cmd = command_from_flags(type, ident, payload, queries, managed, plist, fields);
     if (cmd == NULL)
         return CTL_USAGE;
     json_t *devs = json_array(), *groups = json_array();
@@ -487,6 +509,8 @@ int cmd_command(int argc, char **argv)
     collect(argc, argv, "--group", groups);
     json_t *body = json_pack("{s:o,s:o,s:o,s:b,s:I}", "devices", devs, "device_groups", groups,
                              "command", cmd, "push", nopush == NULL, "priority", (json_int_t)prio);
+    if (expires)
+        json_object_set_new(body, "expires_in", json_string(expires));
     int rc = ctl_call("POST", "/v1/commands", body, &r);
     json_decref(body);
     return show(rc, r, print_queued);

@@ -240,3 +240,33 @@ Test(cli, security_commands_remove_allow_revoke_tokens_events)
     tu_cert_free(&a);
     tu_cert_free(&b);
 }
+
+/* Typed commands with Apple's key names (--fields), checked by the server, and --expires-in. */
+Test(cli, typed_commands_with_fields_and_expiry)
+{
+    char *out = NULL;
+    struct tu_cert mac = h_device_cert(&S, MAC_UDID);
+    h_enroll(&S, &mac, MAC_UDID, "MacBookPro18,3");
+
+    cr_assert_eq(ctl(&out, NULL,
+                     "device enqueue " MAC_UDID " --type DeviceLock --fields "
+                     "'{\"Message\":\"Call IT\",\"PIN\":\"123456\"}' --expires-in 1h --no-push"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "DeviceLock") != NULL, "%s", out);
+    free(out);
+    cr_assert_neq(ctl(&out, NULL,
+                      "command send --device " MAC_UDID " --type ScheduleOSUpdate --fields "
+                      "'{\"Updates\":[{\"ProductVersion\":\"15.1\"}]}'"),
+                  0, "%s", out);
+    cr_assert(strstr(out, "command.Updates[0].InstallAction: required") != NULL, "%s", out);
+    free(out);
+    cr_assert_neq(
+        ctl(&out, NULL, "device enqueue " MAC_UDID " --type RestartDevice --expires-in never"), 0,
+        "%s", out);
+    cr_assert(strstr(out, "expires_in") != NULL, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "device commands " MAC_UDID), 0, "%s", out);
+    cr_assert(strstr(out, "DeviceLock") != NULL && strstr(out, "RestartDevice") == NULL, "%s", out);
+    free(out);
+    tu_cert_free(&mac);
+}

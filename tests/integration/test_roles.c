@@ -692,3 +692,51 @@ Test(roles, audit_entries_reach_the_webhook)
     tu_rawsrv_stop(rs);
     free(more);
 }
+
+/* An update's audit entry says what changed, before -> after, and never shows a secret. */
+Test(roles, audit_entries_say_what_changed)
+{
+    struct h_server S;
+    struct actor root = {
+        .label = "root", .role = STORE_ROLE_ADMIN, .name = "root", .secret = ROOT_PW};
+    static const char *const body =
+        "{\"name\":\"%s\",\"platform\":\"macos\",\"scep\":{\"url\":\"http://127.0.0.1:9/scep\","
+        "\"challenge\":\"%s\",\"key_size\":%d,\"subject\":\"/O=Scepter/CN=%%SerialNumber%%/\"},"
+        "\"targets\":{\"device_groups\":[%s]}}";
+    json_t *j = NULL, *list, *e;
+    char *b, *path;
+    const char *sum;
+
+    start(&S);
+    sign_in(&S, &root);
+    cr_assert_eq(h_api(&S, "POST", "/v1/device-groups", "{\"name\":\"g1\"}", NULL), 201);
+    cr_assert_eq(h_api(&S, "POST", "/v1/device-groups", "{\"name\":\"g2\"}", NULL), 201);
+    b = xasprintf(body, "Before", "old-challenge-1", 2048, "\"g1\"");
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", b, &j), 201, "%s", h_json(j));
+    free(b);
+    path = xasprintf("/v1/policies/%lld", (long long)json_integer_value(json_object_get(j, "id")));
+    json_decref(j);
+    b = xasprintf(body, "After", "new-challenge-2", 4096, "\"g1\",\"g2\"");
+    cr_assert_eq(call(&S, &root, "PUT", path, b, &j), 200, "%s", h_json(j));
+    json_decref(j);
+    free(b);
+    free(path);
+    cr_assert_eq(call(&S, &root, "PATCH", "/v1/device-groups/g2", "{\"name\":\"g3\"}", NULL), 200);
+
+    list = audit(&S, &root, "?limit=100");
+    e = newest(list, "policy.update");
+    assert_actor(e, "operator", "root");
+    sum = json_string_value(json_object_get(e, "summary"));
+    cr_assert_not_null(strstr(sum, "name: \"Before\" -> \"After\""), "%s", sum);
+    cr_assert_not_null(strstr(sum, "scep.key_size: 2048 -> 4096"), "%s", sum);
+    cr_assert_not_null(strstr(sum, "targets.device_groups: [\"g1\"] -> [\"g1\",\"g2\"]"), "%s",
+                       sum);
+    cr_assert_not_null(strstr(sum, "scep.challenge changed"), "%s", sum);
+    cr_assert_null(strstr(h_json(list), "old-challenge-1"), "a challenge in the audit log");
+    cr_assert_null(strstr(h_json(list), "new-challenge-2"), "a challenge in the audit log");
+    e = newest(list, "group.rename");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "summary")), "name: \"g2\" -> \"g3\"",
+                     "%s", h_json(e));
+    json_decref(list);
+    h_stop(&S);
+}

@@ -469,3 +469,67 @@ Test(webhook, a_refused_takeover_reaches_the_webhook_with_both_fingerprints)
     free(auth);
     free(extra);
 }
+
+/* NanoMDM/MicroMDM consumers: token_update_tally 1 on the first TokenUpdate only, the
+ * AwaitingConfiguration flag, and (webhook_idle_events) Idle polls as mdm.Connect "Idle". */
+Test(webhook, first_token_update_awaiting_configuration_and_idle_events)
+{
+    struct tu_rawsrv *rs = tu_rawsrv_start();
+    const struct tu_raw_reply good = {OK_REPLY, 0, 0};
+    tu_rawsrv_script(rs, &good, 1);
+    char *extra = xasprintf("webhook_url = http://127.0.0.1:%d/hook\nwebhook_idle_events = true\n",
+                            tu_rawsrv_port(rs));
+    struct h_opts o = {.extra = extra};
+    struct h_server S;
+    struct tu_http_resp r;
+    h_start(&S, &o);
+    struct tu_cert dev = h_device_cert(&S, "NANO-1");
+    char *auth = h_plist("MessageType", "Authenticate", "Topic", S.topic, "UDID", "NANO-1",
+                         "ProductName", "iPhone14,2", NULL);
+    char *tok = h_plist("MessageType", "TokenUpdate", "Topic", S.topic, "UDID", "NANO-1", "Token",
+                        "data:tok-nano", "PushMagic", "00000000-1111-2222-3333-444444444444",
+                        "AwaitingConfiguration", "true", NULL);
+    cr_assert_eq(h_checkin(&S, &dev, auth, &r), 0);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_checkin(&S, &dev, tok, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    json_t *ev = find_event(rs, "mdm.TokenUpdate", 0, 20000);
+    cr_assert_not_null(ev);
+    json_t *ce = json_object_get(ev, "checkin_event");
+    cr_assert_eq(json_integer_value(json_object_get(ce, "token_update_tally")), 1, "%s",
+                 json_dumps(ev, 0));
+    cr_assert(json_is_true(json_object_get(ce, "first_token_update")));
+    cr_assert(json_is_true(json_object_get(ce, "awaiting_configuration")));
+    cr_assert_str_eq(json_string_value(json_object_get(ce, "udid")), "NANO-1");
+    size_t after_first = tu_rawsrv_count(rs);
+    json_decref(ev);
+
+    /* A later TokenUpdate: no tally of 1, not first. */
+    cr_assert_eq(h_checkin(&S, &dev, tok, &r), 0);
+    tu_http_resp_free(&r);
+    ev = find_event(rs, "mdm.TokenUpdate", after_first, 20000);
+    cr_assert_not_null(ev);
+    ce = json_object_get(ev, "checkin_event");
+    cr_assert_null(json_object_get(ce, "token_update_tally"));
+    cr_assert(json_is_false(json_object_get(ce, "first_token_update")));
+    json_decref(ev);
+
+    /* An Idle poll. */
+    cr_assert_eq(idle_status(&S, &dev, "NANO-1"), 200);
+    ev = find_event(rs, "mdm.Connect", 0, 20000);
+    cr_assert_not_null(ev, "the Idle poll is an event");
+    json_t *ae = json_object_get(ev, "acknowledge_event");
+    cr_assert_str_eq(json_string_value(json_object_get(ae, "status")), "Idle");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ae, "ids"), "type")),
+                     "Device");
+    cr_assert_not_null(json_object_get(ae, "raw_payload"));
+    json_decref(ev);
+
+    free(auth);
+    free(tok);
+    free(extra);
+    tu_cert_free(&dev);
+    h_stop(&S);
+    tu_rawsrv_stop(rs);
+}

@@ -48,6 +48,8 @@ struct inst_profile {
     size_t npayloads;
     struct inst_cert *signers; /* SignerCertificates (der only) */
     size_t nsigners;
+    X509 *new_identity; /* while installing: the identity payload's certificate and key */
+    EVP_PKEY *new_key;
     struct inst_cert *certs; /* certificates this profile installed */
     size_t ncerts;
 };
@@ -102,6 +104,8 @@ static void profile_clear(struct inst_profile *p)
     for (size_t i = 0; i < p->ncerts; i++)
         cert_clear(&p->certs[i]);
     free(p->certs);
+    X509_free(p->new_identity);
+    EVP_PKEY_free(p->new_key);
     memset(p, 0, sizeof(*p));
 }
 
@@ -406,8 +410,10 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
                              "malformed PKCS#12): %s",
                              pl->identifier, e.msg);
         add_cert(np, c, true);
-        X509_free(c);
-        EVP_PKEY_free(k);
+        X509_free(np->new_identity);
+        EVP_PKEY_free(np->new_key);
+        np->new_identity = c; /* the device's identity if this is its enrollment profile */
+        np->new_key = k;
         return 0;
     }
     if (strcmp(pl->type, "com.apple.security.scep") == 0) {
@@ -464,6 +470,12 @@ static int install_payload(const struct sim_device *d, const struct sim_brain_en
             return -1;
         }
         add_cert(np, res.cert, true);
+        X509_free(np->new_identity);
+        EVP_PKEY_free(np->new_key);
+        np->new_identity = res.cert; /* the device's identity if this is its enrollment profile */
+        np->new_key = res.key;
+        res.cert = NULL;
+        res.key = NULL;
         sim_scep_result_clear(&res);
         sim_scep_request_clear(&req);
         return 0;
@@ -1011,6 +1023,21 @@ static void do_install_profile(struct sim_device *d, const struct sim_brain_env 
         sim_profile_free(p);
         return;
     }
+    if (np.is_mdm && np.new_identity && np.new_key) {
+        /* The enrollment profile again, with a fresh identity (the server renews it): from
+         * now on the device presents the new certificate. */
+        X509_free(d->identity);
+        EVP_PKEY_free(d->key);
+        d->identity = np.new_identity;
+        d->key = np.new_key;
+        np.new_identity = NULL;
+        np.new_key = NULL;
+        o->identity_renewed = true;
+    }
+    X509_free(np.new_identity);
+    EVP_PKEY_free(np.new_key);
+    np.new_identity = NULL;
+    np.new_key = NULL;
     put_profile(d, &np);
     set_status(r, o, "Acknowledged");
     sim_profile_free(p);

@@ -101,7 +101,7 @@ struct sim_engine {
     uint64_t start_us, last_activity_us;
     /* counters */
     uint64_t enrolled, failed, pushes, pushes_ignored, pushes_unknown, sessions, drops, http_errors,
-        commands, status_count[6];
+        commands, renewals, status_count[6];
     unsigned active; /* requests in flight + timers armed */
     bool until_idle;
     int idle_ms;
@@ -496,6 +496,11 @@ static void run_command(struct dev *d, const unsigned char *body, size_t len)
     plist_free(result);
     if (out.unenrolled) {
         d->state = DEV_UNENROLLED;
+    }
+    if (out.identity_renewed) {
+        /* A renewed identity: the result goes on a new connection that presents it. */
+        e->renewals++;
+        drop_conn(d);
     }
     if (d->slow && e->o.slow_ms > 0) {
         struct delayed *x = xcalloc(1, sizeof(*x));
@@ -1189,6 +1194,7 @@ json_t *sim_engine_report(const struct sim_engine *e, bool devices)
     json_object_set_new(c, "pushes_unknown_token", json_integer((json_int_t)e->pushes_unknown));
     json_object_set_new(c, "sessions", json_integer((json_int_t)e->sessions));
     json_object_set_new(c, "commands", json_integer((json_int_t)e->commands));
+    json_object_set_new(c, "identity_renewals", json_integer((json_int_t)e->renewals));
     json_object_set_new(c, "drops", json_integer((json_int_t)e->drops));
     json_object_set_new(c, "http_errors", json_integer((json_int_t)e->http_errors));
     json_object_set_new(c, "concurrency_limit", json_integer(e->o.concurrency));

@@ -360,6 +360,8 @@ struct sim_brain_outcome {
     char request_type[48]; /* "" when unknown */
     char command_uuid[64]; /* "" when absent */
     bool unenrolled;       /* the MDM profile was removed: stop talking to the server */
+    bool identity_renewed; /* the enrollment profile was installed again with a new identity:
+                            * later requests present it (mTLS, Mdm-Signature) */
 };
 
 /*

@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include <openssl/pkcs12.h>
+
 #include "common/crypto.h"
 #include "common/plistx.h"
 #include "common/xmalloc.h"
@@ -370,5 +372,79 @@ Test(brain, checkin_bodies_have_the_documented_keys)
     cr_assert_str_eq(str(p, "Status"), "Idle");
     plist_free(p);
     free(b);
+    sim_device_free(d);
+}
+
+/* The enrollment profile (the fixture's, same PayloadIdentifier) with its identity payload
+ * turned into a PKCS#12 of (cert, key): what a server sends to renew the device identity. */
+static plist_t renewal_params(X509 *cert, EVP_PKEY *key, const char *identifier)
+{
+    size_t len;
+    unsigned char *data = tu_read_data("profiles/enroll.mobileconfig", &len);
+    struct scepter_error err;
+    plist_t root = NULL, params = plist_new_dict();
+    unsigned char *der = NULL;
+    char *xml;
+
+    cr_assert_eq(plistx_parse_dict(data, len, &root, &err), 0);
+    free(data);
+    if (identifier)
+        plistx_set_string(root, "PayloadIdentifier", identifier);
+    plist_t arr = plist_dict_get_item(root, "PayloadContent");
+    for (uint32_t i = 0; i < plist_array_get_size(arr); i++) {
+        plist_t pl = plist_array_get_item(arr, i);
+        if (strcmp(plist_get_string_ptr(plist_dict_get_item(pl, "PayloadType"), NULL),
+                   "com.apple.security.scep") != 0)
+            continue;
+        PKCS12 *p12 = PKCS12_create("pw", "id", key, cert, NULL, 0, 0, 0, 0, 0);
+        cr_assert_not_null(p12);
+        int dlen = i2d_PKCS12(p12, &der);
+        PKCS12_free(p12);
+        plistx_set_string(pl, "PayloadType", "com.apple.security.pkcs12");
+        plistx_set_data(pl, "PayloadContent", der, (size_t)dlen);
+        plistx_set_string(pl, "Password", "pw");
+        OPENSSL_free(der);
+    }
+    xml = ts_xml(root, &len);
+    plist_free(root);
+    plistx_set_data(params, "Payload", xml, len);
+    free(xml);
+    return params;
+}
+
+Test(brain, the_enrollment_profile_again_renews_the_identity)
+{
+    struct sim_device *d = ts_enrolled_device(SIM_MAC, 8191);
+    struct sim_brain_env env = no_env();
+    struct sim_brain_outcome o;
+    X509 *cert, *old = X509_dup(sim_device_identity(d));
+    EVP_PKEY *key;
+    plist_t r;
+
+    ts_identity("renewed", &cert, &key);
+    r = run_cmd(d, &env, "R1", "InstallProfile", renewal_params(cert, key, NULL), &o);
+    cr_assert_str_eq(str(r, "Status"), "Acknowledged");
+    cr_assert(o.identity_renewed);
+    cr_assert(sim_device_enrolled(d), "still enrolled");
+    cr_assert_eq(X509_cmp(sim_device_identity(d), cert), 0, "the device now presents it");
+    cr_assert_neq(X509_cmp(sim_device_identity(d), old), 0);
+    cr_assert(crypto_cert_matches_key(sim_device_identity(d), sim_device_key(d)));
+    plist_free(r);
+
+    /* Another profile carrying an identity is not the enrollment: nothing changes. */
+    X509 *other;
+    EVP_PKEY *okey;
+    ts_identity("other", &other, &okey);
+    r = run_cmd(d, &env, "R2", "InstallProfile",
+                renewal_params(other, okey, "org.example.not-the-enrollment"), &o);
+    cr_assert_str_neq(str(r, "Status"), "Acknowledged", "an MDM payload in another profile");
+    cr_assert_not(o.identity_renewed);
+    cr_assert_eq(X509_cmp(sim_device_identity(d), cert), 0);
+    plist_free(r);
+    X509_free(old);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    X509_free(other);
+    EVP_PKEY_free(okey);
     sim_device_free(d);
 }

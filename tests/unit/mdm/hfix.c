@@ -76,6 +76,9 @@ void hf_setup(void)
     tu_cert_write(&signer, path, key);
     set(hf.cfg, "signing_cert_file", path);
     set(hf.cfg, "signing_key_file", key);
+    /* GetToken: the server's Apple Business Manager identity (any RSA key serves a test). */
+    set(hf.cfg, "maid_server_uuid", HF_MAID_SERVER_UUID);
+    set(hf.cfg, "maid_key_file", key);
     free(path);
     free(key);
     set(hf.cfg, "identity", "mtls");

@@ -14,7 +14,8 @@
 #include "mdm/mdm_int.h"
 
 /* The handlers' clock (2023-11-14); the certificates are valid from five years before it. */
-#define HF_NOW 1700000000
+#define HF_NOW              1700000000
+#define HF_MAID_SERVER_UUID "5c8f1f1e-8a3b-4f51-9d3c-0a1b2c3d4e5f"
 
 #define HF_TOPIC  "com.apple.mgmt.External.hf-test"
 #define HF_UDID_A "HF-UDID-A"

@@ -232,6 +232,8 @@ static void maid_jwt(struct mdm_reply *r)
     json[jlen] = '\0';
     cr_assert_not_null(strstr((char *)json, "\"iat\":1700000000"), "%s", json);
     cr_assert_not_null(strstr((char *)json, "\"service_type\":\"com.apple.maid\""), "%s", json);
+    cr_assert_not_null(strstr((char *)json, "\"iss\":\"" HF_MAID_SERVER_UUID "\""),
+                       "iss is Apple Business Manager's server_uuid: %s", json);
     free(json);
     free(claims);
     free(jwt);
@@ -388,9 +390,9 @@ static const struct row rows[] = {
     {"GetToken: a service not served", HF_ENROLLED, HF_ID_A,
      MT("GetToken") UDID_A "<key>TokenServiceType</key><string>com.apple.watch.pairing</string>",
      400, NULL, "com.apple.watch.pairing is not served here", NULL, 0, 0},
-    {"GetToken: no signing identity", HF_ENROLLED, HF_ID_A,
+    {"GetToken: without Apple Business Manager's server identity", HF_ENROLLED, HF_ID_A,
      MT("GetToken") UDID_A "<key>TokenServiceType</key><string>com.apple.maid</string>", 400, NULL,
-     "RSA signing identity", NULL, 0, F_NO_SIGNER},
+     "maid_server_uuid and maid_key_file", NULL, 0, F_NO_SIGNER},
     {"GetToken: unknown device", HF_UNKNOWN, HF_ID_A,
      MT("GetToken") UDID_A "<key>TokenServiceType</key><string>com.apple.maid</string>", 403,
      UNRECOGNIZED, NULL, NULL, 0, 0},
@@ -447,7 +449,6 @@ static void run(const struct row *r, const char *frag)
 {
     struct scepter_error err;
     struct mdm_reply reply;
-    EVP_PKEY *key = hf.srv->conf->signing_key;
     char *body;
 
     hf_reset(r->state);
@@ -461,13 +462,14 @@ static void run(const struct row *r, const char *frag)
     cr_assert_eq(
         cfg_set(hf.cfg, "reenroll", (r->flags & F_REENROLL) ? "allow" : "refuse", "test", &err), 0,
         "%s", err.msg);
+    EVP_PKEY *maid = hf.srv->conf->maid_key;
     if (r->flags & F_NO_SIGNER)
-        hf.srv->conf->signing_key = NULL;
+        hf.srv->conf->maid_key = NULL;
     if (r->fail_call)
         store_fail_after(hf.store, r->fail_call);
     body = hf_body(frag ? frag : r->frag);
     hf_checkin(r->id, body, &reply);
-    hf.srv->conf->signing_key = key;
+    hf.srv->conf->maid_key = maid;
     store_fail_after(hf.store, 0);
     cr_assert_eq(reply.status, r->status, "%s (%s): status %d (%s), want %d", r->name,
                  r->reason_has ? r->reason_has : "-", reply.status, reply.reason, r->status);

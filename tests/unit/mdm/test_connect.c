@@ -433,7 +433,8 @@ Test(connect, idle_answer_for_each_store_outcome)
 
     hf_reset(HF_ENROLLED);
     mdm_reply_init(&reply);
-    mdm_idle_answer(&hf.ctx, "r1", HF_UDID_A, HF_UDID_A, hf.hash[HF_ID_A], 1, &err, &next, &reply);
+    mdm_idle_answer(&hf.ctx, "r1", HF_UDID_A, HF_UDID_A, hf.hash[HF_ID_A], 1, &err, &next, HF_NOW,
+                    &reply);
     cr_assert_eq(reply.status, 200);
     cr_assert_str_eq(hf_text(&reply), plist);
     cr_assert_str_eq(reply.command_uuid, CMD1);
@@ -441,7 +442,8 @@ Test(connect, idle_answer_for_each_store_outcome)
     mdm_reply_free(&reply);
 
     mdm_reply_init(&reply);
-    mdm_idle_answer(&hf.ctx, "r2", HF_UDID_A, HF_UDID_A, hf.hash[HF_ID_A], 0, &err, &next, &reply);
+    mdm_idle_answer(&hf.ctx, "r2", HF_UDID_A, HF_UDID_A, hf.hash[HF_ID_A], 0, &err, &next, HF_NOW,
+                    &reply);
     cr_assert_eq(reply.status, 200);
     cr_assert_eq(reply.body.len, 0);
     mdm_reply_free(&reply);
@@ -449,7 +451,7 @@ Test(connect, idle_answer_for_each_store_outcome)
     scepter_err(&err, SCEPTER_EFORBIDDEN, "cert_hash", "the device certificate is not bound");
     mdm_reply_init(&reply);
     mdm_idle_answer(&hf.ctx, "r3", HF_UDID_A, HF_UDID_A, hf.hash[HF_ID_B], SCEPTER_EFORBIDDEN, &err,
-                    NULL, &reply);
+                    NULL, HF_NOW, &reply);
     cr_assert_eq(reply.status, 403);
     cr_assert_null(strstr(hf_text(&reply), UNRECOGNIZED), "a binding refusal unenrolls nobody");
     mdm_reply_free(&reply);
@@ -457,7 +459,7 @@ Test(connect, idle_answer_for_each_store_outcome)
     scepter_err(&err, SCEPTER_ENOTFOUND, "enrollment_id", "enrollment X is unknown");
     mdm_reply_init(&reply);
     mdm_idle_answer(&hf.ctx, "r4", "X", "X", hf.hash[HF_ID_A], SCEPTER_ENOTFOUND, &err, NULL,
-                    &reply);
+                    HF_NOW, &reply);
     cr_assert_eq(reply.status, 403);
     cr_assert_not_null(strstr(hf_text(&reply), UNRECOGNIZED));
     mdm_reply_free(&reply);
@@ -465,7 +467,7 @@ Test(connect, idle_answer_for_each_store_outcome)
     scepter_err(&err, SCEPTER_ESTORE, NULL, "store: the database connection was lost");
     mdm_reply_init(&reply);
     mdm_idle_answer(&hf.ctx, "r5", HF_UDID_A, HF_UDID_A, hf.hash[HF_ID_A], SCEPTER_ESTORE, &err,
-                    NULL, &reply);
+                    NULL, HF_NOW, &reply);
     cr_assert_eq(reply.status, 503);
     cr_assert_not_null(strstr(reply.reason, "connection was lost"), "%s", reply.reason);
     mdm_reply_free(&reply);

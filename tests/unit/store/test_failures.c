@@ -416,6 +416,59 @@ static int c_retention(struct store *s, struct scepter_error *err)
     return store_retention(s, T0 + 1000000, 1000, &deleted, err);
 }
 
+static void p_awaiting(struct store *s)
+{
+    struct scepter_error err;
+    struct store_command c = cmd(48);
+    const char *e = "DEV-BASE";
+
+    c.request_type = "DeviceConfigured";
+    cr_assert_eq(store_enqueue(s, &c, &e, 1, T0 + 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_exec_sql(s,
+                                "UPDATE enrollments SET awaiting_configuration = true"
+                                " WHERE id = 'DEV-BASE'",
+                                &err),
+                 0, "%s", err.msg);
+}
+static int c_device_configured(struct store *s, struct scepter_error *err)
+{
+    bool cleared = false;
+    struct store_command c = cmd(48);
+    return store_device_configured(s, "DEV-BASE", c.uuid, &cleared, err);
+}
+
+static void p_renewal(struct store *s)
+{
+    tf_enroll(s, "DEV-RN", "MacBookPro18,3", T0);
+}
+static int c_renewal_begin(struct store *s, struct scepter_error *err)
+{
+    struct store_command c = cmd(49);
+    hash_of("renewed-DEV-RN");
+    return store_renewal_begin(s, "DEV-RN", &c, C.hash, T0 + 86400, T0 + 20, err);
+}
+static int c_renewal_bind(struct store *s, struct scepter_error *err)
+{
+    int64_t na;
+    hash_of("renewed-DEV-RN");
+    return store_renewal_bind(s, "DEV-RN", C.hash, 0, T0 + 30, &na, err);
+}
+
+static void p_expiring(struct store *s)
+{
+    struct scepter_error err;
+    struct store_command c = cmd(47);
+    const char *e = "DEV-BASE";
+
+    c.expires = T0 + 5;
+    cr_assert_eq(store_enqueue(s, &c, &e, 1, T0 + 1, &err), 0, "%s", err.msg);
+}
+static int c_queue_expire(struct store *s, struct scepter_error *err)
+{
+    size_t n;
+    return store_queue_expire(s, T0 + 1000000, 1000, &n, err);
+}
+
 static int c_push_token_invalidate(struct store *s, struct scepter_error *err)
 {
     return store_push_token_invalidate(s, "DEV-F2",
@@ -783,6 +836,10 @@ static const struct fcase {
     {"store_scep_cert_add", NULL, c_scep_cert_add},
     {"store_scep_cert_revoke", NULL, c_scep_cert_revoke},
     {"store_retention", NULL, c_retention},
+    {"store_queue_expire", p_expiring, c_queue_expire},
+    {"store_device_configured", p_awaiting, c_device_configured},
+    {"store_renewal_begin", p_renewal, c_renewal_begin},
+    {"store_renewal_bind", NULL, c_renewal_bind},
     {"store_ddm_report_save", NULL, c_ddm_report_save},
 };
 
@@ -870,6 +927,13 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_scep_certs_list",
         "store_scep_challenge_peek",
         "store_session_get",
+        "store_unlock_token_get",
+        "store_user_channels",
+        "store_dashboard_get",
+        "store_command_summaries",
+        "store_command_targets",
+        "store_renewal_candidates",
+        "store_identities_expiring",
         "store_role_parse",
         "store_operator_name_check",
         "store_operator_get",

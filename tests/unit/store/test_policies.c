@@ -351,7 +351,14 @@ Test(policies, upgrade_to_documents_keeps_every_field)
     cr_assert_eq(store_open_at(tf_url(), 6, &s, &err), 0, "%s", err.msg);
     cr_assert_eq(store_schema_version(s, &db, &bin, &err), 0, "%s", err.msg);
     cr_assert_eq(db, 6);
-    fleet(s);
+    /* The device and group the policy targets, as rows of that schema (today's store calls
+     * write today's columns). */
+    char *rows = xasprintf("INSERT INTO devices (id, type, platform, created, updated)"
+                           " VALUES ('I1', 1, 'ios', %d, %d);"
+                           " INSERT INTO device_groups (name, created) VALUES ('Mixed', %d)",
+                           T0, T0, T0);
+    cr_assert_eq(store_exec_sql(s, rows, &err), 0, "%s", err.msg);
+    free(rows);
     char *sql = xasprintf(
         "INSERT INTO policies (uid, type, platform, name, notes, scep_url, scep_name,"
         " scep_challenge, scep_fingerprint, scep_subject, key_size, retries, retry_delay,"

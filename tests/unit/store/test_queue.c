@@ -742,3 +742,74 @@ Test(queue, idle_many_answers_each_poll_like_store_connect)
     store_next_clear(&next);
     store_close(s);
 }
+
+/* Expiry: from its time on, an entry is skipped by every next-command lookup (Idle, a report,
+ * the batched Idle) even before store_queue_expire makes it final ("Expired"); entries
+ * without expiry, or not yet due, are untouched. */
+Test(queue, expired_entries_are_never_handed_out_and_end_expired)
+{
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_queue_item *items = NULL;
+    size_t n = 0, expired = 0;
+    char u1[37], u2[37], u3[37];
+    const char *ids[] = {"D"};
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_uuid(1, u1);
+    tf_uuid(2, u2);
+    tf_uuid(3, u3);
+    struct store_command c1 = tf_cmd(u1, "ProfileList", 5), c2 = tf_cmd(u2, "ProfileList", 0),
+                         c3 = tf_cmd(u3, "ProfileList", 0);
+    c1.expires = T0 + 10;
+    c3.expires = T0 + 1000;
+    cr_assert_eq(store_enqueue(s, &c1, ids, 1, T0, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_enqueue_each(s, &c2, ids, 1, T0, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_enqueue(s, &c3, ids, 1, T0 + 1, &err), 0, "%s", err.msg);
+
+    /* Before its time it is first (priority 5). */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 9, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u1);
+    store_next_clear(&next);
+    /* At its time it is skipped by Idle, by the batched Idle and after a report. */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 10, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u2);
+    store_next_clear(&next);
+    {
+        struct store_report rep = {.enrollment_id = "D", .status = STORE_STATUS_IDLE};
+        int rc = 0;
+        struct scepter_error e1;
+        memset(&next, 0, sizeof(next));
+        cr_assert_eq(store_connect_idle_many(s, &rep, 1, T0 + 10, &next, &rc, &e1), 0);
+        cr_assert_eq(rc, 1);
+        cr_assert_str_eq(next.uuid, u2);
+        store_next_clear(&next);
+    }
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u2, T0 + 11, &next, &out), 1);
+    cr_assert_str_eq(next.uuid, u3, "the expired one is not handed out after a report");
+    store_next_clear(&next);
+
+    cr_assert_eq(store_queue_expire(s, T0 + 11, 1000, &expired, &err), 0, "%s", err.msg);
+    cr_assert_eq(expired, 1);
+    cr_assert_eq(store_queue_expire(s, T0 + 11, 1000, &expired, &err), 0, "%s", err.msg);
+    cr_assert_eq(expired, 0, "already final");
+    cr_assert_eq(store_queue_list(s, "D", false, &items, &n, &err), 0);
+    cr_assert_eq(n, 1, "only the one due later is still queued");
+    cr_assert_str_eq(items[0].uuid, u3);
+    cr_assert_eq(items[0].expires, T0 + 1000);
+    store_queue_items_free(items, n);
+    cr_assert_eq(store_queue_list(s, "D", true, &items, &n, &err), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(items[0].uuid, u1);
+    cr_assert_str_eq(items[0].status, "Expired");
+    cr_assert_not(items[0].active);
+    store_queue_items_free(items, n);
+    /* A late result for it changes nothing. */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_ACKNOWLEDGED, u1, T0 + 12, &next, &out), 1);
+    cr_assert_eq(out, STORE_REPORT_UNKNOWN_COMMAND);
+    store_next_clear(&next);
+    cr_assert_eq(store_queue_expire(s, T0, 0, &expired, &err), SCEPTER_EINVAL);
+    store_close(s);
+}

@@ -1,5 +1,5 @@
--- Scepter store, SQLite schema 9: Declarative Device Management.
--- Keep in step with ../postgres/009_ddm.sql.
+-- Scepter store, SQLite schema 10: Declarative Device Management.
+-- Keep in step with ../postgres/010_ddm.sql.
 
 -- What an enrollment last reported of each declaration it holds (the status item
 -- management.declarations): one row per (enrollment, kind, identifier).  Declarations themselves
