@@ -1,7 +1,8 @@
 # Scepter — the whole set-up is two commands on a fresh Debian 12 machine:
 #   make run    install what is missing, build, start the server (SQLite, dev certificates)
 #   make test   install what tests need, build with sanitizers, run every test
-# Other targets: make build, make bench, make lint, make format, make clean, make image.
+# Other targets: make build, make bench, make soak, make faults, make fuzz, make lint, make format,
+# make clean, make image.
 
 BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
@@ -11,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 
 .PHONY: all build run test bench lint format check-banned clean deps-build deps-run deps-test \
-	deps-bench image fuzz deps-fuzz
+	deps-bench image fuzz deps-fuzz soak deps-soak
 
 all: build
 
@@ -29,6 +30,9 @@ deps-bench:
 
 deps-fuzz:
 	@scripts/deps.sh fuzz
+
+deps-soak:
+	@scripts/deps.sh soak
 
 build: deps-build
 	@echo "== configure $(BUILD_DIR) (release)"
@@ -53,6 +57,15 @@ bench: deps-bench
 	$(CMAKE) -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DSCEPTER_TESTS=ON >/dev/null
 	$(CMAKE) --build $(BENCH_BUILD_DIR) -j $(JOBS)
 	@scripts/bench.sh $(BENCH_BUILD_DIR)
+
+# The soak (not in CI): SOAK_SECONDS (3600) of mixed traffic at half the measured capacity in a
+# release tree, sampled every 10 s to SOAK_OUT (build-soak/soak): soak.csv, soak.png, summary.txt.
+SOAK_BUILD_DIR ?= build-soak
+soak: deps-soak
+	@echo "== configure $(SOAK_BUILD_DIR) (release)"
+	$(CMAKE) -S . -B $(SOAK_BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCEPTER_TESTS=ON >/dev/null
+	$(CMAKE) --build $(SOAK_BUILD_DIR) -j $(JOBS) --target scepter scepter-sim apns-test-server
+	@scripts/soak.sh $(SOAK_BUILD_DIR)
 
 # Coverage-guided fuzzing (clang, libFuzzer, ASan + UBSan) of every parser of untrusted input:
 # each target of tests/fuzz/ for FUZZ_RUNS executions (scripts/fuzz.sh; FUZZ_TIME, FUZZ_TARGETS).
@@ -97,7 +110,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR) $(LINT_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR) $(LINT_BUILD_DIR) $(SOAK_BUILD_DIR)
 
 # The fault suite's long version (tests/faults/; `make test` runs the short one): 20 kills of
 # scepter, 200 devices, 40 fan-outs, PostgreSQL paused 10 s, 2,000 slow connections, 100

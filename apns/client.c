@@ -1141,6 +1141,32 @@ static void finish_stop(struct apns_client *c)
     event_base_loopbreak(c->base);
 }
 
+/*
+ * A push certificate that expires while the client runs: APNs refuses it, so pushing stops
+ * as for a refused certificate (logged once, the state HALTED, queued pushes failed) until
+ * apns_client_set_identity() loads another, instead of connecting again and again with it.
+ */
+static void check_cert_expiry(struct apns_client *c)
+{
+    time_t now = time(NULL), not_after;
+    struct tm tm;
+    char when[40];
+
+    if (c->halted || c->halt_pending)
+        return;
+    pthread_mutex_lock(&c->mu);
+    not_after = (time_t)c->stats.cert_not_after;
+    pthread_mutex_unlock(&c->mu);
+    if (not_after <= 0 || now <= not_after)
+        return;
+    gmtime_r(&not_after, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    c->halt_pending = true;
+    /* halt_reason is short: the topic is in halt()'s log line and in /healthz's topic */
+    snprintf(c->halt_reason, sizeof(c->halt_reason),
+             "the push certificate expired on %.24s; renew it at identity.apple.com", when);
+}
+
 static void schedule(struct apns_client *c)
 {
     int64_t now;
@@ -1150,6 +1176,7 @@ static void schedule(struct apns_client *c)
         return;
     c->in_schedule = true;
     now = apns_now_ms();
+    check_cert_expiry(c);
     if (c->halt_pending)
         halt(c);
     reap(c);

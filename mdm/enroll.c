@@ -17,7 +17,10 @@
  * the configuration says enroll_open = true (cfg_validate refuses to start otherwise).
  * Identities are issued from a pool of keys generated on a background thread (RSA-2048 takes
  * 100-300 ms, which must not stall a worker's event loop), and downloads are rate-limited per
- * client address.
+ * client address.  The pool fills in the background from the start (a pool of 256 made
+ * synchronously would hold a restart for 25-75 s); a download that finds it empty makes its
+ * key itself, at most ENROLL_ONDEMAND_MAX at a time across the workers, and beyond that is
+ * answered 503 with Retry-After.
  */
 #include <pthread.h>
 #include <string.h>
@@ -65,12 +68,16 @@ static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 /* The key pool and the per-address limit                                                    */
 
 #define GUARD_SLOTS 1024 /* client addresses remembered by the rate limit */
+/* Downloads generating their own key at once when the pool is empty: each holds its worker's
+ * event loop for the generation, so only a few may. */
+#define ENROLL_ONDEMAND_MAX 2
 
 struct mdm_enroll_guard {
     pthread_mutex_t lock;
     pthread_cond_t want; /* the pool has room, or stop */
     EVP_PKEY **keys;     /* ready keys (a stack) */
     size_t nkeys, cap;
+    unsigned ondemand; /* downloads generating their own key right now */
     bool running, stop;
     pthread_t thread;
     int64_t per_minute; /* downloads per client address per minute; 0 = no limit */
@@ -116,18 +123,25 @@ static void *keygen_main(void *arg)
     return NULL;
 }
 
-void mdm_enroll_guard_start(struct mdm_enroll_guard *g, bool prefill)
+void mdm_enroll_guard_start(struct mdm_enroll_guard *g)
 {
     if (g == NULL || g->cap == 0 || g->running)
         return;
-    /* Before the listeners open, so the first downloads find keys ready. */
-    while (prefill && g->nkeys < g->cap) {
-        EVP_PKEY *k = EVP_RSA_gen(2048);
-        if (k == NULL)
-            break;
-        g->keys[g->nkeys++] = k;
-    }
+    /* Not filled here: the listeners open at once and the first downloads generate their
+     * keys themselves (bounded) until the thread has some ready. */
     g->running = pthread_create(&g->thread, NULL, keygen_main, g) == 0;
+}
+
+size_t mdm_enroll_guard_ready(struct mdm_enroll_guard *g)
+{
+    size_t n;
+
+    if (g == NULL)
+        return 0;
+    pthread_mutex_lock(&g->lock);
+    n = g->nkeys;
+    pthread_mutex_unlock(&g->lock);
+    return n;
 }
 
 void mdm_enroll_guard_free(struct mdm_enroll_guard *g)
@@ -149,19 +163,29 @@ void mdm_enroll_guard_free(struct mdm_enroll_guard *g)
     free(g);
 }
 
-/* A pre-generated key (the caller's), or NULL when the pool is empty.  Without a pool thread
- * (unit tests, enroll_key_pool = 0) the key is generated here. */
+/* A pre-generated key (the caller's); when the pool is empty, one generated here if fewer
+ * than ENROLL_ONDEMAND_MAX downloads are doing so, else NULL (the caller answers 503).
+ * Without a pool thread (unit tests, enroll_key_pool = 0) the key is always generated here. */
 static EVP_PKEY *guard_take_key(struct mdm_enroll_guard *g)
 {
     EVP_PKEY *k = NULL;
+    bool generate = false;
 
     if (g == NULL || !g->running)
         return EVP_RSA_gen(2048);
     pthread_mutex_lock(&g->lock);
     if (g->nkeys > 0)
         k = g->keys[--g->nkeys];
+    else if (g->ondemand < ENROLL_ONDEMAND_MAX)
+        generate = true, g->ondemand++;
     pthread_cond_signal(&g->want);
     pthread_mutex_unlock(&g->lock);
+    if (generate) {
+        k = EVP_RSA_gen(2048);
+        pthread_mutex_lock(&g->lock);
+        g->ondemand--;
+        pthread_mutex_unlock(&g->lock);
+    }
     return k;
 }
 

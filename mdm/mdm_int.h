@@ -335,9 +335,11 @@ void mdm_security_event(struct mdm_ctx *ctx, enum mdm_security_kind sk, const ch
 /* Enrollment guard (mdm/enroll.c): the pre-generated keys and the per-address limit         */
 
 struct mdm_enroll_guard *mdm_enroll_guard_new(const struct cfg *cfg);
-/* Start the key generator thread (the daemon; unit tests generate keys in the request), after
- * filling the pool once when prefill. */
-void mdm_enroll_guard_start(struct mdm_enroll_guard *g, bool prefill);
+/* Start the key generator thread (the daemon; unit tests generate keys in the request); it
+ * fills the pool in the background, so the start does not wait for it. */
+void mdm_enroll_guard_start(struct mdm_enroll_guard *g);
+/* Keys ready in the pool now (/metrics). */
+size_t mdm_enroll_guard_ready(struct mdm_enroll_guard *g);
 void mdm_enroll_guard_free(struct mdm_enroll_guard *g);
 /* The /scep PKIOperation limit per client address (scep_rate_limit; mdm/scep_http.c). */
 struct mdm_scep_limit *mdm_scep_limit_new(const struct cfg *cfg);

@@ -240,6 +240,13 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
             buf_printf(b, "scepter_security_events_total{event=\"%s\"} %llu\n", names[i],
                        get(&m->security[i]));
     }
+    help(b, "scepter_sqlite_memory_bytes", "gauge",
+         "Memory SQLite holds, its page caches included (bounded by cache_size per connection).");
+    buf_printf(b, "scepter_sqlite_memory_bytes %lld\n", (long long)store_sqlite_memory_used());
+    help(b, "scepter_enroll_keys_ready", "gauge",
+         "Device keys ready in the enrollment key pool (filled in the background).");
+    buf_printf(b, "scepter_enroll_keys_ready %zu\n",
+               mdm_enroll_guard_ready(ctx->srv->enroll_guard));
     help(b, "scepter_webhooks_total", "counter", "Webhook deliveries by result.");
     buf_printf(b, "scepter_webhooks_total{result=\"delivered\"} %llu\n",
                get(&m->webhooks_delivered));
@@ -299,6 +306,25 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
              "Pushes skipped (the others of their batch sent) because the stored token or "
              "PushMagic is not what APNs accepts.");
         buf_printf(b, "scepter_push_invalid_total %llu\n", (unsigned long long)st.invalid);
+        help(b, "scepter_push_resent_total", "counter",
+             "Push requests sent again because their connection was lost before the answer.");
+        buf_printf(b, "scepter_push_resent_total %llu\n", (unsigned long long)st.resent);
+        help(b, "scepter_push_connects_total", "counter", "HTTP/2 connections to APNs made.");
+        buf_printf(b, "scepter_push_connects_total %llu\n", (unsigned long long)st.connects);
+        help(b, "scepter_push_connect_failures_total", "counter",
+             "Connection attempts to APNs that failed (DNS, TCP, TLS, HTTP/2 set-up).");
+        buf_printf(b, "scepter_push_connect_failures_total %llu\n",
+                   (unsigned long long)st.connect_failures);
+        help(b, "scepter_push_halted", "gauge",
+             "1 when pushing has stopped until a new push certificate is loaded (refused or "
+             "expired; the log says which).");
+        buf_printf(b, "scepter_push_halted %d\n", st.state == APNS_STATE_HALTED);
+        help(b, "scepter_push_cert_not_after_seconds", "gauge",
+             "When the push certificate expires (Unix time).");
+        buf_printf(b, "scepter_push_cert_not_after_seconds %lld\n", (long long)st.cert_not_after);
+        help(b, "scepter_push_cert_expired", "gauge", "1 when the push certificate has expired.");
+        buf_printf(b, "scepter_push_cert_expired %d\n",
+                   st.cert_not_after > 0 && (int64_t)time(NULL) > st.cert_not_after);
         help(b, "scepter_push_queued", "gauge", "Pushes waiting to be sent.");
         buf_printf(b, "scepter_push_queued %zu\n", st.queued);
         help(b, "scepter_push_connections", "gauge", "HTTP/2 connections to APNs that are up.");

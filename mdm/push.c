@@ -144,6 +144,7 @@ static void config_of(const struct cfg *cfg, struct apns_config *ac)
     ac->coalesce_ms = (int)cfg->apns_coalesce_ms;
     ac->priority = (int)cfg->apns_priority;
     ac->expiration_s = (int)cfg->apns_expiration;
+    ac->ping_timeout_ms = (int)cfg->apns_ping_timeout * 1000;
 }
 
 /* Use id from now on (takes a reference); starts the client on first use. */

@@ -3,7 +3,11 @@
  * /mdm, dispatched on the content type) and /mdm/enroll; operators use /v1 and the web
  * console at /console/ (where / sends browsers); /healthz and /metrics need no key.
  */
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "common/str.h"
 #include "mdm/api_int.h"
@@ -27,11 +31,26 @@ static void healthz(struct mdm_ctx *ctx, const struct mdm_request *req, struct m
         return;
     }
     struct apns_stats st;
-    const char *apns = mdm_push_state(ctx->srv, &st) == 0 ? apns_state_name(st.state) : "none";
+    bool pushing = mdm_push_state(ctx->srv, &st) == 0;
+    const char *apns = pushing ? apns_state_name(st.state) : "none";
+    /* An expired push certificate does not make the server unhealthy (a restart would not
+     * help): it is named here, with the client's reason once pushing has stopped. */
+    bool expired = pushing && st.cert_not_after > 0 && (int64_t)time(NULL) > st.cert_not_after;
     reply->status = 200;
     reply->content_type = "application/json";
-    buf_printf(&reply->body, "{\"status\":\"ok\",\"store\":\"%s\",\"apns\":\"%s\"}\n",
+    buf_printf(&reply->body, "{\"status\":\"ok\",\"store\":\"%s\",\"apns\":\"%s\"",
                store_backend(ctx->store), apns);
+    if (expired)
+        buf_printf(&reply->body, ",\"push_cert\":\"expired\"");
+    if (pushing && (st.state == APNS_STATE_HALTED || st.state == APNS_STATE_FAILING) &&
+        st.last_error[0]) {
+        json_t *e = json_string(st.last_error); /* NULL when not UTF-8 */
+        char *text = e ? json_dumps(e, JSON_ENCODE_ANY) : NULL;
+        buf_printf(&reply->body, ",\"apns_error\":%s", text ? text : "\"\"");
+        free(text);
+        json_decref(e);
+    }
+    buf_printf(&reply->body, "}\n");
 }
 
 static void metrics(struct mdm_ctx *ctx, const struct mdm_request *req, struct mdm_reply *reply)

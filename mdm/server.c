@@ -945,8 +945,8 @@ int mdm_serve(struct cfg *cfg, struct scepter_error *err)
     if ((rc = mdm_runtime_start(&rt, err)) != 0)
         goto out;
     mdm_config_warnings(cfg);
-    /* PKCS#12 identities need keys: have a pool ready before the first download. */
-    mdm_enroll_guard_start(rt.srv->enroll_guard, !str_empty(cfg->device_ca_key_file));
+    /* PKCS#12 identities need keys: the pool fills in the background (mdm/enroll.c). */
+    mdm_enroll_guard_start(rt.srv->enroll_guard);
     nworkers = cfg_workers(cfg);
     rt.workers = xcalloc((size_t)nworkers, sizeof(*rt.workers));
     for (int i = 0; i < nworkers; i++) {

@@ -312,8 +312,18 @@ static void make_dead(struct mdm_runtime *rt, const struct store_outbox_item *it
     log_kv(LOG_LVL_WARN, "webhook_dead_letter", "id", id, "attempts", attempts, "error", why, NULL);
 }
 
-/* Events tried per run, so shutdown is never far away. */
-#define DELIVER_PER_RUN 50
+/* A run delivers due events one after the other for at most this long (the job runs every
+ * second on the main thread's loop, which must stay free for its other jobs and for shutdown).
+ * A fixed count per run (50) capped deliveries at 50 events/s: the soak (scripts/soak.sh)
+ * produced over 100/s and the outbox grew without end. */
+#define DELIVER_RUN_MS 750
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* After a failed delivery the receiver is left alone until then (this process runs the job:
  * the job's lease keeps other instances from running it meanwhile). */
@@ -408,7 +418,7 @@ static void deliver_run(struct mdm_runtime *rt, int64_t now)
     if (*url == '\0')
         return;
     mdm_live_get(rt->srv, MDM_LIVE_WEBHOOK_SECRET, secret, sizeof(secret));
-    for (int i = 0; i < DELIVER_PER_RUN && !rt->stopping; i++)
+    for (int64_t until = mono_ms() + DELIVER_RUN_MS; mono_ms() < until && !rt->stopping;)
         if (!deliver_one(rt, (int64_t)time(NULL), url, secret, &opts, max_attempts))
             break;
 }

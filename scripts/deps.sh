@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
-#   scripts/deps.sh build|run|test|bench|fuzz|docker-build|docker-runtime
+#   scripts/deps.sh build|run|test|bench|soak|fuzz|docker-build|docker-runtime
 # Prints what it does.  Needs root (or sudo) only when something is missing.
 set -eu
 
@@ -16,6 +16,8 @@ TEST="$TEST certmonger dbus-daemon"
 TEST="$TEST chromium"
 command -v npm >/dev/null 2>&1 || TEST="$TEST npm"
 BENCH="$TEST curl jq"
+# make soak: the bench's tools and gnuplot (no X) for the PNG plot of the samples.
+SOAK="$BENCH gnuplot-nox"
 # make fuzz: clang with libFuzzer and the sanitizer runtimes (the fuzz build configures the tests).
 FUZZ="$BUILD libcriterion-dev clang libclang-rt-14-dev"
 # The shared libraries the runtime image needs (docker/Dockerfile uses this list).
@@ -29,12 +31,13 @@ build) want=$BUILD ;;
 run) want=$RUN ;;
 test) want=$TEST ;;
 bench) want=$BENCH ;;
+soak) want=$SOAK ;;
 fuzz) want=$FUZZ ;;
 docker-build) want=$BUILD ;;
 docker-runtime) want=$RUNTIME ;;
 list-runtime) echo $RUNTIME; exit 0 ;;
 list-build) echo $BUILD; exit 0 ;;
-*) echo "usage: $0 build|run|test|bench|fuzz|docker-build|docker-runtime" >&2; exit 2 ;;
+*) echo "usage: $0 build|run|test|bench|soak|fuzz|docker-build|docker-runtime" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -26,7 +26,7 @@ TIME=${FUZZ_TIME:-0}
 NICE=${FUZZ_NICE:-10}
 JOBS=${JOBS:-2}
 ALL="device_body operator_json http_response plist_scan scep_pkiop mdm_signature proxy_header
-apns_response api_body"
+apns_response api_body session_cookie"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 
 case "$RUNS$TIME" in *[!0-9]*)

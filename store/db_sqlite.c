@@ -425,3 +425,8 @@ const struct store_ops store_ops_sqlite = {
     .get_blob = sq_blob,
     .res_clear = sq_res_clear,
 };
+
+int64_t store_sqlite_memory_used(void)
+{
+    return (int64_t)sqlite3_memory_used();
+}

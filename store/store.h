@@ -60,6 +60,9 @@ void store_close(struct store *s);
 void store_set_timeout_ms(int ms);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
+/* Bytes SQLite holds in this process (every connection's page cache included; up to
+ * cache_size per connection), for /metrics: 0 when no SQLite store was opened. */
+int64_t store_sqlite_memory_used(void);
 /* The schema version in the database and the newest this binary knows. */
 int store_schema_version(struct store *s, int *db_version, int *binary_version,
                          struct scepter_error *err) WUR;

@@ -15,8 +15,21 @@ export const COMMAND_TYPES = [
   { id: "InstallProfile", label: "InstallProfile — install a .mobileconfig" },
   { id: "RemoveProfile", label: "RemoveProfile — remove a profile by identifier" },
   { id: "DeviceConfigured", label: "DeviceConfigured — end Setup Assistant's wait" },
+  { id: "DeviceLock", label: "DeviceLock — lock the screen", keys: "{\"Message\": \"Call IT\", \"PhoneNumber\": \"...\", \"PIN\": \"123456\" (Macs)}" },
+  { id: "RestartDevice", label: "RestartDevice — restart", keys: "{\"NotifyUser\": true} (Macs)" },
+  { id: "ShutDownDevice", label: "ShutDownDevice — shut down" },
+  { id: "EraseDevice", label: "EraseDevice — erase all content", keys: "{\"PIN\": \"123456\"} (Macs), {\"PreserveDataPlan\": true} (iPhones)" },
+  { id: "ClearPasscode", label: "ClearPasscode — remove the passcode (uses the escrowed UnlockToken)" },
+  { id: "SecurityInfo", label: "SecurityInfo — security facts" },
+  { id: "InstalledApplicationList", label: "InstalledApplicationList — installed apps", keys: "{\"ManagedAppsOnly\": true}" },
+  { id: "AvailableOSUpdates", label: "AvailableOSUpdates — updates the device sees" },
+  { id: "ScheduleOSUpdate", label: "ScheduleOSUpdate — install an update", keys: "{\"Updates\": [{\"ProductKey\": \"...\", \"InstallAction\": \"InstallASAP\"}]}" },
+  { id: "Settings", label: "Settings — change device settings", keys: "{\"Settings\": [{\"Item\": \"DeviceName\", \"DeviceName\": \"Lab Mac\"}]}" },
   { id: "raw", label: "Other — a raw command plist" },
 ];
+// The commands whose keys are typed as Apple names them, in a JSON object.
+const KEYED = new Set(COMMAND_TYPES.filter((t) => t.keys !== undefined || ["ShutDownDevice",
+  "ClearPasscode", "SecurityInfo", "AvailableOSUpdates"].includes(t.id)).map((t) => t.id));
 
 // {el, fields, read(): Promise<{command, push, priority}>} — read() throws {field, message}.
 export function commandForm(prefix = "cmd") {
@@ -37,6 +50,10 @@ export function commandForm(prefix = "cmd") {
   const raw = h("textarea", { id: id("plist"), rows: 8, spellcheck: "false", class: "mono",
     placeholder: "<?xml ...?><plist version=\"1.0\"><dict><key>RequestType</key><string>...</string></dict></plist>" });
   const fRaw = field("Command plist", raw, "The Command dictionary, or the whole {CommandUUID, Command}.");
+  const keys = h("textarea", { id: id("keys"), rows: 4, spellcheck: "false", class: "mono" });
+  const fKeys = field("Keys (JSON, Apple's key names; empty for none)", keys);
+  const expires = h("input", { type: "text", id: id("expires"), spellcheck: "false", placeholder: "e.g. 10m, 7d" });
+  const fExpires = field("Expires in (optional)", expires, "Not delivered by then: the command ends as Expired.");
   const prio = h("input", { type: "number", id: id("priority"), min: -100, max: 100, value: "0" });
   const fPrio = field("Priority (−100 to 100; higher goes first)", prio);
   const push = h("input", { type: "checkbox", id: id("push"), checked: true });
@@ -55,6 +72,11 @@ export function commandForm(prefix = "cmd") {
     body.replaceChildren();
     const s = sections[type.value];
     if (s) body.append(s);
+    else if (KEYED.has(type.value)) {
+      const t = COMMAND_TYPES.find((x) => x.id === type.value);
+      keys.placeholder = t.keys || "{}";
+      body.append(fKeys.wrap);
+    }
   }
   type.addEventListener("change", show);
   show();
@@ -62,9 +84,11 @@ export function commandForm(prefix = "cmd") {
   const fields = {
     "command.request_type": fType, "command.queries": fExtra, "command.identifier": fIdent,
     "command.payload": fFile, "command.plist": fRaw, priority: fPrio, "command.uuid": fType,
+    expires_in: fExpires, "command.keys": fKeys,
   };
   // Errors naming a key inside the raw plist (command.plist.RequestType...) go on the plist.
-  const fieldFor = (name) => fields[name] || (name && name.startsWith("command.plist") ? fRaw : null);
+  const fieldFor = (name) => fields[name] || (name && name.startsWith("command.plist") ? fRaw
+    : name && name.startsWith("command.") && KEYED.has(type.value) ? fKeys : null);
 
   async function read() {
     const t = type.value;
@@ -87,20 +111,30 @@ export function commandForm(prefix = "cmd") {
         if (!file.files.length) throw { field: "command.payload", message: "Choose a .mobileconfig file." };
         if (file.files[0].size > 1024 * 1024) throw { field: "command.payload", message: "The profile is larger than 1 MB." };
         command.payload = await readFile(file.files[0]);
+      } else if (KEYED.has(t) && keys.value.trim()) {
+        let obj;
+        try { obj = JSON.parse(keys.value); } catch (e) { obj = null; }
+        if (!obj || typeof obj !== "object" || Array.isArray(obj)) throw { field: "command.keys", message: "Keys: a JSON object, e.g. " + (keys.placeholder || "{}") };
+        for (const [k, v] of Object.entries(obj)) {
+          if (k === "request_type") continue;
+          command[k] = v;
+        }
       }
     }
     const p = Number(prio.value || 0);
     if (!Number.isInteger(p) || p < -100 || p > 100) throw { field: "priority", message: "Priority: a whole number from −100 to 100." };
-    return { command, push: push.checked, priority: p };
+    const out = { command, push: push.checked, priority: p };
+    if (expires.value.trim()) out.expires_in = expires.value.trim();
+    return out;
   }
 
   const el = h("div", { class: "command-form" },
     fType.wrap, body,
-    h("div", { class: "grid" }, fPrio.wrap,
+    h("div", { class: "grid" }, fPrio.wrap, fExpires.wrap,
       h("div", { class: "field" }, h("span", { class: "label" }, "Delivery"),
         h("label", { class: "check", for: push.id }, push, "Push now (wake the devices)"))));
   return {
     el, read, fieldFor, type,
-    clearErrors() { for (const f of [fType, fExtra, fIdent, fFile, fRaw, fPrio]) f.clear(); },
+    clearErrors() { for (const f of [fType, fExtra, fIdent, fFile, fRaw, fPrio, fKeys, fExpires]) f.clear(); },
   };
 }

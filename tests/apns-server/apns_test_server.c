@@ -130,6 +130,10 @@ struct server {
     struct registration *regs;
     unsigned next_reg;
     long forwards_pending;
+    /* POST /pause-reading: no connection's socket is read (new ones included) until
+     * POST /resume-reading; what clients send waits in the kernel's buffers */
+    bool reading_paused;
+    uint64_t pauses;
     /* constant-delay responses, FIFO */
     struct delayed *dq;
     size_t dq_head, dq_len, dq_cap;
@@ -941,7 +945,7 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     k->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(k->bev, conn_read_cb, conn_write_cb, conn_event_cb, k);
-    bufferevent_enable(k->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(k->bev, srv->reading_paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
 
 /* --- control API ------------------------------------------------------------------------------ */
@@ -991,7 +995,7 @@ static void ctl_stats(struct server *srv, struct evhttp_request *req)
     reply_json(
         req, 200,
         json_pack("{s:I, s:o, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                  " s:I, s:I, s:I, s:o}",
+                  " s:I, s:I, s:I, s:o, s:b, s:I}",
                   "received", (json_int_t)srv->received, "by_status", by_status, "by_reason",
                   counts_json(srv->by_reason, srv->nreason), "bad_requests",
                   (json_int_t)srv->bad_requests, "bad_by_reason",
@@ -1004,7 +1008,8 @@ static void ctl_stats(struct server *srv, struct evhttp_request *req)
                   "refused_after_goaway", (json_int_t)srv->refused_after_goaway, "forwards_ok",
                   (json_int_t)srv->forwards_ok, "forwards_failed", (json_int_t)srv->forwards_failed,
                   "forwards_dropped", (json_int_t)srv->forwards_dropped, "forwards_pending",
-                  (json_int_t)srv->forwards_pending, "client_uids", uids));
+                  (json_int_t)srv->forwards_pending, "client_uids", uids, "reading_paused",
+                  srv->reading_paused, "pauses", (json_int_t)srv->pauses));
 }
 
 static void ctl_log(struct server *srv, struct evhttp_request *req)
@@ -1145,6 +1150,22 @@ static void ctl_script(struct server *srv, struct evhttp_request *req)
     reply_json(req, 200, json_pack("{s:b, s:I}", "ok", 1, "rules", (json_int_t)n));
 }
 
+/* Stop reading every connection (a server that stops reading its sockets: the client's
+ * writes fill the buffers, PINGs go unanswered, new TLS handshakes stall), or read again. */
+static void ctl_reading(struct server *srv, struct evhttp_request *req, bool paused)
+{
+    if (paused && !srv->reading_paused)
+        srv->pauses++;
+    srv->reading_paused = paused;
+    for (struct sconn *k = srv->conns; k; k = k->next) {
+        if (paused)
+            bufferevent_disable(k->bev, EV_READ);
+        else
+            bufferevent_enable(k->bev, EV_READ);
+    }
+    reply_json(req, 200, json_pack("{s:b, s:b}", "ok", 1, "reading_paused", paused));
+}
+
 static void ctl_reset(struct server *srv, struct evhttp_request *req)
 {
     srv->received = srv->bad_requests = srv->goaways = srv->refused_after_goaway = 0;
@@ -1175,6 +1196,10 @@ static void ctl_cb(struct evhttp_request *req, void *arg)
         ctl_script(srv, req);
     else if (PATH_IS("/reset") && m == EVHTTP_REQ_POST)
         ctl_reset(srv, req);
+    else if (PATH_IS("/pause-reading") && m == EVHTTP_REQ_POST)
+        ctl_reading(srv, req, true);
+    else if (PATH_IS("/resume-reading") && m == EVHTTP_REQ_POST)
+        ctl_reading(srv, req, false);
     else if (PATH_IS("/healthz"))
         reply_json(req, 200, json_pack("{s:b}", "ok", 1));
     else

@@ -341,13 +341,24 @@ async function main() {
       await page.getByRole("button", { name: "Send command" }).click();
       await page.locator(`#queue-pending th:text-is("${t}")`).waitFor();
     }
-    assert.equal(await page.locator("#queue-pending tr[data-uuid]").count(), 2);
+    // A typed command with Apple's key names: an unknown key refused on the keys field (the
+    // server names it), then queued with an expiry.
+    await page.locator("#cmd-type").selectOption("InstalledApplicationList");
+    await page.locator("#cmd-keys").fill('{"Bogus": 1}');
+    await page.getByRole("button", { name: "Send command" }).click();
+    await fieldError(page, "cmd-keys", /Bogus: unknown key/);
+    await page.locator("#cmd-keys").fill('{"ManagedAppsOnly": true}');
+    await page.locator("#cmd-expires").fill("10m");
+    await page.getByRole("button", { name: "Send command" }).click();
+    await page.locator(`#queue-pending th:text-is("InstalledApplicationList")`).waitFor();
+    await page.locator("#cmd-expires").fill("");
+    assert.equal(await page.locator("#queue-pending tr[data-uuid]").count(), 3);
     await page.getByRole("button", { name: "Clear queue" }).click();
     const dlg = page.getByRole("alertdialog", { name: "Clear the queue?" });
-    await dlg.getByText("The 2 commands still queued").waitFor();
+    await dlg.getByText("The 3 commands still queued").waitFor();
     await dlg.getByRole("button", { name: "Cancel all" }).click();
     await page.locator("#queue-pending").getByText("Nothing queued.").waitFor();
-    assert.equal(await page.locator('#queue-history tr[data-status="cancelled"]').count(), 3);
+    assert.equal(await page.locator('#queue-history tr[data-status="cancelled"]').count(), 4);
     const q = await apiJson("GET", `/v1/devices/${encodeURIComponent(mac1.udid)}/commands`);
     assert.deepEqual(q.body.commands, [], "nothing is queued on the server");
     assert.equal(await page.getByRole("button", { name: "Clear queue" }).isDisabled(), true);

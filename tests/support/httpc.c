@@ -81,6 +81,11 @@ void tu_http_close(struct tu_http_conn *c)
     free(c);
 }
 
+int tu_http_fd(const struct tu_http_conn *c)
+{
+    return c ? c->fd : -1;
+}
+
 int tu_http_send_raw(struct tu_http_conn *c, const void *data, size_t len)
 {
     size_t off = 0;

@@ -30,6 +30,8 @@ void tu_http_close(struct tu_http_conn *c);
  */
 int tu_http_do(struct tu_http_conn *c, const char *method, const char *path, const char *headers,
                const void *body, size_t body_len, struct tu_http_resp *resp);
+/* The connection's socket (to poll it; the connection keeps it). */
+int tu_http_fd(const struct tu_http_conn *c);
 /* Send raw bytes (for malformed-request tests). */
 int tu_http_send_raw(struct tu_http_conn *c, const void *data, size_t len);
 /* Read one response. */
