@@ -12,6 +12,7 @@
  *   mdm/policy.c         /v1/policies[/{id}[/status|/preview]], /v1/policy-variables,
  *                        /v1/certificates/inspect
  *   mdm/api_devices.c    /v1/devices[/{udid}]
+ *   mdm/api_ddm.c        /v1/devices/{udid}/declarations
  *   mdm/api_commands.c   /v1/devices/{udid}/commands[/{uuid}], /v1/commands, /v1/push
  *   mdm/api_groups.c     /v1/device-groups[/{name}[/members]]
  *   mdm/api_settings.c   /v1/pushcert, /v1/apikeys[/{id}]
@@ -309,6 +310,7 @@ static const struct api_route routes[] = {
     {"/v1/devices/{udid}", MDM_DELETE, api_device_remove, API_ROLE_OPERATOR, "device.remove"},
     {"/v1/devices/{udid}/reenroll", MDM_POST, api_device_reenroll, API_ROLE_OPERATOR,
      "device.reenroll"},
+    {"/v1/devices/{udid}/declarations", MDM_GET, api_device_declarations, API_ROLE_VIEWER, NULL},
     {"/v1/devices/{udid}/commands", MDM_GET, api_device_commands_list, API_ROLE_VIEWER, NULL},
     {"/v1/devices/{udid}/commands", MDM_POST, api_device_command_enqueue, API_ROLE_OPERATOR,
      "device.command.enqueue"},

@@ -99,6 +99,8 @@ int api_string_array(json_t *obj, const char *key, bool required, const char ***
 /* mdm/api_devices.c */
 void api_devices_list(struct api_call *c);
 void api_device_show(struct api_call *c);
+/* mdm/api_ddm.c */
+void api_device_declarations(struct api_call *c);
 /* mdm/api_commands.c */
 void api_device_commands_list(struct api_call *c);
 void api_device_command_enqueue(struct api_call *c);

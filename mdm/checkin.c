@@ -21,6 +21,7 @@
 #include "common/plistx.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
+#include "mdm/ddm_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/webhook_int.h"
 
@@ -533,9 +534,7 @@ static void do_declarative(struct checkin *c)
 {
     if (!require_bound(c))
         return;
-    mdm_reply_error(c->reply, 404,
-                    "DeclarativeManagement: Declarative Device Management is not enabled on this "
-                    "server");
+    mdm_ddm_checkin(c->ctx, c->body, &c->ids, c->now, c->reply);
 }
 
 static const struct {

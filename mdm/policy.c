@@ -32,6 +32,7 @@
 #include "common/xmalloc.h"
 #include "mdm/api_int.h"
 #include "mdm/commands_int.h"
+#include "mdm/ddm_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/scep_int.h"
 #include "profiles/profiles.h"
@@ -147,6 +148,7 @@ struct plan {
     const struct mdm_scep_otc *otc; /* a one-time challenge per rendering, or NULL */
     int64_t now;
     int64_t expires; /* the policy's expires_in as a time, for every command (0 = never) */
+    const struct mdm_ddm_change *ddm; /* the policy, for devices it reaches over DDM, or NULL */
 };
 
 static void plan_init(struct plan *p, struct mdm_ctx *ctx)
@@ -206,6 +208,31 @@ static void plan_add(struct plan *p, size_t cmd, const char *enrollment_id,
         p->removals++;
 }
 
+/*
+ * A device the policy reaches over Declarative Device Management (mdm/ddm.c) gets a
+ * DeclarativeManagement command with its new tokens instead of InstallProfile/RemoveProfile.
+ * True when it did (or the device could not be planned: then it is in p->skipped).
+ */
+static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollment_id, bool reaches,
+                     enum store_policy_action action)
+{
+    struct scepter_error err;
+    struct mdm_command cmd;
+    int rc;
+
+    if (p->ddm == NULL || strcmp(device_id, enrollment_id) != 0)
+        return false; /* not a DDM save, or a user channel (user-keychain policies) */
+    rc = mdm_ddm_sync_command(p->ctx, device_id, p->ddm, reaches, &cmd, &err);
+    if (rc < 0)
+        json_array_append_new(p->skipped,
+                              json_pack("{s:s,s:s}", "device", device_id, "error", err.msg));
+    if (rc <= 0)
+        return rc < 0;
+    *plan_new_command(p) = cmd;
+    plan_add(p, p->ncmds - 1, enrollment_id, action);
+    return true;
+}
+
 /* Point every store command at its (now stable) command buffer. */
 static void plan_finish(struct plan *p)
 {
@@ -246,6 +273,8 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
     size_t shared = (size_t)-1;
 
     for (size_t i = 0; i < nt; i++) {
+        if (plan_ddm(p, targets[i].device_id, targets[i].enrollment_id, true, STORE_POLICY_INSTALL))
+            continue;
         if (uniform && shared != (size_t)-1) {
             plan_add(p, shared, targets[i].enrollment_id, STORE_POLICY_INSTALL);
             continue;
@@ -296,7 +325,7 @@ static void plan_removals(struct plan *p, const char *identifier,
         /* By channel: a policy moved to the user keychain leaves the device channel. */
         for (size_t j = 0; j < nt && !keep; j++)
             keep = strcmp(targets[j].enrollment_id, had[i].enrollment_id) == 0;
-        if (keep)
+        if (keep || plan_ddm(p, had[i].device_id, had[i].enrollment_id, false, STORE_POLICY_REMOVE))
             continue;
         if (shared == (size_t)-1) { /* one RemoveProfile command for all of them */
             shared = p->ncmds;
@@ -448,6 +477,8 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
         plan.otc = &otc;
     plan.now = c->now;
     plan.expires = pp.expires_in ? c->now + pp.expires_in : 0;
+    struct mdm_ddm_change ddm = {uid, &pp, c->now};
+    plan.ddm = &ddm;
     rc = profile_template_new(&pp, &ro, &t, &pr);
     mdm_scep_otc_end(&pp, &otc);
     if (rc != 0) {
@@ -533,7 +564,12 @@ static void policy_delete(struct api_call *c, const struct store_policy *existin
     size_t nhad = 0;
     char *ident = identifier_of(c->ctx->cfg, existing->uid);
 
+    struct profile_policy old;
+    struct mdm_ddm_change ddm = {existing->uid, &old, c->now};
+
     plan_init(&plan, c->ctx);
+    if (profile_policy_from_document(existing->document, &old, &err) == 0)
+        plan.ddm = &ddm;
     if (store_policy_status(c->ctx->store, existing->id, &had, &nhad, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;
@@ -553,6 +589,7 @@ static void policy_delete(struct api_call *c, const struct store_policy *existin
 out:
     store_policy_statuses_free(had, nhad);
     plan_free(&plan);
+    profile_policy_clear(&old);
     free(ident);
 }
 
@@ -633,6 +670,13 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
         api_reply_scepter_error(c, &err);
         return;
     }
+    bool ddm = false;
+    {
+        struct profile_policy pp;
+        if (profile_policy_from_document(sp->document, &pp, &err) == 0)
+            ddm = ddm_policy(&pp);
+        profile_policy_clear(&pp);
+    }
     installed = json_array();
     pending = json_array();
     failed = json_array();
@@ -647,6 +691,8 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
             json_object_set_new(d, "error_chain", json_loads(st[i].error_chain_json, 0, NULL));
         if (st[i].enrollment_id && strcmp(st[i].enrollment_id, st[i].device_id) != 0)
             json_object_set_new(d, "channel", json_string(st[i].enrollment_id)); /* a user's */
+        mdm_ddm_policy_device_json(c->ctx, sp->uid, ddm, st[i].device_id, st[i].enrollment_id, d);
+        json_t *delivery = json_object_get(d, "delivery"); /* borrowed while d lives */
         switch (st[i].state) {
         case STORE_PSTATE_INSTALLED:
             json_array_append_new(installed, d);
@@ -670,13 +716,13 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
         if (total++ < (size_t)offset || json_array_size(devices) >= (size_t)limit)
             continue;
         json_array_append_new(
-            devices, json_pack("{s:s,s:s?,s:s?,s:s?,s:s,s:o,s:o}", "udid", st[i].device_id, "name",
-                               st[i].device_name, "serial", st[i].serial_number, "platform",
+            devices, json_pack("{s:s,s:s?,s:s?,s:s?,s:s,s:o,s:o,s:O}", "udid", st[i].device_id,
+                               "name", st[i].device_name, "serial", st[i].serial_number, "platform",
                                st[i].platform == STORE_PLATFORM_UNKNOWN
                                    ? NULL
                                    : store_platform_name(st[i].platform),
                                "state", cs, "error", error_json(st[i].error_chain_json), "updated",
-                               api_time(st[i].updated)));
+                               api_time(st[i].updated), "delivery", delivery));
     }
     store_policy_statuses_free(st, n);
     free(want);
@@ -1341,7 +1387,9 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
 
         char *ident = identifier_of(ctx->cfg, sp->uid);
         struct plan plan;
+        struct mdm_ddm_change ddm = {sp->uid, &pp, sp->updated};
         plan_init(&plan, ctx);
+        plan.ddm = &ddm;
         if (targeted) {
             struct profile_problems pr = PROFILE_PROBLEMS_INIT;
             struct profile_template *t = NULL;

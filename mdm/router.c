@@ -12,6 +12,7 @@
 #include "common/str.h"
 #include "mdm/api_int.h"
 #include "mdm/console_int.h"
+#include "mdm/ddm_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/push_int.h"
 #include "mdm/scep_int.h"
@@ -96,6 +97,8 @@ void mdm_route(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
             mdm_checkin_handle(ctx, req, now, reply);
         else
             mdm_command_handle(ctx, req, now, reply);
+    } else if (strncmp(p, "/mdm/ddm/asset/", 15) == 0) {
+        mdm_ddm_asset_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/mdm/enroll") == 0) {
         mdm_enroll_handle(ctx, req, now, reply);
     } else if (strcmp(p, "/v1") == 0 || strncmp(p, "/v1/", 4) == 0) {

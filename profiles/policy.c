@@ -549,7 +549,7 @@ int profile_policy_check(const struct profile_policy *p, struct profile_problems
 /* JSON in                                                                                  */
 
 static const char *const g_top_keys[] = {"name",    "platform", "notes",      "type", "scep",
-                                         "targets", "linked",   "expires_in", NULL};
+                                         "targets", "linked",   "expires_in", "ddm",  NULL};
 static const char *const g_scep_keys[] = {"url",
                                           "name",
                                           "challenge",
@@ -845,6 +845,11 @@ static void parse_fields(json_t *root, struct profile_policy *p, struct profile_
     p->name = get_str(root, "name", "", true, pr);
     p->notes = get_str(root, "notes", "", false, pr);
     get_int(root, "expires_in", "", &p->expires_in, pr);
+    if (json_object_get(root, "ddm") != NULL && !json_is_null(json_object_get(root, "ddm"))) {
+        struct scepter_error derr;
+        if (jsonx_get_bool(root, "ddm", "", false, &p->ddm, &derr) < 0)
+            profile_problems_add(pr, false, "ddm", "must be true or false");
+    }
     if ((type = get_str(root, "type", "", false, pr)) != NULL && strcmp(type, "scep") != 0)
         profile_problems_add(pr, false, "type",
                              "\"%.40s\" is not \"scep\" (the only policy "
@@ -995,6 +1000,8 @@ json_t *profile_policy_to_json(const struct profile_policy *p, unsigned flags)
     set_opt(root, "notes", p->notes);
     if (p->expires_in)
         json_object_set_new(root, "expires_in", json_integer(p->expires_in));
+    if (p->ddm)
+        json_object_set_new(root, "ddm", json_true());
     set_opt(scep, "url", p->scep_url);
     set_opt(scep, "name", p->scep_name);
     if (p->scep_challenge)

@@ -213,6 +213,8 @@ struct profile_policy {
     size_t n_target_devices;
     char **target_groups; /* device group names */
     size_t n_target_groups;
+    /* "ddm": Declarative Device Management where the device supports it (mdm/ddm.c) */
+    bool ddm;
 };
 
 /* The longest expires_in of a policy (a year). */

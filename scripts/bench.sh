@@ -7,6 +7,7 @@
 #   bench_store    the store alone, both backends (enqueue to 100,000 enrollments, 1,000,000
 #                  queued rows, result reports)
 #   bench_profiles per-device profile rendering
+#   bench_ddm      DDM: new tokens for every device of a policy save, one declaration-items sync
 #   bench_sim_memory  the simulator's memory per idle device
 #   sim-scale      the simulator's scale mode against a real scepter, scepserver and APNs
 #                  test server (scripts/sim-scale.sh): enrollment by SCEP, a command to all
@@ -21,7 +22,7 @@
 #   BENCH_STORE_DEVICES (100000)  BENCH_STORE_ROUNDS (10)  BENCH_APNS_COUNT (100000)
 #   BENCH_SIM_DEVICES (100000)  BENCH_SIM_SCALE_DEVICES (10000; ~4 minutes: every device
 #   does a real SCEP enrollment with Debian's scepserver, ~40 CPU-ms across the processes)
-#   BENCH_ONLY ("mdm apns store profiles sim simscale": a subset)
+#   BENCH_ONLY ("mdm apns store profiles ddm sim simscale": a subset)
 set -u
 
 B=${1:?usage: scripts/bench.sh BUILD_DIR}
@@ -46,7 +47,7 @@ STORE_ROUNDS=${BENCH_STORE_ROUNDS:-10}
 APNS_COUNT=${BENCH_APNS_COUNT:-100000}
 SIM_DEVICES=${BENCH_SIM_DEVICES:-100000}
 SIM_SCALE_DEVICES=${BENCH_SIM_SCALE_DEVICES:-10000}
-ONLY=${BENCH_ONLY:-mdm apns store profiles sim simscale scep}
+ONLY=${BENCH_ONLY:-mdm apns store profiles ddm sim simscale scep}
 FIGS=$TMP/figures.tsv # bench, name, value, unit, target
 : >"$FIGS"
 FAILED=""
@@ -134,6 +135,11 @@ fi
 if wants profiles; then
     run profiles 300 "$B/tests/bench/bench_profiles" "$STORE_DEVICES"
     table_figures "profiles" "" "$TMP/profiles.out"
+fi
+
+if wants ddm; then
+    run ddm 600 "$B/tests/bench/bench_ddm" "$STORE_DEVICES"
+    table_figures "ddm" "" "$TMP/ddm.out"
 fi
 
 if wants sim; then

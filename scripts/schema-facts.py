@@ -2,6 +2,7 @@
 """Extract the facts the profile tests check from Apple's device-management YAML schemas.
 
     scripts/schema-facts.py [SCHEMA_DIR] [-o OUT]
+    scripts/schema-facts.py --declarative [SCHEMA_DIR] [-o OUT]
 
 SCHEMA_DIR is a checkout of github.com/apple/device-management (or its mdm/profiles folder);
 without it, $SCEPTER_APPLE_SCHEMAS.  OUT defaults to tests/data/apple-schemas/profile-facts.json.
@@ -9,7 +10,10 @@ without it, $SCEPTER_APPLE_SCHEMAS.  OUT defaults to tests/data/apple-schemas/pr
 For each payload type Scepter renders or a test profile carries, the output keeps only what a
 checker needs — per key: name, type, required, allowed values (rangelist), format, default,
 repetition, the iOS/macOS version it appeared in (or "n/a"), its subkeys, whether Apple's text
-lets a string key hold an array of strings — and per payload the iOS/macOS versions.  Titles and prose are dropped.  Scalars are kept as the YAML text
+lets a string key hold an array of strings — and per payload the iOS/macOS versions.  With
+--declarative the same facts come from the declarative/ folder for the declarations, protocol
+documents and status items Scepter's Declarative Device Management emits or reads (DDM_TYPES),
+into tests/data/apple-schemas/ddm-facts.json.  Titles and prose are dropped.  Scalars are kept as the YAML text
 ("1024", "true"), the way the checker compares them.  The output is stable (sorted types,
 schema key order) so a diff shows a schema change.
 """
@@ -45,6 +49,26 @@ TYPES = [
 # "string_or_array": true.
 STRING_OR_ARRAY = "a single string or an array of strings"
 OSES = ("iOS", "macOS")
+
+# Declarative Device Management: name -> path under the checkout's declarative/ folder.
+DDM_TYPES = {
+    "com.apple.asset.credential.scep": "declarations/assets/credential.scep.yaml",
+    "com.apple.credential.scep": "declarations/assets/credentials/scep.yaml",
+    "com.apple.configuration.security.identity":
+        "declarations/configurations/security.identity.yaml",
+    "com.apple.asset.credential.certificate": "declarations/assets/credential.certificate.yaml",
+    "com.apple.configuration.security.certificate":
+        "declarations/configurations/security.certificate.yaml",
+    "com.apple.activation.simple": "declarations/activations/simple.yaml",
+    "com.apple.management.server-capabilities":
+        "declarations/management/server-capabilities.yaml",
+    "TokensResponse": "protocol/tokensresponse.yaml",
+    "DeclarationItemsResponse": "protocol/declarationitemsresponse.yaml",
+    "StatusReport": "protocol/statusreport.yaml",
+    "management.declarations": "status/management.declarations.yaml",
+    "device.operating-system.version": "status/device.operating-system.version.yaml",
+    "device.model.family": "status/device.model.family.yaml",
+}
 
 
 def os_facts(supported):
@@ -99,16 +123,41 @@ def payload_facts(path, name):
     return p
 
 
+def declarative(base, output):
+    if os.path.isdir(os.path.join(base, "declarative")):
+        base = os.path.join(base, "declarative")
+    facts = {}
+    for name in sorted(DDM_TYPES):
+        path = os.path.join(base, DDM_TYPES[name])
+        if not os.path.isfile(path):
+            sys.exit("schema-facts: %s: no such schema file" % path)
+        facts[name] = payload_facts(path, name)
+    out = {
+        "generator": "scripts/schema-facts.py --declarative",
+        "source": "https://github.com/apple/device-management declarative (MIT, Apple Inc.)",
+        "declarations": facts,
+    }
+    text = json.dumps(out, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("schemas", nargs="?", default=os.environ.get("SCEPTER_APPLE_SCHEMAS"))
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("-o", "--output",
-                    default=os.path.join(here, "..", "tests", "data", "apple-schemas",
-                                         "profile-facts.json"))
+    ap.add_argument("--declarative", action="store_true",
+                    help="the DDM facts (declarative/) instead of the profile payloads")
+    ap.add_argument("-o", "--output")
     a = ap.parse_args()
     if not a.schemas:
         sys.exit("schema-facts: no schema directory: pass it or set SCEPTER_APPLE_SCHEMAS")
+    if a.output is None:
+        a.output = os.path.join(here, "..", "tests", "data", "apple-schemas",
+                                "ddm-facts.json" if a.declarative else "profile-facts.json")
+    if a.declarative:
+        return declarative(a.schemas, a.output)
     base = a.schemas
     if os.path.isdir(os.path.join(base, "mdm", "profiles")):
         base = os.path.join(base, "mdm", "profiles")

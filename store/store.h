@@ -776,6 +776,55 @@ int store_enrollment_policy_status(struct store *s, const char *enrollment_id,
                                    struct scepter_error *err) WUR;
 
 /* ---------------------------------------------------------------------------------------- */
+/* Declarative Device Management (store/ddm.c): what devices report; declarations themselves  */
+/* are computed from the policies (mdm/ddm.c), never stored                                   */
+
+/* One declaration as the device reported it (status item management.declarations). */
+struct store_ddm_status {
+    const char *kind;         /* "activations", "configurations", "assets", "management" */
+    const char *identifier;   /* the declaration's Identifier */
+    const char *server_token; /* the ServerToken the device holds */
+    bool active;
+    const char *valid;        /* "valid", "invalid" or "unknown" */
+    const char *reasons_json; /* JSON array of the reasons, or NULL */
+    int64_t updated;          /* out: when it was reported */
+};
+/* A status list read back (store_ddm_status_list): every string is owned by the list. */
+struct store_ddm_statuses {
+    struct store_ddm_status *v;
+    size_t n;
+};
+void store_ddm_statuses_clear(struct store_ddm_statuses *l);
+
+/* What a status report says, as the store keeps it. */
+struct store_ddm_report {
+    const char *enrollment_id;
+    const char *device_id;
+    /* The declarations: with has_declarations, items[0..n) replace every row the enrollment
+     * had (the status item lists all of them); without, the rows are left alone. */
+    bool has_declarations;
+    const struct store_ddm_status *items;
+    size_t n;
+    const char *os_version;   /* device.operating-system.version, or NULL */
+    const char *model_family; /* device.model.family, or NULL */
+};
+/*
+ * Keep a status report, in one transaction: the declaration rows, the device facts
+ * (os_version is also written to the device record).  SCEPTER_EINVAL naming the field for an
+ * empty or over-long value (identifier, server_token <= 1024 bytes, reasons <= 64 KiB),
+ * SCEPTER_ENOTFOUND when the enrollment is unknown; nothing is stored then.
+ */
+int store_ddm_report_save(struct store *s, const struct store_ddm_report *r, int64_t now,
+                          struct scepter_error *err) WUR;
+/* The rows of one enrollment, ordered by kind and identifier (*out is the caller's). */
+int store_ddm_status_list(struct store *s, const char *enrollment_id,
+                          struct store_ddm_statuses *out, struct scepter_error *err) WUR;
+/* The device a certificate (SHA-256 hex) is bound to (*device_id: caller frees), for requests
+ * that carry no UDID (asset data); SCEPTER_ENOTFOUND when it is bound to none. */
+int store_ddm_cert_device(struct store *s, const char *cert_hash, char **device_id,
+                          struct scepter_error *err) WUR;
+
+/* ---------------------------------------------------------------------------------------- */
 /* API keys (only SHA-256 hashes are stored)                                                 */
 
 /* Roles of operator accounts and API keys, ordered: each can do what the ones below can. */

@@ -65,6 +65,7 @@ struct sim_device {
     char push_magic[40];
     struct inst_profile *profiles;
     size_t nprofiles;
+    struct sim_ddm *ddm; /* Declarative Device Management (ddm.c), or NULL */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -116,6 +117,13 @@ struct sim_device *sim_device_new(const struct sim_facts *facts)
     return d;
 }
 
+struct sim_ddm *sim_device_ddm(struct sim_device *d)
+{
+    if (d->ddm == NULL)
+        d->ddm = sim_ddm_new();
+    return d->ddm;
+}
+
 void sim_device_free(struct sim_device *d)
 {
     if (d == NULL)
@@ -123,6 +131,7 @@ void sim_device_free(struct sim_device *d)
     for (size_t i = 0; i < d->nprofiles; i++)
         profile_clear(&d->profiles[i]);
     free(d->profiles);
+    sim_ddm_free(d->ddm);
     sim_mdm_settings_clear(&d->mdm);
     X509_free(d->identity);
     EVP_PKEY_free(d->key);
@@ -1129,6 +1138,19 @@ void sim_brain_handle(struct sim_device *d, const struct sim_brain_env *env, con
             goto out;
         }
         do_install_profile(d, env, data, dlen, r, o);
+    } else if (strcmp(type, "DeclarativeManagement") == 0 && env->ddm != NULL) {
+        /* The device syncs (ddm.c) and acknowledges; a failed sync is retried at the next. */
+        const unsigned char *data = NULL;
+        size_t dlen = 0;
+        char *tokens;
+        if (plistx_get_data(cmd, "Data", false, &data, &dlen, &e) < 0) {
+            set_status(r, o, "CommandFormatError");
+            goto out;
+        }
+        tokens = data ? xstrndup((const char *)data, dlen) : NULL;
+        (void)env->ddm(env->ddm_arg, d, tokens, &e); /* failed: the next sync retries */
+        free(tokens);
+        set_status(r, o, "Acknowledged");
     } else if (strcmp(type, "RemoveProfile") == 0) {
         const char *id = NULL;
 

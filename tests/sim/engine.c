@@ -438,6 +438,31 @@ static void delayed_cb(evutil_socket_t fd, short what, void *arg)
     free(x);
 }
 
+/* A DeclarativeManagement command's sync (ddm.c), blocking like the SCEP of InstallProfile. */
+static int engine_ddm_cb(void *arg, struct sim_device *sd, const char *tokens,
+                         struct scepter_error *err)
+{
+    struct sim_engine *e = arg;
+    const struct sim_facts *f = sim_device_facts(sd);
+    const struct sim_mdm_settings *m = sim_device_mdm(sd);
+    struct sim_ddm_env env;
+
+    memset(&env, 0, sizeof(env));
+    env.checkin_url = m->checkin_url ? m->checkin_url : m->server_url;
+    env.udid = f->udid;
+    env.trust = e->trust;
+    env.cert = sim_device_identity(sd);
+    env.key = sim_device_key(sd);
+    env.os_version = f->os_version;
+    env.model_family = f->platform == SIM_MAC      ? "Mac"
+                       : f->platform == SIM_IPHONE ? "iPhone"
+                                                   : "iPad";
+    env.scep = sim_engine_scep_cb;
+    env.scep_arg = e;
+    env.timeout_ms = e->o.timeout_ms;
+    return sim_ddm_sync(sim_device_ddm(sd), &env, tokens, err);
+}
+
 static void run_command(struct dev *d, const unsigned char *body, size_t len)
 {
     struct sim_engine *e = d->e;
@@ -463,6 +488,8 @@ static void run_command(struct dev *d, const unsigned char *body, size_t len)
     env.now = (long long)time(NULL);
     env.scep = sim_engine_scep_cb;
     env.scep_arg = e;
+    env.ddm = engine_ddm_cb;
+    env.ddm_arg = e;
     sim_brain_handle(d->sd, &env, body, len, &result, &out);
     count_status(e, out.status);
     xml = plistx_to_xml(result, &xlen);

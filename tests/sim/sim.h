@@ -306,6 +306,42 @@ char *sim_device_idle(const struct sim_device *d, size_t *len);
 typedef int (*sim_scep_fn)(void *arg, const struct sim_scep_request *req,
                            struct sim_scep_result *res, struct scepter_error *err);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Declarative Device Management (ddm.c)                                                     */
+
+struct sim_ddm; /* the declarations a device holds, their state, the identities they made */
+struct sim_ddm *sim_ddm_new(void);
+void sim_ddm_free(struct sim_ddm *s);
+/* Identities installed by active security.identity configurations. */
+size_t sim_ddm_identities(const struct sim_ddm *s);
+
+/* How a device reaches the server for a sync.  A plain value; everything borrowed. */
+struct sim_ddm_env {
+    const char *checkin_url; /* CheckInURL */
+    const char *udid;
+    X509_STORE *trust; /* the server's TLS */
+    X509 *cert;        /* the device identity (mTLS; MDM authentication of assets) */
+    EVP_PKEY *key;
+    const char *os_version;   /* reported as device.operating-system.version */
+    const char *model_family; /* device.model.family: "Mac", "iPhone", "iPad" */
+    sim_scep_fn scep;         /* enrolls credential assets */
+    void *scep_arg;
+    int timeout_ms;
+};
+/*
+ * One sync (blocking): declaration-items, the declarations whose token changed, the credential
+ * assets an activation needs (SCEP), then the status report.  sync_tokens is the command's
+ * Data (may be NULL).  0, or SCEPTER_EIO with err when the server could not be talked to.
+ */
+int sim_ddm_sync(struct sim_ddm *s, const struct sim_ddm_env *env, const char *sync_tokens,
+                 struct scepter_error *err) WUR;
+/* The device's DDM state (created on first use; owned by the device). */
+struct sim_ddm *sim_device_ddm(struct sim_device *d);
+
+/* A DeclarativeManagement command's sync, run by the caller's network code. */
+typedef int (*sim_ddm_fn)(void *arg, struct sim_device *d, const char *sync_tokens,
+                          struct scepter_error *err);
+
 /* What the brain needs from outside.  A plain value the caller fills in. */
 struct sim_brain_env {
     double notnow_rate; /* chance that a command that may be deferred gets NotNow */
@@ -314,6 +350,8 @@ struct sim_brain_env {
     sim_scep_fn scep;   /* NULL: SCEP payloads fail as unreachable */
     void *scep_arg;
     long long now;
+    sim_ddm_fn ddm; /* NULL: DeclarativeManagement is not supported (Error) */
+    void *ddm_arg;
 };
 
 /* What happened, for the caller's bookkeeping. */

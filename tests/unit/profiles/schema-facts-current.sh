@@ -23,4 +23,10 @@ if ! diff -u "$src/tests/data/apple-schemas/profile-facts.json" "$tmp/facts.json
         "run scripts/schema-facts.py \"\$SCEPTER_APPLE_SCHEMAS\" and commit the result"
     exit 1
 fi
-echo "profile-facts.json matches the schemas in $SCEPTER_APPLE_SCHEMAS"
+python3 "$src/scripts/schema-facts.py" --declarative "$SCEPTER_APPLE_SCHEMAS" -o "$tmp/ddm.json"
+if ! diff -u "$src/tests/data/apple-schemas/ddm-facts.json" "$tmp/ddm.json"; then
+    echo "FAIL: tests/data/apple-schemas/ddm-facts.json is out of date;" \
+        "run scripts/schema-facts.py --declarative \"\$SCEPTER_APPLE_SCHEMAS\" and commit the result"
+    exit 1
+fi
+echo "profile-facts.json and ddm-facts.json match the schemas in $SCEPTER_APPLE_SCHEMAS"

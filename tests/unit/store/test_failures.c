@@ -645,6 +645,21 @@ static int c_scep_challenge_create_bound(struct store *s, struct scepter_error *
 #define SESSION_HASH_TAIL "5e55104e5e55104e5e55104e5e55104e5e55104e5e55104e5e55104e"
 #define SESSION_HASH      "5e55104f" SESSION_HASH_TAIL
 #define KEY_HASH          "0a11ce0a11ce0a11ce0a11ce0a11ce0a11ce0a11ce0a11ce0a11ce0a11ce0a11"
+static int c_ddm_report_save(struct store *s, struct scepter_error *err)
+{
+    struct store_ddm_status items[2];
+    memset(items, 0, sizeof(items));
+    items[0].kind = "configurations";
+    items[0].identifier = "com.example.identity";
+    items[0].server_token = "t1";
+    items[0].active = true;
+    items[0].valid = "valid";
+    items[1] = items[0];
+    items[1].kind = "activations";
+    items[1].identifier = "com.example.activation";
+    struct store_ddm_report r = {"DEV-BASE", "DEV-BASE", true, items, 2, "17.5", "iPhone"};
+    return store_ddm_report_save(s, &r, T0 + 5, err);
+}
 static int c_session_create(struct store *s, struct scepter_error *err)
 {
     return store_session_create(s, "5e55104e" SESSION_HASH_TAIL, "csrf-token-1", KEY_HASH,
@@ -825,6 +840,7 @@ static const struct fcase {
     {"store_device_configured", p_awaiting, c_device_configured},
     {"store_renewal_begin", p_renewal, c_renewal_begin},
     {"store_renewal_bind", NULL, c_renewal_bind},
+    {"store_ddm_report_save", NULL, c_ddm_report_save},
 };
 
 Test(failures, every_mutating_call_keeps_nothing_when_a_statement_fails)
@@ -927,6 +943,12 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_operator_admins",
         "store_apikey_auth",
         "store_audit_list",
+        "store_user_channels",
+        "store_dashboard_get",
+        "store_command_summaries",
+        "store_command_targets",
+        "store_ddm_status_list",
+        "store_ddm_cert_device",
         "store_exec_sql", /* a test hook */
     };
     char *path = tu_source_path("store/store.h");
