@@ -17,7 +17,7 @@
 
 #define FD_MAX_DEVICES  512
 #define FD_MAX_COMMANDS 128
-#define FD_MAX_ACKS     8 /* result attempts remembered per (device, command) */
+#define FD_MAX_ACKS     64 /* result attempts remembered per (device, command) */
 #define FD_MAX_THREADS  8
 
 /* One (device, command) pair as the device saw it. */
