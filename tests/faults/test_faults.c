@@ -82,7 +82,16 @@ static unsigned env_uint(const char *name, unsigned def)
 
 static unsigned the_seed(void)
 {
-    unsigned seed = env_uint("FAULTS_SEED", 0);
+    /* Any seed the suite prints (32 bits) replays: not env_uint's small-number bound. */
+    const char *v = getenv("FAULTS_SEED");
+    unsigned seed = 0;
+    if (v && *v) {
+        char *end = NULL;
+        unsigned long n = strtoul(v, &end, 10);
+        cr_assert(end && *end == '\0' && n > 0 && n <= 0xffffffffUL,
+                  "FAULTS_SEED: '%s' is not a seed (1 to 4294967295)", v);
+        seed = (unsigned)n;
+    }
     if (seed == 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
