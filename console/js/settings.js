@@ -63,7 +63,8 @@ function pushcertPanel() {
   async function send(body) {
     const r = await put("/v1/pushcert", body);
     announce(`Push certificate installed: topic ${r.topic}, expires ${when(r.not_after)}.`);
-    form.reset();
+    form.reset(); // (the radios' checked was set as a property: reset clears both)
+    modePem.checked = true;
     sync();
     await load();
   }

@@ -409,6 +409,10 @@ async function main() {
     await page.locator("#pc-p12-fields .field-error:visible").first().waitFor();
     await page.locator("#pc-password").fill(P12_PASSWORD);
     await page.locator("#pc-upload").click();
+    // The status still shows the PEM pair's install: wait for this upload's end instead (the
+    // form is reset to a PEM pair after an install).
+    await page.waitForFunction(() => document.getElementById("pc-mode-pem").checked &&
+      document.getElementById("pc-p12").files.length === 0);
     await page.locator("#status").filter({ hasText: `Push certificate installed: topic ${TOPIC}` }).waitFor();
     const pc = await apiJson("GET", "/v1/pushcert");
     assert.equal(pc.body.topic, TOPIC);
