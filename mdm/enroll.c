@@ -123,13 +123,31 @@ static void *keygen_main(void *arg)
     return NULL;
 }
 
-void mdm_enroll_guard_start(struct mdm_enroll_guard *g)
+/* True when /mdm/enroll under conf hands out PKCS#12 identities (the keys the pool makes):
+ * the device CA's key is there and neither a SCEP CA (Scepter's own, or enroll_scep_url)
+ * takes precedence — in the order mdm_enroll_profile chooses. */
+bool mdm_enroll_uses_keys(const struct mdm_conf *conf)
 {
-    if (g == NULL || g->cap == 0 || g->running)
+    const struct cfg *cfg = conf->cfg;
+
+    return conf->device_ca_key != NULL && str_empty(cfg->enroll_scep_ca) &&
+           str_empty(cfg->enroll_scep_url);
+}
+
+void mdm_enroll_guard_start(struct mdm_enroll_guard *g, const struct mdm_conf *conf)
+{
+    /* Keys nobody can use are not made: an RSA-2048 key is 100-300 ms of a core. */
+    if (g == NULL || g->cap == 0 || conf == NULL || !mdm_enroll_uses_keys(conf))
         return;
+    pthread_mutex_lock(&g->lock);
+    if (g->running || g->stop) {
+        pthread_mutex_unlock(&g->lock);
+        return;
+    }
     /* Not filled here: the listeners open at once and the first downloads generate their
      * keys themselves (bounded) until the thread has some ready. */
     g->running = pthread_create(&g->thread, NULL, keygen_main, g) == 0;
+    pthread_mutex_unlock(&g->lock);
 }
 
 size_t mdm_enroll_guard_ready(struct mdm_enroll_guard *g)
@@ -148,13 +166,14 @@ void mdm_enroll_guard_free(struct mdm_enroll_guard *g)
 {
     if (g == NULL)
         return;
-    if (g->running) {
-        pthread_mutex_lock(&g->lock);
-        g->stop = true;
-        pthread_cond_signal(&g->want);
-        pthread_mutex_unlock(&g->lock);
+    bool running;
+    pthread_mutex_lock(&g->lock);
+    running = g->running;
+    g->stop = true; /* no start after this */
+    pthread_cond_signal(&g->want);
+    pthread_mutex_unlock(&g->lock);
+    if (running)
         pthread_join(g->thread, NULL);
-    }
     for (size_t i = 0; i < g->nkeys; i++)
         EVP_PKEY_free(g->keys[i]);
     free(g->keys);
@@ -165,13 +184,14 @@ void mdm_enroll_guard_free(struct mdm_enroll_guard *g)
 
 /* A pre-generated key (the caller's); when the pool is empty, one generated here if fewer
  * than ENROLL_ONDEMAND_MAX downloads are doing so, else NULL (the caller answers 503).
- * Without a pool thread (unit tests, enroll_key_pool = 0) the key is always generated here. */
+ * Without a pool (unit tests, enroll_key_pool = 0) the key is always generated here; a pool
+ * whose thread is not running (yet) serves on demand only. */
 static EVP_PKEY *guard_take_key(struct mdm_enroll_guard *g)
 {
     EVP_PKEY *k = NULL;
     bool generate = false;
 
-    if (g == NULL || !g->running)
+    if (g == NULL || g->cap == 0)
         return EVP_RSA_gen(2048);
     pthread_mutex_lock(&g->lock);
     if (g->nkeys > 0)

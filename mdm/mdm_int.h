@@ -345,7 +345,10 @@ void mdm_security_event(struct mdm_ctx *ctx, enum mdm_security_kind sk, const ch
 struct mdm_enroll_guard *mdm_enroll_guard_new(const struct cfg *cfg);
 /* Start the key generator thread (the daemon; unit tests generate keys in the request); it
  * fills the pool in the background, so the start does not wait for it. */
-void mdm_enroll_guard_start(struct mdm_enroll_guard *g);
+/* Starts the pool's thread when conf hands out PKCS#12 identities (again after a reload that
+ * makes it do so); otherwise nothing. */
+void mdm_enroll_guard_start(struct mdm_enroll_guard *g, const struct mdm_conf *conf);
+bool mdm_enroll_uses_keys(const struct mdm_conf *conf);
 /* Keys ready in the pool now (/metrics). */
 size_t mdm_enroll_guard_ready(struct mdm_enroll_guard *g);
 void mdm_enroll_guard_free(struct mdm_enroll_guard *g);

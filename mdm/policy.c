@@ -309,23 +309,33 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
     buf_free(&xml);
 }
 
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* RemoveProfile for the devices in `had` that are not among the targets. */
 static void plan_removals(struct plan *p, const char *identifier,
                           const struct store_policy_device_status *had, size_t nhad,
                           const struct store_target_device *targets, size_t nt)
 {
     size_t shared = (size_t)-1;
+    /* The targets' enrollments, sorted: a lookup per device that had the policy, not a scan
+     * of every target (a save for 100,000 devices compared 10^10 pairs). */
+    const char **kept = xcalloc(nt ? nt : 1, sizeof(*kept));
 
+    for (size_t j = 0; j < nt; j++)
+        kept[j] = targets[j].enrollment_id;
+    qsort(kept, nt, sizeof(*kept), cmp_strp);
     for (size_t i = 0; i < nhad; i++) {
-        bool keep = false;
+        const char *key = had[i].enrollment_id;
         if (had[i].action != STORE_POLICY_INSTALL)
             continue; /* already removed or being removed */
         if (had[i].state != STORE_PSTATE_INSTALLED && had[i].state != STORE_PSTATE_PENDING)
             continue; /* failed or cancelled: nothing on the device */
         /* By channel: a policy moved to the user keychain leaves the device channel. */
-        for (size_t j = 0; j < nt && !keep; j++)
-            keep = strcmp(targets[j].enrollment_id, had[i].enrollment_id) == 0;
-        if (keep || plan_ddm(p, had[i].device_id, had[i].enrollment_id, false, STORE_POLICY_REMOVE))
+        if ((nt && bsearch(&key, kept, nt, sizeof(*kept), cmp_strp) != NULL) ||
+            plan_ddm(p, had[i].device_id, had[i].enrollment_id, false, STORE_POLICY_REMOVE))
             continue;
         if (shared == (size_t)-1) { /* one RemoveProfile command for all of them */
             shared = p->ncmds;
@@ -333,6 +343,7 @@ static void plan_removals(struct plan *p, const char *identifier,
         }
         plan_add(p, shared, had[i].enrollment_id, STORE_POLICY_REMOVE);
     }
+    free(kept);
 }
 
 /*

@@ -42,6 +42,10 @@ void mdm_reload(struct mdm_runtime *rt)
         log_format_parse(conf->cfg->log_format, &fmt) == 0)
         log_init(lvl, fmt);
     mdm_conf_publish(srv, conf);
+    /* device_ca_key_file set (or the SCEP sources that win over it gone) by this reload:
+     * the key pool starts now.  conf is the server's snapshot now, released only by a later
+     * reload, which runs on this same thread. */
+    mdm_enroll_guard_start(srv->enroll_guard, conf);
     mdm_config_warnings(conf->cfg);
     log_kv(LOG_LVL_INFO, "reload", "log_level", conf->cfg->log_level, "log_format",
            conf->cfg->log_format, "identity", conf->cfg->identity, "webhook_url",

@@ -951,7 +951,7 @@ int mdm_serve(struct cfg *cfg, struct scepter_error *err)
         goto out;
     mdm_config_warnings(cfg);
     /* PKCS#12 identities need keys: the pool fills in the background (mdm/enroll.c). */
-    mdm_enroll_guard_start(rt.srv->enroll_guard);
+    mdm_enroll_guard_start(rt.srv->enroll_guard, rt.srv->conf);
     nworkers = cfg_workers(cfg);
     rt.workers = xcalloc((size_t)nworkers, sizeof(*rt.workers));
     for (int i = 0; i < nworkers; i++) {

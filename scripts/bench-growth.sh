@@ -16,7 +16,8 @@
 # history as finished now (so the retention job does not delete it under the benchmark).
 #
 #   BENCH_GROWTH_SIZES ("10000 100000")  BENCH_HUGE=1 (adds 1000000)
-#   BENCH_GROWTH_DEVICES (2000)  BENCH_SECONDS (2)
+#   BENCH_GROWTH_DEVICES (2000)  BENCH_SECONDS (2)  BENCH_GROWTH_OUT (a directory: keep each
+#   size's whole bench_mdm output there)
 # Figures are CPU per operation (scepter + PostgreSQL, from /proc): on a shared machine they
 # are noisy (±30 %); compare rows of one run.  Loopback only; everything it starts it stops.
 set -u
@@ -90,7 +91,8 @@ for n in $SIZES; do
         --big-devices 0 --mtls-enroll 0 --seconds "$SECONDS_EACH" --conns 32 \
         --seed-sql "$TMP/seed-$n.sql" >"$TMP/out-$n" 2>"$TMP/err-$n"
     rc=$?
-    grep -E "seeded|CPU per|enqueue\+deliver|commands queued|single-device" "$TMP/out-$n"
+    grep -E "seeded|CPU per|enqueue\+deliver|commands queued|single-device|RSS|cache memory" "$TMP/out-$n"
+    [ -n "${BENCH_GROWTH_OUT:-}" ] && mkdir -p "$BENCH_GROWTH_OUT" && cp "$TMP/out-$n" "$BENCH_GROWTH_OUT/"
     if [ "$rc" -ne 0 ]; then
         echo "!! bench_mdm exited with $rc for $n; its stderr ends:"
         tail -n 15 "$TMP/err-$n"
@@ -100,19 +102,21 @@ done
 
 echo
 echo "Growth table (PostgreSQL; cpu-ms = scepter + database CPU per operation; s = wall)"
-printf '%-10s %10s %10s %10s %10s %12s %12s\n' "enrolled" "Idle mTLS" "result" "enroll" \
-    "enqueue1" "fan-out s" "policy API s"
+printf '%-10s %10s %10s %10s %10s %12s %12s %9s\n' "enrolled" "Idle mTLS" "result" "enroll" \
+    "enqueue1" "fan-out s" "policy API s" "RSS MB"
 for n in $SIZES; do
     f=$TMP/out-$n
     [ -f "$f" ] || continue
-    printf '%-10s %10s %10s %10s %10s %12s %12s\n' "$n" \
+    printf '%-10s %10s %10s %10s %10s %12s %12s %9s\n' "$n" \
         "$(fig "$f" "CPU per Idle poll, mTLS (server + database)")" \
         "$(fig "$f" "CPU per result report (server + database)")" \
         "$(fig "$f" "CPU per enrollment, Mdm-Signature (server + database)")" \
         "$(fig "$f" "CPU per single-device enqueue (server + database)")" \
         "$(fig "$f" "enqueue+deliver+ack 1 command, $DEVICES devices")" \
-        "$(fig "$f" "policy saved -> $DEVICES commands queued (API answer)")"
+        "$(fig "$f" "policy saved -> $DEVICES commands queued (API answer)")" \
+        "$(fig "$f" "scepter peak RSS over the whole run")"
 done
 echo "(fan-out s: one command to $DEVICES devices enqueued, delivered and acknowledged;"
-echo " policy API s: a policy saved for them, until the API answered with everything queued)"
+echo " policy API s: a policy saved for them, until the API answered with everything queued;"
+echo " RSS MB: scepter's peak RSS over the run, $DEVICES connections held open at once among it)"
 exit "$FAILED"

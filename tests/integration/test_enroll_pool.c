@@ -7,6 +7,7 @@
  * /metrics).
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -79,6 +80,36 @@ Test(enroll_pool, a_large_pool_does_not_hold_the_start)
     h_restart(&S);
     started = mono_s() - t0;
     cr_assert_lt(started, 10.0, "the restart took %.1f s", started);
+    cr_assert_eq(enroll_once(&S), 200);
+    h_stop(&S);
+}
+
+/* Keys nobody can use are not made: without device_ca_key_file /mdm/enroll never hands out a
+ * PKCS#12 identity, so the pool stays empty (each key is 100-300 ms of a core) — until a
+ * reload sets the key, when it fills. */
+Test(enroll_pool, no_keys_without_a_device_ca_key)
+{
+    struct h_server S;
+    struct h_opts o = {.extra = "device_ca_key_file =\nenroll_key_pool = 4\n"
+                                "enroll_rate_limit = 0\n"};
+    long ready = 0;
+
+    h_start(&S, &o);
+    /* 3 s: with the bug (a pool filled for nothing) the first key is there well before. */
+    for (int i = 0; i < 30 && ready == 0; i++) {
+        usleep(100000);
+        ready = keys_ready(&S);
+    }
+    cr_assert_eq(ready, 0, "the pool made %ld keys with no device CA key to use them", ready);
+    cr_assert_eq(enroll_once(&S), 503, "no identity source, yet /mdm/enroll did not say 503");
+    /* The key set by a reload: the pool starts then, and downloads get identities. */
+    char *lines = xasprintf("device_ca_key_file = %s/device-ca.key\n", S.dir);
+    h_conf_append(&S, lines);
+    free(lines);
+    cr_assert_eq(kill(S.proc.pid, SIGHUP), 0);
+    for (int i = 0; i < 300 && (ready = keys_ready(&S)) < 1; i++)
+        usleep(100000);
+    cr_assert_geq(ready, 1, "the pool did not start after the reload set device_ca_key_file");
     cr_assert_eq(enroll_once(&S), 200);
     h_stop(&S);
 }
