@@ -225,7 +225,10 @@ void ctl_print_table(json_t *rows, const char *const *cols, const char *const *h
     {
         for (c = 0; c < ncols; c++) {
             cell(json_object_get(row, cols[c]), buf, sizeof(buf));
-            printf("%-*.*s%s", (int)width[c], (int)width[c], buf, c + 1 < ncols ? "  " : "\n");
+            if (c + 1 == ncols) /* the last column is never cut (long identifiers go there) */
+                printf("%s\n", buf);
+            else
+                printf("%-*.*s  ", (int)width[c], (int)width[c], buf);
         }
     }
 }

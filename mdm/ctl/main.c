@@ -16,7 +16,7 @@ static const struct ctl_cmd g_groups[] = {
      "policy list|show|create|update|delete|status|preview ...  -- SCEP Profiles policies on the "
      "server"},
     {"device", cmd_device,
-     "device list|show|commands|enqueue|cancel|clear|result|remove|allow-reenroll ...  -- "
+     "device list|show|declarations|commands|enqueue|cancel|clear|result|remove|allow-reenroll ...  -- "
      "devices and their command queues"},
     {"group", cmd_group, "group list|create|show|rename|delete|add|remove ...  -- device groups"},
     {"command", cmd_command, "command send ...  -- one command to many devices and groups"},
