@@ -220,7 +220,7 @@ void ctl_print_table(json_t *rows, const char *const *cols, const char *const *h
         }
     }
     for (c = 0; c < ncols; c++)
-        printf("%-*s%s", (int)width[c], heads[c], c + 1 < ncols ? "  " : "\n");
+        printf("%-*s%s", c + 1 < ncols ? (int)width[c] : 0, heads[c], c + 1 < ncols ? "  " : "\n");
     json_array_foreach(rows, i, row)
     {
         for (c = 0; c < ncols; c++) {
