@@ -255,7 +255,9 @@ function declarationsSection(udid) {
       j = await get(`/v1/devices/${encodeURIComponent(udid)}/declarations`);
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) { el.hidden = true; return; } // an older server
-      throw e;
+      if (e instanceof ApiError && e.status === 401) throw e;
+      summary.textContent = `Declarations unavailable: ${e.message}`;
+      return;
     }
     const decls = j.declarations || [];
     const stale = j.stale || [];

@@ -271,7 +271,10 @@ export async function policyDetail(ctx, id) {
         h("th", { scope: "row" }, h("a", { href: `#/devices/${encodeURIComponent(r.udid)}` }, label)),
         h("td", {}, r.serial || r.serial_number || "—"),
         h("td", { class: "mono" }, r.udid),
-        h("td", {}, h("span", { class: `state state-${r.state}` }, r.state), errorChain(r.error)),
+        h("td", {}, h("span", {
+          class: `state state-${r.state}`,
+          title: r.delivery === "ddm" ? "The state of the DeclarativeManagement command that told the device to sync" : null,
+        }, r.state), errorChain(r.error)),
         ddmCell(r),
         h("td", {}, when(r.updated))));
       if (!known.has(r.udid)) {

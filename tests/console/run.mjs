@@ -673,6 +673,7 @@ async function main() {
     const st = await (await api.get(`/v1/policies/${ddmPolicyId}/status`)).json();
     assert.equal(st.by_delivery.ddm.active, ddmPhones.length, JSON.stringify(st.by_delivery));
     assert.equal(st.by_delivery.profile.devices, profilePhones.length, JSON.stringify(st.by_delivery));
+    await page.locator("#status-h").evaluate((el) => el.scrollIntoView());
     await shot(page, "policy-ddm-status");
     // The policy list marks the policy as DDM.
     await openPolicyManagement(page);
@@ -680,16 +681,41 @@ async function main() {
     assert.equal(await page.locator(`tr[data-policy-id="${iosPolicyId}"] [data-ddm]`).count(), 0, "the profile policy has no DDM badge");
   });
 
+  await step("DDM: a wrong challenge is reported invalid, with the device's reason, on the policy page", async () => {
+    const r = await api.post("/v1/policies", { data: {
+      name: "iOS DDM wrong challenge", platform: "ios", ddm: true,
+      scep: { url: SCEP_URL, challenge: "not-the-secret", fingerprint: FP_B64, key_size: 2048, subject: "/O=ABCEnterprise/OU=Refused/CN=%SerialNumber%/" },
+      targets: { devices: [ddmPhones[0].udid] } } });
+    assert.equal(r.status(), 201, await r.text());
+    const badId = (await r.json()).id;
+    await page.goto(`/console/#/policies/${badId}`);
+    const row = page.locator(`#status-table tr[data-udid="${ddmPhones[0].udid}"][data-delivery="ddm"]`);
+    await row.locator('[data-ddm-state="invalid"]').waitFor({ timeout: INSTALL_T });
+    await row.locator(".ddm-reasons li").first().waitFor();
+    assert.match(await row.locator(".ddm-reasons").textContent(), /SCEP/i, "the device's reason is shown");
+    await page.locator("#delivery-counts").getByText("1 via DDM: 1 invalid", { exact: true }).waitFor();
+    await page.locator("#status-h").evaluate((el) => el.scrollIntoView());
+    await shot(page, "policy-ddm-invalid");
+    // The device page shows the same: the identity configuration invalid, with the reason.
+    await page.goto(`/console/#/devices/${encodeURIComponent(ddmPhones[0].udid)}`);
+    const bad = page.locator(`#device-declarations tr[data-identifier$=".identity"][data-valid="invalid"]`);
+    await bad.waitFor();
+    assert.match(await bad.locator(".chain").textContent(), /SCEP/i);
+    assert.ok([200, 204].includes((await api.delete(`/v1/policies/${badId}`)).status()));
+  });
+
   await step("DDM: a device's page lists its declarations and the state it reported", async () => {
     const p = ddmPhones[0];
+    const ident = (await (await api.get(`/v1/policies/${ddmPolicyId}`)).json()).payload_identifier;
     await page.goto(`/console/#/devices/${encodeURIComponent(p.udid)}`);
+    await page.reload(); // the same address as the last step's: load it again
     const table = page.locator("#device-declarations");
-    const identity = table.locator('tr[data-kind="configuration"][data-identifier$=".identity"][data-valid="valid"]');
+    const identity = table.locator(`tr[data-kind="configuration"][data-identifier="${ident}.identity"][data-valid="valid"]`);
     await identity.waitFor();
     assert.match(await identity.textContent(), /com\.apple\.configuration\.security\.identity/);
     assert.match(await identity.textContent(), /active/);
-    await table.locator('tr[data-kind="asset"][data-identifier$=".scep"]').waitFor();
-    await table.locator('tr[data-kind="activation"][data-identifier$=".activation"]').waitFor();
+    await table.locator(`tr[data-kind="asset"][data-identifier="${ident}.scep"]`).waitFor();
+    await table.locator(`tr[data-kind="activation"][data-identifier="${ident}.activation"]`).waitFor();
     assert.match(await page.locator("#declarations-summary").textContent(), /reported by the device/);
     await page.locator("#declarations").scrollIntoViewIfNeeded();
     await shot(page, "device-declarations");
