@@ -612,6 +612,8 @@ async function main() {
     await page.locator("#keychain").selectOption("user");
     assert.equal(await box.isEnabled(), false, "a user-keychain policy stays a profile");
     assert.match(await page.locator("#ddm-reason").textContent(), /user keychain/);
+    await page.locator("#ddm").evaluate((el) => el.scrollIntoView({ block: "center" }));
+    await shot(page, "policy-ddm-unavailable");
     await page.locator("#keychain").selectOption("device");
     assert.equal(await box.isEnabled(), true);
     await page.locator("#ddm-reason").waitFor({ state: "hidden" });
@@ -642,6 +644,7 @@ async function main() {
     await page.locator("#devices-table tbody tr[data-udid]").first().waitFor();
     await page.locator(`#devices-table tr[data-udid="${IPHONES[2].udid}"]`).getByRole("checkbox").check();
     await page.getByRole("tab", { name: "SCEP Profiles" }).click();
+    await page.locator("#ddm").evaluate((el) => el.scrollIntoView({ block: "center" }));
     await shot(page, "policy-ddm-form");
     await page.getByRole("button", { name: "Save", exact: true }).click();
     await page.waitForURL(/#\/policies\/\d+$/);
