@@ -170,10 +170,12 @@ static void mark_syncing(struct api_call *c, const struct store_policy *sp,
         json_object_set_new(v, "current", json_boolean(current));
         syncing |= !current;
     }
-    /* every declaration of the policy (not the shared server capabilities) must be reported */
+    /* every declaration of the policy must be reported (not those every device gets, such as
+     * the server capabilities, which the policy's entry does not list) */
+    char *prefix = xasprintf("%s.policy.%s.", c->ctx->cfg->payload_identifier_prefix, sp->uid);
     for (size_t k = 0; k < set.n; k++) {
         bool seen = false;
-        if (set.v[k].kind == DDM_MANAGEMENT)
+        if (strncmp(set.v[k].identifier, prefix, strlen(prefix)) != 0)
             continue;
         json_array_foreach(decls, i, v)
         {
@@ -182,6 +184,7 @@ static void mark_syncing(struct api_call *c, const struct store_policy *sp,
         }
         syncing |= !seen;
     }
+    free(prefix);
     json_object_set_new(ddm, "syncing", json_boolean(syncing));
     ddm_set_clear(&set);
 }
