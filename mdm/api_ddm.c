@@ -140,22 +140,33 @@ out:
  * One DDM entry's "ddm" object: each reported declaration gets "current" (the device holds
  * the server token the policy gives it now), and the object "syncing": true while any of the
  * policy's declarations is unreported or reported with an older token — the device has not
- * caught up with the last save yet, so its state describes an older version.
+ * caught up with the last save yet, so its state describes an older version.  shared, when
+ * not NULL, holds the declarations of a policy whose rendering does not depend on the device
+ * (computed for the first device, then reused).
  */
 static void mark_syncing(struct api_call *c, const struct store_policy *sp,
-                         const struct profile_policy *pp, const char *udid, json_t *ddm)
+                         const struct profile_policy *pp, const char *udid, json_t *ddm,
+                         struct ddm_set *shared, bool *have_shared)
 {
-    struct ddm_set set;
+    struct ddm_set own, *set = &own;
     json_t *decls = json_object_get(ddm, "declarations"), *v;
     bool syncing = false;
-    char *why = NULL;
+    char *why = NULL, *prefix;
     size_t i;
 
-    if (!policy_decls(c, sp, pp, udid, &set, &why)) {
+    memset(&own, 0, sizeof(own));
+    if (shared && *have_shared) {
+        set = shared;
+    } else if (!policy_decls(c, sp, pp, udid, &own, &why)) {
         json_object_set_new(ddm, "not_rendered", json_string(why ? why : "unknown"));
         json_object_set_new(ddm, "syncing", json_false());
         free(why);
         return;
+    } else if (shared) {
+        *shared = own; /* kept for the next devices */
+        memset(&own, 0, sizeof(own));
+        *have_shared = true;
+        set = shared;
     }
     json_array_foreach(decls, i, v)
     {
@@ -163,30 +174,30 @@ static void mark_syncing(struct api_call *c, const struct store_policy *sp,
         const char *ident = json_string_value(json_object_get(v, "identifier"));
         const char *held = json_string_value(json_object_get(v, "server_token"));
         bool current = false;
-        for (size_t k = 0; k < set.n && kind && ident; k++)
-            if (strcmp(ddm_kind_status_key(set.v[k].kind), kind) == 0 &&
-                strcmp(set.v[k].identifier, ident) == 0)
-                current = held != NULL && strcmp(held, set.v[k].token) == 0;
+        for (size_t k = 0; k < set->n && kind && ident; k++)
+            if (strcmp(ddm_kind_status_key(set->v[k].kind), kind) == 0 &&
+                strcmp(set->v[k].identifier, ident) == 0)
+                current = held != NULL && strcmp(held, set->v[k].token) == 0;
         json_object_set_new(v, "current", json_boolean(current));
         syncing |= !current;
     }
     /* every declaration of the policy must be reported (not those every device gets, such as
      * the server capabilities, which the policy's entry does not list) */
-    char *prefix = xasprintf("%s.policy.%s.", c->ctx->cfg->payload_identifier_prefix, sp->uid);
-    for (size_t k = 0; k < set.n; k++) {
+    prefix = xasprintf("%s.policy.%s.", c->ctx->cfg->payload_identifier_prefix, sp->uid);
+    for (size_t k = 0; k < set->n; k++) {
         bool seen = false;
-        if (strncmp(set.v[k].identifier, prefix, strlen(prefix)) != 0)
+        if (strncmp(set->v[k].identifier, prefix, strlen(prefix)) != 0)
             continue;
         json_array_foreach(decls, i, v)
         {
             const char *ident = json_string_value(json_object_get(v, "identifier"));
-            seen |= ident != NULL && strcmp(ident, set.v[k].identifier) == 0;
+            seen |= ident != NULL && strcmp(ident, set->v[k].identifier) == 0;
         }
         syncing |= !seen;
     }
     free(prefix);
     json_object_set_new(ddm, "syncing", json_boolean(syncing));
-    ddm_set_clear(&set);
+    ddm_set_clear(&own);
 }
 
 static void count(json_t *counts, const char *key)
@@ -207,7 +218,13 @@ void api_ddm_policy_status(struct api_call *c, const struct store_policy *sp, js
         json_pack("{s:i,s:i,s:i,s:i}", "devices", 0, "installed", 0, "pending", 0, "failed", 0);
     json_t *by_udid = json_object(), *v;
     bool parsed = profile_policy_from_document(sp->document, &pp, &err) == 0;
+    /* Without a variable anywhere in the policy, its declarations are the same bytes for every
+     * device: rendered once.  Otherwise once per DDM device (the credential's variables). */
+    bool per_device = strchr(sp->document, '%') != NULL, have_shared = false;
+    struct ddm_set shared;
     size_t i;
+
+    memset(&shared, 0, sizeof(shared));
 
     for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
         json_array_foreach(json_object_get(reply, lists[l]), i, v)
@@ -222,7 +239,8 @@ void api_ddm_policy_status(struct api_call *c, const struct store_policy *sp, js
             count(ddm, "devices");
             count(ddm, lists[l]);
             if (parsed && json_object_get(d, "error") == NULL)
-                mark_syncing(c, sp, &pp, json_string_value(json_object_get(v, "device")), d);
+                mark_syncing(c, sp, &pp, json_string_value(json_object_get(v, "device")), d,
+                             per_device ? NULL : &shared, &have_shared);
             const char *state = json_string_value(json_object_get(d, "state"));
             if (json_is_true(json_object_get(d, "syncing")))
                 count(ddm, "syncing");
@@ -241,5 +259,7 @@ void api_ddm_policy_status(struct api_call *c, const struct store_policy *sp, js
     json_object_set_new(reply, "by_delivery",
                         json_pack("{s:o,s:o}", "ddm", ddm, "profile", profile));
     json_decref(by_udid);
+    if (have_shared)
+        ddm_set_clear(&shared);
     profile_policy_clear(&pp);
 }

@@ -286,8 +286,11 @@ export async function policyDetail(ctx, id) {
     pageInfo.textContent = `${total ? offset + 1 : 0}–${offset + rows.length} of ${total}`;
     prev.disabled = offset === 0;
     next.disabled = offset + rows.length >= total;
-    // Follow the devices while some are pending or syncing (bounded by the page's life).
-    if (rows.some((r) => r.state === "pending" || r.state === "removing" || (r.ddm && r.ddm.syncing))) timer = setTimeout(() => quietly(load()), 2000);
+    // Follow the devices while some are pending (bounded by the page's life); DDM devices that
+    // have not caught up yet more slowly (one may stay offline, and each status request
+    // renders every DDM device's declarations).
+    if (rows.some((r) => r.state === "pending" || r.state === "removing")) timer = setTimeout(() => quietly(load()), 2000);
+    else if (rows.some((r) => r.ddm && r.ddm.syncing)) timer = setTimeout(() => quietly(load()), 10000);
   }
 
   async function preview() {

@@ -1113,3 +1113,57 @@ Test(ddm, policy_status_shows_syncing_and_counts_by_channel)
     cr_assert_neq(ddm_ctl(&out, "device declarations NO-SUCH-DEVICE"), 0, "%s", out);
     free(out);
 }
+
+/* A policy without variables: its declarations are the same for every device, rendered once
+ * for the status and compared with each device's report. */
+Test(ddm, policy_status_syncing_for_a_policy_without_variables)
+{
+    struct tu_cert ios17b = h_device_cert(&S, "IOS-17B");
+    enroll_os(&ios17b, "IOS-17B", "iPhone15,3", "17.0", "SN17B");
+    json_t *j = NULL;
+    const char *b = "{\"name\":\"DDM static\",\"platform\":\"ios\",\"ddm\":true,"
+                    "\"scep\":{\"url\":\"https://127.0.0.1:9/scep\",\"challenge\":\"s3cret\","
+                    "\"key_size\":2048,\"subject\":\"/O=Scepter/CN=Fleet/\"},"
+                    "\"targets\":{\"devices\":[\"IOS-17\",\"IOS-17B\"]}}";
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", b, &j), 201, "%s", h_json(j));
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+
+    /* both report what they were given: active */
+    const struct tu_cert *certs[] = {&ios17, &ios17b};
+    const char *udids[] = {"IOS-17", "IOS-17B"};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *it = items(certs[k], udids[k]);
+        char *report = report_all(it, "valid");
+        cr_assert_eq(dm(certs[k], udids[k], "status", report, NULL, NULL), 200);
+        free(report);
+        json_decref(it);
+    }
+    json_t *st = policy_status(id);
+    cr_assert_eq(by_delivery(st, "ddm", "devices"), 2, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "active"), 2, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 0, "%s", h_json(st));
+    json_decref(st);
+
+    /* the second device reports an older version of the configuration: it is syncing, the
+     * first one is not */
+    json_t *it = items(&ios17b, "IOS-17B");
+    json_t *conf = find_item(it, "Configurations", ".identity");
+    json_object_set_new(conf, "ServerToken",
+                        json_string("0000000000000000000000000000000000000000"));
+    char *report = report_all(it, "valid");
+    cr_assert_eq(dm(&ios17b, "IOS-17B", "status", report, NULL, NULL), 200);
+    free(report);
+    json_decref(it);
+    st = policy_status(id);
+    cr_assert_eq(by_delivery(st, "ddm", "active"), 1, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 1, "%s", h_json(st));
+    cr_assert(json_is_false(
+                  json_object_get(json_object_get(console_row(st, "IOS-17"), "ddm"), "syncing")),
+              "%s", h_json(st));
+    cr_assert(json_is_true(
+                  json_object_get(json_object_get(console_row(st, "IOS-17B"), "ddm"), "syncing")),
+              "%s", h_json(st));
+    json_decref(st);
+    tu_cert_free(&ios17b);
+}
