@@ -101,6 +101,16 @@ void api_devices_list(struct api_call *c);
 void api_device_show(struct api_call *c);
 /* mdm/api_ddm.c */
 void api_device_declarations(struct api_call *c);
+/*
+ * Complete a GET /v1/policies/{id}/status reply (its installed/pending/failed entries already
+ * carry "delivery" and, on DDM, "ddm"): each DDM entry's "ddm" gets "syncing" (the device does
+ * not hold the policy's current declarations yet; each reported declaration says "current") or
+ * "not_rendered"; the console's "devices" rows get the same "ddm"; the reply gets
+ * "by_delivery": {"ddm": {devices, installed, pending, failed, active, inactive, invalid,
+ * unknown, syncing}, "profile": {devices, installed, pending, failed}} — a syncing device is
+ * counted as syncing, not by the state it reported for an older version.
+ */
+void api_ddm_policy_status(struct api_call *c, const struct store_policy *sp, json_t *reply);
 /* mdm/api_commands.c */
 void api_device_commands_list(struct api_call *c);
 void api_device_command_enqueue(struct api_call *c);

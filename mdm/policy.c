@@ -743,6 +743,7 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
         (json_int_t)json_array_size(installed), "pending", (json_int_t)json_array_size(pending),
         "failed", (json_int_t)json_array_size(failed), "installed", installed, "pending", pending,
         "failed", failed, "removed", removed, "devices", devices, "total", (json_int_t)total);
+    api_ddm_policy_status(c, sp, j); /* syncing, counts by channel (mdm/api_ddm.c) */
     api_reply_json(c, 200, j);
 }
 

@@ -212,15 +212,81 @@ function queueSection(udid, onChange) {
   return { el, load };
 }
 
+// Declarative Device Management: the declarations Scepter gives the device now and what the
+// device last reported of each (GET /v1/devices/{udid}/declarations), plus the reported ones
+// it should no longer hold.
+const KIND_NAMES = { activation: "Activation", asset: "Asset", configuration: "Configuration", management: "Management" };
+function declarationsSection(udid) {
+  const body = h("tbody");
+  const summary = h("p", { class: "help", id: "declarations-summary", "aria-live": "polite" });
+  const reasonsOf = (st) => (st && Array.isArray(st.reasons) && st.reasons.length
+    ? h("ol", { class: "chain" }, st.reasons.map((r) => h("li", {},
+      `${r.description || r.code || "reason"}${r.code && r.description ? ` (${r.code})` : ""}`)))
+    : null);
+  const stateCell = (st, current) => {
+    if (!st) return h("td", { "data-valid": "none" }, h("span", { class: "ddm-state ddm-unknown" }, "not reported"));
+    const valid = st.valid || "unknown";
+    return h("td", { "data-valid": valid, "data-active": st.active ? "true" : "false" },
+      h("span", { class: `ddm-state ddm-${st.active ? "active" : "inactive"}` }, st.active ? "active" : "inactive"),
+      " · ",
+      h("span", { class: `ddm-state ddm-${valid}` }, valid),
+      current === false ? h("span", { class: "ddm-state ddm-syncing", "data-current": "false", title: "The device holds an older version (server token) of this declaration" }, " · older version") : null,
+      reasonsOf(st));
+  };
+  const row = (d, st, stale) => h("tr", {
+    "data-identifier": d.identifier, "data-kind": d.kind,
+    "data-valid": st ? st.valid : "none", "data-stale": stale ? "true" : null,
+  },
+  h("th", { scope: "row", class: "mono" }, d.identifier),
+  h("td", {}, stale ? h("span", { class: "ddm-state ddm-stale" }, "no longer assigned") : (d.type || "—")),
+  h("td", { class: "hide-phone" }, KIND_NAMES[d.kind] || KIND_NAMES[String(d.kind).replace(/s$/, "")] || d.kind),
+  stateCell(st, stale ? undefined : st ? st.current : undefined),
+  h("td", {}, when(st && st.updated)));
+  const el = h("section", { class: "card", "aria-labelledby": "decl-h", id: "declarations" },
+    h("h2", { id: "decl-h" }, "Declarations"), summary,
+    h("div", { class: "table-wrap" }, h("table", { class: "list", id: "device-declarations" },
+      h("caption", { class: "sr-only" }, "Declarative Device Management declarations and their reported state"),
+      h("thead", {}, h("tr", {}, ["Identifier", "Type", "Kind", "Reported state", "Last report"]
+        .map((c, i) => h("th", { scope: "col", class: i === 2 ? "hide-phone" : null }, c)))),
+      body)));
+  async function load() {
+    let j;
+    try {
+      j = await get(`/v1/devices/${encodeURIComponent(udid)}/declarations`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) { el.hidden = true; return; } // an older server
+      if (e instanceof ApiError && e.status === 401) throw e;
+      summary.textContent = `Declarations unavailable: ${e.message}`;
+      return;
+    }
+    const decls = j.declarations || [];
+    const stale = j.stale || [];
+    const reported = decls.filter((d) => d.status).length;
+    summary.textContent = j.ddm_capable
+      ? `${decls.length} declaration${decls.length === 1 ? "" : "s"}, ${reported} reported by the device` +
+        (stale.length ? `, ${stale.length} reported but no longer assigned` : "") +
+        (j.declarations_token ? ` · DeclarationsToken ${j.declarations_token}` : "")
+      : "This device gets profiles: Declarative Device Management needs iOS/iPadOS 17 or macOS 14 or later.";
+    clear(body);
+    if (!decls.length && !stale.length) {
+      body.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No declaration for this device.")));
+    }
+    for (const d of decls) body.append(row(d, d.status, false));
+    for (const s of stale) body.append(row(s, s, true));
+  }
+  return { el, load };
+}
+
 export async function deviceDetail(ctx, udid) {
   const enc = encodeURIComponent(udid);
   let d = await get(`/v1/devices/${enc}`);
   let alive = true;
   let timer = null;
   const queue = queueSection(udid, () => refresh());
+  const decls = declarationsSection(udid);
   async function refresh() {
     clearTimeout(timer);
-    const pending = await queue.load();
+    const [pending] = await Promise.all([queue.load(), decls.load()]);
     // Follow the queue while commands wait (bounded by the page's life).
     if (alive && pending) timer = setTimeout(() => quietly(refresh()), 2000);
   }
@@ -329,6 +395,7 @@ export async function deviceDetail(ctx, udid) {
             h("caption", { class: "sr-only" }, "Policies and their state on this device"),
             h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Policy"), h("th", { scope: "col" }, "Platform"), h("th", { scope: "col" }, "State"))),
             polBody))))),
+    decls.el,
     queue.el,
     sendForm);
   await refresh();

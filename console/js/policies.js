@@ -131,7 +131,8 @@ export async function policyList(ctx) {
     for (const pol of list) {
       const c = pol.counts || {};
       tbody.append(h("tr", { "data-policy-id": pol.id },
-        h("th", { scope: "row" }, h("a", { href: `#/policies/${pol.id}`, class: "policy-name" }, pol.name)),
+        h("th", { scope: "row" }, h("a", { href: `#/policies/${pol.id}`, class: "policy-name" }, pol.name),
+          pol.ddm ? h("span", { class: "badge", "data-ddm": "", title: "Delivered declaratively where devices support it" }, "DDM") : null),
         h("td", {}, PLATFORMS[pol.platform] || pol.platform),
         h("td", {}, targetsText(pol.targets)),
         h("td", { class: "num" }, c.installed ?? 0),
@@ -163,6 +164,59 @@ function errorChain(e) {
         (x.ErrorDomain || x.domain ? ` (${x.ErrorDomain || x.domain} ${x.ErrorCode ?? x.code ?? ""})` : ""))));
 }
 
+// Why the server keeps a "ddm" policy a profile on every device (mdm/ddm.c ddm_policy), or null.
+export function ddmIgnored(pol) {
+  const why = [];
+  if ((pol.scep || {}).keychain === "user") why.push("user keychain");
+  const l = pol.linked || {};
+  const linked = [["wifi", "Wi-Fi"], ["ethernet", "Ethernet"], ["vpn", "VPN"]].filter(([k]) => l[k]).map(([, n]) => n);
+  if (linked.length) why.push(`linked ${linked.join(", ")} payloads`);
+  return why.length ? why.join(" and ") : null;
+}
+
+function deliveryText(pol) {
+  if (!pol.ddm) return "Profile (InstallProfile) on every device";
+  const ignored = ddmIgnored(pol);
+  if (ignored) return `Profile on every device: DDM is on but has no effect (${ignored})`;
+  return pol.platform === "macos"
+    ? "Declarative (DDM) on macOS 14 or later; profile on older Macs"
+    : "Declarative (DDM) on iOS/iPadOS 17 or later; profile on older iPhones and iPads";
+}
+
+// "2 via DDM: 1 active, 1 syncing · 1 via profile: 1 installed" from the reply's by_delivery.
+function deliveryCounts(b) {
+  if (!b || !b.ddm || !b.profile) return "";
+  const list = (o, keys) => keys.filter((k) => o[k]).map((k) => `${o[k]} ${k}`).join(", ") || "none yet";
+  const parts = [];
+  if (b.ddm.devices) parts.push(`${b.ddm.devices} via DDM: ${list(b.ddm, ["active", "inactive", "invalid", "unknown", "syncing"])}`);
+  if (b.profile.devices) parts.push(`${b.profile.devices} via profile: ${list(b.profile, ["installed", "pending", "failed"])}`);
+  return parts.join(" · ");
+}
+
+// A device's reported declaration state: the word, and the reasons of invalid declarations.
+const DDM_WORDS = {
+  active: "active", inactive: "inactive", invalid: "invalid", unknown: "not reported",
+  syncing: "syncing",
+};
+function ddmCell(r) {
+  if (r.delivery !== "ddm") return h("td", { "data-delivery": "profile" }, "Profile");
+  const d = r.ddm || {};
+  const state = d.syncing ? "syncing" : d.error ? "unknown" : d.state || "unknown";
+  const reasons = [];
+  for (const x of d.declarations || []) {
+    for (const why of x.reasons || []) {
+      const short = String(x.identifier || "").split(".").pop();
+      reasons.push(`${short}: ${why.description || why.code || "reason"}${why.code && why.description ? ` (${why.code})` : ""}`);
+    }
+  }
+  const title = d.syncing ? "The device does not hold this policy's current declarations yet"
+    : d.not_rendered ? `Not rendered for this device: ${d.not_rendered}` : null;
+  return h("td", { "data-delivery": "ddm" }, "DDM ",
+    h("span", { class: `ddm-state ddm-${state}`, "data-ddm-state": state, title }, DDM_WORDS[state] || state),
+    d.not_rendered ? h("p", { class: "help" }, `Not rendered: ${d.not_rendered}`) : null,
+    reasons.length ? h("ol", { class: "chain ddm-reasons" }, reasons.map((t) => h("li", {}, t))) : null);
+}
+
 // Rows of /v1/policies/{id}/status in either shape: {devices: [...]} or by state.
 function statusRows(j) {
   if (Array.isArray(j.devices)) return j.devices;
@@ -177,6 +231,7 @@ export async function policyDetail(ctx, id) {
   const pol = await get(`/v1/policies/${encodeURIComponent(id)}`);
   const tbody = h("tbody");
   const counts = h("p", { class: "counts", id: "status-counts", "aria-live": "polite" });
+  const dcounts = h("p", { class: "help", id: "delivery-counts", "aria-live": "polite", hidden: true });
   const stateFilter = h("select", { id: "status-state" },
     h("option", { value: "" }, "All states"), h("option", { value: "installed" }, "Installed"),
     h("option", { value: "pending" }, "Pending"), h("option", { value: "failed" }, "Failed"));
@@ -205,16 +260,22 @@ export async function policyDetail(ctx, id) {
     const rows = statusRows(j);
     const c = j.counts || rows.reduce((a, r) => { a[r.state] = (a[r.state] || 0) + 1; return a; }, {});
     counts.textContent = `${c.installed || 0} installed · ${c.pending || 0} pending · ${c.failed || 0} failed`;
+    dcounts.textContent = deliveryCounts(j.by_delivery);
+    dcounts.hidden = !(pol.ddm || (j.by_delivery && j.by_delivery.ddm && j.by_delivery.ddm.devices)) || !dcounts.textContent;
     clear(tbody);
-    if (!rows.length) tbody.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No targeted device of this platform yet.")));
+    if (!rows.length) tbody.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No targeted device of this platform yet.")));
     const known = new Set(Array.from(previewDevice.options, (o) => o.value));
     for (const r of rows) {
       const label = r.name || r.device_name || r.udid;
-      tbody.append(h("tr", { "data-udid": r.udid, "data-state": r.state },
-        h("th", { scope: "row" }, label),
+      tbody.append(h("tr", { "data-udid": r.udid, "data-state": r.state, "data-delivery": r.delivery || "profile" },
+        h("th", { scope: "row" }, h("a", { href: `#/devices/${encodeURIComponent(r.udid)}` }, label)),
         h("td", {}, r.serial || r.serial_number || "—"),
         h("td", { class: "mono" }, r.udid),
-        h("td", {}, h("span", { class: `state state-${r.state}` }, r.state), errorChain(r.error)),
+        h("td", {}, h("span", {
+          class: `state state-${r.state}`,
+          title: r.delivery === "ddm" ? "The state of the DeclarativeManagement command that told the device to sync" : null,
+        }, r.state), errorChain(r.error)),
+        ddmCell(r),
         h("td", {}, when(r.updated))));
       if (!known.has(r.udid)) {
         previewDevice.append(h("option", { value: r.udid }, `${label}${r.serial || r.serial_number ? ` (${r.serial || r.serial_number})` : ""}`));
@@ -225,8 +286,11 @@ export async function policyDetail(ctx, id) {
     pageInfo.textContent = `${total ? offset + 1 : 0}–${offset + rows.length} of ${total}`;
     prev.disabled = offset === 0;
     next.disabled = offset + rows.length >= total;
-    // Follow the devices while some are pending (bounded by the page's life).
+    // Follow the devices while some are pending (bounded by the page's life); DDM devices that
+    // have not caught up yet more slowly (one may stay offline, and each status request
+    // renders every DDM device's declarations).
     if (rows.some((r) => r.state === "pending" || r.state === "removing")) timer = setTimeout(() => quietly(load()), 2000);
+    else if (rows.some((r) => r.ddm && r.ddm.syncing)) timer = setTimeout(() => quietly(load()), 10000);
   }
 
   async function preview() {
@@ -290,6 +354,7 @@ export async function policyDetail(ctx, id) {
     h("dt", {}, "SCEP URL"), h("dd", { class: "mono" }, scep.url || "—"),
     h("dt", {}, "Subject"), h("dd", { class: "mono" }, scep.subject || "—"),
     h("dt", {}, "Key size"), h("dd", {}, scep.key_size || "—"),
+    h("dt", {}, "Delivery"), h("dd", { id: "policy-delivery", "data-ddm": pol.ddm ? "true" : "false" }, deliveryText(pol)),
     h("dt", {}, "Device groups"), h("dd", {}, (t.groups || t.device_groups || []).join(", ") || "none"),
     h("dt", {}, "Devices"), h("dd", {}, (t.devices || []).length ? `${t.devices.length} selected` : "none"),
     h("dt", {}, "Updated"), h("dd", {}, when(pol.updated)));
@@ -302,13 +367,15 @@ export async function policyDetail(ctx, id) {
         act(h("a", { class: "button", href: `#/policies/${pol.id}/edit`, id: "edit-policy" }, "Edit"), "edit policies"), delButton)),
     h("section", { class: "card", "aria-labelledby": "facts-h" }, h("h2", { id: "facts-h" }, "Settings"), dl),
     h("section", { class: "card", "aria-labelledby": "status-h" },
-      h("h2", { id: "status-h" }, "Devices"), counts,
+      h("h2", { id: "status-h" }, "Devices"), counts, dcounts,
       h("div", { class: "toolbar" }, h("label", { for: "status-state" }, "State"), stateFilter),
       h("div", { class: "table-wrap" },
         h("table", { class: "list", id: "status-table" },
           h("caption", { class: "sr-only" }, "Per-device status"),
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Device"), h("th", { scope: "col" }, "Serial"),
-            h("th", { scope: "col" }, "UDID"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Updated"))),
+            h("th", { scope: "col" }, "UDID"), h("th", { scope: "col" }, "State"),
+            h("th", { scope: "col", title: "How the policy reaches the device, and for DDM the state it reported" }, "Delivery"),
+            h("th", { scope: "col" }, "Updated"))),
           tbody)),
       h("div", { class: "pager" }, prev, pageInfo, next)),
     h("section", { class: "card", "aria-labelledby": "preview-h" },

@@ -54,6 +54,7 @@ const FIELD_IDS = [
   ["scep.url", "scep-url"],
   ["scep.name", "scep-name"],
   ["targets", "targets"],
+  ["ddm", "ddm"],
   ["name", "policy-name"],
   ["notes", "policy-notes"],
 ];
@@ -373,6 +374,43 @@ export async function policyForm(ctx, { id, platform }) {
     h("h2", { id: "linked-title" }, "Use this certificate for"),
     h("p", { class: "help" }, "These payloads travel in the same profile and name the SCEP certificate, which is how Wi-Fi, Ethernet and VPN can use it."),
     useWifi.el, useEthernet.el, useVpn.el);
+  // --- Declarative Device Management ------------------------------------------------------
+  // What the server does (mdm/ddm.c, docs/ddm.md): a "ddm" policy goes as declarations to
+  // iOS/iPadOS 17+ and macOS 14+, as the profile to older devices; a user-keychain policy or
+  // one with linked payloads stays a profile everywhere, whatever its flag.
+  const ddm = h("input", { type: "checkbox", id: "ddm", checked: !!existing?.ddm });
+  const ddmWhy = h("p", { id: "ddm-reason", class: "warning", hidden: true, "aria-live": "polite" });
+  function ddmBlockers() {
+    const why = [];
+    if (platform === "macos" && keychain.value === "user") why.push("it installs into the user keychain");
+    const linkedOn = [[useWifi, "Wi-Fi"], [useEthernet, "Ethernet"], [useVpn, "VPN"]].filter(([u]) => u.on.checked).map(([, n]) => n);
+    if (linkedOn.length) why.push(`it carries linked ${linkedOn.join(", ")} payloads (not declarations yet)`);
+    return why;
+  }
+  function syncDdm() {
+    const why = ddmBlockers();
+    ddm.disabled = why.length > 0;
+    if (why.length) ddm.setAttribute("aria-disabled", "true");
+    else ddm.removeAttribute("aria-disabled");
+    ddmWhy.textContent = why.length
+      ? `Not available: this policy stays a profile on every device because ${why.join(" and ")}.` +
+        (ddm.checked ? " The saved flag is kept but has no effect." : "")
+      : "";
+    ddmWhy.hidden = !why.length;
+  }
+  keychain.addEventListener("change", syncDdm);
+  for (const u of [useWifi, useEthernet, useVpn]) u.on.addEventListener("change", syncDdm);
+  ddm.addEventListener("change", syncDdm);
+  const ddmField = h("div", { class: "field wide", "data-field": "ddm" },
+    h("label", { class: "check" }, ddm, " Deliver declaratively (DDM)"),
+    h("p", { class: "help", id: "ddm-help" },
+      `${platform === "ios" ? "iPhones and iPads on iOS/iPadOS 17 or later" : "Macs on macOS 14 or later"} get the certificate as declarations ` +
+      `(a SCEP credential asset and an identity configuration) and report their state; ${platform === "ios" ? "older iPhones and iPads" : "older Macs"} get the profile. ` +
+      "The challenge travels in the asset: use a static challenge."),
+    ddmWhy,
+    h("p", { class: "field-error", id: "ddm-error", hidden: true }));
+  ddm.setAttribute("aria-describedby", "ddm-help ddm-reason ddm-error");
+
   function linkedBody() {
     const val = (idv) => inputs[idv].value.trim();
     const opt = (o, k, idv) => { if (val(idv)) o[k] = val(idv); };
@@ -533,6 +571,7 @@ export async function policyForm(ctx, { id, platform }) {
     platform === "macos" ? h("div", { class: "field" }, h("label", { class: "check" }, allowAll, " Allow All Apps Access"),
       h("p", { class: "help" }, "Every app may use the private key (macOS only)."),
       h("p", { class: "field-error", id: "allow-all-apps-error", hidden: true })) : null,
+    ddmField,
     linkedSection);
   subjectText.id = "subject";
   subjectText.setAttribute("aria-describedby", "subject-help subject-error");
@@ -540,7 +579,7 @@ export async function policyForm(ctx, { id, platform }) {
     "retry-delay", "key-extractable", "key-usage", "scep-url", "scep-name", "root-certificate",
     "san-dns", "san-principal", "san-rfc822", "san-uri", "keychain", "allow-all-apps", "use-wifi",
     "use-ethernet", "use-vpn", "linked-wifi-encryption", "linked-wifi-hidden", "linked-wifi-auto-join",
-    "linked-ethernet-interface", ...Object.keys(inputs)]) tabOf.set(idv, "settings");
+    "linked-ethernet-interface", "ddm", ...Object.keys(inputs)]) tabOf.set(idv, "settings");
   tabOf.set("targets", "groups");
 
   tabset = tabs("Policy", [
@@ -586,6 +625,7 @@ export async function policyForm(ctx, { id, platform }) {
     if (l) b.linked = l;
     if (name.value.trim()) b.name = name.value.trim();
     b.notes = notes.value;
+    b.ddm = ddm.checked;
     return b;
   }
 
@@ -657,6 +697,7 @@ export async function policyForm(ctx, { id, platform }) {
     form);
   if (fp.value) checkFingerprint();
   checkVariables();
+  syncDdm();
   if (rootB64) describe(rootB64).catch(() => {});
   name.focus();
   return () => { clearTimeout(devTimer); };

@@ -220,12 +220,15 @@ void ctl_print_table(json_t *rows, const char *const *cols, const char *const *h
         }
     }
     for (c = 0; c < ncols; c++)
-        printf("%-*s%s", (int)width[c], heads[c], c + 1 < ncols ? "  " : "\n");
+        printf("%-*s%s", c + 1 < ncols ? (int)width[c] : 0, heads[c], c + 1 < ncols ? "  " : "\n");
     json_array_foreach(rows, i, row)
     {
         for (c = 0; c < ncols; c++) {
             cell(json_object_get(row, cols[c]), buf, sizeof(buf));
-            printf("%-*.*s%s", (int)width[c], (int)width[c], buf, c + 1 < ncols ? "  " : "\n");
+            if (c + 1 == ncols) /* the last column is never cut (long identifiers go there) */
+                printf("%s\n", buf);
+            else
+                printf("%-*.*s  ", (int)width[c], (int)width[c], buf);
         }
     }
 }

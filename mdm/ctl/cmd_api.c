@@ -72,25 +72,109 @@ static void print_saved(json_t *r)
         printf("%s\n", json_string_value(json_object_get(r, "message")));
 }
 
+/* "3 active, 1 syncing" of the non-zero counts among keys; "none yet" when all are zero. */
+static void print_counts(json_t *counts, const char *const *keys)
+{
+    bool any = false;
+    for (size_t k = 0; keys[k]; k++) {
+        json_int_t n = json_integer_value(json_object_get(counts, keys[k]));
+        if (n == 0)
+            continue;
+        printf("%s%lld %s", any ? ", " : "", (long long)n, keys[k]);
+        any = true;
+    }
+    if (!any)
+        printf("none yet");
+}
+
+/*
+ * A DDM entry's state in one word: what the device reported of the policy's declarations
+ * (active, inactive, invalid, unknown), or "syncing" while it does not hold their current
+ * version; "-" on the profile channel.
+ */
+static const char *ddm_word(json_t *entry)
+{
+    json_t *d = json_object_get(entry, "ddm");
+    const char *st = json_string_value(json_object_get(d, "state"));
+
+    if (!json_is_object(d))
+        return "-";
+    if (json_is_true(json_object_get(d, "syncing")))
+        return "syncing";
+    return st ? st : "error";
+}
+
+/* The reasons a device gave for its invalid declarations, one line each. */
+static void print_reasons(const char *device, json_t *decls)
+{
+    size_t i, k;
+    json_t *v, *why;
+
+    json_array_foreach(decls, i, v)
+    {
+        const char *id = json_string_value(json_object_get(v, "identifier"));
+        const char *dot = id ? strrchr(id, '.') : NULL;
+        json_array_foreach(json_object_get(v, "reasons"), k, why)
+        {
+            const char *desc = json_string_value(json_object_get(why, "description"));
+            const char *code = json_string_value(json_object_get(why, "code"));
+            printf("  %s: %s: %s%s%s%s\n", device, dot ? dot + 1 : (id ? id : "?"),
+                   desc ? desc : (code ? code : "reason"), desc && code ? " (" : "",
+                   desc && code ? code : "", desc && code ? ")" : "");
+        }
+    }
+}
+
 static void print_status(json_t *r)
 {
-    static const char *const cols[] = {"device",       "state",   "command",
-                                       "notnow_count", "updated", NULL};
-    static const char *const heads[] = {"DEVICE", "STATE", "COMMAND", "NOTNOW", "UPDATED", NULL};
+    static const char *const cols[] = {"device",  "state",        "delivery", "ddm",
+                                       "command", "notnow_count", "updated",  NULL};
+    static const char *const heads[] = {"DEVICE",  "STATE",  "DELIVERY", "DDM",
+                                        "COMMAND", "NOTNOW", "UPDATED",  NULL};
+    static const char *const ddm_keys[] = {"active",  "inactive", "invalid",
+                                           "unknown", "syncing",  NULL};
+    static const char *const profile_keys[] = {"installed", "pending", "failed", NULL};
     json_t *all = json_array();
     const char *groups[] = {"installed", "pending", "failed", "removed"};
+    json_t *by = json_object_get(r, "by_delivery");
 
-    for (size_t g = 0; g < 4; g++)
-        json_array_extend(all, json_object_get(r, groups[g]));
+    for (size_t g = 0; g < 4; g++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(r, groups[g]), i, e)
+        {
+            json_t *row = json_deep_copy(e);
+            if (json_object_get(row, "delivery") == NULL)
+                json_object_set_new(row, "delivery", json_string("profile"));
+            json_object_set_new(row, "ddm", json_string(ddm_word(e)));
+            json_array_append_new(all, row);
+        }
+    }
     printf("policy %lld \"%s\": %lld installed, %lld pending, %lld failed\n",
            (long long)json_integer_value(json_object_get(r, "id")),
            json_string_value(json_object_get(r, "name")),
            (long long)json_array_size(json_object_get(r, "installed")),
            (long long)json_array_size(json_object_get(r, "pending")),
            (long long)json_array_size(json_object_get(r, "failed")));
+    if (json_is_object(by)) {
+        json_t *dd = json_object_get(by, "ddm"), *pr = json_object_get(by, "profile");
+        printf("delivery: %lld via DDM (",
+               (long long)json_integer_value(json_object_get(dd, "devices")));
+        print_counts(dd, ddm_keys);
+        printf("), %lld via profile (",
+               (long long)json_integer_value(json_object_get(pr, "devices")));
+        print_counts(pr, profile_keys);
+        printf(")\n");
+    }
     ctl_print_table(all, cols, heads);
     size_t i;
     json_t *f;
+    for (size_t g = 0; g < 3; g++)
+        json_array_foreach(json_object_get(r, groups[g]), i, f)
+        {
+            print_reasons(json_string_value(json_object_get(f, "device")),
+                          json_object_get(json_object_get(f, "ddm"), "declarations"));
+        }
     json_array_foreach(json_object_get(r, "failed"), i, f)
     {
         char *chain = json_dumps(json_object_get(f, "error_chain"), JSON_COMPACT);
@@ -266,6 +350,60 @@ static json_t *command_from_flags(const char *type, const char *ident, const cha
     return cmd;
 }
 
+/* GET /v1/devices/{udid}/declarations as a table: each declaration with its reported state,
+ * then those the device reported but should no longer hold. */
+static void print_declarations(json_t *r)
+{
+    static const char *const cols[] = {"kind",    "type",    "active",     "valid",
+                                       "current", "updated", "identifier", NULL};
+    static const char *const heads[] = {"KIND",    "TYPE",        "ACTIVE",     "VALID",
+                                        "CURRENT", "LAST REPORT", "IDENTIFIER", NULL};
+    json_t *rows = json_array(), *v;
+    size_t i;
+
+    printf("device %s: %s, DeclarationsToken %s\n", json_string_value(json_object_get(r, "device")),
+           json_is_true(json_object_get(r, "ddm_capable"))
+               ? "DDM-capable"
+               : "not DDM-capable (profiles only: iOS 17 / macOS 14 needed)",
+           json_string_value(json_object_get(r, "declarations_token")));
+    json_array_foreach(json_object_get(r, "declarations"), i, v)
+    {
+        json_t *st = json_object_get(v, "status");
+        json_t *row =
+            json_pack("{s:O,s:O,s:O}", "identifier", json_object_get(v, "identifier"), "kind",
+                      json_object_get(v, "kind"), "type", json_object_get(v, "type"));
+        if (json_is_object(st)) {
+            json_object_set(row, "active", json_object_get(st, "active"));
+            json_object_set(row, "valid", json_object_get(st, "valid"));
+            json_object_set(row, "current", json_object_get(st, "current"));
+            json_object_set(row, "updated", json_object_get(st, "updated"));
+        } else {
+            json_object_set_new(row, "valid", json_string("not reported"));
+        }
+        json_array_append_new(rows, row);
+    }
+    json_array_foreach(json_object_get(r, "stale"), i, v)
+    {
+        json_t *row = json_pack(
+            "{s:O,s:O,s:s,s:O,s:O,s:s,s:O}", "identifier", json_object_get(v, "identifier"), "kind",
+            json_object_get(v, "kind"), "type", "(no longer assigned)", "active",
+            json_object_get(v, "active"), "valid", json_object_get(v, "valid"), "current", "stale",
+            "updated", json_object_get(v, "updated"));
+        json_array_append_new(rows, row);
+    }
+    ctl_print_table(rows, cols, heads);
+    json_decref(rows);
+    json_t *st_list = json_array();
+    json_array_foreach(json_object_get(r, "declarations"), i, v)
+    {
+        if (json_is_object(json_object_get(v, "status")))
+            json_array_append(st_list, json_object_get(v, "status"));
+    }
+    json_array_extend(st_list, json_object_get(r, "stale"));
+    print_reasons(json_string_value(json_object_get(r, "device")), st_list);
+    json_decref(st_list);
+}
+
 static void print_removed(json_t *r)
 {
     printf("device %s removed: %lld certificate(s) revoked, %lld queued command(s) cancelled\n",
@@ -318,7 +456,7 @@ int cmd_device(int argc, char **argv)
     argv++;
 
     if (argc < 1)
-        return usage("device", "list|show|commands|enqueue|cancel|clear|result ...");
+        return usage("device", "list|show|declarations|commands|enqueue|cancel|clear|result ...");
     if (ctl_parse_opts("scepterctl device", argc, argv, opts, pos, 2, &npos) != 0)
         return CTL_USAGE;
     const char *act = argv[0];
@@ -335,6 +473,9 @@ int cmd_device(int argc, char **argv)
     } else if (strcmp(act, "show") == 0 && npos == 1) {
         path = ctl_path("/v1/devices/%s", pos[0]);
         rc = show_call("GET", path, NULL, &r, NULL);
+    } else if (strcmp(act, "declarations") == 0 && npos == 1) {
+        path = ctl_path("/v1/devices/%s/declarations", pos[0]);
+        rc = show_call("GET", path, NULL, &r, print_declarations);
     } else if (strcmp(act, "commands") == 0 && npos == 1) {
         ctl_query_add(&q, "all", all ? "true" : NULL);
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
@@ -377,6 +518,7 @@ int cmd_device(int argc, char **argv)
                      "list [--platform P] [--enrolled true|false] [--group G] [--seen-after T] "
                      "[--seen-before T] [--limit N]\n"
                      "       scepterctl device show UDID\n"
+                     "       scepterctl device declarations UDID\n"
                      "       scepterctl device commands UDID [--all] [--user UID]\n"
                      "       scepterctl device enqueue UDID (--type T [--identifier I] [--payload "
                      "F] [--queries a,b] [--managed-only] [--fields JSON] | --plist F) "

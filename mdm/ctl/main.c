@@ -16,8 +16,8 @@ static const struct ctl_cmd g_groups[] = {
      "policy list|show|create|update|delete|status|preview ...  -- SCEP Profiles policies on the "
      "server"},
     {"device", cmd_device,
-     "device list|show|commands|enqueue|cancel|clear|result|remove|allow-reenroll ...  -- "
-     "devices and their command queues"},
+     "device list|show|declarations|commands|enqueue|cancel|clear|result|remove|"
+     "allow-reenroll ...  -- devices and their command queues"},
     {"group", cmd_group, "group list|create|show|rename|delete|add|remove ...  -- device groups"},
     {"command", cmd_command, "command send ...  -- one command to many devices and groups"},
     {"push", cmd_push, "push UDID... [--group G]  -- wake devices now"},

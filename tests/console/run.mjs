@@ -597,6 +597,137 @@ async function main() {
     assert.equal((await api.get(`/v1/policies/${macPolicyId}`)).status(), 404);
   });
 
+  // Declarative Device Management through the form: iOS 17+ iPhones get declarations and
+  // report their state, older ones the profile (the simulator's iPhones run iOS 16 to 18).
+  const major = (v) => Number(String(v || "0").split(".")[0]);
+  const ddmPhones = IPHONES.filter((p) => major(p.os) >= 17);
+  const profilePhones = IPHONES.filter((p) => major(p.os) < 17);
+  let ddmPolicyId;
+  await step("DDM: the checkbox is unavailable, with its reason, for a user-keychain or linked-payload policy", async () => {
+    await page.goto("/console/#/policies/new/macos");
+    await page.getByRole("heading", { level: 1, name: "Mac SCEP Profiles", exact: true }).waitFor();
+    const box = page.getByLabel("Deliver declaratively (DDM)");
+    assert.equal(await box.isEnabled(), true);
+    assert.match(await page.locator("#ddm-help").textContent(), /macOS 14 or later/);
+    await page.locator("#keychain").selectOption("user");
+    assert.equal(await box.isEnabled(), false, "a user-keychain policy stays a profile");
+    assert.match(await page.locator("#ddm-reason").textContent(), /user keychain/);
+    await page.locator("#ddm").evaluate((el) => el.scrollIntoView({ block: "center" }));
+    await shot(page, "policy-ddm-unavailable");
+    await page.locator("#keychain").selectOption("device");
+    assert.equal(await box.isEnabled(), true);
+    await page.locator("#ddm-reason").waitFor({ state: "hidden" });
+    await page.locator("#use-wifi").check();
+    assert.equal(await box.isEnabled(), false, "linked payloads are not declarations yet");
+    assert.match(await page.locator("#ddm-reason").textContent(), /linked Wi-Fi/);
+    await page.locator("#use-wifi").uncheck();
+    assert.equal(await box.isEnabled(), true);
+  });
+
+  await step("DDM: a new iOS policy with Deliver declaratively ticked; the flag is there after a reload", async () => {
+    assert.ok(ddmPhones.length >= 1, `an iOS 17+ iPhone among ${JSON.stringify(IPHONES)}`);
+    await page.goto("/console/#/policies/new/ios");
+    await page.getByRole("heading", { level: 1, name: "iOS SCEP Profiles", exact: true }).waitFor();
+    await page.getByLabel("Policy Name").fill("iOS DDM Certificates");
+    await page.locator("#fingerprint").fill(FP_B64);
+    await page.locator("#challenge").fill(SCEP_CHALLENGE);
+    await page.locator("#key-size").selectOption("2048");
+    // Another subject than the profile policy's (the SCEP server issues one per subject).
+    await page.locator("#subject").fill("/O=ABCEnterprise/OU=Declarative/CN=%SerialNumber%/");
+    await page.getByLabel("Signing").check();
+    await page.getByLabel("URL", { exact: true }).fill(SCEP_URL);
+    assert.match(await page.locator("#ddm-help").textContent(), /iOS\/iPadOS 17 or later/);
+    await page.getByLabel("Deliver declaratively (DDM)").check();
+    await page.getByRole("tab", { name: "Device Groups" }).click();
+    await page.locator('#groups-table tr[data-group="Mixed Lab"]').getByRole("checkbox").check();
+    await page.getByRole("tab", { name: "Devices" }).click();
+    await page.locator("#devices-table tbody tr[data-udid]").first().waitFor();
+    await page.locator(`#devices-table tr[data-udid="${IPHONES[2].udid}"]`).getByRole("checkbox").check();
+    await page.getByRole("tab", { name: "SCEP Profiles" }).click();
+    await page.locator("#ddm").evaluate((el) => el.scrollIntoView({ block: "center" }));
+    await shot(page, "policy-ddm-form");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await page.waitForURL(/#\/policies\/\d+$/);
+    await page.getByRole("heading", { level: 1, name: "iOS DDM Certificates", exact: true }).waitFor();
+    ddmPolicyId = page.url().match(/#\/policies\/(\d+)/)[1];
+    const r = await api.get(`/v1/policies/${ddmPolicyId}`);
+    assert.equal((await r.json()).ddm, true, "saved as \"ddm\": true");
+    await page.reload();
+    await page.getByRole("heading", { level: 1, name: "iOS DDM Certificates", exact: true }).waitFor();
+    assert.equal(await page.locator("#policy-delivery").getAttribute("data-ddm"), "true");
+    assert.match(await page.locator("#policy-delivery").textContent(), /Declarative \(DDM\) on iOS\/iPadOS 17 or later/);
+    await page.getByRole("link", { name: "Edit" }).click();
+    await page.getByRole("heading", { level: 1, name: "Edit iOS DDM Certificates", exact: true }).waitFor();
+    assert.equal(await page.getByLabel("Deliver declaratively (DDM)").isChecked(), true, "the form shows the saved flag");
+    await page.getByRole("link", { name: "Cancel" }).click();
+    await page.getByRole("heading", { level: 1, name: "iOS DDM Certificates", exact: true }).waitFor();
+  });
+
+  await step("DDM: per device, the channel beside the command's state; iOS 17+ report active; the counts", async () => {
+    for (const p of ddmPhones) {
+      await page.locator(`#status-table tr[data-udid="${p.udid}"][data-delivery="ddm"] [data-ddm-state="active"]`).waitFor({ timeout: INSTALL_T });
+    }
+    for (const p of profilePhones) {
+      await page.locator(`#status-table tr[data-udid="${p.udid}"][data-delivery="profile"][data-state="installed"]`).waitFor({ timeout: INSTALL_T });
+    }
+    const want = `${ddmPhones.length} via DDM: ${ddmPhones.length} active` +
+      (profilePhones.length ? ` · ${profilePhones.length} via profile: ${profilePhones.length} installed` : "");
+    await page.locator("#delivery-counts").getByText(want, { exact: true }).waitFor({ timeout: INSTALL_T });
+    const st = await (await api.get(`/v1/policies/${ddmPolicyId}/status`)).json();
+    assert.equal(st.by_delivery.ddm.active, ddmPhones.length, JSON.stringify(st.by_delivery));
+    assert.equal(st.by_delivery.profile.devices, profilePhones.length, JSON.stringify(st.by_delivery));
+    await page.locator("#status-h").evaluate((el) => el.scrollIntoView());
+    await shot(page, "policy-ddm-status");
+    // The policy list marks the policy as DDM.
+    await openPolicyManagement(page);
+    await page.locator(`tr[data-policy-id="${ddmPolicyId}"] [data-ddm]`).waitFor();
+    assert.equal(await page.locator(`tr[data-policy-id="${iosPolicyId}"] [data-ddm]`).count(), 0, "the profile policy has no DDM badge");
+  });
+
+  await step("DDM: a wrong challenge is reported invalid, with the device's reason, on the policy page", async () => {
+    const r = await api.post("/v1/policies", { data: {
+      name: "iOS DDM wrong challenge", platform: "ios", ddm: true,
+      scep: { url: SCEP_URL, challenge: "not-the-secret", fingerprint: FP_B64, key_size: 2048, subject: "/O=ABCEnterprise/OU=Refused/CN=%SerialNumber%/" },
+      targets: { devices: [ddmPhones[0].udid] } } });
+    assert.equal(r.status(), 201, await r.text());
+    const badId = (await r.json()).id;
+    await page.goto(`/console/#/policies/${badId}`);
+    const row = page.locator(`#status-table tr[data-udid="${ddmPhones[0].udid}"][data-delivery="ddm"]`);
+    await row.locator('[data-ddm-state="invalid"]').waitFor({ timeout: INSTALL_T });
+    await row.locator(".ddm-reasons li").first().waitFor();
+    assert.match(await row.locator(".ddm-reasons").textContent(), /SCEP/i, "the device's reason is shown");
+    await page.locator("#delivery-counts").getByText("1 via DDM: 1 invalid", { exact: true }).waitFor();
+    await page.locator("#status-h").evaluate((el) => el.scrollIntoView());
+    await shot(page, "policy-ddm-invalid");
+    // The device page shows the same: the identity configuration invalid, with the reason.
+    await page.goto(`/console/#/devices/${encodeURIComponent(ddmPhones[0].udid)}`);
+    const bad = page.locator(`#device-declarations tr[data-identifier$=".identity"][data-valid="invalid"]`);
+    await bad.waitFor();
+    assert.match(await bad.locator(".chain").textContent(), /SCEP/i);
+    assert.ok([200, 204].includes((await api.delete(`/v1/policies/${badId}`)).status()));
+  });
+
+  await step("DDM: a device's page lists its declarations and the state it reported", async () => {
+    const p = ddmPhones[0];
+    const ident = (await (await api.get(`/v1/policies/${ddmPolicyId}`)).json()).payload_identifier;
+    await page.goto(`/console/#/devices/${encodeURIComponent(p.udid)}`);
+    await page.reload(); // the same address as the last step's: load it again
+    const table = page.locator("#device-declarations");
+    const identity = table.locator(`tr[data-kind="configuration"][data-identifier="${ident}.identity"][data-valid="valid"]`);
+    await identity.waitFor();
+    assert.match(await identity.textContent(), /com\.apple\.configuration\.security\.identity/);
+    assert.match(await identity.textContent(), /active/);
+    await table.locator(`tr[data-kind="asset"][data-identifier="${ident}.scep"]`).waitFor();
+    await table.locator(`tr[data-kind="activation"][data-identifier="${ident}.activation"]`).waitFor();
+    assert.match(await page.locator("#declarations-summary").textContent(), /reported by the device/);
+    await page.locator("#declarations").scrollIntoViewIfNeeded();
+    await shot(page, "device-declarations");
+    if (profilePhones.length) {
+      await page.goto(`/console/#/devices/${encodeURIComponent(profilePhones[0].udid)}`);
+      await page.locator("#declarations-summary").getByText(/gets profiles/).waitFor();
+    }
+  });
+
   await step("labels for screen readers: every control of the form has an accessible name", async () => {
     await page.goto("/console/#/policies/new/ios");
     await page.getByRole("heading", { level: 1, name: "iOS SCEP Profiles", exact: true }).waitFor();
@@ -697,6 +828,9 @@ async function main() {
       await p.goto(`/console/#/policies/${iosPolicyId}`);
       await p.locator("#status-table tbody tr[data-state='installed']").first().waitFor();
       await shot(p, "07-policy-installed");
+      await p.goto(`/console/#/policies/${ddmPolicyId}`);
+      await p.locator("#status-table tbody tr[data-delivery='ddm'] [data-ddm-state='active']").first().waitFor();
+      await shot(p, "policy-ddm-status");
       await p.context().close();
     }
   });

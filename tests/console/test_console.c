@@ -44,7 +44,7 @@ static char *colon_fingerprint(X509 *cert)
     return out;
 }
 
-/* Enrolled devices of a platform as JSON text [{udid, name, serial}] (caller frees). */
+/* Enrolled devices of a platform as JSON text [{udid, name, serial, os}] (caller frees). */
 static char *devices_of(struct h_server *s, const char *platform)
 {
     json_t *j = NULL, *out = json_array(), *d;
@@ -59,8 +59,9 @@ static char *devices_of(struct h_server *s, const char *platform)
             name = json_object_get(d, "device_name");
         if (!serial)
             serial = json_object_get(d, "serial_number");
-        json_array_append_new(out, json_pack("{s:O,s:O,s:O}", "udid", json_object_get(d, "udid"),
-                                             "name", name, "serial", serial));
+        json_array_append_new(out, json_pack("{s:O,s:O,s:O,s:O}", "udid",
+                                             json_object_get(d, "udid"), "name", name, "serial",
+                                             serial, "os", json_object_get(d, "os_version")));
     }
     json_decref(j);
     free(path);
@@ -213,7 +214,7 @@ Test(console, the_admin_guide_in_a_browser, .timeout = 1200)
     cr_assert_eq(h_api(&S, "GET", "/v1/policies", NULL, &j), 200);
     size_t i;
     json_t *pol;
-    size_t checked = 0;
+    size_t checked = 0, ddm_policies = 0;
     json_array_foreach(json_object_get(j, "policies"), i, pol)
     {
         json_t *st = NULL;
@@ -224,12 +225,25 @@ Test(console, the_admin_guide_in_a_browser, .timeout = 1200)
         cr_assert_geq(json_integer_value(json_object_get(counts, "installed")), 3, "%s",
                       h_json(st));
         cr_assert_eq(json_integer_value(json_object_get(counts, "failed")), 0, "%s", h_json(st));
+        /* the DDM policy: its iOS 17+ iPhones report it active, the others have the profile */
+        json_t *by = json_object_get(st, "by_delivery");
+        if (json_is_true(json_object_get(pol, "ddm"))) {
+            json_t *dd = json_object_get(by, "ddm");
+            cr_assert_geq(json_integer_value(json_object_get(dd, "devices")), 1, "%s", h_json(st));
+            cr_assert_eq(json_integer_value(json_object_get(dd, "active")),
+                         json_integer_value(json_object_get(dd, "devices")), "%s", h_json(st));
+            ddm_policies++;
+        } else {
+            cr_assert_eq(json_integer_value(json_object_get(json_object_get(by, "ddm"), "devices")),
+                         0, "%s", h_json(st));
+        }
         json_decref(st);
         free(path);
         checked++;
     }
-    /* The Mac policy was deleted through the page; the iOS one stays. */
-    cr_assert_eq(checked, 1, "only the iOS policy is left: %s", h_json(j));
+    /* The Mac policy was deleted through the page; the iOS one and the DDM one stay. */
+    cr_assert_eq(checked, 2, "the iOS policy and the DDM one are left: %s", h_json(j));
+    cr_assert_eq(ddm_policies, 1, "%s", h_json(j));
     json_decref(j);
 
     free(out);

@@ -896,3 +896,274 @@ Test(ddm, enrollment_and_deletion_sync)
     json_decref(it);
     tu_cert_free(&late);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* h/ddmconsole: what the console and scepterctl read from GET /v1/policies/{id}/status —     */
+/* "syncing" per DDM device and the counts by channel and DDM state ("by_delivery").          */
+
+/* A status report of every declaration the device's declaration-items list (but the server
+ * capabilities), each with its current token, valid (and the reason when "invalid"). */
+static char *report_all(json_t *it, const char *valid)
+{
+    static const char *const keys[][2] = {
+        {"Activations", "activations"}, {"Assets", "assets"}, {"Configurations", "configurations"}};
+    json_t *decls = json_object(), *v;
+    size_t i;
+
+    for (size_t k = 0; k < 3; k++) {
+        json_t *a = json_array();
+        json_array_foreach(kind_list(it, keys[k][0]), i, v)
+        {
+            json_t *e =
+                json_pack("{s:O,s:O,s:b,s:s}", "identifier", json_object_get(v, "Identifier"),
+                          "server-token", json_object_get(v, "ServerToken"), "active",
+                          strcmp(valid, "valid") == 0, "valid", valid);
+            if (strcmp(valid, "invalid") == 0)
+                json_object_set_new(e, "reasons",
+                                    json_pack("[{s:s,s:s}]", "code",
+                                              "Error.ConfigurationCannotBeApplied", "description",
+                                              "SCEP enrollment failed: challenge refused"));
+            json_array_append_new(a, e);
+        }
+        json_object_set_new(decls, keys[k][1], a);
+    }
+    json_object_set_new(decls, "management", json_array());
+    json_t *r = json_pack("{s:{s:{s:o}},s:[]}", "StatusItems", "management", "declarations", decls,
+                          "Errors");
+    char *text = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    return text;
+}
+
+/* The reply of GET /v1/policies/{id}/status (caller decrefs). */
+static json_t *policy_status(int64_t id)
+{
+    json_t *j = NULL;
+    char *p = xasprintf("/v1/policies/%lld/status", (long long)id);
+    cr_assert_eq(h_api(&S, "GET", p, NULL, &j), 200, "%s", h_json(j));
+    free(p);
+    return j;
+}
+
+static json_int_t by_delivery(json_t *st, const char *channel, const char *key)
+{
+    json_t *c = json_object_get(json_object_get(st, "by_delivery"), channel);
+    cr_assert(json_is_object(c), "by_delivery.%s: %s", channel, h_json(st));
+    return json_integer_value(json_object_get(c, key));
+}
+
+/* The console's row of a device (the "devices" list). */
+static json_t *console_row(json_t *st, const char *udid)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(st, "devices"), i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "udid")), udid) == 0)
+            return v;
+    }
+    cr_assert_fail("no row for %s: %s", udid, h_json(st));
+    return NULL;
+}
+
+/* Run scepterctl against S; its exit status, the output in *out (caller frees). */
+static int ddm_ctl(char **out, const char *args)
+{
+    char *bin = tu_binary_path("mdm/scepterctl");
+    char *ca = xasprintf("%s/tls-ca.pem", S.dir);
+    int rc = tu_sh(out,
+                   "env -u SCEPTER_API_KEY SCEPTER_SERVER=https://127.0.0.1:%d SCEPTER_CA=%s "
+                   "SCEPTER_API_KEY=" H_API_KEY " %s %s 2>&1",
+                   S.port, ca, bin, args);
+    free(bin);
+    free(ca);
+    return rc;
+}
+
+/* Does one line of text hold a, b and c in this order? */
+static bool line_has(const char *text, const char *a, const char *b, const char *c)
+{
+    for (const char *l = text; l && *l;) {
+        const char *end = strchr(l, '\n');
+        char *line = end ? xstrndup(l, (size_t)(end - l)) : xstrdup(l);
+        const char *pa = strstr(line, a), *pb = pa ? strstr(pa + strlen(a), b) : NULL;
+        bool ok = pb != NULL && strstr(pb + strlen(b), c) != NULL;
+        free(line);
+        if (ok)
+            return true;
+        l = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+Test(ddm, policy_status_shows_syncing_and_counts_by_channel)
+{
+    int64_t id = create_policy("{\"devices\":[\"IOS-17\",\"IOS-16\",\"MAC-14\"]}");
+    char type[64], *data = NULL;
+
+    /* A macOS device is not targeted by an iOS policy: the two phones only. */
+    json_t *st = policy_status(id);
+    cr_assert_eq(by_delivery(st, "ddm", "devices"), 1, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "pending"), 1);
+    cr_assert_eq(by_delivery(st, "profile", "devices"), 1);
+    cr_assert_eq(by_delivery(st, "profile", "pending"), 1);
+    /* no report yet: the device has not caught up, counted as syncing, not as unknown */
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 1);
+    cr_assert_eq(by_delivery(st, "ddm", "unknown"), 0);
+    json_t *row = console_row(st, "IOS-17");
+    cr_assert_str_eq(json_string_value(json_object_get(row, "delivery")), "ddm");
+    cr_assert(json_is_true(json_object_get(json_object_get(row, "ddm"), "syncing")), "%s",
+              h_json(row));
+    row = console_row(st, "IOS-16");
+    cr_assert_str_eq(json_string_value(json_object_get(row, "delivery")), "profile");
+    cr_assert_null(json_object_get(row, "ddm"), "a profile device has no DDM state");
+    json_decref(st);
+
+    /* The phones take their commands; the iOS 17 one reports every declaration valid. */
+    cr_assert(next_command(&ios17, "IOS-17", type, &data));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    free(data);
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+    json_t *it = items(&ios17, "IOS-17");
+    char *report = report_all(it, "valid");
+    check_report(report);
+    cr_assert_eq(dm(&ios17, "IOS-17", "status", report, NULL, NULL), 200);
+    free(report);
+    json_decref(it);
+    st = policy_status(id);
+    cr_assert_eq(by_delivery(st, "ddm", "installed"), 1, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "active"), 1, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 0, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "profile", "installed"), 1, "%s", h_json(st));
+    json_t *d = json_object_get(console_row(st, "IOS-17"), "ddm");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "state")), "active", "%s", h_json(d));
+    cr_assert(json_is_false(json_object_get(d, "syncing")), "%s", h_json(d));
+    size_t i, n = 0;
+    json_t *v;
+    json_array_foreach(json_object_get(d, "declarations"), i, v)
+    {
+        cr_assert(json_is_true(json_object_get(v, "current")), "%s", h_json(d));
+        n++;
+    }
+    cr_assert_eq(n, 3, "asset, configuration, activation: %s", h_json(d));
+    json_decref(st);
+
+    /* A new challenge changes the asset's token: until the device reports it, it syncs, and
+     * the old asset is flagged as not current. */
+    update_policy(id, "rotated", false, "{\"devices\":[\"IOS-17\",\"IOS-16\"]}");
+    st = policy_status(id);
+    d = json_object_get(console_row(st, "IOS-17"), "ddm");
+    cr_assert(json_is_true(json_object_get(d, "syncing")), "%s", h_json(d));
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 1, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "active"), 0, "%s", h_json(st));
+    size_t stale = 0;
+    json_array_foreach(json_object_get(d, "declarations"), i, v)
+    {
+        const char *ident = json_string_value(json_object_get(v, "identifier"));
+        bool asset = strlen(ident) > 5 && strcmp(ident + strlen(ident) - 5, ".scep") == 0;
+        cr_assert_eq(json_is_true(json_object_get(v, "current")), !asset, "%s", h_json(d));
+        stale += asset;
+    }
+    cr_assert_eq(stale, 1, "%s", h_json(d));
+    json_decref(st);
+
+    /* The device fetches the new asset and reports it invalid, with its reason. */
+    cr_assert(next_command(&ios17, "IOS-17", type, &data));
+    free(data);
+    it = items(&ios17, "IOS-17");
+    report = report_all(it, "invalid");
+    check_report(report);
+    cr_assert_eq(dm(&ios17, "IOS-17", "status", report, NULL, NULL), 200);
+    free(report);
+    json_decref(it);
+    st = policy_status(id);
+    cr_assert_eq(by_delivery(st, "ddm", "invalid"), 1, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 0, "%s", h_json(st));
+    d = json_object_get(console_row(st, "IOS-17"), "ddm");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "state")), "invalid");
+    char *text = json_dumps(d, JSON_COMPACT);
+    cr_assert(strstr(text, "SCEP enrollment failed: challenge refused") != NULL, "%s", text);
+    free(text);
+    json_decref(st);
+
+    /* scepterctl shows the same: the channel and DDM state per device, the counts (the iOS 16
+     * phone has not fetched its new profile yet), the reasons; and a device's declarations. */
+    char *out = NULL, *args = xasprintf("policy status %lld", (long long)id);
+    cr_assert_eq(ddm_ctl(&out, args), 0, "%s", out);
+    cr_assert(strstr(out, "delivery: 1 via DDM (1 invalid), 1 via profile (1 pending)") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "DELIVERY") != NULL && strstr(out, "DDM") != NULL, "%s", out);
+    cr_assert(line_has(out, "IOS-17", "ddm", "invalid"), "%s", out);
+    cr_assert(line_has(out, "IOS-16", "profile", "-"), "%s", out);
+    cr_assert(line_has(out, "IOS-17: identity:", "SCEP enrollment failed: challenge refused",
+                       "Error.ConfigurationCannotBeApplied"),
+              "%s", out);
+    free(out);
+    free(args);
+    cr_assert_eq(ddm_ctl(&out, "device declarations IOS-17"), 0, "%s", out);
+    cr_assert(strstr(out, "IOS-17: DDM-capable") != NULL, "%s", out);
+    cr_assert(line_has(out, "com.apple.configuration.security.identity", "invalid", ".identity"),
+              "%s", out);
+    cr_assert(line_has(out, "management", "not reported", ".server-capabilities"), "%s", out);
+    free(out);
+    cr_assert_eq(ddm_ctl(&out, "device declarations IOS-16"), 0, "%s", out);
+    cr_assert(strstr(out, "not DDM-capable") != NULL, "%s", out);
+    free(out);
+    cr_assert_neq(ddm_ctl(&out, "device declarations NO-SUCH-DEVICE"), 0, "%s", out);
+    free(out);
+}
+
+/* A policy without variables: its declarations are the same for every device, rendered once
+ * for the status and compared with each device's report. */
+Test(ddm, policy_status_syncing_for_a_policy_without_variables)
+{
+    struct tu_cert ios17b = h_device_cert(&S, "IOS-17B");
+    enroll_os(&ios17b, "IOS-17B", "iPhone15,3", "17.0", "SN17B");
+    json_t *j = NULL;
+    const char *b = "{\"name\":\"DDM static\",\"platform\":\"ios\",\"ddm\":true,"
+                    "\"scep\":{\"url\":\"https://127.0.0.1:9/scep\",\"challenge\":\"s3cret\","
+                    "\"key_size\":2048,\"subject\":\"/O=Scepter/CN=Fleet/\"},"
+                    "\"targets\":{\"devices\":[\"IOS-17\",\"IOS-17B\"]}}";
+    cr_assert_eq(h_api(&S, "POST", "/v1/policies", b, &j), 201, "%s", h_json(j));
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+
+    /* both report what they were given: active */
+    const struct tu_cert *certs[] = {&ios17, &ios17b};
+    const char *udids[] = {"IOS-17", "IOS-17B"};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *it = items(certs[k], udids[k]);
+        char *report = report_all(it, "valid");
+        cr_assert_eq(dm(certs[k], udids[k], "status", report, NULL, NULL), 200);
+        free(report);
+        json_decref(it);
+    }
+    json_t *st = policy_status(id);
+    cr_assert_eq(by_delivery(st, "ddm", "devices"), 2, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "active"), 2, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 0, "%s", h_json(st));
+    json_decref(st);
+
+    /* the second device reports an older version of the configuration: it is syncing, the
+     * first one is not */
+    json_t *it = items(&ios17b, "IOS-17B");
+    json_t *conf = find_item(it, "Configurations", ".identity");
+    json_object_set_new(conf, "ServerToken",
+                        json_string("0000000000000000000000000000000000000000"));
+    char *report = report_all(it, "valid");
+    cr_assert_eq(dm(&ios17b, "IOS-17B", "status", report, NULL, NULL), 200);
+    free(report);
+    json_decref(it);
+    st = policy_status(id);
+    cr_assert_eq(by_delivery(st, "ddm", "active"), 1, "%s", h_json(st));
+    cr_assert_eq(by_delivery(st, "ddm", "syncing"), 1, "%s", h_json(st));
+    cr_assert(json_is_false(
+                  json_object_get(json_object_get(console_row(st, "IOS-17"), "ddm"), "syncing")),
+              "%s", h_json(st));
+    cr_assert(json_is_true(
+                  json_object_get(json_object_get(console_row(st, "IOS-17B"), "ddm"), "syncing")),
+              "%s", h_json(st));
+    json_decref(st);
+    tu_cert_free(&ios17b);
+}
