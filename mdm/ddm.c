@@ -47,6 +47,10 @@ const char *ddm_kind_items_key(enum ddm_kind k)
     return k < DDM_KINDS ? g_kind_items[k] : "";
 }
 
+const char *const ddm_subscribed_items[DDM_SUBSCRIBED_N] = {"device.operating-system.version",
+                                                            "device.operating-system.build-version",
+                                                            "device.model.family"};
+
 bool ddm_policy(const struct profile_policy *p)
 {
     return p->ddm && p->keychain == PROFILE_KEYCHAIN_DEVICE && p->linked.wifi == NULL &&
@@ -348,6 +352,23 @@ int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profi
         free(conf);
         free(act);
     }
+    if (dev != NULL && dev->platform != NULL &&
+        ddm_capable(store_platform_parse(dev->platform), dev->os_version)) {
+        /* The device facts the server keeps (mdm/ddm.c do_status writes them to the device
+         * record): the device reports them once in full, then whenever one changes. */
+        char *sub = xasprintf("%s.ddm.status-subscriptions", prefix);
+        char *sact = xasprintf("%s.ddm.status-activation", prefix);
+        json_t *names = json_array();
+        for (size_t i = 0; i < DDM_SUBSCRIBED_N; i++)
+            json_array_append_new(names, json_pack("{s:s}", "Name", ddm_subscribed_items[i]));
+        set_add(out, &cap, DDM_CONFIGURATION,
+                "com.apple.configuration.management.status-subscriptions", sub,
+                json_pack("{s:o}", "StatusItems", names));
+        set_add(out, &cap, DDM_ACTIVATION, "com.apple.activation.simple", sact,
+                json_pack("{s:[s]}", "StandardConfigurations", sub));
+        free(sub);
+        free(sact);
+    }
     {
         char *id = xasprintf("%s.ddm.server-capabilities", prefix);
         set_add(out, &cap, DDM_MANAGEMENT, "com.apple.management.server-capabilities", id,
@@ -477,6 +498,10 @@ int ddm_report_parse(const void *data, size_t len, struct ddm_report *out,
                            "StatusItems.device.operating-system.version", &v, err)) != 0)
         goto fail;
     out->os_version = os && v ? json_string_value(v) : NULL;
+    if (os && (rc = member(os, "build-version", JSON_STRING,
+                           "StatusItems.device.operating-system.build-version", &v, err)) != 0)
+        goto fail;
+    out->build_version = os && v ? json_string_value(v) : NULL;
     if (model && (rc = member(model, "family", JSON_STRING, "StatusItems.device.model.family", &v,
                               err)) != 0)
         goto fail;
@@ -719,6 +744,73 @@ static void do_declaration(const struct ddm_set *s, const char *rest, struct mdm
                     g_kind_names[kind], slash + 1);
 }
 
+/* Is the declaration (status key kind) reported active? */
+static bool reported_active(const struct ddm_report *rep, const char *kind, const char *identifier)
+{
+    for (size_t i = 0; i < rep->n; i++)
+        if (strcmp(rep->items[i].kind, kind) == 0 &&
+            strcmp(rep->items[i].identifier, identifier) == 0)
+            return rep->items[i].active;
+    return false;
+}
+
+/*
+ * A device moved from a policy's profile to its declarations (store_ddm_handover_add) keeps the
+ * profile until its report shows the policy's activation and identity configuration active:
+ * then the profile's RemoveProfile is queued (not linked to the policy, whose status follows
+ * the declarations now) and the device pushed.
+ */
+static void finish_handovers(struct mdm_ctx *ctx, const struct mdm_ids *ids,
+                             const struct ddm_report *rep, int64_t now)
+{
+    struct scepter_error err;
+    int64_t *pids = NULL;
+    char **uids = NULL;
+    size_t n = 0;
+    bool queued = false;
+
+    if (store_ddm_handover_list(ctx->store, ids->enrollment_id, &pids, &uids, &n, &err) != 0) {
+        log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", ids->enrollment_id, "msg", err.msg,
+               NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *base = xasprintf("%s.policy.%s", ctx->cfg->payload_identifier_prefix, uids[i]);
+        char *act = xasprintf("%s.activation", base), *conf = xasprintf("%s.identity", base);
+        if (reported_active(rep, "activations", act) &&
+            reported_active(rep, "configurations", conf)) {
+            struct mdm_command cmd;
+            struct store_command sc;
+            const char *one[1] = {ids->enrollment_id};
+            mdm_command_remove_profile(base, NULL, &cmd);
+            memset(&sc, 0, sizeof(sc));
+            str_copy(sc.uuid, sizeof(sc.uuid), cmd.uuid);
+            sc.request_type = cmd.request_type;
+            sc.plist = (const unsigned char *)cmd.plist.data;
+            sc.plist_len = cmd.plist.len;
+            if (store_enqueue(ctx->store, &sc, one, 1, now, &err) != 0 ||
+                store_ddm_handover_done(ctx->store, ids->enrollment_id, pids[i], &err) != 0) {
+                log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", ids->enrollment_id, "msg",
+                       err.msg, NULL);
+            } else {
+                queued = true;
+                log_kv(LOG_LVL_INFO, "ddm_profile_removal_queued", "enrollment", ids->enrollment_id,
+                       "profile", base, NULL);
+            }
+            mdm_command_clear(&cmd);
+        }
+        free(act);
+        free(conf);
+        free(base);
+    }
+    if (queued) {
+        const char *one[1] = {ids->enrollment_id};
+        mdm_push_enrollments(ctx, one, 1);
+    }
+    free(pids);
+    store_strv_free(uids, n);
+}
+
 static void do_status(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *ids, int64_t now,
                       struct mdm_reply *reply)
 {
@@ -743,6 +835,7 @@ static void do_status(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *i
     sr.items = rep.items;
     sr.n = rep.n;
     sr.os_version = rep.os_version;
+    sr.build_version = rep.build_version;
     sr.model_family = rep.model_family;
     if (store_ddm_report_save(ctx->store, &sr, now, &err) != 0) {
         /* a bad value, or an enrollment that is not this device's */
@@ -752,6 +845,17 @@ static void do_status(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *i
             store_failed(reply, "status", &err);
     } else {
         mdm_reply_empty(reply);
+        if (rep.has_declarations)
+            finish_handovers(ctx, ids, &rep, now);
+        /* A reported OS version arrives first in full, then only when it changes (the status
+         * subscription): one on which the device takes declarations moves its profiles. */
+        if (rep.os_version != NULL) {
+            struct store_device d;
+            if (store_device_get(ctx->store, ids->device_id, &d, &err) == 0 &&
+                ddm_capable(d.platform, d.os_version))
+                mdm_policy_os_reported(ctx, ids->device_id, now);
+            store_device_clear(&d);
+        }
     }
     ddm_report_clear(&rep);
 }
@@ -966,37 +1070,14 @@ out:
     return rc;
 }
 
-void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
-                                const char *device_id, const char *enrollment_id, json_t *entry)
+/* "ddm" of one device's entry from its rows v[0..n) (the policy's declarations only). */
+static json_t *policy_ddm_json(const struct store_ddm_status *v, size_t n)
 {
-    struct store_ddm_statuses st;
-    struct store_device d;
-    struct scepter_error err;
-    char *prefix;
-    json_t *decls;
+    json_t *decls = json_array();
     bool any = false, all_active = true, invalid = false, unknown = false;
 
-    memset(&d, 0, sizeof(d));
-    /* A user channel's entry (a user-keychain policy) is always a profile. */
-    if (!policy_ddm || strcmp(device_id, enrollment_id) != 0 ||
-        store_device_get(ctx->store, device_id, &d, &err) != 0 ||
-        !ddm_capable(d.platform, d.os_version)) {
-        store_device_clear(&d);
-        json_object_set_new(entry, "delivery", json_string("profile"));
-        return;
-    }
-    store_device_clear(&d);
-    json_object_set_new(entry, "delivery", json_string("ddm"));
-    if (store_ddm_status_list(ctx->store, enrollment_id, &st, &err) != 0) {
-        json_object_set_new(entry, "ddm", json_pack("{s:s}", "error", err.msg));
-        return;
-    }
-    prefix = xasprintf("%s.policy.%s.", ctx->cfg->payload_identifier_prefix, uid);
-    decls = json_array();
-    for (size_t i = 0; i < st.n; i++) {
-        const struct store_ddm_status *s = &st.v[i];
-        if (strncmp(s->identifier, prefix, strlen(prefix)) != 0)
-            continue;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_ddm_status *s = &v[i];
         any = true;
         /* assets are never "active" (only configurations and activations are) */
         if (!s->active && strcmp(s->kind, "assets") != 0)
@@ -1010,14 +1091,61 @@ void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool polic
             json_object_set_new(e, "reasons", json_loads(s->reasons_json, 0, NULL));
         json_array_append_new(decls, e);
     }
-    json_object_set_new(entry, "ddm",
-                        json_pack("{s:s,s:o}", "state",
-                                  !any         ? "unknown"
-                                  : invalid    ? "invalid"
-                                  : unknown    ? "unknown"
-                                  : all_active ? "active"
-                                               : "inactive",
-                                  "declarations", decls));
+    return json_pack("{s:s,s:o}", "state",
+                     !any         ? "unknown"
+                     : invalid    ? "invalid"
+                     : unknown    ? "unknown"
+                     : all_active ? "active"
+                                  : "inactive",
+                     "declarations", decls);
+}
+
+void mdm_ddm_policy_status_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
+                                const struct store_policy_device_status *st, size_t n,
+                                json_t *const *entries)
+{
+    struct store_ddm_statuses rows;
+    struct scepter_error err;
+    const char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+    bool *ddm = xcalloc(n ? n : 1, sizeof(*ddm));
+    char *prefix = xasprintf("%s.policy.%s.", ctx->cfg->payload_identifier_prefix, uid);
+    size_t nids = 0;
+    int rc;
+
+    memset(&rows, 0, sizeof(rows));
+    /* A user channel's entry (a user-keychain policy) is always a profile. */
+    for (size_t i = 0; i < n; i++) {
+        ddm[i] = policy_ddm && st[i].enrollment_id != NULL &&
+                 strcmp(st[i].device_id, st[i].enrollment_id) == 0 &&
+                 ddm_capable(st[i].platform, st[i].os_version);
+        json_object_set_new(entries[i], "delivery", json_string(ddm[i] ? "ddm" : "profile"));
+        if (ddm[i])
+            ids[nids++] = st[i].enrollment_id;
+    }
+    rc = store_ddm_status_page(ctx->store, ids, nids, prefix, &rows, &err);
+    for (size_t i = 0; i < n; i++) {
+        if (!ddm[i])
+            continue;
+        if (rc != 0) {
+            json_object_set_new(entries[i], "ddm", json_pack("{s:s}", "error", err.msg));
+            continue;
+        }
+        /* the rows are ordered by enrollment id (bytewise): the first of this one's */
+        size_t lo = 0, hi = rows.n, end;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(rows.v[mid].enrollment_id, st[i].enrollment_id) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (end = lo; end < rows.n && strcmp(rows.v[end].enrollment_id, st[i].enrollment_id) == 0;
+             end++)
+            ;
+        json_object_set_new(entries[i], "ddm", policy_ddm_json(&rows.v[lo], end - lo));
+    }
+    store_ddm_statuses_clear(&rows);
     free(prefix);
-    store_ddm_statuses_clear(&st);
+    free(ddm);
+    free(ids);
 }

@@ -45,6 +45,16 @@ const char *ddm_kind_status_key(enum ddm_kind k);
 /* "Activations", ... as in DeclarationItemsResponse.Declarations. */
 const char *ddm_kind_items_key(enum ddm_kind k);
 
+/*
+ * The status items every DDM-capable device is subscribed to (a
+ * com.apple.configuration.management.status-subscriptions configuration <prefix>.ddm.status-
+ * subscriptions, activated by <prefix>.ddm.status-activation): the facts the device record
+ * keeps.  Only items Apple allows on every enrollment type (device.identifier.serial-number
+ * is not allowed on a User Enrollment; the serial comes from Authenticate anyway).
+ */
+#define DDM_SUBSCRIBED_N 3
+extern const char *const ddm_subscribed_items[DDM_SUBSCRIBED_N];
+
 /* One computed declaration. */
 struct ddm_decl {
     enum ddm_kind kind;
@@ -105,7 +115,7 @@ struct ddm_report {
     struct store_ddm_status *items; /* borrowed strings, reasons_json owned */
     size_t n;
     bool has_declarations; /* StatusItems.management.declarations was present */
-    const char *os_version, *model_family;
+    const char *os_version, *build_version, *model_family;
 };
 /* SCEPTER_EINVAL naming the field ("StatusItems.management.declarations.assets[0].valid"). */
 int ddm_report_parse(const void *data, size_t len, struct ddm_report *out,
@@ -149,11 +159,13 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
                          struct scepter_error *err) WUR;
 
 /*
- * For GET /v1/policies/{id}/status: add "delivery" ("ddm" or "profile") to a device's entry and,
- * on the DDM channel, "ddm": what the device last reported of the policy's declarations
- * ({"state": "active"|"inactive"|"invalid"|"unknown", "current", "declarations": [...]}).
+ * For GET /v1/policies/{id}/status: add to entries[i], the JSON of st[i], "delivery" ("ddm" or
+ * "profile") and, on the DDM channel, "ddm": what the device last reported of the policy's
+ * declarations ({"state": "active"|"inactive"|"invalid"|"unknown", "declarations": [...]}).
+ * One store query for all of them.
  */
-void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
-                                const char *device_id, const char *enrollment_id, json_t *entry);
+void mdm_ddm_policy_status_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
+                                const struct store_policy_device_status *st, size_t n,
+                                json_t *const *entries);
 
 #endif

@@ -690,6 +690,7 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
         free(st[i].error_chain_json);
         free(st[i].device_name);
         free(st[i].serial_number);
+        free(st[i].os_version);
     }
     free(st);
 }
@@ -700,8 +701,9 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
 static const struct store_sql SQL_POLICY_STATUS = {
     "policy_status",
     "SELECT x.device_id, x.enrollment_id, x.uuid, x.action, x.pversion, x.state, x.status,"
-    " x.error_chain, x.notnow_count, x.updated, d.device_name, d.serial_number, d.platform"
-    " FROM (SELECT e.device_id, q.enrollment_id,"
+    " x.error_chain, x.notnow_count, x.updated, d.device_name, d.serial_number, d.platform,"
+    " x.request_type, d.os_version"
+    " FROM (SELECT e.device_id, q.enrollment_id, c.request_type,"
     "  q.command_uuid AS uuid, c.policy_action AS action, c.policy_version AS pversion,"
     "  q.state, q.status, q.error_chain, q.notnow_count, q.updated,"
     "  row_number() OVER (PARTITION BY q.enrollment_id ORDER BY q.seq DESC) AS rn"
@@ -788,6 +790,8 @@ static int policy_status(struct store *s, int64_t id, struct store_policy_device
         d->serial_number = db_strdup(&r, 11);
         d->platform =
             db_isnull(&r, 12) ? STORE_PLATFORM_UNKNOWN : store_platform_parse(db_text(&r, 12));
+        str_copy(d->request_type, sizeof(d->request_type), db_text(&r, 13));
+        d->os_version = db_strdup(&r, 14);
     }
     db_res_clear(&r);
     if (rc == 0 && count == 0 && !exists)
@@ -817,7 +821,7 @@ int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_
 static const struct store_sql SQL_ENROLLMENT_POLICY_STATUS = {
     "enrollment_policy_status",
     "SELECT policy_id, uuid, action, pversion, state, status, error_chain, notnow_count, updated,"
-    " enrollment_id FROM (SELECT q.policy_id, q.command_uuid AS uuid,"
+    " enrollment_id, request_type FROM (SELECT q.policy_id, q.command_uuid AS uuid, c.request_type,"
     "  c.policy_action AS action, c.policy_version AS pversion, q.state, q.status,"
     "  q.error_chain, q.notnow_count, q.updated, q.enrollment_id,"
     "  row_number() OVER (PARTITION BY q.policy_id ORDER BY q.seq DESC) AS rn"
@@ -857,6 +861,7 @@ static int enrollment_policy_status(struct store *s, const char *enrollment_id,
         d->updated = db_int(&r, 8);
         d->enrollment_id = db_strdup(&r, 9);
         d->device_id = xstrdup(d->enrollment_id);
+        str_copy(d->request_type, sizeof(d->request_type), db_text(&r, 10));
     }
     db_res_clear(&r);
     if (rc < 0) {

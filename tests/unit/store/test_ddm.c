@@ -37,7 +37,7 @@ Test(ddm, reports_replace_rows_and_keep_facts)
         item("activations", "com.example.a", "t2", true, "valid"),
     };
     a[0].reasons_json = "[{\"code\":\"X\"}]";
-    struct store_ddm_report r = {"DEV-D1", "DEV-D1", true, a, 2, "17.4", "iPhone"};
+    struct store_ddm_report r = {"DEV-D1", "DEV-D1", true, a, 2, "17.4", "iPhone", NULL};
     cr_assert_eq(store_ddm_report_save(s, &r, 2000, &err), 0, "%s", err.msg);
     cr_assert_eq(store_ddm_status_list(s, "DEV-D1", &l, &err), 0, "%s", err.msg);
     cr_assert_eq(l.n, 2);
@@ -53,7 +53,7 @@ Test(ddm, reports_replace_rows_and_keep_facts)
     store_device_clear(&d);
 
     /* facts only: the rows stay */
-    struct store_ddm_report facts = {"DEV-D1", "DEV-D1", false, NULL, 0, NULL, "iPhone"};
+    struct store_ddm_report facts = {"DEV-D1", "DEV-D1", false, NULL, 0, NULL, "iPhone", NULL};
     cr_assert_eq(store_ddm_report_save(s, &facts, 3000, &err), 0, "%s", err.msg);
     cr_assert_eq(store_ddm_status_list(s, "DEV-D1", &l, &err), 0);
     cr_assert_eq(l.n, 2);
@@ -61,7 +61,7 @@ Test(ddm, reports_replace_rows_and_keep_facts)
 
     /* a new declarations item replaces them all */
     struct store_ddm_status b[] = {item("assets", "com.example.s", "t3", false, "invalid")};
-    struct store_ddm_report r2 = {"DEV-D1", "DEV-D1", true, b, 1, NULL, NULL};
+    struct store_ddm_report r2 = {"DEV-D1", "DEV-D1", true, b, 1, NULL, NULL, NULL};
     cr_assert_eq(store_ddm_report_save(s, &r2, 4000, &err), 0, "%s", err.msg);
     cr_assert_eq(store_ddm_status_list(s, "DEV-D1", &l, &err), 0);
     cr_assert_eq(l.n, 1);
@@ -79,7 +79,7 @@ Test(ddm, bad_reports_store_nothing)
     tf_enroll(s, "DEV-D2", "iPhone15,2", 1000);
 
     struct store_ddm_status bad_valid[] = {item("assets", "x", "t", true, "maybe")};
-    struct store_ddm_report r = {"DEV-D2", "DEV-D2", true, bad_valid, 1, NULL, NULL};
+    struct store_ddm_report r = {"DEV-D2", "DEV-D2", true, bad_valid, 1, NULL, NULL, NULL};
     cr_assert_eq(store_ddm_report_save(s, &r, 2000, &err), SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "valid");
     struct store_ddm_status bad_kind[] = {item("widgets", "x", "t", true, "valid")};
@@ -91,12 +91,12 @@ Test(ddm, bad_reports_store_nothing)
     cr_assert_eq(store_ddm_report_save(s, &r, 2000, &err), SCEPTER_EINVAL);
     cr_assert_str_eq(err.field, "identifier");
     struct store_ddm_status ok[] = {item("assets", "x", "t", true, "valid")};
-    struct store_ddm_report unknown = {"DEV-NONE", "DEV-NONE", true, ok, 1, "17.0", NULL};
+    struct store_ddm_report unknown = {"DEV-NONE", "DEV-NONE", true, ok, 1, "17.0", NULL, NULL};
     cr_assert_eq(store_ddm_report_save(s, &unknown, 2000, &err), SCEPTER_ENOTFOUND);
     cr_assert_str_eq(err.field, "enrollment_id");
     /* another device's enrollment id under this device: refused too */
     tf_enroll(s, "DEV-D3", "iPhone15,2", 1000);
-    struct store_ddm_report crossed = {"DEV-D3", "DEV-D2", true, ok, 1, NULL, NULL};
+    struct store_ddm_report crossed = {"DEV-D3", "DEV-D2", true, ok, 1, NULL, NULL, NULL};
     cr_assert_eq(store_ddm_report_save(s, &crossed, 2000, &err), SCEPTER_ENOTFOUND);
     cr_assert_eq(store_ddm_status_list(s, "DEV-D2", &l, &err), 0);
     cr_assert_eq(l.n, 0);
