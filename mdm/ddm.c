@@ -168,21 +168,15 @@ static const char *const g_scep_keys[] = {"URL",     "Name",       "Subject",   
                                           "Keysize", "Key Type",   "Key Usage",     "CAFingerprint",
                                           "Retries", "RetryDelay", "SubjectAltName"};
 
-char *ddm_scep_credential(const struct profile_policy *p, const char *identifier,
-                          const struct profile_device *dev, struct scepter_error *err)
+/* The credential from a policy's template (see ddm_scep_credential). */
+static char *credential_of(const struct profile_template *t, const struct profile_device *dev,
+                           struct scepter_error *err)
 {
-    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
-    struct profile_render_opts o = {.identifier = identifier, .organization = NULL};
-    struct profile_template *t = NULL;
     struct buf xml = BUF_INIT;
     plist_t root = NULL, content = NULL, scep = NULL;
     json_t *all = NULL, *cred = NULL;
     char *out = NULL;
 
-    if (profile_template_new(p, &o, &t, &pr) != 0) {
-        (void)profile_problems_to_error(&pr, err);
-        goto out;
-    }
     if (profile_template_render(t, profile_template_is_uniform(t) ? NULL : dev, &xml, err) != 0)
         goto out;
     if (plistx_parse_dict(xml.data, xml.len, &root, err) != 0 ||
@@ -215,6 +209,21 @@ out:
     json_decref(cred);
     plist_free(root);
     buf_free(&xml);
+    return out;
+}
+
+char *ddm_scep_credential(const struct profile_policy *p, const char *identifier,
+                          const struct profile_device *dev, struct scepter_error *err)
+{
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct profile_render_opts o = {.identifier = identifier, .organization = NULL};
+    struct profile_template *t = NULL;
+    char *out = NULL;
+
+    if (profile_template_new(p, &o, &t, &pr) != 0)
+        (void)profile_problems_to_error(&pr, err);
+    else
+        out = credential_of(t, dev, err);
     profile_template_free(t);
     profile_problems_clear(&pr);
     return out;
@@ -277,103 +286,255 @@ static int cmp_decl(const void *a, const void *b)
     return strcmp(x->identifier, y->identifier);
 }
 
-int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profile_device *dev,
-                const char *prefix, const char *base_url, struct ddm_set *out, json_t *skipped,
-                struct scepter_error *err)
+/* A copy of a computed declaration (the JSON shared, never changed once made). */
+static void set_add_copy(struct ddm_set *s, size_t *cap, const struct ddm_decl *d)
 {
-    struct buf all = BUF_INIT;
-    size_t cap = 0;
-
-    memset(out, 0, sizeof(*out));
-    if (base_url == NULL || strncmp(base_url, "https://", 8) != 0)
-        return scepter_err(err, SCEPTER_EINVAL, "public_url",
-                           "public_url: an https:// URL is required for DDM asset data");
-    for (size_t i = 0; i < npol; i++) {
-        char *base = xasprintf("%s.policy.%s", prefix, pol[i].uid);
-        char *asset = xasprintf("%s.scep", base), *conf = xasprintf("%s.identity", base),
-             *act = xasprintf("%s.activation", base);
-        struct scepter_error perr;
-        char *data = ddm_scep_credential(pol[i].policy, base, dev, &perr);
-
-        if (data == NULL) {
-            if (skipped)
-                json_array_append_new(
-                    skipped, json_pack("{s:s,s:s}", "policy", pol[i].uid, "error", perr.msg));
-        } else {
-            char hash[2 * CRYPTO_SHA256_LEN + 1];
-            unsigned char md[CRYPTO_SHA256_LEN];
-            char *url = xasprintf("%s/mdm/ddm/asset/%s", base_url, pol[i].uid);
-
-            crypto_sha256(data, strlen(data), md);
-            hex_encode_to(md, sizeof(md), hash, false);
-            set_add(out, &cap, DDM_ASSET, "com.apple.asset.credential.scep", asset,
-                    json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", url,
-                              "ContentType", "application/json", "Size", (json_int_t)strlen(data),
-                              "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
-            json_t *idp = json_pack("{s:s,s:b}", "CredentialAssetReference", asset,
-                                    "KeyIsExtractable", pol[i].policy->key_extractable);
-            if (pol[i].policy->allow_all_apps_access) /* macOS only, as in the profile */
-                json_object_set_new(idp, "AllowAllAppsAccess", json_true());
-            set_add(out, &cap, DDM_CONFIGURATION, "com.apple.configuration.security.identity", conf,
-                    idp);
-            json_t *std = json_array();
-            char *pem = ddm_root_pem(pol[i].policy);
-            if (pem != NULL) {
-                /* The policy's root certificate: a certificate asset (PEM) and the
-                 * configuration that installs it, activated with (before) the identity. */
-                char *rasset = xasprintf("%s.root", base);
-                char *rconf = xasprintf("%s.root-certificate", base);
-                char *rurl = xasprintf("%s/mdm/ddm/asset/%s/root", base_url, pol[i].uid);
-                crypto_sha256(pem, strlen(pem), md);
-                hex_encode_to(md, sizeof(md), hash, false);
-                set_add(out, &cap, DDM_ASSET, "com.apple.asset.credential.certificate", rasset,
-                        json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", rurl,
-                                  "ContentType", "application/pem", "Size", (json_int_t)strlen(pem),
-                                  "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
-                set_add(out, &cap, DDM_CONFIGURATION,
-                        "com.apple.configuration.security.certificate", rconf,
-                        json_pack("{s:s}", "CredentialAssetReference", rasset));
-                json_array_append_new(std, json_string(rconf));
-                free(rasset);
-                free(rconf);
-                free(rurl);
-                free(pem);
-            }
-            json_array_append_new(std, json_string(conf));
-            set_add(out, &cap, DDM_ACTIVATION, "com.apple.activation.simple", act,
-                    json_pack("{s:o}", "StandardConfigurations", std));
-            if (pol[i].updated > out->changed)
-                out->changed = pol[i].updated;
-            free(url);
-            free(data);
-        }
-        free(base);
-        free(asset);
-        free(conf);
-        free(act);
+    if (s->n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        s->v = xreallocarray(s->v, *cap, sizeof(*s->v));
     }
-    if (dev != NULL && dev->platform != NULL &&
-        ddm_capable(store_platform_parse(dev->platform), dev->os_version)) {
-        /* The device facts the server keeps (mdm/ddm.c do_status writes them to the device
-         * record): the device reports them once in full, then whenever one changes. */
+    s->v[s->n] = *d;
+    s->v[s->n].identifier = xstrdup(d->identifier);
+    s->v[s->n].json = json_incref(d->json);
+    s->n++;
+}
+
+/* What a save or a request computes once for every device (struct ddm_cache). */
+struct cached_policy {
+    char *uid;
+    struct profile_template *t; /* NULL: the policy could not be made a template (err) */
+    char err[256];
+    bool uniform;          /* the credential is the same for every device */
+    struct ddm_set shared; /* its declarations but the credential asset */
+    struct ddm_decl asset; /* the credential asset, when uniform (json NULL until made) */
+};
+
+struct ddm_cache {
+    struct cached_policy *v;
+    size_t n, cap;
+    struct ddm_set global; /* the status subscription, its activation, the capabilities */
+    bool has_global;
+    /* policies read from the store, by id (mdm_ddm_sync_command) */
+    struct cached_stored *stored;
+    size_t nstored, storedcap;
+};
+
+struct cached_stored {
+    int64_t id;
+    struct store_policy sp;
+    struct profile_policy pp;
+    bool usable; /* a DDM policy (the document parsed) */
+};
+
+struct ddm_cache *ddm_cache_new(void)
+{
+    return xcalloc(1, sizeof(struct ddm_cache));
+}
+
+void ddm_cache_free(struct ddm_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->v[i].uid);
+        profile_template_free(c->v[i].t);
+        ddm_set_clear(&c->v[i].shared);
+        free(c->v[i].asset.identifier);
+        json_decref(c->v[i].asset.json);
+    }
+    free(c->v);
+    ddm_set_clear(&c->global);
+    for (size_t i = 0; i < c->nstored; i++) {
+        store_policy_clear(&c->stored[i].sp);
+        profile_policy_clear(&c->stored[i].pp);
+    }
+    free(c->stored);
+    free(c);
+}
+
+/* The credential asset declaration for data (the credential's canonical JSON). */
+static void add_asset(struct ddm_set *out, size_t *cap, const char *id, const char *url,
+                      const char *data)
+{
+    char hash[2 * CRYPTO_SHA256_LEN + 1];
+    unsigned char md[CRYPTO_SHA256_LEN];
+
+    crypto_sha256(data, strlen(data), md);
+    hex_encode_to(md, sizeof(md), hash, false);
+    set_add(out, cap, DDM_ASSET, "com.apple.asset.credential.scep", id,
+            json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", url, "ContentType",
+                      "application/json", "Size", (json_int_t)strlen(data), "Hash-SHA-256", hash,
+                      "Authentication", "Type", "MDM"));
+}
+
+/* A policy's declarations but the credential asset: the identity configuration, the root
+ * certificate's asset and configuration, the activation. */
+static void policy_shared(const struct ddm_policy_in *pol, const char *base, const char *base_url,
+                          struct ddm_set *out, size_t *cap)
+{
+    char *asset = xasprintf("%s.scep", base), *conf = xasprintf("%s.identity", base),
+         *act = xasprintf("%s.activation", base);
+    unsigned char md[CRYPTO_SHA256_LEN];
+    char hash[2 * CRYPTO_SHA256_LEN + 1];
+
+    json_t *idp = json_pack("{s:s,s:b}", "CredentialAssetReference", asset, "KeyIsExtractable",
+                            pol->policy->key_extractable);
+    if (pol->policy->allow_all_apps_access) /* macOS only, as in the profile */
+        json_object_set_new(idp, "AllowAllAppsAccess", json_true());
+    set_add(out, cap, DDM_CONFIGURATION, "com.apple.configuration.security.identity", conf, idp);
+    json_t *std = json_array();
+    char *pem = ddm_root_pem(pol->policy);
+    if (pem != NULL) {
+        /* The policy's root certificate: a certificate asset (PEM) and the
+         * configuration that installs it, activated with (before) the identity. */
+        char *rasset = xasprintf("%s.root", base);
+        char *rconf = xasprintf("%s.root-certificate", base);
+        char *rurl = xasprintf("%s/mdm/ddm/asset/%s/root", base_url, pol->uid);
+        crypto_sha256(pem, strlen(pem), md);
+        hex_encode_to(md, sizeof(md), hash, false);
+        set_add(out, cap, DDM_ASSET, "com.apple.asset.credential.certificate", rasset,
+                json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", rurl,
+                          "ContentType", "application/pem", "Size", (json_int_t)strlen(pem),
+                          "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
+        set_add(out, cap, DDM_CONFIGURATION, "com.apple.configuration.security.certificate", rconf,
+                json_pack("{s:s}", "CredentialAssetReference", rasset));
+        json_array_append_new(std, json_string(rconf));
+        free(rasset);
+        free(rconf);
+        free(rurl);
+        free(pem);
+    }
+    json_array_append_new(std, json_string(conf));
+    set_add(out, cap, DDM_ACTIVATION, "com.apple.activation.simple", act,
+            json_pack("{s:o}", "StandardConfigurations", std));
+    free(asset);
+    free(conf);
+    free(act);
+}
+
+/* The declarations of every DDM-capable device (the status subscription and its activation)
+ * and of every device (the server capabilities). */
+static void global_decls(const char *prefix, bool capable, struct ddm_set *out, size_t *cap)
+{
+    if (capable) {
+        /* The device facts the server keeps (do_status writes them to the device record): the
+         * device reports them once in full, then whenever one changes. */
         char *sub = xasprintf("%s.ddm.status-subscriptions", prefix);
         char *sact = xasprintf("%s.ddm.status-activation", prefix);
         json_t *names = json_array();
         for (size_t i = 0; i < DDM_SUBSCRIBED_N; i++)
             json_array_append_new(names, json_pack("{s:s}", "Name", ddm_subscribed_items[i]));
-        set_add(out, &cap, DDM_CONFIGURATION,
+        set_add(out, cap, DDM_CONFIGURATION,
                 "com.apple.configuration.management.status-subscriptions", sub,
                 json_pack("{s:o}", "StatusItems", names));
-        set_add(out, &cap, DDM_ACTIVATION, "com.apple.activation.simple", sact,
+        set_add(out, cap, DDM_ACTIVATION, "com.apple.activation.simple", sact,
                 json_pack("{s:[s]}", "StandardConfigurations", sub));
         free(sub);
         free(sact);
     }
-    {
-        char *id = xasprintf("%s.ddm.server-capabilities", prefix);
-        set_add(out, &cap, DDM_MANAGEMENT, "com.apple.management.server-capabilities", id,
-                json_pack("{s:s,s:{}}", "Version", "1.0", "SupportedFeatures"));
-        free(id);
+    char *id = xasprintf("%s.ddm.server-capabilities", prefix);
+    set_add(out, cap, DDM_MANAGEMENT, "com.apple.management.server-capabilities", id,
+            json_pack("{s:s,s:{}}", "Version", "1.0", "SupportedFeatures"));
+    free(id);
+}
+
+static struct cached_policy *cache_policy(struct ddm_cache *c, const struct ddm_policy_in *pol,
+                                          const char *base, const char *base_url)
+{
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct profile_render_opts o = {.identifier = base, .organization = NULL};
+    struct cached_policy *cp;
+    size_t cap = 0;
+
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->v[i].uid, pol->uid) == 0)
+            return &c->v[i];
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4;
+        c->v = xreallocarray(c->v, c->cap, sizeof(*c->v));
+    }
+    cp = &c->v[c->n++];
+    memset(cp, 0, sizeof(*cp));
+    cp->uid = xstrdup(pol->uid);
+    if (profile_template_new(pol->policy, &o, &cp->t, &pr) != 0) {
+        struct scepter_error err;
+        (void)profile_problems_to_error(&pr, &err);
+        str_copy(cp->err, sizeof(cp->err), err.msg);
+        profile_template_free(cp->t);
+        cp->t = NULL;
+    } else {
+        cp->uniform = profile_template_is_uniform(cp->t);
+        policy_shared(pol, base, base_url, &cp->shared, &cap);
+    }
+    profile_problems_clear(&pr);
+    return cp;
+}
+
+int ddm_compute_cached(const struct ddm_policy_in *pol, size_t npol,
+                       const struct profile_device *dev, const char *prefix, const char *base_url,
+                       struct ddm_cache *cache, struct ddm_set *out, json_t *skipped,
+                       struct scepter_error *err)
+{
+    struct ddm_cache *own = NULL;
+    struct buf all = BUF_INIT;
+    size_t cap = 0;
+    bool capable;
+
+    memset(out, 0, sizeof(*out));
+    if (base_url == NULL || strncmp(base_url, "https://", 8) != 0)
+        return scepter_err(err, SCEPTER_EINVAL, "public_url",
+                           "public_url: an https:// URL is required for DDM asset data");
+    if (cache == NULL)
+        cache = own = ddm_cache_new();
+    for (size_t i = 0; i < npol; i++) {
+        char *base = xasprintf("%s.policy.%s", prefix, pol[i].uid);
+        struct cached_policy *cp = cache_policy(cache, &pol[i], base, base_url);
+        struct scepter_error perr;
+        char *data = NULL;
+
+        if (cp->t == NULL) {
+            if (skipped)
+                json_array_append_new(
+                    skipped, json_pack("{s:s,s:s}", "policy", pol[i].uid, "error", cp->err));
+        } else if (cp->uniform && cp->asset.json != NULL) {
+            set_add_copy(out, &cap, &cp->asset);
+        } else if ((data = credential_of(cp->t, dev, &perr)) == NULL) {
+            if (skipped)
+                json_array_append_new(
+                    skipped, json_pack("{s:s,s:s}", "policy", pol[i].uid, "error", perr.msg));
+        } else {
+            char *asset = xasprintf("%s.scep", base);
+            char *url = xasprintf("%s/mdm/ddm/asset/%s", base_url, pol[i].uid);
+            add_asset(out, &cap, asset, url, data);
+            if (cp->uniform) { /* made once, copied for the next devices */
+                cp->asset = out->v[out->n - 1];
+                cp->asset.identifier = xstrdup(cp->asset.identifier);
+                json_incref(cp->asset.json);
+            }
+            free(asset);
+            free(url);
+        }
+        if (cp->t != NULL && (data != NULL || (cp->uniform && cp->asset.json != NULL))) {
+            for (size_t k = 0; k < cp->shared.n; k++)
+                set_add_copy(out, &cap, &cp->shared.v[k]);
+            if (pol[i].updated > out->changed)
+                out->changed = pol[i].updated;
+        }
+        free(data);
+        free(base);
+    }
+    capable = dev != NULL && dev->platform != NULL &&
+              ddm_capable(store_platform_parse(dev->platform), dev->os_version);
+    if (capable) {
+        if (!cache->has_global) {
+            size_t gcap = 0;
+            global_decls(prefix, true, &cache->global, &gcap);
+            cache->has_global = true;
+        }
+        for (size_t k = 0; k < cache->global.n; k++)
+            set_add_copy(out, &cap, &cache->global.v[k]);
+    } else {
+        global_decls(prefix, false, out, &cap);
     }
     qsort(out->v, out->n, sizeof(*out->v), cmp_decl);
     for (size_t i = 0; i < out->n; i++) {
@@ -386,7 +547,15 @@ int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profi
     }
     digest_hex(all.data, all.len, out->token);
     buf_free(&all);
+    ddm_cache_free(own);
     return 0;
+}
+
+int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profile_device *dev,
+                const char *prefix, const char *base_url, struct ddm_set *out, json_t *skipped,
+                struct scepter_error *err)
+{
+    return ddm_compute_cached(pol, npol, dev, prefix, base_url, NULL, out, skipped, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -562,23 +731,61 @@ struct loaded {
     struct profile_device pdev;
     struct store_policy *sp; /* n entries */
     struct profile_policy *pp;
+    bool *own; /* sp[i] and pp[i] are this value's (else a cache's or the caller's) */
     size_t n;
 };
 
 static void loaded_clear(struct loaded *l)
 {
     for (size_t i = 0; i < l->n; i++) {
+        if (!l->own[i])
+            continue;
         store_policy_clear(&l->sp[i]);
         profile_policy_clear(&l->pp[i]);
     }
     free(l->sp);
     free(l->pp);
+    free(l->own);
     store_device_clear(&l->dev);
     memset(l, 0, sizeof(*l));
 }
 
+/* A policy read from the store and parsed, once per cache (NULL cache: never kept). */
+static int stored_policy(struct mdm_ctx *ctx, struct ddm_cache *c, int64_t id,
+                         struct cached_stored *out, bool *kept, struct scepter_error *err)
+{
+    struct scepter_error perr;
+    int rc;
+
+    *kept = false;
+    if (c != NULL)
+        for (size_t i = 0; i < c->nstored; i++)
+            if (c->stored[i].id == id) {
+                *out = c->stored[i];
+                *kept = true;
+                return 0;
+            }
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    if ((rc = store_policy_get(ctx->store, id, &out->sp, err)) != 0) {
+        store_policy_clear(&out->sp);
+        return rc;
+    }
+    out->usable = profile_policy_from_document(out->sp.document, &out->pp, &perr) == 0 &&
+                  ddm_policy(&out->pp);
+    if (c != NULL) {
+        if (c->nstored == c->storedcap) {
+            c->storedcap = c->storedcap ? c->storedcap * 2 : 8;
+            c->stored = xreallocarray(c->stored, c->storedcap, sizeof(*c->stored));
+        }
+        c->stored[c->nstored++] = *out;
+        *kept = true;
+    }
+    return 0;
+}
+
 static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
-                struct scepter_error *err)
+                struct ddm_cache *cache, struct scepter_error *err)
 {
     int64_t *ids = NULL;
     size_t nids = 0;
@@ -600,26 +807,26 @@ static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
         return rc;
     l->sp = xcalloc(nids ? nids : 1, sizeof(*l->sp));
     l->pp = xcalloc(nids ? nids : 1, sizeof(*l->pp));
+    l->own = xcalloc(nids ? nids : 1, sizeof(*l->own));
     for (size_t i = 0; i < nids; i++) {
-        struct store_policy sp;
-        struct profile_policy pp;
-        struct scepter_error perr;
+        struct cached_stored cs;
+        bool kept = false;
 
-        memset(&sp, 0, sizeof(sp));
-        if ((rc = store_policy_get(ctx->store, ids[i], &sp, err)) != 0) {
-            store_policy_clear(&sp);
+        if ((rc = stored_policy(ctx, cache, ids[i], &cs, &kept, err)) != 0) {
             if (rc == SCEPTER_ENOTFOUND) /* deleted meanwhile */
                 continue;
             goto out;
         }
-        if (profile_policy_from_document(sp.document, &pp, &perr) != 0 || !ddm_policy(&pp) ||
-            !policy_reaches(pp.platform, l->dev.platform)) {
-            store_policy_clear(&sp);
-            profile_policy_clear(&pp);
+        if (!cs.usable || !policy_reaches(cs.pp.platform, l->dev.platform)) {
+            if (!kept) {
+                store_policy_clear(&cs.sp);
+                profile_policy_clear(&cs.pp);
+            }
             continue;
         }
-        l->sp[l->n] = sp;
-        l->pp[l->n] = pp;
+        l->sp[l->n] = cs.sp;
+        l->pp[l->n] = cs.pp;
+        l->own[l->n] = !kept;
         l->n++;
     }
     rc = 0;
@@ -628,8 +835,8 @@ out:
     return rc;
 }
 
-static int compute_loaded(struct mdm_ctx *ctx, const struct loaded *l, struct ddm_set *out,
-                          struct scepter_error *err)
+static int compute_loaded(struct mdm_ctx *ctx, const struct loaded *l, struct ddm_cache *cache,
+                          struct ddm_set *out, struct scepter_error *err)
 {
     struct ddm_policy_in *in = xcalloc(l->n ? l->n : 1, sizeof(*in));
     json_t *skipped = json_array();
@@ -640,8 +847,8 @@ static int compute_loaded(struct mdm_ctx *ctx, const struct loaded *l, struct dd
         in[i].updated = l->sp[i].updated;
         in[i].policy = &l->pp[i];
     }
-    rc = ddm_compute(in, l->n, &l->pdev, ctx->cfg->payload_identifier_prefix, ctx->cfg->public_url,
-                     out, skipped, err);
+    rc = ddm_compute_cached(in, l->n, &l->pdev, ctx->cfg->payload_identifier_prefix,
+                            ctx->cfg->public_url, cache, out, skipped, err);
     for (size_t i = 0; i < json_array_size(skipped); i++) {
         json_t *s = json_array_get(skipped, i);
         log_kv(LOG_LVL_WARN, "ddm_policy_skipped", "device", l->dev.id, "policy",
@@ -660,8 +867,8 @@ int mdm_ddm_device_set(struct mdm_ctx *ctx, const char *device_id, struct ddm_se
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = load(ctx, device_id, &l, err)) == 0)
-        rc = compute_loaded(ctx, &l, out, err);
+    if ((rc = load(ctx, device_id, &l, NULL, err)) == 0)
+        rc = compute_loaded(ctx, &l, NULL, out, err);
     loaded_clear(&l);
     return rc;
 }
@@ -950,7 +1157,7 @@ void mdm_ddm_asset_handle(struct mdm_ctx *ctx, const struct mdm_request *req, in
         goto out;
     }
     str_copy(reply->enrollment, sizeof(reply->enrollment), device_id);
-    if ((rc = load(ctx, device_id, &l, &err)) != 0) {
+    if ((rc = load(ctx, device_id, &l, NULL, &err)) != 0) {
         store_failed(reply, "asset", &err);
         goto out;
     }
@@ -1021,8 +1228,8 @@ void mdm_ddm_command(const struct ddm_set *s, struct mdm_command *out)
 }
 
 int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
-                         const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *out,
-                         struct scepter_error *err)
+                         const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                         struct mdm_command *out, struct scepter_error *err)
 {
     struct ddm_set set;
     struct loaded l;
@@ -1031,20 +1238,23 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
 
     if (ch == NULL || ch->pp == NULL || !ddm_policy(ch->pp))
         return 0;
-    if ((rc = load(ctx, device_id, &l, err)) != 0)
+    if ((rc = load(ctx, device_id, &l, cache, err)) != 0)
         goto out;
     if (!ddm_capable(l.dev.platform, l.dev.os_version))
         goto out; /* rc 0: the profile channel */
     /* The policy as it will be, whatever the store holds of it now. */
     for (size_t i = 0; i < l.n; i++) {
         if (strcmp(l.sp[i].uid, ch->uid) == 0) {
-            store_policy_clear(&l.sp[i]);
-            profile_policy_clear(&l.pp[i]);
+            if (l.own[i]) {
+                store_policy_clear(&l.sp[i]);
+                profile_policy_clear(&l.pp[i]);
+            }
             continue;
         }
         if (k != i) {
             l.sp[k] = l.sp[i];
             l.pp[k] = l.pp[i];
+            l.own[k] = l.own[i];
         }
         k++;
     }
@@ -1052,13 +1262,15 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
     if (reaches && policy_reaches(ch->pp->platform, l.dev.platform)) {
         l.sp = xreallocarray(l.sp, l.n + 1, sizeof(*l.sp));
         l.pp = xreallocarray(l.pp, l.n + 1, sizeof(*l.pp));
+        l.own = xreallocarray(l.own, l.n + 1, sizeof(*l.own));
         memset(&l.sp[l.n], 0, sizeof(l.sp[l.n]));
-        l.sp[l.n].uid = xstrdup(ch->uid);
+        l.sp[l.n].uid = (char *)ch->uid; /* borrowed, as is the policy */
         l.sp[l.n].updated = ch->updated;
-        profile_policy_copy(&l.pp[l.n], ch->pp);
+        l.pp[l.n] = *ch->pp;
+        l.own[l.n] = false;
         l.n++;
     }
-    if ((rc = compute_loaded(ctx, &l, &set, err)) == 0) {
+    if ((rc = compute_loaded(ctx, &l, cache, &set, err)) == 0) {
         if (set.changed < ch->updated)
             set.changed = ch->updated;
         mdm_ddm_command(&set, out);

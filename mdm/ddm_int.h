@@ -109,6 +109,22 @@ int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profi
                 const char *prefix, const char *base_url, struct ddm_set *out, json_t *skipped,
                 struct scepter_error *err) WUR;
 
+/*
+ * What computing many devices' declarations shares (a policy save, a group change): each
+ * policy's template and its declarations that do not depend on the device (all of them when
+ * its credential has no server-side variable), the declarations every device gets, and the
+ * policies read from the store.  Per device only the credential asset of a policy with
+ * variables is rendered.  Valid while the policies it saw do not change (one request).
+ */
+struct ddm_cache;
+struct ddm_cache *ddm_cache_new(void);
+void ddm_cache_free(struct ddm_cache *c);
+/* ddm_compute with a cache (NULL: none). */
+int ddm_compute_cached(const struct ddm_policy_in *pol, size_t npol,
+                       const struct profile_device *dev, const char *prefix, const char *base_url,
+                       struct ddm_cache *cache, struct ddm_set *out, json_t *skipped,
+                       struct scepter_error *err) WUR;
+
 /* A status report (the JSON in a `status` request's Data), parsed. */
 struct ddm_report {
     json_t *root;                   /* owns the strings below */
@@ -151,12 +167,13 @@ void mdm_ddm_command(const struct ddm_set *s, struct mdm_command *out);
 /*
  * Does this change reach the device over DDM?  1 when the policy is a DDM policy and the device
  * is DDM-capable: *out is the DeclarativeManagement command with the device's tokens after the
- * change (the policy counted for the device when reaches, left out otherwise).  0: the device
+ * change (the policy counted for the device when reaches, left out otherwise; cache, or NULL,
+ * shared by the calls of one save).  0: the device
  * keeps the profile channel (*out untouched).  Negative with err on a store failure.
  */
 int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
-                         const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *out,
-                         struct scepter_error *err) WUR;
+                         const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                         struct mdm_command *out, struct scepter_error *err) WUR;
 
 /*
  * For GET /v1/policies/{id}/status: add to entries[i], the JSON of st[i], "delivery" ("ddm" or

@@ -158,12 +158,14 @@ struct plan {
     size_t nhad;
     const char **handover; /* borrowed enrollment ids */
     size_t nhandover;
+    struct ddm_cache *ddm_cache; /* what every device's declarations share (owned) */
 };
 
 static void plan_init(struct plan *p, struct mdm_ctx *ctx)
 {
     memset(p, 0, sizeof(*p));
     p->skipped = json_array();
+    p->ddm_cache = ddm_cache_new();
     p->signer = ctx->conf ? ctx->conf->signer : NULL;
     p->ctx = ctx;
 }
@@ -181,6 +183,7 @@ static void plan_free(struct plan *p)
     free(p->ids);
     free(p->cmd_of);
     free(p->handover);
+    ddm_cache_free(p->ddm_cache);
     json_decref(p->skipped);
     /* A fan-out to thousands of devices held their rendered commands: give the freed memory
      * back to the system (glibc keeps it in the arena otherwise, and RSS stays at the peak). */
@@ -248,7 +251,7 @@ static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollme
 
     if (ch == NULL || strcmp(device_id, enrollment_id) != 0)
         return false; /* not a DDM save, or a user channel (user-keychain policies) */
-    rc = mdm_ddm_sync_command(p->ctx, device_id, ch, reaches, &cmd, &err);
+    rc = mdm_ddm_sync_command(p->ctx, device_id, ch, reaches, p->ddm_cache, &cmd, &err);
     if (rc < 0)
         json_array_append_new(p->skipped,
                               json_pack("{s:s,s:s}", "device", device_id, "error", err.msg));
@@ -279,7 +282,7 @@ static void plan_ddm_off(struct plan *p, const char *device_id, const char *enro
 
     if (p->ddm_off == NULL || strcmp(device_id, enrollment_id) != 0)
         return;
-    rc = mdm_ddm_sync_command(p->ctx, device_id, p->ddm_off, false, &cmd, &err);
+    rc = mdm_ddm_sync_command(p->ctx, device_id, p->ddm_off, false, p->ddm_cache, &cmd, &err);
     if (rc < 0)
         log_kv(LOG_LVL_WARN, "ddm_sync_not_queued", "device", device_id, "msg", err.msg, NULL);
     if (rc <= 0)

@@ -232,14 +232,14 @@ int store_ddm_status_list(struct store *s, const char *enrollment_id,
 static const struct store_sql SQL_DDM_PAGE = {
     "ddm_page",
     "SELECT kind, identifier, server_token, active, valid, reasons, updated, enrollment_id"
-    " FROM ddm_status WHERE enrollment_id IN {ARR1} AND substr(identifier, 1, $2) = $3"
+    " FROM ddm_status WHERE enrollment_id IN {ARR1} AND substr(identifier, 1, length($2)) = $2"
     " ORDER BY enrollment_id, kind, identifier",
     NULL, NULL};
 
 static int page_once(struct store *s, const char *const *ids, size_t n, const char *prefix,
                      struct store_ddm_statuses *out, struct scepter_error *err)
 {
-    struct dbv p[] = {P_TEXTS(ids, n), P_INT((int64_t)strlen(prefix)), P_TEXT(prefix)};
+    struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(prefix)};
     struct dbres r;
     size_t cap = 0;
     int rc;
