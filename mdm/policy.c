@@ -159,6 +159,7 @@ struct plan {
     const char **handover; /* borrowed enrollment ids */
     size_t nhandover;
     struct ddm_cache *ddm_cache; /* what every device's declarations share (owned) */
+    const struct store_policy_device_status **had_sorted; /* had by enrollment id, or NULL */
 };
 
 static void plan_init(struct plan *p, struct mdm_ctx *ctx)
@@ -184,6 +185,7 @@ static void plan_free(struct plan *p)
     free(p->cmd_of);
     free(p->handover);
     ddm_cache_free(p->ddm_cache);
+    free(p->had_sorted);
     json_decref(p->skipped);
     /* A fan-out to thousands of devices held their rendered commands: give the freed memory
      * back to the system (glibc keeps it in the arena otherwise, and RSS stays at the peak). */
@@ -226,17 +228,38 @@ static void plan_add(struct plan *p, size_t cmd, const char *enrollment_id,
  * DeclarativeManagement command with its new tokens instead of InstallProfile/RemoveProfile.
  * True when it did (or the device could not be planned: then it is in p->skipped).
  */
-/* Does the enrollment hold the policy's profile (its latest command an InstallProfile that is
- * installed or on its way)? */
-static bool holds_profile(const struct plan *p, const char *enrollment_id)
+static int cmp_str(const void *a, const void *b)
 {
-    for (size_t i = 0; i < p->nhad; i++)
-        if (strcmp(p->had[i].enrollment_id, enrollment_id) == 0)
-            return p->had[i].action == STORE_POLICY_INSTALL &&
-                   strcmp(p->had[i].request_type, "InstallProfile") == 0 &&
-                   (p->had[i].state == STORE_PSTATE_INSTALLED ||
-                    p->had[i].state == STORE_PSTATE_PENDING);
-    return false;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_had(const void *a, const void *b)
+{
+    return strcmp((*(const struct store_policy_device_status *const *)a)->enrollment_id,
+                  (*(const struct store_policy_device_status *const *)b)->enrollment_id);
+}
+
+/* Does the enrollment hold the policy's profile (its latest command an InstallProfile that is
+ * installed or on its way)?  A save looks every DDM device up: had is sorted once. */
+static bool holds_profile(struct plan *p, const char *enrollment_id)
+{
+    struct store_policy_device_status key, *kp = &key;
+    const struct store_policy_device_status *const *hit;
+
+    if (p->nhad == 0)
+        return false;
+    if (p->had_sorted == NULL) {
+        p->had_sorted = xcalloc(p->nhad, sizeof(*p->had_sorted));
+        for (size_t i = 0; i < p->nhad; i++)
+            p->had_sorted[i] = &p->had[i];
+        qsort(p->had_sorted, p->nhad, sizeof(*p->had_sorted), cmp_had);
+    }
+    memset(&key, 0, sizeof(key));
+    key.enrollment_id = (char *)enrollment_id;
+    hit = bsearch(&kp, p->had_sorted, p->nhad, sizeof(*p->had_sorted), cmp_had);
+    return hit != NULL && (*hit)->action == STORE_POLICY_INSTALL &&
+           strcmp((*hit)->request_type, "InstallProfile") == 0 &&
+           ((*hit)->state == STORE_PSTATE_INSTALLED || (*hit)->state == STORE_PSTATE_PENDING);
 }
 
 static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollment_id, bool reaches,
@@ -388,16 +411,21 @@ static void plan_removals(struct plan *p, const char *identifier,
                           const struct store_target_device *targets, size_t nt)
 {
     size_t shared = (size_t)-1;
+    /* the targets' enrollment ids, sorted: an update of every device looks each one up */
+    const char **tid = xcalloc(nt ? nt : 1, sizeof(*tid));
 
+    for (size_t j = 0; j < nt; j++)
+        tid[j] = targets[j].enrollment_id;
+    qsort(tid, nt, sizeof(*tid), cmp_str);
     for (size_t i = 0; i < nhad; i++) {
         bool keep = false;
+        const char *key = had[i].enrollment_id;
         if (had[i].action != STORE_POLICY_INSTALL)
             continue; /* already removed or being removed */
         if (had[i].state != STORE_PSTATE_INSTALLED && had[i].state != STORE_PSTATE_PENDING)
             continue; /* failed or cancelled: nothing on the device */
         /* By channel: a policy moved to the user keychain leaves the device channel. */
-        for (size_t j = 0; j < nt && !keep; j++)
-            keep = strcmp(targets[j].enrollment_id, had[i].enrollment_id) == 0;
+        keep = nt > 0 && bsearch(&key, tid, nt, sizeof(*tid), cmp_str) != NULL;
         if (keep || plan_ddm(p, had[i].device_id, had[i].enrollment_id, false, STORE_POLICY_REMOVE))
             continue;
         if (shared == (size_t)-1) { /* one RemoveProfile command for all of them */
@@ -406,6 +434,7 @@ static void plan_removals(struct plan *p, const char *identifier,
         }
         plan_add(p, shared, had[i].enrollment_id, STORE_POLICY_REMOVE);
     }
+    free(tid);
 }
 
 /*
