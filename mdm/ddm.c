@@ -961,11 +961,49 @@ static bool reported_active(const struct ddm_report *rep, const char *kind, cons
     return false;
 }
 
+enum handover { HANDOVER_WAIT, HANDOVER_REMOVE, HANDOVER_DROP };
+
+/*
+ * A handover whose declarations are not active: is the policy still on its way to the device
+ * over DDM (wait), gone from it (deleted or untargeted: the profile goes too), or back on the
+ * profile ("ddm" turned off: its InstallProfile replaced the profile, forget the handover)?
+ */
+static enum handover handover_left(struct mdm_ctx *ctx, const char *device_id, int64_t policy_id)
+{
+    struct scepter_error err;
+    struct store_policy sp;
+    struct profile_policy pp;
+    int64_t *ids = NULL;
+    size_t nids = 0;
+    bool targeted = false;
+    enum handover h = HANDOVER_WAIT;
+    int rc;
+
+    memset(&sp, 0, sizeof(sp));
+    memset(&pp, 0, sizeof(pp));
+    if ((rc = store_policy_get(ctx->store, policy_id, &sp, &err)) == SCEPTER_ENOTFOUND) {
+        h = HANDOVER_REMOVE;
+    } else if (rc == 0 &&
+               store_policies_for_device(ctx->store, device_id, &ids, &nids, &err) == 0) {
+        for (size_t k = 0; k < nids; k++)
+            targeted |= ids[k] == policy_id;
+        if (!targeted)
+            h = HANDOVER_REMOVE;
+        else if (profile_policy_from_document(sp.document, &pp, &err) == 0 && !ddm_policy(&pp))
+            h = HANDOVER_DROP;
+    }
+    profile_policy_clear(&pp);
+    store_policy_clear(&sp);
+    free(ids);
+    return h;
+}
+
 /*
  * A device moved from a policy's profile to its declarations (store_ddm_handover_add) keeps the
  * profile until its report shows the policy's activation and identity configuration active:
  * then the profile's RemoveProfile is queued (not linked to the policy, whose status follows
- * the declarations now) and the device pushed.
+ * the declarations now) and the device pushed.  A policy deleted or untargeted meanwhile takes
+ * its profile along the same way; one turned back to a profile ends the handover.
  */
 static void finish_handovers(struct mdm_ctx *ctx, const struct mdm_ids *ids,
                              const struct ddm_report *rep, int64_t now)
@@ -984,8 +1022,15 @@ static void finish_handovers(struct mdm_ctx *ctx, const struct mdm_ids *ids,
     for (size_t i = 0; i < n; i++) {
         char *base = xasprintf("%s.policy.%s", ctx->cfg->payload_identifier_prefix, uids[i]);
         char *act = xasprintf("%s.activation", base), *conf = xasprintf("%s.identity", base);
-        if (reported_active(rep, "activations", act) &&
-            reported_active(rep, "configurations", conf)) {
+        enum handover h =
+            reported_active(rep, "activations", act) && reported_active(rep, "configurations", conf)
+                ? HANDOVER_REMOVE
+                : handover_left(ctx, ids->device_id, pids[i]);
+        if (h == HANDOVER_DROP &&
+            store_ddm_handover_done(ctx->store, ids->enrollment_id, pids[i], &err) != 0)
+            log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", ids->enrollment_id, "msg", err.msg,
+                   NULL);
+        if (h == HANDOVER_REMOVE) {
             struct mdm_command cmd;
             struct store_command sc;
             const char *one[1] = {ids->enrollment_id};

@@ -1232,3 +1232,33 @@ Test(ddm, turning_ddm_off_queues_a_sync_and_the_profile)
     cr_assert_str_eq(type, "InstallProfile");
     cr_assert_not(next_command(&ios16, "IOS-16", type, NULL), "nothing more: %s", type);
 }
+
+Test(ddm, policy_untargeted_during_the_handover_takes_the_profile_along)
+{
+    int64_t id = create_policy("{\"devices\":[\"IOS-16\"]}");
+    char type[64], ident[256];
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+    device_information(&ios16, "IOS-16", "iPhone14,2", "17.0");
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+
+    /* untargeted before the declarations were ever active: the sync takes them away ... */
+    update_policy(id, "s3cret", false, "{\"devices\":[]}");
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "nothing else yet: %s", type);
+    /* ... and the device's next report (without them) takes the profile along */
+    const char *empty = "{\"StatusItems\":{\"management\":{\"declarations\":{\"activations\":[],"
+                        "\"configurations\":[],\"assets\":[],\"management\":[]}}},\"Errors\":[]}";
+    check_report(empty);
+    cr_assert_eq(dm(&ios16, "IOS-16", "status", empty, NULL, NULL), 200);
+    char *pid = payload_identifier(id);
+    cr_assert(peek_command(&ios16, "IOS-16", type, ident), "RemoveProfile");
+    cr_assert_str_eq(type, "RemoveProfile");
+    cr_assert_str_eq(ident, pid);
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_eq(dm(&ios16, "IOS-16", "status", empty, NULL, NULL), 200);
+    cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "once: %s", type);
+    free(pid);
+}
