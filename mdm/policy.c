@@ -249,14 +249,15 @@ static bool holds_profile(struct plan *p, const char *enrollment_id)
     if (p->nhad == 0)
         return false;
     if (p->had_sorted == NULL) {
-        p->had_sorted = xcalloc(p->nhad, sizeof(*p->had_sorted));
+        p->had_sorted = xcalloc(p->nhad, sizeof(const struct store_policy_device_status *));
         for (size_t i = 0; i < p->nhad; i++)
             p->had_sorted[i] = &p->had[i];
-        qsort(p->had_sorted, p->nhad, sizeof(*p->had_sorted), cmp_had);
+        qsort(p->had_sorted, p->nhad, sizeof(const struct store_policy_device_status *), cmp_had);
     }
     memset(&key, 0, sizeof(key));
     key.enrollment_id = (char *)enrollment_id;
-    hit = bsearch(&kp, p->had_sorted, p->nhad, sizeof(*p->had_sorted), cmp_had);
+    hit = bsearch(&kp, p->had_sorted, p->nhad, sizeof(const struct store_policy_device_status *),
+                  cmp_had);
     return hit != NULL && (*hit)->action == STORE_POLICY_INSTALL &&
            strcmp((*hit)->request_type, "InstallProfile") == 0 &&
            ((*hit)->state == STORE_PSTATE_INSTALLED || (*hit)->state == STORE_PSTATE_PENDING);
@@ -794,7 +795,7 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
     failed = json_array();
     removed = json_array();
     devices = json_array();
-    json_t **entries = xcalloc(n ? n : 1, sizeof(*entries));
+    json_t **entries = xcalloc(n ? n : 1, sizeof(json_t *));
     for (size_t i = 0; i < n; i++) {
         json_t *d = json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command",
                               st[i].uuid, "state", store_policy_state_name(st[i].state),
