@@ -18,6 +18,7 @@
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "support/support.h"
+#include "tests/sim/sim.h"
 
 static struct h_server S;
 static struct tu_cert ios17, ios16, mac14;
@@ -1261,4 +1262,55 @@ Test(ddm, policy_untargeted_during_the_handover_takes_the_profile_along)
     cr_assert_eq(dm(&ios16, "IOS-16", "status", empty, NULL, NULL), 200);
     cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "once: %s", type);
     free(pid);
+}
+
+/* The simulator's device (tests/sim/ddm.c) against the server: it reports exactly what the
+ * status subscription names, in full after the first sync, then only a changed item. */
+Test(ddm, simulator_honours_the_status_subscription)
+{
+    X509_STORE *trust = X509_STORE_new();
+    X509_STORE_add_cert(trust, S.tls_ca.cert);
+    char *url = xasprintf("https://127.0.0.1:%d/mdm/checkin", S.port);
+    struct sim_ddm_env env = {.checkin_url = url,
+                              .udid = "IOS-17",
+                              .trust = trust,
+                              .cert = ios17.cert,
+                              .key = ios17.key,
+                              .os_version = "17.4",
+                              .build_version = "21E219",
+                              .model_family = "iPhone",
+                              .timeout_ms = 10000};
+    struct sim_ddm *dev = sim_ddm_new();
+    struct scepter_error err;
+
+    cr_assert_eq(sim_ddm_sync(dev, &env, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(sim_ddm_reports(dev), 1);
+    char *osv = device_field("IOS-17", "os_version"), *bv = device_field("IOS-17", "build_version"),
+         *fam = device_field("IOS-17", "model_family");
+    cr_assert_str_eq(osv, "17.4");
+    cr_assert_str_eq(bv, "21E219");
+    cr_assert_str_eq(fam, "iPhone");
+    free(osv);
+    free(bv);
+    free(fam);
+    /* nothing changed: no report */
+    cr_assert_eq(sim_ddm_report_changes(dev, &env, &err), 0, "%s", err.msg);
+    cr_assert_eq(sim_ddm_reports(dev), 1);
+    /* an update: one report with the changed items */
+    env.os_version = "17.5";
+    env.build_version = "21F79";
+    cr_assert_eq(sim_ddm_report_changes(dev, &env, &err), 1, "%s", err.msg);
+    cr_assert_eq(sim_ddm_reports(dev), 2);
+    osv = device_field("IOS-17", "os_version");
+    bv = device_field("IOS-17", "build_version");
+    cr_assert_str_eq(osv, "17.5");
+    cr_assert_str_eq(bv, "21F79");
+    free(osv);
+    free(bv);
+    /* a sync with nothing changed reports the declarations, not the facts again */
+    cr_assert_eq(sim_ddm_sync(dev, &env, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(sim_ddm_report_changes(dev, &env, &err), 0, "%s", err.msg);
+    sim_ddm_free(dev);
+    X509_STORE_free(trust);
+    free(url);
 }
