@@ -784,6 +784,9 @@ static int stored_policy(struct mdm_ctx *ctx, struct ddm_cache *c, int64_t id,
     return 0;
 }
 
+static int load_policies(struct mdm_ctx *ctx, const int64_t *ids, size_t nids, struct loaded *l,
+                         struct ddm_cache *cache, struct scepter_error *err);
+
 static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
                 struct ddm_cache *cache, struct scepter_error *err)
 {
@@ -805,6 +808,17 @@ static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
         return 0;
     if ((rc = store_policies_for_device(ctx->store, device_id, &ids, &nids, err)) != 0)
         return rc;
+    rc = load_policies(ctx, ids, nids, l, cache, err);
+    free(ids);
+    return rc;
+}
+
+/* The DDM policies among ids[0..nids) that reach l->dev's platform, into l. */
+static int load_policies(struct mdm_ctx *ctx, const int64_t *ids, size_t nids, struct loaded *l,
+                         struct ddm_cache *cache, struct scepter_error *err)
+{
+    int rc;
+
     l->sp = xcalloc(nids ? nids : 1, sizeof(*l->sp));
     l->pp = xcalloc(nids ? nids : 1, sizeof(*l->pp));
     l->own = xcalloc(nids ? nids : 1, sizeof(*l->own));
@@ -815,7 +829,7 @@ static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
         if ((rc = stored_policy(ctx, cache, ids[i], &cs, &kept, err)) != 0) {
             if (rc == SCEPTER_ENOTFOUND) /* deleted meanwhile */
                 continue;
-            goto out;
+            return rc;
         }
         if (!cs.usable || !policy_reaches(cs.pp.platform, l->dev.platform)) {
             if (!kept) {
@@ -829,10 +843,7 @@ static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
         l->own[l->n] = !kept;
         l->n++;
     }
-    rc = 0;
-out:
-    free(ids);
-    return rc;
+    return 0;
 }
 
 static int compute_loaded(struct mdm_ctx *ctx, const struct loaded *l, struct ddm_cache *cache,
@@ -1272,19 +1283,65 @@ void mdm_ddm_command(const struct ddm_set *s, struct mdm_command *out)
     plist_free(root);
 }
 
+static int sync_loaded(struct mdm_ctx *ctx, struct loaded *lp, const struct mdm_ddm_change *ch,
+                       bool reaches, struct ddm_cache *cache, struct mdm_command *out,
+                       struct scepter_error *err);
+
 int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
                          const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
                          struct mdm_command *out, struct scepter_error *err)
 {
-    struct ddm_set set;
     struct loaded l;
-    size_t k = 0;
     int rc;
 
     if (ch == NULL || ch->pp == NULL || !ddm_policy(ch->pp))
         return 0;
-    if ((rc = load(ctx, device_id, &l, cache, err)) != 0)
-        goto out;
+    if ((rc = load(ctx, device_id, &l, cache, err)) == 0)
+        rc = sync_loaded(ctx, &l, ch, reaches, cache, out, err);
+    loaded_clear(&l);
+    return rc;
+}
+
+int mdm_ddm_sync_command_for(struct mdm_ctx *ctx, const struct store_target_device *t,
+                             const int64_t *policy_ids, size_t npolicies,
+                             const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                             struct mdm_command *out, struct scepter_error *err)
+{
+    struct loaded l;
+    int rc = 0;
+
+    if (ch == NULL || ch->pp == NULL || !ddm_policy(ch->pp))
+        return 0;
+    memset(&l, 0, sizeof(l));
+    l.dev.platform = t->platform;
+    l.pdev.udid = t->device_id;
+    l.pdev.serial_number = t->serial_number;
+    l.pdev.device_name = t->device_name;
+    l.pdev.model = t->model;
+    l.pdev.product_name = t->product_name;
+    l.pdev.os_version = t->os_version;
+    l.pdev.platform = store_platform_name(t->platform);
+    if (ddm_capable(t->platform, t->os_version) &&
+        (rc = load_policies(ctx, policy_ids, npolicies, &l, cache, err)) == 0) {
+        /* l.dev borrows nothing but what sync_loaded reads: the platform and OS version */
+        l.dev.os_version = (char *)t->os_version;
+        rc = sync_loaded(ctx, &l, ch, reaches, cache, out, err);
+        l.dev.os_version = NULL;
+    }
+    loaded_clear(&l);
+    return rc;
+}
+
+/* The tail of a sync command once the device and its policies are loaded. */
+static int sync_loaded(struct mdm_ctx *ctx, struct loaded *lp, const struct mdm_ddm_change *ch,
+                       bool reaches, struct ddm_cache *cache, struct mdm_command *out,
+                       struct scepter_error *err)
+{
+    struct loaded l = *lp; /* moved back to *lp at the end */
+    struct ddm_set set;
+    size_t k = 0;
+    int rc = 0;
+
     if (!ddm_capable(l.dev.platform, l.dev.os_version))
         goto out; /* rc 0: the profile channel */
     /* The policy as it will be, whatever the store holds of it now. */
@@ -1323,7 +1380,7 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
         rc = 1;
     }
 out:
-    loaded_clear(&l);
+    *lp = l;
     return rc;
 }
 

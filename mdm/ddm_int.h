@@ -176,6 +176,16 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
                          struct mdm_command *out, struct scepter_error *err) WUR;
 
 /*
+ * The same for a save's target whose facts and policies (their ids, from
+ * store_policies_for_devices) are known: no store read but the policies the cache has not
+ * seen yet.
+ */
+int mdm_ddm_sync_command_for(struct mdm_ctx *ctx, const struct store_target_device *t,
+                             const int64_t *policy_ids, size_t npolicies,
+                             const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                             struct mdm_command *out, struct scepter_error *err) WUR;
+
+/*
  * For GET /v1/policies/{id}/status: add to entries[i], the JSON of st[i], "delivery" ("ddm" or
  * "profile") and, on the DDM channel, "ddm": what the device last reported of the policy's
  * declarations ({"state": "active"|"inactive"|"invalid"|"unknown", "declarations": [...]}).

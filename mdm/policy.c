@@ -160,6 +160,12 @@ struct plan {
     size_t nhandover;
     struct ddm_cache *ddm_cache; /* what every device's declarations share (owned) */
     const struct store_policy_device_status **had_sorted; /* had by enrollment id, or NULL */
+    /* The policies of every target, read in one statement (store_policies_for_devices):
+     * pair_dev[i] is targeted by pair_pid[i], sorted by device id; valid when pairs. */
+    bool pairs;
+    char **pair_dev;
+    int64_t *pair_pid;
+    size_t npairs;
 };
 
 static void plan_init(struct plan *p, struct mdm_ctx *ctx)
@@ -186,6 +192,8 @@ static void plan_free(struct plan *p)
     free(p->handover);
     ddm_cache_free(p->ddm_cache);
     free(p->had_sorted);
+    store_strv_free(p->pair_dev, p->npairs);
+    free(p->pair_pid);
     json_decref(p->skipped);
     /* A fan-out to thousands of devices held their rendered commands: give the freed memory
      * back to the system (glibc keeps it in the arena otherwise, and RSS stays at the peak). */
@@ -263,7 +271,57 @@ static bool holds_profile(struct plan *p, const char *enrollment_id)
            ((*hit)->state == STORE_PSTATE_INSTALLED || (*hit)->state == STORE_PSTATE_PENDING);
 }
 
-static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollment_id, bool reaches,
+/* mdm_ddm_sync_command, from the target's facts and the pairs when the save read them. */
+static int sync_command(struct plan *p, const char *device_id, const struct store_target_device *t,
+                        const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *cmd,
+                        struct scepter_error *err)
+{
+    size_t lo = 0, hi = p->npairs, end;
+
+    if (t == NULL || !p->pairs)
+        return mdm_ddm_sync_command(p->ctx, device_id, ch, reaches, p->ddm_cache, cmd, err);
+    while (lo < hi) { /* the first pair of the device */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(p->pair_dev[mid], t->device_id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (end = lo; end < p->npairs && strcmp(p->pair_dev[end], t->device_id) == 0; end++)
+        ;
+    return mdm_ddm_sync_command_for(p->ctx, t, p->pair_pid + lo, end - lo, ch, reaches,
+                                    p->ddm_cache, cmd, err);
+}
+
+/*
+ * A save for many devices reads what targets each of them in one statement, for their
+ * DeclarativeManagement commands (on failure each device reads its own).
+ */
+static void plan_read_pairs(struct plan *p, const struct store_target_device *targets, size_t nt)
+{
+    struct scepter_error err;
+    const char **ids;
+    size_t n = 0;
+
+    if (nt < 2 || ((p->ddm == NULL || !ddm_policy(p->ddm->pp)) && p->ddm_off == NULL))
+        return;
+    ids = xcalloc(nt, sizeof(const char *));
+    for (size_t i = 0; i < nt; i++)
+        if (strcmp(targets[i].device_id, targets[i].enrollment_id) == 0 &&
+            ddm_capable(targets[i].platform, targets[i].os_version))
+            ids[n++] = targets[i].device_id;
+    if (n > 1) {
+        if (store_policies_for_devices(p->ctx->store, ids, n, &p->pair_dev, &p->pair_pid,
+                                       &p->npairs, &err) == 0)
+            p->pairs = true;
+        else
+            log_kv(LOG_LVL_WARN, "policy_targets", "msg", err.msg, NULL);
+    }
+    free(ids);
+}
+
+static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollment_id,
+                     const struct store_target_device *t, bool reaches,
                      enum store_policy_action action)
 {
     struct scepter_error err;
@@ -275,7 +333,7 @@ static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollme
 
     if (ch == NULL || strcmp(device_id, enrollment_id) != 0)
         return false; /* not a DDM save, or a user channel (user-keychain policies) */
-    rc = mdm_ddm_sync_command(p->ctx, device_id, ch, reaches, p->ddm_cache, &cmd, &err);
+    rc = sync_command(p, device_id, t, ch, reaches, &cmd, &err);
     if (rc < 0)
         json_array_append_new(p->skipped,
                               json_pack("{s:s,s:s}", "device", device_id, "error", err.msg));
@@ -298,15 +356,16 @@ static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollme
  * the profile) at a lower priority (so the device installs the profile first and has an
  * identity throughout).
  */
-static void plan_ddm_off(struct plan *p, const char *device_id, const char *enrollment_id)
+static void plan_ddm_off(struct plan *p, const struct store_target_device *t)
 {
+    const char *device_id = t->device_id, *enrollment_id = t->enrollment_id;
     struct scepter_error err;
     struct mdm_command cmd;
     int rc;
 
     if (p->ddm_off == NULL || strcmp(device_id, enrollment_id) != 0)
         return;
-    rc = mdm_ddm_sync_command(p->ctx, device_id, p->ddm_off, false, p->ddm_cache, &cmd, &err);
+    rc = sync_command(p, device_id, t, p->ddm_off, false, &cmd, &err);
     if (rc < 0)
         log_kv(LOG_LVL_WARN, "ddm_sync_not_queued", "device", device_id, "msg", err.msg, NULL);
     if (rc <= 0)
@@ -367,12 +426,15 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
     bool uniform = profile_template_is_uniform(t) && p->otc == NULL;
     size_t shared = (size_t)-1;
 
+    plan_read_pairs(p, targets, nt);
+
     for (size_t i = 0; i < nt; i++) {
-        if (plan_ddm(p, targets[i].device_id, targets[i].enrollment_id, true, STORE_POLICY_INSTALL))
+        if (plan_ddm(p, targets[i].device_id, targets[i].enrollment_id, &targets[i], true,
+                     STORE_POLICY_INSTALL))
             continue;
         if (uniform && shared != (size_t)-1) {
             plan_add(p, shared, targets[i].enrollment_id, STORE_POLICY_INSTALL);
-            plan_ddm_off(p, targets[i].device_id, targets[i].enrollment_id);
+            plan_ddm_off(p, &targets[i]);
             continue;
         }
         struct profile_device d;
@@ -399,7 +461,7 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
             mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
         free(der);
         plan_add(p, k, targets[i].enrollment_id, STORE_POLICY_INSTALL);
-        plan_ddm_off(p, targets[i].device_id, targets[i].enrollment_id);
+        plan_ddm_off(p, &targets[i]);
         if (uniform)
             shared = k;
     }
@@ -427,7 +489,8 @@ static void plan_removals(struct plan *p, const char *identifier,
             continue; /* failed or cancelled: nothing on the device */
         /* By channel: a policy moved to the user keychain leaves the device channel. */
         keep = nt > 0 && bsearch(&key, tid, nt, sizeof(*tid), cmp_str) != NULL;
-        if (keep || plan_ddm(p, had[i].device_id, had[i].enrollment_id, false, STORE_POLICY_REMOVE))
+        if (keep ||
+            plan_ddm(p, had[i].device_id, had[i].enrollment_id, NULL, false, STORE_POLICY_REMOVE))
             continue;
         if (shared == (size_t)-1) { /* one RemoveProfile command for all of them */
             shared = p->ncmds;

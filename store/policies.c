@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
 
@@ -578,6 +579,70 @@ int store_policy_list(struct store *s, const char *platform, struct store_policy
     *n = 0;
     STORE_CALL(s, rc, err)
     rc = policies_read(s, platform, 0, out, n, err);
+    return rc;
+}
+
+static const struct store_sql SQL_POLICIES_FOR_DEVICES = {
+    "policies_for_devices",
+    "SELECT x.device_id, x.policy_id FROM (SELECT t.device_id, t.policy_id FROM policy_devices t"
+    "  WHERE t.device_id IN {ARR1}"
+    "  UNION SELECT m.device_id, g.policy_id FROM policy_groups g"
+    "  JOIN group_members m ON m.group_id = g.group_id WHERE m.device_id IN {ARR1}) AS x"
+    " ORDER BY 1, 2",
+    NULL, NULL};
+
+static int policies_for_devices(struct store *s, const char *const *ids, size_t ndev, char ***devs,
+                                int64_t **pids, size_t *n, struct scepter_error *err)
+{
+    struct dbv q[] = {P_TEXTS(ids, ndev)};
+    size_t cap = 0;
+    struct dbres r;
+    int rc;
+
+    store_strv_free(*devs, *n);
+    free(*pids);
+    *devs = NULL;
+    *pids = NULL;
+    *n = 0;
+    if ((rc = db_query(s, &SQL_POLICIES_FOR_DEVICES, q, 1, &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *devs = xreallocarray(*devs, cap, sizeof(**devs));
+            *pids = xreallocarray(*pids, cap, sizeof(**pids));
+        }
+        (*devs)[*n] = db_strdup(&r, 0);
+        (*pids)[*n] = db_int(&r, 1);
+        (*n)++;
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+int store_policies_for_devices(struct store *s, const char *const *device_ids, size_t ndev,
+                               char ***device_ids_out, int64_t **policy_ids, size_t *n,
+                               struct scepter_error *err)
+{
+    int rc;
+
+    *device_ids_out = NULL;
+    *policy_ids = NULL;
+    *n = 0;
+    if (ndev == 0)
+        return 0;
+    for (size_t i = 0; i < ndev; i++)
+        if ((rc = store_check_str(device_ids[i], LIMIT_DEVICE_ID, "device_id", err)) != 0)
+            return rc;
+    STORE_CALL(s, rc, err)
+    rc = policies_for_devices(s, device_ids, ndev, device_ids_out, policy_ids, n, err);
+    if (rc != 0) {
+        store_strv_free(*device_ids_out, *n);
+        free(*policy_ids);
+        *device_ids_out = NULL;
+        *policy_ids = NULL;
+        *n = 0;
+    }
     return rc;
 }
 

@@ -732,6 +732,14 @@ int store_device_policy_probe(struct store *s, const char *device_id, bool *poli
 /* Ids of the policies that target the device directly or through one of its groups. */
 int store_policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
                               struct scepter_error *err) WUR;
+/*
+ * The same for many devices in one statement (a policy save): (device_ids_out[i], policy_ids[i])
+ * pairs, i < *n, ordered by device id then policy id (bytewise); a device no policy targets has
+ * none.  The caller frees both (store_strv_free, free).
+ */
+int store_policies_for_devices(struct store *s, const char *const *device_ids, size_t ndev,
+                               char ***device_ids_out, int64_t **policy_ids, size_t *n,
+                               struct scepter_error *err) WUR;
 
 /* Where a policy stands on one device, from its latest install/remove command there. */
 enum store_policy_state {
