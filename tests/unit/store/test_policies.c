@@ -260,6 +260,19 @@ Test(policies, save_queues_commands_and_status_follows_results)
     cr_assert_eq(n, 0);
     free(pids);
     cr_assert_eq(store_policies_for_device(s, "ghost", &pids, &n, &err), SCEPTER_ENOTFOUND);
+    /* many devices at once: the same answers, as pairs ordered by device */
+    {
+        const char *many[] = {"P1", "M2", "ghost"};
+        char **devs = NULL;
+        size_t np = 0;
+        cr_assert_eq(store_policies_for_devices(s, many, 3, &devs, &pids, &np, &err), 0, "%s",
+                     err.msg);
+        cr_assert_eq(np, 1);
+        cr_assert_str_eq(devs[0], "P1");
+        cr_assert_eq(pids[0], p.id);
+        store_strv_free(devs, np);
+        free(pids);
+    }
 
     /* Retention long after: the latest policy rows stay, status still answers. */
     size_t deleted;
