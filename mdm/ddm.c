@@ -1323,9 +1323,11 @@ int mdm_ddm_sync_command_for(struct mdm_ctx *ctx, const struct store_target_devi
     l.pdev.platform = store_platform_name(t->platform);
     if (ddm_capable(t->platform, t->os_version) &&
         (rc = load_policies(ctx, policy_ids, npolicies, &l, cache, err)) == 0) {
-        /* l.dev borrows nothing but what sync_loaded reads: the platform and OS version */
-        l.dev.os_version = (char *)t->os_version;
+        /* l.dev borrows what sync_loaded reads: the id (logs), platform and OS version */
+        l.dev.id = t->device_id;
+        l.dev.os_version = t->os_version;
         rc = sync_loaded(ctx, &l, ch, reaches, cache, out, err);
+        l.dev.id = NULL;
         l.dev.os_version = NULL;
     }
     loaded_clear(&l);
