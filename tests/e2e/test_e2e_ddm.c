@@ -265,7 +265,11 @@ Test(e2e_ddm, one_policy_ddm_on_new_phones_profile_on_old_ones)
     json_decref(issued);
     step("certificates issued as expected");
 
-    cr_assert_eq(tu_proc_stop(&sim, SIGINT, 30000), 0, "simulator exit");
+    /* (once in five runs on the loaded machine the simulator exited non-zero here: its log
+     * goes with the failure) */
+    int sim_rc = tu_proc_stop(&sim, SIGINT, 30000);
+    if (sim_rc != 0)
+        cr_assert_fail("simulator exit %d: %s", sim_rc, (char *)tu_read(simlog, NULL));
     json_decref(st);
     json_decref(stb);
     json_decref(one);
