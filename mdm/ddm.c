@@ -806,6 +806,31 @@ static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
     l->pdev.platform = store_platform_name(l->dev.platform);
     if (!ddm_capable(l->dev.platform, l->dev.os_version))
         return 0;
+    if (cache == NULL) { /* one request (a sync, an asset): the policies in one statement */
+        struct store_policy *pols = NULL;
+        size_t np = 0;
+        if ((rc = store_policies_of_device(ctx->store, device_id, &pols, &np, err)) != 0)
+            return rc;
+        l->sp = xcalloc(np ? np : 1, sizeof(*l->sp));
+        l->pp = xcalloc(np ? np : 1, sizeof(*l->pp));
+        l->own = xcalloc(np ? np : 1, sizeof(*l->own));
+        for (size_t i = 0; i < np; i++) {
+            struct profile_policy pp;
+            struct scepter_error perr;
+            if (profile_policy_from_document(pols[i].document, &pp, &perr) != 0 ||
+                !ddm_policy(&pp) || !policy_reaches(pp.platform, l->dev.platform)) {
+                profile_policy_clear(&pp);
+                store_policy_clear(&pols[i]);
+                continue;
+            }
+            l->sp[l->n] = pols[i];
+            l->pp[l->n] = pp;
+            l->own[l->n] = true;
+            l->n++;
+        }
+        free(pols); /* its entries moved to l or cleared */
+        return 0;
+    }
     if ((rc = store_policies_for_device(ctx->store, device_id, &ids, &nids, err)) != 0)
         return rc;
     rc = load_policies(ctx, ids, nids, l, cache, err);

@@ -582,6 +582,58 @@ int store_policy_list(struct store *s, const char *platform, struct store_policy
     return rc;
 }
 
+/* The policies targeting a device, without their targets: what a DDM sync computes from. */
+static const struct store_sql SQL_POLICIES_OF_DEVICE = {
+    "policies_of_device",
+    POLICY_COLUMNS " p WHERE p.id IN (SELECT policy_id FROM policy_devices WHERE device_id = $1"
+                   "  UNION SELECT t.policy_id FROM policy_groups t"
+                   "  JOIN group_members m ON m.group_id = t.group_id WHERE m.device_id = $1)"
+                   " ORDER BY p.id",
+    NULL, NULL};
+
+static int policies_of_device(struct store *s, const char *device_id, struct store_policy **out,
+                              size_t *n, struct scepter_error *err)
+{
+    struct dbv q[] = {P_TEXT(device_id)};
+    size_t cap = 0;
+    struct dbres r;
+    int rc;
+
+    store_policies_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    if ((rc = db_query(s, &SQL_POLICIES_OF_DEVICE, q, 1, &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = xreallocarray(*out, cap, sizeof(**out));
+        }
+        memset(&(*out)[*n], 0, sizeof(**out));
+        read_policy(&r, &(*out)[(*n)++]);
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+int store_policies_of_device(struct store *s, const char *device_id, struct store_policy **out,
+                             size_t *n, struct scepter_error *err)
+{
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err) rc = policies_of_device(s, device_id, out, n, err);
+    if (rc != 0) {
+        store_policies_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 static const struct store_sql SQL_POLICIES_FOR_DEVICES = {
     "policies_for_devices",
     "SELECT x.device_id, x.policy_id FROM (SELECT t.device_id, t.policy_id FROM policy_devices t"

@@ -732,6 +732,10 @@ int store_device_policy_probe(struct store *s, const char *device_id, bool *poli
 /* Ids of the policies that target the device directly or through one of its groups. */
 int store_policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
                               struct scepter_error *err) WUR;
+/* The policies that target the device, read in one statement, their targets left empty (what a
+ * DDM sync computes from), ordered by id (store_policies_free). */
+int store_policies_of_device(struct store *s, const char *device_id, struct store_policy **out,
+                             size_t *n, struct scepter_error *err) WUR;
 /*
  * The same for many devices in one statement (a policy save): (device_ids_out[i], policy_ids[i])
  * pairs, i < *n, ordered by device id then policy id (bytewise); a device no policy targets has

@@ -961,6 +961,7 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_ddm_status_list",
         "store_ddm_status_page",
         "store_policies_for_devices",
+        "store_policies_of_device",
         "store_ddm_handover_list",
         "store_ddm_cert_device",
         "store_exec_sql", /* a test hook */
