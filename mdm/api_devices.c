@@ -47,6 +47,7 @@ static json_t *device_json(const struct store_device *d)
     json_object_set_new(j, "product_name", api_opt_str(d->product_name));
     json_object_set_new(j, "os_version", api_opt_str(d->os_version));
     json_object_set_new(j, "build_version", api_opt_str(d->build_version));
+    json_object_set_new(j, "model_family", api_opt_str(d->model_family)); /* DDM status */
     json_object_set_new(j, "topic", api_opt_str(d->topic));
     json_object_set_new(j, "enrolled", json_boolean(d->enrolled));
     json_object_set_new(j, "push_token_valid", json_boolean(d->token_valid));

@@ -18,6 +18,7 @@
 #include "common/plistx.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
+#include "mdm/ddm_int.h"
 #include "mdm/metrics_int.h"
 #include "mdm/webhook_int.h"
 
@@ -108,6 +109,8 @@ static void update_facts(struct mdm_ctx *ctx, const char *device_id, plist_t res
     f.platform = store_platform_guess(f.product_name, f.model, f.model_name);
     if (store_device_update_facts(ctx->store, device_id, &f, now, &err) < 0)
         log_kv(LOG_LVL_WARN, "device_info", "device", device_id, "msg", err.msg, NULL);
+    else if (f.os_version != NULL && ddm_capable(f.platform, f.os_version))
+        mdm_policy_os_reported(ctx, device_id, now); /* an upgrade moves profiles to DDM */
 }
 
 /* A refusal from the store (rc < 0) answered; false when there is none. */

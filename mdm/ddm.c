@@ -47,6 +47,10 @@ const char *ddm_kind_items_key(enum ddm_kind k)
     return k < DDM_KINDS ? g_kind_items[k] : "";
 }
 
+const char *const ddm_subscribed_items[DDM_SUBSCRIBED_N] = {"device.operating-system.version",
+                                                            "device.operating-system.build-version",
+                                                            "device.model.family"};
+
 bool ddm_policy(const struct profile_policy *p)
 {
     return p->ddm && p->keychain == PROFILE_KEYCHAIN_DEVICE && p->linked.wifi == NULL &&
@@ -164,21 +168,15 @@ static const char *const g_scep_keys[] = {"URL",     "Name",       "Subject",   
                                           "Keysize", "Key Type",   "Key Usage",     "CAFingerprint",
                                           "Retries", "RetryDelay", "SubjectAltName"};
 
-char *ddm_scep_credential(const struct profile_policy *p, const char *identifier,
-                          const struct profile_device *dev, struct scepter_error *err)
+/* The credential from a policy's template (see ddm_scep_credential). */
+static char *credential_of(const struct profile_template *t, const struct profile_device *dev,
+                           struct scepter_error *err)
 {
-    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
-    struct profile_render_opts o = {.identifier = identifier, .organization = NULL};
-    struct profile_template *t = NULL;
     struct buf xml = BUF_INIT;
     plist_t root = NULL, content = NULL, scep = NULL;
     json_t *all = NULL, *cred = NULL;
     char *out = NULL;
 
-    if (profile_template_new(p, &o, &t, &pr) != 0) {
-        (void)profile_problems_to_error(&pr, err);
-        goto out;
-    }
     if (profile_template_render(t, profile_template_is_uniform(t) ? NULL : dev, &xml, err) != 0)
         goto out;
     if (plistx_parse_dict(xml.data, xml.len, &root, err) != 0 ||
@@ -211,6 +209,21 @@ out:
     json_decref(cred);
     plist_free(root);
     buf_free(&xml);
+    return out;
+}
+
+char *ddm_scep_credential(const struct profile_policy *p, const char *identifier,
+                          const struct profile_device *dev, struct scepter_error *err)
+{
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct profile_render_opts o = {.identifier = identifier, .organization = NULL};
+    struct profile_template *t = NULL;
+    char *out = NULL;
+
+    if (profile_template_new(p, &o, &t, &pr) != 0)
+        (void)profile_problems_to_error(&pr, err);
+    else
+        out = credential_of(t, dev, err);
     profile_template_free(t);
     profile_problems_clear(&pr);
     return out;
@@ -273,86 +286,255 @@ static int cmp_decl(const void *a, const void *b)
     return strcmp(x->identifier, y->identifier);
 }
 
-int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profile_device *dev,
-                const char *prefix, const char *base_url, struct ddm_set *out, json_t *skipped,
-                struct scepter_error *err)
+/* A copy of a computed declaration (the JSON shared, never changed once made). */
+static void set_add_copy(struct ddm_set *s, size_t *cap, const struct ddm_decl *d)
 {
+    if (s->n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        s->v = xreallocarray(s->v, *cap, sizeof(*s->v));
+    }
+    s->v[s->n] = *d;
+    s->v[s->n].identifier = xstrdup(d->identifier);
+    s->v[s->n].json = json_incref(d->json);
+    s->n++;
+}
+
+/* What a save or a request computes once for every device (struct ddm_cache). */
+struct cached_policy {
+    char *uid;
+    struct profile_template *t; /* NULL: the policy could not be made a template (err) */
+    char err[256];
+    bool uniform;          /* the credential is the same for every device */
+    struct ddm_set shared; /* its declarations but the credential asset */
+    struct ddm_decl asset; /* the credential asset, when uniform (json NULL until made) */
+};
+
+struct ddm_cache {
+    struct cached_policy *v;
+    size_t n, cap;
+    struct ddm_set global; /* the status subscription, its activation, the capabilities */
+    bool has_global;
+    /* policies read from the store, by id (mdm_ddm_sync_command) */
+    struct cached_stored *stored;
+    size_t nstored, storedcap;
+};
+
+struct cached_stored {
+    int64_t id;
+    struct store_policy sp;
+    struct profile_policy pp;
+    bool usable; /* a DDM policy (the document parsed) */
+};
+
+struct ddm_cache *ddm_cache_new(void)
+{
+    return xcalloc(1, sizeof(struct ddm_cache));
+}
+
+void ddm_cache_free(struct ddm_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->v[i].uid);
+        profile_template_free(c->v[i].t);
+        ddm_set_clear(&c->v[i].shared);
+        free(c->v[i].asset.identifier);
+        json_decref(c->v[i].asset.json);
+    }
+    free(c->v);
+    ddm_set_clear(&c->global);
+    for (size_t i = 0; i < c->nstored; i++) {
+        store_policy_clear(&c->stored[i].sp);
+        profile_policy_clear(&c->stored[i].pp);
+    }
+    free(c->stored);
+    free(c);
+}
+
+/* The credential asset declaration for data (the credential's canonical JSON). */
+static void add_asset(struct ddm_set *out, size_t *cap, const char *id, const char *url,
+                      const char *data)
+{
+    char hash[2 * CRYPTO_SHA256_LEN + 1];
+    unsigned char md[CRYPTO_SHA256_LEN];
+
+    crypto_sha256(data, strlen(data), md);
+    hex_encode_to(md, sizeof(md), hash, false);
+    set_add(out, cap, DDM_ASSET, "com.apple.asset.credential.scep", id,
+            json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", url, "ContentType",
+                      "application/json", "Size", (json_int_t)strlen(data), "Hash-SHA-256", hash,
+                      "Authentication", "Type", "MDM"));
+}
+
+/* A policy's declarations but the credential asset: the identity configuration, the root
+ * certificate's asset and configuration, the activation. */
+static void policy_shared(const struct ddm_policy_in *pol, const char *base, const char *base_url,
+                          struct ddm_set *out, size_t *cap)
+{
+    char *asset = xasprintf("%s.scep", base), *conf = xasprintf("%s.identity", base),
+         *act = xasprintf("%s.activation", base);
+    unsigned char md[CRYPTO_SHA256_LEN];
+    char hash[2 * CRYPTO_SHA256_LEN + 1];
+
+    json_t *idp = json_pack("{s:s,s:b}", "CredentialAssetReference", asset, "KeyIsExtractable",
+                            pol->policy->key_extractable);
+    if (pol->policy->allow_all_apps_access) /* macOS only, as in the profile */
+        json_object_set_new(idp, "AllowAllAppsAccess", json_true());
+    set_add(out, cap, DDM_CONFIGURATION, "com.apple.configuration.security.identity", conf, idp);
+    json_t *std = json_array();
+    char *pem = ddm_root_pem(pol->policy);
+    if (pem != NULL) {
+        /* The policy's root certificate: a certificate asset (PEM) and the
+         * configuration that installs it, activated with (before) the identity. */
+        char *rasset = xasprintf("%s.root", base);
+        char *rconf = xasprintf("%s.root-certificate", base);
+        char *rurl = xasprintf("%s/mdm/ddm/asset/%s/root", base_url, pol->uid);
+        crypto_sha256(pem, strlen(pem), md);
+        hex_encode_to(md, sizeof(md), hash, false);
+        set_add(out, cap, DDM_ASSET, "com.apple.asset.credential.certificate", rasset,
+                json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", rurl,
+                          "ContentType", "application/pem", "Size", (json_int_t)strlen(pem),
+                          "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
+        set_add(out, cap, DDM_CONFIGURATION, "com.apple.configuration.security.certificate", rconf,
+                json_pack("{s:s}", "CredentialAssetReference", rasset));
+        json_array_append_new(std, json_string(rconf));
+        free(rasset);
+        free(rconf);
+        free(rurl);
+        free(pem);
+    }
+    json_array_append_new(std, json_string(conf));
+    set_add(out, cap, DDM_ACTIVATION, "com.apple.activation.simple", act,
+            json_pack("{s:o}", "StandardConfigurations", std));
+    free(asset);
+    free(conf);
+    free(act);
+}
+
+/* The declarations of every DDM-capable device (the status subscription and its activation)
+ * and of every device (the server capabilities). */
+static void global_decls(const char *prefix, bool capable, struct ddm_set *out, size_t *cap)
+{
+    if (capable) {
+        /* The device facts the server keeps (do_status writes them to the device record): the
+         * device reports them once in full, then whenever one changes. */
+        char *sub = xasprintf("%s.ddm.status-subscriptions", prefix);
+        char *sact = xasprintf("%s.ddm.status-activation", prefix);
+        json_t *names = json_array();
+        for (size_t i = 0; i < DDM_SUBSCRIBED_N; i++)
+            json_array_append_new(names, json_pack("{s:s}", "Name", ddm_subscribed_items[i]));
+        set_add(out, cap, DDM_CONFIGURATION,
+                "com.apple.configuration.management.status-subscriptions", sub,
+                json_pack("{s:o}", "StatusItems", names));
+        set_add(out, cap, DDM_ACTIVATION, "com.apple.activation.simple", sact,
+                json_pack("{s:[s]}", "StandardConfigurations", sub));
+        free(sub);
+        free(sact);
+    }
+    char *id = xasprintf("%s.ddm.server-capabilities", prefix);
+    set_add(out, cap, DDM_MANAGEMENT, "com.apple.management.server-capabilities", id,
+            json_pack("{s:s,s:{}}", "Version", "1.0", "SupportedFeatures"));
+    free(id);
+}
+
+static struct cached_policy *cache_policy(struct ddm_cache *c, const struct ddm_policy_in *pol,
+                                          const char *base, const char *base_url)
+{
+    struct profile_problems pr = PROFILE_PROBLEMS_INIT;
+    struct profile_render_opts o = {.identifier = base, .organization = NULL};
+    struct cached_policy *cp;
+    size_t cap = 0;
+
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->v[i].uid, pol->uid) == 0)
+            return &c->v[i];
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4;
+        c->v = xreallocarray(c->v, c->cap, sizeof(*c->v));
+    }
+    cp = &c->v[c->n++];
+    memset(cp, 0, sizeof(*cp));
+    cp->uid = xstrdup(pol->uid);
+    if (profile_template_new(pol->policy, &o, &cp->t, &pr) != 0) {
+        struct scepter_error err;
+        (void)profile_problems_to_error(&pr, &err);
+        str_copy(cp->err, sizeof(cp->err), err.msg);
+        profile_template_free(cp->t);
+        cp->t = NULL;
+    } else {
+        cp->uniform = profile_template_is_uniform(cp->t);
+        policy_shared(pol, base, base_url, &cp->shared, &cap);
+    }
+    profile_problems_clear(&pr);
+    return cp;
+}
+
+int ddm_compute_cached(const struct ddm_policy_in *pol, size_t npol,
+                       const struct profile_device *dev, const char *prefix, const char *base_url,
+                       struct ddm_cache *cache, struct ddm_set *out, json_t *skipped,
+                       struct scepter_error *err)
+{
+    struct ddm_cache *own = NULL;
     struct buf all = BUF_INIT;
     size_t cap = 0;
+    bool capable;
 
     memset(out, 0, sizeof(*out));
     if (base_url == NULL || strncmp(base_url, "https://", 8) != 0)
         return scepter_err(err, SCEPTER_EINVAL, "public_url",
                            "public_url: an https:// URL is required for DDM asset data");
+    if (cache == NULL)
+        cache = own = ddm_cache_new();
     for (size_t i = 0; i < npol; i++) {
         char *base = xasprintf("%s.policy.%s", prefix, pol[i].uid);
-        char *asset = xasprintf("%s.scep", base), *conf = xasprintf("%s.identity", base),
-             *act = xasprintf("%s.activation", base);
+        struct cached_policy *cp = cache_policy(cache, &pol[i], base, base_url);
         struct scepter_error perr;
-        char *data = ddm_scep_credential(pol[i].policy, base, dev, &perr);
+        char *data = NULL;
 
-        if (data == NULL) {
+        if (cp->t == NULL) {
+            if (skipped)
+                json_array_append_new(
+                    skipped, json_pack("{s:s,s:s}", "policy", pol[i].uid, "error", cp->err));
+        } else if (cp->uniform && cp->asset.json != NULL) {
+            set_add_copy(out, &cap, &cp->asset);
+        } else if ((data = credential_of(cp->t, dev, &perr)) == NULL) {
             if (skipped)
                 json_array_append_new(
                     skipped, json_pack("{s:s,s:s}", "policy", pol[i].uid, "error", perr.msg));
         } else {
-            char hash[2 * CRYPTO_SHA256_LEN + 1];
-            unsigned char md[CRYPTO_SHA256_LEN];
+            char *asset = xasprintf("%s.scep", base);
             char *url = xasprintf("%s/mdm/ddm/asset/%s", base_url, pol[i].uid);
-
-            crypto_sha256(data, strlen(data), md);
-            hex_encode_to(md, sizeof(md), hash, false);
-            set_add(out, &cap, DDM_ASSET, "com.apple.asset.credential.scep", asset,
-                    json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", url,
-                              "ContentType", "application/json", "Size", (json_int_t)strlen(data),
-                              "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
-            json_t *idp = json_pack("{s:s,s:b}", "CredentialAssetReference", asset,
-                                    "KeyIsExtractable", pol[i].policy->key_extractable);
-            if (pol[i].policy->allow_all_apps_access) /* macOS only, as in the profile */
-                json_object_set_new(idp, "AllowAllAppsAccess", json_true());
-            set_add(out, &cap, DDM_CONFIGURATION, "com.apple.configuration.security.identity", conf,
-                    idp);
-            json_t *std = json_array();
-            char *pem = ddm_root_pem(pol[i].policy);
-            if (pem != NULL) {
-                /* The policy's root certificate: a certificate asset (PEM) and the
-                 * configuration that installs it, activated with (before) the identity. */
-                char *rasset = xasprintf("%s.root", base);
-                char *rconf = xasprintf("%s.root-certificate", base);
-                char *rurl = xasprintf("%s/mdm/ddm/asset/%s/root", base_url, pol[i].uid);
-                crypto_sha256(pem, strlen(pem), md);
-                hex_encode_to(md, sizeof(md), hash, false);
-                set_add(out, &cap, DDM_ASSET, "com.apple.asset.credential.certificate", rasset,
-                        json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s}}", "Reference", "DataURL", rurl,
-                                  "ContentType", "application/pem", "Size", (json_int_t)strlen(pem),
-                                  "Hash-SHA-256", hash, "Authentication", "Type", "MDM"));
-                set_add(out, &cap, DDM_CONFIGURATION,
-                        "com.apple.configuration.security.certificate", rconf,
-                        json_pack("{s:s}", "CredentialAssetReference", rasset));
-                json_array_append_new(std, json_string(rconf));
-                free(rasset);
-                free(rconf);
-                free(rurl);
-                free(pem);
+            add_asset(out, &cap, asset, url, data);
+            if (cp->uniform) { /* made once, copied for the next devices */
+                cp->asset = out->v[out->n - 1];
+                cp->asset.identifier = xstrdup(cp->asset.identifier);
+                json_incref(cp->asset.json);
             }
-            json_array_append_new(std, json_string(conf));
-            set_add(out, &cap, DDM_ACTIVATION, "com.apple.activation.simple", act,
-                    json_pack("{s:o}", "StandardConfigurations", std));
+            free(asset);
+            free(url);
+        }
+        if (cp->t != NULL && (data != NULL || (cp->uniform && cp->asset.json != NULL))) {
+            for (size_t k = 0; k < cp->shared.n; k++)
+                set_add_copy(out, &cap, &cp->shared.v[k]);
             if (pol[i].updated > out->changed)
                 out->changed = pol[i].updated;
-            free(url);
-            free(data);
         }
+        free(data);
         free(base);
-        free(asset);
-        free(conf);
-        free(act);
     }
-    {
-        char *id = xasprintf("%s.ddm.server-capabilities", prefix);
-        set_add(out, &cap, DDM_MANAGEMENT, "com.apple.management.server-capabilities", id,
-                json_pack("{s:s,s:{}}", "Version", "1.0", "SupportedFeatures"));
-        free(id);
+    capable = dev != NULL && dev->platform != NULL &&
+              ddm_capable(store_platform_parse(dev->platform), dev->os_version);
+    if (capable) {
+        if (!cache->has_global) {
+            size_t gcap = 0;
+            global_decls(prefix, true, &cache->global, &gcap);
+            cache->has_global = true;
+        }
+        for (size_t k = 0; k < cache->global.n; k++)
+            set_add_copy(out, &cap, &cache->global.v[k]);
+    } else {
+        global_decls(prefix, false, out, &cap);
     }
     qsort(out->v, out->n, sizeof(*out->v), cmp_decl);
     for (size_t i = 0; i < out->n; i++) {
@@ -365,7 +547,15 @@ int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profi
     }
     digest_hex(all.data, all.len, out->token);
     buf_free(&all);
+    ddm_cache_free(own);
     return 0;
+}
+
+int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profile_device *dev,
+                const char *prefix, const char *base_url, struct ddm_set *out, json_t *skipped,
+                struct scepter_error *err)
+{
+    return ddm_compute_cached(pol, npol, dev, prefix, base_url, NULL, out, skipped, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -477,6 +667,10 @@ int ddm_report_parse(const void *data, size_t len, struct ddm_report *out,
                            "StatusItems.device.operating-system.version", &v, err)) != 0)
         goto fail;
     out->os_version = os && v ? json_string_value(v) : NULL;
+    if (os && (rc = member(os, "build-version", JSON_STRING,
+                           "StatusItems.device.operating-system.build-version", &v, err)) != 0)
+        goto fail;
+    out->build_version = os && v ? json_string_value(v) : NULL;
     if (model && (rc = member(model, "family", JSON_STRING, "StatusItems.device.model.family", &v,
                               err)) != 0)
         goto fail;
@@ -537,23 +731,64 @@ struct loaded {
     struct profile_device pdev;
     struct store_policy *sp; /* n entries */
     struct profile_policy *pp;
+    bool *own; /* sp[i] and pp[i] are this value's (else a cache's or the caller's) */
     size_t n;
 };
 
 static void loaded_clear(struct loaded *l)
 {
     for (size_t i = 0; i < l->n; i++) {
+        if (!l->own[i])
+            continue;
         store_policy_clear(&l->sp[i]);
         profile_policy_clear(&l->pp[i]);
     }
     free(l->sp);
     free(l->pp);
+    free(l->own);
     store_device_clear(&l->dev);
     memset(l, 0, sizeof(*l));
 }
 
+/* A policy read from the store and parsed, once per cache (NULL cache: never kept). */
+static int stored_policy(struct mdm_ctx *ctx, struct ddm_cache *c, int64_t id,
+                         struct cached_stored *out, bool *kept, struct scepter_error *err)
+{
+    struct scepter_error perr;
+    int rc;
+
+    *kept = false;
+    if (c != NULL)
+        for (size_t i = 0; i < c->nstored; i++)
+            if (c->stored[i].id == id) {
+                *out = c->stored[i];
+                *kept = true;
+                return 0;
+            }
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    if ((rc = store_policy_get(ctx->store, id, &out->sp, err)) != 0) {
+        store_policy_clear(&out->sp);
+        return rc;
+    }
+    out->usable = profile_policy_from_document(out->sp.document, &out->pp, &perr) == 0 &&
+                  ddm_policy(&out->pp);
+    if (c != NULL) {
+        if (c->nstored == c->storedcap) {
+            c->storedcap = c->storedcap ? c->storedcap * 2 : 8;
+            c->stored = xreallocarray(c->stored, c->storedcap, sizeof(*c->stored));
+        }
+        c->stored[c->nstored++] = *out;
+        *kept = true;
+    }
+    return 0;
+}
+
+static int load_policies(struct mdm_ctx *ctx, const int64_t *ids, size_t nids, struct loaded *l,
+                         struct ddm_cache *cache, struct scepter_error *err);
+
 static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
-                struct scepter_error *err)
+                struct ddm_cache *cache, struct scepter_error *err)
 {
     int64_t *ids = NULL;
     size_t nids = 0;
@@ -571,40 +806,73 @@ static int load(struct mdm_ctx *ctx, const char *device_id, struct loaded *l,
     l->pdev.platform = store_platform_name(l->dev.platform);
     if (!ddm_capable(l->dev.platform, l->dev.os_version))
         return 0;
+    if (cache == NULL) { /* one request (a sync, an asset): the policies in one statement */
+        struct store_policy *pols = NULL;
+        size_t np = 0;
+        if ((rc = store_policies_of_device(ctx->store, device_id, &pols, &np, err)) != 0)
+            return rc;
+        l->sp = xcalloc(np ? np : 1, sizeof(*l->sp));
+        l->pp = xcalloc(np ? np : 1, sizeof(*l->pp));
+        l->own = xcalloc(np ? np : 1, sizeof(*l->own));
+        for (size_t i = 0; i < np; i++) {
+            struct profile_policy pp;
+            struct scepter_error perr;
+            if (profile_policy_from_document(pols[i].document, &pp, &perr) != 0 ||
+                !ddm_policy(&pp) || !policy_reaches(pp.platform, l->dev.platform)) {
+                profile_policy_clear(&pp);
+                store_policy_clear(&pols[i]);
+                continue;
+            }
+            l->sp[l->n] = pols[i];
+            l->pp[l->n] = pp;
+            l->own[l->n] = true;
+            l->n++;
+        }
+        free(pols); /* its entries moved to l or cleared */
+        return 0;
+    }
     if ((rc = store_policies_for_device(ctx->store, device_id, &ids, &nids, err)) != 0)
         return rc;
-    l->sp = xcalloc(nids ? nids : 1, sizeof(*l->sp));
-    l->pp = xcalloc(nids ? nids : 1, sizeof(*l->pp));
-    for (size_t i = 0; i < nids; i++) {
-        struct store_policy sp;
-        struct profile_policy pp;
-        struct scepter_error perr;
-
-        memset(&sp, 0, sizeof(sp));
-        if ((rc = store_policy_get(ctx->store, ids[i], &sp, err)) != 0) {
-            store_policy_clear(&sp);
-            if (rc == SCEPTER_ENOTFOUND) /* deleted meanwhile */
-                continue;
-            goto out;
-        }
-        if (profile_policy_from_document(sp.document, &pp, &perr) != 0 || !ddm_policy(&pp) ||
-            !policy_reaches(pp.platform, l->dev.platform)) {
-            store_policy_clear(&sp);
-            profile_policy_clear(&pp);
-            continue;
-        }
-        l->sp[l->n] = sp;
-        l->pp[l->n] = pp;
-        l->n++;
-    }
-    rc = 0;
-out:
+    rc = load_policies(ctx, ids, nids, l, cache, err);
     free(ids);
     return rc;
 }
 
-static int compute_loaded(struct mdm_ctx *ctx, const struct loaded *l, struct ddm_set *out,
-                          struct scepter_error *err)
+/* The DDM policies among ids[0..nids) that reach l->dev's platform, into l. */
+static int load_policies(struct mdm_ctx *ctx, const int64_t *ids, size_t nids, struct loaded *l,
+                         struct ddm_cache *cache, struct scepter_error *err)
+{
+    int rc;
+
+    l->sp = xcalloc(nids ? nids : 1, sizeof(*l->sp));
+    l->pp = xcalloc(nids ? nids : 1, sizeof(*l->pp));
+    l->own = xcalloc(nids ? nids : 1, sizeof(*l->own));
+    for (size_t i = 0; i < nids; i++) {
+        struct cached_stored cs;
+        bool kept = false;
+
+        if ((rc = stored_policy(ctx, cache, ids[i], &cs, &kept, err)) != 0) {
+            if (rc == SCEPTER_ENOTFOUND) /* deleted meanwhile */
+                continue;
+            return rc;
+        }
+        if (!cs.usable || !policy_reaches(cs.pp.platform, l->dev.platform)) {
+            if (!kept) {
+                store_policy_clear(&cs.sp);
+                profile_policy_clear(&cs.pp);
+            }
+            continue;
+        }
+        l->sp[l->n] = cs.sp;
+        l->pp[l->n] = cs.pp;
+        l->own[l->n] = !kept;
+        l->n++;
+    }
+    return 0;
+}
+
+static int compute_loaded(struct mdm_ctx *ctx, const struct loaded *l, struct ddm_cache *cache,
+                          struct ddm_set *out, struct scepter_error *err)
 {
     struct ddm_policy_in *in = xcalloc(l->n ? l->n : 1, sizeof(*in));
     json_t *skipped = json_array();
@@ -615,8 +883,8 @@ static int compute_loaded(struct mdm_ctx *ctx, const struct loaded *l, struct dd
         in[i].updated = l->sp[i].updated;
         in[i].policy = &l->pp[i];
     }
-    rc = ddm_compute(in, l->n, &l->pdev, ctx->cfg->payload_identifier_prefix, ctx->cfg->public_url,
-                     out, skipped, err);
+    rc = ddm_compute_cached(in, l->n, &l->pdev, ctx->cfg->payload_identifier_prefix,
+                            ctx->cfg->public_url, cache, out, skipped, err);
     for (size_t i = 0; i < json_array_size(skipped); i++) {
         json_t *s = json_array_get(skipped, i);
         log_kv(LOG_LVL_WARN, "ddm_policy_skipped", "device", l->dev.id, "policy",
@@ -635,8 +903,8 @@ int mdm_ddm_device_set(struct mdm_ctx *ctx, const char *device_id, struct ddm_se
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = load(ctx, device_id, &l, err)) == 0)
-        rc = compute_loaded(ctx, &l, out, err);
+    if ((rc = load(ctx, device_id, &l, NULL, err)) == 0)
+        rc = compute_loaded(ctx, &l, NULL, out, err);
     loaded_clear(&l);
     return rc;
 }
@@ -719,6 +987,118 @@ static void do_declaration(const struct ddm_set *s, const char *rest, struct mdm
                     g_kind_names[kind], slash + 1);
 }
 
+/* Is the declaration (status key kind) reported active? */
+static bool reported_active(const struct ddm_report *rep, const char *kind, const char *identifier)
+{
+    for (size_t i = 0; i < rep->n; i++)
+        if (strcmp(rep->items[i].kind, kind) == 0 &&
+            strcmp(rep->items[i].identifier, identifier) == 0)
+            return rep->items[i].active;
+    return false;
+}
+
+enum handover { HANDOVER_WAIT, HANDOVER_REMOVE, HANDOVER_DROP };
+
+/*
+ * A handover whose declarations are not active: is the policy still on its way to the device
+ * over DDM (wait), gone from it (deleted or untargeted: the profile goes too), or back on the
+ * profile ("ddm" turned off: its InstallProfile replaced the profile, forget the handover)?
+ */
+static enum handover handover_left(struct mdm_ctx *ctx, const char *device_id, int64_t policy_id)
+{
+    struct scepter_error err;
+    struct store_policy sp;
+    struct profile_policy pp;
+    int64_t *ids = NULL;
+    size_t nids = 0;
+    bool targeted = false;
+    enum handover h = HANDOVER_WAIT;
+    int rc;
+
+    memset(&sp, 0, sizeof(sp));
+    memset(&pp, 0, sizeof(pp));
+    if ((rc = store_policy_get(ctx->store, policy_id, &sp, &err)) == SCEPTER_ENOTFOUND) {
+        h = HANDOVER_REMOVE;
+    } else if (rc == 0 &&
+               store_policies_for_device(ctx->store, device_id, &ids, &nids, &err) == 0) {
+        for (size_t k = 0; k < nids; k++)
+            targeted |= ids[k] == policy_id;
+        if (!targeted)
+            h = HANDOVER_REMOVE;
+        else if (profile_policy_from_document(sp.document, &pp, &err) == 0 && !ddm_policy(&pp))
+            h = HANDOVER_DROP;
+    }
+    profile_policy_clear(&pp);
+    store_policy_clear(&sp);
+    free(ids);
+    return h;
+}
+
+/*
+ * A device moved from a policy's profile to its declarations (store_ddm_handover_add) keeps the
+ * profile until its report shows the policy's activation and identity configuration active:
+ * then the profile's RemoveProfile is queued (not linked to the policy, whose status follows
+ * the declarations now) and the device pushed.  A policy deleted or untargeted meanwhile takes
+ * its profile along the same way; one turned back to a profile ends the handover.
+ */
+static void finish_handovers(struct mdm_ctx *ctx, const struct mdm_ids *ids,
+                             const struct ddm_report *rep, int64_t now)
+{
+    struct scepter_error err;
+    int64_t *pids = NULL;
+    char **uids = NULL;
+    size_t n = 0;
+    bool queued = false;
+
+    if (store_ddm_handover_list(ctx->store, ids->enrollment_id, &pids, &uids, &n, &err) != 0) {
+        log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", ids->enrollment_id, "msg", err.msg,
+               NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *base = xasprintf("%s.policy.%s", ctx->cfg->payload_identifier_prefix, uids[i]);
+        char *act = xasprintf("%s.activation", base), *conf = xasprintf("%s.identity", base);
+        enum handover h =
+            reported_active(rep, "activations", act) && reported_active(rep, "configurations", conf)
+                ? HANDOVER_REMOVE
+                : handover_left(ctx, ids->device_id, pids[i]);
+        if (h == HANDOVER_DROP &&
+            store_ddm_handover_done(ctx->store, ids->enrollment_id, pids[i], &err) != 0)
+            log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", ids->enrollment_id, "msg", err.msg,
+                   NULL);
+        if (h == HANDOVER_REMOVE) {
+            struct mdm_command cmd;
+            struct store_command sc;
+            const char *one[1] = {ids->enrollment_id};
+            mdm_command_remove_profile(base, NULL, &cmd);
+            memset(&sc, 0, sizeof(sc));
+            str_copy(sc.uuid, sizeof(sc.uuid), cmd.uuid);
+            sc.request_type = cmd.request_type;
+            sc.plist = (const unsigned char *)cmd.plist.data;
+            sc.plist_len = cmd.plist.len;
+            if (store_enqueue(ctx->store, &sc, one, 1, now, &err) != 0 ||
+                store_ddm_handover_done(ctx->store, ids->enrollment_id, pids[i], &err) != 0) {
+                log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", ids->enrollment_id, "msg",
+                       err.msg, NULL);
+            } else {
+                queued = true;
+                log_kv(LOG_LVL_INFO, "ddm_profile_removal_queued", "enrollment", ids->enrollment_id,
+                       "profile", base, NULL);
+            }
+            mdm_command_clear(&cmd);
+        }
+        free(act);
+        free(conf);
+        free(base);
+    }
+    if (queued) {
+        const char *one[1] = {ids->enrollment_id};
+        mdm_push_enrollments(ctx, one, 1);
+    }
+    free(pids);
+    store_strv_free(uids, n);
+}
+
 static void do_status(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *ids, int64_t now,
                       struct mdm_reply *reply)
 {
@@ -743,6 +1123,7 @@ static void do_status(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *i
     sr.items = rep.items;
     sr.n = rep.n;
     sr.os_version = rep.os_version;
+    sr.build_version = rep.build_version;
     sr.model_family = rep.model_family;
     if (store_ddm_report_save(ctx->store, &sr, now, &err) != 0) {
         /* a bad value, or an enrollment that is not this device's */
@@ -752,6 +1133,17 @@ static void do_status(struct mdm_ctx *ctx, plist_t body, const struct mdm_ids *i
             store_failed(reply, "status", &err);
     } else {
         mdm_reply_empty(reply);
+        if (rep.has_declarations)
+            finish_handovers(ctx, ids, &rep, now);
+        /* A reported OS version arrives first in full, then only when it changes (the status
+         * subscription): one on which the device takes declarations moves its profiles. */
+        if (rep.os_version != NULL) {
+            struct store_device d;
+            if (store_device_get(ctx->store, ids->device_id, &d, &err) == 0 &&
+                ddm_capable(d.platform, d.os_version))
+                mdm_policy_os_reported(ctx, ids->device_id, now);
+            store_device_clear(&d);
+        }
     }
     ddm_report_clear(&rep);
 }
@@ -846,7 +1238,7 @@ void mdm_ddm_asset_handle(struct mdm_ctx *ctx, const struct mdm_request *req, in
         goto out;
     }
     str_copy(reply->enrollment, sizeof(reply->enrollment), device_id);
-    if ((rc = load(ctx, device_id, &l, &err)) != 0) {
+    if ((rc = load(ctx, device_id, &l, NULL, &err)) != 0) {
         store_failed(reply, "asset", &err);
         goto out;
     }
@@ -916,31 +1308,82 @@ void mdm_ddm_command(const struct ddm_set *s, struct mdm_command *out)
     plist_free(root);
 }
 
+static int sync_loaded(struct mdm_ctx *ctx, struct loaded *lp, const struct mdm_ddm_change *ch,
+                       bool reaches, struct ddm_cache *cache, struct mdm_command *out,
+                       struct scepter_error *err);
+
 int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
-                         const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *out,
-                         struct scepter_error *err)
+                         const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                         struct mdm_command *out, struct scepter_error *err)
 {
-    struct ddm_set set;
     struct loaded l;
-    size_t k = 0;
     int rc;
 
     if (ch == NULL || ch->pp == NULL || !ddm_policy(ch->pp))
         return 0;
-    if ((rc = load(ctx, device_id, &l, err)) != 0)
-        goto out;
+    if ((rc = load(ctx, device_id, &l, cache, err)) == 0)
+        rc = sync_loaded(ctx, &l, ch, reaches, cache, out, err);
+    loaded_clear(&l);
+    return rc;
+}
+
+int mdm_ddm_sync_command_for(struct mdm_ctx *ctx, const struct store_target_device *t,
+                             const int64_t *policy_ids, size_t npolicies,
+                             const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                             struct mdm_command *out, struct scepter_error *err)
+{
+    struct loaded l;
+    int rc = 0;
+
+    if (ch == NULL || ch->pp == NULL || !ddm_policy(ch->pp))
+        return 0;
+    memset(&l, 0, sizeof(l));
+    l.dev.platform = t->platform;
+    l.pdev.udid = t->device_id;
+    l.pdev.serial_number = t->serial_number;
+    l.pdev.device_name = t->device_name;
+    l.pdev.model = t->model;
+    l.pdev.product_name = t->product_name;
+    l.pdev.os_version = t->os_version;
+    l.pdev.platform = store_platform_name(t->platform);
+    if (ddm_capable(t->platform, t->os_version) &&
+        (rc = load_policies(ctx, policy_ids, npolicies, &l, cache, err)) == 0) {
+        /* l.dev borrows what sync_loaded reads: the id (logs), platform and OS version */
+        l.dev.id = t->device_id;
+        l.dev.os_version = t->os_version;
+        rc = sync_loaded(ctx, &l, ch, reaches, cache, out, err);
+        l.dev.id = NULL;
+        l.dev.os_version = NULL;
+    }
+    loaded_clear(&l);
+    return rc;
+}
+
+/* The tail of a sync command once the device and its policies are loaded. */
+static int sync_loaded(struct mdm_ctx *ctx, struct loaded *lp, const struct mdm_ddm_change *ch,
+                       bool reaches, struct ddm_cache *cache, struct mdm_command *out,
+                       struct scepter_error *err)
+{
+    struct loaded l = *lp; /* moved back to *lp at the end */
+    struct ddm_set set;
+    size_t k = 0;
+    int rc = 0;
+
     if (!ddm_capable(l.dev.platform, l.dev.os_version))
         goto out; /* rc 0: the profile channel */
     /* The policy as it will be, whatever the store holds of it now. */
     for (size_t i = 0; i < l.n; i++) {
         if (strcmp(l.sp[i].uid, ch->uid) == 0) {
-            store_policy_clear(&l.sp[i]);
-            profile_policy_clear(&l.pp[i]);
+            if (l.own[i]) {
+                store_policy_clear(&l.sp[i]);
+                profile_policy_clear(&l.pp[i]);
+            }
             continue;
         }
         if (k != i) {
             l.sp[k] = l.sp[i];
             l.pp[k] = l.pp[i];
+            l.own[k] = l.own[i];
         }
         k++;
     }
@@ -948,13 +1391,15 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
     if (reaches && policy_reaches(ch->pp->platform, l.dev.platform)) {
         l.sp = xreallocarray(l.sp, l.n + 1, sizeof(*l.sp));
         l.pp = xreallocarray(l.pp, l.n + 1, sizeof(*l.pp));
+        l.own = xreallocarray(l.own, l.n + 1, sizeof(*l.own));
         memset(&l.sp[l.n], 0, sizeof(l.sp[l.n]));
-        l.sp[l.n].uid = xstrdup(ch->uid);
+        l.sp[l.n].uid = (char *)ch->uid; /* borrowed, as is the policy */
         l.sp[l.n].updated = ch->updated;
-        profile_policy_copy(&l.pp[l.n], ch->pp);
+        l.pp[l.n] = *ch->pp;
+        l.own[l.n] = false;
         l.n++;
     }
-    if ((rc = compute_loaded(ctx, &l, &set, err)) == 0) {
+    if ((rc = compute_loaded(ctx, &l, cache, &set, err)) == 0) {
         if (set.changed < ch->updated)
             set.changed = ch->updated;
         mdm_ddm_command(&set, out);
@@ -962,41 +1407,18 @@ int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
         rc = 1;
     }
 out:
-    loaded_clear(&l);
+    *lp = l;
     return rc;
 }
 
-void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
-                                const char *device_id, const char *enrollment_id, json_t *entry)
+/* "ddm" of one device's entry from its rows v[0..n) (the policy's declarations only). */
+static json_t *policy_ddm_json(const struct store_ddm_status *v, size_t n)
 {
-    struct store_ddm_statuses st;
-    struct store_device d;
-    struct scepter_error err;
-    char *prefix;
-    json_t *decls;
+    json_t *decls = json_array();
     bool any = false, all_active = true, invalid = false, unknown = false;
 
-    memset(&d, 0, sizeof(d));
-    /* A user channel's entry (a user-keychain policy) is always a profile. */
-    if (!policy_ddm || strcmp(device_id, enrollment_id) != 0 ||
-        store_device_get(ctx->store, device_id, &d, &err) != 0 ||
-        !ddm_capable(d.platform, d.os_version)) {
-        store_device_clear(&d);
-        json_object_set_new(entry, "delivery", json_string("profile"));
-        return;
-    }
-    store_device_clear(&d);
-    json_object_set_new(entry, "delivery", json_string("ddm"));
-    if (store_ddm_status_list(ctx->store, enrollment_id, &st, &err) != 0) {
-        json_object_set_new(entry, "ddm", json_pack("{s:s}", "error", err.msg));
-        return;
-    }
-    prefix = xasprintf("%s.policy.%s.", ctx->cfg->payload_identifier_prefix, uid);
-    decls = json_array();
-    for (size_t i = 0; i < st.n; i++) {
-        const struct store_ddm_status *s = &st.v[i];
-        if (strncmp(s->identifier, prefix, strlen(prefix)) != 0)
-            continue;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_ddm_status *s = &v[i];
         any = true;
         /* assets are never "active" (only configurations and activations are) */
         if (!s->active && strcmp(s->kind, "assets") != 0)
@@ -1010,14 +1432,61 @@ void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool polic
             json_object_set_new(e, "reasons", json_loads(s->reasons_json, 0, NULL));
         json_array_append_new(decls, e);
     }
-    json_object_set_new(entry, "ddm",
-                        json_pack("{s:s,s:o}", "state",
-                                  !any         ? "unknown"
-                                  : invalid    ? "invalid"
-                                  : unknown    ? "unknown"
-                                  : all_active ? "active"
-                                               : "inactive",
-                                  "declarations", decls));
+    return json_pack("{s:s,s:o}", "state",
+                     !any         ? "unknown"
+                     : invalid    ? "invalid"
+                     : unknown    ? "unknown"
+                     : all_active ? "active"
+                                  : "inactive",
+                     "declarations", decls);
+}
+
+void mdm_ddm_policy_status_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
+                                const struct store_policy_device_status *st, size_t n,
+                                json_t *const *entries)
+{
+    struct store_ddm_statuses rows;
+    struct scepter_error err;
+    const char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+    bool *ddm = xcalloc(n ? n : 1, sizeof(*ddm));
+    char *prefix = xasprintf("%s.policy.%s.", ctx->cfg->payload_identifier_prefix, uid);
+    size_t nids = 0;
+    int rc;
+
+    memset(&rows, 0, sizeof(rows));
+    /* A user channel's entry (a user-keychain policy) is always a profile. */
+    for (size_t i = 0; i < n; i++) {
+        ddm[i] = policy_ddm && st[i].enrollment_id != NULL &&
+                 strcmp(st[i].device_id, st[i].enrollment_id) == 0 &&
+                 ddm_capable(st[i].platform, st[i].os_version);
+        json_object_set_new(entries[i], "delivery", json_string(ddm[i] ? "ddm" : "profile"));
+        if (ddm[i])
+            ids[nids++] = st[i].enrollment_id;
+    }
+    rc = store_ddm_status_page(ctx->store, ids, nids, prefix, &rows, &err);
+    for (size_t i = 0; i < n; i++) {
+        if (!ddm[i])
+            continue;
+        if (rc != 0) {
+            json_object_set_new(entries[i], "ddm", json_pack("{s:s}", "error", err.msg));
+            continue;
+        }
+        /* the rows are ordered by enrollment id (bytewise): the first of this one's */
+        size_t lo = 0, hi = rows.n, end;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(rows.v[mid].enrollment_id, st[i].enrollment_id) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (end = lo; end < rows.n && strcmp(rows.v[end].enrollment_id, st[i].enrollment_id) == 0;
+             end++)
+            ;
+        json_object_set_new(entries[i], "ddm", policy_ddm_json(&rows.v[lo], end - lo));
+    }
+    store_ddm_statuses_clear(&rows);
     free(prefix);
-    store_ddm_statuses_clear(&st);
+    free(ddm);
+    free(ids);
 }

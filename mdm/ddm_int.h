@@ -45,6 +45,16 @@ const char *ddm_kind_status_key(enum ddm_kind k);
 /* "Activations", ... as in DeclarationItemsResponse.Declarations. */
 const char *ddm_kind_items_key(enum ddm_kind k);
 
+/*
+ * The status items every DDM-capable device is subscribed to (a
+ * com.apple.configuration.management.status-subscriptions configuration <prefix>.ddm.status-
+ * subscriptions, activated by <prefix>.ddm.status-activation): the facts the device record
+ * keeps.  Only items Apple allows on every enrollment type (device.identifier.serial-number
+ * is not allowed on a User Enrollment; the serial comes from Authenticate anyway).
+ */
+#define DDM_SUBSCRIBED_N 3
+extern const char *const ddm_subscribed_items[DDM_SUBSCRIBED_N];
+
 /* One computed declaration. */
 struct ddm_decl {
     enum ddm_kind kind;
@@ -99,13 +109,29 @@ int ddm_compute(const struct ddm_policy_in *pol, size_t npol, const struct profi
                 const char *prefix, const char *base_url, struct ddm_set *out, json_t *skipped,
                 struct scepter_error *err) WUR;
 
+/*
+ * What computing many devices' declarations shares (a policy save, a group change): each
+ * policy's template and its declarations that do not depend on the device (all of them when
+ * its credential has no server-side variable), the declarations every device gets, and the
+ * policies read from the store.  Per device only the credential asset of a policy with
+ * variables is rendered.  Valid while the policies it saw do not change (one request).
+ */
+struct ddm_cache;
+struct ddm_cache *ddm_cache_new(void);
+void ddm_cache_free(struct ddm_cache *c);
+/* ddm_compute with a cache (NULL: none). */
+int ddm_compute_cached(const struct ddm_policy_in *pol, size_t npol,
+                       const struct profile_device *dev, const char *prefix, const char *base_url,
+                       struct ddm_cache *cache, struct ddm_set *out, json_t *skipped,
+                       struct scepter_error *err) WUR;
+
 /* A status report (the JSON in a `status` request's Data), parsed. */
 struct ddm_report {
     json_t *root;                   /* owns the strings below */
     struct store_ddm_status *items; /* borrowed strings, reasons_json owned */
     size_t n;
     bool has_declarations; /* StatusItems.management.declarations was present */
-    const char *os_version, *model_family;
+    const char *os_version, *build_version, *model_family;
 };
 /* SCEPTER_EINVAL naming the field ("StatusItems.management.declarations.assets[0].valid"). */
 int ddm_report_parse(const void *data, size_t len, struct ddm_report *out,
@@ -141,19 +167,32 @@ void mdm_ddm_command(const struct ddm_set *s, struct mdm_command *out);
 /*
  * Does this change reach the device over DDM?  1 when the policy is a DDM policy and the device
  * is DDM-capable: *out is the DeclarativeManagement command with the device's tokens after the
- * change (the policy counted for the device when reaches, left out otherwise).  0: the device
+ * change (the policy counted for the device when reaches, left out otherwise; cache, or NULL,
+ * shared by the calls of one save).  0: the device
  * keeps the profile channel (*out untouched).  Negative with err on a store failure.
  */
 int mdm_ddm_sync_command(struct mdm_ctx *ctx, const char *device_id,
-                         const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *out,
-                         struct scepter_error *err) WUR;
+                         const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                         struct mdm_command *out, struct scepter_error *err) WUR;
 
 /*
- * For GET /v1/policies/{id}/status: add "delivery" ("ddm" or "profile") to a device's entry and,
- * on the DDM channel, "ddm": what the device last reported of the policy's declarations
- * ({"state": "active"|"inactive"|"invalid"|"unknown", "current", "declarations": [...]}).
+ * The same for a save's target whose facts and policies (their ids, from
+ * store_policies_for_devices) are known: no store read but the policies the cache has not
+ * seen yet.
  */
-void mdm_ddm_policy_device_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
-                                const char *device_id, const char *enrollment_id, json_t *entry);
+int mdm_ddm_sync_command_for(struct mdm_ctx *ctx, const struct store_target_device *t,
+                             const int64_t *policy_ids, size_t npolicies,
+                             const struct mdm_ddm_change *ch, bool reaches, struct ddm_cache *cache,
+                             struct mdm_command *out, struct scepter_error *err) WUR;
+
+/*
+ * For GET /v1/policies/{id}/status: add to entries[i], the JSON of st[i], "delivery" ("ddm" or
+ * "profile") and, on the DDM channel, "ddm": what the device last reported of the policy's
+ * declarations ({"state": "active"|"inactive"|"invalid"|"unknown", "declarations": [...]}).
+ * One store query for all of them.
+ */
+void mdm_ddm_policy_status_json(struct mdm_ctx *ctx, const char *uid, bool policy_ddm,
+                                const struct store_policy_device_status *st, size_t n,
+                                json_t *const *entries);
 
 #endif

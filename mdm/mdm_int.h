@@ -395,6 +395,13 @@ void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids
 void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now,
                          const struct mdm_push_data *push);
 /*
+ * A device reported an OS version (DeviceInformation, a DDM status report) on which it is
+ * DDM-capable: a policy it holds as a profile that goes over DDM now moves to declarations
+ * (DeclarativeManagement queued, the profile kept until they report active: mdm/ddm.c), and the
+ * device is pushed.  The caller calls this only for a DDM-capable OS version.
+ */
+void mdm_policy_os_reported(struct mdm_ctx *ctx, const char *device_id, int64_t now);
+/*
  * A macOS user channel (enrollment_id) of device_id just got its first TokenUpdate: queue the
  * user-keychain policies that target the Mac (mdm/policy.c) and push the channel.
  */

@@ -149,12 +149,30 @@ struct plan {
     int64_t now;
     int64_t expires; /* the policy's expires_in as a time, for every command (0 = never) */
     const struct mdm_ddm_change *ddm; /* the policy, for devices it reaches over DDM, or NULL */
+    /* The policy as it was when a save turns "ddm" off (else NULL): its DDM devices get a
+     * DeclarativeManagement without it beside their InstallProfile. */
+    const struct mdm_ddm_change *ddm_off;
+    size_t syncs; /* DeclarativeManagement commands of ddm_off */
+    /* Enrollments that hold the policy's profile and get its declarations now (handover). */
+    const struct store_policy_device_status *had;
+    size_t nhad;
+    const char **handover; /* borrowed enrollment ids */
+    size_t nhandover;
+    struct ddm_cache *ddm_cache; /* what every device's declarations share (owned) */
+    const struct store_policy_device_status **had_sorted; /* had by enrollment id, or NULL */
+    /* The policies of every target, read in one statement (store_policies_for_devices):
+     * pair_dev[i] is targeted by pair_pid[i], sorted by device id; valid when pairs. */
+    bool pairs;
+    char **pair_dev;
+    int64_t *pair_pid;
+    size_t npairs;
 };
 
 static void plan_init(struct plan *p, struct mdm_ctx *ctx)
 {
     memset(p, 0, sizeof(*p));
     p->skipped = json_array();
+    p->ddm_cache = ddm_cache_new();
     p->signer = ctx->conf ? ctx->conf->signer : NULL;
     p->ctx = ctx;
 }
@@ -171,6 +189,11 @@ static void plan_free(struct plan *p)
     free(p->sc);
     free(p->ids);
     free(p->cmd_of);
+    free(p->handover);
+    ddm_cache_free(p->ddm_cache);
+    free(p->had_sorted);
+    store_strv_free(p->pair_dev, p->npairs);
+    free(p->pair_pid);
     json_decref(p->skipped);
     /* A fan-out to thousands of devices held their rendered commands: give the freed memory
      * back to the system (glibc keeps it in the arena otherwise, and RSS stays at the peak). */
@@ -213,16 +236,104 @@ static void plan_add(struct plan *p, size_t cmd, const char *enrollment_id,
  * DeclarativeManagement command with its new tokens instead of InstallProfile/RemoveProfile.
  * True when it did (or the device could not be planned: then it is in p->skipped).
  */
-static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollment_id, bool reaches,
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_had(const void *a, const void *b)
+{
+    return strcmp((*(const struct store_policy_device_status *const *)a)->enrollment_id,
+                  (*(const struct store_policy_device_status *const *)b)->enrollment_id);
+}
+
+/* Does the enrollment hold the policy's profile (its latest command an InstallProfile that is
+ * installed or on its way)?  A save looks every DDM device up: had is sorted once. */
+static bool holds_profile(struct plan *p, const char *enrollment_id)
+{
+    struct store_policy_device_status key, *kp = &key;
+    const struct store_policy_device_status *const *hit;
+
+    if (p->nhad == 0)
+        return false;
+    if (p->had_sorted == NULL) {
+        p->had_sorted = xcalloc(p->nhad, sizeof(const struct store_policy_device_status *));
+        for (size_t i = 0; i < p->nhad; i++)
+            p->had_sorted[i] = &p->had[i];
+        qsort(p->had_sorted, p->nhad, sizeof(const struct store_policy_device_status *), cmp_had);
+    }
+    memset(&key, 0, sizeof(key));
+    key.enrollment_id = (char *)enrollment_id;
+    hit = bsearch(&kp, p->had_sorted, p->nhad, sizeof(const struct store_policy_device_status *),
+                  cmp_had);
+    return hit != NULL && (*hit)->action == STORE_POLICY_INSTALL &&
+           strcmp((*hit)->request_type, "InstallProfile") == 0 &&
+           ((*hit)->state == STORE_PSTATE_INSTALLED || (*hit)->state == STORE_PSTATE_PENDING);
+}
+
+/* mdm_ddm_sync_command, from the target's facts and the pairs when the save read them. */
+static int sync_command(struct plan *p, const char *device_id, const struct store_target_device *t,
+                        const struct mdm_ddm_change *ch, bool reaches, struct mdm_command *cmd,
+                        struct scepter_error *err)
+{
+    size_t lo = 0, hi = p->npairs, end;
+
+    if (t == NULL || !p->pairs)
+        return mdm_ddm_sync_command(p->ctx, device_id, ch, reaches, p->ddm_cache, cmd, err);
+    while (lo < hi) { /* the first pair of the device */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(p->pair_dev[mid], t->device_id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (end = lo; end < p->npairs && strcmp(p->pair_dev[end], t->device_id) == 0; end++)
+        ;
+    return mdm_ddm_sync_command_for(p->ctx, t, p->pair_pid + lo, end - lo, ch, reaches,
+                                    p->ddm_cache, cmd, err);
+}
+
+/*
+ * A save for many devices reads what targets each of them in one statement, for their
+ * DeclarativeManagement commands (on failure each device reads its own).
+ */
+static void plan_read_pairs(struct plan *p, const struct store_target_device *targets, size_t nt)
+{
+    struct scepter_error err;
+    const char **ids;
+    size_t n = 0;
+
+    if (nt < 2 || ((p->ddm == NULL || !ddm_policy(p->ddm->pp)) && p->ddm_off == NULL))
+        return;
+    ids = xcalloc(nt, sizeof(const char *));
+    for (size_t i = 0; i < nt; i++)
+        if (strcmp(targets[i].device_id, targets[i].enrollment_id) == 0 &&
+            ddm_capable(targets[i].platform, targets[i].os_version))
+            ids[n++] = targets[i].device_id;
+    if (n > 1) {
+        if (store_policies_for_devices(p->ctx->store, ids, n, &p->pair_dev, &p->pair_pid,
+                                       &p->npairs, &err) == 0)
+            p->pairs = true;
+        else
+            log_kv(LOG_LVL_WARN, "policy_targets", "msg", err.msg, NULL);
+    }
+    free(ids);
+}
+
+static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollment_id,
+                     const struct store_target_device *t, bool reaches,
                      enum store_policy_action action)
 {
     struct scepter_error err;
     struct mdm_command cmd;
+    /* What a device being untargeted holds is the policy as it was. */
+    const struct mdm_ddm_change *ch =
+        action == STORE_POLICY_REMOVE && p->ddm_off != NULL ? p->ddm_off : p->ddm;
     int rc;
 
-    if (p->ddm == NULL || strcmp(device_id, enrollment_id) != 0)
+    if (ch == NULL || strcmp(device_id, enrollment_id) != 0)
         return false; /* not a DDM save, or a user channel (user-keychain policies) */
-    rc = mdm_ddm_sync_command(p->ctx, device_id, p->ddm, reaches, &cmd, &err);
+    rc = sync_command(p, device_id, t, ch, reaches, &cmd, &err);
     if (rc < 0)
         json_array_append_new(p->skipped,
                               json_pack("{s:s,s:s}", "device", device_id, "error", err.msg));
@@ -230,7 +341,50 @@ static bool plan_ddm(struct plan *p, const char *device_id, const char *enrollme
         return rc < 0;
     *plan_new_command(p) = cmd;
     plan_add(p, p->ncmds - 1, enrollment_id, action);
+    /* The profile stays until the declarations report active (mdm/ddm.c): no identity gap. */
+    if (action == STORE_POLICY_INSTALL && holds_profile(p, enrollment_id)) {
+        p->handover = xreallocarray(p->handover, p->nhandover + 1, sizeof(*p->handover));
+        p->handover[p->nhandover++] = p->ids[p->n - 1];
+    }
     return true;
+}
+
+/*
+ * "ddm" turned off: the device that had the policy's declarations gets, beside the
+ * InstallProfile just planned for it (the last entry), a DeclarativeManagement with its tokens
+ * without the policy.  It is queued before the InstallProfile (so the policy's status follows
+ * the profile) at a lower priority (so the device installs the profile first and has an
+ * identity throughout).
+ */
+static void plan_ddm_off(struct plan *p, const struct store_target_device *t)
+{
+    const char *device_id = t->device_id, *enrollment_id = t->enrollment_id;
+    struct scepter_error err;
+    struct mdm_command cmd;
+    int rc;
+
+    if (p->ddm_off == NULL || strcmp(device_id, enrollment_id) != 0)
+        return;
+    rc = sync_command(p, device_id, t, p->ddm_off, false, &cmd, &err);
+    if (rc < 0)
+        log_kv(LOG_LVL_WARN, "ddm_sync_not_queued", "device", device_id, "msg", err.msg, NULL);
+    if (rc <= 0)
+        return;
+    *plan_new_command(p) = cmd;
+    plan_add(p, p->ncmds - 1, enrollment_id, STORE_POLICY_INSTALL);
+    p->installs--;
+    p->syncs++;
+    p->sc[p->n - 1].priority = -1;
+    /* swap with the InstallProfile before it */
+    struct store_command sc = p->sc[p->n - 1];
+    const char *id = p->ids[p->n - 1];
+    size_t cmd_of = p->cmd_of[p->n - 1];
+    p->sc[p->n - 1] = p->sc[p->n - 2];
+    p->ids[p->n - 1] = p->ids[p->n - 2];
+    p->cmd_of[p->n - 1] = p->cmd_of[p->n - 2];
+    p->sc[p->n - 2] = sc;
+    p->ids[p->n - 2] = id;
+    p->cmd_of[p->n - 2] = cmd_of;
 }
 
 /* Point every store command at its (now stable) command buffer. */
@@ -272,11 +426,15 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
     bool uniform = profile_template_is_uniform(t) && p->otc == NULL;
     size_t shared = (size_t)-1;
 
+    plan_read_pairs(p, targets, nt);
+
     for (size_t i = 0; i < nt; i++) {
-        if (plan_ddm(p, targets[i].device_id, targets[i].enrollment_id, true, STORE_POLICY_INSTALL))
+        if (plan_ddm(p, targets[i].device_id, targets[i].enrollment_id, &targets[i], true,
+                     STORE_POLICY_INSTALL))
             continue;
         if (uniform && shared != (size_t)-1) {
             plan_add(p, shared, targets[i].enrollment_id, STORE_POLICY_INSTALL);
+            plan_ddm_off(p, &targets[i]);
             continue;
         }
         struct profile_device d;
@@ -303,15 +461,11 @@ static void plan_installs(struct plan *p, const struct profile_template *t,
             mdm_command_install_profile(xml.data, xml.len, NULL, plan_new_command(p));
         free(der);
         plan_add(p, k, targets[i].enrollment_id, STORE_POLICY_INSTALL);
+        plan_ddm_off(p, &targets[i]);
         if (uniform)
             shared = k;
     }
     buf_free(&xml);
-}
-
-static int cmp_strp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* RemoveProfile for the devices in `had` that are not among the targets. */
@@ -320,22 +474,23 @@ static void plan_removals(struct plan *p, const char *identifier,
                           const struct store_target_device *targets, size_t nt)
 {
     size_t shared = (size_t)-1;
-    /* The targets' enrollments, sorted: a lookup per device that had the policy, not a scan
-     * of every target (a save for 100,000 devices compared 10^10 pairs). */
-    const char **kept = xcalloc(nt ? nt : 1, sizeof(*kept));
+    /* the targets' enrollment ids, sorted: an update of every device looks each one up */
+    const char **tid = xcalloc(nt ? nt : 1, sizeof(*tid));
 
     for (size_t j = 0; j < nt; j++)
-        kept[j] = targets[j].enrollment_id;
-    qsort(kept, nt, sizeof(*kept), cmp_strp);
+        tid[j] = targets[j].enrollment_id;
+    qsort(tid, nt, sizeof(*tid), cmp_str);
     for (size_t i = 0; i < nhad; i++) {
+        bool keep = false;
         const char *key = had[i].enrollment_id;
         if (had[i].action != STORE_POLICY_INSTALL)
             continue; /* already removed or being removed */
         if (had[i].state != STORE_PSTATE_INSTALLED && had[i].state != STORE_PSTATE_PENDING)
             continue; /* failed or cancelled: nothing on the device */
         /* By channel: a policy moved to the user keychain leaves the device channel. */
-        if ((nt && bsearch(&key, kept, nt, sizeof(*kept), cmp_strp) != NULL) ||
-            plan_ddm(p, had[i].device_id, had[i].enrollment_id, false, STORE_POLICY_REMOVE))
+        keep = nt > 0 && bsearch(&key, tid, nt, sizeof(*tid), cmp_str) != NULL;
+        if (keep ||
+            plan_ddm(p, had[i].device_id, had[i].enrollment_id, NULL, false, STORE_POLICY_REMOVE))
             continue;
         if (shared == (size_t)-1) { /* one RemoveProfile command for all of them */
             shared = p->ncmds;
@@ -343,7 +498,7 @@ static void plan_removals(struct plan *p, const char *identifier,
         }
         plan_add(p, shared, had[i].enrollment_id, STORE_POLICY_REMOVE);
     }
-    free(kept);
+    free(tid);
 }
 
 /*
@@ -416,6 +571,7 @@ static void push_plan(struct mdm_ctx *ctx, const struct plan *p)
 {
     mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED, "InstallProfile", p->installs);
     mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED, "RemoveProfile", p->removals);
+    mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED, "DeclarativeManagement", p->syncs);
     if (p->n)
         mdm_push_enrollments(ctx, p->ids, p->n);
 }
@@ -490,6 +646,9 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
     plan.expires = pp.expires_in ? c->now + pp.expires_in : 0;
     struct mdm_ddm_change ddm = {uid, &pp, c->now};
     plan.ddm = &ddm;
+    struct mdm_ddm_change was = {uid, existing_pp, c->now};
+    if (existing_pp != NULL && ddm_policy(existing_pp) && !ddm_policy(&pp))
+        plan.ddm_off = &was;
     rc = profile_template_new(&pp, &ro, &t, &pr);
     mdm_scep_otc_end(&pp, &otc);
     if (rc != 0) {
@@ -513,6 +672,8 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
         api_reply_scepter_error(c, &err);
         goto out;
     }
+    plan.had = had;
+    plan.nhad = nhad;
     plan_installs(&plan, t, targets, nt);
     if (existing)
         plan_removals(&plan, ident, had, nhad, targets, nt);
@@ -532,6 +693,10 @@ static void policy_save(struct api_call *c, const struct store_policy *existing,
         api_reply_scepter_error(c, &err);
         goto out;
     }
+    for (size_t i = 0; i < plan.nhandover; i++)
+        if (store_ddm_handover_add(c->ctx->store, plan.handover[i], sp.id, uid, c->now, &err) != 0)
+            log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", plan.handover[i], "msg", err.msg,
+                   NULL);
     push_plan(c->ctx, &plan);
     log_kv(LOG_LVL_INFO, existing ? "policy_updated" : "policy_created", "policy", pp.name,
            "platform", platform_name(pp.platform), NULL);
@@ -693,6 +858,7 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
     failed = json_array();
     removed = json_array();
     devices = json_array();
+    json_t **entries = xcalloc(n ? n : 1, sizeof(json_t *));
     for (size_t i = 0; i < n; i++) {
         json_t *d = json_pack("{s:s,s:s,s:s,s:I,s:o,s:i}", "device", st[i].device_id, "command",
                               st[i].uuid, "state", store_policy_state_name(st[i].state),
@@ -702,7 +868,12 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
             json_object_set_new(d, "error_chain", json_loads(st[i].error_chain_json, 0, NULL));
         if (st[i].enrollment_id && strcmp(st[i].enrollment_id, st[i].device_id) != 0)
             json_object_set_new(d, "channel", json_string(st[i].enrollment_id)); /* a user's */
-        mdm_ddm_policy_device_json(c->ctx, sp->uid, ddm, st[i].device_id, st[i].enrollment_id, d);
+        entries[i] = d;
+    }
+    /* delivery and the DDM reports: one store query for every device */
+    mdm_ddm_policy_status_json(c->ctx, sp->uid, ddm, st, n, entries);
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = entries[i];
         json_t *delivery = json_object_get(d, "delivery"); /* borrowed while d lives */
         switch (st[i].state) {
         case STORE_PSTATE_INSTALLED:
@@ -735,6 +906,7 @@ static void policy_status(struct api_call *c, const struct store_policy *sp)
                                "state", cs, "error", error_json(st[i].error_chain_json), "updated",
                                api_time(st[i].updated), "delivery", delivery));
     }
+    free(entries);
     store_policy_statuses_free(st, n);
     free(want);
     j = json_pack(
@@ -1371,7 +1543,8 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
     for (size_t i = 0; i < nall; i++) {
         struct store_policy *sp = &all[i];
         struct profile_policy pp;
-        bool targeted = false, has = false, current = false;
+        bool targeted = false, has = false, current = false, as_profile = false;
+        const struct store_policy_device_status *mine = NULL;
 
         for (size_t k = 0; k < nids && !targeted; k++)
             targeted = ids[k] == sp->id;
@@ -1383,12 +1556,18 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             has = st[k].action == STORE_POLICY_INSTALL &&
                   (st[k].state == STORE_PSTATE_INSTALLED || st[k].state == STORE_PSTATE_PENDING);
             current = has && st[k].policy_version == sp->version;
+            as_profile = has && strcmp(st[k].request_type, "InstallProfile") == 0;
+            mine = &st[k];
         }
         if (targeted && !platform_reached(profile_platform_parse(sp->platform), dev.platform))
             targeted = false;
         if (targeted && user_keychain(sp))
             targeted = false; /* its profile goes to the user channels */
-        if (targeted == has && (!targeted || current))
+        /* A device holding the profile whose OS now takes declarations (an upgrade): moved
+         * if the policy goes over DDM (read below). */
+        bool upgrade =
+            targeted && current && as_profile && ddm_capable(dev.platform, dev.os_version);
+        if (targeted == has && (!targeted || current) && !upgrade)
             continue;
         /* Only now is the document read: most policies need nothing for this device. */
         if (from_store(sp, &pp, &err) != 0) {
@@ -1396,12 +1575,18 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             profile_policy_clear(&pp);
             continue;
         }
+        if (upgrade && !ddm_policy(&pp)) {
+            profile_policy_clear(&pp);
+            continue; /* stays a profile */
+        }
 
         char *ident = identifier_of(ctx->cfg, sp->uid);
         struct plan plan;
         struct mdm_ddm_change ddm = {sp->uid, &pp, sp->updated};
         plan_init(&plan, ctx);
         plan.ddm = &ddm;
+        plan.had = mine;
+        plan.nhad = mine ? 1 : 0;
         if (targeted) {
             struct profile_problems pr = PROFILE_PROBLEMS_INIT;
             struct profile_template *t = NULL;
@@ -1455,8 +1640,16 @@ static void reconcile_device(struct mdm_ctx *ctx, const char *device_id, int64_t
             queued = true;
             mdm_metrics_command(ctx->srv, MDM_CMD_QUEUED,
                                 targeted ? "InstallProfile" : "RemoveProfile", plan.n);
-            log_kv(LOG_LVL_INFO, targeted ? "policy_install_queued" : "policy_remove_queued",
+            log_kv(LOG_LVL_INFO,
+                   upgrade    ? "policy_moved_to_ddm"
+                   : targeted ? "policy_install_queued"
+                              : "policy_remove_queued",
                    "policy", sp->name, "device", device_id, NULL);
+            for (size_t k = 0; k < plan.nhandover; k++)
+                if (store_ddm_handover_add(ctx->store, plan.handover[k], sp->id, sp->uid, now,
+                                           &err) != 0)
+                    log_kv(LOG_LVL_WARN, "ddm_handover", "enrollment", plan.handover[k], "msg",
+                           err.msg, NULL);
         }
         plan_free(&plan);
         free(ident);
@@ -1491,6 +1684,11 @@ void mdm_device_enrolled(struct mdm_ctx *ctx, const char *device_id, int64_t now
     /* Apple: a device polls only after a push, so push after the first TokenUpdate — with the
      * token it just sent, no need to read it back. */
     mdm_push_one(ctx, push);
+}
+
+void mdm_policy_os_reported(struct mdm_ctx *ctx, const char *device_id, int64_t now)
+{
+    reconcile_device(ctx, device_id, now, true);
 }
 
 void mdm_policy_group_changed(struct mdm_ctx *ctx, const char *const *device_ids, size_t n,

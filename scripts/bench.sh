@@ -8,6 +8,8 @@
 #                  queued rows, result reports)
 #   bench_profiles per-device profile rendering
 #   bench_ddm      DDM: new tokens for every device of a policy save, one declaration-items sync
+#                  (computed alone), then the same through the store and the API handler for
+#                  BENCH_DDM_DEVICES DDM devices on SQLite and on PostgreSQL (bench_ddm --save)
 #   bench_sim_memory  the simulator's memory per idle device
 #   sim-scale      the simulator's scale mode against a real scepter, scepserver and APNs
 #                  test server (scripts/sim-scale.sh): enrollment by SCEP, a command to all
@@ -20,7 +22,7 @@
 #   BENCH_DEVICES (10000)  BENCH_BIG_DEVICES (100000; PostgreSQL: BENCH_BIG_DEVICES_PG, 20000)
 #   BENCH_SECONDS (5)
 #   BENCH_STORE_DEVICES (100000)  BENCH_STORE_ROUNDS (10)  BENCH_APNS_COUNT (100000)
-#   BENCH_SIM_DEVICES (100000)  BENCH_SIM_SCALE_DEVICES (10000; ~4 minutes: every device
+#   BENCH_DDM_DEVICES (100000)  BENCH_SIM_DEVICES (100000)  BENCH_SIM_SCALE_DEVICES (10000; ~4 minutes: every device
 #   does a real SCEP enrollment with Debian's scepserver, ~40 CPU-ms across the processes)
 #   BENCH_ONLY ("mdm apns store profiles ddm sim simscale": a subset)
 set -u
@@ -46,6 +48,7 @@ STORE_DEVICES=${BENCH_STORE_DEVICES:-100000}
 STORE_ROUNDS=${BENCH_STORE_ROUNDS:-10}
 APNS_COUNT=${BENCH_APNS_COUNT:-100000}
 SIM_DEVICES=${BENCH_SIM_DEVICES:-100000}
+DDM_DEVICES=${BENCH_DDM_DEVICES:-100000}
 SIM_SCALE_DEVICES=${BENCH_SIM_SCALE_DEVICES:-10000}
 ONLY=${BENCH_ONLY:-mdm apns store profiles ddm sim simscale scep}
 FIGS=$TMP/figures.tsv # bench, name, value, unit, target
@@ -140,6 +143,10 @@ fi
 if wants ddm; then
     run ddm 600 "$B/tests/bench/bench_ddm" "$STORE_DEVICES"
     table_figures "ddm" "" "$TMP/ddm.out"
+    for backend in sqlite postgres; do
+        run "ddm-save-$backend" 1800 "$B/tests/bench/bench_ddm" --save "$backend" "$DDM_DEVICES"
+        table_figures "ddm" "" "$TMP/ddm-save-$backend.out"
+    done
 fi
 
 if wants sim; then

@@ -68,6 +68,9 @@ DDM_TYPES = {
     "management.declarations": "status/management.declarations.yaml",
     "device.operating-system.version": "status/device.operating-system.version.yaml",
     "device.model.family": "status/device.model.family.yaml",
+    "device.operating-system.build-version": "status/device.operating-system.build-version.yaml",
+    "com.apple.configuration.management.status-subscriptions":
+        "declarations/configurations/management.status-subscriptions.yaml",
 }
 
 

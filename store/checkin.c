@@ -853,6 +853,7 @@ void store_device_clear(struct store_device *d)
     free(d->product_name);
     free(d->os_version);
     free(d->build_version);
+    free(d->model_family);
     free(d->topic);
     store_strv_free(d->groups, d->n_groups);
     memset(d, 0, sizeof(*d));
@@ -877,7 +878,8 @@ void store_devices_free(struct store_device *d, size_t n)
     " coalesce(e.token_updated_at, 0), d.checked_out_at, d.created, d.removed_at,"                 \
     " d.reenroll_until, coalesce(e.awaiting_configuration, false),"                                \
     " coalesce((SELECT max(b.not_after) FROM cert_bindings b WHERE b.device_id = d.id), 0),"       \
-    " d.renewal_at, d.renewed_at"                                                                  \
+    " d.renewal_at, d.renewed_at,"                                                                 \
+    " (SELECT x.model_family FROM ddm_devices x WHERE x.device_id = d.id)"                         \
     " FROM devices d LEFT JOIN enrollments e ON e.id = d.id"
 
 static void read_device(const struct dbres *r, struct store_device *d)
@@ -907,6 +909,7 @@ static void read_device(const struct dbres *r, struct store_device *d)
     d->identity_not_after = db_int(r, 22);
     d->renewal_at = db_int(r, 23);
     d->renewed_at = db_int(r, 24);
+    d->model_family = db_strdup(r, 25);
 }
 
 static const struct store_sql SQL_DEVICE_GET = {

@@ -40,6 +40,10 @@ static int check_report(const struct store_ddm_report *r, struct scepter_error *
         (rc = store_check_str(r->os_version, MAX_DDM_FACT, "device.operating-system.version",
                               err)) != 0)
         return rc;
+    if (r->build_version != NULL &&
+        (rc = store_check_str(r->build_version, MAX_DDM_FACT,
+                              "device.operating-system.build-version", err)) != 0)
+        return rc;
     if (r->model_family != NULL &&
         (rc = store_check_str(r->model_family, MAX_DDM_FACT, "device.model.family", err)) != 0)
         return rc;
@@ -85,7 +89,10 @@ static const struct store_sql SQL_DDM_DEVICE = {
     " last_report = excluded.last_report",
     NULL, NULL};
 static const struct store_sql SQL_DDM_OS = {
-    "ddm_os", "UPDATE devices SET os_version = $2, updated = $3 WHERE id = $1", NULL, NULL};
+    "ddm_os",
+    "UPDATE devices SET os_version = coalesce($2, os_version),"
+    " build_version = coalesce($3, build_version), updated = $4 WHERE id = $1",
+    NULL, NULL};
 
 static int report_tx(struct store *s, const struct store_ddm_report *r, int64_t now,
                      struct scepter_error *err)
@@ -129,8 +136,9 @@ static int report_tx(struct store *s, const struct store_ddm_report *r, int64_t 
         if ((rc = db_exec(s, &SQL_DDM_DEVICE, p, ARRAY_LEN(p), NULL, err)) != 0)
             return rc;
     }
-    if (r->os_version != NULL) {
-        struct dbv p[] = {P_TEXT(r->device_id), P_TEXT(r->os_version), P_INT(now)};
+    if (r->os_version != NULL || r->build_version != NULL) {
+        struct dbv p[] = {P_TEXT(r->device_id), P_TEXT(r->os_version), P_TEXT(r->build_version),
+                          P_INT(now)};
         if ((rc = db_exec(s, &SQL_DDM_OS, p, ARRAY_LEN(p), NULL, err)) != 0)
             return rc;
     }
@@ -158,6 +166,7 @@ void store_ddm_statuses_clear(struct store_ddm_statuses *l)
         free((char *)l->v[i].server_token);
         free((char *)l->v[i].valid);
         free((char *)l->v[i].reasons_json);
+        free((char *)l->v[i].enrollment_id);
     }
     free(l->v);
     l->v = NULL;
@@ -215,6 +224,166 @@ int store_ddm_status_list(struct store *s, const char *enrollment_id,
     if ((rc = store_check_str(enrollment_id, 256, "enrollment_id", err)) != 0)
         return rc;
     STORE_CALL(s, rc, err) rc = list_once(s, enrollment_id, out, err);
+    return rc;
+}
+
+/* The identifier's prefix is compared with substr so that no LIKE pattern character in it
+ * (an underscore in payload_identifier_prefix) matches anything else. */
+static const struct store_sql SQL_DDM_PAGE = {
+    "ddm_page",
+    "SELECT kind, identifier, server_token, active, valid, reasons, updated, enrollment_id"
+    " FROM ddm_status WHERE enrollment_id IN {ARR1} AND substr(identifier, 1, length($2)) = $2"
+    " ORDER BY enrollment_id, kind, identifier",
+    NULL, NULL};
+
+static int page_once(struct store *s, const char *const *ids, size_t n, const char *prefix,
+                     struct store_ddm_statuses *out, struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(prefix)};
+    struct dbres r;
+    size_t cap = 0;
+    int rc;
+
+    store_ddm_statuses_clear(out);
+    if ((rc = db_query(s, &SQL_DDM_PAGE, p, ARRAY_LEN(p), &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        struct store_ddm_status *it;
+
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            out->v = xreallocarray(out->v, cap, sizeof(*out->v));
+        }
+        it = &out->v[out->n++];
+        memset(it, 0, sizeof(*it));
+        it->kind = db_strdup(&r, 0);
+        it->identifier = db_strdup(&r, 1);
+        it->server_token = db_strdup(&r, 2);
+        it->active = db_bool(&r, 3);
+        it->valid = db_strdup(&r, 4);
+        it->reasons_json = db_strdup(&r, 5);
+        it->updated = db_int(&r, 6);
+        it->enrollment_id = db_strdup(&r, 7);
+    }
+    db_res_clear(&r);
+    if (rc < 0)
+        store_ddm_statuses_clear(out);
+    return rc < 0 ? rc : 0;
+}
+
+int store_ddm_status_page(struct store *s, const char *const *enrollment_ids, size_t n,
+                          const char *prefix, struct store_ddm_statuses *out,
+                          struct scepter_error *err)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = store_check_str(enrollment_ids[i], 256, "enrollment_id", err)) != 0)
+            return rc;
+    if ((rc = store_check_str(prefix, MAX_DDM_ID, "prefix", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err) rc = page_once(s, enrollment_ids, n, prefix, out, err);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Profile to declarations                                                                   */
+
+static const struct store_sql SQL_HANDOVER_ADD = {
+    "ddm_handover_add",
+    "INSERT INTO ddm_handover (enrollment_id, policy_id, policy_uid, created)"
+    " VALUES ($1, $2, $3, $4) ON CONFLICT (enrollment_id, policy_id) DO NOTHING",
+    NULL, NULL};
+static const struct store_sql SQL_HANDOVER_LIST = {
+    "ddm_handover_list",
+    "SELECT policy_id, policy_uid FROM ddm_handover WHERE enrollment_id = $1 ORDER BY policy_id",
+    NULL, NULL};
+static const struct store_sql SQL_HANDOVER_DONE = {
+    "ddm_handover_done", "DELETE FROM ddm_handover WHERE enrollment_id = $1 AND policy_id = $2",
+    NULL, NULL};
+
+int store_ddm_handover_add(struct store *s, const char *enrollment_id, int64_t policy_id,
+                           const char *policy_uid, int64_t now, struct scepter_error *err)
+{
+    int rc;
+
+    if ((rc = store_check_str(enrollment_id, 256, "enrollment_id", err)) != 0 ||
+        (rc = store_check_str(policy_uid, 64, "policy_uid", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(enrollment_id), P_INT(policy_id), P_TEXT(policy_uid), P_INT(now)};
+        rc = db_exec(s, &SQL_HANDOVER_ADD, p, ARRAY_LEN(p), NULL, err);
+    }
+    return rc;
+}
+
+static int handover_list_once(struct store *s, const char *enrollment_id, int64_t **ids,
+                              char ***uids, size_t *n, struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(enrollment_id)};
+    struct dbres r;
+    size_t cap = 0;
+    int rc;
+
+    free(*ids);
+    store_strv_free(*uids, *n);
+    *ids = NULL;
+    *uids = NULL;
+    *n = 0;
+    if ((rc = db_query(s, &SQL_HANDOVER_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *ids = xreallocarray(*ids, cap, sizeof(**ids));
+            *uids = xreallocarray(*uids, cap, sizeof(**uids));
+        }
+        (*ids)[*n] = db_int(&r, 0);
+        (*uids)[*n] = db_strdup(&r, 1);
+        (*n)++;
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+int store_ddm_handover_list(struct store *s, const char *enrollment_id, int64_t **policy_ids,
+                            char ***policy_uids, size_t *n, struct scepter_error *err)
+{
+    int rc;
+
+    *policy_ids = NULL;
+    *policy_uids = NULL;
+    *n = 0;
+    if ((rc = store_check_str(enrollment_id, 256, "enrollment_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    rc = handover_list_once(s, enrollment_id, policy_ids, policy_uids, n, err);
+    if (rc != 0) {
+        free(*policy_ids);
+        store_strv_free(*policy_uids, *n);
+        *policy_ids = NULL;
+        *policy_uids = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int store_ddm_handover_done(struct store *s, const char *enrollment_id, int64_t policy_id,
+                            struct scepter_error *err)
+{
+    int rc;
+
+    if ((rc = store_check_str(enrollment_id, 256, "enrollment_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(enrollment_id), P_INT(policy_id)};
+        rc = db_exec(s, &SQL_HANDOVER_DONE, p, ARRAY_LEN(p), NULL, err);
+    }
     return rc;
 }
 

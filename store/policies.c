@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/str.h"
 #include "common/xmalloc.h"
 
@@ -581,6 +582,122 @@ int store_policy_list(struct store *s, const char *platform, struct store_policy
     return rc;
 }
 
+/* The policies targeting a device, without their targets: what a DDM sync computes from. */
+static const struct store_sql SQL_POLICIES_OF_DEVICE = {
+    "policies_of_device",
+    POLICY_COLUMNS " p WHERE p.id IN (SELECT policy_id FROM policy_devices WHERE device_id = $1"
+                   "  UNION SELECT t.policy_id FROM policy_groups t"
+                   "  JOIN group_members m ON m.group_id = t.group_id WHERE m.device_id = $1)"
+                   " ORDER BY p.id",
+    NULL, NULL};
+
+static int policies_of_device(struct store *s, const char *device_id, struct store_policy **out,
+                              size_t *n, struct scepter_error *err)
+{
+    struct dbv q[] = {P_TEXT(device_id)};
+    size_t cap = 0;
+    struct dbres r;
+    int rc;
+
+    store_policies_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    if ((rc = db_query(s, &SQL_POLICIES_OF_DEVICE, q, 1, &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = xreallocarray(*out, cap, sizeof(**out));
+        }
+        memset(&(*out)[*n], 0, sizeof(**out));
+        read_policy(&r, &(*out)[(*n)++]);
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+int store_policies_of_device(struct store *s, const char *device_id, struct store_policy **out,
+                             size_t *n, struct scepter_error *err)
+{
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = store_check_str(device_id, LIMIT_DEVICE_ID, "device_id", err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err) rc = policies_of_device(s, device_id, out, n, err);
+    if (rc != 0) {
+        store_policies_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+static const struct store_sql SQL_POLICIES_FOR_DEVICES = {
+    "policies_for_devices",
+    "SELECT x.device_id, x.policy_id FROM (SELECT t.device_id, t.policy_id FROM policy_devices t"
+    "  WHERE t.device_id IN {ARR1}"
+    "  UNION SELECT m.device_id, g.policy_id FROM policy_groups g"
+    "  JOIN group_members m ON m.group_id = g.group_id WHERE m.device_id IN {ARR1}) AS x"
+    " ORDER BY 1, 2",
+    NULL, NULL};
+
+static int policies_for_devices(struct store *s, const char *const *ids, size_t ndev, char ***devs,
+                                int64_t **pids, size_t *n, struct scepter_error *err)
+{
+    struct dbv q[] = {P_TEXTS(ids, ndev)};
+    size_t cap = 0;
+    struct dbres r;
+    int rc;
+
+    store_strv_free(*devs, *n);
+    free(*pids);
+    *devs = NULL;
+    *pids = NULL;
+    *n = 0;
+    if ((rc = db_query(s, &SQL_POLICIES_FOR_DEVICES, q, 1, &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *devs = xreallocarray(*devs, cap, sizeof(**devs));
+            *pids = xreallocarray(*pids, cap, sizeof(**pids));
+        }
+        (*devs)[*n] = db_strdup(&r, 0);
+        (*pids)[*n] = db_int(&r, 1);
+        (*n)++;
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+int store_policies_for_devices(struct store *s, const char *const *device_ids, size_t ndev,
+                               char ***device_ids_out, int64_t **policy_ids, size_t *n,
+                               struct scepter_error *err)
+{
+    int rc;
+
+    *device_ids_out = NULL;
+    *policy_ids = NULL;
+    *n = 0;
+    if (ndev == 0)
+        return 0;
+    for (size_t i = 0; i < ndev; i++)
+        if ((rc = store_check_str(device_ids[i], LIMIT_DEVICE_ID, "device_id", err)) != 0)
+            return rc;
+    STORE_CALL(s, rc, err)
+    rc = policies_for_devices(s, device_ids, ndev, device_ids_out, policy_ids, n, err);
+    if (rc != 0) {
+        store_strv_free(*device_ids_out, *n);
+        free(*policy_ids);
+        *device_ids_out = NULL;
+        *policy_ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 /* One round trip: 0 whether the device exists (every row), 1 a policy id or NULL. */
 static const struct store_sql SQL_POLICIES_FOR_DEVICE = {
     "policies_for_device",
@@ -690,6 +807,7 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
         free(st[i].error_chain_json);
         free(st[i].device_name);
         free(st[i].serial_number);
+        free(st[i].os_version);
     }
     free(st);
 }
@@ -700,8 +818,9 @@ void store_policy_statuses_free(struct store_policy_device_status *st, size_t n)
 static const struct store_sql SQL_POLICY_STATUS = {
     "policy_status",
     "SELECT x.device_id, x.enrollment_id, x.uuid, x.action, x.pversion, x.state, x.status,"
-    " x.error_chain, x.notnow_count, x.updated, d.device_name, d.serial_number, d.platform"
-    " FROM (SELECT e.device_id, q.enrollment_id,"
+    " x.error_chain, x.notnow_count, x.updated, d.device_name, d.serial_number, d.platform,"
+    " x.request_type, d.os_version"
+    " FROM (SELECT e.device_id, q.enrollment_id, c.request_type,"
     "  q.command_uuid AS uuid, c.policy_action AS action, c.policy_version AS pversion,"
     "  q.state, q.status, q.error_chain, q.notnow_count, q.updated,"
     "  row_number() OVER (PARTITION BY q.enrollment_id ORDER BY q.seq DESC) AS rn"
@@ -788,6 +907,8 @@ static int policy_status(struct store *s, int64_t id, struct store_policy_device
         d->serial_number = db_strdup(&r, 11);
         d->platform =
             db_isnull(&r, 12) ? STORE_PLATFORM_UNKNOWN : store_platform_parse(db_text(&r, 12));
+        str_copy(d->request_type, sizeof(d->request_type), db_text(&r, 13));
+        d->os_version = db_strdup(&r, 14);
     }
     db_res_clear(&r);
     if (rc == 0 && count == 0 && !exists)
@@ -817,7 +938,7 @@ int store_policy_status(struct store *s, int64_t policy_id, struct store_policy_
 static const struct store_sql SQL_ENROLLMENT_POLICY_STATUS = {
     "enrollment_policy_status",
     "SELECT policy_id, uuid, action, pversion, state, status, error_chain, notnow_count, updated,"
-    " enrollment_id FROM (SELECT q.policy_id, q.command_uuid AS uuid,"
+    " enrollment_id, request_type FROM (SELECT q.policy_id, q.command_uuid AS uuid, c.request_type,"
     "  c.policy_action AS action, c.policy_version AS pversion, q.state, q.status,"
     "  q.error_chain, q.notnow_count, q.updated, q.enrollment_id,"
     "  row_number() OVER (PARTITION BY q.policy_id ORDER BY q.seq DESC) AS rn"
@@ -857,6 +978,7 @@ static int enrollment_policy_status(struct store *s, const char *enrollment_id,
         d->updated = db_int(&r, 8);
         d->enrollment_id = db_strdup(&r, 9);
         d->device_id = xstrdup(d->enrollment_id);
+        str_copy(d->request_type, sizeof(d->request_type), db_text(&r, 10));
     }
     db_res_clear(&r);
     if (rc < 0) {

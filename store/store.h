@@ -243,6 +243,7 @@ struct store_device {
     enum store_enroll_type type;
     char *serial_number, *device_name, *model, *model_name, *product_name, *os_version,
         *build_version;
+    char *model_family; /* device.model.family of its last DDM status report, or NULL */
     enum store_platform platform;
     char *topic;
     bool enrolled; /* device channel enabled */
@@ -731,6 +732,18 @@ int store_device_policy_probe(struct store *s, const char *device_id, bool *poli
 /* Ids of the policies that target the device directly or through one of its groups. */
 int store_policies_for_device(struct store *s, const char *device_id, int64_t **ids, size_t *n,
                               struct scepter_error *err) WUR;
+/* The policies that target the device, read in one statement, their targets left empty (what a
+ * DDM sync computes from), ordered by id (store_policies_free). */
+int store_policies_of_device(struct store *s, const char *device_id, struct store_policy **out,
+                             size_t *n, struct scepter_error *err) WUR;
+/*
+ * The same for many devices in one statement (a policy save): (device_ids_out[i], policy_ids[i])
+ * pairs, i < *n, ordered by device id then policy id (bytewise); a device no policy targets has
+ * none.  The caller frees both (store_strv_free, free).
+ */
+int store_policies_for_devices(struct store *s, const char *const *device_ids, size_t ndev,
+                               char ***device_ids_out, int64_t **policy_ids, size_t *n,
+                               struct scepter_error *err) WUR;
 
 /* Where a policy stands on one device, from its latest install/remove command there. */
 enum store_policy_state {
@@ -751,6 +764,7 @@ struct store_policy_device_status {
     char *device_id;
     char *enrollment_id;
     char uuid[UUID_STR_LEN]; /* the latest linked command */
+    char request_type[32];   /* its RequestType (InstallProfile, DeclarativeManagement, ...) */
     enum store_policy_action action;
     int64_t policy_version;
     enum store_policy_state state;
@@ -758,7 +772,7 @@ struct store_policy_device_status {
     int notnow_count;
     int64_t updated;
     /* The device's facts (store_policy_status only; NULL / UNKNOWN when not known). */
-    char *device_name, *serial_number;
+    char *device_name, *serial_number, *os_version;
     enum store_platform platform;
 };
 void store_policy_statuses_free(struct store_policy_device_status *s, size_t n);
@@ -785,9 +799,10 @@ struct store_ddm_status {
     const char *identifier;   /* the declaration's Identifier */
     const char *server_token; /* the ServerToken the device holds */
     bool active;
-    const char *valid;        /* "valid", "invalid" or "unknown" */
-    const char *reasons_json; /* JSON array of the reasons, or NULL */
-    int64_t updated;          /* out: when it was reported */
+    const char *valid;         /* "valid", "invalid" or "unknown" */
+    const char *reasons_json;  /* JSON array of the reasons, or NULL */
+    int64_t updated;           /* out: when it was reported */
+    const char *enrollment_id; /* out (store_ddm_status_page only) */
 };
 /* A status list read back (store_ddm_status_list): every string is owned by the list. */
 struct store_ddm_statuses {
@@ -805,20 +820,40 @@ struct store_ddm_report {
     bool has_declarations;
     const struct store_ddm_status *items;
     size_t n;
-    const char *os_version;   /* device.operating-system.version, or NULL */
-    const char *model_family; /* device.model.family, or NULL */
+    const char *os_version;    /* device.operating-system.version, or NULL */
+    const char *model_family;  /* device.model.family, or NULL */
+    const char *build_version; /* device.operating-system.build-version, or NULL */
 };
 /*
  * Keep a status report, in one transaction: the declaration rows, the device facts
- * (os_version is also written to the device record).  SCEPTER_EINVAL naming the field for an
- * empty or over-long value (identifier, server_token <= 1024 bytes, reasons <= 64 KiB),
- * SCEPTER_ENOTFOUND when the enrollment is unknown; nothing is stored then.
+ * (os_version and build_version are also written to the device record).  SCEPTER_EINVAL naming the
+ * field for an empty or over-long value (identifier, server_token <= 1024 bytes, reasons <= 64
+ * KiB), SCEPTER_ENOTFOUND when the enrollment is unknown; nothing is stored then.
  */
 int store_ddm_report_save(struct store *s, const struct store_ddm_report *r, int64_t now,
                           struct scepter_error *err) WUR;
 /* The rows of one enrollment, ordered by kind and identifier (*out is the caller's). */
 int store_ddm_status_list(struct store *s, const char *enrollment_id,
                           struct store_ddm_statuses *out, struct scepter_error *err) WUR;
+/*
+ * The rows of many enrollments at once (GET /v1/policies/{id}/status: one query for the page),
+ * only the identifiers starting with prefix, ordered by enrollment, kind and identifier; each
+ * row's enrollment_id says whose it is.
+ */
+int store_ddm_status_page(struct store *s, const char *const *enrollment_ids, size_t n,
+                          const char *prefix, struct store_ddm_statuses *out,
+                          struct scepter_error *err) WUR;
+/*
+ * A device moved from a policy's profile to its declarations (OS upgrade past the threshold):
+ * remember that the profile is still on it (add), list the policies an enrollment is handing
+ * over (ids and uids, caller frees both with free / store_strv_free), and forget one (done).
+ */
+int store_ddm_handover_add(struct store *s, const char *enrollment_id, int64_t policy_id,
+                           const char *policy_uid, int64_t now, struct scepter_error *err) WUR;
+int store_ddm_handover_list(struct store *s, const char *enrollment_id, int64_t **policy_ids,
+                            char ***policy_uids, size_t *n, struct scepter_error *err) WUR;
+int store_ddm_handover_done(struct store *s, const char *enrollment_id, int64_t policy_id,
+                            struct scepter_error *err) WUR;
 /* The device a certificate (SHA-256 hex) is bound to (*device_id: caller frees), for requests
  * that carry no UDID (asset data); SCEPTER_ENOTFOUND when it is bound to none. */
 int store_ddm_cert_device(struct store *s, const char *cert_hash, char **device_id,

@@ -18,6 +18,7 @@
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "support/support.h"
+#include "tests/sim/sim.h"
 
 static struct h_server S;
 static struct tu_cert ios17, ios16, mac14;
@@ -101,6 +102,20 @@ static json_t *kind_list(json_t *items_resp, const char *key)
     json_t *a = json_object_get(json_object_get(items_resp, "Declarations"), key);
     cr_assert(json_is_array(a), "%s: %s", key, h_json(items_resp));
     return a;
+}
+
+/* How many items of kind key come from policies: the status subscription every DDM-capable
+ * device gets besides (a configuration and its activation) is left out here and checked by
+ * status_subscription_feeds_the_device_record. */
+static size_t n_policy(json_t *items_resp, const char *key)
+{
+    json_t *a = kind_list(items_resp, key), *v;
+    size_t i, n = 0;
+    json_array_foreach(a, i, v)
+    {
+        n += strstr(json_string_value(json_object_get(v, "Identifier")), ".ddm.status-") == NULL;
+    }
+    return n;
 }
 
 /* The (only) item of kind key whose identifier ends with suffix, or NULL. */
@@ -321,8 +336,8 @@ Test(ddm, capable_devices_get_declarations_older_ones_none)
     cr_assert_str_eq(json_string_value(json_object_get(it, "DeclarationsToken")), dt);
     check_object(it, facts_keys("DeclarationItemsResponse"), "DeclarationItemsResponse");
     cr_assert_eq(json_array_size(kind_list(it, "Assets")), 1, "%s", h_json(it));
-    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 1);
-    cr_assert_eq(json_array_size(kind_list(it, "Activations")), 1);
+    cr_assert_eq(n_policy(it, "Configurations"), 1);
+    cr_assert_eq(n_policy(it, "Activations"), 1);
     cr_assert_eq(json_array_size(kind_list(it, "Management")), 1);
 
     /* each declaration: the token the items list gave, the type, Apple's keys */
@@ -389,7 +404,7 @@ Test(ddm, capable_devices_get_declarations_older_ones_none)
     /* iOS 16 keeps the profile channel: only the server's management declaration */
     json_t *old = items(&ios16, "IOS-16");
     cr_assert_eq(json_array_size(kind_list(old, "Assets")), 0, "%s", h_json(old));
-    cr_assert_eq(json_array_size(kind_list(old, "Configurations")), 0);
+    cr_assert_eq(n_policy(old, "Configurations"), 0);
     cr_assert_eq(json_array_size(kind_list(old, "Management")), 1);
 
     /* unknown declaration: 404 */
@@ -444,6 +459,8 @@ Test(ddm, status_reports_are_stored_bad_ones_refused)
     {
         json_t *st = json_object_get(v, "status");
         const char *kind = json_string_value(json_object_get(v, "kind"));
+        if (strstr(json_string_value(json_object_get(v, "identifier")), ".ddm.status-"))
+            continue; /* the status subscription: not in this report */
         if (strcmp(kind, "configuration") == 0 || strcmp(kind, "asset") == 0) {
             cr_assert(json_is_object(st), "%s", h_json(d));
             cr_assert(json_is_true(json_object_get(st, "active")));
@@ -551,8 +568,8 @@ Test(ddm, update_changes_only_changed_tokens_untarget_removes)
     update_policy(id, "n3w-secret", true, "{\"devices\":[]}");
     json_t *e = items(&ios17, "IOS-17");
     cr_assert_eq(json_array_size(kind_list(e, "Assets")), 0, "%s", h_json(e));
-    cr_assert_eq(json_array_size(kind_list(e, "Configurations")), 0);
-    cr_assert_eq(json_array_size(kind_list(e, "Activations")), 0);
+    cr_assert_eq(n_policy(e, "Configurations"), 0);
+    cr_assert_eq(n_policy(e, "Activations"), 0);
     cr_assert_eq(json_array_size(kind_list(e, "Management")), 1);
     json_decref(a);
     json_decref(b);
@@ -782,7 +799,7 @@ Test(ddm, group_membership_and_enrollment_sync)
     cr_assert_str_eq(sync_token(data), current_token(&ios17, "IOS-17"));
     free(data);
     json_t *it = items(&ios17, "IOS-17");
-    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 1, "%s", h_json(it));
+    cr_assert_eq(n_policy(it, "Configurations"), 1, "%s", h_json(it));
     json_decref(it);
 
     /* leaving it: another sync, and the declarations are gone */
@@ -793,7 +810,7 @@ Test(ddm, group_membership_and_enrollment_sync)
     cr_assert_str_eq(type, "DeclarativeManagement");
     free(data);
     it = items(&ios17, "IOS-17");
-    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 0, "%s", h_json(it));
+    cr_assert_eq(n_policy(it, "Configurations"), 0, "%s", h_json(it));
     json_decref(it);
 }
 
@@ -813,7 +830,7 @@ Test(ddm, root_certificate_goes_as_a_certificate_asset)
 
     json_t *it = items(&ios17, "IOS-17");
     cr_assert_eq(json_array_size(kind_list(it, "Assets")), 2, "%s", h_json(it));
-    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 2);
+    cr_assert_eq(n_policy(it, "Configurations"), 2);
     json_t *ra = find_item(it, "Assets", ".root"),
            *rc = find_item(it, "Configurations", ".root-certificate");
     json_t *asset = declaration(&ios17, "IOS-17", "asset", ra);
@@ -875,7 +892,7 @@ Test(ddm, enrollment_and_deletion_sync)
     cr_assert_str_eq(sync_token(data), current_token(&late, "IOS-LATE"));
     free(data);
     json_t *it = items(&late, "IOS-LATE");
-    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 1, "%s", h_json(it));
+    cr_assert_eq(n_policy(it, "Configurations"), 1, "%s", h_json(it));
     json_decref(it);
 
     /* deleting the policy: a sync for each DDM phone, and the declarations are gone */
@@ -891,13 +908,412 @@ Test(ddm, enrollment_and_deletion_sync)
     cr_assert(next_command(&late, "IOS-LATE", type, NULL));
     cr_assert_str_eq(type, "DeclarativeManagement");
     it = items(&ios17, "IOS-17");
-    cr_assert_eq(json_array_size(kind_list(it, "Configurations")), 0, "%s", h_json(it));
+    cr_assert_eq(n_policy(it, "Configurations"), 0, "%s", h_json(it));
     cr_assert_eq(json_array_size(kind_list(it, "Assets")), 0);
     json_decref(it);
     tu_cert_free(&late);
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Status subscriptions, OS upgrades, "ddm" turned off (h/ddmproto)                          */
+
+/* A status report with only device facts (NULL: left out). */
+static char *facts_report(const char *os, const char *build, const char *family)
+{
+    json_t *dev = json_object(), *osj = json_object();
+    if (os)
+        json_object_set_new(osj, "version", json_string(os));
+    if (build)
+        json_object_set_new(osj, "build-version", json_string(build));
+    if (os || build)
+        json_object_set_new(dev, "operating-system", osj);
+    else
+        json_decref(osj);
+    if (family)
+        json_object_set_new(dev, "model", json_pack("{s:s}", "family", family));
+    json_t *r = json_pack("{s:{s:o},s:[]}", "StatusItems", "device", dev, "Errors");
+    char *text = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    check_report(text);
+    return text;
+}
+
+/* A device's record field through GET /v1/devices/{udid} (caller frees). */
+static char *device_field(const char *udid, const char *field)
+{
+    json_t *dev = NULL;
+    char *p = xasprintf("/v1/devices/%s", udid);
+    cr_assert_eq(h_api(&S, "GET", p, NULL, &dev), 200, "%s", h_json(dev));
+    const char *v = json_string_value(json_object_get(dev, field));
+    char *out = v ? xstrdup(v) : NULL;
+    json_decref(dev);
+    free(p);
+    return out;
+}
+
+Test(ddm, status_subscription_feeds_the_device_record)
+{
+    /* every DDM-capable device is subscribed, policy or not */
+    json_t *it = items(&ios17, "IOS-17");
+    json_t *sub_item = find_item(it, "Configurations", ".ddm.status-subscriptions");
+    json_t *act_item = find_item(it, "Activations", ".ddm.status-activation");
+    cr_assert_not_null(sub_item, "%s", h_json(it));
+    cr_assert_not_null(act_item, "%s", h_json(it));
+    json_t *sub = declaration(&ios17, "IOS-17", "configuration", sub_item);
+    check_declaration(sub, "com.apple.configuration.management.status-subscriptions");
+    json_t *names = json_object_get(json_object_get(sub, "Payload"), "StatusItems"), *v;
+    size_t i;
+    bool os = false, family = false;
+    json_array_foreach(names, i, v)
+    {
+        const char *n = json_string_value(json_object_get(v, "Name"));
+        os |= strcmp(n, "device.operating-system.version") == 0;
+        family |= strcmp(n, "device.model.family") == 0;
+        /* each subscribed item is one Apple defines (its facts are in ddm-facts.json) */
+        cr_assert(json_is_array(facts_keys(n)), "%s", n);
+    }
+    cr_assert(os && family, "%s", h_json(sub));
+    json_t *act = declaration(&ios17, "IOS-17", "activation", act_item);
+    check_declaration(act, "com.apple.activation.simple");
+    cr_assert_str_eq(
+        json_string_value(json_array_get(
+            json_object_get(json_object_get(act, "Payload"), "StandardConfigurations"), 0)),
+        json_string_value(json_object_get(sub_item, "Identifier")));
+
+    /* the iOS 16 phone (profile channel) is not subscribed */
+    json_t *old = items(&ios16, "IOS-16");
+    cr_assert_null(find_item(old, "Configurations", ".ddm.status-subscriptions"), "%s",
+                   h_json(old));
+
+    /* a report of new facts reaches the device record */
+    char *before = device_field("IOS-17", "os_version");
+    cr_assert_str_eq(before, "17.2");
+    char *rep = facts_report("17.5.1", "21F90", "iPhone");
+    cr_assert_eq(dm(&ios17, "IOS-17", "status", rep, NULL, NULL), 200);
+    free(rep);
+    char *osv = device_field("IOS-17", "os_version"), *bv = device_field("IOS-17", "build_version"),
+         *fam = device_field("IOS-17", "model_family");
+    cr_assert_str_eq(osv, "17.5.1");
+    cr_assert_str_eq(bv, "21F90");
+    cr_assert_str_eq(fam, "iPhone");
+    free(osv);
+    free(bv);
+    free(fam);
+    /* a later report with only the changed item leaves the others */
+    rep = facts_report("18.0", NULL, NULL);
+    cr_assert_eq(dm(&ios17, "IOS-17", "status", rep, NULL, NULL), 200);
+    free(rep);
+    osv = device_field("IOS-17", "os_version");
+    fam = device_field("IOS-17", "model_family");
+    cr_assert_str_eq(osv, "18.0");
+    cr_assert_str_eq(fam, "iPhone");
+    free(osv);
+    free(fam);
+    /* a bad value names the field and changes nothing */
+    char *text = NULL;
+    cr_assert_eq(dm(&ios17, "IOS-17", "status",
+                    "{\"StatusItems\":{\"device\":{\"operating-system\":{\"build-version\":7}}},"
+                    "\"Errors\":[]}",
+                    NULL, &text),
+                 400);
+    cr_assert(strstr(text, "StatusItems.device.operating-system.build-version") != NULL, "%s",
+              text);
+    free(text);
+    bv = device_field("IOS-17", "build_version");
+    cr_assert_str_eq(bv, "21F90");
+    free(bv);
+    free(before);
+    json_decref(old);
+    json_decref(act);
+    json_decref(sub);
+    json_decref(it);
+}
+
+/* The activation and identity of the policy as the device reports them active. */
+static void report_policy_active(const struct tu_cert *id, const char *udid)
+{
+    json_t *it = items(id, udid);
+    json_t *conf = find_item(it, "Configurations", ".identity");
+    json_t *act = find_item(it, "Activations", ".activation");
+    cr_assert_not_null(conf, "%s", h_json(it));
+    char *report = xasprintf(
+        "{\"StatusItems\":{\"management\":{\"declarations\":{\"activations\":[{\"identifier\":"
+        "\"%s\",\"server-token\":\"%s\",\"active\":true,\"valid\":\"valid\"}],"
+        "\"configurations\":[{\"identifier\":\"%s\",\"server-token\":\"%s\",\"active\":true,"
+        "\"valid\":\"valid\"}],\"assets\":[],\"management\":[]}}},\"Errors\":[]}",
+        json_string_value(json_object_get(act, "Identifier")), token_of(act),
+        json_string_value(json_object_get(conf, "Identifier")), token_of(conf));
+    check_report(report);
+    cr_assert_eq(dm(id, udid, "status", report, NULL, NULL), 200);
+    free(report);
+    json_decref(it);
+}
+
+/* A DeviceInformation result with OSVersion (and ProductName) for the device's command. */
+static void device_information(const struct tu_cert *id, const char *udid, const char *product,
+                               const char *os)
+{
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/devices/%s/commands", udid);
+    cr_assert_eq(h_api(&S, "POST", path,
+                       "{\"command\":{\"request_type\":\"DeviceInformation\",\"queries\":"
+                       "[\"OSVersion\",\"ProductName\"]},\"push\":false}",
+                       &j),
+                 201, "%s", h_json(j));
+    char *uuid = xstrdup(json_string_value(json_object_get(j, "uuid")));
+    json_decref(j);
+    free(path);
+    struct tu_http_resp r;
+    char *idle = h_plist("Status", "Idle", "UDID", udid, NULL);
+    cr_assert_eq(h_connect(&S, id, idle, &r), 0);
+    cr_assert(r.body_len > 0 && strstr((const char *)r.body, uuid) != NULL, "the command: %.*s",
+              (int)r.body_len, r.body);
+    tu_http_resp_free(&r);
+    free(idle);
+    char *res = xasprintf(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>"
+        "<key>CommandUUID</key><string>%s</string><key>Status</key><string>Acknowledged</string>"
+        "<key>UDID</key><string>%s</string><key>QueryResponses</key><dict>"
+        "<key>OSVersion</key><string>%s</string><key>ProductName</key><string>%s</string>"
+        "</dict></dict></plist>",
+        uuid, udid, os, product);
+    cr_assert_eq(h_connect(&S, id, res, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    free(res);
+    free(uuid);
+}
+
+/* The profile identifier of a policy (its payload_identifier in the API). */
+static char *payload_identifier(int64_t id)
+{
+    json_t *j = NULL;
+    char *p = xasprintf("/v1/policies/%lld", (long long)id);
+    cr_assert_eq(h_api(&S, "GET", p, NULL, &j), 200);
+    char *out = xstrdup(json_string_value(json_object_get(j, "payload_identifier")));
+    json_decref(j);
+    free(p);
+    return out;
+}
+
+/* The device's next command without acknowledging it (its RequestType and, for RemoveProfile,
+ * the identifier); false when none. */
+static bool peek_command(const struct tu_cert *id, const char *udid, char type[64], char ident[256])
+{
+    struct tu_http_resp r;
+    struct scepter_error err;
+    char *idle = h_plist("Status", "Idle", "UDID", udid, NULL);
+    cr_assert_eq(h_connect(&S, id, idle, &r), 0);
+    free(idle);
+    if (r.body_len == 0) {
+        tu_http_resp_free(&r);
+        return false;
+    }
+    plist_t d = NULL, cmd = NULL;
+    const char *rt = NULL, *pi = NULL;
+    cr_assert_eq(plistx_parse_dict(r.body, r.body_len, &d, &err), 0);
+    cr_assert_eq(plistx_get_dict(d, "Command", true, &cmd, &err), 0);
+    cr_assert_eq(plistx_get_string(cmd, "RequestType", true, &rt, &err), 0);
+    snprintf(type, 64, "%s", rt);
+    ident[0] = '\0';
+    if (plistx_get_string(cmd, "Identifier", false, &pi, &err) == 0 && pi)
+        snprintf(ident, 256, "%s", pi);
+    plist_free(d);
+    tu_http_resp_free(&r);
+    return true;
+}
+
+static void os_upgrade_moves(bool by_status_report)
+{
+    int64_t id = create_policy("{\"devices\":[\"IOS-16\"]}");
+    char type[64], ident[256];
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+    json_t *e = status_entry(id, "IOS-16");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "state")), "installed", "%s", h_json(e));
+    cr_assert_str_eq(json_string_value(json_object_get(e, "delivery")), "profile");
+    json_decref(e);
+
+    /* the phone is upgraded to iOS 17 and says so: moved to DDM at once, no policy save */
+    if (by_status_report) {
+        char *rep = facts_report("17.0", "21A329", "iPhone");
+        cr_assert_eq(dm(&ios16, "IOS-16", "status", rep, NULL, NULL), 200);
+        free(rep);
+    } else {
+        device_information(&ios16, "IOS-16", "iPhone14,2", "17.0");
+    }
+    char *data = NULL;
+    cr_assert(next_command(&ios16, "IOS-16", type, &data), "a command after the upgrade");
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_str_eq(sync_token(data), current_token(&ios16, "IOS-16"));
+    free(data);
+    json_t *it = items(&ios16, "IOS-16");
+    cr_assert_eq(n_policy(it, "Configurations"), 1, "%s", h_json(it));
+    json_decref(it);
+    e = status_entry(id, "IOS-16");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "delivery")), "ddm", "%s", h_json(e));
+    json_decref(e);
+    /* the profile stays while the declarations are not active: no RemoveProfile yet */
+    cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "nothing else yet: %s", type);
+    /* another OS report does not queue the move twice */
+    device_information(&ios16, "IOS-16", "iPhone14,2", "17.0.1");
+    cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "no second move: %s", type);
+
+    /* the declarations report active: now the profile goes */
+    report_policy_active(&ios16, "IOS-16");
+    char *pid = payload_identifier(id);
+    cr_assert(peek_command(&ios16, "IOS-16", type, ident), "RemoveProfile after active");
+    cr_assert_str_eq(type, "RemoveProfile");
+    cr_assert_str_eq(ident, pid);
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    /* once: a later report queues nothing */
+    report_policy_active(&ios16, "IOS-16");
+    cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "once: %s", type);
+    e = status_entry(id, "IOS-16");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "delivery")), "ddm", "%s", h_json(e));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "ddm"), "state")),
+                     "active", "the RemoveProfile is not the policy's state: %s", h_json(e));
+    json_decref(e);
+    free(pid);
+}
+
+Test(ddm, os_upgrade_by_device_information_moves_the_profile_to_ddm)
+{
+    os_upgrade_moves(false);
+}
+
+Test(ddm, os_upgrade_by_status_report_moves_the_profile_to_ddm)
+{
+    os_upgrade_moves(true);
+}
+
+Test(ddm, turning_ddm_off_queues_a_sync_and_the_profile)
+{
+    int64_t id = create_policy("{\"devices\":[\"IOS-17\",\"IOS-16\"]}");
+    char type[64], *data = NULL;
+    cr_assert(next_command(&ios17, "IOS-17", type, NULL));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+    report_policy_active(&ios17, "IOS-17");
+
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/policies/%lld", (long long)id);
+    cr_assert_eq(h_api(&S, "PUT", path,
+                       "{\"name\":\"DDM Wi-Fi\",\"platform\":\"ios\",\"ddm\":false,"
+                       "\"scep\":{\"url\":\"https://127.0.0.1:9/scep\",\"challenge\":\"s3cret\","
+                       "\"key_size\":2048,\"subject\":\"/O=Scepter/CN=%SerialNumber%/\"},"
+                       "\"targets\":{\"devices\":[\"IOS-17\",\"IOS-16\"]}}",
+                       &j),
+                 200, "%s", h_json(j));
+    cr_assert_eq(json_integer_value(json_object_get(j, "queued_installs")), 2, "%s", h_json(j));
+    json_decref(j);
+    free(path);
+
+    /* the DDM phone: the profile first (an identity throughout), then the sync that takes the
+     * declarations away */
+    cr_assert(next_command(&ios17, "IOS-17", type, NULL), "InstallProfile for IOS-17");
+    cr_assert_str_eq(type, "InstallProfile");
+    cr_assert(next_command(&ios17, "IOS-17", type, &data), "DeclarativeManagement for IOS-17");
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_str_eq(sync_token(data), current_token(&ios17, "IOS-17"));
+    free(data);
+    json_t *it = items(&ios17, "IOS-17");
+    cr_assert_eq(n_policy(it, "Configurations"), 0, "%s", h_json(it));
+    cr_assert_eq(json_array_size(kind_list(it, "Assets")), 0, "%s", h_json(it));
+    json_decref(it);
+    cr_assert_not(next_command(&ios17, "IOS-17", type, NULL), "nothing more: %s", type);
+    /* its status follows the profile */
+    json_t *e = status_entry(id, "IOS-17");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "delivery")), "profile", "%s", h_json(e));
+    cr_assert_str_eq(json_string_value(json_object_get(e, "state")), "installed", "%s", h_json(e));
+    json_decref(e);
+    /* the profile phone: the new profile only */
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+    cr_assert_not(next_command(&ios16, "IOS-16", type, NULL), "nothing more: %s", type);
+}
+
+Test(ddm, policy_untargeted_during_the_handover_takes_the_profile_along)
+{
+    int64_t id = create_policy("{\"devices\":[\"IOS-16\"]}");
+    char type[64], ident[256];
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "InstallProfile");
+    device_information(&ios16, "IOS-16", "iPhone14,2", "17.0");
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+
+    /* untargeted before the declarations were ever active: the sync takes them away ... */
+    update_policy(id, "s3cret", false, "{\"devices\":[]}");
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_str_eq(type, "DeclarativeManagement");
+    cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "nothing else yet: %s", type);
+    /* ... and the device's next report (without them) takes the profile along */
+    const char *empty = "{\"StatusItems\":{\"management\":{\"declarations\":{\"activations\":[],"
+                        "\"configurations\":[],\"assets\":[],\"management\":[]}}},\"Errors\":[]}";
+    check_report(empty);
+    cr_assert_eq(dm(&ios16, "IOS-16", "status", empty, NULL, NULL), 200);
+    char *pid = payload_identifier(id);
+    cr_assert(peek_command(&ios16, "IOS-16", type, ident), "RemoveProfile");
+    cr_assert_str_eq(type, "RemoveProfile");
+    cr_assert_str_eq(ident, pid);
+    cr_assert(next_command(&ios16, "IOS-16", type, NULL));
+    cr_assert_eq(dm(&ios16, "IOS-16", "status", empty, NULL, NULL), 200);
+    cr_assert_not(peek_command(&ios16, "IOS-16", type, ident), "once: %s", type);
+    free(pid);
+}
+
+/* The simulator's device (tests/sim/ddm.c) against the server: it reports exactly what the
+ * status subscription names, in full after the first sync, then only a changed item. */
+Test(ddm, simulator_honours_the_status_subscription)
+{
+    X509_STORE *trust = X509_STORE_new();
+    X509_STORE_add_cert(trust, S.tls_ca.cert);
+    char *url = xasprintf("https://127.0.0.1:%d/mdm/checkin", S.port);
+    struct sim_ddm_env env = {.checkin_url = url,
+                              .udid = "IOS-17",
+                              .trust = trust,
+                              .cert = ios17.cert,
+                              .key = ios17.key,
+                              .os_version = "17.4",
+                              .build_version = "21E219",
+                              .model_family = "iPhone",
+                              .timeout_ms = 10000};
+    struct sim_ddm *dev = sim_ddm_new();
+    struct scepter_error err;
+
+    cr_assert_eq(sim_ddm_sync(dev, &env, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(sim_ddm_reports(dev), 1);
+    char *osv = device_field("IOS-17", "os_version"), *bv = device_field("IOS-17", "build_version"),
+         *fam = device_field("IOS-17", "model_family");
+    cr_assert_str_eq(osv, "17.4");
+    cr_assert_str_eq(bv, "21E219");
+    cr_assert_str_eq(fam, "iPhone");
+    free(osv);
+    free(bv);
+    free(fam);
+    /* nothing changed: no report */
+    cr_assert_eq(sim_ddm_report_changes(dev, &env, &err), 0, "%s", err.msg);
+    cr_assert_eq(sim_ddm_reports(dev), 1);
+    /* an update: one report with the changed items */
+    env.os_version = "17.5";
+    env.build_version = "21F79";
+    cr_assert_eq(sim_ddm_report_changes(dev, &env, &err), 1, "%s", err.msg);
+    cr_assert_eq(sim_ddm_reports(dev), 2);
+    osv = device_field("IOS-17", "os_version");
+    bv = device_field("IOS-17", "build_version");
+    cr_assert_str_eq(osv, "17.5");
+    cr_assert_str_eq(bv, "21F79");
+    free(osv);
+    free(bv);
+    /* a sync with nothing changed reports the declarations, not the facts again */
+    cr_assert_eq(sim_ddm_sync(dev, &env, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(sim_ddm_report_changes(dev, &env, &err), 0, "%s", err.msg);
+    sim_ddm_free(dev);
+    X509_STORE_free(trust);
+    free(url);
+
 /* h/ddmconsole: what the console and scepterctl read from GET /v1/policies/{id}/status —     */
 /* "syncing" per DDM device and the counts by channel and DDM state ("by_delivery").          */
 

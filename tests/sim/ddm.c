@@ -6,7 +6,10 @@
  * com.apple.asset.credential.scep asset describes for each com.apple.configuration.
  * security.identity an activation turns on, and sends a status report: every declaration with
  * active/valid/server-token and the reasons of a failure (a SCEP enrollment refused, e.g. for a
- * wrong challenge), plus device.operating-system.version and device.model.family.  The sync is
+ * wrong challenge), plus the status items an active
+ * com.apple.configuration.management.status-subscriptions subscribes to — all of them in the
+ * first report after subscribing, then only those whose value changed (sim_ddm_report_changes
+ * sends a report of the changes alone, as a device does when its OS is updated).  The sync is
  * blocking (sim_http_fetch), like the SCEP exchange of InstallProfile.
  */
 #include <stdio.h>
@@ -26,6 +29,7 @@
 #include "tests/sim/sim.h"
 
 #define DDM_MAX_DECLS 256
+#define DDM_MAX_SUBS  32 /* status items a device keeps subscriptions for */
 
 struct held {
     char kind[16]; /* activation, asset, configuration, management */
@@ -39,11 +43,21 @@ struct held {
     char *asset_token; /* the asset token that identity came from */
 };
 
+/* A status item subscribed to (an active status-subscriptions configuration) and the value
+ * last reported for it (NULL: not reported yet). */
+struct sub {
+    char *name;
+    char *reported;
+};
+
 struct sim_ddm {
     struct held v[DDM_MAX_DECLS];
     size_t n;
     char token[64]; /* the DeclarationsToken of the last sync */
     unsigned syncs, enrolled, failed;
+    struct sub subs[DDM_MAX_SUBS];
+    size_t nsubs;
+    unsigned reports; /* status reports sent */
 };
 
 struct sim_ddm *sim_ddm_new(void)
@@ -68,7 +82,16 @@ void sim_ddm_free(struct sim_ddm *s)
         return;
     for (size_t i = 0; i < s->n; i++)
         held_clear(&s->v[i]);
+    for (size_t i = 0; i < s->nsubs; i++) {
+        free(s->subs[i].name);
+        free(s->subs[i].reported);
+    }
     free(s);
+}
+
+unsigned sim_ddm_reports(const struct sim_ddm *s)
+{
+    return s ? s->reports : 0;
 }
 
 size_t sim_ddm_identities(const struct sim_ddm *s)
@@ -339,6 +362,16 @@ static void evaluate(struct sim_ddm *s, const struct sim_ddm_env *env)
                                                            "CredentialAssetReference"))));
                 continue;
             }
+            if (ct != NULL &&
+                strcmp(ct, "com.apple.configuration.management.status-subscriptions") == 0) {
+                json_t *names =
+                    json_object_get(json_object_get(conf->decl, "Payload"), "StatusItems");
+                if (!json_is_array(names))
+                    fail(conf, "Error.ConfigurationCannotBeApplied", "StatusItems: not an array");
+                else
+                    conf->active = true;
+                continue;
+            }
             if (ct == NULL || strcmp(ct, "com.apple.configuration.security.identity") != 0) {
                 fail(conf, "Error.UnsupportedType", "configuration type not simulated");
                 continue;
@@ -365,11 +398,117 @@ static void evaluate(struct sim_ddm *s, const struct sim_ddm_env *env)
     }
 }
 
-static char *status_report(const struct sim_ddm *s, const struct sim_ddm_env *env)
+/* The value of a status item this device knows, or NULL. */
+static const char *item_value(const struct sim_ddm_env *env, const char *name)
+{
+    if (strcmp(name, "device.operating-system.version") == 0)
+        return env->os_version;
+    if (strcmp(name, "device.operating-system.build-version") == 0)
+        return env->build_version;
+    if (strcmp(name, "device.model.family") == 0)
+        return env->model_family;
+    if (strcmp(name, "device.identifier.udid") == 0)
+        return env->udid;
+    return NULL;
+}
+
+/*
+ * The subscriptions the active status-subscriptions configurations make now (Apple: the union
+ * of their StatusItems).  A name already subscribed keeps what was last reported for it; a
+ * name no longer subscribed is dropped.
+ */
+static void update_subscriptions(struct sim_ddm *s)
+{
+    struct sub next[DDM_MAX_SUBS];
+    size_t nn = 0;
+
+    for (size_t i = 0; i < s->n; i++) {
+        const struct held *h = &s->v[i];
+        const char *t = json_string_value(json_object_get(h->decl, "Type"));
+        json_t *names, *v;
+        size_t k;
+        if (!h->active || t == NULL ||
+            strcmp(t, "com.apple.configuration.management.status-subscriptions") != 0)
+            continue;
+        names = json_object_get(json_object_get(h->decl, "Payload"), "StatusItems");
+        json_array_foreach(names, k, v)
+        {
+            const char *name = json_string_value(json_object_get(v, "Name"));
+            bool dup = false;
+            if (name == NULL || nn == DDM_MAX_SUBS)
+                continue;
+            for (size_t j = 0; j < nn && !dup; j++)
+                dup = strcmp(next[j].name, name) == 0;
+            if (dup)
+                continue;
+            next[nn].name = xstrdup(name);
+            next[nn].reported = NULL;
+            for (size_t j = 0; j < s->nsubs; j++)
+                if (strcmp(s->subs[j].name, name) == 0) {
+                    next[nn].reported = s->subs[j].reported;
+                    s->subs[j].reported = NULL;
+                }
+            nn++;
+        }
+    }
+    for (size_t j = 0; j < s->nsubs; j++) {
+        free(s->subs[j].name);
+        free(s->subs[j].reported);
+    }
+    memcpy(s->subs, next, nn * sizeof(next[0]));
+    s->nsubs = nn;
+}
+
+/* Put "a.b.c": value into the status items as {"a": {"b": {"c": value}}}. */
+static void put_item(json_t *items, const char *name, const char *value)
+{
+    char buf[128];
+    char *save = NULL, *part, *next;
+    json_t *o = items;
+
+    str_copy(buf, sizeof(buf), name);
+    part = strtok_r(buf, ".", &save);
+    while (part != NULL) {
+        next = strtok_r(NULL, ".", &save);
+        if (next == NULL) {
+            json_object_set_new(o, part, json_string(value));
+            break;
+        }
+        json_t *child = json_object_get(o, part);
+        if (!json_is_object(child)) {
+            child = json_object();
+            json_object_set_new(o, part, child);
+        }
+        o = child;
+        part = next;
+    }
+}
+
+/*
+ * The subscribed items whose value differs from what was last reported (all of them the first
+ * time) go into items, and are remembered as reported.  How many were put.
+ */
+static size_t changed_items(struct sim_ddm *s, const struct sim_ddm_env *env, json_t *items)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const char *v = item_value(env, s->subs[i].name);
+        if (v == NULL || (s->subs[i].reported && strcmp(s->subs[i].reported, v) == 0))
+            continue;
+        put_item(items, s->subs[i].name, v);
+        free(s->subs[i].reported);
+        s->subs[i].reported = xstrdup(v);
+        n++;
+    }
+    return n;
+}
+
+static char *status_report(struct sim_ddm *s, const struct sim_ddm_env *env)
 {
     static const char *const kinds[] = {"activation", "asset", "configuration", "management"};
     static const char *const keys[] = {"activations", "assets", "configurations", "management"};
-    json_t *decls = json_object(), *dev, *root;
+    json_t *decls = json_object(), *items, *root;
     char *text;
 
     for (size_t k = 0; k < 4; k++) {
@@ -386,13 +525,42 @@ static char *status_report(const struct sim_ddm *s, const struct sim_ddm_env *en
         }
         json_object_set_new(decls, keys[k], a);
     }
-    dev = json_pack("{s:{s:s},s:{s:s}}", "operating-system", "version", env->os_version, "model",
-                    "family", env->model_family);
-    root = json_pack("{s:{s:{s:o},s:o},s:[]}", "StatusItems", "management", "declarations", decls,
-                     "device", dev, "Errors");
+    /* the declarations, and the subscribed device facts that are new or changed */
+    items = json_pack("{s:{s:o}}", "management", "declarations", decls);
+    update_subscriptions(s);
+    (void)changed_items(s, env, items);
+    root = json_pack("{s:o,s:[]}", "StatusItems", items, "Errors");
     text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return text;
+}
+
+int sim_ddm_report_changes(struct sim_ddm *s, const struct sim_ddm_env *env,
+                           struct scepter_error *err)
+{
+    struct sim_http_reply r;
+    json_t *items = json_object(), *root;
+    char *text;
+    int rc;
+
+    if (changed_items(s, env, items) == 0) {
+        json_decref(items);
+        return 0;
+    }
+    root = json_pack("{s:o,s:[]}", "StatusItems", items, "Errors");
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    memset(&r, 0, sizeof(r));
+    if ((rc = checkin(env, "status", text, &r, err)) == 0 && r.status != 200)
+        rc = scepter_err(err, SCEPTER_EIO, "status", "status report: HTTP %d %s", r.status,
+                         r.body ? (const char *)r.body : "");
+    if (rc == 0) {
+        s->reports++;
+        rc = 1;
+    }
+    sim_http_reply_clear(&r);
+    free(text);
+    return rc;
 }
 
 int sim_ddm_sync(struct sim_ddm *s, const struct sim_ddm_env *env, const char *sync_tokens,
@@ -463,6 +631,8 @@ int sim_ddm_sync(struct sim_ddm *s, const struct sim_ddm_env *env, const char *s
     if ((rc = checkin(env, "status", report, &r, err)) == 0 && r.status != 200)
         rc = scepter_err(err, SCEPTER_EIO, "status", "status report: HTTP %d %s", r.status,
                          r.body ? (const char *)r.body : "");
+    if (rc == 0)
+        s->reports++;
 out:
     for (size_t i = 0; i < nn; i++)
         held_clear(&next[i]);

@@ -454,6 +454,7 @@ static int engine_ddm_cb(void *arg, struct sim_device *sd, const char *tokens,
     env.cert = sim_device_identity(sd);
     env.key = sim_device_key(sd);
     env.os_version = f->os_version;
+    env.build_version = f->build_version;
     env.model_family = f->platform == SIM_MAC      ? "Mac"
                        : f->platform == SIM_IPHONE ? "iPhone"
                                                    : "iPad";

@@ -322,9 +322,10 @@ struct sim_ddm_env {
     X509_STORE *trust; /* the server's TLS */
     X509 *cert;        /* the device identity (mTLS; MDM authentication of assets) */
     EVP_PKEY *key;
-    const char *os_version;   /* reported as device.operating-system.version */
-    const char *model_family; /* device.model.family: "Mac", "iPhone", "iPad" */
-    sim_scep_fn scep;         /* enrolls credential assets */
+    const char *os_version;    /* reported as device.operating-system.version */
+    const char *model_family;  /* device.model.family: "Mac", "iPhone", "iPad" */
+    const char *build_version; /* device.operating-system.build-version (may be NULL) */
+    sim_scep_fn scep;          /* enrolls credential assets */
     void *scep_arg;
     int timeout_ms;
 };
@@ -335,6 +336,15 @@ struct sim_ddm_env {
  */
 int sim_ddm_sync(struct sim_ddm *s, const struct sim_ddm_env *env, const char *sync_tokens,
                  struct scepter_error *err) WUR;
+/*
+ * A status report of the subscribed items whose value changed since they were last reported
+ * (env carries the values now), as a device sends one on a change: 1 when one was sent, 0 when
+ * nothing changed, SCEPTER_EIO with err when the server refused it.
+ */
+int sim_ddm_report_changes(struct sim_ddm *s, const struct sim_ddm_env *env,
+                           struct scepter_error *err) WUR;
+/* Status reports sent so far. */
+unsigned sim_ddm_reports(const struct sim_ddm *s);
 /* The device's DDM state (created on first use; owned by the device). */
 struct sim_ddm *sim_device_ddm(struct sim_device *d);
 

@@ -44,10 +44,20 @@ static struct profile_device phone(const char *udid, const char *serial)
     return d;
 }
 
+/* The first declaration of a kind that comes from the policy (not the status subscription
+ * every DDM-capable device gets, found by identifier below). */
 static const struct ddm_decl *find(const struct ddm_set *s, enum ddm_kind k)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (s->v[i].kind == k)
+        if (s->v[i].kind == k && strstr(s->v[i].identifier, ".ddm.status-") == NULL)
+            return &s->v[i];
+    return NULL;
+}
+
+static const struct ddm_decl *find_id(const struct ddm_set *s, const char *identifier)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i].identifier, identifier) == 0)
             return &s->v[i];
     return NULL;
 }
@@ -83,7 +93,7 @@ Test(ddm, declarations_of_a_policy)
     struct profile_device d = phone("UDID-1", "SN-1");
     policy(&p, "/O=Example/CN=%SerialNumber%/");
     compute(&p, &d, &s);
-    cr_assert_eq(s.n, 4);
+    cr_assert_eq(s.n, 6, "the policy's 3, the status subscription and its activation, management");
     cr_assert_eq(strlen(s.token), 40);
     cr_assert_eq(s.changed, 1700000000);
 
@@ -181,7 +191,7 @@ Test(ddm, device_missing_a_fact_is_skipped_and_no_https_refused)
     json_t *skipped = json_array();
     policy(&p, "/CN=%SerialNumber%/");
     cr_assert_eq(ddm_compute(&in, 1, &d, PREFIX, BASE, &s, skipped, &err), 0);
-    cr_assert_eq(s.n, 1, "only the server capabilities");
+    cr_assert_eq(s.n, 3, "only the server capabilities and the status subscription");
     cr_assert_eq(json_array_size(skipped), 1);
     cr_assert(strstr(json_string_value(json_object_get(json_array_get(skipped, 0), "error")),
                      "SerialNumber") != NULL,
@@ -320,7 +330,9 @@ Test(ddm, root_certificate_asset_and_configuration)
     free(pem);
 
     compute(&p, &d, &s);
-    cr_assert_eq(s.n, 6, "two assets, two configurations, the activation, management");
+    cr_assert_eq(s.n, 8,
+                 "two assets, two configurations, the activation, management, and the "
+                 "status subscription with its activation");
     const struct ddm_decl *act = find(&s, DDM_ACTIVATION);
     json_t *std = json_object_get(json_object_get(act->json, "Payload"), "StandardConfigurations");
     cr_assert_eq(json_array_size(std), 2);
@@ -345,4 +357,63 @@ Test(ddm, root_certificate_asset_and_configuration)
     free(out);
     ddm_set_clear(&s);
     profile_policy_clear(&p);
+}
+
+Test(ddm, status_subscription_for_capable_devices_only)
+{
+    struct profile_policy p;
+    struct ddm_set s, none;
+    struct profile_device d = phone("UDID-1", "SN-1"), old = phone("UDID-2", "SN-2");
+    struct ddm_policy_in in = {"0b4d2c1e-0000-4000-8000-000000000001", 1700000000, &p};
+    struct scepter_error err;
+    policy(&p, "/CN=Wi-Fi/");
+    compute(&p, &d, &s);
+
+    const struct ddm_decl *sub = find_id(&s, PREFIX ".ddm.status-subscriptions");
+    const struct ddm_decl *act = find_id(&s, PREFIX ".ddm.status-activation");
+    cr_assert_not_null(sub);
+    cr_assert_not_null(act);
+    cr_assert_eq(sub->kind, DDM_CONFIGURATION);
+    cr_assert_eq(act->kind, DDM_ACTIVATION);
+    cr_assert_str_eq(json_string_value(json_object_get(sub->json, "Type")),
+                     "com.apple.configuration.management.status-subscriptions");
+    json_t *items = json_object_get(json_object_get(sub->json, "Payload"), "StatusItems");
+    cr_assert_eq(json_array_size(items), DDM_SUBSCRIBED_N);
+    bool os = false, family = false;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const char *n = json_string_value(json_object_get(json_array_get(items, i), "Name"));
+        os |= strcmp(n, "device.operating-system.version") == 0;
+        family |= strcmp(n, "device.model.family") == 0;
+    }
+    cr_assert(os && family);
+    json_t *std = json_object_get(json_object_get(act->json, "Payload"), "StandardConfigurations");
+    cr_assert_str_eq(json_string_value(json_array_get(std, 0)), sub->identifier);
+
+    /* a device on iOS 16 (the profile channel) has no subscription */
+    old.os_version = "16.7";
+    cr_assert_eq(ddm_compute(&in, 1, &old, PREFIX, BASE, &none, NULL, &err), 0);
+    cr_assert_null(find_id(&none, PREFIX ".ddm.status-subscriptions"));
+    ddm_set_clear(&none);
+    ddm_set_clear(&s);
+    profile_policy_clear(&p);
+}
+
+Test(ddm, status_report_build_version)
+{
+    static const char rep[] =
+        "{\"StatusItems\":{\"device\":{\"operating-system\":{\"version\":\"17.4\","
+        "\"build-version\":\"21E219\"},\"model\":{\"family\":\"iPhone\"}}},\"Errors\":[]}";
+    static const char bad[] =
+        "{\"StatusItems\":{\"device\":{\"operating-system\":{\"build-version\":17}}},"
+        "\"Errors\":[]}";
+    struct ddm_report r;
+    struct scepter_error err;
+    cr_assert_eq(ddm_report_parse(rep, strlen(rep), &r, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(r.os_version, "17.4");
+    cr_assert_str_eq(r.build_version, "21E219");
+    cr_assert_str_eq(r.model_family, "iPhone");
+    cr_assert_not(r.has_declarations);
+    ddm_report_clear(&r);
+    cr_assert_eq(ddm_report_parse(bad, strlen(bad), &r, &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "StatusItems.device.operating-system.build-version");
 }

@@ -657,8 +657,17 @@ static int c_ddm_report_save(struct store *s, struct scepter_error *err)
     items[1] = items[0];
     items[1].kind = "activations";
     items[1].identifier = "com.example.activation";
-    struct store_ddm_report r = {"DEV-BASE", "DEV-BASE", true, items, 2, "17.5", "iPhone"};
+    struct store_ddm_report r = {"DEV-BASE", "DEV-BASE", true, items, 2, "17.5", "iPhone", NULL};
     return store_ddm_report_save(s, &r, T0 + 5, err);
+}
+static int c_ddm_handover_add(struct store *s, struct scepter_error *err)
+{
+    return store_ddm_handover_add(s, "DEV-BASE", 1, "0b4d2c1e-0000-4000-8000-000000000001", T0,
+                                  err);
+}
+static int c_ddm_handover_done(struct store *s, struct scepter_error *err)
+{
+    return store_ddm_handover_done(s, "DEV-BASE", 1, err);
 }
 static int c_session_create(struct store *s, struct scepter_error *err)
 {
@@ -841,6 +850,8 @@ static const struct fcase {
     {"store_renewal_begin", p_renewal, c_renewal_begin},
     {"store_renewal_bind", NULL, c_renewal_bind},
     {"store_ddm_report_save", NULL, c_ddm_report_save},
+    {"store_ddm_handover_add", NULL, c_ddm_handover_add},
+    {"store_ddm_handover_done", NULL, c_ddm_handover_done},
 };
 
 Test(failures, every_mutating_call_keeps_nothing_when_a_statement_fails)
@@ -948,6 +959,10 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_command_summaries",
         "store_command_targets",
         "store_ddm_status_list",
+        "store_ddm_status_page",
+        "store_policies_for_devices",
+        "store_policies_of_device",
+        "store_ddm_handover_list",
         "store_ddm_cert_device",
         "store_exec_sql", /* a test hook */
     };

@@ -260,6 +260,34 @@ Test(policies, save_queues_commands_and_status_follows_results)
     cr_assert_eq(n, 0);
     free(pids);
     cr_assert_eq(store_policies_for_device(s, "ghost", &pids, &n, &err), SCEPTER_ENOTFOUND);
+    /* the policies themselves in one statement, without their targets */
+    {
+        struct store_policy *pols = NULL;
+        size_t np = 0;
+        cr_assert_eq(store_policies_of_device(s, "P1", &pols, &np, &err), 0, "%s", err.msg);
+        cr_assert_eq(np, 1);
+        cr_assert_eq(pols[0].id, p.id);
+        cr_assert_not_null(pols[0].document);
+        cr_assert_not_null(pols[0].uid);
+        cr_assert_eq(pols[0].n_target_devices, 0);
+        store_policies_free(pols, np);
+        cr_assert_eq(store_policies_of_device(s, "M2", &pols, &np, &err), 0);
+        cr_assert_eq(np, 0);
+        store_policies_free(pols, np);
+    }
+    /* many devices at once: the same answers, as pairs ordered by device */
+    {
+        const char *many[] = {"P1", "M2", "ghost"};
+        char **devs = NULL;
+        size_t np = 0;
+        cr_assert_eq(store_policies_for_devices(s, many, 3, &devs, &pids, &np, &err), 0, "%s",
+                     err.msg);
+        cr_assert_eq(np, 1);
+        cr_assert_str_eq(devs[0], "P1");
+        cr_assert_eq(pids[0], p.id);
+        store_strv_free(devs, np);
+        free(pids);
+    }
 
     /* Retention long after: the latest policy rows stay, status still answers. */
     size_t deleted;
