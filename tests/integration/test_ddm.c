@@ -1313,6 +1313,7 @@ Test(ddm, simulator_honours_the_status_subscription)
     sim_ddm_free(dev);
     X509_STORE_free(trust);
     free(url);
+}
 
 /* h/ddmconsole: what the console and scepterctl read from GET /v1/policies/{id}/status —     */
 /* "syncing" per DDM device and the counts by channel and DDM state ("by_delivery").          */
