@@ -514,6 +514,32 @@ int store_connect_idle_many(struct store *s, const struct store_report *reports,
                             int64_t now, struct store_next *nexts, int *rcs,
                             struct scepter_error *errs);
 
+/* One result report's answer from store_connect_many. */
+struct store_answer {
+    int rc;                            /* what store_connect would return */
+    struct store_next next;            /* when rc == 1 */
+    enum store_report_outcome outcome; /* when rc >= 0 */
+    char *reported_type; /* the reported command's RequestType as queued; NULL: not known */
+    struct scepter_error err; /* when rc < 0 */
+};
+/* Free what an answer holds (its next command, reported_type); the struct stays usable. */
+void store_answer_clear(struct store_answer *a);
+
+/*
+ * Result reports (Acknowledged, Error, CommandFormatError, NotNow; not Idle) of several
+ * devices at once, each with the exchange of store_connect, with one commit per batch of up to
+ * 16: PostgreSQL records them and fetches each device's next command in one statement (one
+ * synchronous commit), SQLite in one transaction.  answers[i] is reports[i]'s: the same rc,
+ * next, outcome and refusal that store_connect would give it alone; nothing of a batch is
+ * acknowledged before its commit returned.  A report refused by the checks (certificate,
+ * enrollment) or by check_report is answered alone and does not hold back the others; should a
+ * statement of a batch fail (nothing of it is then kept), its reports are taken again one by
+ * one.  Returns 0, or the negative code of a store failure that hit a whole batch (the
+ * answers of its reports say so too).  The caller clears every answer (store_answer_clear).
+ */
+int store_connect_many(struct store *s, const struct store_report *reports, size_t n,
+                       int64_t now, struct store_answer *answers);
+
 struct store_queue_item {
     char uuid[UUID_STR_LEN];
     char *request_type;
