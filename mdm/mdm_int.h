@@ -415,6 +415,8 @@ struct mdm_push_data {
 };
 /* Wake one enrollment whose token is at hand (asynchronous; a no-op without APNs). */
 void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d);
+/* Wake one enrollment whose push data the store returned (asynchronous; no-op without APNs). */
+void mdm_push_target(struct mdm_ctx *ctx, const struct store_push_target *t);
 /* Ask APNs to wake these enrollments (coalesced, asynchronous); a no-op without APNs. */
 void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids, size_t n);
 /*

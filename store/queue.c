@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/codec.h"
 #include "common/log.h"
 #include "common/limits.h"
 #include "common/str.h"
@@ -207,6 +208,69 @@ int store_enqueue(struct store *s, const struct store_command *cmd,
     STORE_CALL(s, rc, err)
     rc = enqueue(s, cmd, ids, m, now, err);
     free(ids);
+    return rc;
+}
+
+/*
+ * One command for one device's own channel, on PostgreSQL in one statement (one round trip,
+ * one synchronous commit): the device's enabled channel, the command row, the queue row, and
+ * the channel's push data.  $1 device, $2 UUID, $3 RequestType, $4 plist, $5 priority, $6 now,
+ * $7 expiry.  Columns: 0 queue rows written (0 or 1), 1 the enrollment, 2 topic, 3 token,
+ * 4 PushMagic (1-4 NULL when it cannot be pushed).  The queue row's foreign key to the command
+ * is checked at the end of the statement, when the command row is there.
+ */
+static const struct store_sql SQL_ENQUEUE_DEVICE = {
+    "enqueue_device", NULL,
+    "WITH t AS (SELECT e.id, e.topic, e.push_token, e.push_magic, e.token_valid"
+    "  FROM devices d JOIN enrollments e ON e.id = d.id AND e.enabled WHERE d.id = $1),"
+    " c AS (INSERT INTO commands (uuid, request_type, plist, priority, created, policy_id,"
+    "   policy_version, policy_action)"
+    "  SELECT $2, $3, $4, $5, $6, NULL, NULL, 0 FROM t ON CONFLICT (uuid) DO NOTHING"
+    "  RETURNING uuid),"
+    " q AS (INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
+    "   expires)"
+    "  SELECT t.id, c.uuid, $5, $6, $6, NULL, $7 FROM t JOIN c ON true RETURNING enrollment_id)"
+    " SELECT (SELECT count(*) FROM q), t.id, t.topic, t.push_token, t.push_magic"
+    " FROM (SELECT 1) AS one LEFT JOIN t ON t.token_valid AND t.push_token IS NOT NULL",
+    NULL};
+
+int store_enqueue_device(struct store *s, const struct store_command *cmd, const char *device_id,
+                         int64_t now, struct store_push_target *push, struct scepter_error *err)
+{
+    struct dbres r = {0};
+    int rc;
+
+    memset(push, 0, sizeof(*push));
+    /* Anything out of the ordinary goes the general way, which names the problem. */
+    if (store_check_command(cmd, err) != 0 ||
+        store_check_str(device_id, LIMIT_ENROLLMENT_ID, "devices", err) != 0)
+        return 0;
+    if (!s->pg || cmd->policy_id != 0 || cmd->policy_action != STORE_POLICY_NONE)
+        return 0;
+    STORE_CALL(s, rc, err)
+    {
+        struct dbv p[] = {P_TEXT(device_id),         P_TEXT(cmd->uuid),   P_TEXT(cmd->request_type),
+                          P_BLOB(cmd->plist, cmd->plist_len), P_INT(cmd->priority), P_INT(now),
+                          P_INT(cmd->expires)};
+        store_push_target_clear(push);
+        rc = db_query(s, &SQL_ENQUEUE_DEVICE, p, ARRAY_LEN(p), &r, err);
+        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+            rc = db_int(&r, 0) > 0 ? 1 : 0;
+            if (rc == 1 && !db_isnull(&r, 1)) {
+                size_t len = 0;
+                const unsigned char *tok = db_blob(&r, 3, &len);
+                push->enrollment_id = db_strdup(&r, 1);
+                push->topic = db_strdup(&r, 2);
+                push->token_hex = hex_encode(tok, len, false);
+                push->push_magic = db_strdup(&r, 4);
+            }
+        } else if (rc == 0) {
+            rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: enqueue returned no row");
+        }
+        db_res_clear(&r);
+    }
+    if (rc < 0)
+        store_push_target_clear(push);
     return rc;
 }
 

@@ -540,6 +540,21 @@ void store_answer_clear(struct store_answer *a);
 int store_connect_many(struct store *s, const struct store_report *reports, size_t n,
                        int64_t now, struct store_answer *answers);
 
+struct store_push_target; /* below, with the push data */
+
+/*
+ * The fast path of queueing one command (no policy) for one device's own channel: on
+ * PostgreSQL one statement, one commit, that also returns the channel's push data (*push;
+ * push->enrollment_id NULL when the channel cannot be pushed; store_push_target_clear it).
+ * Returns 1 when the command was queued; 0 when this path does not apply — SQLite, a device
+ * that is unknown or not enabled, a UUID already taken — and then nothing was written: the
+ * caller takes store_targets_resolve + store_enqueue, which say why (as for a command or
+ * device id these would refuse).  Negative: a store error (nothing written).
+ */
+int store_enqueue_device(struct store *s, const struct store_command *cmd, const char *device_id,
+                         int64_t now, struct store_push_target *push,
+                         struct scepter_error *err) WUR;
+
 struct store_queue_item {
     char uuid[UUID_STR_LEN];
     char *request_type;
@@ -613,6 +628,8 @@ struct store_push_target {
     char *push_magic;
 };
 void store_push_targets_free(struct store_push_target *t, size_t n);
+/* Free what one target holds; the struct is zeroed. */
+void store_push_target_clear(struct store_push_target *t);
 /* Push data of the given enrollments that are enabled and hold a valid token. */
 int store_push_targets(struct store *s, const char *const *enrollment_ids, size_t n,
                        struct store_push_target **out, size_t *nout, struct scepter_error *err) WUR;
