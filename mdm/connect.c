@@ -4,7 +4,11 @@
  * {CommandUUID, Command}, or a zero-byte 200 when nothing is queued.
  *
  * The store does the exchange in one transaction (store_connect): certificate binding, result
- * recording and next-command lookup.  A result for a command that is not queued for the
+ * recording and next-command lookup.  In the server, a result report is checked here (identity,
+ * plist, CommandUUID and enrollment id as UTF-8), then handed to the worker (defer_report),
+ * which stores the reports of one loop turn together (store_connect_many: one commit per batch)
+ * and answers each through mdm_report_answer after that commit.  A result for a command that
+ * is not queued for the
  * enrollment (an operator cancelled it meanwhile) is logged and answered like any other:
  * the device resends a result until it gets a 2xx, so a 4xx here would loop forever.
  */
@@ -240,8 +244,8 @@ static void report_done(struct mdm_ctx *ctx, const struct mdm_report *r, int rc,
     if (refused(r->req_id, r->ids.device_id, hash, rc, err, reply))
         return;
     if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
-        log_kv(LOG_LVL_WARN, "result_ignored", "req", r->req_id, "enrollment",
-               r->ids.enrollment_id, "command", r->uuid, "status", r->status_name, "msg",
+        log_kv(LOG_LVL_WARN, "result_ignored", "req", r->req_id, "enrollment", r->ids.enrollment_id,
+               "command", r->uuid, "status", r->status_name, "msg",
                "no such command queued for this enrollment (cancelled?); not stored", NULL);
     else if (outcome == STORE_REPORT_RECORDED && r->status == STORE_STATUS_ACKNOWLEDGED &&
              device_channel(&r->ids))
@@ -264,13 +268,12 @@ static void report_done(struct mdm_ctx *ctx, const struct mdm_report *r, int rc,
             (rt == NULL || strcmp(rt, "DeviceConfigured") == 0)) {
             bool cleared = false;
             struct scepter_error e2;
-            if (store_device_configured(ctx->store, r->ids.enrollment_id, r->uuid, &cleared,
-                                        &e2) < 0)
-                log_kv(LOG_LVL_WARN, "device_configured", "enrollment", r->ids.enrollment_id,
-                       "msg", e2.msg, NULL);
+            if (store_device_configured(ctx->store, r->ids.enrollment_id, r->uuid, &cleared, &e2) <
+                0)
+                log_kv(LOG_LVL_WARN, "device_configured", "enrollment", r->ids.enrollment_id, "msg",
+                       e2.msg, NULL);
             else if (cleared)
-                log_kv(LOG_LVL_INFO, "device_configured", "enrollment", r->ids.enrollment_id,
-                       NULL);
+                log_kv(LOG_LVL_INFO, "device_configured", "enrollment", r->ids.enrollment_id, NULL);
         }
         mdm_webhook_result(ctx, &r->ids, r->status_name, r->uuid, r->raw, r->raw_len, now);
     }

@@ -13,7 +13,9 @@
  * statement (one round trip, one implicit transaction): data-modifying CTEs record the report
  * (or clear the NotNow flags) and the outer SELECT checks the certificate binding and the
  * enrollment and returns the next command.  On SQLite, which is in-process, the same steps run
- * as separate statements in one transaction (none on the empty Idle path).
+ * as separate statements in one transaction (none on the empty Idle path).  Result reports
+ * that arrive together are stored together (store_connect_many): on PostgreSQL up to 16 in one
+ * statement, on SQLite in one transaction — one synchronous commit for the batch.
  */
 #include "store/store_int.h"
 
@@ -249,8 +251,9 @@ int store_enqueue_device(struct store *s, const struct store_command *cmd, const
         return 0;
     STORE_CALL(s, rc, err)
     {
-        struct dbv p[] = {P_TEXT(device_id),         P_TEXT(cmd->uuid),   P_TEXT(cmd->request_type),
-                          P_BLOB(cmd->plist, cmd->plist_len), P_INT(cmd->priority), P_INT(now),
+        struct dbv p[] = {P_TEXT(device_id),         P_TEXT(cmd->uuid),
+                          P_TEXT(cmd->request_type), P_BLOB(cmd->plist, cmd->plist_len),
+                          P_INT(cmd->priority),      P_INT(now),
                           P_INT(cmd->expires)};
         store_push_target_clear(push);
         rc = db_query(s, &SQL_ENQUEUE_DEVICE, p, ARRAY_LEN(p), &r, err);
@@ -1042,8 +1045,8 @@ void store_answer_clear(struct store_answer *a)
 }
 
 /* One report's answer from what the exchange found (rc: exchange_tx's). */
-static void answer_set(struct store_answer *a, const struct store_report *rep,
-                       struct exchange *x, int rc)
+static void answer_set(struct store_answer *a, const struct store_report *rep, struct exchange *x,
+                       int rc)
 {
     a->rc = rc;
     if (rc >= 0) {
@@ -1057,9 +1060,9 @@ static void answer_set(struct store_answer *a, const struct store_report *rep,
 
 /* PostgreSQL: reports idx[0..m) (m <= REPORT_BATCH) in one statement.  A refusal is the
  * report's own answer; a negative return is a statement that failed (nothing was written). */
-static int reports_pg(struct store *s, const struct store_report *reps, const size_t *idx,
-                      size_t m, const char *const *hashes, int64_t now,
-                      struct store_answer *answers, struct scepter_error *err)
+static int reports_pg(struct store *s, const struct store_report *reps, const size_t *idx, size_t m,
+                      const char *const *hashes, int64_t now, struct store_answer *answers,
+                      struct scepter_error *err)
 {
     struct dbv p[REPORT_PARAMS * REPORT_BATCH + 1];
     struct dbres r;
@@ -1143,8 +1146,8 @@ static int reports_sqlite(struct store *s, const struct store_report *reps, cons
     return db_commit(s, err);
 }
 
-int store_connect_many(struct store *s, const struct store_report *reports, size_t n,
-                       int64_t now, struct store_answer *answers)
+int store_connect_many(struct store *s, const struct store_report *reports, size_t n, int64_t now,
+                       struct store_answer *answers)
 {
     struct scepter_error err;
     char hbuf[REPORT_BATCH][65];
@@ -1190,8 +1193,8 @@ int store_connect_many(struct store *s, const struct store_report *reports, size
             }
             /* A statement of the batch failed and nothing of it was kept: each report again on
              * its own, so that only one the database refuses fails. */
-            log_warnx("store: a batch of %zu result reports failed (%s); taking them one by one",
-                      m, err.msg);
+            log_warnx("store: a batch of %zu result reports failed (%s); taking them one by one", m,
+                      err.msg);
         }
         for (j = 0; j < m; j++) {
             struct store_answer *a = &answers[idx[j]];

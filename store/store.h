@@ -519,7 +519,7 @@ struct store_answer {
     int rc;                            /* what store_connect would return */
     struct store_next next;            /* when rc == 1 */
     enum store_report_outcome outcome; /* when rc >= 0 */
-    char *reported_type; /* the reported command's RequestType as queued; NULL: not known */
+    char *reported_type;      /* the reported command's RequestType as queued; NULL: not known */
     struct scepter_error err; /* when rc < 0 */
 };
 /* Free what an answer holds (its next command, reported_type); the struct stays usable. */
@@ -537,8 +537,8 @@ void store_answer_clear(struct store_answer *a);
  * one.  Returns 0, or the negative code of a store failure that hit a whole batch (the
  * answers of its reports say so too).  The caller clears every answer (store_answer_clear).
  */
-int store_connect_many(struct store *s, const struct store_report *reports, size_t n,
-                       int64_t now, struct store_answer *answers);
+int store_connect_many(struct store *s, const struct store_report *reports, size_t n, int64_t now,
+                       struct store_answer *answers);
 
 struct store_push_target; /* below, with the push data */
 
