@@ -362,8 +362,9 @@ void api_commands_enqueue(struct api_call *c)
         goto out;
     }
     store_command_of(&sc, &cmd, priority, expires);
-    /* One device, the way operators script a queue: one statement, one commit (PostgreSQL),
-     * which also brings the push data.  Anything else (and SQLite) takes the general way. */
+    /* One device, the way operators script a queue: one statement and its commit on
+     * PostgreSQL (one transaction on SQLite), which also brings the push data.  Anything else
+     * takes the general way. */
     if (nd == 1 && ng == 0) {
         struct store_push_target t;
         int rc = store_enqueue_device(c->ctx->store, &sc, devs[0], c->now, &t, &err);

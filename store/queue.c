@@ -236,10 +236,109 @@ static const struct store_sql SQL_ENQUEUE_DEVICE = {
     " FROM (SELECT 1) AS one LEFT JOIN t ON t.token_valid AND t.push_token IS NOT NULL",
     NULL};
 
+/* SQLite: the device's enabled channel and its push data (4: can be pushed), read under the
+ * write lock; then the command row and the queue row. */
+static const struct store_sql SQL_DEVICE_CHANNEL = {
+    "device_channel",
+    "SELECT e.id, e.topic, e.push_token, e.push_magic,"
+    " e.token_valid AND e.push_token IS NOT NULL"
+    " FROM devices d JOIN enrollments e ON e.id = d.id AND e.enabled WHERE d.id = $1",
+    NULL, NULL};
+
+/* $1 enrollment, $2 UUID, $3 priority, $4 now, $5 expiry. */
+static const struct store_sql SQL_QUEUE_INSERT_ONE = {
+    "queue_insert_one",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
+    " expires) VALUES ($1, $2, $3, $4, $4, NULL, $5)",
+    NULL, NULL};
+
+static void push_from_row(const struct dbres *r, struct store_push_target *push)
+{
+    size_t len = 0;
+    const unsigned char *tok = db_blob(r, 3, &len);
+
+    push->enrollment_id = db_strdup(r, 1);
+    push->topic = db_strdup(r, 2);
+    push->token_hex = hex_encode(tok, len, false);
+    push->push_magic = db_strdup(r, 4);
+}
+
+static int enqueue_device_pg(struct store *s, const struct store_command *cmd,
+                             const char *device_id, int64_t now, struct store_push_target *push,
+                             struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(device_id),         P_TEXT(cmd->uuid),
+                      P_TEXT(cmd->request_type), P_BLOB(cmd->plist, cmd->plist_len),
+                      P_INT(cmd->priority),      P_INT(now),
+                      P_INT(cmd->expires)};
+    struct dbres r = {0};
+    int rc = db_query(s, &SQL_ENQUEUE_DEVICE, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+        rc = db_int(&r, 0) > 0 ? 1 : 0;
+        if (rc == 1 && !db_isnull(&r, 1))
+            push_from_row(&r, push);
+    } else if (rc == 0) {
+        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: enqueue returned no row");
+    }
+    db_res_clear(&r);
+    return rc;
+}
+
+static int enqueue_device_sqlite(struct store *s, const struct store_command *cmd,
+                                 const char *device_id, int64_t now, struct store_push_target *push,
+                                 struct scepter_error *err)
+{
+    struct dbres r = {0};
+    char *eid = NULL;
+    int64_t changes = 0;
+    int rc;
+
+    if ((rc = db_begin(s, err)) != 0)
+        return rc;
+    {
+        struct dbv p[] = {P_TEXT(device_id)};
+        if ((rc = db_query(s, &SQL_DEVICE_CHANNEL, p, ARRAY_LEN(p), &r, err)) != 0 ||
+            (rc = db_next(&r, err)) != 1)
+            goto out; /* 0: no enabled channel */
+        eid = db_strdup(&r, 0);
+        if (db_bool(&r, 4))
+            push_from_row(&r, push);
+        db_res_clear(&r);
+    }
+    {
+        struct dbv p[] = {P_TEXT(cmd->uuid),
+                          P_TEXT(cmd->request_type),
+                          P_BLOB(cmd->plist, cmd->plist_len),
+                          P_INT(cmd->priority),
+                          P_INT(now),
+                          P_INT(0),
+                          P_INT(0),
+                          P_INT(STORE_POLICY_NONE)};
+        p[5].null = p[6].null = true;
+        if ((rc = db_exec(s, &SQL_COMMAND_INSERT, p, ARRAY_LEN(p), &changes, err)) != 0 ||
+            changes == 0) /* 0: the UUID is taken */
+            goto out;
+    }
+    {
+        struct dbv p[] = {P_TEXT(eid), P_TEXT(cmd->uuid), P_INT(cmd->priority), P_INT(now),
+                          P_INT(cmd->expires)};
+        if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ONE, p, ARRAY_LEN(p), NULL, err)) != 0)
+            goto out;
+    }
+    if ((rc = db_commit(s, err)) == 0)
+        rc = 1;
+out:
+    db_res_clear(&r);
+    if (rc <= 0 && s->in_tx)
+        db_rollback(s); /* nothing written */
+    free(eid);
+    return rc;
+}
+
 int store_enqueue_device(struct store *s, const struct store_command *cmd, const char *device_id,
                          int64_t now, struct store_push_target *push, struct scepter_error *err)
 {
-    struct dbres r = {0};
     int rc;
 
     memset(push, 0, sizeof(*push));
@@ -247,32 +346,15 @@ int store_enqueue_device(struct store *s, const struct store_command *cmd, const
     if (store_check_command(cmd, err) != 0 ||
         store_check_str(device_id, LIMIT_ENROLLMENT_ID, "devices", err) != 0)
         return 0;
-    if (!s->pg || cmd->policy_id != 0 || cmd->policy_action != STORE_POLICY_NONE)
+    if (cmd->policy_id != 0 || cmd->policy_action != STORE_POLICY_NONE)
         return 0;
     STORE_CALL(s, rc, err)
     {
-        struct dbv p[] = {P_TEXT(device_id),         P_TEXT(cmd->uuid),
-                          P_TEXT(cmd->request_type), P_BLOB(cmd->plist, cmd->plist_len),
-                          P_INT(cmd->priority),      P_INT(now),
-                          P_INT(cmd->expires)};
         store_push_target_clear(push);
-        rc = db_query(s, &SQL_ENQUEUE_DEVICE, p, ARRAY_LEN(p), &r, err);
-        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
-            rc = db_int(&r, 0) > 0 ? 1 : 0;
-            if (rc == 1 && !db_isnull(&r, 1)) {
-                size_t len = 0;
-                const unsigned char *tok = db_blob(&r, 3, &len);
-                push->enrollment_id = db_strdup(&r, 1);
-                push->topic = db_strdup(&r, 2);
-                push->token_hex = hex_encode(tok, len, false);
-                push->push_magic = db_strdup(&r, 4);
-            }
-        } else if (rc == 0) {
-            rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: enqueue returned no row");
-        }
-        db_res_clear(&r);
+        rc = s->pg ? enqueue_device_pg(s, cmd, device_id, now, push, err)
+                   : enqueue_device_sqlite(s, cmd, device_id, now, push, err);
     }
-    if (rc < 0)
+    if (rc <= 0)
         store_push_target_clear(push);
     return rc;
 }
@@ -744,8 +826,13 @@ static int exchange(struct store *s, const struct store_report *rep, const char 
     if (rep->status != STORE_STATUS_IDLE && !s->ops->writing_reads && (rc = db_begin(s, err)) != 0)
         return rc;
     rc = exchange_tx(s, rep, hash, now, next, x, err);
-    if (rc >= 0 && s->in_tx && (rc = db_commit(s, err)) != 0)
-        store_next_clear(next);
+    if (rc >= 0 && s->in_tx) {
+        int crc = db_commit(s, err);
+        if (crc != 0) {
+            store_next_clear(next);
+            rc = crc;
+        }
+    }
     return rc;
 }
 

@@ -543,11 +543,12 @@ int store_connect_many(struct store *s, const struct store_report *reports, size
 struct store_push_target; /* below, with the push data */
 
 /*
- * The fast path of queueing one command (no policy) for one device's own channel: on
- * PostgreSQL one statement, one commit, that also returns the channel's push data (*push;
- * push->enrollment_id NULL when the channel cannot be pushed; store_push_target_clear it).
- * Returns 1 when the command was queued; 0 when this path does not apply — SQLite, a device
- * that is unknown or not enabled, a UUID already taken — and then nothing was written: the
+ * The fast path of queueing one command (no policy) for one device's own channel, which also
+ * returns the channel's push data (*push; push->enrollment_id NULL when the channel cannot be
+ * pushed; store_push_target_clear it): on PostgreSQL one statement and its commit, on SQLite
+ * one transaction of three statements.  Returns 1 when the command was queued; 0 when this
+ * path does not apply — a device that is unknown or not enabled, a UUID already taken, a
+ * command with a policy — and then nothing was written: the
  * caller takes store_targets_resolve + store_enqueue, which say why (as for a command or
  * device id these would refuse).  Negative: a store error (nothing written).
  */

@@ -601,12 +601,12 @@ Test(checkin, concurrent_reports_each_get_their_own_answer)
 {
     enum { N = 6 };
     struct tu_cert ids[N];
-    char udid[N][16];
+    char udid[N][24];
 
     h_conf_append(&S, "workers = 1\n");
     h_restart(&S);
     for (int i = 0; i < N; i++) {
-        char cn[8];
+        char cn[16];
         snprintf(cn, sizeof(cn), "R%d", i);
         snprintf(udid[i], sizeof(udid[i]), "DEV-R%d", i);
         ids[i] = h_device_cert(&S, cn);
