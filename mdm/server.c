@@ -490,6 +490,7 @@ static void reports_flush(struct mdm_worker *w)
     for (size_t i = 0; i < b.n; i++)
         mdm_report_store(&b.items[i].report, &reps[i]);
     now = (int64_t)time(NULL);
+    log_debug("worker %d: %zu result reports stored together", w->index, b.n);
     (void)store_connect_many(w->store, reps, b.n, now, answers);
     ctx_init(&ctx, w);
     for (size_t i = 0; i < b.n; i++) {
