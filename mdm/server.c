@@ -538,7 +538,7 @@ static int defer_report(const struct mdm_request *req, struct mdm_report *report
     it->report = *report;
     /* The request's body lives in evhttp's buffer until the reply: copied, for clarity of
      * ownership (the report owns everything it points to). */
-    it->report.raw_copy = xmemdup(report->raw, report->raw_len ? report->raw_len : 1);
+    it->report.raw_copy = report->raw_len ? xmemdup(report->raw, report->raw_len) : NULL;
     it->report.raw = it->report.raw_copy;
     it->peer = req->peer_addr ? xstrdup(req->peer_addr) : NULL;
     it->path = xstrdup(req->path);
