@@ -357,8 +357,34 @@ void api_commands_enqueue(struct api_call *c)
     }
     if (enqueue_opts(c, &push, &priority, &expires) != 0)
         goto out;
-    if (mdm_command_from_json(spec, &cmd, &err) != 0 ||
-        resolve_devices(c, devs, nd, groups, ng, &ids, &n, &err) != 0) {
+    if (mdm_command_from_json(spec, &cmd, &err) != 0) {
+        api_reply_scepter_error(c, &err);
+        goto out;
+    }
+    store_command_of(&sc, &cmd, priority, expires);
+    /* One device, the way operators script a queue: one statement and its commit on
+     * PostgreSQL (one transaction on SQLite), which also brings the push data.  Anything else
+     * takes the general way. */
+    if (nd == 1 && ng == 0) {
+        struct store_push_target t;
+        int rc = store_enqueue_device(c->ctx->store, &sc, devs[0], c->now, &t, &err);
+        if (rc < 0) {
+            api_reply_scepter_error(c, &err);
+            goto out;
+        }
+        if (rc == 1) {
+            mdm_metrics_command(c->ctx->srv, MDM_CMD_QUEUED, cmd.request_type, 1);
+            if (push && t.enrollment_id)
+                mdm_push_target(c->ctx, &t);
+            store_push_target_clear(&t);
+            api_reply_json(c, 201,
+                           json_pack("{s:s,s:s,s:I,s:b}", "uuid", cmd.uuid, "request_type",
+                                     cmd.request_type ? cmd.request_type : "", "queued",
+                                     (json_int_t)1, "pushed", push));
+            goto out;
+        }
+    }
+    if (resolve_devices(c, devs, nd, groups, ng, &ids, &n, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;
     }
@@ -366,7 +392,6 @@ void api_commands_enqueue(struct api_call *c)
         api_reply_error(c, 409, "devices", "none of the targets is an enrolled device");
         goto out;
     }
-    store_command_of(&sc, &cmd, priority, expires);
     if (store_enqueue(c->ctx->store, &sc, (const char *const *)ids, n, c->now, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;

@@ -4,7 +4,11 @@
  * {CommandUUID, Command}, or a zero-byte 200 when nothing is queued.
  *
  * The store does the exchange in one transaction (store_connect): certificate binding, result
- * recording and next-command lookup.  A result for a command that is not queued for the
+ * recording and next-command lookup.  In the server, a result report is checked here (identity,
+ * plist, CommandUUID and enrollment id as UTF-8), then handed to the worker (defer_report),
+ * which stores the reports of one loop turn together (store_connect_many: one commit per batch)
+ * and answers each through mdm_report_answer after that commit.  A result for a command that
+ * is not queued for the
  * enrollment (an operator cancelled it meanwhile) is logged and answered like any other:
  * the device resends a result until it gets a 2xx, so a 4xx here would loop forever.
  */
@@ -197,22 +201,137 @@ static bool renewed(struct mdm_ctx *ctx, const struct mdm_ids *ids,
                             mdm_identity_not_after(identity->cert), now, &err) == 0;
 }
 
+void mdm_report_clear(struct mdm_report *r)
+{
+    if (r == NULL)
+        return;
+    plist_free(r->body);
+    free(r->raw_copy);
+    free(r->chain);
+    memset(r, 0, sizeof(*r));
+}
+
+void mdm_report_store(const struct mdm_report *r, struct store_report *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->enrollment_id = r->ids.enrollment_id;
+    out->device_id = r->ids.device_id;
+    out->cert_hash = r->hash[0] ? r->hash : NULL;
+    out->status = r->status;
+    out->command_uuid = r->uuid;
+    out->raw = r->raw;
+    out->raw_len = r->raw_len;
+    out->error_chain_json = r->chain;
+}
+
+/* A channel of the device itself (not a user's): the device's facts and its Setup Assistant
+ * state belong to it. */
+static bool device_channel(const struct mdm_ids *ids)
+{
+    return ids->type != STORE_ENROLL_USER && ids->type != STORE_ENROLL_SHARED_IPAD_USER &&
+           ids->type != STORE_ENROLL_USER_ENROLLMENT_USER;
+}
+
+/*
+ * What follows a stored report (rc, err, outcome and next from the store; reported_type the
+ * reported command's RequestType as queued, NULL when the store did not say): the refusal, or
+ * metrics, facts, DeviceConfigured, the webhook and the next command.
+ */
+static void report_done(struct mdm_ctx *ctx, const struct mdm_report *r, int rc,
+                        const struct scepter_error *err, enum store_report_outcome outcome,
+                        const char *reported_type, const struct store_next *next, int64_t now,
+                        struct mdm_reply *reply)
+{
+    const char *hash = r->hash[0] ? r->hash : NULL;
+
+    if (refused(r->req_id, r->ids.device_id, hash, rc, err, reply))
+        return;
+    if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
+        log_kv(LOG_LVL_WARN, "result_ignored", "req", r->req_id, "enrollment", r->ids.enrollment_id,
+               "command", r->uuid, "status", r->status_name, "msg",
+               "no such command queued for this enrollment (cancelled?); not stored", NULL);
+    else if (outcome == STORE_REPORT_RECORDED && r->status == STORE_STATUS_ACKNOWLEDGED &&
+             device_channel(&r->ids))
+        update_facts(ctx, r->ids.device_id, r->body, now);
+    if (outcome == STORE_REPORT_RECORDED) {
+        const char *rt = NULL;
+        struct scepter_error ignore;
+        enum mdm_command_event ev = r->status == STORE_STATUS_ACKNOWLEDGED ? MDM_CMD_ACKNOWLEDGED
+                                    : r->status == STORE_STATUS_NOTNOW     ? MDM_CMD_NOTNOW
+                                                                           : MDM_CMD_ERRORED;
+        if (plistx_get_string(r->body, "RequestType", false, &rt, &ignore) != 0)
+            rt = NULL; /* devices before iOS 17 do not echo it */
+        mdm_metrics_command(ctx->srv, ev, rt, 1);
+        /* DeviceConfigured acknowledged: Setup Assistant goes on, the device no longer awaits
+         * configuration.  Devices before iOS 17 name no RequestType: then the queued command's
+         * type decides when the store said it, else the store checks it. */
+        if (rt == NULL)
+            rt = reported_type;
+        if (r->status == STORE_STATUS_ACKNOWLEDGED && device_channel(&r->ids) &&
+            (rt == NULL || strcmp(rt, "DeviceConfigured") == 0)) {
+            bool cleared = false;
+            struct scepter_error e2;
+            if (store_device_configured(ctx->store, r->ids.enrollment_id, r->uuid, &cleared, &e2) <
+                0)
+                log_kv(LOG_LVL_WARN, "device_configured", "enrollment", r->ids.enrollment_id, "msg",
+                       e2.msg, NULL);
+            else if (cleared)
+                log_kv(LOG_LVL_INFO, "device_configured", "enrollment", r->ids.enrollment_id, NULL);
+        }
+        mdm_webhook_result(ctx, &r->ids, r->status_name, r->uuid, r->raw, r->raw_len, now);
+    }
+    answer_next(ctx, r->ids.enrollment_id, rc, next, reply);
+}
+
+static void report_reply_init(const struct mdm_report *r, struct mdm_reply *reply)
+{
+    reply->event = "connect";
+    reply->message_type = store_status_name(r->status);
+    str_copy(reply->enrollment, sizeof(reply->enrollment), r->ids.enrollment_id);
+    str_copy(reply->command_uuid, sizeof(reply->command_uuid), r->uuid);
+}
+
+void mdm_report_answer(struct mdm_ctx *ctx, const struct mdm_report *r,
+                       const struct store_answer *a, int64_t now, struct mdm_reply *reply)
+{
+    struct store_next again;
+    struct store_report rep;
+    struct scepter_error e2;
+    enum store_report_outcome outcome;
+
+    report_reply_init(r, reply);
+    /* A certificate bound to nothing: the device's renewed identity when its renewal is
+     * outstanding (notAfter from what the store knows); then the report again, alone. */
+    if (a->rc == SCEPTER_EFORBIDDEN && r->hash[0] &&
+        mdm_renewal_bind(ctx, r->ids.device_id, r->hash, 0, now, &e2) == 0) {
+        int rc;
+        memset(&again, 0, sizeof(again));
+        mdm_report_store(r, &rep);
+        rc = store_connect(ctx->store, &rep, now, &again, &outcome, &e2);
+        report_done(ctx, r, rc, &e2, outcome, NULL, &again, now, reply);
+        store_next_clear(&again);
+        return;
+    }
+    report_done(ctx, r, a->rc, &a->err, a->outcome, a->reported_type, &a->next, now, reply);
+}
+
 void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int64_t now,
                         struct mdm_reply *reply)
 {
     struct scepter_error err;
     struct mdm_identity identity;
     struct mdm_ids ids;
+    struct mdm_report r;
     struct store_report rep;
     struct store_next next;
     enum store_report_outcome outcome = STORE_REPORT_IDLE;
     plist_t body = NULL;
     const char *status = NULL, *uuid = NULL;
-    char *chain = NULL;
     int st, rc;
 
     memset(&identity, 0, sizeof(identity));
     memset(&next, 0, sizeof(next));
+    memset(&r, 0, sizeof(r));
     reply->event = "connect";
     if (req->method != MDM_PUT) {
         mdm_reply_error(reply, 405, "connect: method must be PUT");
@@ -250,36 +369,12 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
         goto out;
     }
     str_copy(reply->enrollment, sizeof(reply->enrollment), ids.enrollment_id);
-    if (st != STORE_STATUS_IDLE) {
-        if (plistx_get_string(body, "CommandUUID", true, &uuid, &err) < 0) {
-            mdm_reply_error(reply, 400, "connect: %s: %s", status, err.msg);
-            goto out;
-        }
-        if (*uuid == '\0' || strlen(uuid) > LIMIT_COMMAND_UUID) {
-            mdm_reply_error(reply, 400, "connect: CommandUUID: empty or too long");
-            goto out;
-        }
-        str_copy(reply->command_uuid, sizeof(reply->command_uuid), uuid);
-        err.msg[0] = '\0';
-        chain = mdm_error_chain_json(body, &err);
-        if (chain == NULL && err.msg[0] != '\0') {
-            mdm_reply_error(reply, 400, "connect: %s", err.msg);
-            goto out;
-        }
-    }
-
-    memset(&rep, 0, sizeof(rep));
-    rep.enrollment_id = ids.enrollment_id;
-    rep.device_id = ids.device_id;
-    rep.cert_hash = identity.hash;
-    rep.status = (enum store_status)st;
-    rep.command_uuid = uuid;
-    if (st != STORE_STATUS_IDLE) {
-        rep.raw = req->body;
-        rep.raw_len = req->body_len;
-    }
-    rep.error_chain_json = chain;
     if (st == STORE_STATUS_IDLE) {
+        memset(&rep, 0, sizeof(rep));
+        rep.enrollment_id = ids.enrollment_id;
+        rep.device_id = ids.device_id;
+        rep.cert_hash = identity.hash;
+        rep.status = STORE_STATUS_IDLE;
         if (req->defer_idle &&
             req->defer_idle(req, ids.enrollment_id, ids.device_id, identity.hash) == 0) {
             reply->status = MDM_REPLY_DEFERRED;
@@ -292,49 +387,57 @@ void mdm_command_handle(struct mdm_ctx *ctx, const struct mdm_request *req, int6
                         &next, now, reply);
         goto out;
     }
+
+    if (plistx_get_string(body, "CommandUUID", true, &uuid, &err) < 0) {
+        mdm_reply_error(reply, 400, "connect: %s: %s", status, err.msg);
+        goto out;
+    }
+    if (*uuid == '\0' || strlen(uuid) > LIMIT_COMMAND_UUID) {
+        mdm_reply_error(reply, 400, "connect: CommandUUID: empty or too long");
+        goto out;
+    }
+    str_copy(reply->command_uuid, sizeof(reply->command_uuid), uuid);
+    /* Checked before the store sees them: a report the database would refuse must not fail
+     * the batch it is stored with. */
+    if (!str_utf8_valid(uuid)) {
+        mdm_reply_error(reply, 400, "connect: CommandUUID: not valid UTF-8");
+        goto out;
+    }
+    if (!str_utf8_valid(ids.enrollment_id)) {
+        mdm_reply_error(reply, 400, "connect: %s: not valid UTF-8",
+                        ids.type == STORE_ENROLL_DEVICE ? "UDID" : "enrollment identifier");
+        goto out;
+    }
+    err.msg[0] = '\0';
+    r.chain = mdm_error_chain_json(body, &err);
+    if (r.chain == NULL && err.msg[0] != '\0') {
+        mdm_reply_error(reply, 400, "connect: %s", err.msg);
+        goto out;
+    }
+    str_copy(r.req_id, sizeof(r.req_id), req->id);
+    r.ids = ids;
+    r.body = body;
+    body = NULL; /* the report's now */
+    r.raw = req->body;
+    r.raw_len = req->body_len;
+    r.status = (enum store_status)st;
+    r.status_name = status;
+    r.uuid = uuid;
+    str_copy(r.hash, sizeof(r.hash), identity.hash);
+    if (req->defer_report && req->defer_report(req, &r) == 0) {
+        memset(&r, 0, sizeof(r)); /* the HTTP layer owns it */
+        reply->status = MDM_REPLY_DEFERRED;
+        goto out;
+    }
+    mdm_report_store(&r, &rep);
     rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
     if (renewed(ctx, &ids, &identity, rc, now))
         rc = store_connect(ctx->store, &rep, now, &next, &outcome, &err);
-    if (refused(req->id, ids.device_id, identity.hash, rc, &err, reply))
-        goto out;
-    if (outcome == STORE_REPORT_UNKNOWN_COMMAND)
-        log_kv(LOG_LVL_WARN, "result_ignored", "req", req->id, "enrollment", ids.enrollment_id,
-               "command", uuid, "status", status, "msg",
-               "no such command queued for this enrollment (cancelled?); not stored", NULL);
-    else if (outcome == STORE_REPORT_RECORDED && st == STORE_STATUS_ACKNOWLEDGED &&
-             ids.type != STORE_ENROLL_USER && ids.type != STORE_ENROLL_SHARED_IPAD_USER &&
-             ids.type != STORE_ENROLL_USER_ENROLLMENT_USER)
-        update_facts(ctx, ids.device_id, body, now);
-    if (outcome == STORE_REPORT_RECORDED) {
-        const char *rt = NULL;
-        struct scepter_error ignore;
-        enum mdm_command_event ev = st == STORE_STATUS_ACKNOWLEDGED ? MDM_CMD_ACKNOWLEDGED
-                                    : st == STORE_STATUS_NOTNOW     ? MDM_CMD_NOTNOW
-                                                                    : MDM_CMD_ERRORED;
-        if (plistx_get_string(body, "RequestType", false, &rt, &ignore) != 0)
-            rt = NULL; /* devices before iOS 17 do not echo it */
-        mdm_metrics_command(ctx->srv, ev, rt, 1);
-        /* DeviceConfigured acknowledged: Setup Assistant goes on, the device no longer awaits
-         * configuration.  (Checked in the store only when the device did not name another
-         * RequestType: devices before iOS 17 name none.) */
-        if (st == STORE_STATUS_ACKNOWLEDGED && ids.type != STORE_ENROLL_USER &&
-            ids.type != STORE_ENROLL_SHARED_IPAD_USER &&
-            ids.type != STORE_ENROLL_USER_ENROLLMENT_USER &&
-            (rt == NULL || strcmp(rt, "DeviceConfigured") == 0)) {
-            bool cleared = false;
-            struct scepter_error e2;
-            if (store_device_configured(ctx->store, ids.enrollment_id, uuid, &cleared, &e2) < 0)
-                log_kv(LOG_LVL_WARN, "device_configured", "enrollment", ids.enrollment_id, "msg",
-                       e2.msg, NULL);
-            else if (cleared)
-                log_kv(LOG_LVL_INFO, "device_configured", "enrollment", ids.enrollment_id, NULL);
-        }
-        mdm_webhook_result(ctx, &ids, status, uuid, req->body, req->body_len, now);
-    }
-    answer_next(ctx, ids.enrollment_id, rc, &next, reply);
+    report_reply_init(&r, reply);
+    report_done(ctx, &r, rc, &err, outcome, NULL, &next, now, reply);
 out:
     store_next_clear(&next);
     mdm_identity_clear(&identity);
-    free(chain);
+    mdm_report_clear(&r);
     plist_free(body);
 }

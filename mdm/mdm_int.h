@@ -23,6 +23,7 @@
 
 struct mdm_server;
 struct mdm_worker;
+struct mdm_report;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Request and reply                                                                         */
@@ -61,6 +62,10 @@ struct mdm_request {
      * took the poll, and then the handler's reply is MDM_REPLY_DEFERRED. */
     int (*defer_idle)(const struct mdm_request *req, const char *enrollment_id,
                       const char *device_id, const char *cert_hash);
+    /* Likewise for a result report, stored with the other reports of the loop turn in one
+     * transaction (one synchronous commit) and answered after that commit; returns 0 when it
+     * took the report (and everything the report owns). */
+    int (*defer_report)(const struct mdm_request *req, struct mdm_report *report);
     void *defer_arg;
 };
 
@@ -373,6 +378,33 @@ struct mdm_ids {
  */
 int mdm_ids_from_plist(plist_t dict, struct mdm_ids *ids, struct scepter_error *err) WUR;
 
+/* A result report (Acknowledged, Error, CommandFormatError, NotNow) parsed and checked, on
+ * its way to the store (mdm/connect.c). */
+struct mdm_report {
+    char req_id[24];
+    struct mdm_ids ids;
+    plist_t body;             /* the parsed report (owned); ids, status and uuid point into it */
+    const unsigned char *raw; /* the report as received: the request's body, or raw_copy */
+    size_t raw_len;
+    unsigned char *raw_copy; /* owned copy once the HTTP layer took the report for later */
+    enum store_status status;
+    const char *status_name;
+    const char *uuid;
+    char *chain;                      /* ErrorChain as JSON (owned) or NULL */
+    char hash[CRYPTO_SHA256_HEX_LEN]; /* the device certificate's SHA-256 hex, "" for none */
+};
+/* Free what a report owns (not the struct itself); a zeroed report is fine. */
+void mdm_report_clear(struct mdm_report *r);
+/* The store's view of a report (borrows r). */
+void mdm_report_store(const struct mdm_report *r, struct store_report *out);
+/*
+ * The reply to a result report once the store answered it (store_connect_many's answer, a):
+ * metrics, facts, DeviceConfigured, the webhook, then the next command or an empty 200, or
+ * the refusal.  Used by the HTTP layer for reports it batched.
+ */
+void mdm_report_answer(struct mdm_ctx *ctx, const struct mdm_report *r,
+                       const struct store_answer *a, int64_t now, struct mdm_reply *reply);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Hooks between the protocol and the rest (mdm/push.c, mdm/policy.c)                        */
 
@@ -386,6 +418,8 @@ struct mdm_push_data {
 };
 /* Wake one enrollment whose token is at hand (asynchronous; a no-op without APNs). */
 void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d);
+/* Wake one enrollment whose push data the store returned (asynchronous; no-op without APNs). */
+void mdm_push_target(struct mdm_ctx *ctx, const struct store_push_target *t);
 /* Ask APNs to wake these enrollments (coalesced, asynchronous); a no-op without APNs. */
 void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids, size_t n);
 /*

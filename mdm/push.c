@@ -369,6 +369,19 @@ void mdm_push_one(struct mdm_ctx *ctx, const struct mdm_push_data *d)
     free(hex);
 }
 
+void mdm_push_target(struct mdm_ctx *ctx, const struct store_push_target *t)
+{
+    struct mdm_push *p = ctx->srv->push;
+    struct apns_client *client = push_client(p, 1);
+
+    if (client == NULL) {
+        log_debug("push: no push certificate loaded; %s not pushed", t->enrollment_id);
+        return;
+    }
+    struct apns_push ap = {t->enrollment_id, t->token_hex, t->push_magic, t->topic};
+    push_send(p, client, &ap, 1);
+}
+
 void mdm_push_enrollments(struct mdm_ctx *ctx, const char *const *enrollment_ids, size_t n)
 {
     struct mdm_push *p = ctx->srv->push;

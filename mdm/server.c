@@ -467,6 +467,89 @@ static int defer_idle(const struct mdm_request *req, const char *enrollment_id,
     return 0;
 }
 
+/*
+ * Store the result reports taken in this loop turn together (store_connect_many: one commit
+ * per batch of up to 16), then answer each: no device hears that its result was taken before
+ * the commit that made it durable returned.
+ */
+static void reports_flush(struct mdm_worker *w)
+{
+    struct report_batch b = w->reports;
+    struct store_report *reps;
+    struct store_answer *answers;
+    struct mdm_ctx ctx;
+    int64_t now;
+
+    if (b.n == 0)
+        return;
+    /* Detach: replies sent below must not see a half-answered batch. */
+    w->reports.items = NULL;
+    w->reports.n = w->reports.cap = 0;
+    reps = xcalloc(b.n, sizeof(*reps));
+    answers = xcalloc(b.n, sizeof(*answers));
+    for (size_t i = 0; i < b.n; i++)
+        mdm_report_store(&b.items[i].report, &reps[i]);
+    now = (int64_t)time(NULL);
+    log_debug("worker %d: %zu result reports stored together", w->index, b.n);
+    (void)store_connect_many(w->store, reps, b.n, now, answers);
+    ctx_init(&ctx, w);
+    for (size_t i = 0; i < b.n; i++) {
+        struct report_item *it = &b.items[i];
+        struct mdm_reply reply;
+
+        mdm_reply_init(&reply);
+        mdm_report_answer(&ctx, &it->report, &answers[i], now, &reply);
+        send_reply(w, it->http, it->report.req_id, it->peer, it->path, &reply, &it->t0);
+        mdm_reply_free(&reply);
+        store_answer_clear(&answers[i]);
+        mdm_report_clear(&it->report);
+        free(it->peer);
+        free(it->path);
+    }
+    free(reps);
+    free(answers);
+    free(b.items);
+}
+
+static void reports_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reports_flush(arg);
+}
+
+#define REPORT_BATCH_MAX 256
+
+/* mdm_request.defer_report: take a result report (and what it owns) into this turn's batch. */
+static int defer_report(const struct mdm_request *req, struct mdm_report *report)
+{
+    struct defer_ctx *dc = req->defer_arg;
+    struct mdm_worker *w = dc->w;
+    struct report_item *it;
+
+    if (w->reports.n == w->reports.cap) {
+        w->reports.cap = w->reports.cap ? w->reports.cap * 2 : 16;
+        w->reports.items =
+            xreallocarray(w->reports.items, w->reports.cap, sizeof(*w->reports.items));
+    }
+    it = &w->reports.items[w->reports.n++];
+    memset(it, 0, sizeof(*it));
+    it->http = dc->req;
+    it->report = *report;
+    /* The request's body lives in evhttp's buffer until the reply: copied, for clarity of
+     * ownership (the report owns everything it points to). */
+    it->report.raw_copy = report->raw_len ? xmemdup(report->raw, report->raw_len) : NULL;
+    it->report.raw = it->report.raw_copy;
+    it->peer = req->peer_addr ? xstrdup(req->peer_addr) : NULL;
+    it->path = xstrdup(req->path);
+    it->t0 = *dc->t0;
+    if (w->reports.n >= REPORT_BATCH_MAX)
+        reports_flush(w);
+    else if (w->reports.n == 1)
+        event_active(w->reports.ev, EV_TIMEOUT, 1);
+    return 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct mdm_worker *w = arg;
@@ -511,10 +594,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     r.idcache = w->idcache;
     snprintf(r.id, sizeof(r.id), "%d-%llu", w->index, (unsigned long long)++w->seq);
     struct defer_ctx dc = {w, req, &ts0};
-    if (w->batch_idle) {
+    if (w->batch_idle)
         r.defer_idle = defer_idle;
-        r.defer_arg = &dc;
-    }
+    r.defer_report = defer_report;
+    r.defer_arg = &dc;
 
     ctx_init(&ctx, w);
     mdm_reply_init(&reply);
@@ -788,6 +871,10 @@ static void worker_free(struct mdm_worker *w)
     free(w->idle.items);
     if (w->idle.ev)
         event_free(w->idle.ev);
+    reports_flush(w);
+    free(w->reports.items);
+    if (w->reports.ev)
+        event_free(w->reports.ev);
     if (w->flush_ev)
         event_free(w->flush_ev);
     if (w->stop_ev)
@@ -848,6 +935,8 @@ static int worker_init(struct mdm_worker *w, struct mdm_runtime *rt, int index,
     event_add(w->flush_ev, &flush);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->idle.ev = event_new(w->base, -1, 0, idle_cb, w);
+    /* Both stores: the result reports of one loop turn share one commit. */
+    w->reports.ev = event_new(w->base, -1, 0, reports_cb, w);
     /* PostgreSQL: the Idle polls of one loop turn share one statement (a round trip and
      * statement set-up each cost more than the lookup itself).  SQLite is in-process. */
     w->batch_idle = strcmp(store_backend(w->store), "postgres") == 0;

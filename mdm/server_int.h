@@ -38,6 +38,21 @@ struct idle_batch {
     struct event *ev; /* activated by the first poll of a batch */
 };
 
+/* A result report waiting for the batch's transaction (both stores). */
+struct report_item {
+    struct evhttp_request *http;
+    struct mdm_report report; /* owned */
+    char *peer, *path;        /* for the request log */
+    struct timespec t0;
+};
+
+/* Result reports taken in this loop turn: stored with one commit, then answered. */
+struct report_batch {
+    struct report_item *items;
+    size_t n, cap;
+    struct event *ev; /* activated by the first report of a batch */
+};
+
 /* Enrollment ids seen since the last flush: an open-addressing string set. */
 struct touchset {
     char **slots;
@@ -71,6 +86,7 @@ struct mdm_worker {
     size_t nkeys_used;
     struct idle_batch idle;      /* used when batch_idle */
     bool batch_idle;             /* the store answers many Idle polls in one statement */
+    struct report_batch reports; /* result reports of this loop turn */
     struct mdm_idcache *idcache; /* verified device certificates */
     unsigned long long seq;      /* requests served, for request ids */
     int inflight;                /* replies not yet fully written */

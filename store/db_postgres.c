@@ -25,7 +25,7 @@
 #include "common/str.h"
 #include "common/xmalloc.h"
 
-#define PG_MAX_PARAMS 40
+#define PG_MAX_PARAMS 120
 
 /* Type OIDs (pg_type.dat); stable across PostgreSQL versions. */
 #define OID_BOOL        16

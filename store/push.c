@@ -12,6 +12,17 @@
 #include "common/codec.h"
 #include "common/xmalloc.h"
 
+void store_push_target_clear(struct store_push_target *t)
+{
+    if (t == NULL)
+        return;
+    free(t->enrollment_id);
+    free(t->topic);
+    free(t->token_hex);
+    free(t->push_magic);
+    memset(t, 0, sizeof(*t));
+}
+
 void store_push_targets_free(struct store_push_target *t, size_t n)
 {
     size_t i;

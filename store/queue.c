@@ -13,13 +13,16 @@
  * statement (one round trip, one implicit transaction): data-modifying CTEs record the report
  * (or clear the NotNow flags) and the outer SELECT checks the certificate binding and the
  * enrollment and returns the next command.  On SQLite, which is in-process, the same steps run
- * as separate statements in one transaction (none on the empty Idle path).
+ * as separate statements in one transaction (none on the empty Idle path).  Result reports
+ * that arrive together are stored together (store_connect_many): on PostgreSQL up to 16 in one
+ * statement, on SQLite in one transaction — one synchronous commit for the batch.
  */
 #include "store/store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/codec.h"
 #include "common/log.h"
 #include "common/limits.h"
 #include "common/str.h"
@@ -207,6 +210,152 @@ int store_enqueue(struct store *s, const struct store_command *cmd,
     STORE_CALL(s, rc, err)
     rc = enqueue(s, cmd, ids, m, now, err);
     free(ids);
+    return rc;
+}
+
+/*
+ * One command for one device's own channel, on PostgreSQL in one statement (one round trip,
+ * one synchronous commit): the device's enabled channel, the command row, the queue row, and
+ * the channel's push data.  $1 device, $2 UUID, $3 RequestType, $4 plist, $5 priority, $6 now,
+ * $7 expiry.  Columns: 0 queue rows written (0 or 1), 1 the enrollment, 2 topic, 3 token,
+ * 4 PushMagic (1-4 NULL when it cannot be pushed).  The queue row's foreign key to the command
+ * is checked at the end of the statement, when the command row is there.
+ */
+static const struct store_sql SQL_ENQUEUE_DEVICE = {
+    "enqueue_device", NULL,
+    "WITH t AS (SELECT e.id, e.topic, e.push_token, e.push_magic, e.token_valid"
+    "  FROM devices d JOIN enrollments e ON e.id = d.id AND e.enabled WHERE d.id = $1),"
+    " c AS (INSERT INTO commands (uuid, request_type, plist, priority, created, policy_id,"
+    "   policy_version, policy_action)"
+    "  SELECT $2, $3, $4, $5, $6, NULL, NULL, 0 FROM t ON CONFLICT (uuid) DO NOTHING"
+    "  RETURNING uuid),"
+    " q AS (INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
+    "   expires)"
+    "  SELECT t.id, c.uuid, $5, $6, $6, NULL, $7 FROM t JOIN c ON true RETURNING enrollment_id)"
+    " SELECT (SELECT count(*) FROM q), t.id, t.topic, t.push_token, t.push_magic"
+    " FROM (SELECT 1) AS one LEFT JOIN t ON t.token_valid AND t.push_token IS NOT NULL",
+    NULL};
+
+/* SQLite: the device's enabled channel and its push data (4: can be pushed), read under the
+ * write lock; then the command row and the queue row. */
+static const struct store_sql SQL_DEVICE_CHANNEL = {
+    "device_channel",
+    "SELECT e.id, e.topic, e.push_token, e.push_magic,"
+    " e.token_valid AND e.push_token IS NOT NULL"
+    " FROM devices d JOIN enrollments e ON e.id = d.id AND e.enabled WHERE d.id = $1",
+    NULL, NULL};
+
+/* $1 enrollment, $2 UUID, $3 priority, $4 now, $5 expiry. */
+static const struct store_sql SQL_QUEUE_INSERT_ONE = {
+    "queue_insert_one",
+    "INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
+    " expires) VALUES ($1, $2, $3, $4, $4, NULL, $5)",
+    NULL, NULL};
+
+static void push_from_row(const struct dbres *r, struct store_push_target *push)
+{
+    size_t len = 0;
+    const unsigned char *tok = db_blob(r, 3, &len);
+
+    push->enrollment_id = db_strdup(r, 1);
+    push->topic = db_strdup(r, 2);
+    push->token_hex = hex_encode(tok, len, false);
+    push->push_magic = db_strdup(r, 4);
+}
+
+static int enqueue_device_pg(struct store *s, const struct store_command *cmd,
+                             const char *device_id, int64_t now, struct store_push_target *push,
+                             struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(device_id),         P_TEXT(cmd->uuid),
+                      P_TEXT(cmd->request_type), P_BLOB(cmd->plist, cmd->plist_len),
+                      P_INT(cmd->priority),      P_INT(now),
+                      P_INT(cmd->expires)};
+    struct dbres r = {0};
+    int rc = db_query(s, &SQL_ENQUEUE_DEVICE, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+        rc = db_int(&r, 0) > 0 ? 1 : 0;
+        if (rc == 1 && !db_isnull(&r, 1))
+            push_from_row(&r, push);
+    } else if (rc == 0) {
+        rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: enqueue returned no row");
+    }
+    db_res_clear(&r);
+    return rc;
+}
+
+static int enqueue_device_sqlite(struct store *s, const struct store_command *cmd,
+                                 const char *device_id, int64_t now, struct store_push_target *push,
+                                 struct scepter_error *err)
+{
+    struct dbres r = {0};
+    char *eid = NULL;
+    int64_t changes = 0;
+    int rc;
+
+    if ((rc = db_begin(s, err)) != 0)
+        return rc;
+    {
+        struct dbv p[] = {P_TEXT(device_id)};
+        if ((rc = db_query(s, &SQL_DEVICE_CHANNEL, p, ARRAY_LEN(p), &r, err)) != 0 ||
+            (rc = db_next(&r, err)) != 1)
+            goto out; /* 0: no enabled channel */
+        eid = db_strdup(&r, 0);
+        if (db_bool(&r, 4))
+            push_from_row(&r, push);
+        db_res_clear(&r);
+    }
+    {
+        struct dbv p[] = {P_TEXT(cmd->uuid),
+                          P_TEXT(cmd->request_type),
+                          P_BLOB(cmd->plist, cmd->plist_len),
+                          P_INT(cmd->priority),
+                          P_INT(now),
+                          P_INT(0),
+                          P_INT(0),
+                          P_INT(STORE_POLICY_NONE)};
+        p[5].null = p[6].null = true;
+        if ((rc = db_exec(s, &SQL_COMMAND_INSERT, p, ARRAY_LEN(p), &changes, err)) != 0 ||
+            changes == 0) /* 0: the UUID is taken */
+            goto out;
+    }
+    {
+        struct dbv p[] = {P_TEXT(eid), P_TEXT(cmd->uuid), P_INT(cmd->priority), P_INT(now),
+                          P_INT(cmd->expires)};
+        if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ONE, p, ARRAY_LEN(p), NULL, err)) != 0)
+            goto out;
+    }
+    if ((rc = db_commit(s, err)) == 0)
+        rc = 1;
+out:
+    db_res_clear(&r);
+    if (rc <= 0 && s->in_tx)
+        db_rollback(s); /* nothing written */
+    free(eid);
+    return rc;
+}
+
+int store_enqueue_device(struct store *s, const struct store_command *cmd, const char *device_id,
+                         int64_t now, struct store_push_target *push, struct scepter_error *err)
+{
+    int rc;
+
+    memset(push, 0, sizeof(*push));
+    /* Anything out of the ordinary goes the general way, which names the problem. */
+    if (store_check_command(cmd, err) != 0 ||
+        store_check_str(device_id, LIMIT_ENROLLMENT_ID, "devices", err) != 0)
+        return 0;
+    if (cmd->policy_id != 0 || cmd->policy_action != STORE_POLICY_NONE)
+        return 0;
+    STORE_CALL(s, rc, err)
+    {
+        store_push_target_clear(push);
+        rc = s->pg ? enqueue_device_pg(s, cmd, device_id, now, push, err)
+                   : enqueue_device_sqlite(s, cmd, device_id, now, push, err);
+    }
+    if (rc <= 0)
+        store_push_target_clear(push);
     return rc;
 }
 
@@ -439,12 +588,15 @@ struct exchange {
     bool row_notnow;
     bool recorded; /* this call stored the report */
     bool flagged;  /* Idle: NotNow flags to clear */
+    char *rtype;   /* the reported command's RequestType as queued (NULL: unknown) */
+    bool refused;  /* exchange_check refused the report (no statement failed) */
 };
 
 static void exchange_clear(struct exchange *x)
 {
     free(x->edev);
     free(x->bound);
+    free(x->rtype);
     memset(x, 0, sizeof(*x));
 }
 
@@ -503,7 +655,8 @@ static int read_next(const struct dbres *r, int col, struct store_next *next)
  * backend with the same columns: 0 the enrollment's device, 1 enabled, 2 the certificate's
  * device, 3-4 the reported row's state and NotNow flag (before this report; NULL for Idle),
  * 5 NotNow flags to clear (Idle), 6 rows the statement updated to record the report (NULL
- * when the backend records it with SQL_RECORD afterwards), 7-9 the next command.  The next
+ * when the backend records it with SQL_RECORD afterwards), 7-9 the next command, 10 the
+ * reported command's RequestType as queued (NULL for Idle).  The next
  * command leaves out the reported one and, unless this is an Idle (which clears the flags),
  * the ones flagged NotNow; recording the report changes only the reported row, so the answer
  * stays right after the update.
@@ -519,7 +672,7 @@ static const struct store_sql SQL_CONNECT_IDLE = {
     "SELECT e.device_id, e.enabled,"
     " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2), NULL::int, NULL::bool,"
     " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow), NULL::bigint,"
-    " n.command_uuid, n.request_type, n.plist"
+    " n.command_uuid, n.request_type, n.plist, NULL::text"
     " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
     "  JOIN commands c ON c.uuid = q.command_uuid"
@@ -529,7 +682,7 @@ static const struct store_sql SQL_CONNECT_IDLE = {
     "SELECT e.device_id, e.enabled,"
     " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2), NULL, NULL,"
     " EXISTS (SELECT 1 FROM queue f WHERE f.enrollment_id = $1 AND f.notnow), NULL,"
-    " n.command_uuid, c.request_type, c.plist"
+    " n.command_uuid, c.request_type, c.plist, NULL"
     " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
     " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
     "  WHERE n2.enrollment_id = $1 AND n2.state = 0 AND (n2.expires = 0 OR n2.expires > $3)"
@@ -563,7 +716,8 @@ static const struct store_sql SQL_CONNECT_REPORT = {
     "   AND ($3 IS NULL OR ok.edev = $3) AND ($2 IS NULL OR ok.bound = ok.edev)"
     "  RETURNING 1)"
     " SELECT ok.edev, ok.enabled, ok.bound, cur.state, cur.notnow, false,"
-    "  (SELECT count(*) FROM upd), n.command_uuid, n.request_type, n.plist"
+    "  (SELECT count(*) FROM upd), n.command_uuid, n.request_type, n.plist,"
+    "  (SELECT rc.request_type FROM commands rc WHERE rc.uuid = $4)"
     " FROM (SELECT 1) AS one LEFT JOIN ok ON true LEFT JOIN cur ON true"
     " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
     "  JOIN commands c ON c.uuid = q.command_uuid"
@@ -572,7 +726,8 @@ static const struct store_sql SQL_CONNECT_REPORT = {
     "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
     "SELECT e.device_id, e.enabled,"
     " (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = $2),"
-    " q.state, q.notnow, 0, NULL, n.command_uuid, c.request_type, c.plist"
+    " q.state, q.notnow, 0, NULL, n.command_uuid, c.request_type, c.plist,"
+    " (SELECT rc.request_type FROM commands rc WHERE rc.uuid = $4)"
     " FROM (SELECT 1) AS one LEFT JOIN enrollments e ON e.id = $1"
     " LEFT JOIN queue q ON q.command_uuid = $4 AND q.enrollment_id = $1"
     " LEFT JOIN queue n ON n.seq = (SELECT n2.seq FROM queue n2"
@@ -592,17 +747,18 @@ static const struct store_sql SQL_RECORD = {
     " WHERE command_uuid = $2 AND enrollment_id = $1 AND state = 0",
     NULL, NULL};
 
-static int exchange(struct store *s, const struct store_report *rep, const char *hash, int64_t now,
-                    struct store_next *next, struct exchange *x, struct scepter_error *err)
+/*
+ * The exchange's statements, inside the caller's transaction when it opened one.  A refusal
+ * (exchange_check) sets x->refused: then no statement failed and nothing was written.
+ */
+static int exchange_tx(struct store *s, const struct store_report *rep, const char *hash,
+                       int64_t now, struct store_next *next, struct exchange *x,
+                       struct scepter_error *err)
 {
     bool idle = rep->status == STORE_STATUS_IDLE;
     struct dbres r = {0};
     int rc, have_next = 0;
 
-    /* A report the statement cannot record: take the write lock first, so that the checks and
-     * the update agree. */
-    if (!idle && !s->ops->writing_reads && (rc = db_begin(s, err)) != 0)
-        goto out;
     if (idle) {
         struct dbv p[] = {P_TEXT(rep->enrollment_id), P_TEXT(hash), P_INT(now)};
         rc = db_query(s, &SQL_CONNECT_IDLE, p, ARRAY_LEN(p), &r, err);
@@ -630,8 +786,11 @@ static int exchange(struct store *s, const struct store_report *rep, const char 
     x->flagged = db_bool(&r, 5);
     bool to_record = !idle && db_isnull(&r, 6);
     x->recorded = !db_isnull(&r, 6) && db_int(&r, 6) > 0;
-    if ((rc = exchange_check(rep, x, err)) != 0)
+    x->rtype = db_strdup(&r, 10);
+    if ((rc = exchange_check(rep, x, err)) != 0) {
+        x->refused = true;
         goto out;
+    }
     have_next = read_next(&r, 7, next);
     db_res_clear(&r);
     if (idle && x->flagged) {
@@ -649,13 +808,31 @@ static int exchange(struct store *s, const struct store_report *rep, const char 
             goto out;
         x->recorded = changes > 0;
     }
-    if (s->in_tx && (rc = db_commit(s, err)) != 0)
-        goto out;
     rc = have_next;
 out:
     db_res_clear(&r);
     if (rc < 0)
         store_next_clear(next);
+    return rc;
+}
+
+static int exchange(struct store *s, const struct store_report *rep, const char *hash, int64_t now,
+                    struct store_next *next, struct exchange *x, struct scepter_error *err)
+{
+    int rc;
+
+    /* A report the statement cannot record: take the write lock first, so that the checks and
+     * the update agree. */
+    if (rep->status != STORE_STATUS_IDLE && !s->ops->writing_reads && (rc = db_begin(s, err)) != 0)
+        return rc;
+    rc = exchange_tx(s, rep, hash, now, next, x, err);
+    if (rc >= 0 && s->in_tx) {
+        int crc = db_commit(s, err);
+        if (crc != 0) {
+            store_next_clear(next);
+            rc = crc;
+        }
+    }
     return rc;
 }
 
@@ -872,6 +1049,244 @@ int store_connect_idle_many(struct store *s, const struct store_report *reports,
                 rcs[idx[j]] = rc;
                 errs[idx[j]] = err;
             }
+        }
+    }
+    return any;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Result reports in batches                                                                 */
+
+/*
+ * Up to REPORT_BATCH result reports in one statement, one implicit transaction and so one
+ * synchronous commit (PostgreSQL).  Report k (from 0) binds $7k+1 enrollment, $7k+2 cert
+ * hash, $7k+3 device, $7k+4 command UUID, $7k+5 status, $7k+6 raw result, $7k+7 error chain
+ * (unused slots NULL); $113 is now.  Each row is 0 the slot (from 1), then the columns of
+ * SQL_CONNECT_REPORT.  The checks of exchange_check are repeated per report in the UPDATE's
+ * WHERE, so a refused report writes nothing while the others of its batch are recorded.  A
+ * fixed number of scalar parameters, as in SQL_CONNECT_IDLE_MANY, for a generic plan; every
+ * lookup a LATERAL index probe.  One (enrollment, command) reported twice in a batch is
+ * recorded once: the UPDATE takes one of the two source rows, which RETURNING names.
+ */
+#define REPORT_BATCH  16
+#define REPORT_PARAMS 7
+static const struct store_sql SQL_CONNECT_REPORT_MANY = {
+    "connect_report_many", NULL,
+    "WITH i(ord, eid, h, dev, cu, st, raw, ch) AS (VALUES"
+    " (1,$1::text,$2::text,$3::text,$4::text,$5::int,$6::bytea,$7::text)"
+    ",(2,$8::text,$9::text,$10::text,$11::text,$12::int,$13::bytea,$14::text)"
+    ",(3,$15::text,$16::text,$17::text,$18::text,$19::int,$20::bytea,$21::text)"
+    ",(4,$22::text,$23::text,$24::text,$25::text,$26::int,$27::bytea,$28::text)"
+    ",(5,$29::text,$30::text,$31::text,$32::text,$33::int,$34::bytea,$35::text)"
+    ",(6,$36::text,$37::text,$38::text,$39::text,$40::int,$41::bytea,$42::text)"
+    ",(7,$43::text,$44::text,$45::text,$46::text,$47::int,$48::bytea,$49::text)"
+    ",(8,$50::text,$51::text,$52::text,$53::text,$54::int,$55::bytea,$56::text)"
+    ",(9,$57::text,$58::text,$59::text,$60::text,$61::int,$62::bytea,$63::text)"
+    ",(10,$64::text,$65::text,$66::text,$67::text,$68::int,$69::bytea,$70::text)"
+    ",(11,$71::text,$72::text,$73::text,$74::text,$75::int,$76::bytea,$77::text)"
+    ",(12,$78::text,$79::text,$80::text,$81::text,$82::int,$83::bytea,$84::text)"
+    ",(13,$85::text,$86::text,$87::text,$88::text,$89::int,$90::bytea,$91::text)"
+    ",(14,$92::text,$93::text,$94::text,$95::text,$96::int,$97::bytea,$98::text)"
+    ",(15,$99::text,$100::text,$101::text,$102::text,$103::int,$104::bytea,$105::text)"
+    ",(16,$106::text,$107::text,$108::text,$109::text,$110::int,$111::bytea,$112::text)"
+    "  ),"
+    " ok AS (SELECT i.ord, e.device_id AS edev, e.enabled, b.device_id AS bound,"
+    "   cur.state, cur.notnow, rt.request_type AS rtype"
+    "  FROM i LEFT JOIN LATERAL (SELECT e.device_id, e.enabled FROM enrollments e"
+    "   WHERE e.id = i.eid LIMIT 1) AS e ON true"
+    "  LEFT JOIN LATERAL (SELECT b.device_id FROM cert_bindings b WHERE b.cert_hash = i.h"
+    "   LIMIT 1) AS b ON true"
+    "  LEFT JOIN LATERAL (SELECT q.state, q.notnow FROM queue q"
+    "   WHERE q.enrollment_id = i.eid AND q.command_uuid = i.cu LIMIT 1) AS cur ON true"
+    "  LEFT JOIN LATERAL (SELECT c.request_type FROM commands c WHERE c.uuid = i.cu"
+    "   LIMIT 1) AS rt ON true"
+    "  WHERE i.eid IS NOT NULL),"
+    " upd AS (UPDATE queue q SET status = i.st,"
+    "   state = CASE WHEN i.st = 4 THEN 0 ELSE 1 END, notnow = (i.st = 4),"
+    "   notnow_count = q.notnow_count + CASE WHEN i.st = 4 THEN 1 ELSE 0 END,"
+    "   last_notnow_at = CASE WHEN i.st = 4 THEN $113::bigint ELSE q.last_notnow_at END,"
+    "   raw = i.raw, error_chain = i.ch, result_at = $113::bigint, updated = $113::bigint"
+    "  FROM i JOIN ok ON ok.ord = i.ord"
+    "  WHERE q.enrollment_id = i.eid AND q.command_uuid = i.cu AND q.state = 0"
+    "   AND NOT (i.st = 4 AND q.notnow) AND ok.enabled"
+    "   AND (i.dev IS NULL OR ok.edev = i.dev) AND (i.h IS NULL OR ok.bound = ok.edev)"
+    "  RETURNING i.ord)"
+    " SELECT ok.ord, ok.edev, ok.enabled, ok.bound, ok.state, ok.notnow, false,"
+    "  (SELECT count(*) FROM upd WHERE upd.ord = ok.ord), n.command_uuid, n.request_type,"
+    "  n.plist, ok.rtype"
+    " FROM ok JOIN i ON i.ord = ok.ord"
+    " LEFT JOIN LATERAL (SELECT q.command_uuid, c.request_type, c.plist FROM queue q"
+    "  JOIN commands c ON c.uuid = q.command_uuid"
+    "  WHERE q.enrollment_id = i.eid AND q.state = 0 AND NOT q.notnow AND q.command_uuid <> i.cu"
+    "   AND ok.enabled AND (q.expires = 0 OR q.expires > $113::bigint)"
+    "  ORDER BY q.priority DESC, q.created, q.seq LIMIT 1) AS n ON true",
+    NULL};
+
+void store_answer_clear(struct store_answer *a)
+{
+    if (a == NULL)
+        return;
+    store_next_clear(&a->next);
+    free(a->reported_type);
+    a->reported_type = NULL;
+}
+
+/* One report's answer from what the exchange found (rc: exchange_tx's). */
+static void answer_set(struct store_answer *a, const struct store_report *rep, struct exchange *x,
+                       int rc)
+{
+    a->rc = rc;
+    if (rc >= 0) {
+        a->outcome = exchange_outcome(rep, x);
+        a->reported_type = x->rtype;
+        x->rtype = NULL;
+    } else {
+        store_next_clear(&a->next);
+    }
+}
+
+/* PostgreSQL: reports idx[0..m) (m <= REPORT_BATCH) in one statement.  A refusal is the
+ * report's own answer; a negative return is a statement that failed (nothing was written). */
+static int reports_pg(struct store *s, const struct store_report *reps, const size_t *idx, size_t m,
+                      const char *const *hashes, int64_t now, struct store_answer *answers,
+                      struct scepter_error *err)
+{
+    struct dbv p[REPORT_PARAMS * REPORT_BATCH + 1];
+    struct dbres r;
+    size_t k;
+    int rc;
+
+    for (k = 0; k < REPORT_BATCH; k++) {
+        const struct store_report *rep = k < m ? &reps[idx[k]] : NULL;
+        struct dbv *v = &p[REPORT_PARAMS * k];
+        v[0] = P_TEXT(rep ? rep->enrollment_id : NULL);
+        v[1] = P_TEXT(rep ? hashes[k] : NULL);
+        v[2] = P_TEXT(rep ? rep->device_id : NULL);
+        v[3] = P_TEXT(rep ? rep->command_uuid : NULL);
+        v[4] = P_INT(rep ? (int64_t)rep->status : 0);
+        v[4].null = rep == NULL;
+        v[5] = P_BLOB(rep ? rep->raw : NULL, rep ? rep->raw_len : 0);
+        v[6] = P_TEXT(rep ? rep->error_chain_json : NULL);
+    }
+    p[REPORT_PARAMS * REPORT_BATCH] = P_INT(now);
+    for (k = 0; k < m; k++) {
+        struct store_answer *a = &answers[idx[k]];
+        store_answer_clear(a);
+        a->rc = scepter_err(&a->err, SCEPTER_EINTERNAL, NULL, "store: connect returned no row");
+    }
+    if ((rc = db_query(s, &SQL_CONNECT_REPORT_MANY, p, ARRAY_LEN(p), &r, err)) != 0)
+        return rc;
+    while ((rc = db_next(&r, err)) == 1) {
+        struct exchange x = {0};
+        int64_t ord = db_int(&r, 0);
+        struct store_answer *a;
+        size_t i;
+        int xrc;
+
+        if (ord < 1 || (size_t)ord > m)
+            continue;
+        i = idx[ord - 1];
+        a = &answers[i];
+        x.have_enrollment = !db_isnull(&r, 1);
+        x.edev = db_strdup(&r, 1);
+        x.enabled = db_bool(&r, 2);
+        x.bound = db_strdup(&r, 3);
+        x.have_row = !db_isnull(&r, 4);
+        x.row_state = (int)db_int(&r, 4);
+        x.row_notnow = db_bool(&r, 5);
+        x.recorded = db_int(&r, 7) > 0;
+        x.rtype = db_strdup(&r, 11);
+        if ((xrc = exchange_check(&reps[i], &x, &a->err)) == 0)
+            xrc = read_next(&r, 8, &a->next);
+        answer_set(a, &reps[i], &x, xrc);
+        exchange_clear(&x);
+    }
+    db_res_clear(&r);
+    return rc < 0 ? rc : 0;
+}
+
+/* SQLite: reports idx[0..m) one after the other in one transaction, one commit. */
+static int reports_sqlite(struct store *s, const struct store_report *reps, const size_t *idx,
+                          size_t m, const char *const *hashes, int64_t now,
+                          struct store_answer *answers, struct scepter_error *err)
+{
+    size_t k;
+    int rc;
+
+    if ((rc = db_begin(s, err)) != 0)
+        return rc;
+    for (k = 0; k < m; k++) {
+        struct store_answer *a = &answers[idx[k]];
+        struct exchange x = {0};
+        int xrc;
+
+        store_answer_clear(a);
+        xrc = exchange_tx(s, &reps[idx[k]], hashes[k], now, &a->next, &x, &a->err);
+        if (xrc < 0 && !x.refused) { /* a statement failed: the batch is rolled back */
+            *err = a->err;
+            exchange_clear(&x);
+            return xrc;
+        }
+        answer_set(a, &reps[idx[k]], &x, xrc);
+        exchange_clear(&x);
+    }
+    return db_commit(s, err);
+}
+
+int store_connect_many(struct store *s, const struct store_report *reports, size_t n, int64_t now,
+                       struct store_answer *answers)
+{
+    struct scepter_error err;
+    char hbuf[REPORT_BATCH][65];
+    const char *hashes[REPORT_BATCH];
+    size_t idx[REPORT_BATCH];
+    size_t m, i, j;
+    int rc = 0, any = 0;
+
+    for (i = 0; i < n; i++)
+        memset(&answers[i], 0, sizeof(answers[i]));
+    for (i = 0; i < n;) {
+        /* The next REPORT_BATCH reports that pass the checks (the others are answered here). */
+        for (m = 0; i < n && m < REPORT_BATCH; i++) {
+            const char *h;
+            struct store_answer *a = &answers[i];
+            if (reports[i].status == STORE_STATUS_IDLE) {
+                a->rc = scepter_err(&a->err, SCEPTER_EINVAL, "Status",
+                                    "store_connect_many: result reports only, not Idle");
+                continue;
+            }
+            if ((a->rc = check_report(&reports[i], hbuf[m], &h, &a->err)) != 0)
+                continue;
+            hashes[m] = h;
+            idx[m++] = i;
+        }
+        if (m == 0)
+            continue;
+        if (m > 1) {
+            STORE_CALL(s, rc, &err)
+            rc = s->pg ? reports_pg(s, reports, idx, m, hashes, now, answers, &err)
+                       : reports_sqlite(s, reports, idx, m, hashes, now, answers, &err);
+            if (rc == 0)
+                continue;
+            if (s->broken) { /* the database is gone: every report of the batch says so */
+                any = rc;
+                for (j = 0; j < m; j++) {
+                    struct store_answer *a = &answers[idx[j]];
+                    store_answer_clear(a);
+                    a->rc = rc;
+                    a->err = err;
+                }
+                continue;
+            }
+            /* A statement of the batch failed and nothing of it was kept: each report again on
+             * its own, so that only one the database refuses fails. */
+            log_warnx("store: a batch of %zu result reports failed (%s); taking them one by one", m,
+                      err.msg);
+        }
+        for (j = 0; j < m; j++) {
+            struct store_answer *a = &answers[idx[j]];
+            store_answer_clear(a);
+            a->rc = store_connect(s, &reports[idx[j]], now, &a->next, &a->outcome, &a->err);
         }
     }
     return any;

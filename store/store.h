@@ -515,6 +515,48 @@ int store_connect_idle_many(struct store *s, const struct store_report *reports,
                             int64_t now, struct store_next *nexts, int *rcs,
                             struct scepter_error *errs);
 
+/* One result report's answer from store_connect_many. */
+struct store_answer {
+    int rc;                            /* what store_connect would return */
+    struct store_next next;            /* when rc == 1 */
+    enum store_report_outcome outcome; /* when rc >= 0 */
+    char *reported_type;      /* the reported command's RequestType as queued; NULL: not known */
+    struct scepter_error err; /* when rc < 0 */
+};
+/* Free what an answer holds (its next command, reported_type); the struct stays usable. */
+void store_answer_clear(struct store_answer *a);
+
+/*
+ * Result reports (Acknowledged, Error, CommandFormatError, NotNow; not Idle) of several
+ * devices at once, each with the exchange of store_connect, with one commit per batch of up to
+ * 16: PostgreSQL records them and fetches each device's next command in one statement (one
+ * synchronous commit), SQLite in one transaction.  answers[i] is reports[i]'s: the same rc,
+ * next, outcome and refusal that store_connect would give it alone; nothing of a batch is
+ * acknowledged before its commit returned.  A report refused by the checks (certificate,
+ * enrollment) or by check_report is answered alone and does not hold back the others; should a
+ * statement of a batch fail (nothing of it is then kept), its reports are taken again one by
+ * one.  Returns 0, or the negative code of a store failure that hit a whole batch (the
+ * answers of its reports say so too).  The caller clears every answer (store_answer_clear).
+ */
+int store_connect_many(struct store *s, const struct store_report *reports, size_t n, int64_t now,
+                       struct store_answer *answers);
+
+struct store_push_target; /* below, with the push data */
+
+/*
+ * The fast path of queueing one command (no policy) for one device's own channel, which also
+ * returns the channel's push data (*push; push->enrollment_id NULL when the channel cannot be
+ * pushed; store_push_target_clear it): on PostgreSQL one statement and its commit, on SQLite
+ * one transaction of three statements.  Returns 1 when the command was queued; 0 when this
+ * path does not apply — a device that is unknown or not enabled, a UUID already taken, a
+ * command with a policy — and then nothing was written: the
+ * caller takes store_targets_resolve + store_enqueue, which say why (as for a command or
+ * device id these would refuse).  Negative: a store error (nothing written).
+ */
+int store_enqueue_device(struct store *s, const struct store_command *cmd, const char *device_id,
+                         int64_t now, struct store_push_target *push,
+                         struct scepter_error *err) WUR;
+
 struct store_queue_item {
     char uuid[UUID_STR_LEN];
     char *request_type;
@@ -588,6 +630,8 @@ struct store_push_target {
     char *push_magic;
 };
 void store_push_targets_free(struct store_push_target *t, size_t n);
+/* Free what one target holds; the struct is zeroed. */
+void store_push_target_clear(struct store_push_target *t);
 /* Push data of the given enrollments that are enabled and hold a valid token. */
 int store_push_targets(struct store *s, const char *const *enrollment_ids, size_t n,
                        struct store_push_target **out, size_t *nout, struct scepter_error *err) WUR;

@@ -687,3 +687,69 @@ Test(api, a_reenrolled_device_gets_its_policy_again)
     cr_assert_eq(h_api(&S, "GET", "/v1/policies", NULL, &j), 200);
     json_decref(j);
 }
+
+/* POST /v1/commands naming one device takes a shorter way (one statement on PostgreSQL): what
+ * it queues and how it refuses are those of the general way. */
+Test(api, single_device_enqueue_queues_once_and_refuses_like_the_general_way)
+{
+    json_t *j = NULL;
+    struct tu_http_resp r;
+
+    cr_assert_eq(h_api(&S, "POST", "/v1/commands",
+                       "{\"devices\":[\"IPHONE-1\"],\"command\":{\"request_type\":"
+                       "\"CertificateList\"},\"priority\":7,\"expires_in\":\"1h\"}",
+                       &j),
+                 201, "%s", h_json(j));
+    cr_assert_eq(json_integer_value(json_object_get(j, "queued")), 1);
+    cr_assert(json_is_true(json_object_get(j, "pushed")));
+    char *uuid = xstrdup(json_string_value(json_object_get(j, "uuid")));
+    json_decref(j);
+    cr_assert_eq(queued_of_type("IPHONE-1", "CertificateList"), 1);
+    char *path = xasprintf("/v1/devices/IPHONE-1/commands/%s", uuid);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "queued");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "request_type")), "CertificateList");
+    json_decref(j);
+    /* The device gets it, and its result is kept. */
+    char *idle = h_plist("Status", "Idle", "UDID", "IPHONE-1", NULL);
+    cr_assert_eq(h_connect(&S, &iphone, idle, &r), 0);
+    cr_assert(r.body_len && strstr((char *)r.body, uuid) != NULL, "delivered");
+    tu_http_resp_free(&r);
+    char *ack = h_plist("Status", "Acknowledged", "UDID", "IPHONE-1", "CommandUUID", uuid, NULL);
+    cr_assert_eq(h_connect(&S, &iphone, ack, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "Acknowledged");
+    json_decref(j);
+
+    /* Not a device here: the general way's 404 naming the field. */
+    cr_assert_eq(h_api(&S, "POST", "/v1/commands",
+                       "{\"devices\":[\"NO-SUCH-DEVICE\"],\"command\":{\"request_type\":"
+                       "\"ProfileList\"}}",
+                       &j),
+                 404, "%s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "field")), "targets.devices");
+    json_decref(j);
+    /* Known but not enrolled (Authenticate without TokenUpdate): 409, nothing queued. */
+    struct tu_cert half = h_device_cert(&S, "HALF-1");
+    char *auth = h_plist("MessageType", "Authenticate", "Topic", S.topic, "UDID", "HALF-1",
+                         "ProductName", "iPhone14,2", "SerialNumber", "SN-HALF", NULL);
+    cr_assert_eq(h_checkin(&S, &half, auth, &r), 0);
+    cr_assert_eq(r.status, 200);
+    tu_http_resp_free(&r);
+    cr_assert_eq(h_api(&S, "POST", "/v1/commands",
+                       "{\"devices\":[\"HALF-1\"],\"command\":{\"request_type\":\"ProfileList\"}}",
+                       &j),
+                 409, "%s", h_json(j));
+    json_decref(j);
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices/HALF-1/commands", NULL, &j), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "commands")), 0, "%s", h_json(j));
+    json_decref(j);
+    free(auth);
+    tu_cert_free(&half);
+    free(idle);
+    free(ack);
+    free(path);
+    free(uuid);
+}

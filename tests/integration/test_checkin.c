@@ -5,6 +5,7 @@
  * Device bodies are real plists from NanoMDM's test data (tests/data/device-plists/).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -558,4 +559,156 @@ Test(checkin, sigterm_is_a_clean_shutdown)
     int rc = tu_proc_stop(&S.proc, SIGTERM, 20000);
     cr_assert_eq(rc, 0, "exit status %d", rc);
     tu_http_close(c);
+}
+
+/*
+ * Result reports arriving together are stored together (one commit per batch) and each device
+ * still gets its own answer: the next command, an empty 200, a 400 for a CommandUUID that is
+ * not UTF-8, a 403 for a certificate of another device, a 200 for a cancelled command; the
+ * store then holds exactly the valid results.  One worker, so that the reports of a round
+ * meet in its loop; three rounds.
+ */
+struct report_job {
+    const struct tu_cert *id;
+    char *body;
+    pthread_barrier_t *go;
+    int rc;
+    struct tu_http_resp resp;
+};
+
+static void *report_thread(void *arg)
+{
+    struct report_job *j = arg;
+
+    pthread_barrier_wait(j->go);
+    j->rc = h_connect(&S, j->id, j->body, &j->resp);
+    return NULL;
+}
+
+static char *command_status(const char *udid, const char *uuid)
+{
+    json_t *j = NULL;
+    char *path = xasprintf("/v1/devices/%s/commands/%s", udid, uuid);
+    int st = h_api(&S, "GET", path, NULL, &j);
+    cr_assert_eq(st, 200, "GET %s: %d", path, st);
+    char *status = xstrdup(json_string_value(json_object_get(j, "status")));
+    json_decref(j);
+    free(path);
+    return status;
+}
+
+Test(checkin, concurrent_reports_each_get_their_own_answer)
+{
+    enum { N = 6 };
+    struct tu_cert ids[N];
+    char udid[N][24];
+
+    h_conf_append(&S, "workers = 1\n");
+    h_restart(&S);
+    for (int i = 0; i < N; i++) {
+        char cn[16];
+        snprintf(cn, sizeof(cn), "R%d", i);
+        snprintf(udid[i], sizeof(udid[i]), "DEV-R%d", i);
+        ids[i] = h_device_cert(&S, cn);
+        h_enroll(&S, &ids[i], udid[i], "iPhone14,2");
+    }
+    for (int round = 0; round < 3; round++) {
+        char *u[N], *next0, *path;
+        struct report_job jobs[N];
+        pthread_t th[N];
+        pthread_barrier_t go;
+
+        for (int i = 0; i < N; i++)
+            u[i] = queue_device_info(udid[i]);
+        next0 = queue_device_info(udid[0]);
+        path = xasprintf("/v1/devices/%s/commands/%s", udid[4], u[4]);
+        cr_assert_eq(h_api(&S, "DELETE", path, NULL, NULL), 200);
+        free(path);
+        memset(jobs, 0, sizeof(jobs));
+        jobs[0].body = h_plist("Status", "Acknowledged", "UDID", udid[0], "CommandUUID", u[0],
+                               "RequestType", "DeviceInformation", NULL);
+        jobs[1].body = h_plist("Status", "Error", "UDID", udid[1], "CommandUUID", u[1], NULL);
+        {
+            /* ErrorChain: h_plist makes flat dicts only, so spliced in by hand. */
+            char *b = jobs[1].body, *end = strstr(b, "</dict>\n</plist>");
+            cr_assert_not_null(end);
+            jobs[1].body = xasprintf("%.*s<key>ErrorChain</key><array><dict><key>ErrorCode</key>"
+                                     "<integer>12021</integer><key>ErrorDomain</key>"
+                                     "<string>MCMDMErrorDomain</string></dict></array>%s",
+                                     (int)(end - b), b, end);
+            free(b);
+        }
+        jobs[2].body = h_plist("Status", "Acknowledged", "UDID", udid[2], "CommandUUID",
+                               "bad-\xff\xfe-uuid", NULL);
+        jobs[3].body =
+            h_plist("Status", "Acknowledged", "UDID", udid[3], "CommandUUID", u[3], NULL);
+        jobs[4].body =
+            h_plist("Status", "Acknowledged", "UDID", udid[4], "CommandUUID", u[4], NULL);
+        jobs[5].body =
+            h_plist("Status", "Acknowledged", "UDID", udid[5], "CommandUUID", u[5], NULL);
+        pthread_barrier_init(&go, NULL, N);
+        for (int i = 0; i < N; i++) {
+            jobs[i].id = i == 3 ? &ids[4] : &ids[i]; /* 3 speaks with 4's certificate */
+            jobs[i].go = &go;
+            pthread_create(&th[i], NULL, report_thread, &jobs[i]);
+        }
+        for (int i = 0; i < N; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&go);
+
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(jobs[i].rc, 0, "round %d, device %d: no answer", round, i);
+        cr_assert_eq(jobs[0].resp.status, 200);
+        cr_assert(jobs[0].resp.body_len && strstr((char *)jobs[0].resp.body, next0) != NULL,
+                  "round %d: device 0 gets its next command", round);
+        cr_assert_eq(jobs[1].resp.status, 200);
+        cr_assert_eq(jobs[1].resp.body_len, 0, "device 1's queue is empty");
+        cr_assert_eq(jobs[2].resp.status, 400, "round %d: CommandUUID not UTF-8: %d", round,
+                     jobs[2].resp.status);
+        cr_assert_eq(jobs[3].resp.status, 403, "round %d: another device's certificate: %d", round,
+                     jobs[3].resp.status);
+        cr_assert_eq(jobs[4].resp.status, 200, "a cancelled command: 2xx, never a 4xx loop");
+        cr_assert_eq(jobs[4].resp.body_len, 0);
+        cr_assert_eq(jobs[5].resp.status, 200);
+        cr_assert_eq(jobs[5].resp.body_len, 0);
+
+        char *st[N + 1];
+        for (int i = 0; i < N; i++)
+            st[i] = command_status(udid[i], u[i]);
+        st[N] = command_status(udid[0], next0);
+        cr_assert_str_eq(st[0], "Acknowledged");
+        cr_assert_str_eq(st[1], "Error");
+        cr_assert_str_eq(st[2], "queued", "device 2's command is untouched");
+        cr_assert_str_eq(st[3], "queued", "a refused report stores nothing");
+        cr_assert_str_eq(st[4], "cancelled");
+        cr_assert_str_eq(st[5], "Acknowledged");
+        cr_assert_str_eq(st[N], "queued");
+        /* Clear what is left for the next round: device 0's next command and device 2's and
+         * 3's, answered alone. */
+        {
+            struct tu_http_resp r;
+            const char *left[][2] = {{udid[0], next0}, {udid[2], u[2]}, {udid[3], u[3]}};
+            const int who[] = {0, 2, 3};
+            for (int k = 0; k < 3; k++) {
+                char *ack = h_plist("Status", "Acknowledged", "UDID", left[k][0], "CommandUUID",
+                                    left[k][1], NULL);
+                cr_assert_eq(h_connect(&S, &ids[who[k]], ack, &r), 0);
+                cr_assert_eq(r.status, 200);
+                cr_assert_eq(r.body_len, 0, "round %d: nothing else queued for %s", round,
+                             left[k][0]);
+                tu_http_resp_free(&r);
+                free(ack);
+            }
+        }
+        for (int i = 0; i <= N; i++)
+            free(st[i]);
+        for (int i = 0; i < N; i++) {
+            free(jobs[i].body);
+            tu_http_resp_free(&jobs[i].resp);
+            free(u[i]);
+        }
+        free(next0);
+    }
+    for (int i = 0; i < N; i++)
+        tu_cert_free(&ids[i]);
 }

@@ -361,6 +361,72 @@ static int c_connect_error(struct store *s, struct scepter_error *err)
     return connect_report(s, STORE_STATUS_ERROR, 21, err);
 }
 
+/* One report batch: DEV-F7's second command acknowledged, with DEV-F8's report of a command
+ * it does not have (answered alone).  A failed statement of the batch is absorbed (the batch
+ * is taken again one by one, so the call may succeed at once); what is checked is that every answer
+ * is right whatever failed, and test_queue's
+ * report_batch_with_a_failed_statement_is_taken_one_by_one that nothing of the failed batch was
+ * kept. */
+static void p_connect_many(struct store *s)
+{
+    enqueue(s, 22, "DEV-F7");
+}
+static int c_connect_many(struct store *s, struct scepter_error *err)
+{
+    static const char raw[] = "<plist><dict><key>Status</key></dict></plist>";
+    struct store_command c = cmd(22);
+    char h7[65];
+    struct store_answer a[2];
+
+    hash_of("cert-DEV-F7");
+    memcpy(h7, C.hash, sizeof(h7));
+    hash_of("cert-DEV-F8");
+    struct store_report rep[2] = {
+        {.enrollment_id = "DEV-F7",
+         .device_id = "DEV-F7",
+         .cert_hash = h7,
+         .status = STORE_STATUS_ACKNOWLEDGED,
+         .command_uuid = c.uuid,
+         .raw = (const unsigned char *)raw,
+         .raw_len = sizeof(raw) - 1},
+        {.enrollment_id = "DEV-F8",
+         .device_id = "DEV-F8",
+         .cert_hash = C.hash,
+         .status = STORE_STATUS_ERROR,
+         .command_uuid = c.uuid,
+         .raw = (const unsigned char *)raw,
+         .raw_len = sizeof(raw) - 1},
+    };
+    int rc = store_connect_many(s, rep, 2, T0 + 30, a);
+    int out = rc;
+    if (out == 0 && a[0].rc < 0) {
+        *err = a[0].err;
+        out = a[0].rc;
+    } else if (out == 0 && a[1].rc < 0) {
+        *err = a[1].err;
+        out = a[1].rc;
+    } else if (out == 0) {
+        cr_assert_eq(a[0].outcome, STORE_REPORT_RECORDED);
+        cr_assert_eq(a[1].outcome, STORE_REPORT_UNKNOWN_COMMAND);
+    } else {
+        *err = a[0].err;
+    }
+    store_answer_clear(&a[0]);
+    store_answer_clear(&a[1]);
+    return out;
+}
+
+static int c_enqueue_device(struct store *s, struct scepter_error *err)
+{
+    struct store_command c = cmd(13);
+    struct store_push_target t;
+    int rc = store_enqueue_device(s, &c, "DEV-F4", T0 + 10, &t, err);
+    store_push_target_clear(&t);
+    if (rc == 0)
+        return scepter_err(err, SCEPTER_EINTERNAL, NULL, "not queued by the fast path");
+    return rc < 0 ? rc : 0;
+}
+
 static void p_idle_many(struct store *s)
 {
     tf_enroll(s, "DEV-F8", "iPhone14,2", T0);
@@ -801,10 +867,12 @@ static const struct fcase {
     {"store_event_add", NULL, c_event_add},
     {"store_enqueue", NULL, c_enqueue},
     {"store_enqueue_each", NULL, c_enqueue_each},
+    {"store_enqueue_device", NULL, c_enqueue_device},
     {"store_connect (NotNow)", p_connect, c_connect_notnow},
     {"store_connect (Acknowledged)", NULL, c_connect_ack},
     {"store_connect (Error)", NULL, c_connect_error},
     {"store_connect_idle_many", p_idle_many, c_connect_idle_many},
+    {"store_connect_many", p_connect_many, c_connect_many},
     {"store_queue_cancel", NULL, c_queue_cancel},
     {"store_queue_clear", NULL, c_queue_clear},
     {"store_push_token_invalidate", NULL, c_push_token_invalidate},
@@ -884,7 +952,9 @@ Test(failures, every_mutating_call_keeps_nothing_when_a_statement_fails)
             free(after);
         }
         cr_assert_eq(rc, 0, "%s never succeeded: %s", fc->name, err.msg);
-        cr_assert_gt(k, 1, "%s succeeded although its first statement failed", fc->name);
+        /* store_connect_many takes a failed batch again one by one: it may succeed at once. */
+        cr_assert(k > 1 || strcmp(fc->name, "store_connect_many") == 0,
+                  "%s succeeded although its first statement failed", fc->name);
         after = snapshot();
         cr_assert_str_neq(after, before, "%s changed nothing: the comparison proves nothing",
                           fc->name);

@@ -813,3 +813,125 @@ Test(queue, expired_entries_are_never_handed_out_and_end_expired)
     cr_assert_eq(store_queue_expire(s, T0, 0, &expired, &err), SCEPTER_EINVAL);
     store_close(s);
 }
+
+/* A batch of result reports from several devices (store_connect_many): each report gets what
+ * store_connect would have given it alone — recorded, duplicate, unknown command, or its own
+ * refusal — and the store holds exactly the valid results.  One report the database itself
+ * refuses (a CommandUUID that is not UTF-8: PostgreSQL rejects the text) fails alone; the
+ * rest of its batch is kept. */
+static void check_result(struct store *s, const char *eid, const char *uuid, const char *want)
+{
+    struct scepter_error err;
+    struct store_result res;
+
+    cr_assert_eq(store_result_get(s, eid, uuid, &res, &err), 0, "%s %s: %s", eid, uuid, err.msg);
+    cr_assert_str_eq(res.status, want, "%s %s", eid, uuid);
+    store_result_clear(&res);
+}
+
+static void report_batch(bool inject)
+{
+    struct store *s = tf_open();
+    struct store_answer a[12];
+    char u1[37], u2[37], u3[37], u4[37], u5[37], u6[37], u7[37], ghost[37];
+    char hd[65], he[65], hf[65], hg[65], ha[65];
+    static const unsigned char raw[] = "<plist><dict><key>Status</key></dict></plist>";
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_enroll(s, "E", "iPhone14,2", T0);
+    tf_enroll(s, "F", "Mac14,2", T0);
+    tf_enroll(s, "G", "Mac14,2", T0);
+    tf_authenticate(s, "A", "iPhone14,2", T0); /* no TokenUpdate: not enabled */
+    enqueue_one(s, "D", 1, 0, T0, u1);
+    enqueue_one(s, "D", 2, 0, T0 + 1, u2);
+    enqueue_one(s, "E", 3, 0, T0, u3);
+    enqueue_one(s, "F", 4, 0, T0, u4);
+    enqueue_one(s, "G", 5, 0, T0, u5);
+    enqueue_one(s, "G", 6, 0, T0 + 1, u6);
+    enqueue_one(s, "A", 7, 0, T0, u7);
+    tf_uuid(99, ghost); /* queued nowhere */
+    tf_hash("cert-D", hd);
+    tf_hash("cert-E", he);
+    tf_hash("cert-F", hf);
+    tf_hash("cert-G", hg);
+    tf_hash("cert-A", ha);
+#define REP(e, h, st, u)                                                                           \
+    {                                                                                              \
+        .enrollment_id = e, .device_id = e, .cert_hash = h, .status = st, .command_uuid = u,       \
+        .raw = raw, .raw_len = sizeof(raw) - 1                                                     \
+    }
+    struct store_report reps[12] = {
+        REP("D", hd, STORE_STATUS_ACKNOWLEDGED, u1),
+        REP("E", he, STORE_STATUS_ERROR, u3),
+        REP("F", he, STORE_STATUS_ACKNOWLEDGED, u4), /* E's certificate on F's channel */
+        REP("nobody", NULL, STORE_STATUS_ACKNOWLEDGED, u4),
+        REP("A", ha, STORE_STATUS_ACKNOWLEDGED, u7), /* not enabled */
+        REP("E", "xyz", STORE_STATUS_ACKNOWLEDGED, u3),
+        REP("G", hg, STORE_STATUS_ACKNOWLEDGED, ghost),
+        REP("D", hd, STORE_STATUS_ACKNOWLEDGED, u1), /* the same report twice in one batch */
+        REP("D", hd, STORE_STATUS_IDLE, NULL),
+        REP("G", hg, STORE_STATUS_NOTNOW, u5),
+        REP("G", hg, STORE_STATUS_ACKNOWLEDGED, "bad-\xff\xfe-uuid"),
+        REP("F", hf, STORE_STATUS_ACKNOWLEDGED, u4),
+    };
+#undef REP
+    reps[1].error_chain_json = "[{\"ErrorCode\":12021}]";
+    if (inject) /* the batch's first statement fails: its reports are taken one by one */
+        store_fail_statement_after(s, 1);
+    /* The first ten in one batch; then the one the database may refuse with a valid one. */
+    cr_assert_eq(store_connect_many(s, reps, 10, T0 + 10, a), 0);
+    cr_assert_eq(store_connect_many(s, reps + 10, 2, T0 + 10, a + 10), 0);
+
+    cr_assert_eq(a[0].rc, 1, "D: %d %s", a[0].rc, a[0].err.msg);
+    cr_assert_eq(a[0].outcome, STORE_REPORT_RECORDED);
+    cr_assert_str_eq(a[0].next.uuid, u2);
+    cr_assert_str_eq(a[0].next.request_type, "ProfileList");
+    if (!inject)
+        cr_assert_str_eq(a[0].reported_type, "ProfileList");
+    cr_assert_eq(a[1].rc, 0, "E: %d %s", a[1].rc, a[1].err.msg);
+    cr_assert_eq(a[1].outcome, STORE_REPORT_RECORDED);
+    cr_assert_eq(a[2].rc, SCEPTER_EFORBIDDEN);
+    cr_assert_str_eq(a[2].err.field, "cert_hash");
+    cr_assert_eq(a[3].rc, SCEPTER_ENOTFOUND);
+    cr_assert_eq(a[4].rc, SCEPTER_ENOTFOUND, "not enabled before its TokenUpdate");
+    cr_assert_eq(a[5].rc, SCEPTER_EINVAL);
+    cr_assert_str_eq(a[5].err.field, "cert_hash");
+    cr_assert_eq(a[6].rc, 1, "G, unknown command: %d %s", a[6].rc, a[6].err.msg);
+    cr_assert_eq(a[6].outcome, STORE_REPORT_UNKNOWN_COMMAND);
+    cr_assert_str_eq(a[6].next.uuid, u5);
+    cr_assert_eq(a[7].rc, 1);
+    cr_assert_eq(a[7].outcome, STORE_REPORT_DUPLICATE, "recorded once");
+    cr_assert_str_eq(a[7].next.uuid, u2);
+    cr_assert_eq(a[8].rc, SCEPTER_EINVAL, "Idle is not a result report");
+    cr_assert_eq(a[9].rc, 1, "G NotNow: %d %s", a[9].rc, a[9].err.msg);
+    cr_assert_eq(a[9].outcome, STORE_REPORT_RECORDED);
+    cr_assert_str_eq(a[9].next.uuid, u6, "the deferred command is skipped");
+    if (tf_pg())
+        cr_assert_lt(a[10].rc, 0, "PostgreSQL refuses text that is not UTF-8");
+    else
+        cr_assert_eq(a[10].outcome, STORE_REPORT_UNKNOWN_COMMAND);
+    cr_assert_geq(a[11].rc, 0, "F with its own certificate: %d %s", a[11].rc, a[11].err.msg);
+    cr_assert_eq(a[11].outcome, STORE_REPORT_RECORDED);
+    for (int i = 0; i < 12; i++)
+        store_answer_clear(&a[i]);
+
+    /* Exactly the valid results are stored. */
+    check_result(s, "D", u1, "Acknowledged");
+    check_result(s, "D", u2, "queued");
+    check_result(s, "E", u3, "Error");
+    check_result(s, "F", u4, "Acknowledged");
+    check_result(s, "G", u5, "NotNow");
+    check_result(s, "G", u6, "queued");
+    check_result(s, "A", u7, "queued");
+    store_close(s);
+}
+
+Test(queue, report_batch_answers_each_and_keeps_only_valid)
+{
+    report_batch(false);
+}
+
+Test(queue, report_batch_with_a_failed_statement_is_taken_one_by_one)
+{
+    report_batch(true);
+}
