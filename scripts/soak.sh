@@ -491,9 +491,11 @@ set key top left
 set multiplot layout 3,1 title "scepter soak: $SECS s, $N devices, fan-out every $PERIOD s ($CAPACITY cmd/s capacity)"
 set xlabel "seconds"
 set ylabel "RSS (MB)"
+set offsets 0, 0, graph 0.35, 0
 plot "$CSV" using 1:(\$2/1024) every ::1 with lines lw 2 title "RSS", \
      "$CSV" using 1:(\$16/1024) every ::1 with lines title "malloc in use (mallinfo2)", \
      "$CSV" using 1:(\$12/1024) every ::1 with lines title "of which SQLite (page caches)"
+set offsets 0, 0, 0, 0
 set ylabel "open fds"
 plot "$CSV" using 1:3 every ::1 with lines lw 2 title "descriptors"
 set ylabel "ms"
