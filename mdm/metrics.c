@@ -4,9 +4,13 @@
  * values read at scrape time (queue depth from the store, APNs counters from the client).
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "common/str.h"
 #include "common/xmalloc.h"
@@ -249,6 +253,24 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
     help(b, "scepter_sqlite_memory_bytes", "gauge",
          "Memory SQLite holds, its page caches included (bounded by cache_size per connection).");
     buf_printf(b, "scepter_sqlite_memory_bytes %lld\n", (long long)store_sqlite_memory_used());
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    {
+        /* glibc's heap, all arenas: what RSS is made of besides code, stacks and SQLite's
+         * mapped files, so that heap growth (in_use) can be told from fragmentation (free). */
+        struct mallinfo2 mi = mallinfo2();
+        /* all 0 when another allocator is in place (sanitizer builds): nothing to report */
+        if (mi.arena > 0 || mi.hblkhd > 0) {
+            help(b, "scepter_malloc_bytes", "gauge",
+                 "glibc malloc, all arenas (mallinfo2): in_use (live allocations), free (held "
+                 "by malloc, not in use), mmapped (large blocks mapped on their own), arena "
+                 "(heap obtained with brk/mmap for the arenas).");
+            buf_printf(b, "scepter_malloc_bytes{kind=\"in_use\"} %zu\n", mi.uordblks + mi.hblkhd);
+            buf_printf(b, "scepter_malloc_bytes{kind=\"free\"} %zu\n", mi.fordblks);
+            buf_printf(b, "scepter_malloc_bytes{kind=\"mmapped\"} %zu\n", mi.hblkhd);
+            buf_printf(b, "scepter_malloc_bytes{kind=\"arena\"} %zu\n", mi.arena);
+        }
+    }
+#endif
     help(b, "scepter_enroll_keys_ready", "gauge",
          "Device keys ready in the enrollment key pool (filled in the background).");
     buf_printf(b, "scepter_enroll_keys_ready %zu\n",

@@ -89,7 +89,8 @@ struct mdm_worker {
     struct report_batch reports; /* result reports of this loop turn */
     struct mdm_idcache *idcache; /* verified device certificates */
     unsigned long long seq;      /* requests served, for request ids */
-    int inflight;                /* replies not yet fully written */
+    int inflight;                /* requests not yet answered (deferred Idle polls too) */
+    int writing;                 /* replies handed to evhttp, not yet fully written */
     int64_t last_activity_ms;
     int64_t drain_deadline_ms;
     bool draining;

@@ -19,8 +19,10 @@
 # descriptors, the database's size (bytes, with its WAL), device-request latency p50/p99 (ms,
 # over the 10 s, from /metrics' histogram of the checkin and connect routes, interpolated in
 # the bucket), requests in the window, queue depth, commands acknowledged so far, webhook
-# events received, devices enrolled, memory SQLite holds (kB; its page caches included).  At
-# the end: the PNG plot (gnuplot) of RSS (and SQLite's part of it), descriptors and p99 over
+# events received, devices enrolled, memory SQLite holds (kB; its page caches included), RSS
+# by kind (anonymous, file-backed, shared memory: /proc's RssAnon, RssFile, RssShmem) and
+# glibc's heap (mallinfo2 from /metrics: bytes in use, bytes free but held).  At the end: the
+# PNG plot (gnuplot) of RSS (with the heap in use and SQLite's part), descriptors and p99 over
 # time, summary.txt, and the verdict:
 #   - RSS and descriptors flat after warm-up: over windows of SECS/12 (5 minutes of an hour),
 #     the last window at most 5 % above the first window of the second half — RSS by the
@@ -29,7 +31,10 @@
 #   - p99 stable: the median p99 of the last quarter at most 2 × (+ 10 ms) that of the second;
 #   - nothing lost: every command the operator queued has, in the store, exactly one queue row
 #     per device it was queued for, finished and Acknowledged; no (device, command) twice; no
-#     webhook event left in the outbox or dead; the simulator saw no failure.
+#     webhook event left in the outbox or dead; the simulator saw no failure;
+#   - a clean shutdown after the load: SIGTERM, exit status 0 within 10 s.
+# SOAK_HEAPTRACK=FILE runs scepter under heaptrack (see below), SOAK_KEEP=1 keeps the temporary
+# directory (the database, the logs).
 # Exit status 0 when all hold.  Every wait is bounded; everything started is stopped.
 set -eu
 {
@@ -154,11 +159,21 @@ webhook_url = $HOOK/events
 webhook_secret = $HOOK_SECRET
 log_level = warn
 CONF
-SCEPTER_API_KEY_FILE="$TMP/api_key" "$B/mdm/scepter" --config "$TMP/scepter.conf" \
+# SOAK_HEAPTRACK=FILE: scepter runs under heaptrack (Debian's heaptrack), its profile to FILE
+# (heaptrack_print FILE.zst shows what stays allocated); the figures describe that slower run.
+WRAP=()
+[ -z "${SOAK_HEAPTRACK:-}" ] || WRAP=(heaptrack -o "$SOAK_HEAPTRACK")
+SCEPTER_API_KEY_FILE="$TMP/api_key" "${WRAP[@]}" "$B/mdm/scepter" --config "$TMP/scepter.conf" \
     >"$TMP/scepter.log" 2>&1 &
 SCEPTER_PID=$!
-PIDS="$PIDS $SCEPTER_PID"
 wait_file "$TMP/scepter.ports" "$TMP/scepter.log"
+if [ ${#WRAP[@]} -gt 0 ]; then # the wrapper's child is scepter: that is the one measured
+    WRAP_PID=$SCEPTER_PID
+    SCEPTER_PID=$(pgrep -P "$WRAP_PID" -x scepter) || die "no scepter under heaptrack"
+    PIDS="$PIDS $SCEPTER_PID $WRAP_PID"
+else
+    PIDS="$PIDS $SCEPTER_PID"
+fi
 URL=https://127.0.0.1:$PORT
 say "scepter on $URL (${STORE%%:*}), APNs test server, scepserver, webhook receiver"
 
@@ -234,7 +249,7 @@ say "capacity: one fan-out to $N devices in ${CAP_S} s = $CAPACITY commands/s; t
 
 # --- the soak --------------------------------------------------------------------------------
 CSV=$OUT/soak.csv
-echo "t_s,rss_kb,fds,db_bytes,p50_ms,p99_ms,requests,queue_depth,acknowledged,webhook_events,enrolled,sqlite_kb" >"$CSV"
+echo "t_s,rss_kb,fds,db_bytes,p50_ms,p99_ms,requests,queue_depth,acknowledged,webhook_events,enrolled,sqlite_kb,rss_anon_kb,rss_file_kb,rss_shmem_kb,heap_in_use_kb,heap_free_kb" >"$CSV"
 # Percentiles of the device routes over the window, from the delta of two histogram scrapes.
 hist() { awk '/^scepter_http_request_duration_seconds_bucket\{route="(checkin|connect)"/ {
         match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); c[le] += $NF }
@@ -261,21 +276,27 @@ hist "$TMP/hist.prev"
 SOAK0=$(date +%s)
 END=$((SOAK0 + SECS))
 sample() {
-    local now rss fds db p
+    local now rss fds db p parts
     now=$(($(date +%s) - SOAK0))
     rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SCEPTER_PID/status")
+    # RSS by kind: anonymous (heap, stacks), file pages mapped (code, SQLite's mmap if any),
+    # shared memory (SQLite's WAL index, the -shm file).
+    parts=$(awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } /^RssShmem:/ { s = $2 }
+        END { printf "%d,%d,%d", a, f, s }' "/proc/$SCEPTER_PID/status")
     fds=$(find "/proc/$SCEPTER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
     db=$(cat "$DB" "$DB-wal" 2>/dev/null | wc -c)
     fetch_metrics || { echo "soak: /metrics did not answer at ${now}s" >&2; return 0; }
     hist "$TMP/hist.cur"
     p=$(percentiles "$TMP/hist.prev" "$TMP/hist.cur")
     mv "$TMP/hist.cur" "$TMP/hist.prev"
-    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$now" "$rss" "$fds" "$db" $(echo "$p" | tr ' ' '\n' | head -n 3) \
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$now" "$rss" "$fds" "$db" $(echo "$p" | tr ' ' '\n' | head -n 3) \
         "$(metric 'scepter_queue_depth ')" \
         "$(metric 'scepter_commands_total{event="acknowledged"')" \
         "$(curl -sS --max-time 10 "$HOOK/stats" | jq .distinct)" \
         "$(sqlite3 "file:$DB?mode=ro" 'SELECT COUNT(*) FROM enrollments' 2>/dev/null || echo 0)" \
-        "$(($(metric 'scepter_sqlite_memory_bytes ') / 1024))" >>"$CSV"
+        "$(($(metric 'scepter_sqlite_memory_bytes ') / 1024))" "$parts" \
+        "$(($(metric 'scepter_malloc_bytes{kind="in_use"}') / 1024))" \
+        "$(($(metric 'scepter_malloc_bytes{kind="free"}') / 1024))" >>"$CSV"
 }
 
 # API reads, about one a second, in the background for the whole soak.
@@ -386,6 +407,24 @@ sim_failed=$(jq '.counters.failed' "$TMP/sim.json" 2>/dev/null || echo '?')
 sim_acks=$(jq '.counters.results.Acknowledged' "$TMP/sim.json" 2>/dev/null || echo '?')
 api_errors=$(wc -l <"$TMP/api-errors" 2>/dev/null || echo 0)
 ncmd=$(wc -l <"$TMP/commands.txt")
+peak_kb=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SCEPTER_PID/status")
+
+# Shutdown after the load: SIGTERM, then the time until scepter has exited (60 s at most).
+t0=$(ms)
+kill -TERM "$SCEPTER_PID" 2>/dev/null || true
+i=0
+while kill -0 "$SCEPTER_PID" 2>/dev/null && [ $i -lt 600 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
+if kill -0 "$SCEPTER_PID" 2>/dev/null; then
+    stop_ms=-1
+    stop_status="still running 60 s after SIGTERM"
+else
+    stop_ms=$(($(ms) - t0))
+    stop_status=0
+    wait "${WRAP_PID:-$SCEPTER_PID}" 2>/dev/null || stop_status=$?
+fi
 
 # --- the verdict -----------------------------------------------------------------------------
 # Median of column COL over rows with FROM <= t_s < TO.
@@ -405,6 +444,8 @@ rss_b=$(median 2 $((SECS - WIN)) $((SECS + 20)))
 # database grows): what would be left to leak.
 sql_a=$(median 12 "$H" $((H + WIN)))
 sql_b=$(median 12 $((SECS - WIN)) $((SECS + 20)))
+heap_a=$(median 16 "$H" $((H + WIN)))
+heap_b=$(median 16 $((SECS - WIN)) $((SECS + 20)))
 fds_a=$(minimum 3 "$H" $((H + WIN)))
 fds_b=$(minimum 3 $((SECS - WIN)) $((SECS + 20)))
 p99_a=$(median 6 $((SECS / 4)) "$H")
@@ -420,6 +461,9 @@ awk "BEGIN{exit !($p99_b <= 2 * $p99_a + 10)}" || { verdict=FAIL; why="$why p99"
 [ "$outbox" = "0" ] && [ "$dead" = "0" ] || { verdict=FAIL; why="$why webhooks"; }
 [ "$sim_failed" = "0" ] || { verdict=FAIL; why="$why devices"; }
 [ "$(printf '%s' "$hook" | jq '.bad_signature + .malformed')" = "0" ] || { verdict=FAIL; why="$why webhook-bodies"; }
+# A clean exit (status 0) within 10 s of SIGTERM: in-flight requests finish, nothing waits out
+# request_timeout (30 s).
+[ "$stop_ms" -ge 0 ] && [ "$stop_ms" -le 10000 ] && [ "$stop_status" = "0" ] || { verdict=FAIL; why="$why shutdown"; }
 
 growth() { awk "BEGIN{ if ($1 > 0) printf \"%+.1f %%\", ($2 - $1) * 100 / $1; else print \"n/a\" }"; }
 {
@@ -427,13 +471,15 @@ growth() { awk "BEGIN{ if ($1 > 0) printf \"%+.1f %%\", ($2 - $1) * 100 / $1; el
     echo "devices: $N answering, $ENROLL enrolled every 30 s ($(($(tail -n 1 "$CSV" | cut -d, -f11))) enrollments at the end, $enroll_failed enrollment batches failed)"
     echo "capacity: one ProfileList fan-out to $N devices in $CAP_S s = $CAPACITY commands/s; soak: one fan-out every $PERIOD s (half), a command-less push between"
     echo "traffic: $fanouts fan-outs, $pushes push-only rounds, API reads ~4/s ($api_errors failed), webhook events $(printf '%s' "$hook" | jq -c '{distinct, deliveries, topics}')"
-    echo "RSS (median of each window): $((rss_a / 1024)) MB in the first $WIN s of the second half, $((rss_b / 1024)) MB in the last $WIN s ($(growth "$rss_a" "$rss_b")); peak $(($(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SCEPTER_PID/status") / 1024)) MB"
+    echo "RSS (median of each window): $((rss_a / 1024)) MB in the first $WIN s of the second half, $((rss_b / 1024)) MB in the last $WIN s ($(growth "$rss_a" "$rss_b")); peak $((peak_kb / 1024)) MB"
     echo "RSS less SQLite's memory: $(((rss_a - sql_a) / 1024)) MB, then $(((rss_b - sql_b) / 1024)) MB ($(growth $((rss_a - sql_a)) $((rss_b - sql_b)))); SQLite held $((sql_a / 1024)) MB, then $((sql_b / 1024)) MB"
+    echo "malloc'd and in use (mallinfo2, all arenas; SQLite's included): $((heap_a / 1024)) MB, then $((heap_b / 1024)) MB ($(growth "$heap_a" "$heap_b"))"
     echo "descriptors (floor of each window): $fds_a in the first $WIN s of the second half, $fds_b in the last $WIN s ($(growth "$fds_a" "$fds_b")); range over the run $(minimum 3 0 $((SECS + 20)))-$(awk -F, 'NR > 1 { print $3 }' "$CSV" | sort -g | tail -n 1)"
     echo "latency (device requests, per 10 s): median p50 $p50_all ms, median p99 $p99_all ms; p99 second quarter $p99_a ms, last quarter $p99_b ms"
     echo "database: $(($(tail -n 1 "$CSV" | cut -d, -f4) / 1024)) KiB at the end"
     echo "commands: $ncmd fan-outs (capacity ones included), $checked (device, command) rows checked, $lost commands with a row missing, not acknowledged or twice, $dups duplicate rows; simulator acknowledged $sim_acks, failed $sim_failed"
     echo "webhooks: outbox $outbox pending, $dead dead"
+    echo "shutdown: SIGTERM after the run, scepter exited in $stop_ms ms (status $stop_status)"
     echo "verdict: $verdict${why:+ (failed:$why)}"
 } | tee "$OUT/summary.txt"
 
@@ -445,8 +491,11 @@ set key top left
 set multiplot layout 3,1 title "scepter soak: $SECS s, $N devices, fan-out every $PERIOD s ($CAPACITY cmd/s capacity)"
 set xlabel "seconds"
 set ylabel "RSS (MB)"
+set offsets 0, 0, graph 0.35, 0
 plot "$CSV" using 1:(\$2/1024) every ::1 with lines lw 2 title "RSS", \
+     "$CSV" using 1:(\$16/1024) every ::1 with lines title "malloc in use (mallinfo2)", \
      "$CSV" using 1:(\$12/1024) every ::1 with lines title "of which SQLite (page caches)"
+set offsets 0, 0, 0, 0
 set ylabel "open fds"
 plot "$CSV" using 1:3 every ::1 with lines lw 2 title "descriptors"
 set ylabel "ms"

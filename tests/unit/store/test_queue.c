@@ -935,3 +935,46 @@ Test(queue, report_batch_with_a_failed_statement_is_taken_one_by_one)
 {
     report_batch(true);
 }
+
+Test(queue, depth_reads_only_pending_entries)
+{
+    /* /metrics reads the queue depth at every scrape.  It counted the pending entries by
+     * scanning an index of the whole history, so each worker's SQLite page cache filled with
+     * that history as it grew (issue 18: the soak's RSS climb).  On SQLite, a fresh
+     * connection's memory must not grow with the finished entries when it reads the depth. */
+    if (tf_pg())
+        return;
+    struct scepter_error err;
+    struct store *s = tf_open();
+    enum { DEVICES = 50, COMMANDS = 300 };
+    const char *ids[DEVICES];
+    char names[DEVICES][16], uuid[37];
+    int64_t depth = -1, pending = -1;
+    size_t cancelled;
+
+    for (int i = 0; i < DEVICES; i++) {
+        snprintf(names[i], sizeof(names[i]), "D%02d", i);
+        ids[i] = names[i];
+        tf_enroll(s, names[i], "iPhone14,2", T0);
+    }
+    for (unsigned n = 0; n < COMMANDS; n++) {
+        struct store_command c;
+        tf_uuid(1000 + n, uuid);
+        c = tf_cmd(uuid, "ProfileList", 0);
+        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 1, &err), 0, "%s", err.msg);
+    }
+    for (int i = 0; i < DEVICES; i++)
+        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+    enqueue_one(s, "D00", 1, 0, T0 + 2, uuid); /* one pending among 15,000 finished */
+
+    struct store *fresh = tf_open();
+    cr_assert_eq(store_outbox_pending(fresh, &pending, &err), 0, "%s", err.msg); /* schema */
+    int64_t before = store_sqlite_memory_used();
+    cr_assert_eq(store_queue_depth(fresh, &depth, &err), 0, "%s", err.msg);
+    int64_t grown = store_sqlite_memory_used() - before;
+    cr_assert_eq(depth, 1);
+    cr_assert_lt(grown, 64 * 1024, "reading the depth took %lld bytes of page cache",
+                 (long long)grown);
+    store_close(fresh);
+    store_close(s);
+}
