@@ -857,8 +857,8 @@ static void report_batch(bool inject)
     tf_hash("cert-A", ha);
 #define REP(e, h, st, u)                                                                           \
     {                                                                                              \
-        .enrollment_id = e, .device_id = e, .cert_hash = h, .status = st, .command_uuid = u,       \
-        .raw = raw, .raw_len = sizeof(raw) - 1                                                     \
+        .enrollment_id = (e), .device_id = (e), .cert_hash = (h), .status = (st),                  \
+        .command_uuid = (u), .raw = raw, .raw_len = sizeof(raw) - 1                                \
     }
     struct store_report reps[12] = {
         REP("D", hd, STORE_STATUS_ACKNOWLEDGED, u1),
