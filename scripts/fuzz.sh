@@ -143,6 +143,17 @@ run_target() {
     t=$1
     d=$B/fuzz/$t
     bin=$B/tests/fuzz/fuzz_$t
+    mkdir -p "$d"
+    # One fuzzer per corpus: another run of this script (or a lane of it) holding the target's
+    # lock is left alone; a lock whose process is gone is taken over.
+    if ! mkdir "$d/lock" 2>/dev/null; then
+        holder=$(cat "$d/lock/pid" 2>/dev/null)
+        if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
+            echo "== fuzz_$t: already being fuzzed (process $holder), skipped"
+            return 0
+        fi
+    fi
+    echo $$ >"$d/lock/pid"
     mkdir -p "$d/corpus" "$d/crashes"
     rm -rf "$d/seeds" "$d/report.line"
     mkdir -p "$d/seeds"
@@ -169,6 +180,7 @@ run_target() {
     echo "$line" >"$d/report.line"
     echo "$line"
     crashes=$(($(count "$d/crashes") - before))
+    rm -rf "$d/lock"
     if [ "$rc" -ne 0 ] || [ "$crashes" -gt 0 ]; then
         grep -E 'ERROR: |SUMMARY: |^artifact_prefix|Test unit written' "$d/log" | head -n 5
         return 1
