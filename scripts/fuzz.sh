@@ -34,8 +34,8 @@ JOBS=${JOBS:-2}
 # Every target, the fast ones first (executions per CPU second, highest first), so that with
 # FUZZ_TIME or an interrupted run the most executions are done; a target missing here (a new
 # one) is appended, so the default list is always every target of tests/fuzz/.
-ORDER="ddm_status http_response plist_scan session_cookie api_body apns_response proxy_header
-mdm_signature operator_json device_body scep_pkiop"
+ORDER="ddm_status plist_scan http_response session_cookie apns_response operator_json api_body
+device_body mdm_signature proxy_header scep_pkiop"
 all_targets() {
     found=$(grep -l '^int LLVMFuzzerTestOneInput(.*)$' "$SRC"/tests/fuzz/fuzz_*.c |
         sed 's|.*/fuzz_\(.*\)\.c$|\1|' | sort)
