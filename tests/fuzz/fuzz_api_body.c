@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define API_KEY "fuzz-api-key-0123456789abcdef0123456789"
 /* Requests per store: the store is made again after these, so it stays small. */
-#define STORE_ROUNDS 2000
+#define STORE_ROUNDS 20000
 
 static struct mdm_server *srv;
 static struct store *store;

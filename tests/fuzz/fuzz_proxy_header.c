@@ -6,7 +6,9 @@
  *   1: the rest (two bytes of offset, then bytes) is spliced into the device certificate's DER,
  *      sent as ":base64:" with the CA as its chain;
  *   2: the same splice, sent as URL-escaped PEM.
- * Bit 0x80 of the first byte says the header came twice (which must be refused).  Nothing may
+ * Bit 0x80 of the first byte says the header came twice (which must be refused); bit 0x40, that
+ * the request has the worker's identity cache, as the server's requests do (decoded
+ * certificates and verified chains found again by their hash).  Nothing may
  * crash, leak or read out of bounds, and whatever is accepted must be the device certificate.
  */
 #include <stdint.h>
@@ -35,6 +37,7 @@ static struct fuzz_pki pki;
 static unsigned char *dev_der, *ca_der;
 static size_t dev_len, ca_len;
 static int64_t now;
+static struct mdm_idcache cache;
 
 static const char *header(const void *arg, const char *name)
 {
@@ -85,6 +88,7 @@ static void init(void)
     dev_der = fuzz_pki_der(pki.dev, &dev_len);
     ca_der = fuzz_pki_der(pki.ca, &ca_len);
     now = (int64_t)time(NULL);
+    cache.cert_budget = 2097152; /* the server's default identity_cache_bytes */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -96,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         return 0;
     h.count = (data[0] & 0x80) ? 2 : 1;
-    switch (data[0] & 0x7f) {
+    switch (data[0] & 0x3f) {
     case 0: {
         const uint8_t *nl = memchr(data + 1, '\n', size - 1);
         size_t n = nl ? (size_t)(nl - data - 1) : size - 1;
@@ -114,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(m, dev_der, dev_len);
         if (n)
             memcpy(m + off, data + 3, n);
-        if ((data[0] & 0x7f) == 1) {
+        if ((data[0] & 0x3f) == 1) {
             h.cert = sf_binary(m, len);
             h.chain = sf_binary(ca_der, ca_len);
         } else {
@@ -137,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.header_arg = &h;
     req.header_count = header_count;
     req.peer_addr = "127.0.0.1";
+    req.idcache = (data[0] & 0x40) ? &cache : NULL;
     if (mdm_identity_get(&cfg, &req, now, &id, &err) == 0) {
         if (h.count != 1 || !fuzz_pki_is_device(&pki, id.cert) || strcmp(id.source, "header") != 0)
             abort(); /* a duplicated header, or someone else's certificate, accepted */

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CSRF_TOKEN "FuzzCsrfToken-0123456789_abcdefghijklmnopqr"
 #define COOKIE     "scepter_session"
 /* Requests per store: made again after these (or once the session was signed out). */
-#define STORE_ROUNDS 2000
+#define STORE_ROUNDS 20000
 
 static struct mdm_server *srv;
 static struct store *store;
