@@ -179,40 +179,50 @@ static const struct store_sql SQL_DDM_LIST = {
     " WHERE enrollment_id = $1 ORDER BY kind, identifier",
     NULL, NULL};
 
-static int list_once(struct store *s, const char *enrollment_id, struct store_ddm_statuses *out,
-                     struct scepter_error *err)
+/* The rows of a status query (columns: kind, identifier, server_token, active, valid,
+ * reasons, updated, then the enrollment id when with_enrollment) into out; r is cleared. */
+static int read_statuses(struct dbres *r, bool with_enrollment, struct store_ddm_statuses *out,
+                         struct scepter_error *err)
 {
-    struct dbres r;
     size_t cap = 0;
     int rc;
 
-    store_ddm_statuses_clear(out);
-    {
-        struct dbv p[] = {P_TEXT(enrollment_id)};
-        if ((rc = db_query(s, &SQL_DDM_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
-            return rc;
-    }
-    while ((rc = db_next(&r, err)) == 1) {
+    while ((rc = db_next(r, err)) == 1) {
         struct store_ddm_status *it;
 
         if (out->n == cap) {
-            cap = cap ? cap * 2 : 8;
+            cap = cap ? cap * 2 : 16;
             out->v = xreallocarray(out->v, cap, sizeof(*out->v));
         }
         it = &out->v[out->n++];
         memset(it, 0, sizeof(*it));
-        it->kind = db_strdup(&r, 0);
-        it->identifier = db_strdup(&r, 1);
-        it->server_token = db_strdup(&r, 2);
-        it->active = db_bool(&r, 3);
-        it->valid = db_strdup(&r, 4);
-        it->reasons_json = db_strdup(&r, 5);
-        it->updated = db_int(&r, 6);
+        it->kind = db_strdup(r, 0);
+        it->identifier = db_strdup(r, 1);
+        it->server_token = db_strdup(r, 2);
+        it->active = db_bool(r, 3);
+        it->valid = db_strdup(r, 4);
+        it->reasons_json = db_strdup(r, 5);
+        it->updated = db_int(r, 6);
+        if (with_enrollment)
+            it->enrollment_id = db_strdup(r, 7);
     }
-    db_res_clear(&r);
+    db_res_clear(r);
     if (rc < 0)
         store_ddm_statuses_clear(out);
     return rc < 0 ? rc : 0;
+}
+
+static int list_once(struct store *s, const char *enrollment_id, struct store_ddm_statuses *out,
+                     struct scepter_error *err)
+{
+    struct dbv p[] = {P_TEXT(enrollment_id)};
+    struct dbres r;
+    int rc;
+
+    store_ddm_statuses_clear(out);
+    if ((rc = db_query(s, &SQL_DDM_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
+        return rc;
+    return read_statuses(&r, false, out, err);
 }
 
 int store_ddm_status_list(struct store *s, const char *enrollment_id,
@@ -241,34 +251,12 @@ static int page_once(struct store *s, const char *const *ids, size_t n, const ch
 {
     struct dbv p[] = {P_TEXTS(ids, n), P_TEXT(prefix)};
     struct dbres r;
-    size_t cap = 0;
     int rc;
 
     store_ddm_statuses_clear(out);
     if ((rc = db_query(s, &SQL_DDM_PAGE, p, ARRAY_LEN(p), &r, err)) != 0)
         return rc;
-    while ((rc = db_next(&r, err)) == 1) {
-        struct store_ddm_status *it;
-
-        if (out->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            out->v = xreallocarray(out->v, cap, sizeof(*out->v));
-        }
-        it = &out->v[out->n++];
-        memset(it, 0, sizeof(*it));
-        it->kind = db_strdup(&r, 0);
-        it->identifier = db_strdup(&r, 1);
-        it->server_token = db_strdup(&r, 2);
-        it->active = db_bool(&r, 3);
-        it->valid = db_strdup(&r, 4);
-        it->reasons_json = db_strdup(&r, 5);
-        it->updated = db_int(&r, 6);
-        it->enrollment_id = db_strdup(&r, 7);
-    }
-    db_res_clear(&r);
-    if (rc < 0)
-        store_ddm_statuses_clear(out);
-    return rc < 0 ? rc : 0;
+    return read_statuses(&r, true, out, err);
 }
 
 int store_ddm_status_page(struct store *s, const char *const *enrollment_ids, size_t n,
