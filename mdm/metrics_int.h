@@ -53,6 +53,11 @@ struct mdm_metrics {
     /* Bytes held by the caches (scepter_cache_bytes): MDM_CACHE_CERTIFICATES is updated by the
      * workers' certificate caches as they change, MDM_CACHE_IDENTITIES at worker start/stop. */
     atomic_llong cache_bytes[MDM_CACHE_KINDS];
+    /* scepter_identities_expiring counts over every enrolled device's certificates: computed
+     * at most once a minute (by whichever worker serves the scrape), not at every scrape. */
+    atomic_llong expiring_count;
+    atomic_llong expiring_at; /* when it was computed (0: never) */
+    atomic_ullong expiring_renewed; /* identities_renewed then: a renewal redoes the count */
 };
 
 /* Add delta bytes to a cache's gauge. */

@@ -1334,12 +1334,21 @@ static int enrollment_exists(struct store *s, const char *id, struct scepter_err
     return rc < 0 ? rc : 0;
 }
 
-static const struct store_sql SQL_QUEUE_LIST = {
-    "queue_list",
-    "SELECT q.command_uuid, c.request_type, q.priority, q.created, q.state, q.status,"
-    " q.notnow_count, q.last_notnow_at, q.result_at, q.expires FROM queue q"
+#define QUEUE_LIST_SELECT                                                                          \
+    "SELECT q.command_uuid, c.request_type, q.priority, q.created, q.state, q.status,"             \
+    " q.notnow_count, q.last_notnow_at, q.result_at, q.expires FROM queue q"                       \
     " JOIN commands c ON c.uuid = q.command_uuid"
-    " WHERE q.enrollment_id = $1 AND ($2 OR q.state = 0) ORDER BY q.created, q.seq",
+
+/* An enrollment's whole queue, history included. */
+static const struct store_sql SQL_QUEUE_LIST_ALL = {
+    "queue_list_all",
+    QUEUE_LIST_SELECT " WHERE q.enrollment_id = $1 ORDER BY q.created, q.seq", NULL, NULL};
+
+/* Only what is pending: a range of queue_next, however long the enrollment's history (one
+ * statement with "($2 OR state = 0)" could not use the state column and walked it all). */
+static const struct store_sql SQL_QUEUE_LIST_PENDING = {
+    "queue_list_pending",
+    QUEUE_LIST_SELECT " WHERE q.enrollment_id = $1 AND q.state = 0 ORDER BY q.created, q.seq",
     NULL, NULL};
 
 static int queue_list(struct store *s, const char *id, bool all, struct store_queue_item **out,
@@ -1353,8 +1362,9 @@ static int queue_list(struct store *s, const char *id, bool all, struct store_qu
     if ((rc = enrollment_exists(s, id, err)) != 0)
         goto out;
     {
-        struct dbv p[] = {P_TEXT(id), P_BOOL(all)};
-        if ((rc = db_query(s, &SQL_QUEUE_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
+        struct dbv p[] = {P_TEXT(id)};
+        if ((rc = db_query(s, all ? &SQL_QUEUE_LIST_ALL : &SQL_QUEUE_LIST_PENDING, p,
+                           ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }
     while ((rc = db_next(&r, err)) == 1) {

@@ -347,6 +347,60 @@ Test(policies, failed_save_keeps_nothing)
     store_close(s);
 }
 
+Test(policies, device_state_read_does_not_grow_with_command_history)
+{
+    /* A device's policy states (its API page, the console's device page) are its latest
+     * policy-linked queue entry per policy.  The read walked every entry the device ever had
+     * and fetched each row to test policy_id, one table page per command of its history, so
+     * every read filled the worker's SQLite page cache with that history (issue 18: the
+     * soak's RSS climb).  On SQLite, a fresh connection's memory must not grow with the
+     * operator's finished commands when it reads the states. */
+    if (tf_pg())
+        return;
+    struct scepter_error err;
+    struct store *s = tf_open();
+    enum { DEVICES = 50, COMMANDS = 300 };
+    const char *ids[DEVICES];
+    char names[DEVICES][16], uuid[37];
+    struct store_policy_device_status *st = NULL;
+    struct store_command pc;
+    struct store_policy p;
+    int64_t pending;
+    size_t n = 0, cancelled;
+
+    for (int i = 0; i < DEVICES; i++) {
+        snprintf(names[i], sizeof(names[i]), "D%02d", i);
+        ids[i] = names[i];
+        tf_enroll(s, names[i], "iPhone14,2", T0);
+    }
+    tf_uuid(999, uuid);
+    pc = tf_cmd(uuid, "InstallProfile", 0);
+    p = policy("ios", "WiFi");
+    cr_assert_eq(store_policy_save(s, &p, &pc, ids, 1, T0 + 1, &err), 0, "%s", err.msg);
+    for (unsigned k = 0; k < COMMANDS; k++) { /* the operator's commands, all finished */
+        struct store_command c;
+        tf_uuid(1000 + k, uuid);
+        c = tf_cmd(uuid, "ProfileList", 0);
+        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 2, &err), 0, "%s", err.msg);
+    }
+    for (int i = 1; i < DEVICES; i++)
+        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+
+    struct store *fresh = tf_open();
+    cr_assert_eq(store_outbox_pending(fresh, &pending, &err), 0, "%s", err.msg); /* schema */
+    int64_t before = store_sqlite_memory_used();
+    cr_assert_eq(store_enrollment_policy_status(fresh, "D00", &st, &n, &err), 0, "%s", err.msg);
+    int64_t grown = store_sqlite_memory_used() - before;
+    cr_assert_eq(n, 1);
+    cr_assert_eq(st[0].policy_id, p.id);
+    cr_assert_str_eq(store_policy_state_name(st[0].state), "pending");
+    store_policy_statuses_free(st, n);
+    cr_assert_lt(grown, 96 * 1024, "reading one device's policy states took %lld bytes of page cache",
+                 (long long)grown);
+    store_close(fresh);
+    store_close(s);
+}
+
 /* A JSON string member of obj at a dotted path ("scep.url"), or NULL. */
 static json_t *at(json_t *obj, const char *path)
 {
