@@ -367,12 +367,18 @@ void api_commands_enqueue(struct api_call *c)
      * takes the general way. */
     if (nd == 1 && ng == 0) {
         struct store_push_target t;
-        int rc = store_enqueue_device(c->ctx->store, &sc, devs[0], c->now, &t, &err);
+        struct api_audit_pending audit;
+        bool audited = api_audit_prepare(c, cmd.uuid, &audit);
+        int64_t audit_id = 0;
+        int rc = store_enqueue_device(c->ctx->store, &sc, devs[0], c->now,
+                                      audited ? &audit.e : NULL, &audit_id, &t, &err);
         if (rc < 0) {
             api_reply_scepter_error(c, &err);
             goto out;
         }
         if (rc == 1) {
+            if (audited)
+                api_audit_written(c, &audit, audit_id); /* committed with the command */
             mdm_metrics_command(c->ctx->srv, MDM_CMD_QUEUED, cmd.request_type, 1);
             if (push && t.enrollment_id)
                 mdm_push_target(c->ctx, &t);

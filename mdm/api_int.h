@@ -32,6 +32,7 @@ struct api_call {
      * (api_audit_object, api_audit_summary), else they are derived from the path and body. */
     char audit_object[256];
     char audit_summary[512];
+    bool audit_done; /* the handler stored the entry with its change (api_audit_written) */
 };
 
 /*
@@ -202,6 +203,21 @@ void api_audit_write(struct api_call *c, const char *action, const char *actor_t
                      const char *actor_name, const char *object, const char *summary);
 /* After a route ran: the audit entry of a successful change (mdm/audit.c). */
 void api_audit_after(struct api_call *c);
+/*
+ * For a handler that stores its audit entry in the same transaction as its change (one
+ * commit, and no entry without the change): the entry api_audit_after would write for the
+ * call's route, filled now with the object given (what the reply will name) and the summary
+ * derived from the body, in *p (its strings point into *p and the call); false when the call
+ * records no entry (no actor, or a route without an action).  Once stored with the
+ * change as id, api_audit_written sends its webhook event (webhook_audit) and stops
+ * api_audit_after from writing it again.
+ */
+struct api_audit_pending {
+    struct store_audit_entry e;
+    char route[256], object[256], summary[512];
+};
+bool api_audit_prepare(struct api_call *c, const char *object, struct api_audit_pending *p);
+void api_audit_written(struct api_call *c, struct api_audit_pending *p, int64_t id);
 
 /* Passwords of operator accounts (mdm/api_operators.c). */
 #define API_PASSWORD_MIN 12

@@ -53,45 +53,59 @@ void api_audit_summary(struct api_call *c, const char *fmt, ...)
     str_utf8_sanitize(c->audit_summary);
 }
 
+/* The entry of the call (its strings borrowed from the arguments, the call and route[]). */
+static void entry_fill(struct api_call *c, const char *action, const char *actor_type,
+                       const char *actor_name, const char *object, const char *summary,
+                       struct store_audit_entry *e, char *route, size_t routelen)
+{
+    if (c->actor.type != NULL) {
+        actor_type = c->actor.type;
+        actor_name = c->actor.name;
+    }
+    if (c->route != NULL)
+        snprintf(route, routelen, "%s %s", api_method_name(c->route->method), c->route->pattern);
+    else
+        snprintf(route, routelen, "%s %s", api_method_name(c->req->method), c->req->path);
+    str_utf8_sanitize(route);
+    memset(e, 0, sizeof(*e));
+    e->at = c->now;
+    e->actor_type = (char *)(actor_type ? actor_type : "anonymous");
+    e->actor_name = (char *)(actor_name && *actor_name ? actor_name : "-");
+    e->address = (char *)(c->req->peer_addr ? c->req->peer_addr : "");
+    e->action = (char *)action;
+    e->route = route;
+    e->object = (char *)(object ? object : "");
+    e->summary = (char *)(summary ? summary : "");
+}
+
+/* With webhook_audit, the stored entry (id) as the webhook event audit.<action>. */
+static void entry_webhook(struct api_call *c, const struct store_audit_entry *e, int64_t id)
+{
+    if (c->ctx->cfg == NULL || !c->ctx->cfg->webhook_audit)
+        return;
+    json_t *ev = json_pack("{s:I,s:o,s:{s:s,s:s},s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "at",
+                           api_time(c->now), "actor", "type", e->actor_type, "name", e->actor_name,
+                           "address", e->address, "action", e->action, "route", e->route,
+                           "object", e->object, "summary", e->summary);
+    char topic[160];
+    snprintf(topic, sizeof(topic), "audit.%s", e->action);
+    if (ev != NULL)
+        mdm_webhook_event(c->ctx, topic, ev, c->now);
+}
+
 void api_audit_write(struct api_call *c, const char *action, const char *actor_type,
                      const char *actor_name, const char *object, const char *summary)
 {
     struct scepter_error err;
     char route[256];
     int64_t id = 0;
-    struct store_audit_entry e = {0};
+    struct store_audit_entry e;
 
-    if (c->actor.type != NULL) {
-        actor_type = c->actor.type;
-        actor_name = c->actor.name;
-    }
-    if (c->route != NULL)
-        snprintf(route, sizeof(route), "%s %s", api_method_name(c->route->method),
-                 c->route->pattern);
-    else
-        snprintf(route, sizeof(route), "%s %s", api_method_name(c->req->method), c->req->path);
-    str_utf8_sanitize(route);
-    e.at = c->now;
-    e.actor_type = (char *)(actor_type ? actor_type : "anonymous");
-    e.actor_name = (char *)(actor_name && *actor_name ? actor_name : "-");
-    e.address = (char *)(c->req->peer_addr ? c->req->peer_addr : "");
-    e.action = (char *)action;
-    e.route = route;
-    e.object = (char *)(object ? object : "");
-    e.summary = (char *)(summary ? summary : "");
+    entry_fill(c, action, actor_type, actor_name, object, summary, &e, route, sizeof(route));
     if (store_audit_add(c->ctx->store, &e, &id, &err) != 0)
         log_kv(LOG_LVL_ERROR, "audit_not_recorded", "req", c->req->id, "action", action, "actor",
                e.actor_name, "object", e.object, "summary", e.summary, "error", err.msg, NULL);
-    if (c->ctx->cfg == NULL || !c->ctx->cfg->webhook_audit)
-        return;
-    json_t *ev = json_pack("{s:I,s:o,s:{s:s,s:s},s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "at",
-                           api_time(c->now), "actor", "type", e.actor_type, "name", e.actor_name,
-                           "address", e.address, "action", action, "route", route, "object",
-                           e.object, "summary", e.summary);
-    char topic[160];
-    snprintf(topic, sizeof(topic), "audit.%s", action);
-    if (ev != NULL)
-        mdm_webhook_event(c->ctx, topic, ev, c->now);
+    entry_webhook(c, &e, id);
 }
 
 /* The path's {x} values joined by '/'. */
@@ -296,12 +310,33 @@ static void body_summary(const struct api_call *c, char *out, size_t outlen)
     str_utf8_sanitize(out);
 }
 
+bool api_audit_prepare(struct api_call *c, const char *object, struct api_audit_pending *p)
+{
+    if (c->route == NULL || c->route->action == NULL || c->actor.type == NULL)
+        return false;
+    str_copy(p->object, sizeof(p->object), *c->audit_object ? c->audit_object : object);
+    str_utf8_sanitize(p->object);
+    if (*c->audit_summary)
+        str_copy(p->summary, sizeof(p->summary), c->audit_summary);
+    else
+        body_summary(c, p->summary, sizeof(p->summary));
+    entry_fill(c, c->route->action, NULL, NULL, p->object, p->summary, &p->e, p->route,
+               sizeof(p->route));
+    return true;
+}
+
+void api_audit_written(struct api_call *c, struct api_audit_pending *p, int64_t id)
+{
+    c->audit_done = true;
+    entry_webhook(c, &p->e, id);
+}
+
 void api_audit_after(struct api_call *c)
 {
     char object[256], summary[512];
 
-    if (c->route == NULL || c->route->action == NULL || c->reply->status < 200 ||
-        c->reply->status > 299 || c->actor.type == NULL)
+    if (c->audit_done || c->route == NULL || c->route->action == NULL ||
+        c->reply->status < 200 || c->reply->status > 299 || c->actor.type == NULL)
         return;
     if (*c->audit_object) {
         str_copy(object, sizeof(object), c->audit_object);

@@ -43,13 +43,10 @@ static int opt_len(const char *v, size_t max, const char *field, struct scepter_
     return 0;
 }
 
-int store_audit_add(struct store *s, const struct store_audit_entry *e, int64_t *id,
-                    struct scepter_error *err)
+int store_audit_check(const struct store_audit_entry *e, struct scepter_error *err)
 {
-    struct dbres r;
     int rc;
 
-    *id = 0;
     if ((rc = store_check_str(e->actor_type, 32, "actor_type", err)) != 0 ||
         (rc = store_check_str(e->actor_name, MAX_FIELD, "actor_name", err)) != 0 ||
         (rc = store_check_str(e->action, 128, "action", err)) != 0 ||
@@ -58,25 +55,43 @@ int store_audit_add(struct store *s, const struct store_audit_entry *e, int64_t 
         (rc = opt_len(e->object, MAX_FIELD, "object", err)) != 0 ||
         (rc = opt_len(e->summary, MAX_SUMMARY, "summary", err)) != 0)
         return rc;
-    STORE_CALL(s, rc, err)
-    {
-        struct dbv p[] = {P_INT(e->at),
-                          P_TEXT(e->actor_type),
-                          P_TEXT(e->actor_name),
-                          P_TEXT(e->address ? e->address : ""),
-                          P_TEXT(e->action),
-                          P_TEXT(e->route),
-                          P_TEXT(e->object ? e->object : ""),
-                          P_TEXT(e->summary ? e->summary : "")};
-        rc = db_query(s, &SQL_AUDIT_ADD, p, ARRAY_LEN(p), &r, err);
-        if (rc == 0 && (rc = db_next(&r, err)) == 1) {
-            *id = db_int(&r, 0);
-            rc = 0;
-        } else if (rc == 0) {
-            rc = scepter_err(err, SCEPTER_ESTORE, NULL, "audit_add: no id returned");
-        }
-        db_res_clear(&r);
+    return 0;
+}
+
+int store_audit_insert(struct store *s, const struct store_audit_entry *e, int64_t *id,
+                       struct scepter_error *err)
+{
+    struct dbv p[] = {P_INT(e->at),
+                      P_TEXT(e->actor_type),
+                      P_TEXT(e->actor_name),
+                      P_TEXT(e->address ? e->address : ""),
+                      P_TEXT(e->action),
+                      P_TEXT(e->route),
+                      P_TEXT(e->object ? e->object : ""),
+                      P_TEXT(e->summary ? e->summary : "")};
+    struct dbres r;
+    int rc = db_query(s, &SQL_AUDIT_ADD, p, ARRAY_LEN(p), &r, err);
+
+    if (rc == 0 && (rc = db_next(&r, err)) == 1) {
+        *id = db_int(&r, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = scepter_err(err, SCEPTER_ESTORE, NULL, "audit_add: no id returned");
     }
+    db_res_clear(&r);
+    return rc;
+}
+
+int store_audit_add(struct store *s, const struct store_audit_entry *e, int64_t *id,
+                    struct scepter_error *err)
+{
+    int rc;
+
+    *id = 0;
+    if ((rc = store_audit_check(e, err)) != 0)
+        return rc;
+    STORE_CALL(s, rc, err)
+    rc = store_audit_insert(s, e, id, err);
     return rc;
 }
 

@@ -218,8 +218,10 @@ int store_enqueue(struct store *s, const struct store_command *cmd,
  * one synchronous commit): the device's enabled channel, the command row, the queue row, and
  * the channel's push data.  $1 device, $2 UUID, $3 RequestType, $4 plist, $5 priority, $6 now,
  * $7 expiry.  Columns: 0 queue rows written (0 or 1), 1 the enrollment, 2 topic, 3 token,
- * 4 PushMagic (1-4 NULL when it cannot be pushed).  The queue row's foreign key to the command
- * is checked at the end of the statement, when the command row is there.
+ * 4 PushMagic (1-4 NULL when it cannot be pushed), 5 the audit entry's id (NULL without one).
+ * $8 true: also the audit entry $9-$16 (at, actor type and name, address, action, route,
+ * object, summary), written only when the queue row is.  The queue row's foreign key to the
+ * command is checked at the end of the statement, when the command row is there.
  */
 static const struct store_sql SQL_ENQUEUE_DEVICE = {
     "enqueue_device", NULL,
@@ -231,8 +233,13 @@ static const struct store_sql SQL_ENQUEUE_DEVICE = {
     "  RETURNING uuid),"
     " q AS (INSERT INTO queue (enrollment_id, command_uuid, priority, created, updated, policy_id,"
     "   expires)"
-    "  SELECT t.id, c.uuid, $5, $6, $6, NULL, $7 FROM t JOIN c ON true RETURNING enrollment_id)"
-    " SELECT (SELECT count(*) FROM q), t.id, t.topic, t.push_token, t.push_magic"
+    "  SELECT t.id, c.uuid, $5, $6, $6, NULL, $7 FROM t JOIN c ON true RETURNING enrollment_id),"
+    " a AS (INSERT INTO audit (at, actor_type, actor_name, address, action, route, object,"
+    "   summary)"
+    "  SELECT $9, $10, $11, $12, $13, $14, $15, $16 WHERE $8 AND EXISTS (SELECT 1 FROM q)"
+    "  RETURNING id)"
+    " SELECT (SELECT count(*) FROM q), t.id, t.topic, t.push_token, t.push_magic,"
+    " (SELECT id FROM a)"
     " FROM (SELECT 1) AS one LEFT JOIN t ON t.token_valid AND t.push_token IS NOT NULL",
     NULL};
 
@@ -264,13 +271,28 @@ static void push_from_row(const struct dbres *r, struct store_push_target *push)
 }
 
 static int enqueue_device_pg(struct store *s, const struct store_command *cmd,
-                             const char *device_id, int64_t now, struct store_push_target *push,
-                             struct scepter_error *err)
+                             const char *device_id, int64_t now,
+                             const struct store_audit_entry *audit, int64_t *audit_id,
+                             struct store_push_target *push, struct scepter_error *err)
 {
-    struct dbv p[] = {P_TEXT(device_id),         P_TEXT(cmd->uuid),
-                      P_TEXT(cmd->request_type), P_BLOB(cmd->plist, cmd->plist_len),
-                      P_INT(cmd->priority),      P_INT(now),
-                      P_INT(cmd->expires)};
+    const struct store_audit_entry none = {0};
+    const struct store_audit_entry *a = audit ? audit : &none;
+    struct dbv p[] = {P_TEXT(device_id),
+                      P_TEXT(cmd->uuid),
+                      P_TEXT(cmd->request_type),
+                      P_BLOB(cmd->plist, cmd->plist_len),
+                      P_INT(cmd->priority),
+                      P_INT(now),
+                      P_INT(cmd->expires),
+                      P_BOOL(audit != NULL),
+                      P_INT(a->at),
+                      P_TEXT(a->actor_type ? a->actor_type : ""),
+                      P_TEXT(a->actor_name ? a->actor_name : ""),
+                      P_TEXT(a->address ? a->address : ""),
+                      P_TEXT(a->action ? a->action : ""),
+                      P_TEXT(a->route ? a->route : ""),
+                      P_TEXT(a->object ? a->object : ""),
+                      P_TEXT(a->summary ? a->summary : "")};
     struct dbres r = {0};
     int rc = db_query(s, &SQL_ENQUEUE_DEVICE, p, ARRAY_LEN(p), &r, err);
 
@@ -278,6 +300,8 @@ static int enqueue_device_pg(struct store *s, const struct store_command *cmd,
         rc = db_int(&r, 0) > 0 ? 1 : 0;
         if (rc == 1 && !db_isnull(&r, 1))
             push_from_row(&r, push);
+        if (rc == 1 && audit != NULL)
+            *audit_id = db_int(&r, 5);
     } else if (rc == 0) {
         rc = scepter_err(err, SCEPTER_EINTERNAL, NULL, "store: enqueue returned no row");
     }
@@ -286,8 +310,9 @@ static int enqueue_device_pg(struct store *s, const struct store_command *cmd,
 }
 
 static int enqueue_device_sqlite(struct store *s, const struct store_command *cmd,
-                                 const char *device_id, int64_t now, struct store_push_target *push,
-                                 struct scepter_error *err)
+                                 const char *device_id, int64_t now,
+                                 const struct store_audit_entry *audit, int64_t *audit_id,
+                                 struct store_push_target *push, struct scepter_error *err)
 {
     struct dbres r = {0};
     char *eid = NULL;
@@ -326,6 +351,8 @@ static int enqueue_device_sqlite(struct store *s, const struct store_command *cm
         if ((rc = db_exec(s, &SQL_QUEUE_INSERT_ONE, p, ARRAY_LEN(p), NULL, err)) != 0)
             goto out;
     }
+    if (audit != NULL && (rc = store_audit_insert(s, audit, audit_id, err)) != 0)
+        goto out;
     if ((rc = db_commit(s, err)) == 0)
         rc = 1;
 out:
@@ -337,22 +364,26 @@ out:
 }
 
 int store_enqueue_device(struct store *s, const struct store_command *cmd, const char *device_id,
-                         int64_t now, struct store_push_target *push, struct scepter_error *err)
+                         int64_t now, const struct store_audit_entry *audit, int64_t *audit_id,
+                         struct store_push_target *push, struct scepter_error *err)
 {
     int rc;
 
     memset(push, 0, sizeof(*push));
+    if (audit_id != NULL)
+        *audit_id = 0;
     /* Anything out of the ordinary goes the general way, which names the problem. */
     if (store_check_command(cmd, err) != 0 ||
-        store_check_str(device_id, LIMIT_ENROLLMENT_ID, "devices", err) != 0)
+        store_check_str(device_id, LIMIT_ENROLLMENT_ID, "devices", err) != 0 ||
+        (audit != NULL && (audit_id == NULL || store_audit_check(audit, err) != 0)))
         return 0;
     if (cmd->policy_id != 0 || cmd->policy_action != STORE_POLICY_NONE)
         return 0;
     STORE_CALL(s, rc, err)
     {
         store_push_target_clear(push);
-        rc = s->pg ? enqueue_device_pg(s, cmd, device_id, now, push, err)
-                   : enqueue_device_sqlite(s, cmd, device_id, now, push, err);
+        rc = s->pg ? enqueue_device_pg(s, cmd, device_id, now, audit, audit_id, push, err)
+                   : enqueue_device_sqlite(s, cmd, device_id, now, audit, audit_id, push, err);
     }
     if (rc <= 0)
         store_push_target_clear(push);

@@ -547,15 +547,18 @@ struct store_push_target; /* below, with the push data */
  * The fast path of queueing one command (no policy) for one device's own channel, which also
  * returns the channel's push data (*push; push->enrollment_id NULL when the channel cannot be
  * pushed; store_push_target_clear it): on PostgreSQL one statement and its commit, on SQLite
- * one transaction of three statements.  Returns 1 when the command was queued; 0 when this
+ * one transaction of three statements.  With audit (not NULL), that audit entry is written in
+ * the same statement or transaction, its id in *audit_id: the change and its record commit
+ * together, once.  Returns 1 when the command was queued; 0 when this
  * path does not apply — a device that is unknown or not enabled, a UUID already taken, a
  * command with a policy — and then nothing was written: the
  * caller takes store_targets_resolve + store_enqueue, which say why (as for a command or
  * device id these would refuse).  Negative: a store error (nothing written).
  */
+struct store_audit_entry;
 int store_enqueue_device(struct store *s, const struct store_command *cmd, const char *device_id,
-                         int64_t now, struct store_push_target *push,
-                         struct scepter_error *err) WUR;
+                         int64_t now, const struct store_audit_entry *audit, int64_t *audit_id,
+                         struct store_push_target *push, struct scepter_error *err) WUR;
 
 struct store_queue_item {
     char uuid[UUID_STR_LEN];

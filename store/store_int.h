@@ -244,6 +244,12 @@ int store_check_devices(struct store *s, const char *const *ids, size_t n, const
 /* Validate one command (uuid, request type, plist). */
 int store_check_command(const struct store_command *c, struct scepter_error *err) WUR;
 
+/* Shared between audit.c and queue.c: SCEPTER_EINVAL naming the field unless the audit entry
+ * can be stored; its insertion inside the caller's call (or transaction), its id in *id. */
+int store_audit_check(const struct store_audit_entry *e, struct scepter_error *err) WUR;
+int store_audit_insert(struct store *s, const struct store_audit_entry *e, int64_t *id,
+                       struct scepter_error *err) WUR;
+
 /* Queue states (queue.state). */
 #define QSTATE_PENDING   0
 #define QSTATE_FINISHED  1

@@ -705,6 +705,19 @@ Test(api, single_device_enqueue_queues_once_and_refuses_like_the_general_way)
     char *uuid = xstrdup(json_string_value(json_object_get(j, "uuid")));
     json_decref(j);
     cr_assert_eq(queued_of_type("IPHONE-1", "CertificateList"), 1);
+    /* Its audit entry (committed with the command) is there once, naming the command. */
+    char *apath = xasprintf("/v1/audit?action=command.enqueue&object=%s", uuid);
+    cr_assert_eq(h_api(&S, "GET", apath, NULL, &j), 200, "%s", h_json(j));
+    json_t *entries = json_object_get(j, "entries");
+    cr_assert_eq(json_array_size(entries), 1, "%s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(entries, 0), "route")),
+                     "POST /v1/commands");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(json_array_get(entries, 0), "actor"),
+                                          "type")),
+        "api_key", "%s", h_json(j));
+    json_decref(j);
+    free(apath);
     char *path = xasprintf("/v1/devices/IPHONE-1/commands/%s", uuid);
     cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200);
     cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "queued");

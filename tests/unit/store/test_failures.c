@@ -420,7 +420,17 @@ static int c_enqueue_device(struct store *s, struct scepter_error *err)
 {
     struct store_command c = cmd(13);
     struct store_push_target t;
-    int rc = store_enqueue_device(s, &c, "DEV-F4", T0 + 10, &t, err);
+    /* with its audit entry: neither may be written without the other */
+    struct store_audit_entry a = {.at = T0 + 10,
+                                  .actor_type = (char *)"api_key",
+                                  .actor_name = (char *)"ops",
+                                  .address = (char *)"127.0.0.1",
+                                  .action = (char *)"command.enqueue",
+                                  .route = (char *)"POST /v1/commands",
+                                  .object = c.uuid,
+                                  .summary = (char *)"command, devices"};
+    int64_t id;
+    int rc = store_enqueue_device(s, &c, "DEV-F4", T0 + 10, &a, &id, &t, err);
     store_push_target_clear(&t);
     if (rc == 0)
         return scepter_err(err, SCEPTER_EINTERNAL, NULL, "not queued by the fast path");

@@ -978,3 +978,63 @@ Test(queue, depth_reads_only_pending_entries)
     store_close(fresh);
     store_close(s);
 }
+
+Test(queue, single_device_enqueue_commits_its_audit_entry_with_it)
+{
+    /* POST /v1/commands for one device: the command, its queue row and the operator's audit
+     * entry are one statement (PostgreSQL) or one transaction (SQLite) — one commit; the entry
+     * exists only when the command was queued. */
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_push_target t;
+    struct store_audit_entry *list = NULL;
+    struct store_audit_filter f = {.action = "command.enqueue"};
+    char uuid[37];
+    int64_t id = -1, depth = 0;
+    size_t n = 0;
+
+    tf_enroll(s, "AUD1", "iPhone14,2", T0);
+    tf_uuid(77, uuid);
+    struct store_command c = tf_cmd(uuid, "ProfileList", 0);
+    struct store_audit_entry a = {.at = T0 + 5,
+                                  .actor_type = (char *)"api_key",
+                                  .actor_name = (char *)"ops",
+                                  .address = (char *)"127.0.0.1",
+                                  .action = (char *)"command.enqueue",
+                                  .route = (char *)"POST /v1/commands",
+                                  .object = uuid,
+                                  .summary = (char *)"command, devices"};
+    cr_assert_eq(store_enqueue_device(s, &c, "AUD1", T0 + 5, &a, &id, &t, &err), 1, "%s",
+                 err.msg);
+    store_push_target_clear(&t);
+    cr_assert_gt(id, 0, "the entry's id comes back");
+    cr_assert_eq(store_audit_list(s, &f, &list, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(list[0].id, id);
+    cr_assert_str_eq(list[0].object, uuid);
+    cr_assert_str_eq(list[0].actor_name, "ops");
+    cr_assert_eq(list[0].at, T0 + 5);
+    store_audit_entries_free(list, n);
+
+    /* Not queued (unknown device; the UUID taken): no entry, nothing else written. */
+    cr_assert_eq(store_enqueue_device(s, &c, "NOBODY", T0 + 6, &a, &id, &t, &err), 0);
+    store_push_target_clear(&t);
+    cr_assert_eq(id, 0);
+    cr_assert_eq(store_enqueue_device(s, &c, "AUD1", T0 + 6, &a, &id, &t, &err), 0);
+    store_push_target_clear(&t);
+    cr_assert_eq(store_audit_list(s, &f, &list, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1, "an entry was written for a command that was not queued");
+    store_audit_entries_free(list, n);
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 1);
+
+    /* An entry the audit log would refuse sends the call the general way, untouched. */
+    tf_uuid(78, uuid);
+    c = tf_cmd(uuid, "ProfileList", 0);
+    a.action = (char *)"";
+    cr_assert_eq(store_enqueue_device(s, &c, "AUD1", T0 + 7, &a, &id, &t, &err), 0);
+    store_push_target_clear(&t);
+    cr_assert_eq(store_queue_depth(s, &depth, &err), 0);
+    cr_assert_eq(depth, 1);
+    store_close(s);
+}
