@@ -16,11 +16,13 @@
  *
  *   bench_mdm [--backend sqlite|postgres] [--devices N] [--big-devices M] [--mtls-enroll K]
  *             [--seconds S] [--conns 32,64] [--workers N] [--json FILE] [--keep] [--enroll-only]
- *             [--seed-sql FILE]
+ *             [--seed-sql FILE] [--device-key ec|rsa]
  *
  * Device identities are ECDSA P-256 certificates issued here from a throwaway device CA (one
  * shared key; every certificate differs), as the server binds each certificate's SHA-256 at
- * Authenticate.  Mdm-Signature bodies are signed before the timed window (a device signs on
+ * Authenticate.  --device-key rsa makes them RSA-2048, from an RSA-2048 device CA: what a
+ * device enrolled through a SCEP payload holds (Apple's SCEP payload makes RSA keys only; an
+ * ACME payload can make ECDSA ones).  Mdm-Signature bodies are signed before the timed window (a device signs on
  * its own CPU, not the server's); the signing time is reported separately.
  *
  * Environment: SCEPTER_BINARY_DIR (build tree; default: three levels above this program),
@@ -52,6 +54,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -75,16 +78,27 @@ static double mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+struct bench;
+static void teardown(struct bench *b);
+/* The run die() stops (scepter, the APNs sink, PostgreSQL, the temporary directory) before
+ * it exits: set once they exist; cleared while the teardown runs, so a failure inside it does
+ * not recurse. */
+static struct bench *dying_bench;
+
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
     va_list ap;
+    struct bench *b = dying_bench;
     fprintf(stderr, "bench_mdm: ");
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\n");
     ERR_print_errors_fp(stderr);
+    dying_bench = NULL;
+    if (b != NULL)
+        teardown(b);
     exit(1);
 }
 
@@ -279,6 +293,7 @@ struct bench {
     const char *json_path;
     bool keep;
     bool enroll_only;     /* --enroll-only: stop after the Mdm-Signature enrollment (profiling) */
+    bool rsa_devices;     /* --device-key rsa: RSA-2048 device identities and device CA */
     const char *seed_sql; /* --seed-sql FILE: run with psql before the first phase (PostgreSQL) */
     /* places */
     char *dir, *bin_dir, *src_dir, *store_url, *pg_dir;
@@ -1716,7 +1731,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_mdm [--backend sqlite|postgres] [--devices N] "
                     "[--big-devices M] [--mtls-enroll K] [--seconds S] [--conns 32,64] "
-                    "[--workers N] [--json FILE] [--keep] [--enroll-only] [--seed-sql FILE]\n");
+                    "[--workers N] [--json FILE] [--keep] [--enroll-only] [--seed-sql FILE] "
+                    "[--device-key ec|rsa]\n");
     exit(2);
 }
 
@@ -1761,6 +1777,9 @@ static void parse_args(struct bench *b, int argc, char **argv)
             b->json_path = val;
         else if (strcmp(a, "--seed-sql") == 0)
             b->seed_sql = val;
+        else if (strcmp(a, "--device-key") == 0 &&
+                 (strcmp(val, "ec") == 0 || strcmp(val, "rsa") == 0))
+            b->rsa_devices = strcmp(val, "rsa") == 0;
         else if (strcmp(a, "--conns") == 0) {
             b->nconns = 0;
             for (const char *p = val; *p && b->nconns < MAX_CONNS_LIST;) {
@@ -1809,6 +1828,7 @@ static void setup_places(struct bench *b)
     /* PostgreSQL runs as the postgres user when we are root: it must reach DIR/pg. */
     chmod(tmpl, 0755);
     b->dir = xstrdup(tmpl);
+    dying_bench = b; /* from here on, die() cleans up what exists */
 }
 
 static void setup_pki(struct bench *b)
@@ -1817,10 +1837,10 @@ static void setup_pki(struct bench *b)
     X509 *tls;
     char *p;
 
-    b->dev_key = EVP_EC_gen("P-256");
-    b->dca_key = EVP_EC_gen("P-256");
+    b->dev_key = b->rsa_devices ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+    b->dca_key = b->rsa_devices ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
     if (!tls_ca_key || !tls_key || !b->dev_key || !b->dca_key)
-        die("EC key generation");
+        die("key generation");
     b->tls_ca = make_cert("Bench TLS CA", tls_ca_key, NULL, tls_ca_key, 1, true, false);
     tls = make_cert("localhost", tls_key, b->tls_ca, tls_ca_key, 2, false, true);
     b->dev_ca = make_cert("Bench Device CA", b->dca_key, NULL, b->dca_key, 3, true, false);
@@ -1915,17 +1935,18 @@ int main(int argc, char **argv)
     }
     setup_places(&b);
     printf("bench_mdm: backend %s, %ld devices (policy also for %ld), %ld CPUs, scepter "
-           "workers %ld%s\n",
+           "workers %ld%s, device identities %s\n",
            b.backend, n, b.big_devices, sysconf(_SC_NPROCESSORS_ONLN),
            b.workers ? b.workers : 2 * sysconf(_SC_NPROCESSORS_ONLN),
-           b.workers ? "" : " (its default: 2 per CPU)");
+           b.workers ? "" : " (its default: 2 per CPU)",
+           b.rsa_devices ? "RSA-2048 (as a SCEP payload makes them)" : "ECDSA P-256");
     printf("  %-58s %12s %-7s %-10s\n", "figure", "value", "unit", "target");
     fflush(stdout);
 
     setup_pki(&b);
     dt = mono();
     issue_certs(&b, n + b.mtls_enroll);
-    snprintf(note, sizeof(note), "ECDSA P-256, 2 threads");
+    snprintf(note, sizeof(note), "%s, 2 threads", b.rsa_devices ? "RSA-2048" : "ECDSA P-256");
     fig_add(F, "device certificates issued /s (bench side)", (double)b.ndev / (mono() - dt), "/s",
             NULL, note);
     {
@@ -2193,6 +2214,7 @@ finish:
     snprintf(note, sizeof(note), "VmRSS now %.1f MB", proc_status_mb(b.pid, "VmRSS"));
     fig_add(F, "scepter peak RSS over the whole run", proc_status_mb(b.pid, "VmHWM"), "MB", NULL,
             note);
+    dying_bench = NULL;
     teardown(&b);
     printf("bench_mdm: %s done in %.0f s, %d failure%s\n", b.backend, mono() - t_all, b.failures,
            b.failures == 1 ? "" : "s");
