@@ -85,8 +85,8 @@ static void entry_webhook(struct api_call *c, const struct store_audit_entry *e,
         return;
     json_t *ev = json_pack("{s:I,s:o,s:{s:s,s:s},s:s,s:s,s:s,s:s,s:s}", "id", (json_int_t)id, "at",
                            api_time(c->now), "actor", "type", e->actor_type, "name", e->actor_name,
-                           "address", e->address, "action", e->action, "route", e->route,
-                           "object", e->object, "summary", e->summary);
+                           "address", e->address, "action", e->action, "route", e->route, "object",
+                           e->object, "summary", e->summary);
     char topic[160];
     snprintf(topic, sizeof(topic), "audit.%s", e->action);
     if (ev != NULL)
@@ -335,8 +335,8 @@ void api_audit_after(struct api_call *c)
 {
     char object[256], summary[512];
 
-    if (c->audit_done || c->route == NULL || c->route->action == NULL ||
-        c->reply->status < 200 || c->reply->status > 299 || c->actor.type == NULL)
+    if (c->audit_done || c->route == NULL || c->route->action == NULL || c->reply->status < 200 ||
+        c->reply->status > 299 || c->actor.type == NULL)
         return;
     if (*c->audit_object) {
         str_copy(object, sizeof(object), c->audit_object);

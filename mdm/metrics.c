@@ -304,8 +304,9 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
             atomic_load_explicit(&m->expiring_renewed, memory_order_relaxed) == renewed) {
             buf_printf(b, "scepter_identities_expiring %lld\n",
                        (long long)atomic_load_explicit(&m->expiring_count, memory_order_relaxed));
-        } else if (store_identities_expiring(ctx->store, now + ctx->cfg->identity_renew_days * 86400,
-                                             &expiring, &err) == 0) {
+        } else if (store_identities_expiring(ctx->store,
+                                             now + ctx->cfg->identity_renew_days * 86400, &expiring,
+                                             &err) == 0) {
             atomic_store_explicit(&m->expiring_count, expiring, memory_order_relaxed);
             atomic_store_explicit(&m->expiring_renewed, renewed, memory_order_relaxed);
             atomic_store_explicit(&m->expiring_at, now, memory_order_release);

@@ -56,7 +56,7 @@ struct mdm_metrics {
     /* scepter_identities_expiring counts over every enrolled device's certificates: computed
      * at most once a minute (by whichever worker serves the scrape), not at every scrape. */
     atomic_llong expiring_count;
-    atomic_llong expiring_at; /* when it was computed (0: never) */
+    atomic_llong expiring_at;       /* when it was computed (0: never) */
     atomic_ullong expiring_renewed; /* identities_renewed then: a renewal redoes the count */
 };
 

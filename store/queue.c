@@ -1372,15 +1372,15 @@ static int enrollment_exists(struct store *s, const char *id, struct scepter_err
 
 /* An enrollment's whole queue, history included. */
 static const struct store_sql SQL_QUEUE_LIST_ALL = {
-    "queue_list_all",
-    QUEUE_LIST_SELECT " WHERE q.enrollment_id = $1 ORDER BY q.created, q.seq", NULL, NULL};
+    "queue_list_all", QUEUE_LIST_SELECT " WHERE q.enrollment_id = $1 ORDER BY q.created, q.seq",
+    NULL, NULL};
 
 /* Only what is pending: a range of queue_next, however long the enrollment's history (one
  * statement with "($2 OR state = 0)" could not use the state column and walked it all). */
 static const struct store_sql SQL_QUEUE_LIST_PENDING = {
     "queue_list_pending",
-    QUEUE_LIST_SELECT " WHERE q.enrollment_id = $1 AND q.state = 0 ORDER BY q.created, q.seq",
-    NULL, NULL};
+    QUEUE_LIST_SELECT " WHERE q.enrollment_id = $1 AND q.state = 0 ORDER BY q.created, q.seq", NULL,
+    NULL};
 
 static int queue_list(struct store *s, const char *id, bool all, struct store_queue_item **out,
                       size_t *n, struct scepter_error *err)
@@ -1394,8 +1394,8 @@ static int queue_list(struct store *s, const char *id, bool all, struct store_qu
         goto out;
     {
         struct dbv p[] = {P_TEXT(id)};
-        if ((rc = db_query(s, all ? &SQL_QUEUE_LIST_ALL : &SQL_QUEUE_LIST_PENDING, p,
-                           ARRAY_LEN(p), &r, err)) != 0)
+        if ((rc = db_query(s, all ? &SQL_QUEUE_LIST_ALL : &SQL_QUEUE_LIST_PENDING, p, ARRAY_LEN(p),
+                           &r, err)) != 0)
             goto out;
     }
     while ((rc = db_next(&r, err)) == 1) {

@@ -22,8 +22,8 @@
  * shared key; every certificate differs), as the server binds each certificate's SHA-256 at
  * Authenticate.  --device-key rsa makes them RSA-2048, from an RSA-2048 device CA: what a
  * device enrolled through a SCEP payload holds (Apple's SCEP payload makes RSA keys only; an
- * ACME payload can make ECDSA ones).  Mdm-Signature bodies are signed before the timed window (a device signs on
- * its own CPU, not the server's); the signing time is reported separately.
+ * ACME payload can make ECDSA ones).  Mdm-Signature bodies are signed before the timed window (a
+ * device signs on its own CPU, not the server's); the signing time is reported separately.
  *
  * Environment: SCEPTER_BINARY_DIR (build tree; default: three levels above this program),
  * SCEPTER_SOURCE_DIR (for scripts/pg-test.sh; default ".").
@@ -1378,10 +1378,9 @@ static void seed_store(struct bench *b)
 
     if (b->pg_dir == NULL)
         die("--seed-sql needs --backend postgres");
-    cmd =
-        xasprintf("psql -X -q -v ON_ERROR_STOP=1 -d '%s' -f '%s' -c 'VACUUM (FREEZE, ANALYZE)' "
-                  ">'%s/seed.log' 2>&1",
-                  b->store_url, b->seed_sql, b->dir);
+    cmd = xasprintf("psql -X -q -v ON_ERROR_STOP=1 -d '%s' -f '%s' -c 'VACUUM (FREEZE, ANALYZE)' "
+                    ">'%s/seed.log' 2>&1",
+                    b->store_url, b->seed_sql, b->dir);
     if (system(cmd) != 0)
         die("%s failed (see %s/seed.log; --keep keeps it)", cmd, b->dir);
     free(cmd);

@@ -712,10 +712,9 @@ Test(api, single_device_enqueue_queues_once_and_refuses_like_the_general_way)
     cr_assert_eq(json_array_size(entries), 1, "%s", h_json(j));
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(entries, 0), "route")),
                      "POST /v1/commands");
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(json_array_get(entries, 0), "actor"),
-                                          "type")),
-        "api_key", "%s", h_json(j));
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(entries, 0), "actor"), "type")),
+                     "api_key", "%s", h_json(j));
     json_decref(j);
     free(apath);
     char *path = xasprintf("/v1/devices/IPHONE-1/commands/%s", uuid);

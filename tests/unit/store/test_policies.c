@@ -395,7 +395,8 @@ Test(policies, device_state_read_does_not_grow_with_command_history)
     cr_assert_eq(st[0].policy_id, p.id);
     cr_assert_str_eq(store_policy_state_name(st[0].state), "pending");
     store_policy_statuses_free(st, n);
-    cr_assert_lt(grown, 96 * 1024, "reading one device's policy states took %lld bytes of page cache",
+    cr_assert_lt(grown, 96 * 1024,
+                 "reading one device's policy states took %lld bytes of page cache",
                  (long long)grown);
     store_close(fresh);
     store_close(s);

@@ -1004,8 +1004,7 @@ Test(queue, single_device_enqueue_commits_its_audit_entry_with_it)
                                   .route = (char *)"POST /v1/commands",
                                   .object = uuid,
                                   .summary = (char *)"command, devices"};
-    cr_assert_eq(store_enqueue_device(s, &c, "AUD1", T0 + 5, &a, &id, &t, &err), 1, "%s",
-                 err.msg);
+    cr_assert_eq(store_enqueue_device(s, &c, "AUD1", T0 + 5, &a, &id, &t, &err), 1, "%s", err.msg);
     store_push_target_clear(&t);
     cr_assert_gt(id, 0, "the entry's id comes back");
     cr_assert_eq(store_audit_list(s, &f, &list, &n, &err), 0, "%s", err.msg);
