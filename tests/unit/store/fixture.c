@@ -149,6 +149,15 @@ void tf_authenticate(struct store *s, const char *udid, const char *product, int
                  err.msg);
 }
 
+void tf_enroll_numbered(struct store *s, int n, char (*names)[16], const char **ids)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], 16, "D%02d", i);
+        ids[i] = names[i];
+        tf_enroll(s, names[i], "iPhone14,2", T0);
+    }
+}
+
 void tf_enroll(struct store *s, const char *udid, const char *product, int64_t now)
 {
     struct scepter_error err;

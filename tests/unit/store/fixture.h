@@ -28,6 +28,8 @@ struct store *tf_open(void);
 void tf_hash(const char *seed, char out[65]);
 /* Authenticate + TokenUpdate the device channel of udid (platform from product). */
 void tf_enroll(struct store *s, const char *udid, const char *product, int64_t now);
+/* n iPhones "D00", "D01", ... enrolled at T0: their names in names[], ids[i] = names[i]. */
+void tf_enroll_numbered(struct store *s, int n, char (*names)[16], const char **ids);
 /* Authenticate only (the channel stays disabled). */
 void tf_authenticate(struct store *s, const char *udid, const char *product, int64_t now);
 /* A command with a small (shared, static) plist; uuid is copied. */

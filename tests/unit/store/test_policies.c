@@ -368,11 +368,7 @@ Test(policies, device_state_read_does_not_grow_with_command_history)
     int64_t pending;
     size_t n = 0, cancelled;
 
-    for (int i = 0; i < DEVICES; i++) {
-        snprintf(names[i], sizeof(names[i]), "D%02d", i);
-        ids[i] = names[i];
-        tf_enroll(s, names[i], "iPhone14,2", T0);
-    }
+    tf_enroll_numbered(s, DEVICES, names, ids);
     tf_uuid(999, uuid);
     pc = tf_cmd(uuid, "InstallProfile", 0);
     p = policy("ios", "WiFi");

@@ -952,11 +952,7 @@ Test(queue, depth_reads_only_pending_entries)
     int64_t depth = -1, pending = -1;
     size_t cancelled;
 
-    for (int i = 0; i < DEVICES; i++) {
-        snprintf(names[i], sizeof(names[i]), "D%02d", i);
-        ids[i] = names[i];
-        tf_enroll(s, names[i], "iPhone14,2", T0);
-    }
+    tf_enroll_numbered(s, DEVICES, names, ids);
     for (unsigned n = 0; n < COMMANDS; n++) {
         struct store_command c;
         tf_uuid(1000 + n, uuid);
