@@ -160,6 +160,23 @@ bool api_query_bool(struct api_call *c, const char *name, bool *out)
     return ok;
 }
 
+bool api_query_int(struct api_call *c, const char *name, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *v = api_query(c, name);
+    int64_t n;
+    bool ok = true;
+
+    if (v && str_to_i64(v, lo, hi, &n) != 0) {
+        api_reply_error(c, 400, name, "%s: '%s' is not a whole number between %lld and %lld", name,
+                        v, (long long)lo, (long long)hi);
+        ok = false;
+    } else if (v) {
+        *out = n;
+    }
+    free(v);
+    return ok;
+}
+
 static const char *const method_names[] = {
     [MDM_GET] = "GET",     [MDM_POST] = "POST", [MDM_PUT] = "PUT",    [MDM_DELETE] = "DELETE",
     [MDM_PATCH] = "PATCH", [MDM_HEAD] = "HEAD", [MDM_OTHER] = "OTHER"};

@@ -1,7 +1,7 @@
 /*
  * The operator API's command queue and pushes:
  *
- *   GET    /v1/devices/{udid}/commands           the queue (?all=true: and history; ?user=)
+ *   GET    /v1/devices/{udid}/commands           the queue (?all=true: and history, paged; ?user=)
  *   POST   /v1/devices/{udid}/commands           queue one command for the device
  *   DELETE /v1/devices/{udid}/commands           cancel everything queued
  *   GET    /v1/devices/{udid}/commands/{uuid}    one command and its result
@@ -131,27 +131,48 @@ static void store_command_of(struct store_command *sc, const struct mdm_command 
     sc->expires = expires;
 }
 
-/* GET /v1/devices/{udid}/commands[?all=true][&user=]: the queue (and history with all). */
+/*
+ * GET /v1/devices/{udid}/commands[?all=true[&limit=N][&before=C]][&user=]: what is queued,
+ * oldest first; with all=true also the history, newest first, a page at a time: limit
+ * finished entries (100; 1 to 1000) and "next_before" when there are more, the cursor of the
+ * next page (?all=true&before=C: that page, without the queued ones again).
+ */
+#define HISTORY_PAGE 100
 void api_device_commands_list(struct api_call *c)
 {
     struct scepter_error err;
-    struct store_queue_item *items = NULL;
-    size_t n = 0;
+    struct store_queue_item *items = NULL, *done = NULL;
+    size_t n = 0, ndone = 0;
     bool all = false;
+    int64_t limit = HISTORY_PAGE, before = 0, next = 0;
     char *eid = enrollment_of(c, c->seg[1]);
 
-    if (!api_query_bool(c, "all", &all) || enrollment_exists(c, eid) != 0)
+    if (!api_query_bool(c, "all", &all) ||
+        !api_query_int(c, "limit", 1, STORE_HISTORY_MAX, &limit) ||
+        !api_query_int(c, "before", 1, INT64_MAX, &before) || enrollment_exists(c, eid) != 0)
         goto out;
-    if (store_queue_list(c->ctx->store, eid, all, &items, &n, &err) != 0) {
+    if (!all && before) {
+        api_reply_error(c, 400, "before", "before: pages the history, which needs all=true");
+        goto out;
+    }
+    if ((before == 0 && store_queue_list(c->ctx->store, eid, false, &items, &n, &err) != 0) ||
+        (all && store_queue_history(c->ctx->store, eid, before, (size_t)limit, &done, &ndone, &next,
+                                    &err) != 0)) {
         api_reply_scepter_error(c, &err);
         goto out;
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, queue_item_json(&items[i]));
-    store_queue_items_free(items, n);
-    api_reply_json(c, 200, json_pack("{s:s,s:o}", "enrollment", eid, "commands", arr));
+    for (size_t i = 0; i < ndone; i++)
+        json_array_append_new(arr, queue_item_json(&done[i]));
+    json_t *j = json_pack("{s:s,s:o}", "enrollment", eid, "commands", arr);
+    if (next)
+        json_object_set_new(j, "next_before", json_integer(next));
+    api_reply_json(c, 200, j);
 out:
+    store_queue_items_free(items, n);
+    store_queue_items_free(done, ndone);
     free(eid);
 }
 

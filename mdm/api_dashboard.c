@@ -52,19 +52,12 @@ static bool time_param(struct api_call *c, const char *name, int64_t *out)
 /* A count parameter between lo and hi; false (reply set) when bad. */
 static bool count_param(struct api_call *c, const char *name, int64_t lo, int64_t hi, size_t *out)
 {
-    char *v = api_query(c, name);
-    int64_t n;
-    bool ok = true;
+    int64_t n = (int64_t)*out;
 
-    if (v && str_to_i64(v, lo, hi, &n) != 0) {
-        api_reply_error(c, 400, name, "%s: '%s' is not between %lld and %lld", name, v,
-                        (long long)lo, (long long)hi);
-        ok = false;
-    } else if (v) {
-        *out = (size_t)n;
-    }
-    free(v);
-    return ok;
+    if (!api_query_int(c, name, lo, hi, &n))
+        return false;
+    *out = (size_t)n;
+    return true;
 }
 
 static json_t *counts_json(const struct store_command_counts *k)

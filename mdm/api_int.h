@@ -86,6 +86,9 @@ json_t *api_time(int64_t t);
 char *api_query(const struct api_call *c, const char *name);
 /* A true/false query parameter into *out (unchanged when absent); false with a 400 reply. */
 bool api_query_bool(struct api_call *c, const char *name, bool *out);
+/* A whole-number query parameter between lo and hi into *out (unchanged when absent); false
+ * with a 400 reply naming it. */
+bool api_query_int(struct api_call *c, const char *name, int64_t lo, int64_t hi, int64_t *out);
 /* A JSON string, or null for NULL. */
 json_t *api_opt_str(const char *s);
 /* Free an array of n strings. */

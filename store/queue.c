@@ -1365,10 +1365,11 @@ static int enrollment_exists(struct store *s, const char *id, struct scepter_err
     return rc < 0 ? rc : 0;
 }
 
-#define QUEUE_LIST_SELECT                                                                          \
+#define QUEUE_LIST_COLUMNS                                                                         \
     "SELECT q.command_uuid, c.request_type, q.priority, q.created, q.state, q.status,"             \
-    " q.notnow_count, q.last_notnow_at, q.result_at, q.expires FROM queue q"                       \
-    " JOIN commands c ON c.uuid = q.command_uuid"
+    " q.notnow_count, q.last_notnow_at, q.result_at, q.expires"
+#define QUEUE_LIST_FROM   " FROM queue q JOIN commands c ON c.uuid = q.command_uuid"
+#define QUEUE_LIST_SELECT QUEUE_LIST_COLUMNS QUEUE_LIST_FROM
 
 /* An enrollment's whole queue, history included. */
 static const struct store_sql SQL_QUEUE_LIST_ALL = {
@@ -1381,6 +1382,22 @@ static const struct store_sql SQL_QUEUE_LIST_PENDING = {
     "queue_list_pending",
     QUEUE_LIST_SELECT " WHERE q.enrollment_id = $1 AND q.state = 0 ORDER BY q.created, q.seq", NULL,
     NULL};
+
+/* One row of QUEUE_LIST_SELECT. */
+static void queue_item_read(struct dbres *r, struct store_queue_item *it)
+{
+    memset(it, 0, sizeof(*it));
+    str_copy(it->uuid, sizeof(it->uuid), db_text(r, 0));
+    it->request_type = db_strdup(r, 1);
+    it->priority = (int)db_int(r, 2);
+    it->created = db_int(r, 3);
+    it->status = xstrdup(item_status((int)db_int(r, 4), (int)db_int(r, 5)));
+    it->active = db_int(r, 4) == QSTATE_PENDING;
+    it->notnow_count = (int)db_int(r, 6);
+    it->last_notnow_at = db_int(r, 7);
+    it->result_at = db_int(r, 8);
+    it->expires = db_int(r, 9);
+}
 
 static int queue_list(struct store *s, const char *id, bool all, struct store_queue_item **out,
                       size_t *n, struct scepter_error *err)
@@ -1405,17 +1422,7 @@ static int queue_list(struct store *s, const char *id, bool all, struct store_qu
             items = xreallocarray(items, cap, sizeof(*items));
         }
         it = &items[count++];
-        memset(it, 0, sizeof(*it));
-        str_copy(it->uuid, sizeof(it->uuid), db_text(&r, 0));
-        it->request_type = db_strdup(&r, 1);
-        it->priority = (int)db_int(&r, 2);
-        it->created = db_int(&r, 3);
-        it->status = xstrdup(item_status((int)db_int(&r, 4), (int)db_int(&r, 5)));
-        it->active = db_int(&r, 4) == QSTATE_PENDING;
-        it->notnow_count = (int)db_int(&r, 6);
-        it->last_notnow_at = db_int(&r, 7);
-        it->result_at = db_int(&r, 8);
-        it->expires = db_int(&r, 9);
+        queue_item_read(&r, it);
     }
 out:
     db_res_clear(&r);
@@ -1426,6 +1433,83 @@ out:
     *out = items;
     *n = count;
     return 0;
+}
+
+/*
+ * A page of an enrollment's history, newest first.  The page's entries are chosen from the
+ * index queue_next alone (enrollment, state, and the sequence number it carries: SQLite's
+ * rowid, a key column on PostgreSQL), then only those rows are read from the table.  Reading
+ * a device's whole history row by row cost one table page per entry (its rows lie all over
+ * the table) and the reply was the whole history; the index entries of one device's history
+ * are adjacent, a few dozen to a page.
+ */
+#define QUEUE_HISTORY_PAGE                                                                         \
+    "SELECT seq FROM queue WHERE enrollment_id = $1 AND state IN (1, 2, 3) AND seq < $2"           \
+    " ORDER BY seq DESC LIMIT $3"
+static const struct store_sql SQL_QUEUE_HISTORY = {
+    "queue_history", NULL,
+    QUEUE_LIST_COLUMNS ", q.seq" QUEUE_LIST_FROM
+                       " WHERE q.enrollment_id = $1 AND q.state IN (1, 2, 3)"
+                       " AND q.seq = ANY(ARRAY(" QUEUE_HISTORY_PAGE ")) ORDER BY q.seq DESC",
+    QUEUE_LIST_COLUMNS ", q.seq" QUEUE_LIST_FROM " WHERE q.seq IN (" QUEUE_HISTORY_PAGE ")"
+                       " ORDER BY q.seq DESC"};
+
+static int queue_history(struct store *s, const char *id, int64_t before, size_t limit,
+                         struct store_queue_item **out, size_t *n, int64_t *next,
+                         struct scepter_error *err)
+{
+    struct store_queue_item *items = NULL;
+    size_t count = 0;
+    struct dbres r = {0};
+    int64_t last = 0;
+    int rc;
+
+    if ((rc = enrollment_exists(s, id, err)) != 0)
+        goto out;
+    items = xcalloc(limit, sizeof(*items));
+    {
+        /* One more than asked: whether a next page exists. */
+        struct dbv p[] = {P_TEXT(id), P_INT(before > 0 ? before : INT64_MAX),
+                          P_INT((int64_t)limit + 1)};
+        if ((rc = db_query(s, &SQL_QUEUE_HISTORY, p, ARRAY_LEN(p), &r, err)) != 0)
+            goto out;
+    }
+    while ((rc = db_next(&r, err)) == 1) {
+        if (count == limit) {
+            *next = last;
+            continue;
+        }
+        queue_item_read(&r, &items[count++]);
+        last = db_int(&r, 10);
+    }
+out:
+    db_res_clear(&r);
+    if (rc < 0) {
+        store_queue_items_free(items, count);
+        return rc;
+    }
+    *out = items;
+    *n = count;
+    return 0;
+}
+
+int store_queue_history(struct store *s, const char *enrollment_id, int64_t before, size_t limit,
+                        struct store_queue_item **out, size_t *n, int64_t *next,
+                        struct scepter_error *err)
+{
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    *next = 0;
+    if ((rc = store_check_str(enrollment_id, LIMIT_ENROLLMENT_ID, "enrollment_id", err)) != 0)
+        return rc;
+    if (limit < 1 || limit > STORE_HISTORY_MAX)
+        return scepter_err(err, SCEPTER_EINVAL, "limit", "limit: %zu is not between 1 and %d",
+                           limit, STORE_HISTORY_MAX);
+    STORE_CALL(s, rc, err)
+    rc = queue_history(s, enrollment_id, before, limit, out, n, next, err);
+    return rc;
 }
 
 int store_queue_list(struct store *s, const char *enrollment_id, bool include_finished,

@@ -578,6 +578,15 @@ void store_queue_items_free(struct store_queue_item *items, size_t n);
 /* The enrollment's commands, oldest first; finished ones too when include_finished. */
 int store_queue_list(struct store *s, const char *enrollment_id, bool include_finished,
                      struct store_queue_item **out, size_t *n, struct scepter_error *err) WUR;
+/* A page of the enrollment's finished entries (Acknowledged, Error, CommandFormatError,
+ * cancelled, Expired), newest first: those queued before the entry whose cursor is before (0:
+ * from the newest), at most limit (1..STORE_HISTORY_MAX).  *next is the cursor of the next
+ * page, 0 when this one is the last.  Reads the history's index entries, but only the page's
+ * rows. */
+#define STORE_HISTORY_MAX 1000
+int store_queue_history(struct store *s, const char *enrollment_id, int64_t before, size_t limit,
+                        struct store_queue_item **out, size_t *n, int64_t *next,
+                        struct scepter_error *err) WUR;
 /* Cancel one queued command: SCEPTER_ENOTFOUND if it is not queued for the enrollment,
  * SCEPTER_ECONFLICT if it already has a final result.  A cancelled entry keeps the time of
  * its last activity (enqueue or NotNow): retention counts its age from there. */

@@ -10,6 +10,7 @@ import {
 import { commandForm } from "./command-form.js";
 
 const PAGE = 20;
+const HISTORY_PAGE = 50; // finished commands per page on a device's queue
 const SEEN = [
   { id: "", label: "Any time" },
   { id: "1h", label: "In the last hour", after: 3600 },
@@ -129,17 +130,78 @@ function queueSection(udid, onChange) {
     });
   });
 
+  // One finished command: its result (Acknowledged) or error chain (Error), read on demand.
+  function historyRow(c) {
+    const resultCell = h("td", {});
+    const row = h("tr", { "data-uuid": c.uuid, "data-status": c.status },
+      h("th", { scope: "row" }, c.request_type || "—"),
+      h("td", {}, statusBadge(c.status)),
+      h("td", {}, when(c.result_at || c.created)),
+      h("td", { class: "mono hide-phone" }, c.uuid),
+      resultCell);
+    if (/Error/.test(c.status)) {
+      // The error chain, read once per command.
+      detail(c.uuid).then((d) => resultCell.append(errorChain(d.error_chain) || ""), () => {});
+    } else if (c.status === "Acknowledged") {
+      const out = h("pre", { class: "preview result", hidden: true, tabindex: "0" });
+      const b = h("button", { type: "button", class: "small", "aria-expanded": "false" }, "Result");
+      b.addEventListener("click", async () => {
+        const open = b.getAttribute("aria-expanded") !== "true";
+        b.setAttribute("aria-expanded", open ? "true" : "false");
+        if (open && !out.textContent) {
+          try {
+            const d = await detail(c.uuid);
+            out.textContent = JSON.stringify(d.result, null, 2);
+          } catch (e) { out.textContent = e.message; }
+        }
+        out.hidden = !open;
+      });
+      resultCell.append(b, out);
+    }
+    return row;
+  }
+
   async function detail(uuid) {
     if (!details.has(uuid)) details.set(uuid, await get(`/v1/devices/${encodeURIComponent(udid)}/commands/${encodeURIComponent(uuid)}`));
     return details.get(uuid);
   }
 
+  // The history comes a page at a time, newest first; "Older commands" fetches the next one.
+  const base = `/v1/devices/${encodeURIComponent(udid)}/commands?all=true&limit=${HISTORY_PAGE}`;
+  const olderBtn = h("button", { type: "button", class: "small", id: "queue-older", hidden: true }, "Older commands");
+  let nextBefore = 0;
+  let shown = 0;
+  const counted = (queued) => {
+    count.textContent = `${queued} queued · ${shown}${nextBefore ? "+" : ""} in history${nextBefore ? ` (the latest ${shown} shown)` : ""}`;
+  };
+  const morePage = (j) => {
+    nextBefore = j.next_before || 0;
+    olderBtn.hidden = !nextBefore;
+  };
+  olderBtn.addEventListener("click", async () => {
+    olderBtn.disabled = true;
+    try {
+      const j = await get(`${base}&before=${nextBefore}`);
+      const rows = (j.commands || []).filter((c) => !c.active);
+      for (const c of rows) history.append(historyRow(c));
+      shown += rows.length;
+      morePage(j);
+      counted(list.filter((c) => c.active).length);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 401)) announce(e.message, "error");
+    } finally {
+      olderBtn.disabled = false;
+    }
+  });
+
   async function load() {
-    const j = await get(`/v1/devices/${encodeURIComponent(udid)}/commands?all=true`);
+    const j = await get(base);
     list = j.commands || [];
     const act1 = list.filter((c) => c.active);
-    const done = list.filter((c) => !c.active).reverse().slice(0, 50);
-    count.textContent = `${act1.length} queued · ${done.length ? list.length - act1.length : 0} in history`;
+    const done = list.filter((c) => !c.active);
+    shown = done.length;
+    morePage(j);
+    counted(act1.length);
     if (!isViewer()) clearBtn.disabled = !act1.length;
     clear(pending);
     if (!act1.length) pending.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "Nothing queued.")));
@@ -165,35 +227,7 @@ function queueSection(udid, onChange) {
     }
     clear(history);
     if (!done.length) history.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No finished command yet.")));
-    for (const c of done) {
-      const resultCell = h("td", {});
-      const row = h("tr", { "data-uuid": c.uuid, "data-status": c.status },
-        h("th", { scope: "row" }, c.request_type || "—"),
-        h("td", {}, statusBadge(c.status)),
-        h("td", {}, when(c.result_at || c.created)),
-        h("td", { class: "mono hide-phone" }, c.uuid),
-        resultCell);
-      history.append(row);
-      if (/Error/.test(c.status)) {
-        // The error chain, read once per command.
-        detail(c.uuid).then((d) => resultCell.append(errorChain(d.error_chain) || ""), () => {});
-      } else if (c.status === "Acknowledged") {
-        const out = h("pre", { class: "preview result", hidden: true, tabindex: "0" });
-        const b = h("button", { type: "button", class: "small", "aria-expanded": "false" }, "Result");
-        b.addEventListener("click", async () => {
-          const open = b.getAttribute("aria-expanded") !== "true";
-          b.setAttribute("aria-expanded", open ? "true" : "false");
-          if (open && !out.textContent) {
-            try {
-              const d = await detail(c.uuid);
-              out.textContent = JSON.stringify(d.result, null, 2);
-            } catch (e) { out.textContent = e.message; }
-          }
-          out.hidden = !open;
-        });
-        resultCell.append(b, out);
-      }
-    }
+    for (const c of done) history.append(historyRow(c));
     return act1.length;
   }
 
@@ -208,7 +242,8 @@ function queueSection(udid, onChange) {
     h("h3", {}, "Pending"),
     table("queue-pending", "Pending commands", pending, ["Command", "Status", "Queued", "UUID", ""]),
     h("h3", {}, "History"),
-    table("queue-history", "Finished commands", history, ["Command", "Status", "When", "UUID", "Result"]));
+    table("queue-history", "Finished commands", history, ["Command", "Status", "When", "UUID", "Result"]),
+    olderBtn);
   return { el, load };
 }
 

@@ -270,7 +270,11 @@ static void print_queue(json_t *r)
     static const char *const cols[] = {"uuid",         "request_type", "status",
                                        "notnow_count", "created",      NULL};
     static const char *const heads[] = {"UUID", "TYPE", "STATUS", "NOTNOW", "CREATED", NULL};
+    json_t *next = json_object_get(r, "next_before");
+
     ctl_print_table(json_object_get(r, "commands"), cols, heads);
+    if (next) /* the history is paged: how to ask for the next page */
+        printf("(older commands: --all --before %lld)\n", (long long)json_integer_value(next));
 }
 
 static void print_queued(json_t *r)
@@ -424,7 +428,7 @@ int cmd_device(int argc, char **argv)
     const char *platform = NULL, *enrolled = NULL, *group = NULL, *after = NULL, *before = NULL,
                *limit = NULL, *all = NULL, *type = NULL, *ident = NULL, *payload = NULL,
                *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL, *priority = NULL,
-               *user = NULL, *dur = NULL, *fields = NULL, *expires = NULL, *pos[2];
+               *user = NULL, *dur = NULL, *fields = NULL, *expires = NULL, *older = NULL, *pos[2];
     struct ctl_opt opts[] = {{"platform", true, &platform},
                              {"for", true, &dur},
                              {"enrolled", true, &enrolled},
@@ -444,6 +448,7 @@ int cmd_device(int argc, char **argv)
                              {"user", true, &user},
                              {"fields", true, &fields},
                              {"expires-in", true, &expires},
+                             {"before", true, &older},
                              {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
@@ -478,6 +483,8 @@ int cmd_device(int argc, char **argv)
         rc = show_call("GET", path, NULL, &r, print_declarations);
     } else if (strcmp(act, "commands") == 0 && npos == 1) {
         ctl_query_add(&q, "all", all ? "true" : NULL);
+        ctl_query_add(&q, "limit", limit);
+        ctl_query_add(&q, "before", older);
         path = ctl_path("/v1/devices/%s/commands%s", pos[0], q.data ? q.data : "");
         rc = show_call("GET", path, NULL, &r, print_queue);
     } else if (strcmp(act, "enqueue") == 0 && npos == 1) {
@@ -519,7 +526,8 @@ int cmd_device(int argc, char **argv)
                      "[--seen-before T] [--limit N]\n"
                      "       scepterctl device show UDID\n"
                      "       scepterctl device declarations UDID\n"
-                     "       scepterctl device commands UDID [--all] [--user UID]\n"
+                     "       scepterctl device commands UDID [--all [--limit N] [--before C]] "
+                     "[--user UID]\n"
                      "       scepterctl device enqueue UDID (--type T [--identifier I] [--payload "
                      "F] [--queries a,b] [--managed-only] [--fields JSON] | --plist F) "
                      "[--no-push] [--priority N] [--expires-in 10m]\n"

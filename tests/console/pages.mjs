@@ -367,6 +367,33 @@ async function main() {
     assert.equal(await page.getByRole("button", { name: "Clear queue" }).isDisabled(), true);
   });
 
+  await step("a long history comes a page at a time", async () => {
+    // 50 more finished commands (queued through the API, then cancelled): the device page
+    // shows the latest 50 and "Older commands" fetches the rest, newest first.
+    const path = `/v1/devices/${encodeURIComponent(mac1.udid)}/commands`;
+    const queued = [];
+    for (let i = 0; i < 50; i++) {
+      const r = await apiJson("POST", path, { command: { request_type: "ProfileList" }, push: false });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      queued.push(r.body.uuid);
+    }
+    assert.equal((await apiJson("DELETE", path)).status, 200);
+    const all = await apiJson("GET", `${path}?all=true&limit=1000`);
+    const finished = all.body.commands.filter((c) => !c.active).length;
+    assert.ok(finished > 50, `${finished} finished commands`);
+    await page.reload();
+    const rows = page.locator("#queue-history tr[data-uuid]");
+    await page.locator(`#queue-history tr[data-uuid="${queued[49]}"]`).waitFor();
+    assert.equal(await rows.count(), 50);
+    assert.equal(await rows.first().getAttribute("data-uuid"), queued[49], "newest first");
+    await page.locator("#queue-count").getByText("50+ in history").waitFor();
+    await page.getByRole("button", { name: "Older commands" }).click();
+    await page.locator(`#queue-history tr[data-uuid="${queued[0]}"]`).waitFor();
+    await page.waitForFunction((n) => document.querySelectorAll("#queue-history tr[data-uuid]").length === n, finished);
+    assert.equal(await page.getByRole("button", { name: "Older commands" }).isHidden(), true, "no older page left");
+    await page.locator("#queue-count").getByText(`${finished} in history`).waitFor();
+  });
+
   await step("a device's page: allow re-enrollment, then remove the device", async () => {
     await page.getByRole("button", { name: "Allow re-enrollment" }).click();
     const re = page.getByRole("alertdialog", { name: "Allow re-enrollment?" });

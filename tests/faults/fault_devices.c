@@ -385,8 +385,8 @@ void fd_check(struct fd_world *w, struct h_server *srv, struct fd_report *r)
         if (dv->foreign)
             VIOLATION(r->wrong_device, "%s: %d commands nobody queued", dv->udid, dv->foreign);
 
-        /* The store's queue of this device. */
-        snprintf(path, sizeof(path), "/v1/devices/%s/commands?all=true", dv->udid);
+        /* The store's queue of this device (one page holds it: FD_MAX_COMMANDS < 1,000). */
+        snprintf(path, sizeof(path), "/v1/devices/%s/commands?all=true&limit=1000", dv->udid);
         json_t *q = api_get(srv, path), *item;
         size_t i;
         json_array_foreach(json_object_get(q, "commands"), i, item)

@@ -765,3 +765,79 @@ Test(api, single_device_enqueue_queues_once_and_refuses_like_the_general_way)
     free(path);
     free(uuid);
 }
+
+/* A device's history through the API, a page at a time: queued ones first (once), then the
+ * finished ones newest first, the cursor to the end; bad paging parameters name themselves. */
+Test(api, device_history_is_paged_newest_first)
+{
+    json_t *j = NULL;
+    char uuids[5][64];
+
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(h_api(&S, "POST", "/v1/devices/MAC-2/commands",
+                           "{\"command\":{\"request_type\":\"ProfileList\"},\"push\":false}", &j),
+                     201);
+        snprintf(uuids[i], sizeof(uuids[i]), "%s", json_string_value(json_object_get(j, "uuid")));
+        json_decref(j);
+    }
+    /* Four cancelled (the history), the last one still queued. */
+    for (int i = 0; i < 4; i++) {
+        char *path = xasprintf("/v1/devices/MAC-2/commands/%s", uuids[i]);
+        cr_assert_eq(h_api(&S, "DELETE", path, NULL, NULL), 200, "%s", path);
+        free(path);
+    }
+
+    char *path = xstrdup("/v1/devices/MAC-2/commands?all=true&limit=3");
+    int seen = 0, pages = 0;
+    bool queued_seen = false;
+    for (; path && pages < 5; pages++) {
+        cr_assert_eq(h_api(&S, "GET", path, NULL, &j), 200, "%s", path);
+        json_t *list = json_object_get(j, "commands"), *v;
+        size_t i;
+        json_array_foreach(list, i, v)
+        {
+            const char *u = json_string_value(json_object_get(v, "uuid"));
+            if (json_is_true(json_object_get(v, "active"))) {
+                cr_assert_eq(pages, 0, "the queued command comes with the first page only");
+                cr_assert_str_eq(u, uuids[4]);
+                queued_seen = true;
+                continue;
+            }
+            cr_assert_str_eq(u, uuids[3 - seen], "history entry %d", seen);
+            cr_assert_str_eq(json_string_value(json_object_get(v, "status")), "cancelled");
+            seen++;
+        }
+        json_t *next = json_object_get(j, "next_before");
+        free(path);
+        path = next ? xasprintf("/v1/devices/MAC-2/commands?all=true&limit=3&before=%lld",
+                                (long long)json_integer_value(next))
+                    : NULL;
+        json_decref(j);
+    }
+    cr_assert_null(path);
+    cr_assert_eq(pages, 2);
+    cr_assert_eq(seen, 4);
+    cr_assert(queued_seen);
+
+    /* The default page holds them all; without all=true only what is queued. */
+    cr_assert_eq(h_api(&S, "GET", "/v1/devices/MAC-2/commands?all=true", NULL, &j), 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "commands")), 5);
+    cr_assert_null(json_object_get(j, "next_before"));
+    json_decref(j);
+    cr_assert_eq(queued_of_type("MAC-2", "ProfileList"), 1);
+
+    static const struct {
+        const char *query, *field;
+    } bad[] = {{"all=true&limit=0", "limit"},
+               {"all=true&limit=1001", "limit"},
+               {"all=true&limit=ten", "limit"},
+               {"all=true&before=0", "before"},
+               {"before=5", "before"}};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        char *p = xasprintf("/v1/devices/MAC-2/commands?%s", bad[k].query);
+        cr_assert_eq(h_api(&S, "GET", p, NULL, &j), 400, "%s", p);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "field")), bad[k].field, "%s", p);
+        json_decref(j);
+        free(p);
+    }
+}

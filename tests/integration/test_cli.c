@@ -4,6 +4,7 @@
  * proxy (Mdm-Signature and the RFC 9440 Client-Cert header), and the enrollment secret.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -267,6 +268,28 @@ Test(cli, typed_commands_with_fields_and_expiry)
     free(out);
     cr_assert_eq(ctl(&out, NULL, "device commands " MAC_UDID), 0, "%s", out);
     cr_assert(strstr(out, "DeviceLock") != NULL && strstr(out, "RestartDevice") == NULL, "%s", out);
+    free(out);
+    /* The history a page at a time: the hint names the next page's cursor. */
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(ctl(&out, NULL, "device enqueue " MAC_UDID " --type ProfileList --no-push"), 0,
+                     "%s", out);
+        free(out);
+    }
+    cr_assert_eq(ctl(&out, NULL, "device clear " MAC_UDID), 0, "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "device commands " MAC_UDID " --all --limit 1"), 0, "%s", out);
+    const char *hint = strstr(out, "(older commands: --all --before ");
+    cr_assert(hint != NULL && strstr(out, "ProfileList") != NULL, "%s", out);
+    long long cursor = atoll(hint + strlen("(older commands: --all --before "));
+    cr_assert_gt(cursor, 0, "%s", out);
+    free(out);
+    char *older = xasprintf("device commands " MAC_UDID " --all --limit 1 --before %lld", cursor);
+    cr_assert_eq(ctl(&out, NULL, older), 0, "%s", out);
+    cr_assert(strstr(out, "ProfileList") != NULL, "the older of the two: %s", out);
+    free(out);
+    free(older);
+    cr_assert_eq(ctl(&out, NULL, "device commands " MAC_UDID " --all --before 0"), 2, "%s", out);
+    cr_assert(strstr(out, "before") != NULL, "%s", out);
     free(out);
     tu_cert_free(&mac);
 }

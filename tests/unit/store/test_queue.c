@@ -1033,3 +1033,118 @@ Test(queue, single_device_enqueue_commits_its_audit_entry_with_it)
     cr_assert_eq(depth, 1);
     store_close(s);
 }
+
+Test(queue, history_comes_a_page_at_a_time_newest_first)
+{
+    /* A device's finished commands (the console's device page, GET .../commands?all=true), a
+     * page at a time, newest first, following the cursor to the end: every finished entry
+     * once, none pending, none of another device. */
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_next next;
+    enum store_report_outcome out;
+    struct store_queue_item *items = NULL;
+    char u[8][37], other[37];
+    size_t n = 0, seen = 0;
+    int64_t cursor = 0, prev = 0;
+
+    tf_enroll(s, "D", "iPhone14,2", T0);
+    tf_enroll(s, "E", "iPhone14,2", T0);
+    for (unsigned i = 0; i < 8; i++) {
+        enqueue_one(s, "D", i + 1, 0, T0 + (int64_t)i, u[i]);
+        enqueue_one(s, "E", 100 + i, 0, T0 + (int64_t)i, other);
+    }
+    /* D: six answered (Acknowledged and Error in turn), one cancelled, one left queued. */
+    cr_assert_eq(tf_connect(s, "D", STORE_STATUS_IDLE, NULL, T0 + 20, &next, &out), 1);
+    for (unsigned i = 0; i < 6; i++) {
+        cr_assert_str_eq(next.uuid, u[i]);
+        store_next_clear(&next);
+        cr_assert_eq(tf_connect(s, "D", i % 2 ? STORE_STATUS_ERROR : STORE_STATUS_ACKNOWLEDGED,
+                                u[i], T0 + 21, &next, &out),
+                     1);
+    }
+    store_next_clear(&next);
+    cr_assert_eq(store_queue_cancel(s, "D", u[6], &err), 0, "%s", err.msg);
+
+    for (int page = 0; page < 10; page++) {
+        cr_assert_eq(store_queue_history(s, "D", cursor, 3, &items, &n, &cursor, &err), 0, "%s",
+                     err.msg);
+        cr_assert_leq(n, 3);
+        for (size_t i = 0; i < n; i++) {
+            /* Newest first: u[6] (cancelled), then u[5] ... u[0]. */
+            cr_assert_str_eq(items[i].uuid, u[6 - seen], "page %d, entry %zu", page, i);
+            cr_assert_not(items[i].active);
+            seen++;
+        }
+        cr_assert(n == 3 || cursor == 0, "a short page must be the last");
+        store_queue_items_free(items, n);
+        if (cursor == 0)
+            break;
+        cr_assert(prev == 0 || cursor < prev, "the cursor moves back");
+        prev = cursor;
+    }
+    cr_assert_eq(seen, 7, "7 finished entries, got %zu", seen);
+    cr_assert_eq(cursor, 0);
+
+    /* A page as large as the history: all of it, no next page. */
+    cr_assert_eq(store_queue_history(s, "D", 0, 7, &items, &n, &cursor, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 7);
+    cr_assert_eq(cursor, 0);
+    cr_assert_str_eq(items[0].status, "cancelled");
+    cr_assert_str_eq(items[1].status, "Error");        /* u[5] */
+    cr_assert_str_eq(items[6].status, "Acknowledged"); /* u[0] */
+    store_queue_items_free(items, n);
+
+    cr_assert_eq(store_queue_history(s, "D", 0, 0, &items, &n, &cursor, &err), SCEPTER_EINVAL);
+    cr_assert_str_eq(err.field, "limit");
+    cr_assert_eq(store_queue_history(s, "D", 0, STORE_HISTORY_MAX + 1, &items, &n, &cursor, &err),
+                 SCEPTER_EINVAL);
+    cr_assert_eq(store_queue_history(s, "ghost", 0, 3, &items, &n, &cursor, &err),
+                 SCEPTER_ENOTFOUND);
+    store_close(s);
+}
+
+Test(queue, history_page_read_does_not_grow_with_history)
+{
+    /* The device page asks for the latest finished commands.  Read row by row, a device's
+     * whole history went through the worker's page cache (one table page per entry: its
+     * rows lie all over the table).  On SQLite, a fresh connection's memory must not grow
+     * with the history to read one page of it. */
+    if (tf_pg())
+        return;
+    struct scepter_error err;
+    struct store *s = tf_open();
+    enum { DEVICES = 50, COMMANDS = 300 };
+    const char *ids[DEVICES];
+    char names[DEVICES][16], uuid[37], newest[37];
+    struct store_queue_item *items = NULL;
+    int64_t pending, cursor = 0;
+    size_t n = 0, cancelled;
+
+    tf_enroll_numbered(s, DEVICES, names, ids);
+    for (unsigned k = 0; k < COMMANDS; k++) {
+        struct store_command c;
+        tf_uuid(1000 + k, uuid);
+        c = tf_cmd(uuid, "ProfileList", 0);
+        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 1, &err), 0, "%s", err.msg);
+    }
+    memcpy(newest, uuid, sizeof(newest));
+    for (int i = 0; i < DEVICES; i++)
+        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+
+    struct store *fresh = tf_open();
+    cr_assert_eq(store_outbox_pending(fresh, &pending, &err), 0, "%s", err.msg); /* schema */
+    int64_t before = store_sqlite_memory_used();
+    cr_assert_eq(store_queue_history(fresh, "D00", 0, 10, &items, &n, &cursor, &err), 0, "%s",
+                 err.msg);
+    int64_t grown = store_sqlite_memory_used() - before;
+    cr_assert_eq(n, 10);
+    cr_assert_str_eq(items[0].uuid, newest);
+    cr_assert_neq(cursor, 0);
+    store_queue_items_free(items, n);
+    cr_assert_lt(grown, 128 * 1024,
+                 "reading 10 of a device's 300 finished commands took %lld bytes of page cache",
+                 (long long)grown);
+    store_close(fresh);
+    store_close(s);
+}
