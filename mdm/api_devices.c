@@ -89,13 +89,20 @@ static int64_t parse_time(const char *s)
     return (int64_t)timegm(&tm);
 }
 
+/*
+ * GET /v1/devices: a page of devices by UDID (limit: 1000 unless asked, up to 100000), the
+ * next page by offset (with "total", the devices matching) or by the cursor "next_after"
+ * (?after=: costs the page, not the fleet; no total).
+ */
+#define DEVICES_PAGE 1000
 void api_devices_list(struct api_call *c)
 {
     static const char *const names[] = {"platform",    "enrolled", "seen_after",
                                         "seen_before", "group",    "limit",
-                                        "offset",      "q",        "awaiting_configuration"};
-    struct store_device_filter f = {.enrolled = -1};
-    char *v[9] = {NULL};
+                                        "offset",      "q",        "awaiting_configuration",
+                                        "after"};
+    struct store_device_filter f = {.enrolled = -1, .limit = DEVICES_PAGE};
+    char *v[10] = {NULL};
     struct store_device *devs = NULL;
     struct scepter_error err;
     size_t n = 0, total = 0;
@@ -158,17 +165,30 @@ void api_devices_list(struct api_call *c)
         }
         f.awaiting_configuration = b ? 1 : -1;
     }
-    f.total = &total;
+    if (v[9] && v[6]) {
+        api_reply_error(c, 400, "after", "after: a cursor pages on its own, not with offset");
+        goto out;
+    }
+    f.after = v[9];
+    /* Counting every matching device costs the whole fleet: offset paging (the console's,
+     * which shows "1-20 of N") gets the count; cursor paging (after=) does not. */
+    f.total = f.after ? NULL : &total;
+    size_t limit = f.limit;
+    f.limit = limit + 1; /* one more: whether a next page exists */
     if (store_device_list(c->ctx->store, &f, &devs, &n, &err) != 0) {
         api_reply_scepter_error(c, &err);
         goto out;
     }
+    size_t shown = n > limit ? limit : n;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < shown; i++)
         json_array_append_new(arr, device_json(&devs[i]));
-    api_reply_json(c, 200,
-                   json_pack("{s:o,s:I,s:I}", "devices", arr, "count", (json_int_t)n, "total",
-                             (json_int_t)total));
+    json_t *j = json_pack("{s:o,s:I}", "devices", arr, "count", (json_int_t)shown);
+    if (f.total)
+        json_object_set_new(j, "total", json_integer((json_int_t)total));
+    if (n > limit)
+        json_object_set_new(j, "next_after", json_string(devs[limit - 1].id));
+    api_reply_json(c, 200, j);
     store_devices_free(devs, n);
 out:
     for (size_t i = 0; i < ARRAY_LEN(names); i++)

@@ -1012,6 +1012,7 @@ static const struct store_sql SQL_DEVICE_LIST = {
     "  OR lower(coalesce(d.serial_number, '')) LIKE $8 ESCAPE '!'"
     "  OR lower(coalesce(d.device_name, '')) LIKE $8 ESCAPE '!')"
     " AND ($9 = 0 OR coalesce(e.awaiting_configuration, false) = ($9 = 1))"
+    " AND d.id > $10" /* the keyset cursor: '' (every id is longer) from the first */
     " ORDER BY d.id LIMIT $6 OFFSET $7",
     NULL, NULL};
 
@@ -1097,7 +1098,8 @@ static int device_list(struct store *s, const struct store_device_filter *f,
                           P_INT(f->limit ? (int64_t)f->limit : INT64_MAX),
                           P_INT(f->offset),
                           P_TEXT(like),
-                          P_INT(f->awaiting_configuration)};
+                          P_INT(f->awaiting_configuration),
+                          P_TEXT(f->after ? f->after : "")};
         if ((rc = db_query(s, &SQL_DEVICE_LIST, p, ARRAY_LEN(p), &r, err)) != 0)
             goto out;
     }

@@ -275,7 +275,9 @@ struct store_device_filter {
     int awaiting_configuration;   /* 0 any, 1 awaiting configuration, -1 not awaiting */
     size_t limit;                 /* 0 = no limit */
     size_t offset;
-    size_t *total; /* out, when not NULL: devices matching, before limit/offset */
+    const char
+        *after;    /* only ids after this one (the keyset cursor of the next page); NULL = any */
+    size_t *total; /* out, when not NULL: devices matching, before limit/offset (not after) */
 };
 /* Devices ordered by id. */
 int store_device_list(struct store *s, const struct store_device_filter *f,

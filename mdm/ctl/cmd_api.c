@@ -262,7 +262,11 @@ static void print_devices(json_t *r)
                                        "enrolled", "last_seen", NULL};
     static const char *const heads[] = {"UDID",     "PLATFORM",  "NAME", "SERIAL",
                                         "ENROLLED", "LAST SEEN", NULL};
+    json_t *next = json_object_get(r, "next_after");
+
     ctl_print_table(json_object_get(r, "devices"), cols, heads);
+    if (next) /* a page: how to ask for the next one */
+        printf("(more devices: --after %s)\n", json_string_value(next));
 }
 
 static void print_queue(json_t *r)
@@ -428,7 +432,8 @@ int cmd_device(int argc, char **argv)
     const char *platform = NULL, *enrolled = NULL, *group = NULL, *after = NULL, *before = NULL,
                *limit = NULL, *all = NULL, *type = NULL, *ident = NULL, *payload = NULL,
                *queries = NULL, *managed = NULL, *plist = NULL, *nopush = NULL, *priority = NULL,
-               *user = NULL, *dur = NULL, *fields = NULL, *expires = NULL, *older = NULL, *pos[2];
+               *user = NULL, *dur = NULL, *fields = NULL, *expires = NULL, *older = NULL,
+               *cursor = NULL, *pos[2];
     struct ctl_opt opts[] = {{"platform", true, &platform},
                              {"for", true, &dur},
                              {"enrolled", true, &enrolled},
@@ -449,6 +454,7 @@ int cmd_device(int argc, char **argv)
                              {"fields", true, &fields},
                              {"expires-in", true, &expires},
                              {"before", true, &older},
+                             {"after", true, &cursor},
                              {NULL, false, NULL}};
     size_t npos = 0;
     json_t *r = NULL;
@@ -473,6 +479,7 @@ int cmd_device(int argc, char **argv)
         ctl_query_add(&q, "seen_after", after);
         ctl_query_add(&q, "seen_before", before);
         ctl_query_add(&q, "limit", limit);
+        ctl_query_add(&q, "after", cursor);
         path = xasprintf("/v1/devices%s", q.data ? q.data : "");
         rc = show_call("GET", path, NULL, &r, print_devices);
     } else if (strcmp(act, "show") == 0 && npos == 1) {
@@ -523,7 +530,7 @@ int cmd_device(int argc, char **argv)
         buf_free(&q);
         return usage("device",
                      "list [--platform P] [--enrolled true|false] [--group G] [--seen-after T] "
-                     "[--seen-before T] [--limit N]\n"
+                     "[--seen-before T] [--limit N] [--after UDID]\n"
                      "       scepterctl device show UDID\n"
                      "       scepterctl device declarations UDID\n"
                      "       scepterctl device commands UDID [--all [--limit N] [--before C]] "

@@ -114,6 +114,20 @@ Test(cli, scepterctl_exit_codes_tables_and_json)
     cr_assert_eq(ctl(&out, NULL, "apikey create robot"), 0, "%s", out);
     cr_assert(strncmp(out, "scp_", 4) == 0 || strstr(out, "scp_") != NULL, "%s", out);
     free(out);
+
+    /* The device list a page at a time: the hint names the next page's cursor. */
+    struct tu_cert mac2 = h_device_cert(&S, "CLI-PAGE-2");
+    h_enroll(&S, &mac2, "CLI-PAGE-2", "Mac14,2");
+    cr_assert_eq(ctl(&out, NULL, "device list --limit 1"), 0, "%s", out);
+    const char *hint = strstr(out, "(more devices: --after ");
+    cr_assert(hint != NULL && strstr(out, MAC_UDID) != NULL, "by UDID, the Mac first: %s", out);
+    cr_assert(strncmp(hint + strlen("(more devices: --after "), MAC_UDID, strlen(MAC_UDID)) == 0,
+              "%s", out);
+    free(out);
+    cr_assert_eq(ctl(&out, NULL, "device list --limit 1 --after " MAC_UDID), 0, "%s", out);
+    cr_assert(strstr(out, "CLI-PAGE-2") != NULL && strstr(out, "more devices") == NULL, "%s", out);
+    free(out);
+    tu_cert_free(&mac2);
     tu_cert_free(&mac);
 }
 

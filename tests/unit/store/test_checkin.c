@@ -400,6 +400,29 @@ Test(checkin, device_list_filters_and_pages)
     cr_assert_str_eq(d[0].id, "M1");
     cr_assert_str_eq(d[1].id, "M2");
     store_devices_free(d, n);
+    /* The keyset cursor: the devices after a UDID, with the filters; the same pages as by
+     * offset, in order, to the end. */
+    struct store_device_filter k = {.enrolled = -1, .limit = 2, .after = "I2"};
+    cr_assert_eq(store_device_list(s, &k, &d, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(d[0].id, "M1");
+    cr_assert_str_eq(d[1].id, "M2");
+    store_devices_free(d, n);
+    k.after = "M2";
+    cr_assert_eq(store_device_list(s, &k, &d, &n, &err), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(d[0].id, "P1");
+    store_devices_free(d, n);
+    k.after = "P1";
+    cr_assert_eq(store_device_list(s, &k, &d, &n, &err), 0);
+    cr_assert_eq(n, 0);
+    store_devices_free(d, n);
+    k.after = "I1";
+    k.platform = STORE_PLATFORM_MACOS;
+    cr_assert_eq(store_device_list(s, &k, &d, &n, &err), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(d[0].id, "M1");
+    store_devices_free(d, n);
 
     /* q: a case-insensitive substring of the UDID, serial number or name; total before paging;
      * LIKE's wildcards in q are literal. */
