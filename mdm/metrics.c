@@ -256,7 +256,8 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
                        get(&m->security[i]));
     }
     help(b, "scepter_sqlite_memory_bytes", "gauge",
-         "Memory SQLite holds, its page caches included (bounded by cache_size per connection).");
+         "Memory SQLite holds, its page caches included (bounded by sqlite_cache_bytes per "
+         "connection).");
     buf_printf(b, "scepter_sqlite_memory_bytes %lld\n", (long long)store_sqlite_memory_used());
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     {

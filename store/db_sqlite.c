@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -139,10 +140,17 @@ static int make_private(const char *path, struct scepter_error *err)
     return 0;
 }
 
+static _Atomic int64_t cache_bytes = 16 << 20;
+
+void store_set_sqlite_cache_bytes(int64_t bytes)
+{
+    atomic_store(&cache_bytes, bytes >= 65536 ? bytes : 16 << 20);
+}
+
 static int sq_connect(struct store *s, const char *path, struct scepter_error *err)
 {
     sqlite3 *db = NULL;
-    char *msg = NULL;
+    char *msg = NULL, setup[256];
     int rc;
 
     if (strcmp(path, ":memory:") != 0 &&
@@ -159,12 +167,16 @@ static int sq_connect(struct store *s, const char *path, struct scepter_error *e
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_handler(db, sq_busy, NULL);
     /* WAL: readers never block the writer; NORMAL: a commit does not fsync, the WAL is
-     * synced at checkpoints (a power loss can lose the last commits, never corrupt); a 16 MB
-     * page cache per connection keeps the hot index pages of 100,000 devices. */
-    if (sqlite3_exec(db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                     "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;",
-                     NULL, NULL, &msg) != SQLITE_OK) {
+     * synced at checkpoints (a power loss can lose the last commits, never corrupt); a page
+     * cache per connection of sqlite_cache_bytes (16 MB: the hot index pages of 100,000
+     * devices).  In WAL mode a connection's cache is dropped whenever another connection has
+     * written, so with several workers it mostly serves one transaction and the next ones of
+     * a worker that wrote last. */
+    snprintf(setup, sizeof(setup),
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+             "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-%lld;",
+             (long long)(atomic_load(&cache_bytes) / 1024));
+    if (sqlite3_exec(db, setup, NULL, NULL, &msg) != SQLITE_OK) {
         rc = scepter_err(err, SCEPTER_ESTORE, "store", "store: cannot set up %s: %s", path,
                          msg ? msg : "?");
         sqlite3_free(msg);

@@ -58,10 +58,13 @@ void store_close(struct store *s);
  * stopped or unreachable server never holds a worker longer.  Default 5000.
  */
 void store_set_timeout_ms(int ms);
+/* Each SQLite connection's page cache, in bytes (sqlite_cache_bytes; process-wide, set before
+ * store_open; under 64 KiB: the default, 16 MiB). */
+void store_set_sqlite_cache_bytes(int64_t bytes);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
 /* Bytes SQLite holds in this process (every connection's page cache included; up to
- * cache_size per connection), for /metrics: 0 when no SQLite store was opened. */
+ * sqlite_cache_bytes per connection), for /metrics: 0 when no SQLite store was opened. */
 int64_t store_sqlite_memory_used(void);
 /* The schema version in the database and the newest this binary knows. */
 int store_schema_version(struct store *s, int *db_version, int *binary_version,

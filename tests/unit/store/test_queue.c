@@ -1148,3 +1148,41 @@ Test(queue, history_page_read_does_not_grow_with_history)
     store_close(fresh);
     store_close(s);
 }
+
+Test(queue, sqlite_page_cache_is_bounded_by_its_setting)
+{
+    /* sqlite_cache_bytes bounds each connection's page cache: reading a device's whole
+     * history (1.4 MB of pages with the default 16 MiB cache) stays within a 128 KiB one. */
+    if (tf_pg())
+        return;
+    struct scepter_error err;
+    struct store *s = tf_open();
+    enum { DEVICES = 50, COMMANDS = 300 };
+    const char *ids[DEVICES];
+    char names[DEVICES][16], uuid[37];
+    struct store_queue_item *items = NULL;
+    int64_t pending;
+    size_t n = 0, cancelled;
+
+    tf_enroll_numbered(s, DEVICES, names, ids);
+    for (unsigned k = 0; k < COMMANDS; k++) {
+        struct store_command c;
+        tf_uuid(1000 + k, uuid);
+        c = tf_cmd(uuid, "ProfileList", 0);
+        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 1, &err), 0, "%s", err.msg);
+    }
+    for (int i = 0; i < DEVICES; i++)
+        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+
+    store_set_sqlite_cache_bytes(128 * 1024);
+    struct store *small = tf_open();
+    cr_assert_eq(store_outbox_pending(small, &pending, &err), 0, "%s", err.msg); /* schema */
+    int64_t before = store_sqlite_memory_used();
+    cr_assert_eq(store_queue_list(small, "D00", true, &items, &n, &err), 0, "%s", err.msg);
+    int64_t grown = store_sqlite_memory_used() - before;
+    cr_assert_eq(n, COMMANDS);
+    store_queue_items_free(items, n);
+    cr_assert_lt(grown, 256 * 1024, "a 128 KiB page cache grew by %lld bytes", (long long)grown);
+    store_close(small);
+    store_close(s);
+}
