@@ -456,3 +456,47 @@ Test(checkin, device_list_filters_and_pages)
     store_groups_free(gl, ng);
     store_close(s);
 }
+
+Test(checkin, device_list_cursor_page_does_not_read_the_fleet)
+{
+    /* A script walking a large fleet pages with the cursor (after=): each page reads its own
+     * devices, not the fleet (the count beside offset paging reads every device).  On SQLite,
+     * a fresh connection's memory must not grow with the fleet to read a page by cursor. */
+    if (tf_pg())
+        return;
+    enum { DEVICES = 2000 };
+    static char names[DEVICES][16];
+    static const char *ids[DEVICES];
+    struct scepter_error err;
+    struct store *s = tf_open();
+    struct store_device *d = NULL;
+    int64_t pending;
+    size_t n = 0, total = 0;
+
+    tf_enroll_numbered(s, DEVICES, names, ids);
+    struct store *fresh = tf_open();
+    cr_assert_eq(store_outbox_pending(fresh, &pending, &err), 0, "%s", err.msg); /* schema */
+    int64_t before = store_sqlite_memory_used();
+    struct store_device_filter page = {.enrolled = -1, .limit = 10, .after = "D1000"};
+    cr_assert_eq(store_device_list(fresh, &page, &d, &n, &err), 0, "%s", err.msg);
+    int64_t by_cursor = store_sqlite_memory_used() - before;
+    cr_assert_eq(n, 10);
+    cr_assert_str_eq(d[0].id, "D1001");
+    store_devices_free(d, n);
+
+    struct store *other = tf_open();
+    cr_assert_eq(store_outbox_pending(other, &pending, &err), 0, "%s", err.msg);
+    before = store_sqlite_memory_used();
+    struct store_device_filter counted = {.enrolled = -1, .limit = 10, .total = &total};
+    cr_assert_eq(store_device_list(other, &counted, &d, &n, &err), 0, "%s", err.msg);
+    int64_t with_total = store_sqlite_memory_used() - before;
+    cr_assert_eq(total, DEVICES);
+    store_devices_free(d, n);
+    cr_assert_lt(by_cursor, 128 * 1024, "a page by cursor took %lld bytes of page cache",
+                 (long long)by_cursor);
+    cr_assert_gt(with_total, 2 * by_cursor, "the count reads the fleet: %lld vs %lld bytes",
+                 (long long)with_total, (long long)by_cursor);
+    store_close(other);
+    store_close(fresh);
+    store_close(s);
+}
