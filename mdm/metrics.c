@@ -259,6 +259,15 @@ void mdm_metrics_render(struct mdm_ctx *ctx, struct buf *b)
          "Memory SQLite holds, its page caches included (bounded by sqlite_cache_bytes per "
          "connection).");
     buf_printf(b, "scepter_sqlite_memory_bytes %lld\n", (long long)store_sqlite_memory_used());
+    {
+        int64_t size, used;
+        store_sqlite_page_buffer(&size, &used);
+        help(b, "scepter_sqlite_page_buffer_bytes", "gauge",
+             "The region SQLite's page caches take their pages from before malloc "
+             "(sqlite_page_buffer_bytes): its size and the bytes in use.");
+        buf_printf(b, "scepter_sqlite_page_buffer_bytes{kind=\"size\"} %lld\n", (long long)size);
+        buf_printf(b, "scepter_sqlite_page_buffer_bytes{kind=\"used\"} %lld\n", (long long)used);
+    }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     {
         /* glibc's heap, all arenas: what RSS is made of besides code, stacks and SQLite's

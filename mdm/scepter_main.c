@@ -92,6 +92,7 @@ static int migrate(const struct cfg *cfg)
 
     store_set_timeout_ms((int)cfg->store_timeout * 1000);
     store_set_sqlite_cache_bytes(cfg->sqlite_cache_bytes);
+    store_set_sqlite_page_buffer_bytes(cfg->sqlite_page_buffer_bytes);
     if (store_open(cfg->store, &s, &err) != 0 || store_schema_version(s, &dbv, &binv, &err) != 0) {
         fprintf(stderr, "scepter migrate: %s\n", err.msg);
         store_close(s);
@@ -225,6 +226,7 @@ static int operator_command(int argc, char **argv)
     }
     store_set_timeout_ms((int)cfg->store_timeout * 1000);
     store_set_sqlite_cache_bytes(cfg->sqlite_cache_bytes);
+    store_set_sqlite_page_buffer_bytes(cfg->sqlite_page_buffer_bytes);
     if (store_open(cfg->store, &s, &err) != 0) {
         fprintf(stderr, "scepter operator bootstrap: %s\n", err.msg);
         explicit_bzero(pw, sizeof(pw));

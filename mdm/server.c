@@ -1050,6 +1050,7 @@ int mdm_serve(struct cfg *cfg, struct scepter_error *err)
     signal(SIGPIPE, SIG_IGN);
     store_set_timeout_ms((int)cfg->store_timeout * 1000);
     store_set_sqlite_cache_bytes(cfg->sqlite_cache_bytes);
+    store_set_sqlite_page_buffer_bytes(cfg->sqlite_page_buffer_bytes);
     /* Migrations first, once, so the workers' connections open on the current schema. */
     if ((rc = store_open(cfg->store, &main_store, err)) != 0) {
         cfg_free(cfg);

@@ -64,8 +64,14 @@ void store_set_sqlite_cache_bytes(int64_t bytes);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
 /* Bytes SQLite holds in this process (every connection's page cache included; up to
- * sqlite_cache_bytes per connection), for /metrics: 0 when no SQLite store was opened. */
+ * sqlite_cache_bytes per connection; the pages in the page buffer too), for /metrics: 0 when
+ * no SQLite store was opened. */
 int64_t store_sqlite_memory_used(void);
+/* The region SQLite's page caches take their pages from before malloc (sqlite_page_buffer_bytes;
+ * process-wide, set before the first store_open; 0 = none, pages from malloc): its size and the
+ * bytes of it in use now (both 0 when it could not be set). */
+void store_set_sqlite_page_buffer_bytes(int64_t bytes);
+void store_sqlite_page_buffer(int64_t *size, int64_t *used);
 /* The schema version in the database and the newest this binary knows. */
 int store_schema_version(struct store *s, int *db_version, int *binary_version,
                          struct scepter_error *err) WUR;

@@ -994,6 +994,7 @@ Test(failures, every_mutating_call_of_store_h_is_listed)
         "store_enroll_token_list",
         "store_event_list",
         "store_queue_list",
+        "store_queue_history",
         "store_result_get",
         "store_queue_depth",
         "store_push_targets",
