@@ -1253,6 +1253,11 @@ static void start_scepter(struct bench *b)
             "apns_key_file = %s\nrepush_interval = 0\n",
             port, port, ports, b->workers, b->dir, b->dir, b->dir, b->dir, b->store_url,
             b->sink->port, ca, push_cert, push_key);
+    /* BENCH_CONF: more configuration lines ("sqlite_page_buffer_bytes = 0"), to compare a
+     * setting's cost on the same build. */
+    const char *more = getenv("BENCH_CONF");
+    if (more && *more)
+        fprintf(fp, "%s\n", more);
     fclose(fp);
     unlink(ports);
     b->pid = fork();
