@@ -67,7 +67,7 @@ const char *store_backend(const struct store *s);
  * sqlite_cache_bytes per connection; the pages in the page buffer too), for /metrics: 0 when
  * no SQLite store was opened. */
 int64_t store_sqlite_memory_used(void);
-/* The region SQLite's page caches take their pages from before malloc (sqlite_page_buffer_bytes;
+/* The region SQLite's page caches take their pages from before the heap (sqlite_page_buffer_bytes;
  * process-wide, set before the first store_open; 0 = none, pages from malloc): its size and the
  * bytes of it in use now (both 0 when it could not be set). */
 void store_set_sqlite_page_buffer_bytes(int64_t bytes);

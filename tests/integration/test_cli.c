@@ -13,6 +13,7 @@
 
 #include "common/codec.h"
 #include "common/crypto.h"
+#include "common/str.h"
 #include "common/xmalloc.h"
 #include "harness.h"
 #include "support/support.h"
@@ -294,10 +295,14 @@ Test(cli, typed_commands_with_fields_and_expiry)
     cr_assert_eq(ctl(&out, NULL, "device commands " MAC_UDID " --all --limit 1"), 0, "%s", out);
     const char *hint = strstr(out, "(older commands: --all --before ");
     cr_assert(hint != NULL && strstr(out, "ProfileList") != NULL, "%s", out);
-    long long cursor = atoll(hint + strlen("(older commands: --all --before "));
-    cr_assert_gt(cursor, 0, "%s", out);
+    const char *num = hint + strlen("(older commands: --all --before ");
+    char digits[32];
+    int64_t cursor = 0;
+    snprintf(digits, sizeof(digits), "%.*s", (int)strcspn(num, ")"), num);
+    cr_assert_eq(str_to_i64(digits, 1, INT64_MAX, &cursor), 0, "%s", out);
     free(out);
-    char *older = xasprintf("device commands " MAC_UDID " --all --limit 1 --before %lld", cursor);
+    char *older =
+        xasprintf("device commands " MAC_UDID " --all --limit 1 --before %lld", (long long)cursor);
     cr_assert_eq(ctl(&out, NULL, older), 0, "%s", out);
     cr_assert(strstr(out, "ProfileList") != NULL, "the older of the two: %s", out);
     free(out);
