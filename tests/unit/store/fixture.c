@@ -158,6 +158,23 @@ void tf_enroll_numbered(struct store *s, int n, char (*names)[16], const char **
     }
 }
 
+void tf_finished_history(struct store *s, int n, char (*names)[16], const char **ids,
+                         unsigned commands, char last[37])
+{
+    struct scepter_error err;
+    size_t cancelled;
+
+    tf_enroll_numbered(s, n, names, ids);
+    for (unsigned k = 0; k < commands; k++) {
+        struct store_command c;
+        tf_uuid(1000 + k, last);
+        c = tf_cmd(last, "ProfileList", 0);
+        cr_assert_eq(store_enqueue(s, &c, ids, (size_t)n, T0 + 1, &err), 0, "%s", err.msg);
+    }
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+}
+
 void tf_enroll(struct store *s, const char *udid, const char *product, int64_t now)
 {
     struct scepter_error err;

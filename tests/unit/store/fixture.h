@@ -30,6 +30,11 @@ void tf_hash(const char *seed, char out[65]);
 void tf_enroll(struct store *s, const char *udid, const char *product, int64_t now);
 /* n iPhones "D00", "D01", ... enrolled at T0: their names in names[], ids[i] = names[i]. */
 void tf_enroll_numbered(struct store *s, int n, char (*names)[16], const char **ids);
+/* For reads that must not grow with the history: n numbered iPhones (tf_enroll_numbered),
+ * each given the same `commands` ProfileList commands at T0 + 1 (UUIDs tf_uuid(1000 + k)), all
+ * of them cancelled; the last command's UUID in last. */
+void tf_finished_history(struct store *s, int n, char (*names)[16], const char **ids,
+                         unsigned commands, char last[37]);
 /* Authenticate only (the channel stays disabled). */
 void tf_authenticate(struct store *s, const char *udid, const char *product, int64_t now);
 /* A command with a small (shared, static) plist; uuid is copied. */

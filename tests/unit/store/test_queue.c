@@ -950,17 +950,8 @@ Test(queue, depth_reads_only_pending_entries)
     const char *ids[DEVICES];
     char names[DEVICES][16], uuid[37];
     int64_t depth = -1, pending = -1;
-    size_t cancelled;
 
-    tf_enroll_numbered(s, DEVICES, names, ids);
-    for (unsigned n = 0; n < COMMANDS; n++) {
-        struct store_command c;
-        tf_uuid(1000 + n, uuid);
-        c = tf_cmd(uuid, "ProfileList", 0);
-        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 1, &err), 0, "%s", err.msg);
-    }
-    for (int i = 0; i < DEVICES; i++)
-        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+    tf_finished_history(s, DEVICES, names, ids, COMMANDS, uuid);
     enqueue_one(s, "D00", 1, 0, T0 + 2, uuid); /* one pending among 15,000 finished */
 
     struct store *fresh = tf_open();
@@ -1119,18 +1110,10 @@ Test(queue, history_page_read_does_not_grow_with_history)
     char names[DEVICES][16], uuid[37], newest[37];
     struct store_queue_item *items = NULL;
     int64_t pending, cursor = 0;
-    size_t n = 0, cancelled;
+    size_t n = 0;
 
-    tf_enroll_numbered(s, DEVICES, names, ids);
-    for (unsigned k = 0; k < COMMANDS; k++) {
-        struct store_command c;
-        tf_uuid(1000 + k, uuid);
-        c = tf_cmd(uuid, "ProfileList", 0);
-        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 1, &err), 0, "%s", err.msg);
-    }
+    tf_finished_history(s, DEVICES, names, ids, COMMANDS, uuid);
     memcpy(newest, uuid, sizeof(newest));
-    for (int i = 0; i < DEVICES; i++)
-        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
 
     struct store *fresh = tf_open();
     cr_assert_eq(store_outbox_pending(fresh, &pending, &err), 0, "%s", err.msg); /* schema */
@@ -1162,17 +1145,9 @@ Test(queue, sqlite_page_cache_is_bounded_by_its_setting)
     char names[DEVICES][16], uuid[37];
     struct store_queue_item *items = NULL;
     int64_t pending;
-    size_t n = 0, cancelled;
+    size_t n = 0;
 
-    tf_enroll_numbered(s, DEVICES, names, ids);
-    for (unsigned k = 0; k < COMMANDS; k++) {
-        struct store_command c;
-        tf_uuid(1000 + k, uuid);
-        c = tf_cmd(uuid, "ProfileList", 0);
-        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 1, &err), 0, "%s", err.msg);
-    }
-    for (int i = 0; i < DEVICES; i++)
-        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+    tf_finished_history(s, DEVICES, names, ids, COMMANDS, uuid);
 
     store_set_sqlite_cache_bytes(128 * 1024);
     struct store *small = tf_open();
@@ -1201,22 +1176,14 @@ Test(queue, sqlite_pages_come_from_the_page_buffer)
     char names[DEVICES][16], uuid[37];
     struct store_queue_item *items = NULL;
     int64_t size = -1, used = -1;
-    size_t n = 0, cancelled;
+    size_t n = 0;
 
     store_set_sqlite_page_buffer_bytes(1 << 20);
     struct store *s = tf_open();
     store_sqlite_page_buffer(&size, &used);
     cr_assert_gt(size, (1 << 20) - 8192, "the buffer is set: %lld bytes", (long long)size);
     cr_assert_leq(size, 1 << 20);
-    tf_enroll_numbered(s, DEVICES, names, ids);
-    for (unsigned k = 0; k < COMMANDS; k++) {
-        struct store_command c;
-        tf_uuid(1000 + k, uuid);
-        c = tf_cmd(uuid, "ProfileList", 0);
-        cr_assert_eq(store_enqueue(s, &c, ids, DEVICES, T0 + 1, &err), 0, "%s", err.msg);
-    }
-    for (int i = 0; i < DEVICES; i++)
-        cr_assert_eq(store_queue_clear(s, names[i], &cancelled, &err), 0, "%s", err.msg);
+    tf_finished_history(s, DEVICES, names, ids, COMMANDS, uuid);
     cr_assert_eq(store_queue_list(s, "D00", true, &items, &n, &err), 0, "%s", err.msg);
     cr_assert_eq(n, COMMANDS);
     store_queue_items_free(items, n);
