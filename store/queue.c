@@ -1441,16 +1441,19 @@ out:
  * rowid, a key column on PostgreSQL), then only those rows are read from the table.  Reading
  * a device's whole history row by row cost one table page per entry (its rows lie all over
  * the table) and the reply was the whole history; the index entries of one device's history
- * are adjacent, a few dozen to a page.
+ * are adjacent, a few dozen to a page.  SQLite reads the rows by rowid; PostgreSQL by the
+ * page's range of seq within the device's entries of queue_next (a device with 500 finished
+ * entries, a page of 101: 127 buffers and 1.8 ms, where the whole history took 516 and 5.4 ms;
+ * one index descent per entry and state, seq = ANY(...), took 1,827).
  */
 #define QUEUE_HISTORY_PAGE                                                                         \
     "SELECT seq FROM queue WHERE enrollment_id = $1 AND state IN (1, 2, 3) AND seq < $2"           \
     " ORDER BY seq DESC LIMIT $3"
 static const struct store_sql SQL_QUEUE_HISTORY = {
     "queue_history", NULL,
-    QUEUE_LIST_COLUMNS ", q.seq" QUEUE_LIST_FROM
-                       " WHERE q.enrollment_id = $1 AND q.state IN (1, 2, 3)"
-                       " AND q.seq = ANY(ARRAY(" QUEUE_HISTORY_PAGE ")) ORDER BY q.seq DESC",
+    "WITH page AS (" QUEUE_HISTORY_PAGE ") " QUEUE_LIST_COLUMNS ", q.seq" QUEUE_LIST_FROM
+    " WHERE q.enrollment_id = $1 AND q.state IN (1, 2, 3)"
+    " AND q.seq >= (SELECT min(seq) FROM page) AND q.seq < $2 ORDER BY q.seq DESC LIMIT $3",
     QUEUE_LIST_COLUMNS ", q.seq" QUEUE_LIST_FROM " WHERE q.seq IN (" QUEUE_HISTORY_PAGE ")"
                        " ORDER BY q.seq DESC"};
 
